@@ -1,0 +1,67 @@
+"""`python -m streamspace <command>`: the operational commands.
+
+  migrate                 apply database migrations (under an advisory lock)
+  run                     run the whole system locally (see streamspace.local.runner)
+  bootstrap               create the first admin user if there are no users
+  openapi [--write]       print (or write into the package) the OpenAPI document
+  version                 print the build version
+  convert-template FILE   convert an older StreamSpace Template manifest to stream.space/v1alpha1
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = args.pop(0) if args else "help"
+    if command in ("version", "--version"):
+        from streamspace.buildinfo import build_info
+
+        print(build_info().banner())
+        return 0
+    if command == "migrate":
+        from streamspace.config import settings
+        from streamspace.db import database_url
+        from streamspace.db.migrate import current_version, migrate
+        from streamspace.observability import configure_logging
+
+        configure_logging(settings().log_level)
+        url = database_url()
+        applied = migrate(url)
+        print(f"migrations applied: {applied or 'none'}; schema version {current_version(url)}")
+        return 0
+    if command == "bootstrap":
+        from streamspace.auth.bootstrap import bootstrap_admin
+
+        bootstrap_admin(announce=print)
+        return 0
+    if command == "openapi":
+        from streamspace.functions import http_apis
+        from streamspace.http.openapi import build_document, render
+
+        text = render(build_document(http_apis()))
+        if "--write" in args:
+            from pathlib import Path
+
+            target = Path(__file__).with_name("openapi.json")
+            target.write_text(text, encoding="utf-8")
+            print(f"wrote {target}")
+        else:
+            sys.stdout.write(text)
+        return 0
+    if command == "run":
+        from streamspace.local.runner import main as run_main
+
+        return run_main(args)
+    if command == "convert-template":
+        from streamspace.domain.convert_cli import main as convert_main
+
+        return convert_main(args)
+    print(__doc__)
+    return 0 if command in ("help", "-h", "--help") else 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

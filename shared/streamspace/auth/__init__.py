@@ -1,0 +1,1 @@
+"""Identity: tokens, callers, passwords."""

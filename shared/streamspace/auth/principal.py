@@ -1,0 +1,74 @@
+"""Who is calling: the one place every HTTP function resolves and checks the caller.
+
+The token proves identity; the database decides, on every request, whether that identity is
+still active, what its role is now, and whether its login was revoked. That is one indexed
+query (primary keys of users and token_families).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streamspace.http.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: str
+    username: str
+    role: str
+    groups: tuple[str, ...]
+    family_id: str | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    def may_access(self, owner_id: str | None) -> bool:
+        """Owner scope: a user reaches only its own objects; an admin reaches all."""
+        return self.is_admin or (owner_id is not None and str(owner_id) == self.user_id)
+
+
+_CALLER_SQL = """
+SELECT u.username, u.role, u.active,
+       (%(sid)s::uuid IS NOT NULL AND (f.id IS NULL OR f.revoked_at IS NOT NULL)) AS revoked
+  FROM users u
+  LEFT JOIN token_families f ON f.id = %(sid)s::uuid AND f.user_id = u.id
+ WHERE u.id = %(sub)s::uuid
+"""
+
+
+def bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        raise Unauthorized("missing Authorization: Bearer <token> header", error="missing token")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("expected Authorization: Bearer <token>", error="invalid token")
+    return token.strip()
+
+
+def authenticate(authorization: str | None, cookie: str | None = None) -> Principal:
+    """Resolve the caller from a bearer token (or a session cookie value), refusing disabled users
+    and revoked logins even while the token itself has not expired."""
+    from streamspace.auth.tokens import verify_access_token
+    from streamspace.db import fetch_one
+
+    token = cookie if (cookie and not authorization) else bearer_token(authorization)
+    claims = verify_access_token(token)
+    try:
+        import uuid
+
+        uuid.UUID(claims.user_id)
+        if claims.family_id is not None:
+            uuid.UUID(str(claims.family_id))
+    except ValueError:
+        raise Unauthorized("invalid access token", error="invalid token") from None
+    row = fetch_one(_CALLER_SQL, {"sub": claims.user_id, "sid": claims.family_id})
+    if row is None:
+        raise Unauthorized("the token's user no longer exists", error="invalid token")
+    if row["revoked"]:
+        raise Unauthorized("this login was revoked; log in again", error="token revoked")
+    if not row["active"]:
+        raise Forbidden("this account is disabled", error="account disabled")
+    return Principal(user_id=claims.user_id, username=row["username"], role=row["role"], groups=claims.groups,
+                     family_id=claims.family_id)

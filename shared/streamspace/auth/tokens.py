@@ -1,0 +1,87 @@
+"""Access tokens: short-lived HS256 JWTs with a key id, so keys can rotate.
+
+Verification pins the algorithm list (no `none`, no RS/HS confusion), requires exp, iat, iss, aud
+and sub, and accepts every configured verification key by its `kid`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from streamspace.config import Settings, settings
+from streamspace.http.errors import Unauthorized
+
+ALGORITHM = "HS256"
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+
+
+@dataclass(frozen=True)
+class AccessClaims:
+    user_id: str
+    username: str
+    role: str
+    groups: tuple[str, ...]
+    token_id: str
+    family_id: str | None
+    expires_at: int
+
+
+def issue_access_token(*, user_id: str, username: str, role: str, groups: list[str], family_id: str | None,
+                       cfg: Settings | None = None, now: int | None = None) -> tuple[str, int]:
+    """Return (token, expiry as a Unix time)."""
+    import jwt
+
+    cfg = cfg or settings()
+    issued = int(time.time()) if now is None else now
+    expires = issued + cfg.access_token_ttl_seconds
+    claims: dict[str, Any] = {
+        "sub": user_id,
+        "username": username,
+        "role": role,
+        "groups": groups,
+        "iss": cfg.jwt_issuer,
+        "aud": cfg.jwt_audience,
+        "iat": issued,
+        "exp": expires,
+        "jti": uuid.uuid4().hex,
+    }
+    if family_id:
+        claims["sid"] = family_id
+    token = jwt.encode(claims, cfg.jwt_keys[cfg.jwt_signing_kid], algorithm=ALGORITHM,
+                       headers={"kid": cfg.jwt_signing_kid})
+    return token, expires
+
+
+def verify_access_token(token: str, cfg: Settings | None = None) -> AccessClaims:
+    import jwt
+
+    cfg = cfg or settings()
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.PyJWTError:
+        raise Unauthorized("malformed access token", error="invalid token") from None
+    key = cfg.jwt_keys.get(str(header.get("kid", "")))
+    if key is None or header.get("alg") != ALGORITHM:
+        raise Unauthorized("access token signed with an unknown key or algorithm", error="invalid token")
+    try:
+        claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=cfg.jwt_audience, issuer=cfg.jwt_issuer,
+                            options={"require": REQUIRED_CLAIMS})
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("access token expired", error="token expired") from None
+    except jwt.PyJWTError:
+        raise Unauthorized("invalid access token", error="invalid token") from None
+    groups = claims.get("groups") or []
+    if not isinstance(claims.get("sub"), str) or not isinstance(groups, list):
+        raise Unauthorized("invalid access token", error="invalid token")
+    return AccessClaims(
+        user_id=claims["sub"],
+        username=str(claims.get("username", "")),
+        role=str(claims.get("role", "user")),
+        groups=tuple(str(g) for g in groups),
+        token_id=str(claims.get("jti", "")),
+        family_id=claims.get("sid"),
+        expires_at=int(claims["exp"]),
+    )

@@ -1,0 +1,229 @@
+"""Process configuration, read once from the environment into one typed object.
+
+A bad value stops the process at start with one line naming the variable and the accepted form
+(`ConfigError`), never a traceback deep inside a request.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from urllib.parse import quote
+
+ROLES = ("user", "operator", "admin")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names the variable and the accepted form."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str
+    database_url: str | None  # None: use the embedded PostgreSQL in data_dir
+    db_pool_size: int
+    api_port: int
+    data_dir: Path
+    namespace: str
+    ingress_domain: str
+    ingress_class: str
+    sync_interval_seconds: int
+    jwt_signing_kid: str
+    jwt_keys: Mapping[str, str] = field(repr=False)  # kid -> secret; verification accepts all of them
+    jwt_issuer: str = "streamspace"
+    jwt_audience: str = "streamspace-api"
+    access_token_ttl_seconds: int = 900
+    refresh_token_ttl_seconds: int = 7 * 24 * 3600
+    cors_allowed_origins: tuple[str, ...] = ()
+    webhook_secret: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    admin_username: str = "admin"
+    admin_password: str | None = field(default=None, repr=False)
+    cluster_mode: str = "auto"
+    max_body_bytes: int = 1024 * 1024
+    heartbeat_window_seconds: int = 60
+    login_max_failures: int = 5
+    login_window_seconds: int = 300
+    log_level: str = "INFO"
+    k_sink: str | None = None
+    catalog_allow_file_urls: bool = False
+    catalog_allow_private_urls: bool = False
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected an integer from {lo} to {hi}, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(f"{name}: expected an integer from {lo} to {hi}, got {raw!r}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ConfigError(f"{name}: expected true or false, got {raw!r}")
+
+
+def _duration(env: Mapping[str, str], name: str, default: str, minimum: int = 1) -> int:
+    from streamspace.domain.duration import DurationError, parse_duration
+
+    raw = env.get(name) or default
+    try:
+        seconds = parse_duration(raw, name)
+    except DurationError:
+        raise ConfigError(f"{name}: expected a duration such as 90s, 30m, 1h or 1h30m, got {raw!r}") from None
+    if seconds < minimum:
+        raise ConfigError(f"{name}: expected a duration of at least {minimum}s, got {raw!r}")
+    return seconds
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    raw = (env.get(name) or default).strip()
+    if raw not in choices:
+        raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
+    return raw
+
+
+def _database_url(env: Mapping[str, str]) -> str | None:
+    url = env.get("DATABASE_URL", "").strip()
+    if url:
+        if not url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError("DATABASE_URL: expected postgresql://user:password@host:port/dbname")
+        return url
+    host = env.get("DB_HOST", "").strip()
+    if not host:
+        return None
+    port = _int(env, "DB_PORT", 5432, 1, 65535)
+    user = env.get("DB_USER", "streamspace")
+    password = env.get("DB_PASSWORD", "")
+    name = env.get("DB_NAME", "streamspace")
+    sslmode = env.get("DB_SSLMODE", "prefer")
+    if sslmode not in ("disable", "allow", "prefer", "require", "verify-ca", "verify-full"):
+        raise ConfigError(
+            f"DB_SSLMODE: expected disable, allow, prefer, require, verify-ca or verify-full, got {sslmode!r}")
+    auth = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
+    return f"postgresql://{auth}@{host}:{port}/{quote(name, safe='')}?sslmode={sslmode}"
+
+
+def _jwt_keys(env: Mapping[str, str], production: bool, data_dir: Path) -> tuple[str, dict[str, str]]:
+    """The signing key and every key still accepted for verification (rotation).
+
+    JWT_SECRET signs (key id JWT_KEY_ID, default k1); JWT_PREVIOUS_SECRETS lists `kid:secret`
+    pairs, comma separated, that verify tokens issued before a rotation.
+    """
+    kid = env.get("JWT_KEY_ID", "k1").strip() or "k1"
+    secret = env.get("JWT_SECRET", "")
+    if production:
+        if len(secret.encode()) < 32:
+            raise ConfigError("JWT_SECRET: required in production, at least 32 bytes (e.g. `openssl rand -hex 32`)")
+    elif not secret:
+        secret = _dev_secret(data_dir, "jwt-secret")
+    keys = {kid: secret}
+    for item in filter(None, (p.strip() for p in env.get("JWT_PREVIOUS_SECRETS", "").split(","))):
+        old_kid, sep, old_secret = item.partition(":")
+        if not sep or not old_kid or len(old_secret.encode()) < (32 if production else 1):
+            raise ConfigError("JWT_PREVIOUS_SECRETS: expected comma-separated kid:secret pairs")
+        if old_kid == kid:
+            raise ConfigError(f"JWT_PREVIOUS_SECRETS: key id {old_kid!r} is the signing key's JWT_KEY_ID")
+        keys[old_kid] = old_secret
+    return kid, keys
+
+
+def _dev_secret(data_dir: Path, name: str) -> str:
+    """A random secret kept in the data folder, so development restarts keep tokens valid."""
+    path = data_dir / name
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        value = secrets.token_urlsafe(48)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(value)
+        return value
+    except FileExistsError:  # another process wrote it between our read and create
+        return path.read_text().strip()
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    env = os.environ if env is None else env
+    app_env = _choice(env, "STREAMSPACE_ENV", "development", ("development", "production"))
+    production = app_env == "production"
+    data_dir = Path(env.get("STREAMSPACE_DATA_DIR") or ".streamspace").absolute()
+    database_url = _database_url(env)
+    if production and database_url is None:
+        raise ConfigError("DATABASE_URL: required in production (or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME)")
+    kid, keys = _jwt_keys(env, production, data_dir)
+    secret_key = env.get("STREAMSPACE_SECRET_KEY") or None
+    if production and not secret_key:
+        raise ConfigError("STREAMSPACE_SECRET_KEY: required in production (a Fernet key, 32 url-safe base64 bytes)")
+    origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip())
+    if "*" in origins:
+        raise ConfigError("CORS_ALLOWED_ORIGINS: list the allowed origins explicitly; '*' is refused")
+    namespace = env.get("STREAMSPACE_NAMESPACE", "streamspace").strip()
+    if not namespace or len(namespace) > 63 or not all(c.isalnum() or c == "-" for c in namespace):
+        raise ConfigError(f"STREAMSPACE_NAMESPACE: expected a DNS label, got {namespace!r}")
+    return Settings(
+        env=app_env,
+        database_url=database_url,
+        db_pool_size=_int(env, "DB_POOL_SIZE", 4, 1, 50),
+        api_port=_int(env, "API_PORT", 8000, 1, 65535),
+        data_dir=data_dir,
+        namespace=namespace,
+        ingress_domain=env.get("INGRESS_DOMAIN", "").strip(),
+        ingress_class=env.get("INGRESS_CLASS", "").strip(),
+        sync_interval_seconds=_duration(env, "SYNC_INTERVAL", "1h", minimum=10),
+        jwt_signing_kid=kid,
+        jwt_keys=keys,
+        access_token_ttl_seconds=_duration(env, "ACCESS_TOKEN_TTL", "15m", minimum=30),
+        refresh_token_ttl_seconds=_duration(env, "REFRESH_TOKEN_TTL", "168h", minimum=60),
+        cors_allowed_origins=origins,
+        webhook_secret=env.get("WEBHOOK_SECRET") or None,
+        secret_key=secret_key,
+        admin_username=env.get("ADMIN_USERNAME", "admin").strip() or "admin",
+        admin_password=env.get("ADMIN_PASSWORD") or None,
+        cluster_mode=_choice(env, "STREAMSPACE_CLUSTER", "auto", ("auto", "sim", "kube")),
+        max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
+        heartbeat_window_seconds=_duration(env, "HEARTBEAT_WINDOW", "60s", minimum=5),
+        login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
+        login_window_seconds=_duration(env, "LOGIN_WINDOW", "5m", minimum=1),
+        log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        k_sink=env.get("K_SINK") or None,
+        catalog_allow_file_urls=_bool(env, "CATALOG_ALLOW_FILE_URLS", False),
+        catalog_allow_private_urls=_bool(env, "CATALOG_ALLOW_PRIVATE_URLS", False),
+    )
+
+
+@lru_cache(maxsize=1)
+def settings() -> Settings:
+    """The process's settings; a configuration error ends the process with one line."""
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        print(f"streamspace: configuration error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (tests and the local runner change the environment)."""
+    settings.cache_clear()

@@ -1,0 +1,136 @@
+"""Postgres access: one small pool per process, opened explicitly on first use.
+
+Every statement goes through a counting cursor so tests and benchmarks can state how many SQL
+statements a hot path costs (`statement_count()`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # psycopg costs ~100 ms to import: only paths that touch the database pay it
+    import psycopg
+    from psycopg_pool import ConnectionPool
+
+_lock = threading.Lock()
+_pool: ConnectionPool | None = None
+_statements = 0
+
+
+class DatabaseUnavailable(Exception):
+    """Postgres cannot be reached; HTTP answers 503 and CloudEvent handlers ask for a retry."""
+
+
+def statement_count() -> int:
+    return _statements
+
+
+def _counting_connection_class() -> type[psycopg.Connection[Any]]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    class CountingCursor(psycopg.Cursor[Any]):
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
+            global _statements
+            _statements += 1
+            return super().execute(query, params, **kwargs)
+
+        def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:  # type: ignore[override]
+            global _statements
+            _statements += 1
+            super().executemany(query, params_seq, **kwargs)
+
+    class CountingConnection(psycopg.Connection[Any]):
+        pass
+
+    CountingConnection.cursor_factory = CountingCursor  # type: ignore[assignment]
+    CountingConnection.row_factory = dict_row  # type: ignore[assignment]
+    return CountingConnection
+
+
+def database_url() -> str:
+    from streamspace.config import settings
+
+    url = settings().database_url
+    if url is None:
+        from streamspace.db.embedded import embedded_database_url
+
+        url = embedded_database_url(settings().data_dir)
+    return url
+
+
+def pool() -> ConnectionPool:
+    global _pool
+    if _pool is None:
+        with _lock:
+            if _pool is None:
+                from psycopg_pool import ConnectionPool
+
+                from streamspace.config import settings
+
+                size = settings().db_pool_size
+                _pool = ConnectionPool(
+                    database_url(),
+                    min_size=1,
+                    max_size=size,
+                    open=True,
+                    timeout=10,
+                    connection_class=_counting_connection_class(),
+                    kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": _dict_row()},
+                    name="streamspace",
+                )
+    return _pool
+
+
+def _dict_row() -> Any:
+    from psycopg.rows import dict_row
+
+    return dict_row
+
+
+def close_pool() -> None:
+    global _pool
+    with _lock:
+        if _pool is not None:
+            _pool.close()
+            _pool = None
+
+
+@contextmanager
+def connection() -> Iterator[psycopg.Connection[Any]]:
+    """A pooled autocommit connection; a failure to reach Postgres becomes DatabaseUnavailable."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    try:
+        with pool().connection() as conn:
+            yield conn
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        raise DatabaseUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+
+
+@contextmanager
+def transaction() -> Iterator[psycopg.Connection[Any]]:
+    """A connection inside one transaction: everything in the block commits together or not at all."""
+    with connection() as conn, conn.transaction():
+        yield conn
+
+
+def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> dict[str, Any] | None:
+    with connection() as conn:
+        row: dict[str, Any] | None = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
+        return row
+
+
+def fetch_all(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    with connection() as conn:
+        return list(conn.execute(sql, params).fetchall())  # type: ignore[arg-type]
+
+
+def execute(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> int:
+    """Run one statement; returns the affected row count."""
+    with connection() as conn:
+        return conn.execute(sql, params).rowcount  # type: ignore[arg-type]

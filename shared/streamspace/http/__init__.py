@@ -1,0 +1,22 @@
+"""The HTTP layer shared by every HTTP function."""
+
+from streamspace.http.api import Access, Api, Reply, Request, register_error_mapper
+from streamspace.http.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    HttpError,
+    NotFound,
+    NotImplementedYet,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    TooManyRequests,
+    Unauthorized,
+    Unprocessable,
+)
+
+__all__ = [
+    "Access", "Api", "BadRequest", "Conflict", "Forbidden", "HttpError", "NotFound", "NotImplementedYet",
+    "PayloadTooLarge", "Reply", "Request", "ServiceUnavailable", "TooManyRequests", "Unauthorized",
+    "Unprocessable", "register_error_mapper",
+]

@@ -1,0 +1,430 @@
+"""The one HTTP layer every HTTP function shares.
+
+A function builds an `Api`, declares its routes with the access each requires (there is no
+default: a route without a declared access cannot be registered), and hands `api` to
+functions-framework as its target. Authentication, role checks, body limits, errors, CORS,
+request ids, logs and metrics happen here, once, for every route.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from streamspace.http.errors import (
+    BadRequest,
+    Forbidden,
+    HttpError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+)
+from streamspace.observability import configure_logging, metrics, request_id_var
+
+if TYPE_CHECKING:
+    import flask
+
+    from streamspace.auth.principal import Principal
+
+log = logging.getLogger("streamspace.http")
+
+
+class Access(enum.Enum):
+    """Who may call a route. Every route declares one; there is no implicit default."""
+
+    PUBLIC = "public"  # no token (login, refresh, health, version, metrics scrape)
+    SIGNED = "signed"  # no token, authenticated by the handler itself (HMAC-signed webhook)
+    USER = "user"  # any active user; handlers scope objects to the caller
+    OPERATOR = "operator"
+    ADMIN = "admin"
+
+    @property
+    def needs_token(self) -> bool:
+        return self not in (Access.PUBLIC, Access.SIGNED)
+
+
+_ROLE_RANK = {"user": 1, "operator": 2, "admin": 3}
+
+
+def role_allows(role: str, access: Access) -> bool:
+    if not access.needs_token:
+        return True
+    return _ROLE_RANK.get(role, 0) >= _ROLE_RANK[access.value]
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A handler's answer when it is not a plain 200 JSON body."""
+
+    body: Any = None
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+
+
+Handler = Callable[["Request"], Any]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # OpenAPI-style template: /api/v1/sessions/{id}
+    handler: Handler
+    access: Access
+    summary: str
+    status: int
+    body_schema: dict[str, Any] | None
+    query: tuple[str, ...]
+    regex: re.Pattern[str]
+
+    @property
+    def params(self) -> list[str]:
+        return re.findall(r"{(\w+)}", self.path)
+
+
+def _compile(path: str) -> re.Pattern[str]:
+    pattern = re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
+    return re.compile(f"^{pattern}/?$")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, (uuid.UUID, Decimal)):
+        return str(value)
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, default=_json_default, separators=(",", ":"))
+
+
+class Request:
+    """What a handler sees: path parameters, query, a size-limited JSON body, and the caller."""
+
+    def __init__(self, raw: flask.Request, route: Route, path_params: dict[str, str], request_id: str,
+                 max_body_bytes: int) -> None:
+        self.raw = raw
+        self.route = route
+        self.path_params = path_params
+        self.request_id = request_id
+        self._max_body = max_body_bytes
+        self._caller: Principal | None = None
+        self._body: bytes | None = None
+
+    @property
+    def caller(self) -> Principal:
+        if self._caller is None:  # only reachable from a route that declared no token was needed
+            raise Forbidden("this route has no authenticated caller")
+        return self._caller
+
+    @property
+    def client_ip(self) -> str:
+        # The ingress and Knative's activator each append to X-Forwarded-For; the right-most entry
+        # is the one our own proxy saw, the left-most is whatever the client claims.
+        forwarded = self.raw.headers.get("X-Forwarded-For", "")
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
+        return hops[-1] if hops else (self.raw.remote_addr or "")
+
+    def param(self, name: str) -> str:
+        return self.path_params[name]
+
+    def query(self, name: str, default: str | None = None) -> str | None:
+        value = self.raw.args.get(name)
+        return default if value is None or value == "" else value
+
+    def query_int(self, name: str, default: int, lo: int, hi: int) -> int:
+        raw = self.raw.args.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise BadRequest(f"query parameter {name} must be an integer from {lo} to {hi}",
+                             error=f"invalid {name}") from None
+        if not lo <= value <= hi:
+            raise BadRequest(f"query parameter {name} must be an integer from {lo} to {hi}",
+                             error=f"invalid {name}")
+        return value
+
+    def query_bool(self, name: str) -> bool | None:
+        raw = self.raw.args.get(name)
+        if raw is None or raw == "":
+            return None
+        if raw.lower() in ("true", "1", "yes"):
+            return True
+        if raw.lower() in ("false", "0", "no"):
+            return False
+        raise BadRequest(f"query parameter {name} must be true or false", error=f"invalid {name}")
+
+    def page(self) -> tuple[int, int]:
+        """(limit, offset): the contract's pagination, default 100, at most 1000."""
+        return self.query_int("limit", 100, 1, 1000), self.query_int("offset", 0, 0, 10_000_000)
+
+    def body_bytes(self) -> bytes:
+        if self._body is None:
+            length = self.raw.content_length
+            if length is not None and length > self._max_body:
+                raise PayloadTooLarge(f"request body is larger than {self._max_body} bytes")
+            data = self.raw.stream.read(self._max_body + 1)
+            if len(data) > self._max_body:
+                raise PayloadTooLarge(f"request body is larger than {self._max_body} bytes")
+            self._body = data
+        return self._body
+
+    def json(self, *, allowed: set[str] | frozenset[str] | None = None, required: tuple[str, ...] = (),
+             optional_body: bool = False) -> dict[str, Any]:
+        """The body as a JSON object. Unknown fields are refused when `allowed` is given, so a
+        client can never set a field the route did not mean to accept (mass assignment)."""
+        data = self.body_bytes()
+        if not data.strip():
+            if optional_body:
+                return {}
+            raise BadRequest("a JSON object body is required", error="invalid body")
+        mimetype = (self.raw.mimetype or "").lower()
+        if mimetype != "application/json" and not mimetype.endswith("+json"):
+            raise UnsupportedMediaType("send the body as Content-Type: application/json")
+        try:
+            body = json.loads(data)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"malformed JSON: {exc}", error="invalid body") from None
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object", error="invalid body")
+        if allowed is not None:
+            unknown = sorted(set(body) - set(allowed))
+            if unknown:
+                raise BadRequest(f"unknown field(s): {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}",
+                                 error=f"invalid {unknown[0]}")
+        for name in required:
+            if body.get(name) in (None, ""):
+                raise BadRequest(f"field {name} is required", error=f"invalid {name}")
+        return body
+
+
+class Api:
+    """One HTTP function's routes plus the built-in health, version, metrics and OpenAPI routes."""
+
+    def __init__(self, function: str, *, health: Callable[[], dict[str, str]] | None = None) -> None:
+        from streamspace.config import settings
+
+        self.function = function
+        self.settings = settings()  # a configuration error ends the process here, at start
+        configure_logging(self.settings.log_level)
+        self.routes: list[Route] = []
+        self._health_check = health
+        self._add_builtin_routes()
+
+    # -- declaration -------------------------------------------------------------------------
+    def route(self, method: str, path: str, *, access: Access, summary: str = "", status: int = 200,
+              body: dict[str, Any] | None = None, query: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+        if not isinstance(access, Access):
+            raise TypeError(f"{method} {path}: access must be an Access value")
+
+        def register(handler: Handler) -> Handler:
+            self.routes.append(Route(method.upper(), path, handler, access, summary or (handler.__doc__ or "").strip(),
+                                     status, body, query, _compile(path)))
+            return handler
+
+        return register
+
+    def get(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("POST", path, **kw)
+
+    def put(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PUT", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable[[Handler], Handler]:
+        return self.route("DELETE", path, **kw)
+
+    def not_built(self, method: str, path: str, *, access: Access, message: str) -> None:
+        """Declare a contract route that is not built yet: it answers 501 with `message`."""
+
+        def handler(_: Request) -> Any:
+            from streamspace.http.errors import NotImplementedYet
+
+            raise NotImplementedYet(message)
+
+        self.route(method, path, access=access, summary=f"Not built yet: {message}", status=501)(handler)
+
+    def _add_builtin_routes(self) -> None:
+        for prefix in ("", "/api/v1"):
+            self.route("GET", f"{prefix}/health", access=Access.PUBLIC, summary="Liveness and database health")(
+                self._health)
+            self.route("GET", f"{prefix}/version", access=Access.PUBLIC, summary="Build version")(self._version)
+        self.route("GET", "/metrics", access=Access.PUBLIC, summary="Prometheus metrics of this function")(
+            self._metrics)
+        self.route("GET", "/api/v1/openapi.json", access=Access.PUBLIC, summary="OpenAPI document of the API")(
+            self._openapi)
+
+    def _health(self, _: Request) -> Reply:
+        from streamspace.db import DatabaseUnavailable, fetch_one
+
+        try:
+            fetch_one("SELECT 1 AS ok")
+        except DatabaseUnavailable as exc:
+            return Reply({"status": "unhealthy", "service": "streamspace-api", "function": self.function,
+                          "error": "database unreachable", "dependencies": {"database": str(exc)}}, status=503)
+        if self._health_check is not None:
+            failed = self._health_check()
+            if failed:
+                return Reply({"status": "unhealthy", "service": "streamspace-api", "function": self.function,
+                              "dependencies": failed}, status=503)
+        return Reply({"status": "healthy", "service": "streamspace-api"})
+
+    def _version(self, _: Request) -> dict[str, str]:
+        from streamspace.buildinfo import build_info
+
+        return build_info().as_json()
+
+    def _metrics(self, _: Request) -> Reply:
+        payload, content_type = metrics.exposition()
+        return Reply(payload, content_type=content_type)
+
+    def _openapi(self, _: Request) -> Reply:
+        from streamspace.http.openapi import published_document
+
+        return Reply(published_document())
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        allowed = []
+        for route in self.routes:
+            found = route.regex.match(path)
+            if found is None:
+                continue
+            if route.method == method or (method == "HEAD" and route.method == "GET"):
+                return route, found.groupdict()
+            allowed.append(route.method)
+        if allowed:
+            raise MethodNotAllowed(f"{method} is not allowed on {path}; use {', '.join(sorted(set(allowed)))}",
+                                   headers={"Allow": ", ".join(sorted(set(allowed)))})
+        raise NotFound(f"no route for {method} {path}", error="not found")
+
+    def __call__(self, request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("X-Request-Id", "")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{8,64}", request_id):
+            request_id = uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        route_label = "unmatched"
+        try:
+            cors = self._cors_headers(request)
+            if request.method == "OPTIONS":
+                status, response = 204, self._respond(Reply(None, status=204), request_id, cors)
+            else:
+                route, params = self.match(request.method, request.path)
+                route_label = route.path
+                req = Request(request, route, params, request_id, self.settings.max_body_bytes)
+                if route.access.needs_token:
+                    self._authorize(req, route)
+                result = route.handler(req)
+                reply = result if isinstance(result, Reply) else Reply(result, status=route.status)
+                status, response = reply.status, self._respond(reply, request_id, cors)
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a contract-shaped answer
+            error = self._as_http_error(exc)
+            status = error.status
+            response = self._respond(Reply(error.body(), status=error.status, headers=error.headers), request_id,
+                                     self._cors_headers(request))
+        finally:
+            request_id_var.reset(token)
+        elapsed = time.perf_counter() - started
+        metrics.observe_request(self.function, request.method, route_label, status, elapsed)
+        if status >= 500:
+            log.warning("request failed", extra={"method": request.method, "path": request.path, "status": status,
+                                                 "requestId": request_id})
+        return response
+
+    def _authorize(self, req: Request, route: Route) -> None:
+        from streamspace.auth.principal import authenticate
+
+        caller = authenticate(req.raw.headers.get("Authorization"), cookie=None)
+        if not role_allows(caller.role, route.access):
+            raise Forbidden(f"this operation requires the {route.access.value} role")
+        req._caller = caller
+
+    def _as_http_error(self, exc: Exception) -> HttpError:
+        if isinstance(exc, HttpError):
+            return exc
+        from streamspace.db import DatabaseUnavailable
+        from streamspace.domain.errors import ValidationError
+
+        if isinstance(exc, ValidationError):
+            return BadRequest(exc.message, error=f"invalid {exc.field}")
+        if isinstance(exc, DatabaseUnavailable):
+            return ServiceUnavailable("the database is unreachable; try again shortly", error="database unavailable")
+        mapped = _map_foreign_error(exc)
+        if mapped is not None:
+            return mapped
+        log.exception("unhandled error", extra={"function": self.function})
+        return HttpError("an unexpected error occurred; quote the X-Request-Id header when reporting it")
+
+    def _cors_headers(self, request: flask.Request) -> dict[str, str]:
+        origin = (request.headers.get("Origin") or "").rstrip("/")
+        if not origin or origin not in self.settings.cors_allowed_origins:
+            return {}
+        return {
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Credentials": "true",
+            "Access-Control-Allow-Methods": "GET, POST, PUT, PATCH, DELETE, OPTIONS",
+            "Access-Control-Allow-Headers": "Authorization, Content-Type, X-Request-Id",
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        }
+
+    def _respond(self, reply: Reply, request_id: str, cors: dict[str, str]) -> flask.Response:
+        import flask
+
+        if reply.body is None:
+            payload: bytes | str = b""
+        elif isinstance(reply.body, (bytes, str)):
+            payload = reply.body
+        else:
+            payload = dumps(reply.body)
+        response = flask.Response(payload, status=reply.status, content_type=reply.content_type)
+        response.headers["X-Request-Id"] = request_id
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Cache-Control"] = "no-store"
+        for key, value in {**cors, **reply.headers}.items():
+            response.headers[key] = value
+        return response
+
+
+_foreign_error_mappers: list[Callable[[Exception], HttpError | None]] = []
+
+
+def register_error_mapper(mapper: Callable[[Exception], HttpError | None]) -> None:
+    """Let a library layer (e.g. Kubernetes access) translate its own exceptions to HTTP errors
+    without the HTTP layer importing it."""
+    if mapper not in _foreign_error_mappers:
+        _foreign_error_mappers.append(mapper)
+
+
+def _map_foreign_error(exc: Exception) -> HttpError | None:
+    for mapper in _foreign_error_mappers:
+        mapped = mapper(exc)
+        if mapped is not None:
+            return mapped
+    return None

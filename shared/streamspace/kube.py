@@ -1,0 +1,237 @@
+"""Kubernetes access: the one module that owns the client.
+
+Config: in-cluster when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config),
+which in local runs and tests points at the simulated API server. The `kubernetes` package costs
+~0.2-0.4 s to import, so only functions that call the cluster pay for it, on first use.
+
+Every call is plain REST on the resource path (one code path for built-in kinds and our custom
+resources), answering dicts. Server-side apply uses one field manager, so the fields we stop
+applying are removed by the API server rather than left behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from streamspace.http.api import register_error_mapper
+from streamspace.http.errors import BadRequest, Conflict, HttpError, NotFound, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+GROUP = "stream.space"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+FIELD_MANAGER = "streamspace"
+
+
+@dataclass(frozen=True)
+class Kind:
+    api_version: str
+    plural: str
+    namespaced: bool = True
+
+    def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
+        base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
+        if self.namespaced:
+            if namespace is None:
+                raise ValueError(f"{self.plural} are namespaced: a namespace is required")
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{name}"
+        if subresource is not None:
+            base += f"/{subresource}"
+        return base
+
+
+KINDS: dict[str, Kind] = {
+    "Session": Kind(API_VERSION, "sessions"),
+    "Template": Kind(API_VERSION, "templates"),
+    "Deployment": Kind("apps/v1", "deployments"),
+    "Service": Kind("v1", "services"),
+    "PersistentVolumeClaim": Kind("v1", "persistentvolumeclaims"),
+    "Pod": Kind("v1", "pods"),
+    "Event": Kind("v1", "events"),
+    "Secret": Kind("v1", "secrets"),
+    "Namespace": Kind("v1", "namespaces", namespaced=False),
+    "Node": Kind("v1", "nodes", namespaced=False),
+    "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
+    "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
+}
+
+
+class KubeError(Exception):
+    """A Kubernetes API answer other than success, with the server's status and message."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.status == 404
+
+    @property
+    def conflict(self) -> bool:
+        return self.status == 409
+
+    @property
+    def retryable(self) -> bool:
+        return self.status in (409, 429) or self.status >= 500
+
+
+class ClusterUnavailable(KubeError):
+    def __init__(self, message: str) -> None:
+        super().__init__(503, "ServiceUnavailable", message)
+
+
+_lock = threading.Lock()
+_client: ApiClient | None = None
+
+
+def api_client() -> ApiClient:
+    global _client
+    if _client is None:
+        with _lock:
+            if _client is None:
+                _client = _load_client()
+    return _client
+
+
+def _load_client() -> ApiClient:
+    from kubernetes import client, config
+
+    try:
+        if os.environ.get("KUBERNETES_SERVICE_HOST"):
+            config.load_incluster_config()
+        else:
+            config.load_kube_config()
+    except Exception as exc:  # noqa: BLE001 - every config failure means "no cluster"
+        raise ClusterUnavailable(f"no Kubernetes configuration: {exc}") from exc
+    return client.ApiClient()
+
+
+def reset_client() -> None:
+    """Forget the client (tests and the local runner switch clusters)."""
+    global _client
+    with _lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+
+
+def request(method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None,
+            content_type: str = "application/json", timeout: float = 15.0) -> dict[str, Any]:
+    """One REST call; returns the decoded JSON body, raises KubeError on any non-2xx answer."""
+    import urllib3
+    from kubernetes.client.exceptions import ApiException
+
+    client = api_client()
+    params = client.param_serialize(
+        method=method,
+        resource_path=path,
+        query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
+        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        body=body,
+        auth_settings=["BearerToken"],
+    )
+    try:
+        response = client.call_api(*params, _request_timeout=timeout)
+        response.read()
+    except ApiException as exc:
+        raise _kube_error(exc.status or 500, exc.body) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterUnavailable(f"Kubernetes API unreachable: {exc}") from exc
+    if response.status >= 400:
+        raise _kube_error(response.status, response.data)
+    return json.loads(response.data) if response.data else {}
+
+
+def _kube_error(status: int, raw: Any) -> KubeError:
+    reason, message = "Error", ""
+    try:
+        status_body = json.loads(raw) if raw else {}
+        reason = status_body.get("reason") or reason
+        message = status_body.get("message") or ""
+    except (TypeError, ValueError):
+        message = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw or "")
+    return KubeError(status, reason, message[:2000])
+
+
+def _kind(kind: str) -> Kind:
+    try:
+        return KINDS[kind]
+    except KeyError:
+        raise ValueError(f"unknown kind {kind!r}") from None
+
+
+def get(kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
+    try:
+        return request("GET", _kind(kind).path(namespace, name))
+    except KubeError as exc:
+        if exc.not_found:
+            return None
+        raise
+
+
+def list_objects(kind: str, namespace: str | None = None, *, label_selector: str | None = None,
+                 limit: int | None = None) -> list[dict[str, Any]]:
+    result = request("GET", _kind(kind).path(namespace), query={"labelSelector": label_selector, "limit": limit})
+    items: list[dict[str, Any]] = result.get("items", [])
+    return items
+
+
+def create(manifest: dict[str, Any]) -> dict[str, Any]:
+    meta = manifest["metadata"]
+    return request("POST", _kind(manifest["kind"]).path(meta.get("namespace")), body=manifest)
+
+
+def merge_patch(kind: str, name: str, patch: dict[str, Any], namespace: str | None = None,
+                subresource: str | None = None) -> dict[str, Any]:
+    return request("PATCH", _kind(kind).path(namespace, name, subresource), body=patch,
+                   content_type="application/merge-patch+json")
+
+
+def apply(manifest: dict[str, Any], *, subresource: str | None = None) -> dict[str, Any]:
+    """Server-side apply under our field manager (force: we own what we apply)."""
+    meta = manifest["metadata"]
+    return request("PATCH", _kind(manifest["kind"]).path(meta.get("namespace"), meta["name"], subresource),
+                   body=manifest, content_type="application/apply-patch+yaml",
+                   query={"fieldManager": FIELD_MANAGER, "force": "true"})
+
+
+def delete(kind: str, name: str, namespace: str | None = None, *, propagation: str = "Background") -> bool:
+    """Delete; returns False when it was already gone."""
+    try:
+        request("DELETE", _kind(kind).path(namespace, name),
+                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation})
+    except KubeError as exc:
+        if exc.not_found:
+            return False
+        raise
+    return True
+
+
+def http_error_for(exc: Exception) -> HttpError | None:
+    """Kubernetes answers as API answers: 404 -> 404, 409 -> 409, 422 -> 400 with the server's
+    message, unreachable or 5xx -> 503."""
+    if not isinstance(exc, KubeError):
+        return None
+    if exc.status == 404:
+        return NotFound(exc.message or "not found")
+    if exc.status == 409:
+        return Conflict(exc.message or "conflict", error="conflict")
+    if exc.status in (400, 422):
+        return BadRequest(exc.message or "rejected by the Kubernetes API", error="invalid object")
+    return ServiceUnavailable(f"the Kubernetes API is unavailable ({exc.status} {exc.reason})",
+                              error="cluster unavailable")
+
+
+register_error_mapper(http_error_for)
