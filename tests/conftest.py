@@ -114,3 +114,81 @@ def empty_db_url(pg_server_url: str) -> Iterator[str]:
     url = create_database(pg_server_url, None)
     yield url
     drop_database(pg_server_url, url)
+
+
+# -- serving functions over real HTTP ---------------------------------------------------------------
+
+class FunctionServer:
+    """Named HTTP functions behind one real HTTP port, routed as in production (httproute.yaml)."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        from streamspace.local.gateway import Gateway, load_function_app
+        from streamspace.local.server import BackgroundServer
+
+        self.server = BackgroundServer(Gateway({name: load_function_app(name) for name in names})).start()
+        self.url = self.server.url
+
+    def stop(self) -> None:
+        self.server.stop()
+
+
+@pytest.fixture(scope="module")
+def serve(db_url: str) -> Iterator:
+    """`serve("auth", "sessions")` -> base URL of those functions over real HTTP."""
+    servers: list[FunctionServer] = []
+
+    def start(*names: str) -> str:
+        server = FunctionServer(names)
+        servers.append(server)
+        return server.url
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def make_user(username: str, *, role: str = "user", password: str = "password123", active: bool = True,
+              email: str | None = None) -> str:
+    """Insert a user straight into the database; returns its id."""
+    from streamspace.auth.passwords import hash_password
+    from streamspace.db import fetch_one
+
+    row = fetch_one(
+        "INSERT INTO users (username, email, full_name, role, active, password_hash)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id",
+        (username, email or f"{username}@example.com", username.title(), role, active, hash_password(password)),
+    )
+    assert row is not None
+    return str(row["id"])
+
+
+def token_for(user_id: str, username: str, role: str = "user", groups: list[str] | None = None) -> str:
+    """An access token as the auth function would issue it (no login round trip)."""
+    from streamspace.auth.tokens import issue_access_token
+
+    token, _ = issue_access_token(user_id=user_id, username=username, role=role, groups=groups or [],
+                                  family_id=None)
+    return token
+
+
+# -- the simulated Kubernetes API server ------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A simulated API server with the project's CRDs, made this process's kubeconfig cluster."""
+    from streamspace import kube
+    from streamspace.sim import SimCluster
+
+    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0)
+    cluster.start()
+    kubeconfig = cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(kubeconfig)
+    kube.reset_client()
+    yield cluster
+    kube.reset_client()
+    if previous is None:
+        os.environ.pop("KUBECONFIG", None)
+    else:
+        os.environ["KUBECONFIG"] = previous
+    cluster.stop()
