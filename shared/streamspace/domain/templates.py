@@ -1,0 +1,698 @@
+"""Template specs: reading and validating them, the legacy format, and the REST view.
+
+One reader (parse_template_spec) turns any accepted spec into a typed TemplateSpec or a list of
+problems naming their fields; every other function here is built on it, so the CRD path, the
+REST API, catalog sync and the converter all accept and refuse exactly the same specs.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from streamspace.domain.errors import ValidationError, join_field
+from streamspace.domain.names import DNS_LABEL_PATTERN, dns_label, is_dns_label
+from streamspace.domain.resources import (
+    ResourceRequirements,
+    flat_resources,
+    merge_resources,
+    normalise_resources,
+)
+
+TEMPLATE_API_VERSION = "stream.space/v1alpha1"
+LEGACY_TEMPLATE_API_VERSION = "stream.streamspace.io/v1alpha1"
+TEMPLATE_KIND = "Template"
+
+
+class AppType(StrEnum):
+    DESKTOP = "desktop"
+    WEBAPP = "webapp"
+
+
+class Capability(StrEnum):
+    NETWORK = "Network"
+    AUDIO = "Audio"
+    CLIPBOARD = "Clipboard"
+    USB = "USB"
+    PRINTING = "Printing"
+
+
+class TemplatePhase(StrEnum):
+    READY = "Ready"
+    INVALID = "Invalid"
+
+
+PORT_PROTOCOLS = ("TCP", "UDP")
+VNC_PROTOCOLS = ("rfb", "websocket")
+DEFAULT_VNC_PORT = 3000
+DEFAULT_VNC_PROTOCOL = "websocket"
+USER_HOME_VOLUME = "user-home"
+DEFAULT_HOME_MOUNT_PATH = "/config"
+
+# The CRD schemas use these exact strings (tests/crds checks they agree).
+IMAGE_PATTERN = (
+    r"^[a-zA-Z0-9][a-zA-Z0-9._-]*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*"
+    r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[a-f0-9]{64})?$"
+)
+# Only http(s) and inline images: the web UI renders the icon, so no javascript: URLs.
+ICON_PATTERN = r"^((https?://|data:image/)[^\s]*)?$"
+ENV_NAME_PATTERN = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+PORT_NAME_MAX = 15
+TEXT_LIMITS = {"displayName": 256, "description": 8192, "category": 128, "icon": 8192, "baseImage": 512}
+TAG_MAX_LENGTH = 64
+LIST_MAX_ITEMS = 64
+
+_IMAGE_RE = re.compile(IMAGE_PATTERN)
+_ICON_RE = re.compile(ICON_PATTERN)
+_ENV_NAME_RE = re.compile(ENV_NAME_PATTERN)
+_DNS_LABEL_RE = re.compile(DNS_LABEL_PATTERN)
+
+_SPEC_FIELDS = frozenset(
+    {
+        "displayName",
+        "description",
+        "category",
+        "icon",
+        "tags",
+        "baseImage",
+        "appType",
+        "defaultResources",
+        "ports",
+        "env",
+        "volumeMounts",
+        "vnc",
+        "kasmvnc",
+        "webapp",
+        "capabilities",
+    }
+)
+# Fields of the REST Template object that are not part of the spec; accepted on input, never stored.
+_API_READ_ONLY_FIELDS = frozenset({"name", "namespace", "status", "createdAt"})
+
+_T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    container_port: int
+    name: str | None = None
+    protocol: str = "TCP"
+
+
+@dataclass(frozen=True)
+class VolumeMountSpec:
+    name: str
+    mount_path: str
+    read_only: bool = False
+    sub_path: str | None = None
+
+
+@dataclass(frozen=True)
+class VncSpec:
+    enabled: bool = True
+    port: int = DEFAULT_VNC_PORT
+    protocol: str = DEFAULT_VNC_PROTOCOL
+    encryption: bool = False
+
+
+@dataclass(frozen=True)
+class WebappSpec:
+    enabled: bool = True
+    port: int | None = None
+    path: str = "/"
+    health_check: str | None = None
+
+
+@dataclass(frozen=True)
+class TemplateSpec:
+    display_name: str
+    base_image: str
+    description: str = ""
+    category: str = ""
+    icon: str = ""
+    tags: tuple[str, ...] = ()
+    app_type: AppType = AppType.DESKTOP
+    default_resources: ResourceRequirements | None = None
+    ports: tuple[PortSpec, ...] = ()
+    env: tuple[dict[str, Any], ...] = ()  # Kubernetes EnvVar objects, passed to the pod as they are
+    volume_mounts: tuple[VolumeMountSpec, ...] = ()
+    vnc: VncSpec | None = None
+    webapp: WebappSpec | None = None
+    capabilities: tuple[Capability, ...] = ()
+
+    @property
+    def stream_port(self) -> int | None:
+        """The port a session exposes: vnc.port when vnc is enabled, else webapp.port, else the first port."""
+        if self.vnc is not None and self.vnc.enabled:
+            return self.vnc.port
+        if self.webapp is not None and self.webapp.enabled and self.webapp.port is not None:
+            return self.webapp.port
+        return self.ports[0].container_port if self.ports else None
+
+    @property
+    def home_mount_path(self) -> str:
+        """Where the user's home volume is mounted (the `user-home` mount, else /config)."""
+        for mount in self.volume_mounts:
+            if mount.name == USER_HOME_VOLUME:
+                return mount.mount_path
+        return DEFAULT_HOME_MOUNT_PATH
+
+    def to_spec(self) -> dict[str, Any]:
+        """The canonical CRD spec: camelCase, `vnc` (never `kasmvnc`), Kubernetes-style resources."""
+        spec: dict[str, Any] = {"displayName": self.display_name}
+        for key, text in (
+            ("description", self.description),
+            ("category", self.category),
+            ("icon", self.icon),
+        ):
+            if text:
+                spec[key] = text
+        if self.tags:
+            spec["tags"] = list(self.tags)
+        spec["baseImage"] = self.base_image
+        spec["appType"] = str(self.app_type)
+        if self.default_resources is not None:
+            spec["defaultResources"] = copy.deepcopy(dict(self.default_resources))
+        if self.ports:
+            spec["ports"] = [
+                {
+                    **({"name": p.name} if p.name else {}),
+                    "containerPort": p.container_port,
+                    "protocol": p.protocol,
+                }
+                for p in self.ports
+            ]
+        if self.env:
+            spec["env"] = [copy.deepcopy(var) for var in self.env]
+        if self.volume_mounts:
+            spec["volumeMounts"] = [_volume_mount_to_spec(m) for m in self.volume_mounts]
+        if self.vnc is not None:
+            spec["vnc"] = {
+                "enabled": self.vnc.enabled,
+                "port": self.vnc.port,
+                "protocol": self.vnc.protocol,
+                "encryption": self.vnc.encryption,
+            }
+        if self.webapp is not None:
+            webapp: dict[str, Any] = {"enabled": self.webapp.enabled, "path": self.webapp.path}
+            if self.webapp.port is not None:
+                webapp["port"] = self.webapp.port
+            if self.webapp.health_check is not None:
+                webapp["healthCheck"] = self.webapp.health_check
+            spec["webapp"] = webapp
+        if self.capabilities:
+            spec["capabilities"] = [str(c) for c in self.capabilities]
+        return spec
+
+
+def _volume_mount_to_spec(mount: VolumeMountSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"name": mount.name, "mountPath": mount.mount_path}
+    if mount.read_only:
+        out["readOnly"] = True
+    if mount.sub_path:
+        out["subPath"] = mount.sub_path
+    return out
+
+
+# --- reading -------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Reads one spec, collecting every problem instead of stopping at the first."""
+
+    def __init__(self) -> None:
+        self.problems: list[ValidationError] = []
+
+    def fail(self, field: str, message: str) -> None:
+        self.problems.append(ValidationError(field, message))
+
+    def attempt(self, read: Callable[[], _T]) -> _T | None:
+        try:
+            return read()
+        except ValidationError as error:
+            self.problems.append(error)
+            return None
+
+    def mapping(self, value: object, field: str, known: frozenset[str] | None = None) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            self.fail(field, f"expected an object, got {_describe(value)}")
+            return {}
+        for key in value:
+            if known is not None and key not in known:
+                self.fail(join_field(field, str(key)), "unknown field")
+        return value
+
+    def items(self, value: object, field: str) -> list[tuple[str, Any]]:
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(field, f"expected a list, got {_describe(value)}")
+            return []
+        if len(value) > LIST_MAX_ITEMS:
+            self.fail(field, f"at most {LIST_MAX_ITEMS} entries")
+        return [(f"{field}[{index}]", item) for index, item in enumerate(value)]
+
+    def text(
+        self,
+        value: object,
+        field: str,
+        *,
+        required: bool = False,
+        max_len: int = 1024,
+        pattern: re.Pattern[str] | None = None,
+        form: str = "",
+    ) -> str:
+        if value is None or value == "":
+            if required:
+                self.fail(field, "required")
+            return ""
+        if not isinstance(value, str):
+            self.fail(field, f"expected a string, got {_describe(value)}")
+            return ""
+        if len(value) > max_len:
+            self.fail(field, f"at most {max_len} characters")
+        elif pattern is not None and pattern.fullmatch(value) is None:
+            self.fail(field, f"expected {form}, got {value!r}")
+        return value
+
+    def port(self, value: object, field: str) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+            self.fail(field, f"expected a port number 1-65535, got {_describe(value)}")
+            return None
+        return value
+
+    def flag(self, value: object, field: str, default: bool) -> bool:
+        if value is None:
+            return default
+        if not isinstance(value, bool):
+            self.fail(field, f"expected true or false, got {_describe(value)}")
+            return default
+        return value
+
+    def choice(self, value: object, field: str, choices: tuple[str, ...], default: str) -> str:
+        if value is None:
+            return default
+        if value not in choices:
+            self.fail(field, f"expected one of {', '.join(choices)}, got {_describe(value)}")
+            return default
+        return str(value)
+
+
+def _describe(value: object) -> str:
+    return "nothing" if value is None else repr(value) if isinstance(value, str | int | float) else type(value).__name__
+
+
+def _read_ports(r: _Reader, value: object, field: str) -> tuple[PortSpec, ...]:
+    ports = []
+    for item_field, item in r.items(value, field):
+        entry = r.mapping(item, item_field, frozenset({"name", "containerPort", "protocol"}))
+        name = r.text(
+            entry.get("name"),
+            join_field(item_field, "name"),
+            max_len=PORT_NAME_MAX,
+            pattern=_DNS_LABEL_RE,
+            form="a lowercase port name such as vnc or http",
+        )
+        port = r.port(entry.get("containerPort"), join_field(item_field, "containerPort"))
+        protocol = r.choice(entry.get("protocol"), join_field(item_field, "protocol"), PORT_PROTOCOLS, "TCP")
+        if port is not None:
+            ports.append(PortSpec(container_port=port, name=name or None, protocol=protocol))
+    return tuple(ports)
+
+
+def _env_value(value: object) -> object:
+    # Unquoted YAML (`PUID: 1000`, `DEBUG: true`) arrives as a number or bool; Kubernetes wants text.
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return value
+
+
+def _read_env(r: _Reader, value: object, field: str) -> tuple[dict[str, Any], ...]:
+    env = []
+    for item_field, item in r.items(value, field):
+        entry = r.mapping(item, item_field, frozenset({"name", "value", "valueFrom"}))
+        name = r.text(
+            entry.get("name"),
+            join_field(item_field, "name"),
+            required=True,
+            max_len=256,
+            pattern=_ENV_NAME_RE,
+            form="an environment variable name such as TZ or PUID",
+        )
+        var: dict[str, Any] = {"name": name}
+        if entry.get("value") is not None:
+            var["value"] = r.text(_env_value(entry["value"]), join_field(item_field, "value"), max_len=32768)
+        if entry.get("valueFrom") is not None:
+            if "value" in var:
+                r.fail(join_field(item_field, "valueFrom"), "give either value or valueFrom, not both")
+            var["valueFrom"] = copy.deepcopy(dict(r.mapping(entry["valueFrom"], join_field(item_field, "valueFrom"))))
+        env.append(var)
+    return tuple(env)
+
+
+def _read_volume_mounts(r: _Reader, value: object, field: str) -> tuple[VolumeMountSpec, ...]:
+    mounts = []
+    for item_field, item in r.items(value, field):
+        entry = r.mapping(item, item_field, frozenset({"name", "mountPath", "readOnly", "subPath"}))
+        name = r.text(
+            entry.get("name"),
+            join_field(item_field, "name"),
+            required=True,
+            max_len=63,
+            pattern=_DNS_LABEL_RE,
+            form="a volume name such as user-home",
+        )
+        path = r.text(entry.get("mountPath"), join_field(item_field, "mountPath"), required=True, max_len=1024)
+        if path and not path.startswith("/"):
+            r.fail(join_field(item_field, "mountPath"), f"expected an absolute path, got {path!r}")
+        sub_path = r.text(entry.get("subPath"), join_field(item_field, "subPath"), max_len=1024)
+        if sub_path.startswith("/") or ".." in sub_path.split("/"):
+            r.fail(join_field(item_field, "subPath"), f"expected a relative path without '..', got {sub_path!r}")
+        read_only = r.flag(entry.get("readOnly"), join_field(item_field, "readOnly"), False)
+        mounts.append(VolumeMountSpec(name=name, mount_path=path, read_only=read_only, sub_path=sub_path or None))
+    return tuple(mounts)
+
+
+def _read_vnc(r: _Reader, spec: Mapping[str, Any], field: str) -> VncSpec | None:
+    if spec.get("vnc") is not None and spec.get("kasmvnc") is not None:
+        r.fail(join_field(field, "kasmvnc"), "legacy synonym of vnc; give only one of them")
+    key = "vnc" if spec.get("vnc") is not None else "kasmvnc"
+    if spec.get(key) is None:
+        return None
+    vnc_field = join_field(field, key)
+    known = (
+        frozenset({"enabled", "port"}) if key == "kasmvnc" else frozenset({"enabled", "port", "protocol", "encryption"})
+    )
+    vnc = r.mapping(spec[key], vnc_field, known)
+    port = DEFAULT_VNC_PORT if vnc.get("port") is None else r.port(vnc["port"], join_field(vnc_field, "port"))
+    return VncSpec(
+        enabled=r.flag(vnc.get("enabled"), join_field(vnc_field, "enabled"), True),
+        port=port or DEFAULT_VNC_PORT,
+        protocol=r.choice(vnc.get("protocol"), join_field(vnc_field, "protocol"), VNC_PROTOCOLS, DEFAULT_VNC_PROTOCOL),
+        encryption=r.flag(vnc.get("encryption"), join_field(vnc_field, "encryption"), False),
+    )
+
+
+def _read_webapp(r: _Reader, value: object, field: str) -> WebappSpec | None:
+    if value is None:
+        return None
+    webapp = r.mapping(value, field, frozenset({"enabled", "port", "path", "healthCheck"}))
+    enabled = r.flag(webapp.get("enabled"), join_field(field, "enabled"), True)
+    port = None if webapp.get("port") is None else r.port(webapp["port"], join_field(field, "port"))
+    if enabled and webapp.get("port") is None:
+        r.fail(join_field(field, "port"), "required when webapp is enabled")
+    path = r.text(webapp.get("path"), join_field(field, "path"), max_len=1024) or "/"
+    if not path.startswith("/"):
+        r.fail(join_field(field, "path"), f"expected a path starting with /, got {path!r}")
+    health = r.text(webapp.get("healthCheck"), join_field(field, "healthCheck"), max_len=1024) or None
+    return WebappSpec(enabled=enabled, port=port, path=path, health_check=health)
+
+
+def _read_tags(r: _Reader, value: object, field: str) -> tuple[str, ...]:
+    tags = [
+        r.text(item, item_field, required=True, max_len=TAG_MAX_LENGTH) for item_field, item in r.items(value, field)
+    ]
+    return tuple(dict.fromkeys(tag for tag in tags if tag))
+
+
+def _read_capabilities(r: _Reader, value: object, field: str) -> tuple[Capability, ...]:
+    choices = tuple(str(c) for c in Capability)
+    found = [r.choice(item, item_field, choices, "") for item_field, item in r.items(value, field)]
+    return tuple(dict.fromkeys(Capability(c) for c in found if c))
+
+
+def _read_template_spec(spec: object, field: str) -> tuple[TemplateSpec | None, list[ValidationError]]:
+    r = _Reader()
+    if not isinstance(spec, Mapping):
+        r.fail(field or "spec", f"expected an object, got {_describe(spec)}")
+        return None, r.problems
+    r.mapping(spec, field, _SPEC_FIELDS)
+
+    def at(name: str) -> str:
+        return join_field(field, name)
+
+    resources_value = spec.get("defaultResources")
+    resources = None
+    if resources_value is not None:
+        resources = r.attempt(lambda: normalise_resources(resources_value, at("defaultResources")))
+    template = TemplateSpec(
+        display_name=r.text(
+            spec.get("displayName"), at("displayName"), required=True, max_len=TEXT_LIMITS["displayName"]
+        ),
+        base_image=r.text(
+            spec.get("baseImage"),
+            at("baseImage"),
+            required=True,
+            max_len=TEXT_LIMITS["baseImage"],
+            pattern=_IMAGE_RE,
+            form="an image reference such as lscr.io/linuxserver/firefox:latest",
+        ),
+        description=r.text(spec.get("description"), at("description"), max_len=TEXT_LIMITS["description"]),
+        category=r.text(spec.get("category"), at("category"), max_len=TEXT_LIMITS["category"]),
+        icon=r.text(
+            spec.get("icon"),
+            at("icon"),
+            max_len=TEXT_LIMITS["icon"],
+            pattern=_ICON_RE,
+            form="an http(s) or data:image URL",
+        ),
+        tags=_read_tags(r, spec.get("tags"), at("tags")),
+        app_type=AppType(
+            r.choice(spec.get("appType"), at("appType"), tuple(str(a) for a in AppType), str(AppType.DESKTOP))
+        ),
+        default_resources=resources,
+        ports=_read_ports(r, spec.get("ports"), at("ports")),
+        env=_read_env(r, spec.get("env"), at("env")),
+        volume_mounts=_read_volume_mounts(r, spec.get("volumeMounts"), at("volumeMounts")),
+        vnc=_read_vnc(r, spec, field),
+        webapp=_read_webapp(r, spec.get("webapp"), at("webapp")),
+        capabilities=_read_capabilities(r, spec.get("capabilities"), at("capabilities")),
+    )
+    if template.stream_port is None:
+        r.fail(field or "spec", "no stream port: enable vnc, set webapp.port, or list at least one port")
+    return (None if r.problems else template), r.problems
+
+
+def parse_template_spec(spec: object, field: str = "spec") -> TemplateSpec:
+    """A Template spec (either format) -> TemplateSpec; raises the first problem as ValidationError.
+
+    `field` prefixes field names in messages: ``spec`` for CRD objects, ``""`` for REST bodies.
+    """
+    template, problems = _read_template_spec(spec, field)
+    if template is None:
+        raise problems[0]
+    return template
+
+
+def validate_template_spec(spec: object, field: str = "spec") -> list[str]:
+    """Every problem with a Template spec, each as ``<field>: <message>``; empty when valid."""
+    return [str(problem) for problem in _read_template_spec(spec, field)[1]]
+
+
+def stream_port(spec: object) -> int:
+    """The port a session of this Template exposes; ValidationError when the spec is invalid."""
+    port = parse_template_spec(spec).stream_port
+    assert port is not None  # parse_template_spec refuses specs without one
+    return port
+
+
+# --- manifests -----------------------------------------------------------------------------------
+
+
+def _template_manifest(
+    name: str, namespace: str | None, spec: TemplateSpec, metadata: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name}
+    if namespace:
+        meta["namespace"] = namespace
+    for key in ("labels", "annotations"):
+        if metadata and isinstance(metadata.get(key), Mapping) and metadata[key]:
+            meta[key] = {str(k): str(v) for k, v in metadata[key].items()}
+    return {
+        "apiVersion": TEMPLATE_API_VERSION,
+        "kind": TEMPLATE_KIND,
+        "metadata": meta,
+        "spec": spec.to_spec(),
+    }
+
+
+def normalise_template_manifest(doc: object) -> dict[str, Any]:
+    """A Template manifest in the current or legacy format -> a canonical stream.space/v1alpha1 manifest.
+
+    Accepts apiVersion stream.space/v1alpha1 or the legacy stream.streamspace.io/v1alpha1, flat or
+    Kubernetes-style resources, and `kasmvnc` for `vnc`. Server-set metadata and status are dropped;
+    a name that is not a DNS label is normalised. Raises ValidationError on anything else.
+    """
+    if not isinstance(doc, Mapping):
+        raise ValidationError("<document>", f"expected a Template manifest (a mapping), got {_describe(doc)}")
+    api_version = doc.get("apiVersion")
+    if api_version not in (TEMPLATE_API_VERSION, LEGACY_TEMPLATE_API_VERSION):
+        raise ValidationError(
+            "apiVersion",
+            f"expected {TEMPLATE_API_VERSION} or {LEGACY_TEMPLATE_API_VERSION}, got {api_version!r}",
+        )
+    if doc.get("kind") != TEMPLATE_KIND:
+        raise ValidationError("kind", f"expected {TEMPLATE_KIND}, got {doc.get('kind')!r}")
+    metadata = doc.get("metadata")
+    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
+        raise ValidationError("metadata.name", "required")
+    namespace = metadata.get("namespace")
+    spec = parse_template_spec(doc.get("spec"), "spec")
+    return _template_manifest(
+        dns_label(metadata["name"]), namespace if isinstance(namespace, str) else None, spec, metadata
+    )
+
+
+# --- REST view -----------------------------------------------------------------------------------
+
+
+def _api_vnc(spec: Mapping[str, Any]) -> dict[str, Any]:
+    raw = spec.get("vnc") if spec.get("vnc") is not None else spec.get("kasmvnc")
+    if not isinstance(raw, Mapping):
+        return {"enabled": False, "port": None, "protocol": None, "encryption": False}
+    return {
+        "enabled": raw.get("enabled", True) is not False,
+        "port": raw.get("port", DEFAULT_VNC_PORT),
+        "protocol": raw.get("protocol", DEFAULT_VNC_PROTOCOL),
+        "encryption": raw.get("encryption", False) is True,
+    }
+
+
+def template_to_api(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """A Template object as stored -> the REST Template JSON.
+
+    Reads tolerantly (an Invalid template must still be listable). Besides the contract fields it
+    carries `webapp`, `volumeMounts` and `vnc.encryption`, so a client can send back a Template it
+    read without losing anything.
+    """
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    return {
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "displayName": spec.get("displayName", ""),
+        "description": spec.get("description", ""),
+        "category": spec.get("category", ""),
+        "appType": spec.get("appType", str(AppType.DESKTOP)),
+        "icon": spec.get("icon", ""),
+        "baseImage": spec.get("baseImage", ""),
+        "defaultResources": flat_resources(spec.get("defaultResources")),
+        "ports": [
+            {
+                "name": p.get("name"),
+                "containerPort": p.get("containerPort"),
+                "protocol": p.get("protocol", "TCP"),
+            }
+            for p in spec.get("ports") or []
+            if isinstance(p, Mapping)
+        ],
+        "env": [copy.deepcopy(dict(var)) for var in spec.get("env") or [] if isinstance(var, Mapping)],
+        "vnc": _api_vnc(spec),
+        "webapp": copy.deepcopy(spec.get("webapp")),
+        "volumeMounts": copy.deepcopy(list(spec.get("volumeMounts") or [])),
+        "capabilities": list(spec.get("capabilities") or []),
+        "tags": list(spec.get("tags") or []),
+        "status": {"phase": status.get("phase"), "message": status.get("message")},
+        "createdAt": meta.get("creationTimestamp"),
+    }
+
+
+def _without_nulls(value: Any) -> Any:
+    """JSON null means "not given" in request bodies, at any depth."""
+    if isinstance(value, Mapping):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _api_spec_fields(body: object) -> dict[str, Any]:
+    if not isinstance(body, Mapping):
+        raise ValidationError("body", f"expected a JSON object, got {_describe(body)}")
+    for key in body:
+        if key not in _SPEC_FIELDS and key not in _API_READ_ONLY_FIELDS:
+            raise ValidationError(str(key), "unknown field")
+    return {key: value for key, value in body.items() if key in _SPEC_FIELDS}
+
+
+def _is_absent_vnc(vnc: object) -> bool:
+    # The REST view shows an absent vnc as {enabled: false, port: null, protocol: null}; sent back,
+    # that means "no vnc", so it must not turn into a vnc block with defaults.
+    return isinstance(vnc, Mapping) and vnc.get("enabled") is False and vnc.get("port") is None
+
+
+def template_from_api(body: object, name: str | None, namespace: str | None) -> dict[str, Any]:
+    """REST Template JSON (POST body) -> a canonical Template manifest; ValidationError naming the field.
+
+    `name` defaults to the body's `name`; when both are given they must agree.
+    """
+    fields = _api_spec_fields(body)
+    assert isinstance(body, Mapping)
+    body_name = body.get("name")
+    if name is None:
+        name = body_name if isinstance(body_name, str) else None
+    elif body_name is not None and body_name != name:
+        raise ValidationError("name", f"does not match the addressed template {name!r}")
+    if not name or not is_dns_label(name):
+        raise ValidationError("name", f"expected a DNS-1123 label such as firefox or code-server, got {name!r}")
+    if _is_absent_vnc(fields.get("vnc")):
+        del fields["vnc"]
+    spec = parse_template_spec(_without_nulls(fields), "")
+    return _template_manifest(name, namespace, spec)
+
+
+def _merge_patch(current: Any, patch: Any) -> Any:
+    """RFC 7396 JSON merge patch: objects merge, null removes, anything else replaces."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    merged = dict(current) if isinstance(current, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
+
+
+def merge_template_patch(obj: Mapping[str, Any], patch: object) -> dict[str, Any]:
+    """Apply a partial REST update to a stored Template object -> the new object (input untouched).
+
+    Merge-patch semantics on the REST fields; `defaultResources` merges per resource in either
+    shape; `kasmvnc` is treated as `vnc`. The result is validated as a whole (ValidationError).
+    """
+    fields = _api_spec_fields(patch)
+    assert isinstance(patch, Mapping)
+    meta = obj.get("metadata") or {}
+    for key in ("name", "namespace"):
+        if patch.get(key) is not None and patch[key] != meta.get(key):
+            raise ValidationError(key, "cannot be changed")
+    spec = dict(obj.get("spec") or {})
+    if "kasmvnc" in spec and "vnc" not in spec:
+        spec["vnc"] = spec.pop("kasmvnc")
+    if "kasmvnc" in fields:
+        fields.setdefault("vnc", fields.pop("kasmvnc"))
+    resources_patch = fields.pop("defaultResources", None)
+    if "defaultResources" in patch:
+        if resources_patch is None:
+            spec.pop("defaultResources", None)
+        else:
+            patch_layer = normalise_resources(_without_nulls(resources_patch), "defaultResources")
+            current = spec.get("defaultResources")
+            layers = [patch_layer]
+            if current is not None:
+                layers.append(normalise_resources(current, "defaultResources"))
+            spec["defaultResources"] = merge_resources(*layers)
+    if _is_absent_vnc(fields.get("vnc")) and "vnc" not in spec:
+        del fields["vnc"]
+    merged = _merge_patch(spec, fields)
+    template = parse_template_spec(merged, "")
+    result = copy.deepcopy(dict(obj))
+    result["spec"] = template.to_spec()
+    return result
