@@ -100,13 +100,13 @@ def close_pool() -> None:
 
 
 @contextmanager
-def connection() -> Iterator[psycopg.Connection[Any]]:
+def connection(timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
     """A pooled autocommit connection; a failure to reach Postgres becomes DatabaseUnavailable."""
     import psycopg
     from psycopg_pool import PoolTimeout
 
     try:
-        with pool().connection() as conn:
+        with pool().connection(timeout=timeout) as conn:
             yield conn
     except (psycopg.OperationalError, PoolTimeout) as exc:
         raise DatabaseUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
@@ -119,8 +119,9 @@ def transaction() -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
-def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> dict[str, Any] | None:
-    with connection() as conn:
+def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
+              timeout: float | None = None) -> dict[str, Any] | None:
+    with connection(timeout) as conn:
         row: dict[str, Any] | None = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
         return row
 

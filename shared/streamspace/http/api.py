@@ -283,7 +283,7 @@ class Api:
         from streamspace.db import DatabaseUnavailable, fetch_one
 
         try:
-            fetch_one("SELECT 1 AS ok")
+            fetch_one("SELECT 1 AS ok", timeout=3)  # a probe must answer before the prober gives up
         except DatabaseUnavailable as exc:
             return Reply({"status": "unhealthy", "service": "streamspace-api", "function": self.function,
                           "error": "database unreachable", "dependencies": {"database": str(exc)}}, status=503)

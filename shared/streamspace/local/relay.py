@@ -1,0 +1,248 @@
+"""The local stand-in for Knative Eventing: ApiServerSource, PingSource, Broker and Triggers.
+
+- Watches Sessions, Templates and StreamSpace-managed Deployments and sends each change as the
+  CloudEvent an ApiServerSource (Resource mode) would send.
+- Runs the PingSource schedules from `knative/eventing/pingsources.yaml`.
+- Accepts CloudEvents POSTed to it (it is `K_SINK` for the HTTP functions in local runs).
+- Routes every event by the Triggers in `knative/eventing/triggers.yaml` and delivers it over HTTP
+  with the Trigger delivery semantics (retry with exponential backoff on 5xx, 404, 408, 409, 429).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from streamspace.events.apiserver import apiserver_event, ping_event
+from streamspace.local.routing import Schedule, route_event, schedules
+
+log = logging.getLogger("streamspace.relay")
+
+RETRYABLE = {404, 408, 409, 429}
+WATCHED = (
+    ("Session", None),
+    ("Template", None),
+    ("Deployment", "app.kubernetes.io/managed-by=streamspace"),
+)
+
+
+@dataclass(frozen=True)
+class Delivery:
+    function: str
+    headers: dict[str, str]
+    body: bytes
+    attempt: int = 0
+
+
+def attributes_of(headers: dict[str, str]) -> dict[str, str]:
+    """CloudEvent attributes and extensions from binary-mode headers (`ce-type` -> `type`)."""
+    return {k[3:].lower(): v for k, v in headers.items() if k.lower().startswith("ce-")}
+
+
+def cron_matches(expression: str, moment: datetime) -> bool:
+    """Five-field cron (minute hour day-of-month month day-of-week): `*`, `*/n`, `a`, `a-b`, lists."""
+    fields = expression.split()
+    if len(fields) != 5:
+        raise ValueError(f"cron expression needs five fields: {expression!r}")
+    values = (moment.minute, moment.hour, moment.day, moment.month, (moment.isoweekday() % 7))
+    return all(_field_matches(f, v) for f, v in zip(fields, values, strict=True))
+
+
+def _field_matches(field: str, value: int) -> bool:
+    for part in field.split(","):
+        base, _, step_text = part.partition("/")
+        step = int(step_text) if step_text else 1
+        if base == "*":
+            if value % step == 0:
+                return True
+            continue
+        low_text, _, high_text = base.partition("-")
+        low = int(low_text)
+        high = int(high_text) if high_text else (low if not step_text else 59)
+        if low <= value <= high and (value - low) % step == 0:
+            return True
+    return False
+
+
+class Relay:
+    def __init__(self, function_urls: dict[str, str], namespace: str, *, max_attempts: int = 5,
+                 backoff_seconds: float = 0.2) -> None:
+        self.function_urls = function_urls
+        self.namespace = namespace
+        self.max_attempts = max_attempts
+        self.backoff = backoff_seconds
+        self._queue: queue.Queue[Delivery | None] = queue.Queue()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.delivered: list[tuple[str, str, int]] = []  # (function, type, status): observability for tests
+
+    # -- intake ----------------------------------------------------------------------------------
+    def publish(self, headers: dict[str, str], body: bytes) -> list[str]:
+        """Route one event by the Triggers; returns the functions it was queued for."""
+        targets = [f for f in route_event(attributes_of(headers)) if f in self.function_urls]
+        for function in targets:
+            self._queue.put(Delivery(function, headers, body))
+        return targets
+
+    def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """The broker ingress: accepts binary-mode CloudEvents (K_SINK)."""
+        if environ.get("REQUEST_METHOD") != "POST":
+            start_response("405 Method Not Allowed", [("Allow", "POST")])
+            return [b""]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(min(length, 10 * 1024 * 1024))
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                   if key.startswith("HTTP_")}
+        headers["content-type"] = environ.get("CONTENT_TYPE", "application/json")
+        if "ce-type" not in headers or "ce-source" not in headers or "ce-id" not in headers:
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [b"binary-mode CloudEvent required (ce-id, ce-type, ce-source headers)"]
+        self.publish(headers, body)
+        start_response("202 Accepted", [("Content-Type", "text/plain")])
+        return [b""]
+
+    # -- delivery --------------------------------------------------------------------------------
+    def _deliver_forever(self) -> None:
+        while not self._stop.is_set():
+            item = self._queue.get()
+            if item is None:
+                return
+            status = self._post(item)
+            self.delivered.append((item.function, attributes_of(item.headers).get("type", ""), status))
+            if (status >= 500 or status in RETRYABLE or status == 0) and item.attempt + 1 < self.max_attempts:
+                delay = self.backoff * (2 ** item.attempt)
+                retry = Delivery(item.function, item.headers, item.body, item.attempt + 1)
+                timer = threading.Timer(delay, self._queue.put, args=(retry,))
+                timer.daemon = True
+                timer.start()
+            elif status >= 300 or status == 0:
+                log.warning("event dropped (dead letter)", extra={"function": item.function, "status": status})
+
+    def _post(self, item: Delivery) -> int:
+        url = self.function_urls[item.function].rstrip("/") + "/"
+        request = urllib.request.Request(url, data=item.body, headers=item.headers, method="POST")  # noqa: S310
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback only
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (urllib.error.URLError, OSError):
+            return 0
+
+    # -- sources ---------------------------------------------------------------------------------
+    def _watch_forever(self, kind: str, label_selector: str | None) -> None:
+        """ApiServerSource: list to learn the resourceVersion, then stream changes as events."""
+        from streamspace import kube
+
+        resource = kube.KINDS[kind]
+        path = resource.path(self.namespace)
+        version = ""
+        while not self._stop.is_set():
+            try:
+                if not version:
+                    listed = kube.request("GET", path, query={"labelSelector": label_selector})
+                    version = listed.get("metadata", {}).get("resourceVersion", "")
+                for change in _stream(path, version, label_selector):
+                    if self._stop.is_set():
+                        return
+                    if change.get("type") == "ERROR":
+                        version = ""  # expired resourceVersion: list again
+                        break
+                    obj = change.get("object", {})
+                    version = obj.get("metadata", {}).get("resourceVersion", version)
+                    action = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}.get(change.get("type", ""))
+                    if action is None:
+                        continue
+                    obj.setdefault("kind", kind)
+                    obj.setdefault("apiVersion", resource.api_version)
+                    headers, body = apiserver_event(action, obj, resource.plural)
+                    self.publish(headers, body)
+            except Exception as exc:  # noqa: BLE001 - a watch gap: back off and re-list, like the adapter
+                log.warning("watch interrupted", extra={"kind": kind, "reason": str(exc)})
+                version = ""
+                self._stop.wait(1.0)
+
+    def _tick_forever(self, items: tuple[Schedule, ...]) -> None:
+        """PingSource: fire each schedule at the start of every matching minute."""
+        last_minute = None
+        while not self._stop.is_set():
+            now = datetime.now().replace(second=0, microsecond=0)
+            if now != last_minute:
+                last_minute = now
+                for schedule in items:
+                    if cron_matches(schedule.cron, now):
+                        self.fire(schedule)
+            self._stop.wait(1.0)
+
+    def fire(self, schedule: Schedule) -> list[str]:
+        headers, body = ping_event(self.namespace, schedule.name, schedule.data, schedule.content_type)
+        return self.publish(headers, body)
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    def start(self, *, watch: bool = True, schedule: bool = True, workers: int = 2) -> Relay:
+        for index in range(workers):
+            self._spawn(self._deliver_forever, f"relay-deliver-{index}")
+        if watch:
+            for kind, selector in WATCHED:
+                self._spawn(lambda k=kind, s=selector: self._watch_forever(k, s), f"relay-watch-{kind}")
+        if schedule:
+            self._spawn(lambda: self._tick_forever(schedules()), "relay-ping")
+        return self
+
+    def _spawn(self, target: Callable[[], None], name: str) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until the delivery queue is empty (tests and demos)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._queue.empty():
+                return True
+            time.sleep(0.05)
+        return False
+
+
+def _stream(path: str, version: str, label_selector: str | None) -> Iterable[dict[str, Any]]:
+    """Stream a watch as decoded events (plain REST through the shared client)."""
+    import json
+
+    from streamspace import kube
+
+    client = kube.api_client()
+    query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", "300")]
+    if version:
+        query.append(("resourceVersion", version))
+    if label_selector:
+        query.append(("labelSelector", label_selector))
+    params = client.param_serialize(method="GET", resource_path=path, query_params=query,
+                                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+    method, url, headers, _body, _post = params
+    response = client.rest_client.pool_manager.request(method, url, headers=headers, preload_content=False,
+                                                       timeout=None)
+    try:
+        if response.status >= 400:
+            raise RuntimeError(f"watch {path}: HTTP {response.status}")
+        buffer = b""
+        for chunk in response.stream(4096, decode_content=True):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    yield json.loads(line)
+    finally:
+        response.release_conn()

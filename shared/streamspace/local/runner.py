@@ -1,0 +1,154 @@
+"""`make run`: the whole system on one machine, in one command.
+
+Embedded PostgreSQL (unless a database is configured), migrations, the bootstrap admin, the
+kubeconfig's cluster when it answers or else the simulated API server, all HTTP functions behind
+API_PORT with the production path routing, the CloudEvent functions, and the local relay that
+stands in for ApiServerSource, PingSource, Broker and Triggers. Ctrl-C stops all of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("streamspace.runner")
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+@dataclass
+class LocalStack:
+    """Everything `make run` starts, as one object (also used by tests)."""
+
+    api_port: int = 0
+    cluster: str = "auto"  # auto | sim | kube
+    kubelet_delay: float = 1.0
+    watch: bool = True
+    schedule: bool = True
+    announce: Any = print
+    sim: Any = None
+    relay: Any = None
+    servers: list[Any] = field(default_factory=list)
+    api_url: str = ""
+
+    def start(self) -> LocalStack:
+        from streamspace.auth.bootstrap import bootstrap_admin
+        from streamspace.config import reset_settings, settings
+        from streamspace.db import database_url
+        from streamspace.db.migrate import migrate
+
+        cfg = settings()
+        url = database_url()
+        os.environ["DATABASE_URL"] = url  # every in-process function shares the one database
+        applied = migrate(url)
+        where = f"embedded PostgreSQL in {cfg.data_dir}" if cfg.database_url is None else "configured"
+        self.announce(f"database: {where} (migrations applied: {applied or 'none'})")
+        self._start_cluster(cfg.data_dir)
+        reset_settings()
+        bootstrap_admin(announce=self.announce)
+        self._start_functions()
+        return self
+
+    def _start_cluster(self, data_dir: Path) -> None:
+        from streamspace import kube
+
+        mode = self.cluster
+        if mode in ("auto", "kube"):
+            try:
+                kube.reset_client()
+                version = kube.request("GET", "/version", timeout=3)
+                self.announce(f"cluster: kubeconfig cluster (Kubernetes {version.get('gitVersion', '?')})")
+                return
+            except kube.KubeError as exc:
+                if mode == "kube":
+                    message = f"streamspace: STREAMSPACE_CLUSTER=kube but no cluster answers: {exc.message}"
+                    raise SystemExit(message) from None
+        from streamspace.sim import SimCluster
+
+        self.sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=self.kubelet_delay)
+        self.sim.start()
+        kubeconfig = self.sim.write_kubeconfig(data_dir / "sim-kubeconfig")
+        os.environ["KUBECONFIG"] = str(kubeconfig)
+        kube.reset_client()
+        self.announce(f"cluster: SIMULATED Kubernetes API server (test/demo harness, not a cluster) at {self.sim.url};"
+                      f" kubectl --kubeconfig {kubeconfig} get ss")
+
+    def _start_functions(self) -> None:
+        from streamspace.config import reset_settings, settings
+        from streamspace.functions import discover
+        from streamspace.local.gateway import Gateway, load_function_app
+        from streamspace.local.relay import Relay
+        from streamspace.local.server import BackgroundServer
+
+        event_urls: dict[str, str] = {}
+        relay = Relay(event_urls, settings().namespace)
+        self.relay = relay
+        broker = BackgroundServer(relay.wsgi_app).start()
+        self.servers.append(broker)
+        os.environ["K_SINK"] = broker.url  # what a SinkBinding injects in the cluster
+        reset_settings()
+        for info in discover():
+            if info.kind == "cloudevent":
+                server = BackgroundServer(load_function_app(info.name)).start()
+                self.servers.append(server)
+                event_urls[info.name] = server.url
+        gateway = Gateway.for_http_functions()
+        api = BackgroundServer(gateway, host=os.environ.get("API_HOST", "127.0.0.1"), port=self.api_port).start()
+        self.servers.append(api)
+        self.api_url = api.url
+        relay.start(watch=self.watch, schedule=self.schedule)
+        self.announce(f"API: {api.url} (functions: {', '.join(sorted(gateway.apps))})")
+        self.announce(f"events: local relay (broker {broker.url}) delivering to {', '.join(sorted(event_urls))}")
+
+    def stop(self) -> None:
+        if self.relay is not None:
+            self.relay.stop()
+        for server in reversed(self.servers):
+            server.stop()
+        if self.sim is not None:
+            self.sim.stop()
+        from streamspace.db import close_pool
+
+        close_pool()
+
+
+def main(argv: list[str] | None = None) -> int:
+    from streamspace.config import settings
+    from streamspace.observability import configure_logging
+
+    parser = argparse.ArgumentParser(prog="python -m streamspace run", description=__doc__)
+    parser.add_argument("--port", type=int, default=None, help="API port (default API_PORT, 8000)")
+    parser.add_argument("--kubelet-delay", type=float, default=1.0,
+                        help="seconds the simulated kubelet takes to make a pod Ready")
+    options = parser.parse_args(argv)
+    cfg = settings()
+    configure_logging(cfg.log_level)
+    stack = LocalStack(api_port=cfg.api_port if options.port is None else options.port, cluster=cfg.cluster_mode,
+                       kubelet_delay=options.kubelet_delay,
+                       announce=lambda line: print(f"streamspace: {line}", flush=True))
+    stopped = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        stopped.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+        print(f"streamspace: ready. curl {stack.api_url}/health   (Ctrl-C stops everything)", flush=True)
+        stopped.wait()
+    finally:
+        print("streamspace: stopping", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
