@@ -54,49 +54,69 @@ def configure_logging(level: str = "INFO") -> None:
     _configured = True
 
 
+_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
 class _Metrics:
-    """Lazily created Prometheus collectors (one registry per process)."""
+    """Request and event metrics recorded into plain dicts; prometheus_client is imported only when
+    /metrics is scraped, so recording costs a cold start nothing."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._ready = False
-
-    def _init(self) -> None:
-        from prometheus_client import Counter, Histogram
-
-        self.requests = Counter(
-            "streamspace_http_requests_total", "HTTP requests handled", ["function", "method", "route", "status"]
-        )
-        self.latency = Histogram(
-            "streamspace_http_request_duration_seconds", "HTTP request latency", ["function", "route"],
-            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
-        )
-        self.events = Counter(
-            "streamspace_events_total", "CloudEvents handled", ["function", "type", "outcome"]
-        )
-        self._ready = True
-
-    def ensure(self) -> _Metrics:
-        if not self._ready:
-            with self._lock:
-                if not self._ready:
-                    self._init()
-        return self
+        self.requests: dict[tuple[str, str, str, str], int] = {}
+        self.latency: dict[tuple[str, str], list[float]] = {}  # per-bucket counts, then sum, then count
+        self.events: dict[tuple[str, str, str], int] = {}
+        self._registry: Any = None
 
     def observe_request(self, function: str, method: str, route: str, status: int, seconds: float) -> None:
-        self.ensure()
-        self.requests.labels(function, method, route, str(status)).inc()
-        self.latency.labels(function, route).observe(seconds)
+        with self._lock:
+            key = (function, method, route, str(status))
+            self.requests[key] = self.requests.get(key, 0) + 1
+            series = self.latency.setdefault((function, route), [0.0] * (len(_BUCKETS) + 2))
+            for index, bound in enumerate(_BUCKETS):
+                if seconds <= bound:
+                    series[index] += 1
+            series[-2] += seconds
+            series[-1] += 1
 
     def observe_event(self, function: str, event_type: str, outcome: str) -> None:
-        self.ensure()
-        self.events.labels(function, event_type, outcome).inc()
+        with self._lock:
+            key = (function, event_type, outcome)
+            self.events[key] = self.events.get(key, 0) + 1
+
+    def _collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+        with self._lock:
+            requests, latency, events = dict(self.requests), {k: list(v) for k, v in self.latency.items()}, dict(
+                self.events)
+        counter = CounterMetricFamily("streamspace_http_requests", "HTTP requests handled",
+                                      labels=["function", "method", "route", "status"])
+        for labels, value in requests.items():
+            counter.add_metric(list(labels), value)
+        yield counter
+        histogram = HistogramMetricFamily("streamspace_http_request_duration_seconds", "HTTP request latency",
+                                          labels=["function", "route"])
+        for labels, series in latency.items():
+            buckets = [(str(bound), series[i]) for i, bound in enumerate(_BUCKETS)] + [("+Inf", series[-1])]
+            histogram.add_metric(list(labels), buckets, series[-2])
+        yield histogram
+        handled = CounterMetricFamily("streamspace_events", "CloudEvents handled",
+                                      labels=["function", "type", "outcome"])
+        for labels, value in events.items():
+            handled.add_metric(list(labels), value)
+        yield handled
 
     def exposition(self) -> tuple[bytes, str]:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-        self.ensure()
-        return generate_latest(), CONTENT_TYPE_LATEST
+        with self._lock:
+            first = self._registry is None
+            self._registry = REGISTRY
+        if first:
+            collector = type("StreamspaceCollector", (), {"collect": lambda _self: self._collect()})()
+            REGISTRY.register(collector)  # process metrics (CPU, memory, fds) come with the default registry
+        return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
 
 
 metrics = _Metrics()

@@ -130,7 +130,7 @@ def test_metrics_are_exposed_in_prometheus_format(base: str) -> None:
 
 
 def test_health_is_503_naming_the_database_when_it_is_down(base: str, db_url: str) -> None:
-    from conftest import use_database
+    from tests.conftest import use_database
 
     try:
         use_database("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")

@@ -1,0 +1,42 @@
+"""`python -m streamspace.sim`: run the SIMULATED Kubernetes API server until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+
+from .cluster import SimCluster
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m streamspace.sim",
+                                     description="SIMULATED Kubernetes API server (test/demo harness, not a cluster)")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=6443)
+    parser.add_argument("--crds", action="append", default=[], help="CRD file or directory (repeatable)")
+    parser.add_argument("--kubeconfig", help="write a kubeconfig pointing at the simulation here")
+    parser.add_argument("--namespace", default="streamspace", help="namespace of the kubeconfig context")
+    parser.add_argument("--kubelet-delay", type=float, default=1.0, help="seconds until a pod becomes Ready")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    sim = SimCluster(crd_paths=args.crds, kubelet_delay=args.kubelet_delay)
+    sim.start(args.host, args.port)
+    if args.kubeconfig:
+        print(f"kubeconfig written to {sim.write_kubeconfig(args.kubeconfig, args.namespace)}", file=sys.stderr)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    try:
+        done.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""`SimCluster`: the simulated Kubernetes API server as one object tests and `make run` can start and stop."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import yaml
+
+from .api import Api
+from .kubelet import Kubelet
+from .resources import Registry
+from .server import RequestRecord, SimServer
+from .store import Store
+
+if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+log = logging.getLogger("streamspace.sim")
+
+BANNER = "SIMULATED Kubernetes API server (test/demo harness, not a cluster) at {url}"
+DEFAULT_NAMESPACES = ("default", "streamspace")
+
+
+def _crd_documents(path: Path) -> list[dict[str, Any]]:
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".yaml", ".yml", ".json")) if path.is_dir() else [path]
+    docs = []
+    for f in files:
+        for doc in yaml.safe_load_all(f.read_text()):
+            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
+                docs.append(doc)
+    return docs
+
+
+class SimCluster:
+    """A SIMULATED Kubernetes API server (test/demo harness, not a cluster)."""
+
+    def __init__(self, crd_paths: Iterable[str | os.PathLike[str]] = (), kubelet_delay: float = 0.0,
+                 image_fails: Callable[[str], bool] | None = None, history_size: int = 10000) -> None:
+        self.registry = Registry()
+        self.store = Store(history_size)
+        self.api = Api(self.registry, self.store)
+        self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails)
+        self.server = SimServer(self.api, self.registry, self.store)
+        for ns in DEFAULT_NAMESPACES:
+            self.api.ensure_namespace(ns)
+        self.load_crds(crd_paths)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def load_crds(self, paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+        """Install every CustomResourceDefinition in the given files or directories; returns their names."""
+        names = []
+        for p in paths:
+            for doc in _crd_documents(Path(p)):
+                self.api.install_crd(doc)
+                names.append(doc["metadata"]["name"])
+        return names
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        url = self.server.start(host, port)
+        self.kubelet.start()
+        log.warning(BANNER.format(url=url))
+        return url
+
+    def stop(self) -> None:
+        self.kubelet.stop()
+        self.server.stop()
+
+    @property
+    def url(self) -> str:
+        return self.server.url
+
+    def __enter__(self) -> SimCluster:
+        if not self.url:
+            self.start()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------ clients
+
+    def write_kubeconfig(self, path: str | os.PathLike[str], namespace: str = "streamspace") -> str:
+        config = {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "streamspace-sim", "cluster": {"server": self.url}}],
+            "users": [{"name": "streamspace-sim", "user": {}}],
+            "contexts": [{"name": "streamspace-sim",
+                          "context": {"cluster": "streamspace-sim", "user": "streamspace-sim",
+                                      "namespace": namespace}}],
+            "current-context": "streamspace-sim",
+        }
+        target = Path(path)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("# " + BANNER.format(url=self.url) + "\n" + yaml.safe_dump(config, sort_keys=False))
+        return str(target)
+
+    def api_client(self) -> ApiClient:
+        from kubernetes import client  # heavy import, only for callers that want the official client
+
+        cfg = client.Configuration()
+        cfg.host = self.url
+        return client.ApiClient(cfg)
+
+    # ------------------------------------------------------------ test helpers
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """Snapshot of every request answered so far: (method, path, query, content_type, status)."""
+        return self.server.requests
+
+    def clear_requests(self) -> None:
+        self.server.clear_requests()
+
+    def count(self, method: str | None = None, path_contains: str | None = None) -> int:
+        return sum(1 for r in self.server.requests
+                   if (method is None or r.method == method.upper())
+                   and (path_contains is None or path_contains in r.path))
+
+    def inject_failure(self, method: str | None = "POST", path_regex: str = ".*", status: int = 500,
+                       times: int | None = 1, reason: str | None = None, message: str | None = None) -> None:
+        """Answer the next `times` matching requests (None: all) with a Status of `status` instead."""
+        self.server.inject_failure(method, path_regex, status, times, reason, message)
+
+    def clear_failures(self) -> None:
+        self.server.clear_failures()

@@ -1,0 +1,326 @@
+"""Simulated controllers and kubelet: Deployment -> Pods -> Ready, with status written back through the API.
+
+Collapses the ReplicaSet controller, scheduler and kubelet into one level-triggered loop. Pods are created
+as soon as a Deployment wants them (Pending, as a real cluster shows them first) and become Running and
+Ready `delay` seconds later, unless their image "cannot be pulled". Status writes go through the normal
+write path, so watchers see the same MODIFIED events a real cluster produces, and unchanged status is a
+no-op (no event), which keeps the loop from feeding itself.
+
+With delay 0 all of this runs synchronously in the thread that made the triggering write, before the HTTP
+response is sent, which makes tests deterministic.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import heapq
+import itertools
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .api import Api, now, random_suffix
+from .errors import ApiError
+from .resources import Registry, ResourceType
+from .store import Event, Store
+
+log = logging.getLogger("streamspace.sim.kubelet")
+
+Task = tuple[str, str, str]  # ("deploy" | "pod", namespace, name)
+DEPLOY_KEY = ("apps", "deployments")
+POD_KEY = ("", "pods")
+MANAGER = "kube-controller-manager"
+NODE = "sim-node"
+
+
+def default_image_fails(image: str) -> bool:
+    return "invalid" in image or image == "does-not-exist"
+
+
+def template_hash(template: dict[str, Any]) -> str:
+    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
+    # Same alphabet as the real pod-template-hash, which avoids vowels to not spell words.
+    alphabet = "bcdfghjklmnpqrstvwxz2456789"
+    n = int(digest[:16], 16)
+    out = []
+    for _ in range(10):
+        n, r = divmod(n, len(alphabet))
+        out.append(alphabet[r])
+    return "".join(out)
+
+
+def _controller_uid(obj: dict[str, Any]) -> str | None:
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "Deployment":
+            return str(ref.get("uid"))
+    return None
+
+
+def _controller_name(obj: dict[str, Any]) -> str | None:
+    for ref in obj["metadata"].get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == "Deployment":
+            return str(ref.get("name"))
+    return None
+
+
+def _pod_ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+class Kubelet:
+    def __init__(self, api: Api, store: Store, registry: Registry, delay: float = 0.0,
+                 image_fails: Callable[[str], bool] | None = None) -> None:
+        self.api = api
+        self.store = store
+        self.registry = registry
+        self.delay = max(0.0, float(delay))
+        self.image_fails = image_fails or default_image_fails
+        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Task]] = []
+        self._seq = itertools.count()
+        self._stopped = False
+        self._ip = itertools.count(2)
+        self._thread: threading.Thread | None = None
+        store.add_listener(self._on_event)
+
+    # ------------------------------------------------------------ scheduling
+
+    def start(self) -> None:
+        if self.delay > 0 and self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="streamspace-sim-kubelet", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+
+    def _on_event(self, ev: Event) -> None:
+        if self._stopped:
+            return
+        ns = ev.obj["metadata"].get("namespace", "")
+        if ev.key == DEPLOY_KEY:
+            self._schedule(("deploy", ns, ev.obj["metadata"]["name"]), 0.0)
+        elif ev.key == POD_KEY:
+            owner = _controller_name(ev.obj)
+            if owner:
+                self._schedule(("deploy", ns, owner), 0.0)
+            if ev.type == "ADDED":
+                self._schedule(("pod", ns, ev.obj["metadata"]["name"]), self.delay)
+
+    def _schedule(self, task: Task, delay: float) -> None:
+        if self.delay == 0:
+            pending: list[Task] | None = getattr(self._local, "pending", None)
+            if pending is not None:
+                if task not in pending:
+                    pending.append(task)
+                return
+            self._local.pending = [task]
+            try:
+                with self._lock:
+                    while self._local.pending:
+                        self._run_task(self._local.pending.pop(0))
+            finally:
+                self._local.pending = None
+            return
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + delay, next(self._seq), task))
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._stopped and (not self._heap or self._heap[0][0] > time.monotonic()):
+                    timeout = (self._heap[0][0] - time.monotonic()) if self._heap else None
+                    self._cond.wait(timeout)
+                if self._stopped:
+                    return
+                _, _, task = heapq.heappop(self._heap)
+                # Later duplicates of a task that is due now are redundant: the loop is level-triggered.
+                if task[0] == "deploy":
+                    self._heap = [h for h in self._heap if h[2] != task or h[0] > time.monotonic()]
+                    heapq.heapify(self._heap)
+            with self._lock:
+                self._run_task(task)
+
+    def _run_task(self, task: Task) -> None:
+        try:
+            if task[0] == "deploy":
+                self._sync_deployment(task[1], task[2])
+            else:
+                self._run_pod(task[1], task[2])
+        except ApiError as exc:
+            # Lost a race with a client write: the write's own event schedules another pass.
+            log.debug("simulated kubelet: %s %s/%s: %s", task[0], task[1], task[2], exc.message)
+            if exc.code == 409 and self.delay > 0:
+                self._schedule(task, 0.05)
+
+    # ------------------------------------------------------------ reconcile
+
+    def _types(self) -> tuple[ResourceType, ResourceType]:
+        deploy = self.registry.get("apps", "v1", "deployments")
+        pod = self.registry.get("", "v1", "pods")
+        assert deploy is not None and pod is not None
+        return deploy, pod
+
+    def _sync_deployment(self, ns: str, name: str) -> None:
+        deploy_rt, pod_rt = self._types()
+        with self.store.txn():
+            dep = self.store.get(DEPLOY_KEY, ns, name)
+            if dep is None or dep["metadata"].get("deletionTimestamp"):
+                return
+            dep = copy.deepcopy(dep)
+        uid = dep["metadata"]["uid"]
+        spec = dep.get("spec") or {}
+        want = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
+        template = spec.get("template") or {}
+        thash = template_hash(template)
+
+        def owned() -> list[dict[str, Any]]:
+            with self.store.txn():
+                return [copy.deepcopy(p) for p in self.store.items(POD_KEY, ns)
+                        if _controller_uid(p) == uid and not p["metadata"].get("deletionTimestamp")]
+
+        pods = owned()
+        for pod in pods:
+            if (pod["metadata"].get("labels") or {}).get("pod-template-hash") != thash:
+                self._delete_pod(pod_rt, ns, pod["metadata"]["name"])
+        current = [p for p in pods if (p["metadata"].get("labels") or {}).get("pod-template-hash") == thash]
+        if len(current) > want:
+            # Scale down removes unready pods first, then the newest.
+            current.sort(key=lambda p: (_pod_ready(p), p["metadata"].get("creationTimestamp", "")), reverse=True)
+            for pod in current[want:]:
+                self._delete_pod(pod_rt, ns, pod["metadata"]["name"])
+        for _ in range(want - len(current)):
+            self._create_pod(pod_rt, dep, template, thash)
+        self._write_deployment_status(deploy_rt, ns, name, want, thash)
+
+    def _delete_pod(self, pod_rt: ResourceType, ns: str, name: str) -> None:
+        try:
+            self.api.delete(pod_rt, ns, name)
+        except ApiError as exc:
+            if exc.code != 404:
+                raise
+
+    def _create_pod(self, pod_rt: ResourceType, dep: dict[str, Any], template: dict[str, Any], thash: str) -> None:
+        meta = dep["metadata"]
+        tmeta = template.get("metadata") or {}
+        labels = dict(tmeta.get("labels") or {})
+        labels["pod-template-hash"] = thash
+        pod_spec = copy.deepcopy(template.get("spec") or {})
+        pod_spec["nodeName"] = NODE
+        body: dict[str, Any] = {
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": f"{meta['name']}-{thash}-{random_suffix()}", "namespace": meta.get("namespace", ""),
+                "labels": labels,
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
+                                     "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
+            },
+            "spec": pod_spec,
+        }
+        if tmeta.get("annotations"):
+            body["metadata"]["annotations"] = dict(tmeta["annotations"])
+        self.api.create(pod_rt, meta.get("namespace", ""), body, manager=MANAGER)
+
+    def _run_pod(self, ns: str, name: str) -> None:
+        _, pod_rt = self._types()
+        with self.store.txn():
+            pod = self.store.get(POD_KEY, ns, name)
+            if pod is None or pod["metadata"].get("deletionTimestamp"):
+                return
+            pod = copy.deepcopy(pod)
+        status = pod.get("status") or {}
+        if status.get("startTime"):
+            return  # already started by us; the simulated containers never crash
+        containers = (pod.get("spec") or {}).get("containers") or []
+        failing = [c for c in containers if self.image_fails(str(c.get("image", "")))]
+        started = now()
+        ip = f"10.244.0.{next(self._ip) % 250 + 2}"
+        statuses = []
+        for c in containers:
+            image = str(c.get("image", ""))
+            if c in failing:
+                state: dict[str, Any] = {"waiting": {
+                    "reason": "ErrImagePull",
+                    "message": f'failed to pull and unpack image "{image}": simulated registry: not found'}}
+            else:
+                state = {"running": {"startedAt": started}}
+            statuses.append({"name": c.get("name"), "image": image, "imageID": "" if c in failing else
+                             f"sim://{image}", "ready": c not in failing, "started": c not in failing,
+                             "restartCount": 0, "state": state,
+                             **({} if c in failing else {"containerID": f"sim://{random_suffix(12)}"})})
+        ready = "False" if failing else "True"
+        cond_reason = {"reason": "ContainersNotReady",
+                       "message": "containers with unready status: [" +
+                       " ".join(str(c.get("name")) for c in failing) + "]"} if failing else {}
+        new_status = {
+            "phase": "Pending" if failing else "Running",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": started},
+                {"type": "ContainersReady", "status": ready, "lastTransitionTime": started, **cond_reason},
+                {"type": "Ready", "status": ready, "lastTransitionTime": started, **cond_reason},
+            ],
+            "hostIP": "10.0.0.10", "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
+            "containerStatuses": statuses, "qosClass": status.get("qosClass", "BestEffort"),
+        }
+        body = copy.deepcopy(pod)
+        body["status"] = new_status
+        self.api.replace(pod_rt, ns, name, body, subresource="status", manager="kubelet")
+
+    def _write_deployment_status(self, deploy_rt: ResourceType, ns: str, name: str, want: int, thash: str) -> None:
+        with self.store.txn():
+            dep = self.store.get(DEPLOY_KEY, ns, name)
+            if dep is None:
+                return
+            dep = copy.deepcopy(dep)
+            pods = [p for p in self.store.items(POD_KEY, ns)
+                    if _controller_uid(p) == dep["metadata"]["uid"] and not p["metadata"].get("deletionTimestamp")]
+            total = len(pods)
+            updated = sum(1 for p in pods if (p["metadata"].get("labels") or {}).get("pod-template-hash") == thash)
+            ready = sum(1 for p in pods if _pod_ready(p))
+            old = dep.get("status") or {}
+            status: dict[str, Any] = {"observedGeneration": dep["metadata"].get("generation", 1)}
+            if "collisionCount" in old:
+                status["collisionCount"] = old["collisionCount"]
+            # Zero counts are omitted, exactly as the real API serialises DeploymentStatus.
+            for key, value in (("replicas", total), ("updatedReplicas", updated), ("readyReplicas", ready),
+                               ("availableReplicas", ready), ("unavailableReplicas", max(0, want - ready))):
+                if value:
+                    status[key] = value
+            available = ready >= want
+            progressed = updated == want and ready >= want
+            conditions = [
+                self._condition(old, "Available", available,
+                                "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
+                                "Deployment has minimum availability." if available else
+                                "Deployment does not have minimum availability."),
+                self._condition(old, "Progressing", True,
+                                "NewReplicaSetAvailable" if progressed else "ReplicaSetUpdated",
+                                f'ReplicaSet "{name}-{thash}" has successfully progressed.' if progressed else
+                                f'ReplicaSet "{name}-{thash}" is progressing.'),
+            ]
+            status["conditions"] = conditions
+            if status == old:
+                return
+            body = dep
+            body["status"] = status
+            self.api.replace(deploy_rt, ns, name, body, subresource="status", manager=MANAGER)
+
+    @staticmethod
+    def _condition(old_status: dict[str, Any], ctype: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
+        value = "True" if ok else "False"
+        for cond in old_status.get("conditions") or []:
+            if cond.get("type") == ctype and cond.get("status") == value and cond.get("reason") == reason:
+                return dict(cond)
+        ts = now()
+        return {"type": ctype, "status": value, "lastUpdateTime": ts, "lastTransitionTime": ts, "reason": reason,
+                "message": message}

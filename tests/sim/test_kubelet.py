@@ -1,0 +1,105 @@
+"""The simulated kubelet: Deployment -> Ready pods -> Deployment status, scale to zero, image pull failures."""
+
+from __future__ import annotations
+
+import time
+
+from kubernetes import client, watch
+from sim_helpers import deployment
+
+from streamspace.sim import SimCluster
+
+
+def test_kubelet_makes_deployment_pod_ready(apps, core, ns):
+    created = apps.create_namespaced_deployment(ns, deployment("web", replicas=2))
+    pods = core.list_namespaced_pod(ns, label_selector="app=web").items
+    assert len(pods) == 2
+    for pod in pods:
+        assert pod.metadata.name.startswith("web-") and len(pod.metadata.name.split("-")) == 3
+        assert pod.metadata.owner_references[0].uid == created.metadata.uid
+        assert pod.metadata.owner_references[0].kind == "Deployment"
+        assert pod.status.phase == "Running"
+        assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True"
+        assert pod.status.container_statuses[0].ready is True
+    status = apps.read_namespaced_deployment("web", ns).status
+    assert (status.replicas, status.ready_replicas, status.available_replicas, status.updated_replicas) == (2, 2, 2, 2)
+    assert status.observed_generation == 1
+    assert {c.type: c.status for c in status.conditions}["Available"] == "True"
+
+
+def test_kubelet_scale_to_zero_removes_pods(apps, core, ns):
+    apps.create_namespaced_deployment(ns, deployment("sleepy"))
+    assert len(core.list_namespaced_pod(ns).items) == 1
+    apps.patch_namespaced_deployment("sleepy", ns, {"spec": {"replicas": 0}})
+    assert core.list_namespaced_pod(ns).items == []
+    dep = apps.read_namespaced_deployment("sleepy", ns)
+    # Zero counts are omitted from DeploymentStatus, as on a real cluster.
+    assert dep.status.ready_replicas is None and dep.status.replicas is None
+    assert dep.status.observed_generation == dep.metadata.generation == 2
+    apps.patch_namespaced_deployment("sleepy", ns, {"spec": {"replicas": 1}})
+    assert apps.read_namespaced_deployment("sleepy", ns).status.ready_replicas == 1
+
+
+def test_kubelet_bad_image_stays_pending_with_image_pull_error(apps, core, ns):
+    apps.create_namespaced_deployment(ns, deployment("broken", image="registry.example/invalid-image:1"))
+    pod = core.list_namespaced_pod(ns).items[0]
+    assert pod.status.phase == "Pending"
+    waiting = pod.status.container_statuses[0].state.waiting
+    assert waiting.reason in ("ErrImagePull", "ImagePullBackOff")
+    dep = apps.read_namespaced_deployment("broken", ns)
+    assert dep.status.ready_replicas is None and dep.status.unavailable_replicas == 1
+    assert {c.type: c.status for c in dep.status.conditions}["Available"] == "False"
+    # Fixing the image replaces the pod and the Deployment becomes ready.
+    apps.patch_namespaced_deployment("broken", ns, {"spec": {"template": {"spec": {"containers": [
+        {"name": "main", "image": "nginx:1.27"}]}}}})
+    pods = core.list_namespaced_pod(ns).items
+    assert len(pods) == 1 and pods[0].status.phase == "Running"
+    assert apps.read_namespaced_deployment("broken", ns).status.ready_replicas == 1
+
+
+def test_kubelet_recreates_a_deleted_pod(apps, core, ns):
+    apps.create_namespaced_deployment(ns, deployment("again"))
+    first = core.list_namespaced_pod(ns).items[0].metadata.name
+    core.delete_namespaced_pod(first, ns)
+    pods = core.list_namespaced_pod(ns).items
+    assert len(pods) == 1 and pods[0].metadata.name != first and pods[0].status.phase == "Running"
+
+
+def test_kubelet_status_writes_produce_modified_events(apps, ns):
+    rv = apps.list_namespaced_deployment(ns).metadata.resource_version
+    apps.create_namespaced_deployment(ns, deployment("evt"))
+    w = watch.Watch()
+    events = []
+    for e in w.stream(apps.list_namespaced_deployment, ns, resource_version=rv, timeout_seconds=5):
+        events.append((e["type"], e["object"].status.ready_replicas))
+        if e["object"].status.ready_replicas == 1:
+            w.stop()
+    assert events[0] == ("ADDED", None)
+    assert events[-1] == ("MODIFIED", 1)
+    assert all(t == "MODIFIED" for t, _ in events[1:])
+
+
+def test_kubelet_delay_shows_pending_pod_before_ready():
+    with SimCluster(kubelet_delay=0.3) as sim:
+        ac = sim.api_client()
+        apps, core = client.AppsV1Api(ac), client.CoreV1Api(ac)
+        apps.create_namespaced_deployment("default", deployment("slow"))
+        deadline = time.monotonic() + 2
+        while not core.list_namespaced_pod("default").items and time.monotonic() < deadline:
+            time.sleep(0.02)
+        pod = core.list_namespaced_pod("default").items[0]
+        assert pod.status.phase == "Pending"
+        assert apps.read_namespaced_deployment("slow", "default").status.ready_replicas is None
+        while apps.read_namespaced_deployment("slow", "default").status.ready_replicas != 1:
+            assert time.monotonic() < deadline, "pod never became ready"
+            time.sleep(0.05)
+        assert core.list_namespaced_pod("default").items[0].status.phase == "Running"
+
+
+def test_bare_pod_runs_and_eviction_deletes_it(core, ns):
+    core.create_namespaced_pod(ns, {"metadata": {"name": "bare"},
+                                    "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}})
+    assert core.read_namespaced_pod("bare", ns).status.phase == "Running"
+    core.create_namespaced_pod_eviction("bare", ns, {"apiVersion": "policy/v1", "kind": "Eviction",
+                                                     "metadata": {"name": "bare", "namespace": ns}})
+    assert core.list_namespaced_pod(ns).items == []
