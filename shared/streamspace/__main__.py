@@ -1,6 +1,7 @@
 """`python -m streamspace <command>`: the operational commands.
 
-  migrate                 apply database migrations (under an advisory lock)
+  migrate [--bootstrap]   apply database migrations (under an advisory lock); with --bootstrap,
+                          then create the first admin if there are no users (the migration Job)
   run                     run the whole system locally (see streamspace.local.runner)
   bootstrap               create the first admin user if there are no users
   openapi [--write]       print (or write into the package) the OpenAPI document
@@ -31,6 +32,10 @@ def main(argv: list[str] | None = None) -> int:
         url = database_url()
         applied = migrate(url)
         print(f"migrations applied: {applied or 'none'}; schema version {current_version(url)}")
+        if "--bootstrap" in args:
+            from streamspace.auth.bootstrap import bootstrap_admin
+
+            bootstrap_admin(announce=print)
         return 0
     if command == "bootstrap":
         from streamspace.auth.bootstrap import bootstrap_admin

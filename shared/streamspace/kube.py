@@ -112,7 +112,9 @@ def _load_client() -> ApiClient:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config()
         else:
-            config.load_kube_config()
+            # KUBECONFIG is read now, not when the kubernetes package was first imported (its default
+            # path is frozen at import), so a process that switches clusters gets the new one.
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
     except Exception as exc:  # noqa: BLE001 - every config failure means "no cluster"
         raise ClusterUnavailable(f"no Kubernetes configuration: {exc}") from exc
     return client.ApiClient()

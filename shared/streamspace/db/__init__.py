@@ -44,7 +44,10 @@ def _counting_connection_class() -> type[psycopg.Connection[Any]]:
             super().executemany(query, params_seq, **kwargs)
 
     class CountingConnection(psycopg.Connection[Any]):
-        pass
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            # psycopg sets cursor_factory on the instance; a class attribute alone is never used.
+            self.cursor_factory = CountingCursor
 
     CountingConnection.cursor_factory = CountingCursor  # type: ignore[assignment]
     CountingConnection.row_factory = dict_row  # type: ignore[assignment]

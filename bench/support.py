@@ -1,0 +1,62 @@
+"""Shared benchmark plumbing: an embedded database and a bare functions-framework baseline."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+HELLO_WORLD = '''
+import functions_framework
+
+
+@functions_framework.http
+def handle(request):
+    return "Hello, World!"
+'''
+
+
+def hello_world_source(directory: Path) -> Path:
+    path = directory / "hello.py"
+    path.write_text(HELLO_WORLD)
+    return path
+
+
+def benchmark_database() -> str:
+    """A fresh, migrated database on an embedded server, made this process's database."""
+    from streamspace.config import reset_settings
+    from streamspace.db import close_pool
+    from streamspace.db.embedded import ensure_database, start_embedded
+    from streamspace.db.migrate import migrate
+
+    data = Path(tempfile.mkdtemp(prefix="ssb-", dir="/tmp"))
+    url = ensure_database(start_embedded(data, cleanup_mode="delete"), "bench")
+    migrate(url)
+    os.environ["DATABASE_URL"] = url
+    os.environ.setdefault("JWT_SECRET", "bench-secret-" + "x" * 40)
+    os.environ["STREAMSPACE_DATA_DIR"] = str(data)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    close_pool()
+    reset_settings()
+    return url
+
+
+def median_of(samples: list[float]) -> float:
+    return statistics.median(samples)
+
+
+def requests_per_second(call: Callable[[], object], seconds: float = 2.0, warmup: int = 50) -> float:
+    for _ in range(warmup):
+        call()
+    count = 0
+    started = time.perf_counter()
+    deadline = started + seconds
+    while time.perf_counter() < deadline:
+        call()
+        count += 1
+    return count / (time.perf_counter() - started)

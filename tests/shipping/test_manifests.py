@@ -1,0 +1,267 @@
+"""Kubernetes and Knative manifests: kustomize builds, Helm renders, CRDs and samples, all validated
+against schemas offline (kubernetes-validate for core kinds, @kubernetes-models for Knative and the
+Gateway API), plus the agreement between the kustomize base, the chart and the local runner's files."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+
+from .conftest import (
+    ROOT,
+    functions_on_disk,
+    helm_template,
+    kustomize,
+    load_docs,
+    run,
+    validate_all,
+    validate_kubernetes,
+    validate_models,
+)
+
+KNATIVE = ROOT / "knative"
+HELM_VARIANTS = {
+    "default": [],
+    "kafka-gateway-external-db": [
+        "--set", "eventing.brokerClass=Kafka", "--set", "ingress.gateway.create=true",
+        "--set", "postgresql.enabled=false", "--set", "externalDatabase.host=db.example",
+        "--set", "secrets.databaseUrl=postgresql://u:p@db.example/streamspace",
+        "--set", "imagePullSecrets[0].name=ghcr-secret",
+    ],
+    "existing-secret-no-ingress": [
+        "--set", "secrets.existingSecret=mine", "--set", "ingress.enabled=false",
+        "--set", "postgresql.persistence.enabled=false", "--set", "api.replicas=2",
+        "--set", "functions.auth.image.repository=registry.example/auth",
+    ],
+}
+
+
+def by_kind(docs: list[dict[str, Any]], kind: str, api_prefix: str = "") -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs
+            if d["kind"] == kind and str(d["apiVersion"]).startswith(api_prefix)}
+
+
+@pytest.fixture(scope="module")
+def base_docs(kubectl: str) -> list[dict[str, Any]]:
+    return kustomize(kubectl, KNATIVE)
+
+
+@pytest.fixture(scope="module")
+def chart_docs(helm: str) -> list[dict[str, Any]]:
+    return helm_template(helm)
+
+
+# --- schema validation ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("overlay", ["knative", "knative/overlays/kafka-broker"])
+def test_kustomize_builds_and_validates(overlay: str, kubectl: str, tools: Path, tmp_path: Path) -> None:
+    docs = kustomize(kubectl, ROOT / overlay)
+    assert len(docs) > 30
+    assert validate_all(tools, docs, tmp_path) == []
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] not in ("Namespace",)} <= {"streamspace", None}
+
+
+@pytest.mark.parametrize("variant", sorted(HELM_VARIANTS))
+def test_helm_template_validates(variant: str, helm: str, tools: Path, tmp_path: Path) -> None:
+    docs = helm_template(helm, *HELM_VARIANTS[variant])
+    assert validate_all(tools, docs, tmp_path) == []
+
+
+def test_helm_lint(helm: str) -> None:
+    proc = run([helm, "lint", str(KNATIVE / "chart"), "--strict"])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_crds_and_samples_validate() -> None:
+    crds = {}
+    for path in sorted((ROOT / "crds").glob("*.yaml")):
+        for doc in load_docs(path.read_text()):
+            assert doc["kind"] == "CustomResourceDefinition", path
+            assert validate_kubernetes(doc) is None, (path, validate_kubernetes(doc))
+            for version in doc["spec"]["versions"]:
+                crds[(doc["spec"]["group"], version["name"], doc["spec"]["names"]["kind"])] = \
+                    version["schema"]["openAPIV3Schema"]
+    assert crds, "no CRDs in crds/"
+    samples = sorted((ROOT / "crds" / "samples").glob("*.yaml"))
+    for path in samples:
+        for doc in load_docs(path.read_text()):
+            group, version = doc["apiVersion"].split("/")
+            schema = crds[(group, version, doc["kind"])]
+            jsonschema.validate(doc, schema)
+
+
+def test_broken_manifests_are_rejected(tools: Path, tmp_path: Path, base_docs: list[dict[str, Any]]) -> None:
+    services = by_kind(base_docs, "Service", "serving.knative.dev/")
+    trigger = next(iter(by_kind(base_docs, "Trigger").values()))
+    role = next(iter(by_kind(base_docs, "Role").values()))
+    bad_service = copy.deepcopy(services["auth"])
+    bad_service["spec"]["template"]["spec"]["containerConcurrency"] = "eight"
+    bad_trigger = copy.deepcopy(trigger)
+    bad_trigger["spec"]["delivery"]["retry"] = "five"
+    bad_role = copy.deepcopy(role)
+    bad_role["rules"][0]["verb"] = ["get"]  # typo: unknown field (strict)
+    assert validate_all(tools, [bad_service], tmp_path)
+    assert validate_all(tools, [bad_trigger], tmp_path)
+    assert validate_all(tools, [bad_role], tmp_path)
+    ok = validate_models(tools, [services["auth"]], tmp_path)
+    assert ok[0]["status"] == "ok"
+
+
+def test_broken_kustomization_and_chart_fail(kubectl: str, helm: str, tmp_path: Path) -> None:
+    work = tmp_path / "knative"
+    shutil.copytree(KNATIVE, work, ignore=shutil.ignore_patterns("chart"))
+    (work / "eventing" / "kustomization.yaml").write_text(
+        (work / "eventing" / "kustomization.yaml").read_text().replace("- brokers.yaml", "- missing.yaml"))
+    assert run([kubectl, "kustomize", str(work)]).returncode != 0
+    chart = tmp_path / "chart"
+    shutil.copytree(KNATIVE / "chart", chart)
+    services = chart / "templates" / "services.yaml"
+    services.write_text(services.read_text().replace("{{- end }}\n", "", 1))
+    assert run([helm, "template", "x", str(chart)]).returncode != 0
+
+
+# --- content ----------------------------------------------------------------------------------------
+
+def test_service_settings(base_docs: list[dict[str, Any]]) -> None:
+    services = by_kind(base_docs, "Service", "serving.knative.dev/")
+    values = yaml.safe_load((KNATIVE / "chart" / "values.yaml").read_text())
+    for name, fn in values["functions"].items():
+        svc = services[name]
+        tmpl = svc["spec"]["template"]
+        ann = tmpl["metadata"]["annotations"]
+        spec = tmpl["spec"]
+        container = spec["containers"][0]
+        assert container["image"].startswith(f"ghcr.io/streamspace/streamspace-{name}:"), name
+        assert ann["autoscaling.knative.dev/min-scale"] == ("1" if name in {"auth", "auth-check", "sessions"} else "0")
+        assert 1 <= spec["timeoutSeconds"] <= 600 and spec["containerConcurrency"] > 0
+        assert {e["name"] for e in container["env"]} >= {"WORKERS", "THREADS", "CLOUD_RUN_TIMEOUT_SECONDS"}
+        refs = [next(iter(r.values()))["name"] for r in container["envFrom"]]
+        assert refs == ["streamspace-config", "streamspace-secrets"]
+        assert container["readinessProbe"] and container["livenessProbe"]
+        assert container["resources"]["requests"] and container["resources"]["limits"]
+        assert container["securityContext"]["runAsUser"] == 1000
+        assert container["securityContext"]["readOnlyRootFilesystem"] is True
+        labels = svc["metadata"]["labels"]
+        if fn["kind"] == "cloudevent":
+            assert labels.get("networking.knative.dev/visibility") == "cluster-local", name
+        else:
+            assert "networking.knative.dev/visibility" not in labels, name
+            assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+    emitters = {n for n, s in services.items() if s["metadata"]["labels"].get("streamspace.io/emits-events") == "true"}
+    assert emitters == {"catalog", "webhooks", "sessions"}
+
+
+def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
+    brokers = by_kind(base_docs, "Broker")
+    assert set(brokers) == {"streamspace", "streamspace-dlq"}
+    sources = by_kind(base_docs, "ApiServerSource")
+    watched = {r["kind"] for s in sources.values() for r in s["spec"]["resources"]}
+    assert watched == {"Session", "Template", "Deployment"}
+    for src in sources.values():
+        assert src["spec"]["mode"] == "Resource"
+        broker = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "streamspace"}
+        assert src["spec"]["sink"]["ref"] == broker
+        for res in src["spec"]["resources"]:
+            if res["kind"] == "Deployment":
+                assert res["selector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "streamspace"}
+    for trig in by_kind(base_docs, "Trigger").values():
+        delivery = trig["spec"]["delivery"]
+        assert delivery["backoffPolicy"] == "exponential" and delivery["retry"] >= 3
+        assert delivery["deadLetterSink"]["ref"]["name"] == "streamspace-dlq"
+        assert delivery["timeout"] and delivery["backoffDelay"]
+    binding = next(iter(by_kind(base_docs, "SinkBinding").values()))
+    assert binding["spec"]["subject"]["kind"] == "Service"
+    assert set(by_kind(base_docs, "PingSource")) == {"idle-sweep", "resync", "catalog-sync"}
+    job = by_kind(base_docs, "Job")["streamspace-migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "streamspace", "migrate"]
+
+
+def _rules(docs: list[dict[str, Any]], kind: str, name: str) -> set[tuple[str, str, str]]:
+    role = by_kind(docs, kind)[name]
+    return {(g, r, v) for rule in role["rules"]
+            for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
+
+
+def test_rbac_least_privilege(base_docs: list[dict[str, Any]]) -> None:
+    rec = _rules(base_docs, "Role", "streamspace-reconciler")
+    assert ("stream.space", "sessions/status", "patch") in rec
+    assert ("apps", "deployments", "create") in rec and ("", "persistentvolumeclaims", "create") in rec
+    assert not any(v in ("*", "escalate", "bind", "impersonate") or r == "*" or r == "secrets" for _, r, v in rec)
+    assert ("", "persistentvolumeclaims", "delete") not in rec
+    cluster = _rules(base_docs, "ClusterRole", "streamspace-cluster-streamspace")
+    assert cluster == {("", "nodes", "get"), ("", "nodes", "list"), ("", "nodes", "patch"),
+                       ("", "pods", "get"), ("", "pods", "list"), ("", "pods/eviction", "create")}
+    src = _rules(base_docs, "Role", "streamspace-apiserversource")
+    assert {v for g, r, v in src if r != "events"} == {"get", "list", "watch"}
+    accounts = {s["spec"]["template"]["spec"]["serviceAccountName"]
+                for s in by_kind(base_docs, "Service", "serving.knative.dev/").values()}
+    assert accounts <= set(by_kind(base_docs, "ServiceAccount"))
+
+
+def _strip_helm(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = copy.deepcopy(doc)
+    doc["metadata"].pop("namespace", None)
+    for key in ("app.kubernetes.io/managed-by", "app.kubernetes.io/instance", "helm.sh/chart"):
+        doc["metadata"].get("labels", {}).pop(key, None)
+    return doc
+
+
+def test_kustomize_and_chart_agree(base_docs: list[dict[str, Any]], chart_docs: list[dict[str, Any]]) -> None:
+    # Services and RBAC: the kustomize files are generated from the chart.
+    proc = run([sys.executable, str(ROOT / "tools" / "gen_knative.py"), "--check"])
+    assert proc.returncode == 0, "knative/serving or knative/rbac is stale: run `make knative-generate`\n" + proc.stderr
+    for kind in ("Service", "Trigger", "PingSource", "ApiServerSource", "SinkBinding", "Broker"):
+        prefix = "serving.knative.dev/" if kind == "Service" else ""
+        base, chart = by_kind(base_docs, kind, prefix), by_kind(chart_docs, kind, prefix)
+        assert set(base) == set(chart), kind
+        for name in base:
+            assert base[name].get("spec") == _strip_helm(chart[name]).get("spec"), f"{kind}/{name}"
+    route_base = by_kind(base_docs, "HTTPRoute")["streamspace-api"]["spec"]["rules"]
+    route_chart = by_kind(chart_docs, "HTTPRoute")["streamspace-api"]["spec"]["rules"]
+    assert route_base == route_chart
+
+
+def test_chart_values_follow_the_guide(helm: str) -> None:
+    values = yaml.safe_load((KNATIVE / "chart" / "values.yaml").read_text())
+    for group in ("controller", "api"):
+        assert set(values[group]["image"]) >= {"repository", "tag"}
+        assert "replicas" in values[group] and set(values[group]["resources"]) == {"requests", "limits"}
+    assert set(values["postgresql"]) >= {"enabled", "auth", "persistence"}
+    assert set(values["ingress"]) >= {"enabled", "className", "hosts"}
+    docs = helm_template(helm, "--set", "controller.image.tag=v9.9.9", "--set", "api.image.tag=v8.8.8",
+                         "--set", "api.replicas=2", "--set", "functions.users.image.repository=r.example/users")
+    services = by_kind(docs, "Service", "serving.knative.dev/")
+    image = {n: s["spec"]["template"]["spec"]["containers"][0]["image"] for n, s in services.items()}
+    assert image["session-reconcile"] == "ghcr.io/streamspace/streamspace-session-reconcile:v9.9.9"
+    assert image["auth"] == "ghcr.io/streamspace/streamspace-auth:v8.8.8"
+    assert image["users"] == "r.example/users:v8.8.8"
+    scale = {n: s["spec"]["template"]["metadata"]["annotations"]["autoscaling.knative.dev/min-scale"]
+             for n, s in services.items()}
+    assert scale["config"] == "2" and scale["idle-sweep"] == "0"
+    pg = helm_template(helm, "--set", "postgresql.enabled=false")
+    assert "StatefulSet" not in {d["kind"] for d in pg}
+
+
+def test_function_table_matches_folders() -> None:
+    values = yaml.safe_load((KNATIVE / "chart" / "values.yaml").read_text())
+    for name, kind in functions_on_disk().items():
+        assert name in values["functions"], f"functions/{name} has no entry in knative/chart/values.yaml"
+        assert values["functions"][name]["kind"] == kind, name
+
+
+def test_dashboard_and_prometheus_config() -> None:
+    prom = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text())
+    job = next(j for j in prom["scrape_configs"] if j["job_name"] == "streamspace-api")
+    assert job["metrics_path"] == "/metrics" and job["static_configs"][0]["targets"] == ["api:8000"]
+    ds = yaml.safe_load((ROOT / "deploy/grafana/provisioning/datasources/prometheus.yml").read_text())
+    uid = ds["datasources"][0]["uid"]
+    dash = json.loads((ROOT / "deploy/grafana/dashboards/streamspace.json").read_text())
+    assert dash["panels"] and all(p["datasource"]["uid"] == uid for p in dash["panels"])
