@@ -35,7 +35,10 @@ class Gateway:
         return cls({info.name: load_function_app(info.name) for info in discover() if info.kind == "http"})
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        function = route_path(environ.get("PATH_INFO", "/"))
+        path = environ.get("PATH_INFO", "/")
+        # /metrics is not routed publicly (HTTPRoute); locally every function shares one process and
+        # one registry, so any function's /metrics serves them all, e.g. to compose's Prometheus.
+        function = "metrics" if path == "/metrics" else route_path(path)
         app = self.apps.get(function) if function else None
         if app is None:
             body = json.dumps({"error": "not found", "message": f"no route for {environ.get('PATH_INFO')}"}).encode()
