@@ -1,0 +1,136 @@
+"""Browsing the catalog (any user) and installing a catalog template into the cluster (admin).
+
+Search `q`: full text over name, displayName, description and tags through the stored `search`
+tsvector ('simple' configuration: no stemming, so product names match as typed), each word also
+as a prefix (`fire` finds Firefox), plus a substring fallback on name and displayName. Results are
+ordered by install count (most installed first), then name.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from streamspace import audit
+from streamspace.catalog.repositories import parse_id
+from streamspace.db import fetch_all, fetch_one, transaction
+from streamspace.domain.errors import ValidationError
+from streamspace.http.errors import NotFound
+
+if TYPE_CHECKING:
+    from streamspace.auth.principal import Principal
+
+MAX_QUERY_LENGTH = 200
+MAX_QUERY_WORDS = 8
+CATALOG_LABEL = "stream.space/catalog-template"
+
+_COLUMNS = (
+    "SELECT t.id, t.name, t.display_name, t.description, t.category, t.app_type, t.icon, t.tags, t.manifest,"
+    " t.install_count, t.repository_id, r.name AS repository_name, r.url AS repository_url"
+)
+_FROM = " FROM catalog_templates t JOIN repositories r ON r.id = t.repository_id"
+_SELECT = _COLUMNS + _FROM
+
+
+def template_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The contract's CatalogTemplate object."""
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "displayName": row["display_name"],
+        "description": row["description"],
+        "category": row["category"],
+        "appType": row["app_type"],
+        "icon": row["icon"],
+        "manifest": row["manifest"],
+        "tags": list(row["tags"] or []),
+        "installCount": row["install_count"],
+        "repository": {"id": str(row["repository_id"]), "name": row["repository_name"], "url": row["repository_url"]},
+    }
+
+
+def _text_param(value: str | None, field: str, limit: int = 128) -> str | None:
+    if value is None:
+        return None
+    if len(value) > limit or any(ord(c) < 32 for c in value):
+        raise ValidationError(field, f"at most {limit} printable characters")
+    return value
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def list_templates(*, category: str | None, tag: str | None, q: str | None, repository: str | None,
+                   limit: int, offset: int) -> dict[str, Any]:
+    """GET /templates -> {templates, total}: one statement (the total rides along as a window count)."""
+    category = _text_param(category, "category")
+    tag = _text_param(tag, "tag", 64)
+    q = _text_param(q, "q", MAX_QUERY_LENGTH)
+    where = ["true"]
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if category is not None:
+        where.append("lower(t.category) = lower(%(category)s)")
+        params["category"] = category
+    if tag is not None:
+        where.append("t.tags @> ARRAY[%(tag)s]::text[]")
+        params["tag"] = tag
+    if repository is not None:
+        where.append("t.repository_id = %(repository)s")
+        params["repository"] = parse_id(repository)
+    if q is not None and q.strip():
+        words = re.findall(r"\w+", q.lower())[:MAX_QUERY_WORDS]
+        clauses = ["t.search @@ websearch_to_tsquery('simple', %(q)s)",
+                   "t.name ILIKE %(like)s", "t.display_name ILIKE %(like)s"]
+        params["q"] = q
+        params["like"] = f"%{_like_escape(q.strip())}%"
+        if words:
+            # Only \w characters reach to_tsquery, so the user cannot inject tsquery operators.
+            clauses.append("t.search @@ to_tsquery('simple', %(prefix)s)")
+            params["prefix"] = " & ".join(f"{w}:*" for w in words)
+        where.append("(" + " OR ".join(clauses) + ")")
+    sql = (_COLUMNS + ", count(*) OVER () AS total" + _FROM + " WHERE " + " AND ".join(where)
+           + " ORDER BY t.install_count DESC, t.name, r.name LIMIT %(limit)s OFFSET %(offset)s")
+    rows = fetch_all(sql, params)
+    if rows:
+        total = rows[0]["total"]
+    elif offset:
+        count = fetch_one("SELECT count(*) AS n" + _FROM + " WHERE " + " AND ".join(where), params)
+        total = count["n"] if count else 0
+    else:
+        total = 0
+    return {"templates": [template_json(r) for r in rows], "total": total}
+
+
+def get_template(template_id: str) -> dict[str, Any]:
+    row = fetch_one(_SELECT + " WHERE t.id = %s", (parse_id(template_id, "catalog template"),))
+    if row is None:
+        raise NotFound(f"catalog template {template_id} not found")
+    return row
+
+
+def install_template(template_id: str, caller: Principal, client_ip: str) -> dict[str, Any]:
+    """Create or update the Template object in the StreamSpace namespace (server-side apply), count
+    the install -> the REST Template JSON of the object as the cluster stored it."""
+    from streamspace import kube
+    from streamspace.config import settings
+    from streamspace.domain.templates import normalise_template_manifest, template_to_api
+
+    row = get_template(template_id)
+    manifest = normalise_template_manifest(row["manifest"])  # today's rules, even for an old sync
+    metadata = manifest["metadata"]
+    metadata["namespace"] = settings().namespace
+    labels = dict(metadata.get("labels") or {})
+    labels[CATALOG_LABEL] = "true"
+    labels["app.kubernetes.io/managed-by"] = "streamspace"
+    metadata["labels"] = labels
+    annotations = dict(metadata.get("annotations") or {})
+    annotations["stream.space/catalog-repository"] = str(row["repository_name"])
+    annotations["stream.space/catalog-id"] = str(row["id"])
+    metadata["annotations"] = annotations
+    applied = kube.apply(manifest)
+    with transaction() as conn:
+        conn.execute("UPDATE catalog_templates SET install_count = install_count + 1 WHERE id = %s", (row["id"],))
+        audit.record(conn, caller, "catalog.template.install", "template", metadata["name"], client_ip,
+                     {"catalogId": str(row["id"]), "repository": row["repository_name"]})
+    return template_to_api(applied)

@@ -1,0 +1,165 @@
+"""Template repositories as the admin manages them: records, credentials, sync requests.
+
+A sync request is recorded in the row (`sync_requested_at`) and then announced with a CloudEvent
+to the broker. The event makes it fast; the row makes it certain: without K_SINK, or when the
+event is lost, the next catalog-sync tick finds the request and honours it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from streamspace import audit
+from streamspace.catalog.credentials import SecretUnavailable, check_auth, encrypt
+from streamspace.catalog.git import check_branch
+from streamspace.catalog.urls import check_repository_url
+from streamspace.db import fetch_all, fetch_one, transaction
+from streamspace.domain.errors import ValidationError
+from streamspace.http.errors import Conflict, NotFound, ServiceUnavailable
+
+if TYPE_CHECKING:
+    from streamspace.auth.principal import Principal
+
+EVENT_SOURCE = "/streamspace/catalog"
+MAX_NAME_LENGTH = 100
+FILE_ERRORS_SHOWN = 100
+REPOSITORY_FIELDS = frozenset({"name", "url", "branch", "authType", "authSecret"})
+
+_COLUMNS = (
+    "id, name, url, branch, auth_type, status, error_message, file_errors, file_error_count, last_sync,"
+    " last_attempt_at, last_commit, template_count, sync_requested_at, created_at, updated_at"
+)
+
+
+def parse_id(value: str, what: str = "repository") -> str:
+    """A path id -> canonical UUID text; anything else is simply not found."""
+    try:
+        return str(uuid.UUID(value))
+    except (ValueError, AttributeError, TypeError):
+        raise NotFound(f"{what} {value!r} not found") from None
+
+
+def repository_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The contract's Repository object plus the sync details an admin needs. Never the secret."""
+    errors = row.get("file_errors") or []
+    if isinstance(errors, str):
+        errors = json.loads(errors)
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "url": row["url"],
+        "branch": row["branch"],
+        "authType": row["auth_type"],
+        "status": row["status"],
+        "errorMessage": row["error_message"] or "",
+        "lastSync": row["last_sync"],
+        "lastAttempt": row["last_attempt_at"],
+        "lastCommit": row["last_commit"],
+        "templateCount": row["template_count"],
+        "syncRequested": row["sync_requested_at"] is not None,
+        "fileErrorCount": row["file_error_count"],
+        "fileErrors": errors[:FILE_ERRORS_SHOWN],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
+
+
+def list_repositories(limit: int, offset: int) -> dict[str, Any]:
+    rows = fetch_all(f"SELECT {_COLUMNS}, count(*) OVER () AS total FROM repositories"  # noqa: S608 - constant
+                     " ORDER BY name LIMIT %s OFFSET %s", (limit, offset))
+    total = rows[0]["total"] if rows else (fetch_one("SELECT count(*) AS n FROM repositories") or {"n": 0})["n"]
+    return {"repositories": [repository_json(r) for r in rows], "total": total}
+
+
+def get_repository(repository_id: str) -> dict[str, Any]:
+    row = fetch_one(f"SELECT {_COLUMNS} FROM repositories WHERE id = %s",  # noqa: S608 - constant
+                    (parse_id(repository_id),))
+    if row is None:
+        raise NotFound(f"repository {repository_id} not found")
+    return repository_json(row)
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationError("name", "required: a short name for the repository")
+    name = name.strip()
+    if len(name) > MAX_NAME_LENGTH or any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValidationError("name", f"at most {MAX_NAME_LENGTH} printable characters")
+    return name
+
+
+def add_repository(body: dict[str, Any], caller: Principal, client_ip: str) -> dict[str, Any]:
+    """Validate, store (secret encrypted), request the first sync -> {id, message}."""
+    import psycopg
+
+    name = _check_name(body.get("name"))
+    parsed, _ = check_repository_url(body.get("url"))
+    branch = check_branch(body.get("branch"))
+    auth_type, secret = check_auth(body.get("authType"), body.get("authSecret"), parsed.scheme)
+    try:
+        sealed = encrypt(secret) if secret else None
+    except SecretUnavailable as exc:
+        raise ServiceUnavailable(str(exc), error="secret key unusable") from None
+    try:
+        with transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO repositories (name, url, url_normalized, branch, auth_type, auth_secret, status,"
+                " sync_requested_at) VALUES (%s, %s, %s, %s, %s, %s, 'pending', now()) RETURNING id",
+                (name, parsed.raw, parsed.normalized, branch, auth_type, sealed),
+            ).fetchone()
+            assert row is not None
+            repository_id = str(row["id"])
+            audit.record(conn, caller, "catalog.repository.add", "repository", name, client_ip,
+                         {"id": repository_id, "url": parsed.raw, "branch": branch, "authType": auth_type})
+    except psycopg.errors.UniqueViolation as exc:
+        constraint = getattr(exc.diag, "constraint_name", "") or ""
+        if "name" in constraint and "url" not in constraint:
+            raise Conflict(f"a repository named {name!r} already exists", error="repository exists") from None
+        raise Conflict(f"branch {branch} of {parsed.raw} is already a repository", error="repository exists") from None
+    announce_sync(repository_id)
+    return {"id": repository_id, "message": f"repository {name} added; sync requested", "status": "pending"}
+
+
+def delete_repository(repository_id: str, caller: Principal, client_ip: str) -> dict[str, Any]:
+    """Delete the repository and its catalog rows. Templates already installed stay in the cluster."""
+    repository_id = parse_id(repository_id)
+    with transaction() as conn:
+        row = conn.execute("DELETE FROM repositories WHERE id = %s RETURNING name, url", (repository_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"repository {repository_id} not found")
+        audit.record(conn, caller, "catalog.repository.delete", "repository", row["name"], client_ip,
+                     {"id": repository_id, "url": row["url"]})
+    return {"message": f"repository {row['name']} deleted"}
+
+
+def mark_sync_requested(repository_ids: list[str] | None) -> list[str]:
+    """Record a sync request on the given repositories (None: all) -> the ids that exist."""
+    if repository_ids is None:
+        rows = fetch_all("UPDATE repositories SET sync_requested_at = now() RETURNING id")
+    else:
+        rows = fetch_all("UPDATE repositories SET sync_requested_at = now() WHERE id = ANY(%s::uuid[]) RETURNING id",
+                         (repository_ids,))
+    return [str(r["id"]) for r in rows]
+
+
+def announce_sync(repository_id: str | None, source: str = EVENT_SOURCE) -> bool:
+    """Tell catalog-sync now (a hint: the recorded request is what counts)."""
+    from streamspace.events import SYNC_REQUESTED_TYPE, emit
+
+    data: dict[str, Any] = {"repositoryId": repository_id} if repository_id else {"all": True}
+    return emit(SYNC_REQUESTED_TYPE, source, data, subject=f"repositories/{repository_id or 'all'}")
+
+
+def request_sync(repository_id: str | None, caller: Principal, client_ip: str) -> dict[str, Any]:
+    """POST /repositories/{id}/sync and POST /sync -> 202 body."""
+    ids = mark_sync_requested(None if repository_id is None else [parse_id(repository_id)])
+    if repository_id is not None and not ids:
+        raise NotFound(f"repository {repository_id} not found")
+    with transaction() as conn:
+        audit.record(conn, caller, "catalog.repository.sync", "repository", repository_id or "*", client_ip,
+                     {"repositories": len(ids)})
+    announce_sync(ids[0] if repository_id is not None else None)
+    what = "repository" if repository_id is not None else f"{len(ids)} repositories"
+    return {"message": f"sync requested for {what}", "status": "syncing", "repositories": len(ids)}
