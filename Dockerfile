@@ -54,6 +54,13 @@ LABEL org.opencontainers.image.title="StreamSpace ${FUNCTION}" \
       org.opencontainers.image.created="${BUILD_DATE}" \
       org.opencontainers.image.revision="${COMMIT}" \
       io.streamspace.function="${FUNCTION}"
+# catalog-sync fetches template repositories with the git CLI (https, and ssh with known-hosts checks).
+# hadolint ignore=DL3008
+RUN if [ "${FUNCTION}" = "catalog-sync" ] || [ "${FUNCTION}" = "all" ]; then \
+      apt-get update \
+      && apt-get install -y --no-install-recommends git openssh-client \
+      && rm -rf /var/lib/apt/lists/*; \
+    fi
 RUN groupadd --gid 1000 streamspace \
  && useradd --uid 1000 --gid 1000 --no-create-home --home-dir /tmp --shell /usr/sbin/nologin streamspace
 COPY --from=builder /opt/venv /opt/venv
