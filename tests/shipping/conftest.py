@@ -123,9 +123,48 @@ def validate_models(tools: Path, docs: list[dict[str, Any]], tmp: Path) -> list[
         pytest.fail(f"validate-models.mjs crashed:\n{proc.stdout}\n{proc.stderr}")
 
 
+# Kinds of other projects we ship objects of, validated against schemas derived from their CRDs.
+EXTRA_SCHEMAS: dict[tuple[str, str], dict[str, Any]] = {
+    ("traefik.io/v1alpha1", "Middleware"): {
+        "type": "object",
+        "required": ["apiVersion", "kind", "metadata", "spec"],
+        "additionalProperties": False,
+        "properties": {
+            "apiVersion": {"const": "traefik.io/v1alpha1"},
+            "kind": {"const": "Middleware"},
+            "metadata": {"type": "object", "required": ["name"]},
+            "spec": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "forwardAuth": {
+                        "type": "object",
+                        "required": ["address"],
+                        "additionalProperties": False,
+                        "properties": {
+                            "address": {"type": "string", "pattern": "^https?://"},
+                            "trustForwardHeader": {"type": "boolean"},
+                            "authResponseHeaders": {"type": "array", "items": {"type": "string"}},
+                            "authRequestHeaders": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+
 def validate_kubernetes(doc: dict[str, Any]) -> str | None:
     """Core Kubernetes kinds, strict (unknown fields rejected). Returns an error text or None."""
     from kubernetes_validate import utils as kv
+
+    extra = EXTRA_SCHEMAS.get((str(doc.get("apiVersion")), str(doc.get("kind"))))
+    if extra is not None:
+        import jsonschema
+
+        errors = sorted(jsonschema.Draft202012Validator(extra).iter_errors(doc), key=str)
+        return f"{errors[0].message} at {'/'.join(str(p) for p in errors[0].path)}" if errors else None
 
     try:
         kv.validate(doc, K8S_VERSION, strict=True)
