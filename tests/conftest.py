@@ -24,6 +24,8 @@ os.environ.setdefault("JWT_SECRET", "test-secret-" + "x" * 40)
 os.environ.setdefault("STREAMSPACE_ENV", "development")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("ADMIN_PASSWORD", "admin-password-for-tests")
+# Minimal argon2id cost so creating users stays fast; refused when STREAMSPACE_ENV=production.
+os.environ.setdefault("PASSWORD_HASH_PROFILE", "test")
 os.environ.setdefault("STREAMSPACE_SECRET_KEY", "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
 
 

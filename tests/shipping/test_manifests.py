@@ -181,7 +181,8 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
     assert binding["spec"]["subject"]["kind"] == "Service"
     assert set(by_kind(base_docs, "PingSource")) == {"idle-sweep", "resync", "catalog-sync"}
     job = by_kind(base_docs, "Job")["streamspace-migrate"]
-    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "streamspace", "migrate"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "streamspace", "migrate",
+                                                                          "--bootstrap"]
 
 
 def _rules(docs: list[dict[str, Any]], kind: str, name: str) -> set[tuple[str, str, str]]:
@@ -198,7 +199,9 @@ def test_rbac_least_privilege(base_docs: list[dict[str, Any]]) -> None:
     assert ("", "persistentvolumeclaims", "delete") not in rec
     cluster = _rules(base_docs, "ClusterRole", "streamspace-cluster-streamspace")
     assert cluster == {("", "nodes", "get"), ("", "nodes", "list"), ("", "nodes", "patch"),
-                       ("", "pods", "get"), ("", "pods", "list"), ("", "pods/eviction", "create")}
+                       ("", "pods", "get"), ("", "pods", "list"), ("", "pods/log", "get"),
+                       ("", "pods/eviction", "create"), ("", "services", "list"), ("", "namespaces", "list"),
+                       ("apps", "deployments", "list")}
     src = _rules(base_docs, "Role", "streamspace-apiserversource")
     assert {v for g, r, v in src if r != "events"} == {"get", "list", "watch"}
     accounts = {s["spec"]["template"]["spec"]["serviceAccountName"]

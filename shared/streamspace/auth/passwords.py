@@ -1,7 +1,13 @@
-"""Password hashing: argon2id; a bcrypt hash imported from elsewhere is accepted once and upgraded."""
+"""Password hashing: argon2id; a bcrypt hash imported from elsewhere is accepted once and upgraded.
+
+PASSWORD_HASH_PROFILE selects the argon2id cost: `default` (argon2-cffi's RFC 9106 low-memory
+profile) or `test` (minimal cost, for the test suite only: refused when STREAMSPACE_ENV=production).
+Hashes made under another profile still verify; a login with a weaker-than-current hash upgrades it.
+"""
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from typing import Any
 
@@ -10,10 +16,34 @@ MIN_PASSWORD_LENGTH = 8
 _DUMMY_PASSWORD = "streamspace-timing-equaliser"
 
 
+PROFILES = ("default", "test")
+
+
+def hash_profile() -> str:
+    """The configured PASSWORD_HASH_PROFILE; a bad or (in production) a `test` value ends the
+    process like any configuration error. Functions that hash call this at start."""
+    from streamspace.config import settings
+
+    profile = (os.environ.get("PASSWORD_HASH_PROFILE") or "default").strip()
+    error = None
+    if profile not in PROFILES:
+        error = f"PASSWORD_HASH_PROFILE: expected one of {', '.join(PROFILES)}, got {profile!r}"
+    elif profile == "test" and settings().production:
+        error = "PASSWORD_HASH_PROFILE: 'test' (weak hashing for the test suite) is refused in production"
+    if error is not None:
+        import sys
+
+        print(f"streamspace: configuration error: {error}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
+    return profile
+
+
 @lru_cache(maxsize=1)
 def _hasher() -> Any:
     from argon2 import PasswordHasher
 
+    if hash_profile() == "test":
+        return PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
     return PasswordHasher()  # argon2id with the library's RFC 9106 low-memory profile
 
 

@@ -47,13 +47,14 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def authenticate(authorization: str | None, cookie: str | None = None) -> Principal:
-    """Resolve the caller from a bearer token (or a session cookie value), refusing disabled users
-    and revoked logins even while the token itself has not expired."""
+def authenticate(authorization: str | None, alternate_token: str | None = None) -> Principal:
+    """Resolve the caller from a bearer token (or, when no Authorization header came, a token from a
+    cookie or query parameter), refusing disabled users and revoked logins even while the token
+    itself has not expired."""
     from streamspace.auth.tokens import verify_access_token
     from streamspace.db import fetch_one
 
-    token = cookie if (cookie and not authorization) else bearer_token(authorization)
+    token = alternate_token if (alternate_token and not authorization) else bearer_token(authorization)
     claims = verify_access_token(token)
     try:
         import uuid

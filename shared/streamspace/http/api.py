@@ -87,6 +87,7 @@ class Route:
     body_schema: dict[str, Any] | None
     query: tuple[str, ...]
     regex: re.Pattern[str]
+    token_in_query: bool = False  # EventSource/WebSocket clients cannot set headers: accept ?token=
 
     @property
     def params(self) -> list[str]:
@@ -233,13 +234,18 @@ class Api:
 
     # -- declaration -------------------------------------------------------------------------
     def route(self, method: str, path: str, *, access: Access, summary: str = "", status: int = 200,
-              body: dict[str, Any] | None = None, query: tuple[str, ...] = ()) -> Callable[[Handler], Handler]:
+              body: dict[str, Any] | None = None, query: tuple[str, ...] = (),
+              token_in_query: bool = False) -> Callable[[Handler], Handler]:
         if not isinstance(access, Access):
             raise TypeError(f"{method} {path}: access must be an Access value")
+        if token_in_query and not access.needs_token:
+            raise TypeError(f"{method} {path}: token_in_query needs a route that requires a token")
+        if token_in_query and "token" not in query:
+            query = (*query, "token")
 
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method.upper(), path, handler, access, summary or (handler.__doc__ or "").strip(),
-                                     status, body, query, _compile(path)))
+                                     status, body, query, _compile(path), token_in_query))
             return handler
 
         return register
@@ -360,7 +366,8 @@ class Api:
     def _authorize(self, req: Request, route: Route) -> None:
         from streamspace.auth.principal import authenticate
 
-        caller = authenticate(req.raw.headers.get("Authorization"), cookie=None)
+        query_token = req.raw.args.get("token") if route.token_in_query else None
+        caller = authenticate(req.raw.headers.get("Authorization"), alternate_token=query_token)
         if not role_allows(caller.role, route.access):
             raise Forbidden(f"this operation requires the {route.access.value} role")
         req._caller = caller

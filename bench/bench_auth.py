@@ -1,0 +1,88 @@
+"""Identity hot paths, in microseconds (medians):
+
+- login: POST /api/v1/auth/login over real HTTP through the auth function (argon2id with the
+  production profile, the rate-limit bookkeeping, a new token family and refresh token);
+- login_wrong_password / login_unknown_user: the two refusals, which should cost about the same;
+- verify: `principal.authenticate` as every protected request runs it (JWT check plus the one
+  query on users and token_families);
+- me: GET /api/v1/auth/me over real HTTP (verify plus the user object).
+
+Self-contained: an embedded PostgreSQL in a temporary folder, migrated, one user.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from bench.support import benchmark_database, median_of
+
+LOGINS = 30
+REFUSALS = 4
+VERIFICATIONS = 2000
+ME_CALLS = 300
+
+
+def _timed(call: Any, n: int) -> list[float]:
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1e6)
+    return samples
+
+
+def run() -> dict[str, Any]:
+    os.environ.pop("PASSWORD_HASH_PROFILE", None)  # measure the production hashing cost
+    benchmark_database()
+    import requests
+
+    from streamspace.auth.passwords import _hasher, hash_password
+    from streamspace.auth.principal import authenticate
+    from streamspace.db import fetch_one
+    from streamspace.local.gateway import load_function_app
+    from streamspace.local.server import BackgroundServer
+
+    _hasher.cache_clear()
+    fetch_one("INSERT INTO users (username, email, role, password_hash) VALUES ('bench', 'bench@example.com',"
+              " 'user', %s) RETURNING id", (hash_password("bench-password"),))
+    server = BackgroundServer(load_function_app("auth")).start()
+    http = requests.Session()
+    addresses = iter(range(1, 1_000_000))
+
+    def login(username: str, password: str, expect: int) -> dict[str, Any]:
+        n = next(addresses)
+        resp = http.post(f"{server.url}/api/v1/auth/login", json={"username": username, "password": password},
+                         headers={"X-Forwarded-For": f"10.9.{n >> 8 & 255}.{n & 255}"}, timeout=30)
+        assert resp.status_code == expect, resp.text
+        return resp.json()
+
+    try:
+        token = login("bench", "bench-password", 200)["token"]  # warm-up
+        logins = _timed(lambda: login("bench", "bench-password", 200), LOGINS)
+        wrong = _timed(lambda: login("bench", "not-the-password", 401), REFUSALS)
+        login("bench", "bench-password", 200)  # a success resets the username's failure count
+        unknown = _timed(lambda: login("nobody", "not-the-password", 401), REFUSALS)
+        header = f"Bearer {token}"
+        for _ in range(50):
+            authenticate(header)
+        verify = _timed(lambda: authenticate(header), VERIFICATIONS)
+        me_headers = {"Authorization": header}
+        me = _timed(lambda: http.get(f"{server.url}/api/v1/auth/me", headers=me_headers, timeout=10), ME_CALLS)
+    finally:
+        server.stop()
+    return {
+        "login_us": round(median_of(logins)),
+        "login_wrong_password_us": round(median_of(wrong)),
+        "login_unknown_user_us": round(median_of(unknown)),
+        "verify_us": round(median_of(verify)),
+        "me_http_us": round(median_of(me)),
+        "samples": {"login": LOGINS, "refusals": REFUSALS, "verify": VERIFICATIONS, "me": ME_CALLS},
+    }
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run(), indent=2))

@@ -1,0 +1,46 @@
+"""The audit log: who did what to which object, from where.
+
+Write the row with the connection of the change it describes, inside the same transaction, so a
+change is never recorded without happening nor happens without being recorded:
+
+    with transaction() as conn:
+        conn.execute("UPDATE users SET role = %s WHERE id = %s", (role, user_id))
+        audit.record(conn, req.caller, "user.role", "user", username, req.client_ip, {"role": role})
+
+`actor` is the calling Principal, or None for the system (bootstrap, reconcile, sweeps) and for
+anonymous callers (failed logins: put the attempted username in `details`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from streamspace.auth.principal import Principal
+
+_INSERT = (
+    "INSERT INTO audit_log (actor_id, actor, action, target_type, target, client_ip, details)"
+    " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)"
+)
+
+
+def _default(value: Any) -> Any:
+    from streamspace.http.api import _json_default
+
+    return _json_default(value)
+
+
+def record(conn: psycopg.Connection[Any], actor: Principal | None, action: str, target_type: str, target: str,
+           client_ip: str = "", details: Mapping[str, Any] | None = None, *, actor_name: str | None = None) -> None:
+    """Append one audit row on `conn` (the transaction of the change). Never put secrets in details.
+
+    `actor_name` overrides the recorded actor name (e.g. "anonymous" for a failed login)."""
+    actor_id = actor.user_id if actor is not None else None
+    if actor_name is None:
+        actor_name = actor.username if actor is not None else "system"
+    conn.execute(_INSERT, (actor_id, actor_name, action, target_type, str(target), client_ip or "",
+                           json.dumps(dict(details or {}), default=_default)))

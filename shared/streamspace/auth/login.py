@@ -1,0 +1,159 @@
+"""Password login, rate limited per username and per client address, and password changes.
+
+Attempts are rows in login_attempts, so every function instance sees the same counts. An attempt
+is recorded as a failure *before* the password is checked (and flipped to a success after), under
+a short advisory lock per username and address: concurrent guesses cannot overshoot the limit.
+Unknown users and wrong passwords get the same 401 after the same work (a dummy hash check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import TYPE_CHECKING, Any
+
+from streamspace.domain.errors import ValidationError
+from streamspace.http.errors import Forbidden, TooManyRequests, Unauthorized
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from streamspace.auth.principal import Principal
+
+LOGIN_FIELDS = frozenset({"username", "password"})
+PASSWORD_FIELDS = frozenset({"oldPassword", "newPassword"})
+_MAX_INPUT = 1024
+
+# Failures in the window, per username (since its last successful login) and per address; and the
+# moment the oldest failure that keeps the count at the limit leaves the window.
+_FAILURES = """
+WITH f AS (
+  SELECT attempted_at FROM login_attempts
+   WHERE username = %(username)s AND NOT succeeded AND attempted_at > now() - %(window)s * interval '1 second'
+     AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts
+                                   WHERE username = %(username)s AND succeeded), '-infinity')
+), a AS (
+  SELECT attempted_at FROM login_attempts
+   WHERE client_ip = %(ip)s AND NOT succeeded AND attempted_at > now() - %(window)s * interval '1 second'
+)
+SELECT (SELECT count(*) FROM f) AS user_failures,
+       (SELECT count(*) FROM a) AS ip_failures,
+       extract(epoch FROM (SELECT attempted_at FROM f ORDER BY attempted_at DESC OFFSET %(max)s - 1 LIMIT 1)
+                          + %(window)s * interval '1 second' - now()) AS user_retry,
+       extract(epoch FROM (SELECT attempted_at FROM a ORDER BY attempted_at DESC OFFSET %(max)s - 1 LIMIT 1)
+                          + %(window)s * interval '1 second' - now()) AS ip_retry
+"""
+
+
+def _lock_key(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(("streamspace.login:" + text).encode()).digest()[:8], "big", signed=True)
+
+
+def _text(value: object, field: str) -> str:
+    if not isinstance(value, str) or not value or len(value) > _MAX_INPUT:
+        raise ValidationError(field, f"expected a non-empty string of at most {_MAX_INPUT} characters")
+    return value
+
+
+def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str) -> int:
+    """Refuse (429) when the username or the address is over the limit; otherwise record this
+    attempt as a failure and return its id (flip it with `attempt_succeeded`)."""
+    from streamspace.config import settings
+
+    cfg = settings()
+    keys = sorted({_lock_key("user:" + username), _lock_key("ip:" + client_ip)})
+    conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (keys,))
+    counts = conn.execute(_FAILURES, {"username": username, "ip": client_ip, "window": cfg.login_window_seconds,
+                                      "max": cfg.login_max_failures}).fetchone()
+    assert counts is not None
+    waits = []
+    if counts["user_failures"] >= cfg.login_max_failures:
+        waits.append(float(counts["user_retry"] or cfg.login_window_seconds))
+    if counts["ip_failures"] >= cfg.login_max_failures:
+        waits.append(float(counts["ip_retry"] or cfg.login_window_seconds))
+    if waits:
+        retry = max(1, math.ceil(max(waits)))
+        raise TooManyRequests(f"too many failed login attempts; try again in {retry} seconds", retry_after=retry,
+                              error="too many attempts")
+    conn.execute("DELETE FROM login_attempts WHERE (username = %s OR client_ip = %s)"
+                 " AND attempted_at < now() - interval '1 day'", (username, client_ip))
+    row = conn.execute("INSERT INTO login_attempts (username, client_ip, succeeded) VALUES (%s, %s, false)"
+                       " RETURNING id", (username, client_ip)).fetchone()
+    assert row is not None
+    return int(row["id"])
+
+
+def _find_user(conn: psycopg.Connection[Any], *, username: str | None = None,
+               user_id: str | None = None) -> dict[str, Any] | None:
+    row = conn.execute("SELECT id::text AS id, username, role, active, password_hash FROM users"
+                       " WHERE username = %s OR id = %s::uuid", (username, user_id)).fetchone()
+    return dict(row) if row else None
+
+
+def login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
+    """`{username, password}` -> `{token, refreshToken, expiresAt, user}`."""
+    from streamspace import audit
+    from streamspace.auth.passwords import verify_password
+    from streamspace.auth.principal import Principal
+    from streamspace.auth.refresh import start_family, token_response
+    from streamspace.db import transaction
+
+    username = _text(body.get("username"), "username").strip().lower()
+    password = _text(body.get("password"), "password")
+    with transaction() as conn:
+        attempt = begin_attempt(conn, username, client_ip)
+        user = _find_user(conn, username=username)
+    # The slow part runs with no transaction open: the attempt row is already committed as a failure.
+    ok, upgraded_hash = verify_password(user["password_hash"] if user else None, password)
+    if not ok or user is None:
+        with transaction() as conn:
+            audit.record(conn, None, "auth.login.failed", "user", username, client_ip,
+                         {"reason": "bad credentials"}, actor_name="anonymous")
+        raise Unauthorized("invalid username or password", error="invalid credentials")
+    if not user["active"]:
+        with transaction() as conn:
+            conn.execute("UPDATE login_attempts SET succeeded = true WHERE id = %s", (attempt,))
+            audit.record(conn, None, "auth.login.denied", "user", username, client_ip,
+                         {"reason": "account disabled"}, actor_name=username)
+        raise Forbidden("this account is disabled", error="account disabled")
+    with transaction() as conn:
+        conn.execute("UPDATE login_attempts SET succeeded = true WHERE id = %s", (attempt,))
+        conn.execute("UPDATE users SET last_login = now(), password_hash = coalesce(%s, password_hash) WHERE id = %s",
+                     (upgraded_hash, user["id"]))
+        family_id, refresh_token = start_family(conn, user["id"])
+        who = Principal(user_id=user["id"], username=username, role=user["role"], groups=(), family_id=family_id)
+        audit.record(conn, who, "auth.login", "user", username, client_ip,
+                     {"family": family_id, "hashUpgraded": upgraded_hash is not None})
+        return token_response(conn, user["id"], family_id, refresh_token)
+
+
+def change_password(caller: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
+    """`{oldPassword, newPassword}`: checks the old one (rate limited like a login), stores the
+    new one, and ends every other login of the user (the caller's own stays)."""
+    from streamspace import audit
+    from streamspace.auth.passwords import hash_password, verify_password
+    from streamspace.auth.refresh import revoke_user_families
+    from streamspace.auth.users import valid_password
+    from streamspace.db import transaction
+
+    old = _text(body.get("oldPassword"), "oldPassword")
+    new = valid_password(body.get("newPassword"), "newPassword")
+    with transaction() as conn:
+        attempt = begin_attempt(conn, caller.username, client_ip)
+        user = _find_user(conn, user_id=caller.user_id)
+    ok, _ = verify_password(user["password_hash"] if user else None, old)
+    if not ok or user is None:
+        with transaction() as conn:
+            audit.record(conn, caller, "auth.password.failed", "user", caller.username, client_ip,
+                         {"reason": "wrong old password"})
+        raise ValidationError("oldPassword", "the current password is not correct")
+    if new == old:
+        raise ValidationError("newPassword", "must differ from the current password")
+    new_hash = hash_password(new)
+    with transaction() as conn:
+        conn.execute("UPDATE login_attempts SET succeeded = true WHERE id = %s", (attempt,))
+        conn.execute("UPDATE users SET password_hash = %s, updated_at = now() WHERE id = %s", (new_hash, user["id"]))
+        revoked = revoke_user_families(conn, user["id"], "password changed", keep=caller.family_id)
+        audit.record(conn, caller, "auth.password.change", "user", caller.username, client_ip,
+                     {"revokedLogins": revoked})
+    return {"message": "password changed; other logins were signed out"}

@@ -1,0 +1,143 @@
+"""Logins as token families; refresh tokens that rotate on every use.
+
+A login starts a family (token_families) and issues its first refresh token: an opaque random
+value stored only as its SHA-256. Exchanging a refresh token marks it rotated and issues the next
+one in the same family. Presenting a rotated token again means it was copied: the whole family is
+revoked, which also ends every access token carrying that family id (`sid`), since
+`principal.authenticate` checks the family on every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from streamspace.http.errors import Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    import psycopg
+
+REFRESH_FIELDS = frozenset({"refreshToken", "token"})
+_MAX_TOKEN_LENGTH = 512
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_refresh_token(conn: psycopg.Connection[Any], user_id: str, family_id: str) -> str:
+    from streamspace.config import settings
+
+    token = secrets.token_urlsafe(32)
+    conn.execute(
+        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
+        " VALUES (%s, %s, %s, now() + %s * interval '1 second')",
+        (hash_token(token), family_id, user_id, settings().refresh_token_ttl_seconds))
+    return token
+
+
+def start_family(conn: psycopg.Connection[Any], user_id: str) -> tuple[str, str]:
+    """A new login: (family id, its first refresh token). Also drops this user's expired tokens."""
+    conn.execute("DELETE FROM refresh_tokens WHERE user_id = %s AND expires_at < now()", (user_id,))
+    row = conn.execute("INSERT INTO token_families (user_id) VALUES (%s) RETURNING id::text AS id",
+                       (user_id,)).fetchone()
+    assert row is not None
+    family_id = str(row["id"])
+    return family_id, new_refresh_token(conn, user_id, family_id)
+
+
+def revoke_family(conn: psycopg.Connection[Any], family_id: str, reason: str) -> bool:
+    row = conn.execute("UPDATE token_families SET revoked_at = now(), revoked_reason = %s"
+                       " WHERE id = %s AND revoked_at IS NULL RETURNING id", (reason, family_id)).fetchone()
+    return row is not None
+
+
+def revoke_user_families(conn: psycopg.Connection[Any], user_id: str, reason: str,
+                         keep: str | None = None) -> int:
+    """Revoke every live login of a user except `keep` (the caller's own, on a password change)."""
+    return conn.execute(
+        "UPDATE token_families SET revoked_at = now(), revoked_reason = %s"
+        " WHERE user_id = %s AND revoked_at IS NULL AND (%s::uuid IS NULL OR id <> %s::uuid)",
+        (reason, user_id, keep, keep)).rowcount
+
+
+def rfc3339(unix_time: int) -> str:
+    return datetime.fromtimestamp(unix_time, UTC).isoformat().replace("+00:00", "Z")
+
+
+def token_response(conn: psycopg.Connection[Any], user_id: str, family_id: str, refresh_token: str) -> dict[str, Any]:
+    """`{token, refreshToken, expiresAt, user}`: an access token for the user as it is now."""
+    from streamspace.auth.tokens import issue_access_token
+    from streamspace.auth.users import load_user, user_to_api
+
+    user = user_to_api(load_user(conn, user_id))
+    token, expires = issue_access_token(user_id=user["id"], username=user["username"], role=user["role"],
+                                        groups=user["groups"], family_id=family_id)
+    return {"token": token, "refreshToken": refresh_token, "expiresAt": rfc3339(expires), "user": user}
+
+
+def presented_refresh_token(body: dict[str, Any]) -> str:
+    value = body.get("refreshToken", body.get("token"))
+    if not isinstance(value, str) or not value or len(value) > _MAX_TOKEN_LENGTH:
+        raise Unauthorized("a valid refresh token is required in refreshToken", error="invalid refresh token")
+    return value
+
+
+_LOOKUP = """
+SELECT r.token_hash, r.family_id::text AS family_id, r.user_id::text AS user_id, r.rotated_at,
+       r.expires_at <= now() AS expired, f.revoked_at, u.active, u.username
+  FROM refresh_tokens r
+  JOIN token_families f ON f.id = r.family_id
+  JOIN users u ON u.id = r.user_id
+ WHERE r.token_hash = %s
+   FOR UPDATE OF r, f
+"""
+
+
+def refresh(presented: str, client_ip: str) -> dict[str, Any]:
+    """Exchange a refresh token for a new access token and the next refresh token."""
+    from streamspace import audit
+    from streamspace.db import transaction
+
+    digest = hash_token(presented)  # looked up by its hash: timing reveals nothing about the value
+    refused: Exception | None = None
+    with transaction() as conn:
+        row = conn.execute(_LOOKUP, (digest,)).fetchone()
+        if row is None or not hmac.compare_digest(bytes(row["token_hash"]), digest):
+            refused = Unauthorized("unknown refresh token", error="invalid refresh token")
+        elif row["revoked_at"] is not None:
+            refused = Unauthorized("this login was revoked; log in again", error="token revoked")
+        elif row["rotated_at"] is not None:
+            # A rotated token presented again: someone holds a copy. End the whole login.
+            revoke_family(conn, row["family_id"], "refresh token reuse")
+            audit.record(conn, None, "auth.refresh.reuse", "user", row["username"], client_ip,
+                         {"family": row["family_id"]}, actor_name="anonymous")
+            refused = Unauthorized("this refresh token was already used; the login is revoked",
+                                   error="token reuse")
+        elif row["expired"]:
+            refused = Unauthorized("refresh token expired; log in again", error="token expired")
+        elif not row["active"]:
+            refused = Forbidden("this account is disabled", error="account disabled")
+        else:
+            conn.execute("UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = %s", (digest,))
+            token = new_refresh_token(conn, row["user_id"], row["family_id"])
+            return token_response(conn, row["user_id"], row["family_id"], token)
+    assert refused is not None
+    raise refused
+
+
+def logout(conn: psycopg.Connection[Any], user_id: str, family_id: str | None, presented: str | None) -> int:
+    """Revoke the caller's login (its token family) and, if given, the family of a refresh token
+    that belongs to the same user. Returns how many families were revoked."""
+    revoked = 0
+    if family_id is not None and revoke_family(conn, family_id, "logout"):
+        revoked += 1
+    if presented:
+        row = conn.execute("SELECT family_id::text AS family_id FROM refresh_tokens"
+                           " WHERE token_hash = %s AND user_id = %s", (hash_token(presented), user_id)).fetchone()
+        if row is not None and row["family_id"] != family_id and revoke_family(conn, row["family_id"], "logout"):
+            revoked += 1
+    return revoked

@@ -1,0 +1,304 @@
+"""Users: validation, the API's user object, and the admin operations (create, update, delete).
+
+Every write runs in one transaction together with its audit row. The last active admin can never
+be demoted, disabled or deleted (409), and nobody changes their own role or active state (403).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from streamspace.config import ROLES
+from streamspace.domain.errors import ValidationError
+from streamspace.http.errors import Conflict, Forbidden, NotFound
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from streamspace.auth.principal import Principal
+
+# The users.username CHECK constraint, exactly.
+USERNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
+                      r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.[A-Za-z]{2,63}$")
+MAX_PASSWORD_LENGTH = 1024
+MAX_NAME_LENGTH = 200
+
+# Fixed SQL fragments composed with psycopg.sql (never with values: those are always parameters).
+USER_COLUMNS = """u.id::text AS id, u.username, u.email, u.full_name, u.role, u.provider, u.active,
+       u.created_at, u.updated_at, u.last_login,
+       ARRAY(SELECT gm.group_id::text FROM group_members gm WHERE gm.user_id = u.id ORDER BY gm.group_id) AS groups"""
+
+CREATE_FIELDS = frozenset({"username", "email", "fullName", "password", "role"})
+UPDATE_FIELDS = frozenset({"email", "fullName", "role", "active", "password"})
+
+
+# -- validation ---------------------------------------------------------------------------------
+
+def valid_username(value: object, field: str = "username") -> str:
+    if not isinstance(value, str) or not USERNAME_RE.fullmatch(value):
+        raise ValidationError(field, "expected 1-63 lowercase letters, digits, '.', '_' or '-', starting and"
+                                     " ending with a letter or digit")
+    return value
+
+
+def valid_email(value: object, field: str = "email") -> str:
+    if not isinstance(value, str) or len(value) > 254 or not EMAIL_RE.fullmatch(value):
+        raise ValidationError(field, "expected an email address such as name@example.com")
+    return value
+
+
+def valid_role(value: object, field: str = "role") -> str:
+    if value not in ROLES:
+        raise ValidationError(field, f"expected one of {', '.join(ROLES)}")
+    return str(value)
+
+
+def valid_text(value: object, field: str, max_length: int = MAX_NAME_LENGTH) -> str:
+    if not isinstance(value, str) or len(value) > max_length or any(ord(c) < 32 for c in value):
+        raise ValidationError(field, f"expected text of at most {max_length} characters without control characters")
+    return value
+
+
+def valid_password(value: object, field: str = "password") -> str:
+    from streamspace.auth.passwords import MIN_PASSWORD_LENGTH
+
+    if not isinstance(value, str) or not MIN_PASSWORD_LENGTH <= len(value) <= MAX_PASSWORD_LENGTH:
+        raise ValidationError(field, f"expected {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
+    return value
+
+
+def valid_bool(value: object, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise ValidationError(field, "expected true or false")
+    return value
+
+
+def parse_uuid(value: str, what: str = "user") -> str:
+    """A path id: anything that is not a UUID cannot name an object (404, not a database error)."""
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise NotFound(f"no such {what}", error="not found") from None
+
+
+# -- reading ------------------------------------------------------------------------------------
+
+def user_to_api(row: dict[str, Any]) -> dict[str, Any]:
+    """The contract's user object (never a password hash)."""
+    return {
+        "id": str(row["id"]),
+        "username": row["username"],
+        "email": row["email"] or "",
+        "fullName": row["full_name"],
+        "role": row["role"],
+        "provider": row["provider"],
+        "active": row["active"],
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+        "lastLogin": row["last_login"],
+        "groups": list(row["groups"] or []),
+    }
+
+
+def _q(template: str, **fragments: str) -> Any:
+    """Compose fixed SQL fragments (constants of this module) into a statement."""
+    from psycopg import sql
+
+    return sql.SQL(template).format(**{k: sql.SQL(v) for k, v in fragments.items()})  # type: ignore[arg-type]
+
+
+def load_user(conn: psycopg.Connection[Any], user_id: str, *, lock: bool = False) -> dict[str, Any]:
+    query = _q("SELECT {cols} FROM users u WHERE u.id = %s {lock}", cols=USER_COLUMNS,
+               lock="FOR UPDATE OF u" if lock else "")
+    row = conn.execute(query, (user_id,)).fetchone()
+    if row is None:
+        raise NotFound("no such user", error="not found")
+    return dict(row)
+
+
+def get_user(user_id: str) -> dict[str, Any]:
+    from streamspace.db import connection
+
+    with connection() as conn:
+        return user_to_api(load_user(conn, parse_uuid(user_id)))
+
+
+def list_users(*, role: str | None, provider: str | None, active: bool | None, limit: int,
+               offset: int) -> dict[str, Any]:
+    from streamspace.db import connection
+
+    if role is not None:
+        valid_role(role)
+    where = ("(%(role)s::text IS NULL OR u.role = %(role)s)"
+             " AND (%(provider)s::text IS NULL OR u.provider = %(provider)s)"
+             " AND (%(active)s::boolean IS NULL OR u.active = %(active)s)")
+    params = {"role": role, "provider": provider, "active": active, "limit": limit, "offset": offset}
+    with connection() as conn:
+        total = conn.execute(_q("SELECT count(*) AS n FROM users u WHERE {where}", where=where), params).fetchone()
+        rows = conn.execute(_q("SELECT {cols} FROM users u WHERE {where} ORDER BY u.username"
+                               " LIMIT %(limit)s OFFSET %(offset)s", cols=USER_COLUMNS, where=where), params).fetchall()
+    return {"users": [user_to_api(r) for r in rows], "total": int(total["n"]) if total else 0}
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+def _duplicate(exc: Any) -> Conflict:
+    constraint = getattr(exc.diag, "constraint_name", "") or ""
+    if "email" in constraint:
+        return Conflict("a user with this email already exists", error="email taken")
+    return Conflict("a user with this username already exists", error="username taken")
+
+
+def create_user(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
+    import psycopg
+
+    from streamspace import audit
+    from streamspace.auth.passwords import hash_password
+    from streamspace.db import transaction
+
+    username = valid_username(body.get("username"))
+    email = valid_email(body.get("email"))
+    full_name = valid_text(body.get("fullName", ""), "fullName")
+    password = valid_password(body.get("password"))
+    role = valid_role(body.get("role", "user"))
+    password_hash = hash_password(password)  # before the transaction: no lock held while hashing
+    try:
+        with transaction() as conn:
+            row = conn.execute(
+                "INSERT INTO users (username, email, full_name, role, provider, password_hash)"
+                " VALUES (%s, %s, %s, %s, 'local', %s) RETURNING id::text AS id",
+                (username, email, full_name, role, password_hash)).fetchone()
+            assert row is not None
+            audit.record(conn, actor, "user.create", "user", username, client_ip, {"id": row["id"], "role": role})
+            return user_to_api(load_user(conn, row["id"]))
+    except psycopg.errors.UniqueViolation as exc:
+        raise _duplicate(exc) from None
+
+
+def _active_admins_other_than(conn: psycopg.Connection[Any], user_id: str) -> int:
+    row = conn.execute("SELECT count(*) AS n FROM users WHERE role = 'admin' AND active AND id <> %s",
+                       (user_id,)).fetchone()
+    return int(row["n"]) if row else 0
+
+
+def _lock_admins(conn: psycopg.Connection[Any]) -> None:
+    """Serialise every change that could remove an active admin (two admins demoting each other
+    at once must not leave none)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x53544144,))  # "STAD"
+
+
+def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
+    import psycopg
+
+    from streamspace import audit
+    from streamspace.auth.passwords import hash_password
+    from streamspace.auth.refresh import revoke_user_families
+    from streamspace.db import transaction
+
+    user_id = parse_uuid(user_id)
+    changes: dict[str, Any] = {}
+    if "email" in body:
+        changes["email"] = valid_email(body["email"])
+    if "fullName" in body:
+        changes["full_name"] = valid_text(body["fullName"], "fullName")
+    if "role" in body:
+        changes["role"] = valid_role(body["role"])
+    if "active" in body:
+        changes["active"] = valid_bool(body["active"], "active")
+    if "password" in body:
+        changes["password_hash"] = hash_password(valid_password(body["password"]))
+    if ("role" in changes or "active" in changes) and user_id == actor.user_id:
+        raise Forbidden("you cannot change your own role or active state", error="forbidden")
+    if not changes:
+        return get_user(user_id)
+    try:
+        with transaction() as conn:
+            if "role" in changes or "active" in changes:
+                _lock_admins(conn)
+            before = load_user(conn, user_id, lock=True)
+            stays_admin = changes.get("role", before["role"]) == "admin" and changes.get("active", before["active"])
+            if before["role"] == "admin" and before["active"] and not stays_admin \
+                    and _active_admins_other_than(conn, user_id) == 0:
+                raise Conflict("this is the last active admin; make another admin first", error="last admin")
+            if changes:
+                from psycopg import sql
+
+                assignments = sql.SQL(", ").join(
+                    sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in changes)
+                conn.execute(sql.SQL("UPDATE users SET {}, updated_at = now() WHERE id = %(id)s").format(assignments),
+                             {**changes, "id": user_id})
+            if changes.get("active") is False or "password_hash" in changes:
+                revoke_user_families(conn, user_id, "disabled" if changes.get("active") is False else "password reset")
+            details = {k: v for k, v in changes.items() if k != "password_hash"}
+            if "password_hash" in changes:
+                details["password"] = "reset"
+            if "role" in changes and changes["role"] != before["role"]:
+                audit.record(conn, actor, "user.role", "user", before["username"], client_ip,
+                             {"from": before["role"], "to": changes["role"]})
+            audit.record(conn, actor, "user.update", "user", before["username"], client_ip, details)
+            return user_to_api(load_user(conn, user_id))
+    except psycopg.errors.UniqueViolation as exc:
+        raise _duplicate(exc) from None
+
+
+def delete_user(actor: Principal, user_id: str, client_ip: str) -> None:
+    from streamspace import audit
+    from streamspace.db import transaction
+
+    user_id = parse_uuid(user_id)
+    if user_id == actor.user_id:
+        raise Forbidden("you cannot delete your own account", error="forbidden")
+    with transaction() as conn:
+        _lock_admins(conn)
+        before = load_user(conn, user_id, lock=True)
+        if before["role"] == "admin" and before["active"] and _active_admins_other_than(conn, user_id) == 0:
+            raise Conflict("this is the last active admin; make another admin first", error="last admin")
+        held = conn.execute("SELECT count(*) AS n FROM sessions WHERE user_id = %s AND state <> 'terminated'",
+                            (user_id,)).fetchone()
+        if held and held["n"]:
+            raise Conflict(f"the user has {held['n']} session(s) that are not terminated; delete them first",
+                           error="user has sessions")
+        conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
+        audit.record(conn, actor, "user.delete", "user", before["username"], client_ip, {"id": user_id})
+
+
+def user_groups(user_id: str) -> dict[str, Any]:
+    from streamspace.auth.groups import GROUP_COLUMNS, group_to_api
+    from streamspace.db import connection
+
+    user_id = parse_uuid(user_id)
+    with connection() as conn:
+        load_user(conn, user_id)
+        rows = conn.execute(_q("SELECT {cols} FROM groups g JOIN group_members m ON m.group_id = g.id"
+                               " WHERE m.user_id = %s ORDER BY g.name", cols=GROUP_COLUMNS), (user_id,)).fetchall()
+    return {"groups": [group_to_api(r) for r in rows], "total": len(rows)}
+
+
+def _session_row_to_api(row: dict[str, Any]) -> dict[str, Any]:
+    from streamspace.domain.quantity import format_cpu, format_memory
+
+    return {
+        "name": row["name"], "namespace": row["namespace"], "user": row["username"], "template": row["template"],
+        "state": row["state"], "persistentHome": row["persistent_home"],
+        "resources": {"cpu": format_cpu(int(row["cpu_millis"])), "memory": format_memory(int(row["memory_bytes"]))},
+        "tags": list(row["tags"] or []),
+        "status": {"phase": row["phase"], "podName": row["pod_name"], "url": row["url"],
+                   "lastActivity": row["last_activity"]},
+        "createdAt": row["created_at"],
+    }
+
+
+def user_sessions(user_id: str, limit: int, offset: int) -> dict[str, Any]:
+    """A user's sessions from the session index (no Kubernetes call)."""
+    from streamspace.db import connection
+
+    user_id = parse_uuid(user_id)
+    with connection() as conn:
+        load_user(conn, user_id)
+        total = conn.execute("SELECT count(*) AS n FROM sessions WHERE user_id = %s", (user_id,)).fetchone()
+        rows = conn.execute("SELECT * FROM sessions WHERE user_id = %s ORDER BY created_at DESC LIMIT %s OFFSET %s",
+                            (user_id, limit, offset)).fetchall()
+    return {"sessions": [_session_row_to_api(r) for r in rows], "total": int(total["n"]) if total else 0}

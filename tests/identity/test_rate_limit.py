@@ -1,0 +1,88 @@
+"""Login rate limiting: per username and per client address, shared by every instance (rows in
+login_attempts), strict under concurrent guessing, answered with 429 and Retry-After."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from .conftest import fresh_ip, login, make_user
+
+
+@pytest.fixture(scope="module")
+def two_instances(serve) -> tuple[str, str]:
+    """Two independent instances of the auth function (separate servers, one database)."""
+    return serve("auth"), serve("auth")
+
+
+def _max_failures() -> int:
+    from streamspace.config import settings
+
+    return settings().login_max_failures
+
+
+def test_per_username_limit_holds_across_instances(two_instances: tuple[str, str]) -> None:
+    from streamspace.config import settings
+
+    first, second = two_instances
+    make_user("target", password="target-password")
+    for i in range(_max_failures()):
+        resp = login(first if i % 2 else second, "target", f"guess-{i}-wrong")
+        assert resp.status_code == 401
+    # Even the right password, from a new address, on either instance: 429 until the window passes.
+    for instance in (first, second):
+        resp = login(instance, "target", "target-password")
+        assert resp.status_code == 429, resp.text
+        retry = int(resp.headers["Retry-After"])
+        assert 1 <= retry <= settings().login_window_seconds
+        assert resp.json()["error"] == "too many attempts"
+
+
+def test_per_address_limit(two_instances: tuple[str, str]) -> None:
+    first, _ = two_instances
+    make_user("innocent", password="innocent-password")
+    ip = fresh_ip()
+    for i in range(_max_failures()):
+        assert login(first, f"spray-{i}", "password-spray", ip=ip).status_code == 401
+    assert login(first, "innocent", "innocent-password", ip=ip).status_code == 429
+    # The same user from another address is fine.
+    assert login(first, "innocent", "innocent-password").status_code == 200
+
+
+def test_concurrent_guessing_cannot_overshoot_the_limit(two_instances: tuple[str, str]) -> None:
+    first, second = two_instances
+    make_user("raced", password="raced-password")
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        codes = list(pool.map(lambda i: login(first if i % 2 else second, "raced", f"wrong-{i}").status_code,
+                              range(20)))
+    assert codes.count(401) == _max_failures() and codes.count(429) == 20 - _max_failures(), codes
+
+
+def test_a_successful_login_resets_the_username_count(two_instances: tuple[str, str]) -> None:
+    first, _ = two_instances
+    make_user("typo", password="typo-password")
+    for _ in range(_max_failures() - 1):
+        assert login(first, "typo", "typo-passwrod").status_code == 401
+    assert login(first, "typo", "typo-password").status_code == 200
+    for _ in range(_max_failures() - 1):
+        assert login(first, "typo", "typo-passwrod").status_code == 401
+    assert login(first, "typo", "typo-password").status_code == 200
+
+
+def test_wrong_old_password_on_password_change_counts_as_a_failed_login(two_instances: tuple[str, str]) -> None:
+    import requests
+
+    from .conftest import token_for
+
+    first, _ = two_instances
+    url = first
+    user_id = make_user("stolen-token", password="stolen-password")
+    token = token_for(user_id, "stolen-token")
+    codes = []
+    for i in range(_max_failures() + 1):
+        resp = requests.post(f"{url}/api/v1/auth/password", headers={"Authorization": f"Bearer {token}",
+                                                                     "X-Forwarded-For": fresh_ip()},
+                             json={"oldPassword": f"guess-{i}-wrong", "newPassword": "new-password-1"}, timeout=10)
+        codes.append(resp.status_code)
+    assert codes == [400] * _max_failures() + [429]
