@@ -1,0 +1,86 @@
+"""sessions: a user's streaming sessions: create, list, change, delete, connect, heartbeat."""
+
+import functions_framework
+
+from streamspace.http import Access, Api, Reply, Request
+from streamspace.sessions import service
+
+api = Api("sessions")
+
+
+@api.get("/api/v1/sessions", access=Access.USER, query=("user", "state", "template", "limit", "offset"),
+         summary="List sessions: the caller's own (an admin: all, or one user's with ?user=)")
+def list_sessions(req: Request) -> dict:
+    limit, offset = req.page()
+    return service.list_sessions(req.caller, user=req.query("user"), state=req.query("state"),
+                                 template=req.query("template"), limit=limit, offset=offset)
+
+
+@api.post("/api/v1/sessions", access=Access.USER, status=201,
+          summary="Launch a session from a Template (quota-checked)")
+def create_session(req: Request) -> Reply:
+    body = req.json(allowed=service.CREATE_FIELDS, required=("template",))
+    return Reply(service.create_session(req.caller, body, req.client_ip), status=201)
+
+
+@api.get("/api/v1/sessions/{id}", access=Access.USER, summary="One session")
+def get_session(req: Request) -> dict:
+    return service.get_session(req.caller, req.param("id"))
+
+
+@api.patch("/api/v1/sessions/{id}", access=Access.USER,
+           summary="Change state (running, hibernated, terminated), idleTimeout, maxSessionDuration or tags")
+def patch_session(req: Request) -> dict:
+    body = req.json(allowed=service.PATCH_FIELDS)
+    return service.patch_session(req.caller, req.param("id"), body, req.client_ip)
+
+
+@api.delete("/api/v1/sessions/{id}", access=Access.USER, summary="Delete a session (releases its quota)")
+def delete_session(req: Request) -> dict:
+    return service.delete_session(req.caller, req.param("id"), req.client_ip)
+
+
+@api.get("/api/v1/sessions/{id}/connect", access=Access.USER,
+         summary="Open a connection (wakes a hibernated session)")
+def connect(req: Request) -> dict:
+    return service.connect(req.caller, req.param("id"), req.client_ip, req.raw.headers.get("User-Agent", ""))
+
+
+@api.post("/api/v1/sessions/{id}/disconnect", access=Access.USER, query=("connectionId",),
+          summary="Close a connection")
+def disconnect(req: Request) -> dict:
+    return service.disconnect(req.caller, req.param("id"), req.query("connectionId"))
+
+
+@api.post("/api/v1/sessions/{id}/heartbeat", access=Access.USER, query=("connectionId",),
+          summary="Keep a connection alive and record activity (the hot path: one SQL statement)")
+def heartbeat(req: Request) -> dict:
+    return service.heartbeat(req.caller, req.param("id"), req.query("connectionId"))
+
+
+@api.get("/api/v1/sessions/{id}/connections", access=Access.USER, summary="Live connections of a session")
+def connections(req: Request) -> dict:
+    return service.list_connections(req.caller, req.param("id"))
+
+
+@api.get("/api/v1/events/sessions", access=Access.USER, token_in_query=True,
+         summary="Live session updates as Server-Sent Events (one snapshot per response, then retry)")
+def session_events(req: Request) -> Reply:
+    return Reply(service.sessions_event_stream(req.caller), content_type="text/event-stream",
+                 headers={"X-Accel-Buffering": "no"})
+
+
+api.not_built("GET", "/api/v1/ws/sessions", access=Access.USER,
+              message="the WebSocket stream is not built; use Server-Sent Events at /api/v1/events/sessions"
+                      " (EventSource, ?token= accepted), which carries the same sessions_update messages")
+
+
+@functions_framework.http
+def handle(request):
+    return api(request)
+
+
+if __name__ == "__main__":
+    from streamspace.functions import run_entry_point
+
+    raise SystemExit(run_entry_point(__file__))

@@ -1,0 +1,47 @@
+"""templates: the Template catalog of the namespace (read: any user; write: admin)."""
+
+import functions_framework
+
+from streamspace import templates_api
+from streamspace.http import Access, Api, Reply, Request
+
+api = Api("templates")
+
+
+@api.get("/api/v1/templates", access=Access.USER, query=("category", "tag", "appType", "limit", "offset"),
+         summary="List Templates (filters: category, tag, appType)")
+def list_templates(req: Request) -> dict:
+    limit, offset = req.page()
+    return templates_api.list_templates(category=req.query("category"), tag=req.query("tag"),
+                                        app_type=req.query("appType"), limit=limit, offset=offset)
+
+
+@api.post("/api/v1/templates", access=Access.ADMIN, status=201, summary="Create a Template (409 if it exists)")
+def create_template(req: Request) -> Reply:
+    return Reply(templates_api.create_template(req.json(), req.caller, req.client_ip), status=201)
+
+
+@api.get("/api/v1/templates/{id}", access=Access.USER, summary="One Template")
+def get_template(req: Request) -> dict:
+    return templates_api.get_template(req.param("id"))
+
+
+@api.patch("/api/v1/templates/{id}", access=Access.ADMIN, summary="Change a Template (partial; 409 on a stale update)")
+def patch_template(req: Request) -> dict:
+    return templates_api.update_template(req.param("id"), req.json(), req.caller, req.client_ip)
+
+
+@api.delete("/api/v1/templates/{id}", access=Access.ADMIN, summary="Delete a Template")
+def delete_template(req: Request) -> dict:
+    return templates_api.delete_template(req.param("id"), req.caller, req.client_ip)
+
+
+@functions_framework.http
+def handle(request):
+    return api(request)
+
+
+if __name__ == "__main__":
+    from streamspace.functions import run_entry_point
+
+    raise SystemExit(run_entry_point(__file__))

@@ -1,0 +1,622 @@
+"""The /api/v1/sessions operations.
+
+Ownership: every operation on one session first finds its index row and checks the caller may
+reach it (owner or admin); a session of someone else answers 404, exactly like a missing one.
+
+Create is one logical step: a transaction {quota check and reservation; insert the index row},
+then the Session object is created on the cluster; if that fails the row is deleted again, and if
+the database fails after the Session was created, the Session is deleted. Nothing stays reserved
+or half-created.
+
+Templates without a status yet (template-reconcile has not seen them) are accepted when their spec
+validates (the same validation template-reconcile applies); a Template whose status says Invalid is
+refused with its message.
+
+Live updates: `GET /api/v1/events/sessions` answers Server-Sent Events. A serverless function must
+not hold a response open (Knative may freeze or scale it away), so each response carries one
+`sessions_update` event and a `retry:` interval: an EventSource reconnects by itself and receives
+the next snapshot, which makes the stream a cheap poll of the index that any number of replicas serve.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+import uuid
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from streamspace.domain.duration import format_duration
+from streamspace.domain.errors import ValidationError
+from streamspace.domain.names import user_label
+from streamspace.domain.quantity import format_cpu, format_memory
+from streamspace.domain.sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSION_DURATION
+from streamspace.http.errors import BadRequest, Conflict, Forbidden, NotFound
+from streamspace.sessions import index
+from streamspace.sessions.index import heartbeat_window
+
+if TYPE_CHECKING:
+    from streamspace.auth.principal import Principal
+
+CREATE_FIELDS = frozenset({"user", "template", "resources", "persistentHome", "idleTimeout", "maxSessionDuration",
+                           "tags"})
+PATCH_FIELDS = frozenset({"state", "idleTimeout", "maxSessionDuration", "tags"})
+STATES = ("running", "hibernated", "terminated")
+EVENT_RETRY_MS = 5000
+_SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
+_SUFFIX_LENGTH = 6
+_NAME_ATTEMPTS = 4
+_USER_AGENT_MAX = 512
+
+
+def _namespace() -> str:
+    from streamspace.config import settings
+
+    return settings().namespace
+
+
+# Formatting the same few values over and over (every list): remember them.
+_user_label = lru_cache(maxsize=4096)(user_label)
+_duration_text = lru_cache(maxsize=1024)(format_duration)
+_memory_text = lru_cache(maxsize=1024)(format_memory)
+_cpu_text = lru_cache(maxsize=1024)(format_cpu)
+
+
+def _not_found(name: str) -> NotFound:
+    return NotFound(f"session {name!r} not found", error="not found")
+
+
+# -- reading the index --------------------------------------------------------------------------
+
+_LIST_SQL = (
+    "SELECT "
+    "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
+    " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.persistent_home, s.idle_timeout_seconds,"
+    " s.max_duration_seconds, s.tags,"
+    " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at,"
+    " to_char(s.last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_activity,"
+    " (SELECT count(*) FROM connections c WHERE c.session_namespace = s.namespace AND c.session_name = s.name"
+    "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s))"
+    " AS active_connections, count(*) OVER () AS total FROM sessions s"
+    " WHERE s.namespace = %(ns)s"
+    "   AND (%(uid)s::uuid IS NULL OR s.user_id = %(uid)s::uuid)"
+    "   AND (%(username)s::text IS NULL OR s.username = %(username)s::text)"
+    "   AND (%(state)s::text IS NULL OR s.state = %(state)s::text)"
+    "   AND (%(template)s::text IS NULL OR s.template = %(template)s::text)"
+    " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s"
+)
+
+_COUNT_SQL = (
+    "SELECT count(*) AS total FROM sessions s WHERE s.namespace = %(ns)s"
+    "   AND (%(uid)s::uuid IS NULL OR s.user_id = %(uid)s::uuid)"
+    "   AND (%(username)s::text IS NULL OR s.username = %(username)s::text)"
+    "   AND (%(state)s::text IS NULL OR s.state = %(state)s::text)"
+    "   AND (%(template)s::text IS NULL OR s.template = %(template)s::text)"
+)
+
+_ROW_SQL = (
+    "SELECT "
+    "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
+    " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.persistent_home, s.idle_timeout_seconds,"
+    " s.max_duration_seconds, s.tags,"
+    " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at,"
+    " to_char(s.last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_activity,"
+    " (SELECT count(*) FROM connections c WHERE c.session_namespace = s.namespace AND c.session_name = s.name"
+    "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s))"
+    " AS active_connections FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s"
+)
+
+
+def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
+    """An index row -> the contract's Session object (status from the row: phase, url, podName,
+    lastActivity; usage and conditions live on the Session object only). Timestamps arrive as
+    RFC 3339 text from the query; this runs per listed session, so it stays lean."""
+    idle, longest = row["idle_timeout_seconds"], row["max_duration_seconds"]
+    return {
+        "name": row["name"],
+        "namespace": row["namespace"],
+        "user": _user_label(row["username"]),
+        "template": row["template"],
+        "state": row["state"],
+        "persistentHome": row["persistent_home"],
+        "idleTimeout": DEFAULT_IDLE_TIMEOUT if idle is None else _duration_text(idle),
+        "maxSessionDuration": DEFAULT_MAX_SESSION_DURATION if longest is None else _duration_text(longest),
+        "resources": {"memory": _memory_text(row["memory_bytes"]) if row["memory_bytes"] else None,
+                      "cpu": _cpu_text(row["cpu_millis"]) if row["cpu_millis"] else None},
+        "tags": row["tags"] or [],
+        "status": {"phase": row["phase"], "podName": row["pod_name"], "url": row["url"],
+                   "lastActivity": row["last_activity"], "resourceUsage": {"memory": None, "cpu": None},
+                   "conditions": [], "message": row["message"]},
+        "createdAt": row["created_at"],
+        "activeConnections": row["active_connections"],
+    }
+
+
+def list_sessions(caller: Principal, *, user: str | None = None, state: str | None = None,
+                  template: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """The caller's sessions (an admin: everyone's, or one user's with `user`). Index only."""
+    from streamspace.db import fetch_all, fetch_one
+
+    if state is not None and state not in STATES:
+        raise ValidationError("state", f"expected one of {', '.join(STATES)}, got {state!r}")
+    if user is not None and user != caller.username and not caller.is_admin:
+        raise Forbidden("only an admin may list another user's sessions", error="forbidden")
+    params = {"ns": _namespace(), "uid": None if caller.is_admin else caller.user_id,
+              "username": user if caller.is_admin else None, "state": state, "template": template,
+              "limit": limit, "offset": offset, "window": heartbeat_window()}
+    rows = fetch_all(_LIST_SQL, params)
+    if rows:
+        total = int(rows[0]["total"])
+    elif offset:
+        total = int((fetch_one(_COUNT_SQL, params) or {"total": 0})["total"])
+    else:
+        total = 0
+    return {"sessions": [row_to_api(r) for r in rows], "total": total}
+
+
+def _row(name: str) -> dict[str, Any] | None:
+    from streamspace.db import fetch_one
+
+    return fetch_one(_ROW_SQL, {"ns": _namespace(), "name": name, "window": heartbeat_window()})
+
+
+def _owned(caller: Principal, name: str) -> dict[str, Any]:
+    """The index row of a session the caller may reach; 404 otherwise.
+
+    A Session on the cluster that has no row yet (applied with kubectl, not indexed yet) is
+    indexed here, so every route sees it the same way."""
+    from streamspace import kube
+    from streamspace.db import transaction
+    from streamspace.domain.names import SESSION_NAME_MAX, is_dns_label, user_label
+
+    if not is_dns_label(name, SESSION_NAME_MAX):
+        raise _not_found(name)
+    row = _row(name)
+    if row is not None:
+        if not caller.may_access(row["user_id"]):
+            raise _not_found(name)
+        return row
+    obj = kube.get("Session", name, _namespace())
+    if obj is None:
+        raise _not_found(name)
+    owner = (obj.get("spec") or {}).get("user")
+    if not caller.is_admin and owner != user_label(caller.username):
+        raise _not_found(name)
+    with transaction() as conn:
+        index.upsert_from_object(conn, obj)
+    row = _row(name)
+    if row is None or not caller.may_access(row["user_id"]):
+        raise _not_found(name)
+    return row
+
+
+def _with_index_status(api: dict[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
+    # Heartbeats land in the index, not on the object: the row knows the latest activity.
+    api["status"]["lastActivity"] = row["last_activity"]
+    return api
+
+
+def get_session(caller: Principal, name: str) -> dict[str, Any]:
+    from streamspace import kube
+    from streamspace.domain.sessions import session_to_api
+
+    row = _owned(caller, name)
+    obj = kube.get("Session", name, _namespace())
+    if obj is None:
+        raise _not_found(name)
+    return _with_index_status(session_to_api(obj, int(row["active_connections"])), row)
+
+
+# -- create ---------------------------------------------------------------------------------------
+
+def _owner(caller: Principal, user: object) -> tuple[str, str]:
+    """(user id, username) the new session belongs to."""
+    from streamspace.db import fetch_one
+
+    if user is None or user == caller.username:
+        return caller.user_id, caller.username
+    if not isinstance(user, str) or not user:
+        raise ValidationError("user", f"expected a username, got {user!r}")
+    if not caller.is_admin:
+        raise Forbidden("only an admin may create a session for another user", error="forbidden")
+    row = fetch_one("SELECT id::text AS id, username, active FROM users WHERE username = %s", (user,))
+    if row is None:
+        raise ValidationError("user", f"unknown user {user!r}")
+    if not row["active"]:
+        raise ValidationError("user", f"user {user!r} is disabled")
+    return row["id"], row["username"]
+
+
+def _usable_template(name: object) -> dict[str, Any]:
+    from streamspace import kube
+    from streamspace.domain.names import is_dns_label
+    from streamspace.domain.templates import validate_template_spec
+
+    if not isinstance(name, str) or not is_dns_label(name):
+        raise ValidationError("template", f"expected a Template name (a DNS-1123 label), got {name!r}")
+    template = kube.get("Template", name, _namespace())
+    if template is None:
+        raise ValidationError("template", f"unknown template {name!r}; GET /api/v1/templates lists the templates")
+    status = template.get("status") or {}
+    phase = status.get("phase")
+    if phase == "Ready":
+        return template
+    if phase:
+        raise ValidationError("template", f"template {name!r} is not ready ({phase}): {status.get('message') or ''}")
+    problems = validate_template_spec(template.get("spec"))
+    if problems:
+        raise ValidationError("template", f"template {name!r} is invalid: {problems[0]}")
+    return template
+
+
+def _canonical_resources(resources: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
+    """Quantities in their canonical text (1000m -> 1), so the object and the index read the same."""
+    from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
+
+    out: dict[str, dict[str, str]] = {}
+    for section in ("requests", "limits"):
+        values = resources.get(section) or {}
+        out[section] = {}
+        if "cpu" in values:
+            out[section]["cpu"] = format_cpu(cpu_millis(values["cpu"], f"resources.{section}.cpu"))
+        if "memory" in values:
+            out[section]["memory"] = format_memory(parse_memory(values["memory"], f"resources.{section}.memory"))
+    return out
+
+
+def _duration_setting(value: object, field: str) -> tuple[str, int]:
+    from streamspace.domain.duration import format_duration, parse_duration
+
+    seconds = parse_duration(value, field)
+    return format_duration(seconds), seconds
+
+
+def _random_suffix() -> str:
+    return "".join(secrets.choice(_SUFFIX_ALPHABET) for _ in range(_SUFFIX_LENGTH))
+
+
+def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = "") -> dict[str, Any]:
+    import psycopg.errors
+
+    from streamspace import audit, kube, quotas
+    from streamspace.db import transaction
+    from streamspace.domain.quantity import cpu_millis, parse_memory
+    from streamspace.domain.sessions import parse_tags, resolve_resources, session_manifest, session_to_api
+    from streamspace.settings_store import (
+        RESOURCES_CPU,
+        RESOURCES_MEMORY,
+        SESSION_IDLE_TIMEOUT,
+        SESSION_MAX_DURATION,
+        STORAGE_DEFAULT_SIZE,
+        get_config,
+    )
+
+    owner_id, owner_name = _owner(caller, body.get("user"))
+    template_name = body.get("template")
+    template = _usable_template(template_name)
+    assert isinstance(template_name, str)
+    config = get_config()
+    resolved = resolve_resources(body.get("resources"), (template.get("spec") or {}).get("defaultResources"),
+                                 {"memory": config[RESOURCES_MEMORY], "cpu": config[RESOURCES_CPU]})
+    resources = _canonical_resources(resolved)  # type: ignore[arg-type]
+    cpu, memory = cpu_millis(resources["limits"]["cpu"]), parse_memory(resources["limits"]["memory"])
+    idle_text, idle_seconds = _duration_setting(body.get("idleTimeout", config[SESSION_IDLE_TIMEOUT]), "idleTimeout")
+    max_text, max_seconds = _duration_setting(body.get("maxSessionDuration", config[SESSION_MAX_DURATION]),
+                                              "maxSessionDuration")
+    persistent_home = body.get("persistentHome", True)
+    if not isinstance(persistent_home, bool):
+        raise ValidationError("persistentHome", f"expected true or false, got {persistent_home!r}")
+    tags = parse_tags(body.get("tags"))
+    home_size = parse_memory(config[STORAGE_DEFAULT_SIZE], STORAGE_DEFAULT_SIZE)
+    namespace = _namespace()
+
+    manifest: dict[str, Any] | None = None
+    for _ in range(_NAME_ATTEMPTS):
+        from streamspace.domain.names import session_name
+
+        name = session_name(owner_name, template_name, _random_suffix())
+        manifest = session_manifest(name, namespace, owner_name, template_name, "running", resources,
+                                    persistent_home, idle_text, max_text, tags)
+        try:
+            with transaction() as conn:
+                quotas.check_and_reserve(conn, owner_id, quotas.Usage(1, cpu, memory, 0))
+                storage = index.home_storage_request(conn, owner_id, persistent_home, home_size)
+                if storage:  # the first holding session with a home volume carries its size
+                    quotas.check_and_reserve(conn, owner_id, quotas.Usage(0, 0, 0, storage))
+                index.insert(conn, namespace=namespace, name=name, user_id=owner_id, username=owner_name,
+                             template=template_name, state="running", cpu_millis=cpu, memory_bytes=memory,
+                             storage_bytes=storage, persistent_home=persistent_home,
+                             idle_timeout_seconds=idle_seconds, max_duration_seconds=max_seconds, tags=tags)
+            break
+        except psycopg.errors.UniqueViolation:
+            continue
+    else:
+        raise Conflict("could not find a free session name; try again", error="conflict")
+    assert manifest is not None
+
+    try:
+        created = kube.create(manifest)
+    except Exception as exc:
+        _forget(namespace, name)
+        if isinstance(exc, kube.KubeError) and exc.conflict:
+            raise Conflict(f"a Session named {name!r} already exists on the cluster; try again",
+                           error="conflict") from None
+        raise
+    try:
+        with transaction() as conn:
+            if not index.update_status(conn, namespace, name, created.get("status") or {},
+                                       uid=(created.get("metadata") or {}).get("uid")):
+                raise Conflict(f"session {name!r} was deleted while it was being created", error="conflict")
+            audit.record(conn, caller, "session.create", "session", name, client_ip,
+                         {"user": owner_name, "template": template_name, "resources": resources["limits"]})
+    except Exception:
+        _undo_create(namespace, name)
+        raise
+    return session_to_api(created, 0)
+
+
+def _forget(namespace: str, name: str) -> None:
+    """Compensation: drop the index row (the reservation) of a Session that was not created."""
+    import logging
+
+    from streamspace.db import transaction
+
+    try:
+        with transaction() as conn:
+            index.remove(conn, namespace, name)
+    except Exception:  # noqa: BLE001 - the original failure is what the caller must see
+        logging.getLogger("streamspace.sessions").exception(
+            "could not drop the index row of a Session that was not created", extra={"session": name})
+
+
+def _undo_create(namespace: str, name: str) -> None:
+    """Compensation: the Session exists but its index row could not be completed: remove both."""
+    import logging
+
+    from streamspace import kube
+
+    try:
+        kube.delete("Session", name, namespace)
+    except Exception:  # noqa: BLE001
+        logging.getLogger("streamspace.sessions").exception(
+            "could not delete a Session whose index row failed", extra={"session": name})
+    _forget(namespace, name)
+
+
+# -- change, delete -------------------------------------------------------------------------------
+
+def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_ip: str = "") -> dict[str, Any]:
+    """Change the desired state and/or idleTimeout, maxSessionDuration, tags.
+
+    A terminated session cannot be changed (409): create a new one. Waking a hibernated session
+    resets its activity, so the idle sweep does not put it straight back to sleep."""
+    from streamspace import audit, kube
+    from streamspace.db import transaction
+    from streamspace.domain.sessions import parse_state, parse_tags, session_to_api
+
+    if not body:
+        raise BadRequest(f"give at least one of: {', '.join(sorted(PATCH_FIELDS))}", error="invalid body")
+    spec: dict[str, Any] = {}
+    state = str(parse_state(body["state"])) if "state" in body else None
+    idle = _duration_setting(body["idleTimeout"], "idleTimeout") if "idleTimeout" in body else None
+    longest = (_duration_setting(body["maxSessionDuration"], "maxSessionDuration")
+               if "maxSessionDuration" in body else None)
+    tags = parse_tags(body["tags"]) if "tags" in body else None
+    if state is not None:
+        spec["state"] = state
+    if idle is not None:
+        spec["idleTimeout"] = idle[0]
+    if longest is not None:
+        spec["maxSessionDuration"] = longest[0]
+    if tags is not None:
+        spec["tags"] = tags
+
+    namespace = _namespace()
+    row = _owned(caller, name)
+    with transaction() as conn:
+        current = conn.execute("SELECT state FROM sessions WHERE namespace = %s AND name = %s FOR UPDATE",
+                               (namespace, name)).fetchone()
+        if current is None:
+            raise _not_found(name)
+        if current["state"] == "terminated" and spec != {"state": "terminated"}:
+            raise Conflict(f"session {name!r} is terminated and cannot be changed; create a new session",
+                           error="session terminated")
+        waking = state == "running" and current["state"] == "hibernated"
+        if state is not None and state != current["state"]:
+            index.set_state(conn, namespace, name, state, reset_activity=waking)
+        conn.execute(
+            "UPDATE sessions SET"
+            " idle_timeout_seconds = CASE WHEN %(set_idle)s THEN %(idle)s ELSE idle_timeout_seconds END,"
+            " max_duration_seconds = CASE WHEN %(set_max)s THEN %(max)s ELSE max_duration_seconds END,"
+            " tags = CASE WHEN %(set_tags)s THEN %(tags)s::text[] ELSE tags END, updated_at = now()"
+            " WHERE namespace = %(ns)s AND name = %(name)s",
+            {"set_idle": idle is not None, "idle": idle[1] if idle else None, "set_max": longest is not None,
+             "max": longest[1] if longest else None, "set_tags": tags is not None, "tags": tags or [],
+             "ns": namespace, "name": name})
+        if state is not None and state != current["state"]:
+            audit.record(conn, caller, f"session.{state}", "session", name, client_ip,
+                         {"from": current["state"], "to": state})
+        # Last, still inside the transaction: if the cluster refuses, the index is left unchanged.
+        obj = kube.merge_patch("Session", name, {"spec": spec}, namespace)
+    api = _with_index_status(session_to_api(obj, int(row["active_connections"])), row)
+    if waking:
+        api["status"]["lastActivity"] = datetime.now(UTC)
+    return api
+
+
+def delete_session(caller: Principal, name: str, client_ip: str = "") -> dict[str, Any]:
+    """Delete the Session (its owned objects go with it by ownerReference) and its index row,
+    which releases its quota."""
+    from streamspace import audit, kube
+    from streamspace.db import transaction
+
+    _owned(caller, name)
+    namespace = _namespace()
+    kube.delete("Session", name, namespace)
+    with transaction() as conn:
+        index.remove(conn, namespace, name)
+        audit.record(conn, caller, "session.delete", "session", name, client_ip)
+    return {"message": f"session {name} deleted"}
+
+
+# -- connections ----------------------------------------------------------------------------------
+
+def _connection_id(value: str | None) -> str:
+    if not value:
+        raise BadRequest("query parameter connectionId is required (from GET /sessions/{id}/connect)",
+                         error="invalid connectionId")
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise BadRequest("connectionId must be the id returned by GET /sessions/{id}/connect",
+                         error="invalid connectionId") from None
+
+
+def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str = "") -> dict[str, Any]:
+    """Open a connection record; a hibernated session is woken (spec.state -> running)."""
+    from streamspace import audit, kube
+    from streamspace.db import transaction
+
+    row = _owned(caller, name)
+    namespace = _namespace()
+    obj = kube.get("Session", name, namespace)
+    if obj is None:
+        raise _not_found(name)
+    desired = (obj.get("spec") or {}).get("state", "running")
+    if desired == "terminated" or row["state"] == "terminated":
+        raise Conflict(f"session {name!r} is terminated; create a new session", error="session terminated")
+    waking = desired == "hibernated"
+    if waking:
+        obj = kube.merge_patch("Session", name, {"spec": {"state": "running"}}, namespace)
+    with transaction() as conn:
+        index.set_state(conn, namespace, name, "running", reset_activity=True)
+        created = conn.execute(
+            "INSERT INTO connections (session_namespace, session_name, user_id, username, client_ip, user_agent)"
+            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id::text AS id",
+            (namespace, name, caller.user_id, caller.username, client_ip or "",
+             (user_agent or "")[:_USER_AGENT_MAX])).fetchone()
+        if waking:
+            audit.record(conn, caller, "session.wake", "session", name, client_ip)
+    assert created is not None
+    status = obj.get("status") or {}
+    phase = status.get("phase") or "Pending"
+    if waking:
+        message = "waking the hibernated session; it is ready when its phase is Running"
+    elif phase == "Running":
+        message = "session is ready"
+    else:
+        message = f"session is starting (phase {phase}); it is ready when its phase is Running"
+    return {"connectionId": created["id"], "sessionUrl": status.get("url"), "state": "running", "message": message}
+
+
+# The hot path: ONE statement per heartbeat, the caller's authentication included.
+#
+# `caller` makes exactly the checks of streamspace.auth.principal.authenticate (_CALLER_SQL): the
+# token's user exists and is active, and its login (token family) is not revoked; the role comes
+# from the database, not the token. Keep the two in step (tests/sessions covers disabled users and
+# revoked logins on this route). The connection must be live (no disconnect, heartbeat inside the
+# window) and belong to a session the caller may reach. The session's activity moves with it, at
+# most every ACTIVITY_RESOLUTION_SECONDS (idle timeouts are minutes; this keeps a session with many
+# viewers from rewriting its row on every beat). The transaction commits without waiting for the
+# WAL flush (synchronous_commit off, for this statement only): a crash can lose the last fraction
+# of a second of heartbeats, which costs nothing, and never corrupts or reorders anything.
+ACTIVITY_RESOLUTION_SECONDS = 10
+_HEARTBEAT_SQL = (
+    "WITH s AS (SELECT x.namespace, x.name FROM sessions x"
+    "            WHERE x.namespace = %(ns)s AND x.name = %(name)s AND (%(admin)s OR x.user_id = %(uid)s::uuid)),"
+    " c AS (UPDATE connections c SET last_heartbeat = now() FROM s"
+    "        WHERE c.id = %(cid)s::uuid AND c.session_namespace = s.namespace AND c.session_name = s.name"
+    "          AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
+    "        RETURNING c.session_namespace, c.session_name),"
+    " a AS (UPDATE sessions x SET last_activity = now() FROM c"
+    "        WHERE x.namespace = c.session_namespace AND x.name = c.session_name"
+    "          AND x.last_activity < now() - make_interval(secs => %(resolution)s) RETURNING 1),"
+    # A lost heartbeat is harmless (the next one follows within seconds): skip the WAL flush wait.
+    " commit_mode AS (SELECT set_config('synchronous_commit', 'off', true) AS mode)"
+    " SELECT (SELECT count(*) FROM c) AS updated, (SELECT count(*) FROM a) AS touched,"
+    "        (SELECT mode FROM commit_mode) AS commit_mode"
+)
+
+
+def heartbeat(caller: Principal, name: str, connection_id: str | None) -> dict[str, Any]:
+    """POST /sessions/{id}/heartbeat: one indexed UPDATE of the connection and, at most every
+    ACTIVITY_RESOLUTION_SECONDS, of the session's last activity. 404 for an unknown, expired or
+    someone else's connection."""
+    from streamspace.db import fetch_one
+
+    cid = _connection_id(connection_id)
+    row = fetch_one(_HEARTBEAT_SQL, {"ns": _namespace(), "name": name, "admin": caller.is_admin,
+                                     "uid": caller.user_id, "cid": cid, "window": heartbeat_window(),
+                                     "resolution": ACTIVITY_RESOLUTION_SECONDS})
+    if row is None or not row["updated"]:
+        raise NotFound("unknown or expired connection; call GET /api/v1/sessions/{id}/connect again",
+                       error="not found")
+    return {"status": "ok"}
+
+
+_DISCONNECT_SQL = (
+    "WITH s AS (SELECT namespace, name FROM sessions"
+    "            WHERE namespace = %(ns)s AND name = %(name)s AND (%(admin)s OR user_id = %(uid)s::uuid)),"
+    " d AS (UPDATE connections c SET disconnected_at = now() FROM s"
+    "        WHERE c.id = %(cid)s::uuid AND c.session_namespace = s.namespace AND c.session_name = s.name"
+    "          AND c.disconnected_at IS NULL RETURNING c.id),"
+    " a AS (UPDATE sessions x SET last_activity = now() FROM s, d"
+    "        WHERE x.namespace = s.namespace AND x.name = s.name RETURNING 1)"
+    " SELECT (SELECT count(*) FROM s) AS found, (SELECT count(*) FROM d) AS disconnected,"
+    "        (SELECT count(*) FROM connections c, s WHERE c.session_namespace = s.namespace"
+    "          AND c.session_name = s.name AND c.id <> %(cid)s::uuid AND c.disconnected_at IS NULL"
+    "          AND c.last_heartbeat > now() - make_interval(secs => %(window)s)) AS active"
+)
+
+
+def disconnect(caller: Principal, name: str, connection_id: str | None) -> dict[str, Any]:
+    from streamspace.db import fetch_one
+
+    cid = _connection_id(connection_id)
+    row = fetch_one(_DISCONNECT_SQL, {"ns": _namespace(), "name": name, "admin": caller.is_admin,
+                                      "uid": caller.user_id, "cid": cid, "window": heartbeat_window()})
+    if not row or not row["found"]:
+        raise _not_found(name)
+    if not row["disconnected"]:
+        raise NotFound("unknown or already closed connection", error="not found")
+    return {"message": "disconnected", "activeConnections": int(row["active"])}
+
+
+def list_connections(caller: Principal, name: str) -> dict[str, Any]:
+    """The session's live connections (heartbeat inside the window, not disconnected)."""
+    from streamspace.db import fetch_all
+
+    _owned(caller, name)
+    rows = fetch_all(
+        "SELECT c.id::text AS id, c.username, c.client_ip, c.user_agent, c.connected_at, c.last_heartbeat"
+        "  FROM connections c WHERE c.session_namespace = %(ns)s AND c.session_name = %(name)s"
+        "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
+        " ORDER BY c.connected_at",
+        {"ns": _namespace(), "name": name, "window": heartbeat_window()})
+    connections = [{"id": r["id"], "user": r["username"], "clientIp": r["client_ip"], "userAgent": r["user_agent"],
+                    "connectedAt": r["connected_at"], "lastHeartbeat": r["last_heartbeat"]} for r in rows]
+    return {"connections": connections, "total": len(connections)}
+
+
+# -- live updates ---------------------------------------------------------------------------------
+
+def sessions_update(caller: Principal) -> dict[str, Any]:
+    """The contract's live-update message: the caller's sessions (an admin: all)."""
+    listing = list_sessions(caller, limit=1000)
+    return {"type": "sessions_update", "sessions": listing["sessions"], "count": listing["total"],
+            "timestamp": datetime.now(UTC)}
+
+
+def sessions_event_stream(caller: Principal) -> str:
+    """One Server-Sent Events message with the current snapshot, and when to reconnect."""
+    from streamspace.http.api import dumps
+
+    payload = dumps(sessions_update(caller))
+    return f"retry: {EVENT_RETRY_MS}\nevent: message\ndata: {payload}\n\n"
+
+
+__all__ = ["connect", "create_session", "delete_session", "disconnect", "get_session", "heartbeat",
+           "list_connections", "list_sessions", "patch_session", "row_to_api", "sessions_event_stream",
+           "sessions_update"]

@@ -1,0 +1,147 @@
+"""Platform configuration kept in Postgres (table `configuration`), edited through /api/v1/config.
+
+`get_config()` is the one read (one query) that the sessions API and the reconcile functions use:
+it answers every known key, the stored value or the documented default. Writes go through
+`update_config`, which validates every key's type first (all or nothing) and records one audit row
+per changed key in the same transaction.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from streamspace.domain.errors import ValidationError
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from streamspace.auth.principal import Principal
+
+INGRESS_DOMAIN = "ingress.domain"
+INGRESS_CLASS = "ingress.class"
+STORAGE_CLASS = "storage.className"
+STORAGE_DEFAULT_SIZE = "storage.defaultSize"
+SESSION_IDLE_TIMEOUT = "session.defaultIdleTimeout"
+SESSION_MAX_DURATION = "session.defaultMaxDuration"
+SESSION_AUTO_HIBERNATION = "session.enableAutoHibernation"
+RESOURCES_MEMORY = "resources.defaultMemory"
+RESOURCES_CPU = "resources.defaultCPU"
+
+# The seeded values of migration 0001: what a key means when its row is missing.
+DEFAULTS: dict[str, Any] = {
+    INGRESS_DOMAIN: "streamspace.local",
+    INGRESS_CLASS: "traefik",
+    STORAGE_CLASS: "",
+    STORAGE_DEFAULT_SIZE: "50Gi",
+    SESSION_IDLE_TIMEOUT: "30m",
+    SESSION_MAX_DURATION: "8h",
+    SESSION_AUTO_HIBERNATION: True,
+    RESOURCES_MEMORY: "2Gi",
+    RESOURCES_CPU: "1000m",
+}
+
+_DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+DNS_NAME_FORM = "a lowercase DNS name such as streamspace.example.com (letters, digits, '-' and '.')"
+
+
+def _dns_name(value: object, field: str, *, allow_empty: bool = False) -> str:
+    if isinstance(value, str) and allow_empty and value == "":
+        return value
+    if not isinstance(value, str) or len(value) > 253 or _DNS_SUBDOMAIN_RE.fullmatch(value) is None:
+        extra = " or an empty string (the cluster default)" if allow_empty else ""
+        raise ValidationError(field, f"expected {DNS_NAME_FORM}{extra}, got {value!r}")
+    return value
+
+
+def _duration(value: object, field: str) -> str:
+    from streamspace.domain.duration import format_duration, parse_duration
+
+    return format_duration(parse_duration(value, field))
+
+
+def _memory(value: object, field: str) -> str:
+    from streamspace.domain.quantity import parse_memory
+
+    parse_memory(value, field)
+    return value if isinstance(value, str) else str(value)
+
+
+def _cpu(value: object, field: str) -> str:
+    from streamspace.domain.quantity import cpu_millis, format_cpu
+
+    millis = cpu_millis(value, field)
+    return value if isinstance(value, str) else format_cpu(millis)
+
+
+def _boolean(value: object, field: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):  # v0.2 clients sent strings
+        return value.lower() == "true"
+    raise ValidationError(field, f"expected true or false, got {value!r}")
+
+
+_VALIDATORS: dict[str, Callable[[object, str], Any]] = {
+    INGRESS_DOMAIN: _dns_name,
+    INGRESS_CLASS: _dns_name,
+    STORAGE_CLASS: lambda v, f: _dns_name(v, f, allow_empty=True),
+    STORAGE_DEFAULT_SIZE: _memory,
+    SESSION_IDLE_TIMEOUT: _duration,
+    SESSION_MAX_DURATION: _duration,
+    SESSION_AUTO_HIBERNATION: _boolean,
+    RESOURCES_MEMORY: _memory,
+    RESOURCES_CPU: _cpu,
+}
+KNOWN_KEYS: tuple[str, ...] = tuple(_VALIDATORS)
+
+
+def validate_changes(changes: Mapping[str, object]) -> dict[str, Any]:
+    """Validate a PATCH body -> the values to store (canonical forms). ValidationError naming the key."""
+    if not changes:
+        raise ValidationError("body", f"give at least one key to change; known keys: {', '.join(KNOWN_KEYS)}")
+    result: dict[str, Any] = {}
+    for key, value in changes.items():
+        validator = _VALIDATORS.get(key)
+        if validator is None:
+            raise ValidationError(key, f"unknown configuration key; known keys: {', '.join(KNOWN_KEYS)}")
+        result[key] = validator(value, key)
+    return result
+
+
+def get_config() -> dict[str, Any]:
+    """Every configuration key -> its value (stored, else the default). One query."""
+    from streamspace.db import fetch_all
+
+    config = dict(DEFAULTS)
+    for row in fetch_all("SELECT key, value FROM configuration"):
+        config[row["key"]] = row["value"]
+    return config
+
+
+def update_config(changes: Mapping[str, object], actor: Principal | None, client_ip: str = "") -> dict[str, Any]:
+    """Validate and store `changes`; one audit row per key whose value changed. Returns the new config."""
+    from streamspace import audit
+    from streamspace.db import transaction
+
+    values = validate_changes(changes)
+    with transaction() as conn:
+        old = _current(conn, list(values))
+        for key, value in values.items():
+            conn.execute(
+                "INSERT INTO configuration (key, value, updated_at, updated_by) VALUES (%s, %s::jsonb, now(), %s)"
+                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(),"
+                " updated_by = EXCLUDED.updated_by",
+                (key, json.dumps(value), actor.username if actor else "system"),
+            )
+            previous = old.get(key, DEFAULTS.get(key))
+            if previous != value:
+                audit.record(conn, actor, "config.update", "config", key, client_ip, {"old": previous, "new": value})
+    return get_config()
+
+
+def _current(conn: psycopg.Connection[Any], keys: list[str]) -> dict[str, Any]:
+    rows = conn.execute("SELECT key, value FROM configuration WHERE key = ANY(%s) FOR UPDATE", (keys,)).fetchall()
+    return {row["key"]: row["value"] for row in rows}

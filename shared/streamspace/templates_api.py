@@ -1,0 +1,117 @@
+"""The /api/v1/templates operations: Template objects in the StreamSpace namespace, in the REST shape.
+
+Kubernetes is the store (there is no Template table): a list is one LIST call in the namespace,
+filtered here. Writes are admin-only (declared by the function) and audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from streamspace.domain.errors import ValidationError
+from streamspace.http.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from streamspace.auth.principal import Principal
+
+APP_TYPES = ("desktop", "webapp")
+
+
+def _namespace() -> str:
+    from streamspace.config import settings
+
+    return settings().namespace
+
+
+def list_templates(*, category: str | None = None, tag: str | None = None, app_type: str | None = None,
+                   limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    from streamspace import kube
+    from streamspace.domain.templates import template_to_api
+
+    if app_type is not None and app_type not in APP_TYPES:
+        raise ValidationError("appType", f"expected one of {', '.join(APP_TYPES)}, got {app_type!r}")
+    items = [template_to_api(obj) for obj in kube.list_objects("Template", _namespace())]
+    selected = [
+        t for t in items
+        if (category is None or (t["category"] or "").lower() == category.lower())
+        and (tag is None or tag in t["tags"])
+        and (app_type is None or t["appType"] == app_type)
+    ]
+    selected.sort(key=lambda t: t["name"] or "")
+    return {"templates": selected[offset:offset + limit], "total": len(selected)}
+
+
+def get_template(name: str) -> dict[str, Any]:
+    from streamspace import kube
+    from streamspace.domain.templates import template_to_api
+
+    obj = kube.get("Template", name, _namespace()) if _plausible_name(name) else None
+    if obj is None:
+        raise NotFound(f"template {name!r} not found")
+    return template_to_api(obj)
+
+
+def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
+    from streamspace import kube
+    from streamspace.domain.templates import template_from_api, template_to_api
+
+    manifest = template_from_api(body, None, _namespace())
+    name = manifest["metadata"]["name"]
+    try:
+        created = kube.create(manifest)
+    except kube.KubeError as exc:
+        if exc.conflict:
+            raise Conflict(f"template {name!r} already exists; PATCH it to change it",
+                           error="template exists") from None
+        raise
+    _audit(actor, "template.create", name, client_ip)
+    return template_to_api(created)
+
+
+def update_template(name: str, patch: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
+    """Partial update (merge-patch semantics on the REST fields). The object is replaced under its
+    resourceVersion, so an update racing another answers 409 instead of losing either."""
+    from streamspace import kube
+    from streamspace.domain.templates import merge_template_patch, template_to_api
+
+    namespace = _namespace()
+    current = kube.get("Template", name, namespace) if _plausible_name(name) else None
+    if current is None:
+        raise NotFound(f"template {name!r} not found")
+    updated = merge_template_patch(current, patch)
+    updated.pop("status", None)
+    try:
+        stored = kube.request("PUT", kube.KINDS["Template"].path(namespace, name), body=updated)
+    except kube.KubeError as exc:
+        if exc.conflict:
+            raise Conflict(f"template {name!r} was changed by someone else; read it again and retry",
+                           error="conflict") from None
+        if exc.not_found:
+            raise NotFound(f"template {name!r} not found") from None
+        raise
+    _audit(actor, "template.update", name, client_ip, {"fields": sorted(patch)})
+    return template_to_api(stored)
+
+
+def delete_template(name: str, actor: Principal, client_ip: str = "") -> dict[str, Any]:
+    from streamspace import kube
+
+    if not _plausible_name(name) or not kube.delete("Template", name, _namespace()):
+        raise NotFound(f"template {name!r} not found")
+    _audit(actor, "template.delete", name, client_ip)
+    return {"message": f"template {name} deleted"}
+
+
+def _plausible_name(name: str) -> bool:
+    from streamspace.domain.names import is_dns_label
+
+    return is_dns_label(name)
+
+
+def _audit(actor: Principal, action: str, name: str, client_ip: str, details: Mapping[str, Any] | None = None) -> None:
+    from streamspace import audit
+    from streamspace.db import transaction
+
+    with transaction() as conn:
+        audit.record(conn, actor, action, "template", name, client_ip, details)

@@ -1,0 +1,450 @@
+"""The sessions function end to end: real HTTP, real Postgres, the simulated API server."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from .conftest import (
+    NAMESPACE,
+    World,
+    index_row,
+    put_template,
+    session_object,
+    set_session_status,
+)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def templates(world: World) -> None:
+    put_template("firefox", cpu="500m", memory="512Mi")
+    put_template("plain", with_defaults=False)  # falls back to the configured defaults
+    put_template("fresh", phase=None)  # template-reconcile has not written a status yet
+    put_template("broken", phase="Invalid", message="spec.baseImage: cannot be pulled")
+
+
+def create(client: Any, **body: Any) -> dict[str, Any]:
+    response = client.post("/api/v1/sessions", json={"template": "firefox", **body})
+    assert response.status_code == 201, response.text
+    return response.json()
+
+
+# -- the whole lifecycle ------------------------------------------------------------------------------
+
+def test_full_lifecycle(world: World, sim: Any) -> None:
+    alice = world.alice
+    created = create(alice, tags=["work"], idleTimeout="90m")
+    name = created["name"]
+    assert re.fullmatch(r"alice-firefox-[a-z0-9]{6}", name)
+    assert created["user"] == "alice" and created["template"] == "firefox" and created["state"] == "running"
+    assert created["namespace"] == NAMESPACE
+    assert created["resources"] == {"memory": "512Mi", "cpu": "500m"}
+    assert created["idleTimeout"] == "1h30m" and created["maxSessionDuration"] == "8h"
+    assert created["persistentHome"] is True and created["tags"] == ["work"]
+    assert created["status"]["phase"] == "Pending" and created["activeConnections"] == 0
+
+    obj = session_object(name)
+    assert obj is not None
+    assert obj["metadata"]["labels"] == {"stream.space/user": "alice", "stream.space/template": "firefox"}
+    assert obj["spec"]["resources"]["limits"] == {"cpu": "500m", "memory": "512Mi"}
+    row = index_row(name)
+    assert row is not None and row["state"] == "running" and row["cpu_millis"] == 500
+    assert row["memory_bytes"] == 512 * 2**20 and row["uid"] == obj["metadata"]["uid"]
+
+    listing = alice.get("/api/v1/sessions").json()
+    assert listing["total"] == 1 and [s["name"] for s in listing["sessions"]] == [name]
+    assert listing["sessions"][0]["resources"] == created["resources"]
+    assert listing["sessions"][0]["idleTimeout"] == "1h30m"
+
+    url = f"https://{name}.streamspace.local/"
+    set_session_status(name, phase="Running", url=url, podName=f"ss-{name}-abc")
+    got = alice.get(f"/api/v1/sessions/{name}").json()
+    assert got["status"]["phase"] == "Running" and got["status"]["url"] == url
+    assert got["status"]["lastActivity"] is not None
+
+    # hibernate: the Session's spec changes, the index follows
+    hibernated = alice.patch(f"/api/v1/sessions/{name}", json={"state": "hibernated"})
+    assert hibernated.status_code == 200, hibernated.text
+    assert hibernated.json()["state"] == "hibernated"
+    assert session_object(name)["spec"]["state"] == "hibernated"  # type: ignore[index]
+    assert index_row(name)["state"] == "hibernated"  # type: ignore[index]
+
+    # connect wakes it
+    connected = alice.get(f"/api/v1/sessions/{name}/connect", headers={"User-Agent": "pytest-browser"})
+    assert connected.status_code == 200, connected.text
+    body = connected.json()
+    assert set(body) == {"connectionId", "sessionUrl", "state", "message"}
+    assert body["state"] == "running" and body["sessionUrl"] == url and "wak" in body["message"]
+    assert session_object(name)["spec"]["state"] == "running"  # type: ignore[index]
+    assert index_row(name)["state"] == "running"  # type: ignore[index]
+    cid = body["connectionId"]
+
+    beat = alice.post(f"/api/v1/sessions/{name}/heartbeat", params={"connectionId": cid})
+    assert beat.status_code == 200 and beat.json() == {"status": "ok"}
+    assert alice.get(f"/api/v1/sessions/{name}").json()["activeConnections"] == 1
+    assert alice.get("/api/v1/sessions").json()["sessions"][0]["activeConnections"] == 1
+    connections = alice.get(f"/api/v1/sessions/{name}/connections").json()
+    assert connections["total"] == 1
+    assert connections["connections"][0]["id"] == cid
+    assert connections["connections"][0]["user"] == "alice"
+    assert connections["connections"][0]["userAgent"] == "pytest-browser"
+    assert set(connections["connections"][0]) == {"id", "user", "clientIp", "userAgent", "connectedAt",
+                                                  "lastHeartbeat"}
+
+    gone = alice.post(f"/api/v1/sessions/{name}/disconnect", params={"connectionId": cid})
+    assert gone.status_code == 200 and gone.json()["activeConnections"] == 0
+    assert alice.post(f"/api/v1/sessions/{name}/disconnect", params={"connectionId": cid}).status_code == 404
+    assert alice.post(f"/api/v1/sessions/{name}/heartbeat", params={"connectionId": cid}).status_code == 404
+
+    # terminate keeps the Session (reconcile moves it to Terminated) and releases the quota
+    terminated = alice.patch(f"/api/v1/sessions/{name}", json={"state": "terminated"})
+    assert terminated.status_code == 200 and terminated.json()["state"] == "terminated"
+    assert session_object(name)["spec"]["state"] == "terminated"  # type: ignore[index]
+    assert index_row(name)["state"] == "terminated"  # type: ignore[index]
+    assert alice.patch(f"/api/v1/sessions/{name}", json={"state": "running"}).status_code == 409
+    assert alice.get(f"/api/v1/sessions/{name}/connect").status_code == 409
+    assert alice.get("/api/v1/sessions", params={"state": "terminated"}).json()["total"] == 1
+    assert alice.get("/api/v1/sessions", params={"state": "running"}).json()["total"] == 0
+
+    deleted = alice.delete(f"/api/v1/sessions/{name}")
+    assert deleted.status_code == 200 and "message" in deleted.json()
+    assert session_object(name) is None and index_row(name) is None
+    assert alice.get(f"/api/v1/sessions/{name}").status_code == 404
+    assert alice.get("/api/v1/sessions").json() == {"sessions": [], "total": 0}
+
+
+def test_connect_resets_activity_so_the_idle_sweep_waits(world: World) -> None:
+    from streamspace.db import execute
+
+    name = create(world.alice)["name"]
+    world.alice.patch(f"/api/v1/sessions/{name}", json={"state": "hibernated"})
+    execute("UPDATE sessions SET last_activity = now() - interval '3 hours' WHERE name = %s", (name,))
+    assert world.alice.get(f"/api/v1/sessions/{name}/connect").status_code == 200
+    row = index_row(name)
+    assert row is not None and row["state"] == "running"
+    fresh = execute("SELECT 1 FROM sessions WHERE name = %s AND last_activity > now() - interval '1 minute'", (name,))
+    assert fresh == 1
+    world.alice.delete(f"/api/v1/sessions/{name}")
+
+
+def test_patch_settings_and_refusals(world: World) -> None:
+    alice = world.alice
+    name = create(alice)["name"]
+    changed = alice.patch(f"/api/v1/sessions/{name}", json={"idleTimeout": "2h", "maxSessionDuration": "0",
+                                                            "tags": ["a", "b"]})
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["idleTimeout"] == "2h" and changed.json()["maxSessionDuration"] == "0"
+    spec = session_object(name)["spec"]  # type: ignore[index]
+    assert spec["idleTimeout"] == "2h" and spec["maxSessionDuration"] == "0" and spec["tags"] == ["a", "b"]
+    row = index_row(name)
+    assert row["idle_timeout_seconds"] == 7200 and row["max_duration_seconds"] == 0  # type: ignore[index]
+    listed = alice.get("/api/v1/sessions").json()["sessions"][0]
+    assert listed["tags"] == ["a", "b"] and listed["idleTimeout"] == "2h"
+
+    bad_state = alice.patch(f"/api/v1/sessions/{name}", json={"state": "paused"})
+    assert bad_state.status_code == 400 and bad_state.json()["error"] == "invalid state"
+    assert "running" in bad_state.json()["message"]
+    bad_duration = alice.patch(f"/api/v1/sessions/{name}", json={"idleTimeout": "soon"})
+    assert bad_duration.status_code == 400 and bad_duration.json()["error"] == "invalid idleTimeout"
+    unknown = alice.patch(f"/api/v1/sessions/{name}", json={"persistentHome": False})
+    assert unknown.status_code == 400 and "persistentHome" in unknown.json()["message"]
+    assert alice.patch(f"/api/v1/sessions/{name}", json={}).status_code == 400
+    assert alice.patch("/api/v1/sessions/nope-nope-123456", json={"state": "running"}).status_code == 404
+    alice.delete(f"/api/v1/sessions/{name}")
+
+
+# -- bad input ----------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("body", "error", "hint"), [
+    ({"template": "no-such-template"}, "invalid template", "no-such-template"),
+    ({"template": "Bad Name!"}, "invalid template", "DNS-1123"),
+    ({"template": "broken"}, "invalid template", "Invalid"),
+    ({"template": "firefox", "idleTimeout": "ten minutes"}, "invalid idleTimeout", "30m"),
+    ({"template": "firefox", "maxSessionDuration": "-1h"}, "invalid maxSessionDuration", "2h"),
+    ({"template": "firefox", "resources": {"memory": "lots"}}, "invalid resources.memory", "2Gi"),
+    ({"template": "firefox", "resources": {"cpu": "-1"}}, "invalid resources.cpu", "negative"),
+    ({"template": "firefox", "resources": {"gpu": "1"}}, "invalid resources.gpu", "unknown field"),
+    ({"template": "firefox", "persistentHome": "yes"}, "invalid persistentHome", "true or false"),
+    ({"template": "firefox", "tags": "x"}, "invalid tags", "list"),
+    ({"template": "firefox", "owner": "bob"}, "invalid owner", "unknown field"),
+    ({}, "invalid template", "required"),
+])
+def test_create_refuses_bad_input(world: World, body: dict[str, Any], error: str, hint: str) -> None:
+    response = world.alice.post("/api/v1/sessions", json=body)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == error
+    assert hint in response.json()["message"]
+    assert world.alice.get("/api/v1/sessions").json()["total"] == 0
+
+
+def test_resources_come_from_request_then_template_then_config(world: World) -> None:
+    alice = world.alice
+    requested = create(alice, resources={"memory": "1Gi"})  # cpu from the template
+    assert requested["resources"] == {"memory": "1Gi", "cpu": "500m"}
+    plain = alice.post("/api/v1/sessions", json={"template": "plain"})
+    assert plain.status_code == 201, plain.text
+    assert plain.json()["resources"] == {"memory": "2Gi", "cpu": "1"}  # configured 2Gi / 1000m
+    changed = world.admin.patch("/api/v1/config", json={"resources.defaultMemory": "768Mi"})
+    assert changed.status_code == 200, changed.text
+    plain2 = alice.post("/api/v1/sessions", json={"template": "plain"}).json()
+    assert plain2["resources"]["memory"] == "768Mi"
+    world.admin.patch("/api/v1/config", json={"resources.defaultMemory": "2Gi"})
+    for name in (requested["name"], plain.json()["name"], plain2["name"]):
+        assert alice.delete(f"/api/v1/sessions/{name}").status_code == 200
+
+
+def test_template_without_status_is_accepted_when_its_spec_validates(world: World) -> None:
+    created = world.alice.post("/api/v1/sessions", json={"template": "fresh"})
+    assert created.status_code == 201, created.text
+    world.alice.delete(f"/api/v1/sessions/{created.json()['name']}")
+
+
+def test_only_admins_create_for_someone_else(world: World) -> None:
+    refused = world.alice.post("/api/v1/sessions", json={"template": "firefox", "user": "bob"})
+    assert refused.status_code == 403
+    unknown = world.admin.post("/api/v1/sessions", json={"template": "firefox", "user": "nobody"})
+    assert unknown.status_code == 400 and unknown.json()["error"] == "invalid user"
+    made = world.admin.post("/api/v1/sessions", json={"template": "firefox", "user": "bob"})
+    assert made.status_code == 201, made.text
+    name = made.json()["name"]
+    assert name.startswith("bob-firefox-") and made.json()["user"] == "bob"
+    assert [s["name"] for s in world.bob.get("/api/v1/sessions").json()["sessions"]] == [name]
+    assert world.bob.delete(f"/api/v1/sessions/{name}").status_code == 200
+
+
+def test_requests_need_a_token(world: World) -> None:
+    assert world.anonymous.get("/api/v1/sessions").status_code == 401
+    assert world.anonymous.post("/api/v1/sessions", json={"template": "firefox"}).status_code == 401
+    assert world.anonymous.post("/api/v1/sessions/x/heartbeat", params={"connectionId": "y"}).status_code == 401
+
+
+# -- isolation ----------------------------------------------------------------------------------------
+
+def test_users_are_isolated(world: World) -> None:
+    alice, bob, admin = world.alice, world.bob, world.admin
+    name = create(alice)["name"]
+    cid = alice.get(f"/api/v1/sessions/{name}/connect").json()["connectionId"]
+    base = f"/api/v1/sessions/{name}"
+    assert bob.get(base).status_code == 404
+    assert bob.get(base).json()["error"] == "not found"
+    assert bob.patch(base, json={"state": "hibernated"}).status_code == 404
+    assert bob.delete(base).status_code == 404
+    assert bob.get(base + "/connect").status_code == 404
+    assert bob.get(base + "/connections").status_code == 404
+    assert bob.post(base + "/heartbeat", params={"connectionId": cid}).status_code == 404
+    assert bob.post(base + "/disconnect", params={"connectionId": cid}).status_code == 404
+    assert bob.get("/api/v1/sessions").json()["total"] == 0
+    assert bob.get("/api/v1/sessions", params={"user": "alice"}).status_code == 403
+    # nothing changed
+    assert session_object(name)["spec"]["state"] == "running"  # type: ignore[index]
+    assert alice.get(base).json()["activeConnections"] == 1
+
+    # an admin reaches everything
+    assert admin.get(base).status_code == 200
+    assert [s["name"] for s in admin.get("/api/v1/sessions", params={"user": "alice"}).json()["sessions"]] == [name]
+    assert admin.get("/api/v1/sessions", params={"user": "bob"}).json()["total"] == 0
+    assert admin.post(base + "/heartbeat", params={"connectionId": cid}).status_code == 200
+    assert admin.delete(base).status_code == 200
+
+
+def test_heartbeat_edge_cases(world: World) -> None:
+    from streamspace.db import execute
+
+    alice = world.alice
+    name = create(alice)["name"]
+    base = f"/api/v1/sessions/{name}"
+    assert alice.post(base + "/heartbeat").status_code == 400
+    assert alice.post(base + "/heartbeat", params={"connectionId": "not-a-uuid"}).json()["error"] == \
+        "invalid connectionId"
+    unknown = alice.post(base + "/heartbeat", params={"connectionId": "00000000-0000-0000-0000-000000000000"})
+    assert unknown.status_code == 404
+    cid = alice.get(base + "/connect").json()["connectionId"]
+    # a connection from another session of the same user does not beat for this one
+    other = create(alice)["name"]
+    assert alice.post(f"/api/v1/sessions/{other}/heartbeat", params={"connectionId": cid}).status_code == 404
+    # a connection silent for longer than the heartbeat window counts as gone
+    execute("UPDATE connections SET last_heartbeat = now() - interval '5 minutes' WHERE id = %s", (cid,))
+    assert alice.get(base).json()["activeConnections"] == 0
+    assert alice.get(base + "/connections").json()["total"] == 0
+    assert alice.post(base + "/heartbeat", params={"connectionId": cid}).status_code == 404
+    alice.delete(base)
+    alice.delete(f"/api/v1/sessions/{other}")
+
+
+def test_heartbeat_and_list_make_no_kubernetes_call(world: World, sim: Any) -> None:
+    name = create(world.alice)["name"]
+    cid = world.alice.get(f"/api/v1/sessions/{name}/connect").json()["connectionId"]
+    kube_before = len(sim.requests)
+    assert world.alice.post(f"/api/v1/sessions/{name}/heartbeat", params={"connectionId": cid}).status_code == 200
+    assert len(sim.requests) == kube_before
+    kube_before = len(sim.requests)
+    assert world.alice.get("/api/v1/sessions").status_code == 200
+    assert len(sim.requests) == kube_before  # lists come from the index
+    world.alice.delete(f"/api/v1/sessions/{name}")
+
+
+def test_pagination_and_filters(world: World) -> None:
+    alice = world.alice
+    names = [create(alice)["name"] for _ in range(3)]
+    plain = alice.post("/api/v1/sessions", json={"template": "plain"}).json()["name"]
+    page = alice.get("/api/v1/sessions", params={"limit": 2, "offset": 0}).json()
+    assert page["total"] == 4 and len(page["sessions"]) == 2
+    beyond = alice.get("/api/v1/sessions", params={"limit": 2, "offset": 10}).json()
+    assert beyond == {"sessions": [], "total": 4}
+    assert alice.get("/api/v1/sessions", params={"template": "plain"}).json()["total"] == 1
+    assert alice.get("/api/v1/sessions", params={"state": "bogus"}).status_code == 400
+    assert alice.get("/api/v1/sessions", params={"limit": 5000}).status_code == 400
+    for name in [*names, plain]:
+        alice.delete(f"/api/v1/sessions/{name}")
+
+
+# -- nothing half-created -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("status", "expected"), [(500, 503), (409, 409)])
+def test_kubernetes_failure_at_create_leaves_nothing(world: World, sim: Any, status: int, expected: int) -> None:
+    from streamspace.db import fetch_one
+
+    sim.inject_failure(method="POST", path_regex=r"/sessions$", status=status)
+    try:
+        response = world.alice.post("/api/v1/sessions", json={"template": "firefox"})
+    finally:
+        sim.clear_failures()
+    assert response.status_code == expected, response.text
+    assert "Traceback" not in response.text
+    held = fetch_one("SELECT count(*) AS n FROM sessions WHERE user_id = %s", (world.alice.user_id,))
+    assert held is not None and held["n"] == 0
+    assert world.alice.get("/api/v1/sessions").json()["total"] == 0
+    from streamspace import kube
+
+    assert kube.list_objects("Session", NAMESPACE, label_selector="stream.space/user=alice") == []
+    # and the reservation is really gone: the next create works
+    name = create(world.alice)["name"]
+    world.alice.delete(f"/api/v1/sessions/{name}")
+
+
+def test_home_volume_is_charged_once_per_user(world: World) -> None:
+    from streamspace.db import fetch_all
+
+    first = create(world.alice)["name"]
+    second = create(world.alice)["name"]
+    ephemeral = create(world.alice, persistentHome=False)["name"]
+
+    def charges() -> dict[str, int]:
+        rows = fetch_all("SELECT name, storage_bytes FROM sessions WHERE user_id = %s", (world.alice.user_id,))
+        return {r["name"]: r["storage_bytes"] for r in rows}
+
+    assert charges() == {first: 50 * 2**30, second: 0, ephemeral: 0}
+    world.alice.delete(f"/api/v1/sessions/{first}")
+    assert charges() == {second: 50 * 2**30, ephemeral: 0}
+    world.alice.patch(f"/api/v1/sessions/{second}", json={"state": "terminated"})
+    assert charges() == {second: 0, ephemeral: 0}
+    for name in (second, ephemeral):
+        world.alice.delete(f"/api/v1/sessions/{name}")
+
+
+def test_session_applied_with_kubectl_is_indexed_on_first_access(world: World) -> None:
+    from streamspace import kube
+    from streamspace.domain.sessions import session_manifest
+
+    manifest = session_manifest("alice-manual-1", NAMESPACE, "alice", "firefox",
+                                resources={"cpu": "250m", "memory": "256Mi"})
+    kube.create(manifest)
+    assert world.bob.get("/api/v1/sessions/alice-manual-1").status_code == 404
+    got = world.alice.get("/api/v1/sessions/alice-manual-1")
+    assert got.status_code == 200, got.text
+    row = index_row("alice-manual-1")
+    assert row is not None and str(row["user_id"]) == world.alice.user_id and row["cpu_millis"] == 250
+    assert world.alice.delete("/api/v1/sessions/alice-manual-1").status_code == 200
+
+
+# -- live updates -------------------------------------------------------------------------------------
+
+def test_session_events_stream(world: World) -> None:
+    import json
+
+    import requests
+
+    from tests.conftest import token_for
+
+    name = create(world.alice)["name"]
+    create(world.bob)
+    token = token_for(world.alice.user_id, "alice")
+    response = requests.get(world.base + "/api/v1/events/sessions", params={"token": token}, timeout=10)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/event-stream")
+    assert "retry: " in response.text
+    data = next(line for line in response.text.splitlines() if line.startswith("data: "))
+    update = json.loads(data[len("data: "):])
+    assert update["type"] == "sessions_update" and update["count"] == 1
+    assert [s["name"] for s in update["sessions"]] == [name]
+    assert "timestamp" in update
+    assert world.alice.get("/api/v1/events/sessions").status_code == 200  # a bearer header works too
+    assert requests.get(world.base + "/api/v1/events/sessions", timeout=10).status_code == 401
+    assert requests.get(world.base + "/api/v1/events/sessions", params={"token": "forged"},
+                        timeout=10).status_code == 401
+    admin_view = world.admin.get("/api/v1/events/sessions").text
+    assert '"count":2' in admin_view
+    ws = world.alice.get("/api/v1/ws/sessions")
+    assert ws.status_code == 501 and "events/sessions" in ws.json()["message"]
+    for client in (world.alice, world.bob):
+        for session in client.get("/api/v1/sessions").json()["sessions"]:
+            client.delete(f"/api/v1/sessions/{session['name']}")
+
+
+def test_heartbeat_authenticates_like_every_other_route(world: World) -> None:
+    """The hot path goes through the same caller check as every route: revoked and disabled refused."""
+    import requests
+
+    from streamspace.auth.tokens import issue_access_token
+    from streamspace.db import execute, fetch_one
+    from tests.conftest import make_user, token_for
+
+    carol_id = make_user("carol")
+    carol_token = token_for(carol_id, "carol")
+    family = fetch_one("INSERT INTO token_families (user_id) VALUES (%s) RETURNING id::text AS id", (carol_id,))
+    assert family is not None
+    family_token, _ = issue_access_token(user_id=carol_id, username="carol", role="user", groups=[],
+                                         family_id=family["id"])
+    carol = requests.Session()
+    carol.headers["Authorization"] = f"Bearer {carol_token}"
+    made = carol.post(world.base + "/api/v1/sessions", json={"template": "firefox"}, timeout=30).json()
+    base = f"{world.base}/api/v1/sessions/{made['name']}"
+    cid = carol.get(base + "/connect", timeout=30).json()["connectionId"]
+
+    def beat(token: str | None) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.post(base + "/heartbeat", params={"connectionId": cid}, headers=headers, timeout=30)
+
+    assert beat(carol_token).status_code == 200
+    assert beat(family_token).status_code == 200
+    assert beat(None).status_code == 401
+    assert beat("not-a-token").status_code == 401
+    execute("UPDATE token_families SET revoked_at = now() WHERE id = %s", (family["id"],))
+    revoked = beat(family_token)
+    assert revoked.status_code == 401 and revoked.json()["error"] == "token revoked"
+    assert beat(carol_token).status_code == 200
+    execute("UPDATE users SET active = false WHERE id = %s", (carol_id,))
+    disabled = beat(carol_token)
+    assert disabled.status_code == 403 and disabled.json()["error"] == "account disabled"
+    # the same answers as a route the Api authenticates
+    assert carol.get(base, timeout=30).status_code == 403
+    execute("UPDATE users SET active = true WHERE id = %s", (carol_id,))
+    assert carol.delete(base, timeout=30).status_code == 200
+    assert beat(carol_token).status_code == 404
+
+
+def test_heartbeat_moves_session_activity(world: World) -> None:
+    from streamspace.db import execute, fetch_one
+
+    name = create(world.alice)["name"]
+    cid = world.alice.get(f"/api/v1/sessions/{name}/connect").json()["connectionId"]
+    execute("UPDATE sessions SET last_activity = now() - interval '20 minutes' WHERE name = %s", (name,))
+    assert world.alice.post(f"/api/v1/sessions/{name}/heartbeat", params={"connectionId": cid}).status_code == 200
+    row = fetch_one("SELECT now() - last_activity < interval '1 minute' AS fresh FROM sessions WHERE name = %s",
+                    (name,))
+    assert row is not None and row["fresh"]
+    listed = world.alice.get("/api/v1/sessions").json()["sessions"][0]
+    assert listed["createdAt"].endswith("Z") and listed["status"]["lastActivity"].endswith("Z")
+    world.alice.delete(f"/api/v1/sessions/{name}")

@@ -1,0 +1,127 @@
+"""The templates function: Template objects through the REST contract; writes are admin-only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .conftest import NAMESPACE, World, put_template
+
+VSCODE = {
+    "name": "vscode",
+    "displayName": "VS Code",
+    "description": "code-server in the browser",
+    "category": "Development",
+    "appType": "webapp",
+    "icon": "https://example.com/vscode.png",
+    "baseImage": "lscr.io/linuxserver/code-server:latest",
+    "defaultResources": {"memory": "2Gi", "cpu": "1"},
+    "ports": [{"name": "http", "containerPort": 8443, "protocol": "TCP"}],
+    "env": [{"name": "TZ", "value": "Etc/UTC"}],
+    "tags": ["ide", "dev"],
+    "capabilities": ["Network", "Clipboard"],
+}
+
+
+def test_template_crud(world: World) -> None:
+    from streamspace import kube
+
+    admin = world.admin
+    created = admin.post("/api/v1/templates", json=VSCODE)
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["name"] == "vscode" and body["namespace"] == NAMESPACE
+    assert body["displayName"] == "VS Code" and body["appType"] == "webapp"
+    assert body["defaultResources"] == {"memory": "2Gi", "cpu": "1"}
+    assert body["ports"] == [{"name": "http", "containerPort": 8443, "protocol": "TCP"}]
+    obj = kube.get("Template", "vscode", NAMESPACE)
+    assert obj is not None and obj["spec"]["baseImage"] == VSCODE["baseImage"]
+
+    again = admin.post("/api/v1/templates", json=VSCODE)
+    assert again.status_code == 409 and "already exists" in again.json()["message"]
+
+    got = world.alice.get("/api/v1/templates/vscode")
+    assert got.status_code == 200 and got.json()["tags"] == ["ide", "dev"]
+
+    patched = admin.patch("/api/v1/templates/vscode", json={"description": "VS Code, streamed",
+                                                              "defaultResources": {"memory": "4Gi"}})
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["description"] == "VS Code, streamed"
+    assert patched.json()["defaultResources"] == {"memory": "4Gi", "cpu": "1"}
+    assert patched.json()["displayName"] == "VS Code"  # untouched fields stay
+    removed = admin.patch("/api/v1/templates/vscode", json={"icon": None})
+    assert removed.status_code == 200 and removed.json()["icon"] == ""
+
+    bad = admin.patch("/api/v1/templates/vscode", json={"ports": [{"name": "http", "containerPort": 70000}]})
+    assert bad.status_code == 400 and "containerPort" in bad.json()["error"]
+    renamed = admin.patch("/api/v1/templates/vscode", json={"name": "other"})
+    assert renamed.status_code == 400
+    assert admin.patch("/api/v1/templates/nope", json={"description": "x"}).status_code == 404
+
+    deleted = admin.delete("/api/v1/templates/vscode")
+    assert deleted.status_code == 200 and "message" in deleted.json()
+    assert kube.get("Template", "vscode", NAMESPACE) is None
+    assert admin.delete("/api/v1/templates/vscode").status_code == 404
+    assert world.alice.get("/api/v1/templates/vscode").status_code == 404
+
+
+def test_writes_are_admin_only(world: World) -> None:
+    put_template("gimp")
+    alice = world.alice
+    assert alice.post("/api/v1/templates", json={**VSCODE, "name": "mine"}).status_code == 403
+    assert alice.patch("/api/v1/templates/gimp", json={"description": "x"}).status_code == 403
+    assert alice.delete("/api/v1/templates/gimp").status_code == 403
+    assert world.anonymous.get("/api/v1/templates").status_code == 401
+    assert alice.get("/api/v1/templates/gimp").json()["description"] == "gimp for tests"
+
+
+def test_create_refuses_bad_templates(world: World) -> None:
+    admin = world.admin
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({**VSCODE, "name": "Bad Name"}, "invalid name"),
+        ({**VSCODE, "name": "x1", "baseImage": ""}, "invalid baseImage"),
+        ({**VSCODE, "name": "x2", "appType": "game"}, "invalid appType"),
+        ({**VSCODE, "name": "x3", "defaultResources": {"memory": "huge"}}, "invalid defaultResources.memory"),
+        ({**VSCODE, "name": "x4", "status": {"phase": "Ready"}, "secret": 1}, "invalid secret"),
+    ]
+    for body, error in cases:
+        response = admin.post("/api/v1/templates", json=body)
+        assert response.status_code == 400, (body, response.text)
+        assert response.json()["error"] == error, response.text
+    assert admin.post("/api/v1/templates", data="nope", headers={"Content-Type": "application/json"}
+                      ).status_code == 400
+
+
+def test_list_filters(world: World) -> None:
+    put_template("chromium", category="Web Browsers", tags=("browser", "google"))
+    put_template("libreoffice", category="Office", tags=("office",))
+    put_template("jupyter", category="Development", tags=("notebook",), app_type="webapp")
+    alice = world.alice
+    everything = alice.get("/api/v1/templates").json()
+    assert everything["total"] == len(everything["templates"]) >= 3
+    names = [t["name"] for t in everything["templates"]]
+    assert names == sorted(names)
+    office = alice.get("/api/v1/templates", params={"category": "Office"}).json()
+    assert [t["name"] for t in office["templates"]] == ["libreoffice"]
+    tagged = alice.get("/api/v1/templates", params={"tag": "google"}).json()
+    assert [t["name"] for t in tagged["templates"]] == ["chromium"]
+    webapps = alice.get("/api/v1/templates", params={"appType": "webapp"}).json()
+    assert [t["name"] for t in webapps["templates"]] == ["jupyter"]
+    assert alice.get("/api/v1/templates", params={"appType": "game"}).status_code == 400
+    paged = alice.get("/api/v1/templates", params={"limit": 1, "offset": 1}).json()
+    assert len(paged["templates"]) == 1 and paged["total"] == everything["total"]
+    assert paged["templates"][0]["name"] == names[1]
+    status = alice.get("/api/v1/templates/chromium").json()["status"]
+    assert status == {"phase": "Ready", "message": ""}
+
+
+def test_stale_update_is_a_conflict(world: World, sim: Any) -> None:
+    put_template("krita")
+    # Another writer changes the object between our read and our write: the replace carries the
+    # resourceVersion we read, so the API server refuses it.
+    sim.inject_failure(method="PUT", path_regex=r"/templates/krita$", status=409, reason="Conflict",
+                       message="the object has been modified")
+    try:
+        response = world.admin.patch("/api/v1/templates/krita", json={"description": "changed"})
+    finally:
+        sim.clear_failures()
+    assert response.status_code == 409 and "read it again" in response.json()["message"]
