@@ -1,0 +1,99 @@
+"""The ingress forward-auth check (auth-check), in microseconds (medians and p99):
+
+- check: `authcheck.check` as the route runs it: the JWT verification plus the ONE query
+  (user, login family, session index row, ingress domain);
+- query: that query alone; own_work = check - query, the part that is ours (target: well under 1 ms);
+- in_process: a whole GET /api/v1/auth/session-check through the function's WSGI app (functions-
+  framework, Flask, our Api layer) without a socket;
+- http: the same over real HTTP on a local server (keep-alive), the figure an ingress sees.
+
+Self-contained: an embedded PostgreSQL, migrated, one user and one session row. No Kubernetes.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from bench.support import benchmark_database, median_of
+
+CALLS = 3000
+HTTP_CALLS = 500
+
+
+def _timed(call: Any, n: int) -> list[float]:
+    for _ in range(50):
+        call()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1e6)
+    return samples
+
+
+def _figures(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {"median_us": round(median_of(samples), 1), "p99_us": round(ordered[int(len(ordered) * 0.99)], 1),
+            "mean_us": round(statistics.fmean(samples), 1)}
+
+
+def run() -> dict[str, Any]:
+    benchmark_database()
+    import requests
+    from werkzeug.datastructures import Headers
+    from werkzeug.test import Client
+
+    from streamspace.auth.tokens import issue_access_token
+    from streamspace.config import settings
+    from streamspace.db import execute, fetch_one, statement_count
+    from streamspace.local.gateway import load_function_app
+    from streamspace.local.server import BackgroundServer
+    from streamspace.reconcile.authcheck import _CHECK_SQL, check
+
+    user = fetch_one("INSERT INTO users (username, email, role, password_hash) VALUES ('bench', 'b@example.com',"
+                     " 'user', 'x') RETURNING id::text AS id")
+    assert user is not None
+    execute("INSERT INTO sessions (namespace, name, user_id, username, template)"
+            " VALUES (%s, 'bench-firefox-1', %s, 'bench', 'firefox')", (settings().namespace, user["id"]))
+    token, _ = issue_access_token(user_id=user["id"], username="bench", role="user", groups=[], family_id=None)
+    headers = Headers({"X-Forwarded-Host": "bench-firefox-1.streamspace.local", "Authorization": f"Bearer {token}"})
+
+    before = statement_count()
+    admitted = check(headers, headers.get("Authorization"), None)
+    assert admitted.username == "bench"
+    statements_per_check = statement_count() - before
+
+    params = {"sub": user["id"], "sid": None, "ns": settings().namespace, "session": "bench-firefox-1"}
+    checks = _timed(lambda: check(headers, headers.get("Authorization"), None), CALLS)
+    queries = _timed(lambda: fetch_one(_CHECK_SQL, params), CALLS)
+    own = median_of(checks) - median_of(queries)
+
+    client = Client(load_function_app("auth-check"))
+
+    def in_process() -> None:
+        response = client.get("/api/v1/auth/session-check", headers=headers)
+        assert response.status_code == 200
+    wsgi = _timed(in_process, CALLS)
+
+    server = BackgroundServer(load_function_app("auth-check")).start()
+    http = requests.Session()
+    try:
+
+        def over_http() -> None:
+            response = http.get(f"{server.url}/api/v1/auth/session-check", headers=dict(headers), timeout=5)
+            assert response.status_code == 200
+        real = _timed(over_http, HTTP_CALLS)
+    finally:
+        server.stop()
+    return {
+        "sql_statements_per_check": statements_per_check,
+        "check": _figures(checks),
+        "query": _figures(queries),
+        "own_work_median_us": round(own, 1),
+        "in_process_request": _figures(wsgi),
+        "in_process_own_work_median_us": round(median_of(wsgi) - median_of(queries), 1),
+        "http_request": _figures(real),
+        "target": "own work well under 1000 us",
+    }

@@ -1,0 +1,170 @@
+"""What the reconcilers read from and write to Postgres.
+
+A session reconcile starts with ONE statement (`load_session_context`): the session's index row,
+its Template as last validated, whether the Session was already deleted (tombstone), and the
+configuration. The index row doubles as the record of what the last reconcile observed and wrote
+(uid, observedGeneration, phase), which is what makes redelivered and reordered events cheap:
+an event older than what was already reconciled, or the echo of our own status write, needs no
+Kubernetes request at all.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streamspace.reconcile.desired import ReconcileConfig
+
+
+@dataclass(frozen=True)
+class SessionContext:
+    row: dict[str, Any] | None  # the sessions index row
+    template: dict[str, Any] | None  # the template_index row of spec.template
+    tombstoned: bool  # this Session (by uid) was deleted
+    config: ReconcileConfig
+
+    def reconciled(self, uid: str) -> bool:
+        """Whether this incarnation of the Session was reconciled before (its objects may exist)."""
+        return (self.row is not None and self.row.get("uid") == uid
+                and self.row.get("observed_generation") is not None)
+
+
+_CONTEXT_SQL = """
+SELECT (SELECT to_jsonb(s) FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s) AS row,
+       (SELECT to_jsonb(t) FROM template_index t WHERE t.namespace = %(ns)s AND t.name = %(template)s) AS template,
+       EXISTS (SELECT 1 FROM session_tombstones WHERE uid = %(uid)s) AS tombstoned,
+       (SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) FROM configuration) AS config
+"""
+
+
+def config_from_values(values: Mapping[str, Any]) -> ReconcileConfig:
+    from streamspace.config import settings
+    from streamspace.settings_store import DEFAULTS
+
+    return ReconcileConfig.from_values({**DEFAULTS, **values}, settings().namespace)
+
+
+def load_config() -> ReconcileConfig:
+    from streamspace.settings_store import get_config
+
+    return config_from_values(get_config())
+
+
+def load_session_context(namespace: str, name: str, uid: str, template: str) -> SessionContext:
+    from streamspace.db import fetch_one
+
+    found = fetch_one(_CONTEXT_SQL, {"ns": namespace, "name": name, "uid": uid, "template": template})
+    assert found is not None
+    return SessionContext(row=found["row"], template=found["template"], tombstoned=bool(found["tombstoned"]),
+                          config=config_from_values(found["config"] or {}))
+
+
+def load_template_row(namespace: str, name: str) -> dict[str, Any] | None:
+    from streamspace.db import fetch_one
+
+    found = fetch_one("SELECT to_jsonb(t) AS t FROM template_index t WHERE namespace = %s AND name = %s",
+                      (namespace, name))
+    return found["t"] if found else None
+
+
+# -- the session index --------------------------------------------------------------------------------
+
+def index_differs(row: Mapping[str, Any] | None, session: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
+    """Whether the index row must be written to match `session` with `status`."""
+    if row is None:
+        return True
+    meta = session.get("metadata") or {}
+    spec = session.get("spec") or {}
+    wanted = {
+        "uid": meta.get("uid"),
+        "state": spec.get("state") or "running",
+        "template": spec.get("template"),
+        "phase": status.get("phase"),
+        "url": status.get("url"),
+        "pod_name": status.get("podName"),
+        "message": status.get("message") or None,
+        "observed_generation": status.get("observedGeneration"),
+        "persistent_home": spec.get("persistentHome", True) is not False,
+        "tags": list(spec.get("tags") or []),
+    }
+    if any((row.get(key) or None) != (value or None) for key, value in wanted.items() if key != "persistent_home"):
+        return True
+    if row.get("persistent_home") != wanted["persistent_home"]:
+        return True
+    return (row.get("idle_timeout_seconds") != _seconds(spec.get("idleTimeout", "30m"))
+            or row.get("max_duration_seconds") != _seconds(spec.get("maxSessionDuration", "8h")))
+
+
+def _seconds(value: object) -> int | None:
+    """A spec duration as the index stores it (as sessions.index.upsert_from_object does)."""
+    from streamspace.domain.duration import DurationError, parse_duration
+
+    try:
+        return parse_duration(value, "duration")
+    except DurationError:
+        return None
+
+
+def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+    """Make the index row match the Session (inserting it for a Session created with kubectl).
+
+    A wake (the row says hibernated, the spec says running) restarts the activity clock, so the
+    idle sweep does not put the session straight back to sleep.
+    """
+    from streamspace.db import transaction
+    from streamspace.sessions import index
+
+    meta = session.get("metadata") or {}
+    spec = session.get("spec") or {}
+    namespace, name = str(meta.get("namespace")), str(meta.get("name"))
+    waking = row is not None and row.get("state") == "hibernated" and (spec.get("state") or "running") == "running"
+    obj = {**session, "status": dict(status)}
+    with transaction() as conn:
+        if waking:
+            index.set_state(conn, namespace, name, "running", reset_activity=True)
+        index.upsert_from_object(conn, obj)
+
+
+def forget_session(namespace: str, name: str, uid: str | None) -> None:
+    """A Session is gone: drop its index row (unless it belongs to a newer Session of the same name)
+    and remember its uid, so late events for it change nothing."""
+    from streamspace.db import transaction
+    from streamspace.sessions import index
+
+    with transaction() as conn:
+        if uid:
+            conn.execute("INSERT INTO session_tombstones (uid, namespace, name) VALUES (%s, %s, %s)"
+                         " ON CONFLICT (uid) DO NOTHING", (uid, namespace, name))
+        row = conn.execute("SELECT uid FROM sessions WHERE namespace = %s AND name = %s FOR UPDATE",
+                           (namespace, name)).fetchone()
+        if row is not None and (not uid or row["uid"] is None or row["uid"] == uid):
+            index.remove(conn, namespace, name)
+
+
+# -- the template index -------------------------------------------------------------------------------
+
+def upsert_template(namespace: str, name: str, uid: str | None, generation: int, spec: Any, phase: str,
+                    message: str) -> None:
+    from streamspace.db import execute
+
+    execute(
+        "INSERT INTO template_index (namespace, name, uid, generation, spec, phase, message)"
+        " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)"
+        " ON CONFLICT (namespace, name) DO UPDATE SET uid = EXCLUDED.uid, generation = EXCLUDED.generation,"
+        "  spec = EXCLUDED.spec, phase = EXCLUDED.phase, message = EXCLUDED.message, updated_at = now()",
+        (namespace, name, uid, generation, json.dumps(spec if spec is not None else {}), phase, message))
+
+
+def delete_template(namespace: str, name: str) -> bool:
+    from streamspace.db import execute
+
+    return execute("DELETE FROM template_index WHERE namespace = %s AND name = %s", (namespace, name)) > 0
+
+
+def sessions_of_template(namespace: str, template: str) -> list[str]:
+    from streamspace.db import fetch_all
+
+    return [r["name"] for r in fetch_all("SELECT name FROM sessions WHERE namespace = %s AND template = %s",
+                                         (namespace, template))]

@@ -1,0 +1,489 @@
+"""What a Session wants, computed without any I/O.
+
+`desired_objects(session, template, config)` is the complete set of objects a Session needs on the
+cluster for its current spec: the Deployment, Service, Ingress and NetworkPolicy it owns (named
+`ss-<session>`, ownerReference controller=true) and the user's home claim (`home-<user>`, not
+owned: it outlives sessions). A terminated Session wants nothing. Every object carries a hash of
+its own content; the Deployment, applied last, records the hashes of the whole set in an
+annotation, so one read of the Deployment tells whether anything must be applied.
+
+`session_status(...)` is the status a Session should show for what was observed.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from streamspace.domain.duration import DurationError, parse_duration
+from streamspace.domain.names import dns_label, home_claim_name, owned_name
+from streamspace.domain.resources import ResourceRequirements
+from streamspace.domain.sessions import resolve_resources
+from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec
+
+SESSION_API_VERSION = "stream.space/v1alpha1"
+MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER_NAME = "streamspace"
+APP_NAME = "app.kubernetes.io/name"
+SESSION_APP = "streamspace-session"
+HOME_APP = "streamspace-home"
+LABEL_SESSION = "stream.space/session"
+LABEL_USER = "stream.space/user"
+LABEL_TEMPLATE = "stream.space/template"
+
+# Annotations. On the Deployment: the per-object hashes of the applied set. On the Session (written
+# by the idle sweep together with spec.state): why it was hibernated or terminated.
+ANN_HASHES = "stream.space/applied-hashes"
+ANN_HIBERNATION_REASON = "stream.space/hibernation-reason"
+ANN_TERMINATION_REASON = "stream.space/termination-reason"
+
+TRAEFIK_MIDDLEWARES = "traefik.ingress.kubernetes.io/router.middlewares"
+NGINX_AUTH_URL = "nginx.ingress.kubernetes.io/auth-url"
+NGINX_AUTH_RESPONSE_HEADERS = "nginx.ingress.kubernetes.io/auth-response-headers"
+AUTH_USER_HEADER = "X-Auth-Request-User"
+METADATA_ADDRESS = "169.254.169.254/32"
+METADATA_ADDRESS_V6 = "fd00:ec2::254/128"
+
+# Owned kinds in apply order: the Deployment last, so its hash annotation is only written once
+# everything else was applied (a failure half-way leaves a mismatch the next reconcile repairs).
+OWNED_KINDS = ("Service", "NetworkPolicy", "Ingress", "Deployment")
+APPLY_ORDER = ("PersistentVolumeClaim", *OWNED_KINDS)
+# Deleted in this order when a Session is terminated: the Deployment last, so "no Deployment"
+# means the whole set is gone.
+DELETE_ORDER = ("Service", "Ingress", "NetworkPolicy", "Deployment")
+
+IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
+
+
+@dataclass(frozen=True)
+class ReconcileConfig:
+    """The configuration a reconcile needs (from settings_store.get_config() and the settings)."""
+
+    ingress_domain: str = "streamspace.local"
+    ingress_class: str = "traefik"
+    ingress_tls_secret: str = ""
+    ingress_controller_namespace: str = "traefik"
+    auth_url: str = "http://auth-check.streamspace.svc.cluster.local/api/v1/auth/session-check"
+    traefik_middleware: str = "streamspace-streamspace-auth@kubernetescrd"
+    storage_class: str = ""
+    storage_size: str = "50Gi"
+    default_memory: str = "2Gi"
+    default_cpu: str = "1000m"
+    default_idle_timeout_seconds: int = 1800
+    default_max_duration_seconds: int = 8 * 3600
+    auto_hibernation: bool = True
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, Any], namespace: str = "streamspace") -> ReconcileConfig:
+        """From configuration key/values (the `configuration` table), missing keys at their defaults.
+
+        Keys beyond the seeded ones: `ingress.tlsSecret`, `ingress.controllerNamespace` (where the
+        ingress controller runs: the only namespace a session's pod accepts traffic from),
+        `auth.checkUrl` (the forward-auth URL), `auth.traefikMiddleware` (`<ns>-<name>@kubernetescrd`).
+        """
+
+        def text(key: str, default: str) -> str:
+            value = values.get(key)
+            return value.strip() if isinstance(value, str) and value.strip() else default
+
+        def seconds(key: str, default: int) -> int:
+            try:
+                return parse_duration(values.get(key), key)
+            except DurationError:
+                return default
+
+        ingress_class = text("ingress.class", "traefik")
+        controller_ns = {"traefik": "traefik", "nginx": "ingress-nginx"}.get(ingress_class, "ingress-system")
+        auto = values.get("session.enableAutoHibernation", True)
+        return cls(
+            ingress_domain=text("ingress.domain", "streamspace.local"),
+            ingress_class=ingress_class,
+            ingress_tls_secret=text("ingress.tlsSecret", ""),
+            ingress_controller_namespace=text("ingress.controllerNamespace", controller_ns),
+            auth_url=text("auth.checkUrl",
+                          f"http://auth-check.{namespace}.svc.cluster.local/api/v1/auth/session-check"),
+            traefik_middleware=text("auth.traefikMiddleware", f"{namespace}-streamspace-auth@kubernetescrd"),
+            storage_class=text("storage.className", ""),
+            storage_size=text("storage.defaultSize", "50Gi"),
+            default_memory=text("resources.defaultMemory", "2Gi"),
+            default_cpu=text("resources.defaultCPU", "1000m"),
+            default_idle_timeout_seconds=seconds("session.defaultIdleTimeout", 1800),
+            default_max_duration_seconds=seconds("session.defaultMaxDuration", 8 * 3600),
+            auto_hibernation=auto is True or (isinstance(auto, str) and auto.lower() == "true"),
+        )
+
+
+# --- objects ---------------------------------------------------------------------------------------
+
+
+def session_url(name: str, config: ReconcileConfig) -> str:
+    scheme = "https" if config.ingress_tls_secret else "http"
+    return f"{scheme}://{session_host(name, config)}/"
+
+
+def session_host(name: str, config: ReconcileConfig) -> str:
+    return f"{name}.{config.ingress_domain}"
+
+
+def session_resources(session: Mapping[str, Any], template: TemplateSpec,
+                      config: ReconcileConfig) -> ResourceRequirements:
+    """Requests and limits: the Session's, else the Template's defaults, else the configured ones
+    (ValidationError when they do not make sense, e.g. a request above its limit)."""
+    spec = session.get("spec") or {}
+    return resolve_resources(spec.get("resources"),
+                             dict(template.default_resources) if template.default_resources else None,
+                             {"memory": config.default_memory, "cpu": config.default_cpu})
+
+
+def object_hash(obj: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def encode_hashes(hashes: Mapping[str, str]) -> str:
+    return ",".join(f"{kind}={hashes[kind]}" for kind in APPLY_ORDER if kind in hashes)
+
+
+def decode_hashes(value: object) -> dict[str, str]:
+    if not isinstance(value, str):
+        return {}
+    pairs = (item.partition("=") for item in value.split(",") if item)
+    return {kind: digest for kind, _, digest in pairs if kind and digest}
+
+
+def applied_hashes(deployment: Mapping[str, Any] | None) -> dict[str, str]:
+    """The per-object hashes recorded on a Deployment (empty when there is none)."""
+    if not deployment:
+        return {}
+    return decode_hashes(((deployment.get("metadata") or {}).get("annotations") or {}).get(ANN_HASHES))
+
+
+def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
+                    config: ReconcileConfig) -> list[dict[str, Any]]:
+    """The complete set of objects `session` wants, in apply order (PVC first, Deployment last).
+
+    Pure: the same inputs always give the same objects. Raises ValidationError when the Session's
+    resources cannot be resolved. A terminated Session wants nothing.
+    """
+    meta = session.get("metadata") or {}
+    spec = session.get("spec") or {}
+    state = spec.get("state") or "running"
+    if state == "terminated":
+        return []
+    name = str(meta["name"])
+    namespace = str(meta["namespace"])
+    user = dns_label(str(spec.get("user") or ""))
+    template_name = dns_label(str(spec.get("template") or ""))
+    persistent_home = spec.get("persistentHome", True) is not False
+    port = template.stream_port
+    assert port is not None  # a parsed TemplateSpec always has a stream port
+    resources = session_resources(session, template, config)
+    owned = owned_name(name)
+    labels = {
+        APP_NAME: SESSION_APP,
+        MANAGED_BY: MANAGER_NAME,
+        LABEL_SESSION: name,
+        LABEL_USER: user,
+        LABEL_TEMPLATE: template_name,
+    }
+    selector = {APP_NAME: SESSION_APP, LABEL_SESSION: name}
+    owner = [{
+        "apiVersion": SESSION_API_VERSION, "kind": "Session", "name": name, "uid": str(meta.get("uid") or ""),
+        "controller": True, "blockOwnerDeletion": True,
+    }]
+
+    def owned_meta(annotations: dict[str, str] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": owned, "namespace": namespace, "labels": dict(labels),
+                               "ownerReferences": copy.deepcopy(owner)}
+        if annotations:
+            out["annotations"] = annotations
+        return out
+
+    objects: list[dict[str, Any]] = []
+    claim = home_claim_name(user)
+    if persistent_home:
+        pvc_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteMany"],
+            "resources": {"requests": {"storage": config.storage_size}},
+        }
+        if config.storage_class:
+            pvc_spec["storageClassName"] = config.storage_class
+        objects.append({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": {"name": claim, "namespace": namespace,
+                         "labels": {APP_NAME: HOME_APP, MANAGED_BY: MANAGER_NAME, LABEL_USER: user}},
+            "spec": pvc_spec,
+        })
+
+    objects.append({
+        "apiVersion": "v1", "kind": "Service",
+        "metadata": owned_meta(),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": dict(selector),
+            "ports": [{"name": "stream", "port": port, "targetPort": port, "protocol": "TCP"}],
+        },
+    })
+
+    egress_peers: list[dict[str, Any]] = [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_ADDRESS]}},
+        {"ipBlock": {"cidr": "::/0", "except": [METADATA_ADDRESS_V6]}},
+    ]
+    objects.append({
+        "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+        "metadata": owned_meta(),
+        "spec": {
+            "podSelector": {"matchLabels": dict(selector)},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{
+                "from": [{"namespaceSelector": {"matchLabels": {
+                    "kubernetes.io/metadata.name": config.ingress_controller_namespace}}}],
+                "ports": [{"protocol": "TCP", "port": port}],
+            }],
+            "egress": [{"to": egress_peers}],
+        },
+    })
+
+    host = session_host(name, config)
+    ingress_spec: dict[str, Any] = {
+        "ingressClassName": config.ingress_class,
+        "rules": [{"host": host, "http": {"paths": [{
+            "path": "/", "pathType": "Prefix",
+            "backend": {"service": {"name": owned, "port": {"name": "stream"}}},
+        }]}}],
+    }
+    if config.ingress_tls_secret:
+        ingress_spec["tls"] = [{"hosts": [host], "secretName": config.ingress_tls_secret}]
+    objects.append({
+        "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+        "metadata": owned_meta({
+            # Forward auth, for whichever controller serves the class: only the owner or an admin
+            # reaches the desktop (auth-check answers 200, 401 or 403).
+            TRAEFIK_MIDDLEWARES: config.traefik_middleware,
+            NGINX_AUTH_URL: config.auth_url,
+            NGINX_AUTH_RESPONSE_HEADERS: AUTH_USER_HEADER,
+            # Streams are long-lived websockets.
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+            "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+        }),
+        "spec": ingress_spec,
+    })
+
+    objects.append({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": owned_meta(),
+        "spec": {
+            "replicas": 1 if state == "running" else 0,
+            "revisionHistoryLimit": 1,
+            "strategy": {"type": "Recreate"},  # never two pods of one session on the same home
+            "selector": {"matchLabels": dict(selector)},
+            "template": {
+                "metadata": {"labels": dict(labels)},
+                "spec": _pod_spec(template, resources, port, persistent_home, claim),
+            },
+        },
+    })
+
+    hashes = {obj["kind"]: object_hash(obj) for obj in objects}
+    deployment = objects[-1]
+    deployment["metadata"]["annotations"] = {ANN_HASHES: encode_hashes(hashes)}
+    return objects
+
+
+def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int, persistent_home: bool,
+              claim: str) -> dict[str, Any]:
+    ports: list[dict[str, Any]] = []
+    seen_names: set[str] = set()
+    for p in template.ports:
+        entry: dict[str, Any] = {"containerPort": p.container_port, "protocol": p.protocol}
+        if p.name and p.name not in seen_names:
+            entry["name"] = p.name
+            seen_names.add(p.name)
+        ports.append(entry)
+    if not any(p["containerPort"] == port for p in ports):
+        ports.insert(0, {"containerPort": port, "protocol": "TCP",
+                         **({} if "stream" in seen_names else {"name": "stream"})})
+
+    probe: dict[str, Any]
+    webapp = template.webapp
+    if (template.vnc is None or not template.vnc.enabled) and webapp is not None and webapp.enabled \
+            and webapp.health_check and webapp.port == port:
+        probe = {"httpGet": {"path": webapp.health_check, "port": port}}
+    else:
+        probe = {"tcpSocket": {"port": port}}
+    probe.update({"initialDelaySeconds": 2, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3})
+
+    volumes: list[dict[str, Any]] = [
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": resources["limits"]["memory"]}},
+    ]
+    mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]  # noqa: S108 - the pod's own
+    if persistent_home:
+        volumes.append({"name": USER_HOME_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
+        mounts.append({"name": USER_HOME_VOLUME, "mountPath": template.home_mount_path})
+    declared = {v["name"] for v in volumes}
+    for mount in template.volume_mounts:
+        if mount.name == USER_HOME_VOLUME and persistent_home:
+            continue  # mounted above, where the template says
+        if mount.name not in declared:
+            # Scratch space the image expects (and a non-persistent home): an emptyDir.
+            volumes.append({"name": mount.name, "emptyDir": {}})
+            declared.add(mount.name)
+        entry = {"name": mount.name, "mountPath": mount.mount_path}
+        if mount.read_only:
+            entry["readOnly"] = True
+        if mount.sub_path:
+            entry["subPath"] = mount.sub_path
+        mounts.append(entry)
+
+    container: dict[str, Any] = {
+        "name": "session",
+        "image": template.base_image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": ports,
+        "resources": copy.deepcopy(dict(resources)),
+        "readinessProbe": probe,
+        "securityContext": {"allowPrivilegeEscalation": False},
+        "volumeMounts": mounts,
+    }
+    if template.env:
+        container["env"] = [copy.deepcopy(var) for var in template.env]
+    return {
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "containers": [container],
+        "volumes": volumes,
+    }
+
+
+def objects_to_apply(desired: Sequence[Mapping[str, Any]], recorded: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The desired objects whose hash differs from what the Deployment recorded (the Deployment
+    whenever anything changes: it carries the record)."""
+    wanted = {obj["kind"]: decode_hashes(
+        desired[-1]["metadata"]["annotations"][ANN_HASHES]).get(obj["kind"]) for obj in desired}
+    changed = [dict(obj) for obj in desired if recorded.get(obj["kind"]) != wanted[obj["kind"]]]
+    if changed and changed[-1]["kind"] != "Deployment":
+        changed.append(dict(desired[-1]))
+    return changed
+
+
+def deployment_drifted(live: Mapping[str, Any], desired: Mapping[str, Any]) -> bool:
+    """Whether someone changed what matters most on our Deployment behind our back (its hash record
+    still matches): the replica count or the container images."""
+    def images(obj: Mapping[str, Any]) -> list[Any]:
+        pod = ((obj.get("spec") or {}).get("template") or {}).get("spec") or {}
+        return [c.get("image") for c in pod.get("containers") or []]
+
+    return ((live.get("spec") or {}).get("replicas") != (desired.get("spec") or {}).get("replicas")
+            or images(live) != images(desired))
+
+
+# --- status ----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Observation:
+    """What the cluster showed for a Session, reduced to what its status reports."""
+
+    phase: str  # Pending | Running | Hibernated | Failed | Terminated
+    reason: str  # CamelCase, e.g. PodReady, TemplateMissing, ImagePullFailed, IdleTimeout
+    message: str = ""
+    pod_name: str | None = None
+    template_problem: str | None = None  # TemplateMissing | TemplateInvalid when the Template failed
+
+
+def deployment_ready(deployment: Mapping[str, Any] | None) -> bool:
+    status = (deployment or {}).get("status") or {}
+    return int(status.get("readyReplicas") or 0) >= 1
+
+
+def pod_observation(pods: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None, str]:
+    """(name of the session's pod, image-pull failure message or None, waiting text) from its pods."""
+    live = [p for p in pods if not (p.get("metadata") or {}).get("deletionTimestamp")]
+    live.sort(key=lambda p: (not _pod_is_ready(p), str((p.get("metadata") or {}).get("creationTimestamp") or "")))
+    if not live:
+        return None, None, ""
+    pod = live[0]
+    name = str((pod.get("metadata") or {}).get("name") or "") or None
+    waiting = ""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        state = (status.get("state") or {}).get("waiting") or {}
+        reason = str(state.get("reason") or "")
+        if reason in IMAGE_PULL_REASONS:
+            return name, f"{reason}: {state.get('message') or 'the image cannot be pulled'}", reason
+        if reason:
+            waiting = reason
+    return name, None, waiting
+
+
+def _pod_is_ready(pod: Mapping[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def _condition(old: Mapping[str, Any] | None, ctype: str, ok: bool, reason: str, message: str,
+               now: str) -> dict[str, Any]:
+    value = "True" if ok else "False"
+    since = now
+    if old and old.get("status") == value and old.get("lastTransitionTime"):
+        since = str(old["lastTransitionTime"])
+    return {"type": ctype, "status": value, "lastTransitionTime": since, "reason": reason, "message": message}
+
+
+def session_status(session: Mapping[str, Any], observed: Observation, config: ReconcileConfig,
+                   now: str) -> dict[str, Any]:
+    """The complete status for `observed` (conditions keep their lastTransitionTime while unchanged)."""
+    meta = session.get("metadata") or {}
+    spec = session.get("spec") or {}
+    old_status = session.get("status") or {}
+    old = {str(c.get("type")): c for c in old_status.get("conditions") or [] if isinstance(c, Mapping)}
+    name = str(meta.get("name") or "")
+    phase = observed.phase
+    conditions = [
+        _condition(old.get("Ready"), "Ready", phase == "Running",
+                   "PodReady" if phase == "Running" else observed.reason,
+                   "the session's pod is ready" if phase == "Running" else (observed.message or phase), now),
+    ]
+    if observed.template_problem is not None:
+        conditions.append(_condition(old.get("TemplateResolved"), "TemplateResolved", False,
+                                     observed.template_problem, observed.message, now))
+    elif phase == "Terminated":
+        if "TemplateResolved" in old:
+            conditions.append(dict(old["TemplateResolved"]))
+    else:
+        conditions.append(_condition(old.get("TemplateResolved"), "TemplateResolved", True, "TemplateReady",
+                                     f"template {spec.get('template')} is ready", now))
+    hibernated = phase == "Hibernated"
+    conditions.append(_condition(old.get("Hibernated"), "Hibernated", hibernated,
+                                 observed.reason if hibernated else "NotHibernated",
+                                 observed.message if hibernated else "the session is not hibernated", now))
+    if phase == "Terminated":
+        conditions.append(_condition(old.get("Terminated"), "Terminated", True, observed.reason,
+                                     observed.message, now))
+    status: dict[str, Any] = {
+        "phase": phase,
+        "observedGeneration": int(meta.get("generation") or 0),
+        "message": observed.message,
+        "conditions": conditions,
+    }
+    if phase != "Terminated":
+        status["url"] = session_url(name, config)
+    if observed.pod_name and phase in ("Pending", "Running", "Failed"):
+        status["podName"] = observed.pod_name
+    return status
+
+
+_COMPARED = ("phase", "observedGeneration", "message", "url", "podName", "conditions")
+
+
+def status_differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    """Whether writing `desired` would change what `current` reports (lastActivity and fields other
+    writers own are not compared)."""
+    current = current or {}
+    return any((current.get(key) or None) != (desired.get(key) or None) for key in _COMPARED)
+
+
+def describe_duration(value: object) -> str:
+    return str(value) if isinstance(value, str) and value else "its limit"

@@ -1,0 +1,140 @@
+"""resync: the periodic repair of whatever the ApiServerSource missed (it has no resync of its own,
+sends nothing for objects that existed before it started, and loses changes during watch gaps).
+
+Every five minutes: list Templates, Sessions, the objects we own and the session pods (eight list
+requests in all, whatever the number of sessions), then reconcile, with what was listed, every
+Template whose status or index row lags, and every Session: a Session whose objects, status and
+index row are in step costs nothing more; one with a missing owned object has its whole set
+re-applied. Index rows without a Session are removed, Sessions without a row get one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamspace.events import RetryLater
+
+log = logging.getLogger("streamspace.reconcile.resync")
+
+ORPHAN_ROW_GRACE_SECONDS = 120  # the sessions API inserts the row just before it creates the Session
+TOMBSTONE_DAYS = 1
+
+
+@dataclass
+class ResyncResult:
+    templates_reconciled: list[str] = field(default_factory=list)
+    templates_dropped: list[str] = field(default_factory=list)
+    sessions_checked: int = 0
+    sessions_changed: list[str] = field(default_factory=list)
+    rows_removed: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _name(obj: dict[str, Any]) -> str:
+    return str((obj.get("metadata") or {}).get("name") or "")
+
+
+def run_resync(namespace: str | None = None) -> ResyncResult:
+    from streamspace import kube
+    from streamspace.config import settings
+    from streamspace.db import execute, fetch_all
+    from streamspace.reconcile import context
+    from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
+    from streamspace.reconcile.session import reconcile_session
+    from streamspace.reconcile.template import reconcile_template
+
+    ns = namespace or settings().namespace
+    result = ResyncResult()
+
+    # Templates first: Sessions resolve them from the index.
+    template_rows = {r["t"]["name"]: r["t"] for r in fetch_all(
+        "SELECT to_jsonb(t) AS t FROM template_index t WHERE namespace = %s", (ns,))}
+    templates = kube.list_objects("Template", ns)
+    for template in templates:
+        meta = template.get("metadata") or {}
+        row = template_rows.get(_name(template))
+        generation = int(meta.get("generation") or 0)
+        status = template.get("status") or {}
+        if (row is None or row.get("uid") != meta.get("uid") or int(row.get("generation") or -1) != generation
+                or status.get("observedGeneration") != generation or status.get("phase") != row.get("phase")):
+            try:
+                reconcile_template(template, action="read", cascade=False)
+                result.templates_reconciled.append(_name(template))
+            except (kube.KubeError, RetryLater) as exc:
+                result.failed.append(f"template/{_name(template)}")
+                log.warning("template resync failed", extra={"template": _name(template), "reason": str(exc)})
+    listed = {_name(t) for t in templates}
+    for name in template_rows:
+        if name not in listed:
+            context.delete_template(ns, name)
+            result.templates_dropped.append(name)
+
+    managed = f"{MANAGED_BY}=streamspace"
+    selector = f"{APP_NAME}={SESSION_APP},{managed}"
+    owned = {kind: {_name(o): o for o in kube.list_objects(kind, ns, label_selector=selector)} for kind in OWNED_KINDS}
+    claims = {_name(o) for o in kube.list_objects("PersistentVolumeClaim", ns,
+                                                   label_selector=f"{APP_NAME}={HOME_APP},{managed}")}
+    pods: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for pod in kube.list_objects("Pod", ns, label_selector=f"{APP_NAME}={SESSION_APP}"):
+        session_label = ((pod.get("metadata") or {}).get("labels") or {}).get(LABEL_SESSION)
+        if session_label:
+            pods[session_label].append(pod)
+    sessions = kube.list_objects("Session", ns)
+    rows = {r["s"]["name"]: r["s"] for r in fetch_all(
+        "SELECT to_jsonb(s) AS s FROM sessions s WHERE namespace = %s", (ns,))}
+    template_rows = {r["t"]["name"]: r["t"] for r in fetch_all(
+        "SELECT to_jsonb(t) AS t FROM template_index t WHERE namespace = %s", (ns,))}
+    config = context.load_config()
+
+    from streamspace.domain.names import home_claim_name, owned_name
+
+    for session in sessions:
+        name = _name(session)
+        spec = session.get("spec") or {}
+        if not isinstance(spec.get("user"), str) or not isinstance(spec.get("template"), str):
+            continue
+        result.sessions_checked += 1
+        child = owned_name(name)
+        state = spec.get("state") or "running"
+        present = [kind for kind in OWNED_KINDS if child in owned[kind]]
+        if state == "terminated":
+            force = bool(present)
+        else:
+            missing = [kind for kind in OWNED_KINDS if child not in owned[kind]]
+            needs_claim = spec.get("persistentHome", True) is not False and home_claim_name(spec["user"]) not in claims
+            # A missing Deployment is re-applied anyway; anything else missing needs the whole set.
+            force = needs_claim or bool(missing and missing != ["Deployment"])
+        ctx = context.SessionContext(row=rows.get(name), template=template_rows.get(spec["template"]),
+                                     tombstoned=False, config=config)
+        before = (session.get("status") or {}, rows.get(name))
+        try:
+            reconcile_session(session, action="read", deployment=owned["Deployment"].get(child),
+                              force_apply=force, ctx=ctx, pods=pods.get(name, []))
+        except (kube.KubeError, RetryLater) as exc:
+            result.failed.append(f"session/{name}")
+            log.warning("session resync failed", extra={"session": name, "reason": str(exc)})
+            continue
+        if force or before[1] is None or before[1].get("observed_generation") != (session.get("metadata") or {}).get(
+                "generation"):
+            result.sessions_changed.append(name)
+
+    live = {_name(s) for s in sessions}
+    for name, row in rows.items():
+        if name in live:
+            continue
+        gone = fetch_all("SELECT 1 FROM sessions WHERE namespace = %s AND name = %s"
+                         " AND created_at < now() - %s * interval '1 second'",
+                         (ns, name, ORPHAN_ROW_GRACE_SECONDS))
+        if gone and kube.get("Session", name, ns) is None:
+            context.forget_session(ns, name, row.get("uid"))
+            result.rows_removed.append(name)
+    execute("DELETE FROM session_tombstones WHERE deleted_at < now() - %s * interval '1 day'", (TOMBSTONE_DAYS,))
+    if result.failed:
+        raise RetryLater(f"resync could not repair: {', '.join(result.failed)}")
+    return result

@@ -1,0 +1,324 @@
+"""session-reconcile: a Session's objects and status, level-triggered from ApiServerSource events.
+
+An event is a hint: the reconcile reads what it needs, computes the complete desired set
+(`desired.desired_objects`), applies what differs with server-side apply and writes the status.
+Any number of duplicated or reordered events converge on the same objects.
+
+Requests per event (Kubernetes; Postgres is one context query plus an index write when it changed):
+- the echo of our own status write (generation == observedGeneration == what the index recorded): none;
+- an event older than what was already reconciled: one read of the Session, then as below;
+- a Session never reconciled (just created): no read, the applies (PVC, Service, NetworkPolicy,
+  Ingress, Deployment) and one status write;
+- otherwise: one read (the Deployment, whose annotation records the hashes of the applied set),
+  then only the objects whose hash changed, a pod list while the pod is not ready, and the status
+  write when the status changed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
+from streamspace.reconcile import context
+from streamspace.reconcile.desired import (
+    ANN_HIBERNATION_REASON,
+    ANN_TERMINATION_REASON,
+    APP_NAME,
+    DELETE_ORDER,
+    LABEL_SESSION,
+    MANAGED_BY,
+    MANAGER_NAME,
+    SESSION_API_VERSION,
+    SESSION_APP,
+    Observation,
+    applied_hashes,
+    deployment_drifted,
+    deployment_ready,
+    desired_objects,
+    objects_to_apply,
+    pod_observation,
+    session_status,
+    status_differs,
+)
+
+log = logging.getLogger("streamspace.reconcile.session")
+
+
+class _Unread:
+    """The Deployment was not read (a Session never reconciled: nothing of it is expected to exist)."""
+
+
+UNREAD = _Unread()
+DeploymentView = dict[str, Any] | None | _Unread
+
+# Answers of the API server that mean "this object will never be accepted as it is": the Session
+# is reported Failed (the event is done), instead of retried forever.
+REJECTED = (400, 403, 422)
+
+
+def handle_session_event(event: Any) -> str:
+    """The session-reconcile entry point: Session events and events of the Deployments we own."""
+    ev = parse_resource_event(event)
+    if not ev.namespace:
+        raise MalformedEvent(f"{ev.kind} {ev.name}: the event's object has no namespace")
+    if ev.kind == "Session":
+        if not ev.api_version.startswith("stream.space/"):
+            raise MalformedEvent(f"a Session event must carry a stream.space object, not {ev.api_version!r}")
+        if ev.action == "delete":
+            return session_deleted(ev.namespace, ev.name, str(ev.obj["metadata"].get("uid") or ""))
+        return reconcile_session(ev.obj, action=ev.action)
+    if ev.kind == "Deployment":
+        return _deployment_event(ev)
+    raise MalformedEvent(f"session-reconcile handles Session and Deployment events, not {ev.kind}")
+
+
+def _deployment_event(ev: ResourceEvent) -> str:
+    """A Deployment we own changed (pod readiness, scale, deletion): reconcile its Session, re-read,
+    since the event's copy of the Session is not in it and its copy of the Deployment may be stale."""
+    from streamspace import kube
+
+    meta = ev.obj.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    if labels.get(MANAGED_BY) != MANAGER_NAME or labels.get(APP_NAME, SESSION_APP) != SESSION_APP:
+        return "ignored"
+    session_name = labels.get(LABEL_SESSION)
+    if not session_name:
+        session_name = next((ref.get("name") for ref in meta.get("ownerReferences") or []
+                             if ref.get("kind") == "Session" and ref.get("controller")), None)
+    if not isinstance(session_name, str) or not session_name:
+        return "ignored"
+    assert ev.namespace is not None
+    session = kube.get("Session", session_name, ev.namespace)
+    if session is None:
+        return "ignored"  # garbage collection removes what it owned; its delete event cleans the index
+    return reconcile_session(session, action="read")
+
+
+def session_deleted(namespace: str, name: str, uid: str) -> str:
+    """A Session's delete event: its owned objects go by ownerReference (the home PVC stays); the
+    index row goes. The event may be older than a re-create of the same name, so look first."""
+    from streamspace import kube
+
+    live = kube.get("Session", name, namespace)
+    if live is not None and str((live.get("metadata") or {}).get("uid") or "") != uid:
+        return reconcile_session(live, action="read")
+    context.forget_session(namespace, name, uid or None)
+    return "deleted"
+
+
+def _session_gone(namespace: str, name: str, uid: str) -> str:
+    """The Session vanished while being reconciled: remove what this reconcile may have created
+    (garbage collection would, but not before the next status write fails again) and forget it."""
+    from streamspace import kube
+
+    owned = _owned_name(name)
+    for kind in DELETE_ORDER:
+        try:
+            kube.delete(kind, owned, namespace)
+        except kube.KubeError as exc:
+            log.warning("could not remove an object of a deleted session",
+                        extra={"session": name, "kind": kind, "reason": exc.message})
+    context.forget_session(namespace, name, uid or None)
+    return "deleted"
+
+
+def _owned_name(name: str) -> str:
+    from streamspace.domain.names import owned_name
+
+    return owned_name(name)
+
+
+def _checked(session: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    meta = session.get("metadata")
+    spec = session.get("spec")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str) or not isinstance(
+            meta.get("namespace"), str):
+        raise MalformedEvent("the Session has no metadata.name / metadata.namespace")
+    if not isinstance(spec, dict) or not isinstance(spec.get("user"), str) or not isinstance(
+            spec.get("template"), str) or not spec["user"] or not spec["template"]:
+        raise MalformedEvent(f"Session {meta['name']}: spec.user and spec.template are required")
+    return meta, spec
+
+
+def reconcile_session(session: Mapping[str, Any], *, action: str, deployment: DeploymentView = UNREAD,
+                      force_apply: bool = False, ctx: context.SessionContext | None = None,
+                      pods: list[dict[str, Any]] | None = None) -> str:
+    """Bring one Session's objects, status and index row in line with its spec.
+
+    `action`: the event's (add | update) or "read" when `session` was just read from the API server.
+    `deployment`: the Deployment when the caller already has it (resync), else it is read if needed.
+    `force_apply`: apply the whole set even if the Deployment's record says it is in place (resync
+    found an owned object missing). `ctx`, `pods`: already loaded by the caller (resync).
+    Returns what was done: unchanged | reconciled | deleted | deleting.
+    """
+    from streamspace import kube
+
+    meta, spec = _checked(session)
+    namespace, name = meta["namespace"], meta["name"]
+    uid = str(meta.get("uid") or "")
+    if meta.get("deletionTimestamp"):
+        return "deleting"
+    if ctx is None:
+        ctx = context.load_session_context(namespace, name, uid, spec["template"])
+    if ctx.tombstoned:
+        return "deleted"
+    row = ctx.row or {}
+    same = ctx.row is not None and row.get("uid") == uid
+    if action != "read" and ctx.row is not None and row.get("uid") and not same:
+        # The index knows another Session of this name: this event may be about an older one.
+        fresh = kube.get("Session", name, namespace)
+        if fresh is None or (fresh.get("metadata") or {}).get("uid") != uid:
+            if fresh is None:
+                return "ignored"
+            return reconcile_session(fresh, action="read", force_apply=force_apply)
+    if action != "read" and same and int(row.get("observed_generation") or 0) > int(meta.get("generation") or 0):
+        # Older than what was already reconciled (reordered delivery): reconcile what is there now.
+        fresh = kube.get("Session", name, namespace)
+        if fresh is None:
+            return _session_gone(namespace, name, uid)
+        if fresh.get("metadata", {}).get("uid") != uid or (fresh.get("spec") or {}).get("template") != spec[
+                "template"]:
+            return reconcile_session(fresh, action="read", force_apply=force_apply)
+        session, action = fresh, "read"
+        meta, spec = _checked(session)
+    generation = int(meta.get("generation") or 0)
+    status = session.get("status") or {}
+    if (action == "update" and not force_apply and same and row.get("observed_generation") == generation
+            and status.get("observedGeneration") == generation and row.get("phase") == status.get("phase")):
+        return "unchanged"  # the echo of our own status write: nothing else can have changed
+
+    if deployment is UNREAD and ctx.reconciled(uid):
+        deployment = kube.get("Deployment", _owned_name(name), namespace)
+    state = spec.get("state") or "running"
+    annotations = meta.get("annotations") or {}
+    if state == "terminated":
+        if deployment is not None or force_apply:
+            for kind in DELETE_ORDER:  # the Deployment last: once it is gone, everything is
+                kube.delete(kind, _owned_name(name), namespace)
+        reason = "MaxSessionDurationExceeded" if annotations.get(ANN_TERMINATION_REASON) == \
+            "MaxSessionDurationExceeded" else "Requested"  # never an arbitrary annotation value as a reason
+        message = ("terminated: the session exceeded its maximum duration of "
+                   f"{spec.get('maxSessionDuration')}" if reason == "MaxSessionDurationExceeded"
+                   else "terminated on request")
+        observed = Observation("Terminated", reason, message)
+    else:
+        observed = _converge(session, state, ctx, deployment, force_apply, pods)
+        if state == "running" and annotations.get(ANN_HIBERNATION_REASON):
+            # Woken: the idle sweep's reason belongs to the hibernation that just ended.
+            kube.merge_patch("Session", name, {"metadata": {"annotations": {ANN_HIBERNATION_REASON: None}}},
+                             namespace)
+
+    new_status = session_status(session, observed, ctx.config, now_rfc3339())
+    if status_differs(status, new_status) and not (action != "read" and _index_records(ctx.row, uid, new_status)):
+        try:
+            kube.apply({"apiVersion": SESSION_API_VERSION, "kind": "Session",
+                        "metadata": {"name": name, "namespace": namespace}, "status": new_status},
+                       subresource="status")
+        except kube.KubeError as exc:
+            if exc.not_found:
+                return _session_gone(namespace, name, uid)
+            raise
+    if context.index_differs(ctx.row, session, new_status):
+        context.write_index(ctx.row, session, new_status)
+    return "reconciled"
+
+
+def _index_records(row: Mapping[str, Any] | None, uid: str, status: Mapping[str, Any]) -> bool:
+    """Whether the index row says this exact status was already written (to this incarnation):
+    then an event carrying an older copy of the status needs no write."""
+    if row is None or row.get("uid") != uid:
+        return False
+    return (row.get("observed_generation") == status.get("observedGeneration")
+            and row.get("phase") == status.get("phase") and (row.get("url") or None) == (status.get("url") or None)
+            and (row.get("pod_name") or None) == (status.get("podName") or None)
+            and (row.get("message") or None) == (status.get("message") or None))
+
+
+def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContext, deployment: DeploymentView,
+              force_apply: bool, pods: list[dict[str, Any]] | None) -> Observation:
+    """Apply what differs from the desired set (running or hibernated) and observe the result."""
+    from streamspace import kube
+    from streamspace.domain.errors import ValidationError
+    from streamspace.reconcile.template import resolve_for_session
+
+    meta, spec = session["metadata"], session["spec"]
+    namespace, name = meta["namespace"], meta["name"]
+    resolution = resolve_for_session(namespace, spec["template"], ctx.template)
+    if resolution.problem is not None:
+        return Observation("Failed", resolution.problem, resolution.message, template_problem=resolution.problem)
+    try:
+        desired = desired_objects(session, resolution.spec, ctx.config)
+    except ValidationError as exc:
+        return Observation("Failed", "InvalidResources", f"the session's resources are invalid: {exc}")
+    if isinstance(deployment, dict) and not force_apply:
+        todo = objects_to_apply(desired, applied_hashes(deployment))
+        if not todo and deployment_drifted(deployment, desired[-1]):
+            todo = [desired[-1]]  # scaled or edited by hand: the Deployment alone is put back
+    else:
+        todo = list(desired)
+    just_applied = False
+    for obj in todo:
+        try:
+            result = _apply(obj)
+        except kube.KubeError as exc:
+            if exc.status in REJECTED:
+                return Observation("Failed", "ObjectRejected",
+                                   f"the API server refused {obj['kind']} {obj['metadata']['name']}: {exc.message}")
+            raise
+        if obj["kind"] == "Deployment":
+            deployment, just_applied = result, True
+    if state == "hibernated":
+        reason = "IdleTimeout" if (meta.get("annotations") or {}).get(ANN_HIBERNATION_REASON) == "IdleTimeout" \
+            else "Requested"
+        message = ("hibernated after being idle for longer than its idle timeout" if reason == "IdleTimeout"
+                   else "hibernated on request")
+        return Observation("Hibernated", reason, message)
+    current = session.get("status") or {}
+    if deployment_ready(deployment if isinstance(deployment, dict) else None):
+        pod_name = current.get("podName") if current.get("phase") == "Running" else None
+        row = ctx.row
+        if pod_name is None and row is not None and row.get("uid") == meta.get("uid") and row.get("phase") == "Running":
+            pod_name = row.get("pod_name")  # what the last reconcile saw (the event's status may be older)
+        if pod_name is None and not just_applied:
+            pod_name, _, _ = pod_observation(pods if pods is not None else _pods(namespace, name))
+        return Observation("Running", "PodReady", "", pod_name)
+    if just_applied:
+        # A Deployment applied just now has no pod to look at yet; its status events follow.
+        return Observation("Pending", "PodStarting", "waiting for the session's pod to start")
+    pod_name, pull_failure, waiting = pod_observation(pods if pods is not None else _pods(namespace, name))
+    if pull_failure is not None:
+        return Observation("Failed", "ImagePullFailed", pull_failure, pod_name)
+    text = f"waiting for the session's pod to become ready ({waiting})" if waiting else \
+        "waiting for the session's pod to become ready"
+    return Observation("Pending", "PodNotReady", text, pod_name)
+
+
+def _pods(namespace: str, name: str) -> list[dict[str, Any]]:
+    """The session's pods; none when we may not list pods (the status then lacks podName and image
+    pull failures stay Pending, which is better than retrying the event forever)."""
+    from streamspace import kube
+
+    try:
+        return kube.list_objects("Pod", namespace, label_selector=f"{LABEL_SESSION}={name}")
+    except kube.KubeError as exc:
+        if exc.status != 403:
+            raise
+        log.warning("may not list pods: grant the reconciler get/list on pods", extra={"session": name})
+        return []
+
+
+def _apply(obj: dict[str, Any]) -> dict[str, Any]:
+    """Server-side apply; the home claim is only ever created (its size and class are immutable
+    once bound, and it is shared by the user's sessions)."""
+    from streamspace import kube
+
+    if obj["kind"] == "PersistentVolumeClaim":
+        try:
+            return kube.create(obj)
+        except kube.KubeError as exc:
+            if exc.status == 409:  # AlreadyExists
+                return obj
+            raise
+    return kube.apply(obj)

@@ -1,0 +1,184 @@
+"""idle-sweep: hibernate sessions idle past their timeout, terminate those past their maximum duration.
+
+One indexed query finds (and claims, by moving the index row's state) every due session:
+- running, and idle for longer than its idle timeout (`idle_timeout_seconds`; NULL: the configured
+  `session.defaultIdleTimeout`; 0: never), when `session.enableAutoHibernation` is on -> hibernated;
+- running or hibernated, and older than its maximum duration (`max_duration_seconds`; NULL: the
+  configured `session.defaultMaxDuration`; 0: unlimited) -> terminated.
+Each claimed session then gets its Session's spec.state patched (with an annotation saying why, which
+session-reconcile turns into a condition), a Kubernetes Event, and an audit row. A session whose
+patch fails is released again (the next tick retries it). A woken session is not re-hibernated at
+once: waking resets last_activity (the sessions API on connect, session-reconcile on a state change).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from streamspace.events import RetryLater, now_rfc3339
+from streamspace.reconcile.desired import ANN_HIBERNATION_REASON, ANN_TERMINATION_REASON, SESSION_API_VERSION
+
+log = logging.getLogger("streamspace.reconcile.sweep")
+
+MAX_PER_TICK = 1000  # the rest waits for the next tick (a minute later)
+COMPONENT = "streamspace-idle-sweep"
+
+# Four branches, each served by a partial index: own idle timeout (sessions_idle_deadline), default
+# idle timeout (sessions_running_activity), own maximum duration (sessions_max_deadline), default
+# maximum duration (sessions_running_created). Termination wins over hibernation.
+_FIND_SQL = """
+WITH due AS (
+    SELECT namespace, name, state, 'terminate' AS action FROM sessions
+     WHERE state <> 'terminated' AND max_duration_seconds > 0
+       AND streamspace_deadline(created_at, max_duration_seconds) < now()
+    UNION ALL
+    SELECT namespace, name, state, 'terminate' FROM sessions
+     WHERE state <> 'terminated' AND max_duration_seconds IS NULL AND %(max)s > 0
+       AND created_at < now() - %(max)s * interval '1 second'
+    UNION ALL
+    SELECT namespace, name, state, 'hibernate' FROM sessions
+     WHERE %(auto)s AND state = 'running' AND idle_timeout_seconds > 0
+       AND streamspace_deadline(last_activity, idle_timeout_seconds) < now()
+    UNION ALL
+    SELECT namespace, name, state, 'hibernate' FROM sessions
+     WHERE %(auto)s AND state = 'running' AND idle_timeout_seconds IS NULL AND %(idle)s > 0
+       AND last_activity < now() - %(idle)s * interval '1 second'
+)
+SELECT DISTINCT ON (namespace, name) namespace, name, state, action
+  FROM due
+ ORDER BY namespace, name, action DESC
+ LIMIT %(limit)s
+"""
+
+# Claim: move the rows' state, unless it changed since the find (a concurrent sweep or a wake).
+_CLAIM_SQL = """
+UPDATE sessions s SET state = d.target, updated_at = now()
+  FROM unnest(%(ns)s::text[], %(name)s::text[], %(previous)s::text[], %(target)s::text[])
+       AS d(namespace, name, previous, target)
+ WHERE s.namespace = d.namespace AND s.name = d.name AND s.state = d.previous
+RETURNING s.namespace, s.name, s.uid, s.username, s.user_id, d.previous, d.target,
+          s.last_activity, s.created_at, s.idle_timeout_seconds, s.max_duration_seconds
+"""
+
+
+@dataclass
+class SweepResult:
+    hibernated: list[str] = field(default_factory=list)
+    terminated: list[str] = field(default_factory=list)
+    gone: list[str] = field(default_factory=list)  # index rows whose Session no longer exists
+    failed: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"hibernated": self.hibernated, "terminated": self.terminated, "gone": self.gone,
+                "failed": self.failed}
+
+
+def run_idle_sweep() -> SweepResult:
+    from streamspace.db import transaction
+    from streamspace.reconcile.context import load_config
+    from streamspace.sessions import index
+
+    config = load_config()
+    result = SweepResult()
+    with transaction() as conn:
+        due = conn.execute(_FIND_SQL, {"auto": config.auto_hibernation, "idle": config.default_idle_timeout_seconds,
+                                       "max": config.default_max_duration_seconds,
+                                       "limit": MAX_PER_TICK}).fetchall()
+        if not due:
+            return result
+        for row in due:
+            if row["action"] == "terminate":  # hand its home-volume quota charge on first
+                index.release(conn, row["namespace"], row["name"])
+        claimed = conn.execute(_CLAIM_SQL, {
+            "ns": [r["namespace"] for r in due], "name": [r["name"] for r in due],
+            "previous": [r["state"] for r in due],
+            "target": ["terminated" if r["action"] == "terminate" else "hibernated" for r in due],
+        }).fetchall()
+    done, undo, gone = [], [], []
+    for row in claimed:
+        outcome = _transition(row)
+        if outcome == "done":
+            done.append(row)
+            (result.terminated if row["target"] == "terminated" else result.hibernated).append(row["name"])
+        elif outcome == "gone":
+            gone.append(row)
+            result.gone.append(row["name"])
+        else:
+            undo.append(row)
+            result.failed.append(row["name"])
+    _record(done, gone, undo)
+    if result.failed:
+        raise RetryLater(f"{len(result.failed)} session(s) could not be changed; released for the next tick")
+    return result
+
+
+def _reason(row: dict[str, Any]) -> tuple[str, str]:
+    if row["target"] == "terminated":
+        limit = row["max_duration_seconds"]
+        text = f"{limit}s" if limit else "the configured default"
+        return "MaxSessionDurationExceeded", f"Session {row['name']} exceeded its maximum duration ({text}): terminated"
+    return "IdleTimeout", f"Session {row['name']} was idle longer than its idle timeout: hibernated"
+
+
+def _transition(row: dict[str, Any]) -> str:
+    """Patch the Session's spec.state and post a Kubernetes Event: done | gone | failed."""
+    from streamspace import kube
+
+    reason, message = _reason(row)
+    annotation = ANN_TERMINATION_REASON if row["target"] == "terminated" else ANN_HIBERNATION_REASON
+    try:
+        obj = kube.merge_patch("Session", row["name"], {
+            "metadata": {"annotations": {annotation: reason}},
+            "spec": {"state": row["target"]},
+        }, row["namespace"])
+    except kube.KubeError as exc:
+        if exc.not_found:
+            return "gone"
+        log.warning("could not change a due session", extra={"session": row["name"], "status": exc.status,
+                                                               "reason": exc.message})
+        return "failed"
+    uid = (obj.get("metadata") or {}).get("uid") or row["uid"]
+    now = now_rfc3339()
+    event = {
+        "apiVersion": "v1", "kind": "Event",
+        "metadata": {"name": f"{row['name']}.{uuid.uuid4().hex[:16]}", "namespace": row["namespace"],
+                     "labels": {"app.kubernetes.io/managed-by": "streamspace"}},
+        "involvedObject": {"apiVersion": SESSION_API_VERSION, "kind": "Session", "name": row["name"],
+                           "namespace": row["namespace"], **({"uid": uid} if uid else {})},
+        "reason": reason, "message": message, "type": "Normal",
+        "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
+        "reportingInstance": COMPONENT, "action": "Hibernate" if row["target"] == "hibernated" else "Terminate",
+        "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+    }
+    try:
+        kube.create(event)
+    except kube.KubeError as exc:  # an Event is a courtesy: the change itself happened
+        log.warning("could not post a Kubernetes Event", extra={"session": row["name"], "reason": exc.message})
+    return "done"
+
+
+def _record(done: list[dict[str, Any]], gone: list[dict[str, Any]], undo: list[dict[str, Any]]) -> None:
+    """One transaction: an audit row per transition, the index rows of Sessions that no longer
+    exist removed, and the claims of failed patches released (the next tick retries them)."""
+    from streamspace import audit
+    from streamspace.db import transaction
+    from streamspace.sessions import index
+
+    if not done and not undo and not gone:
+        return
+    with transaction() as conn:
+        for row in done:
+            reason, _ = _reason(row)
+            action = "session.terminate" if row["target"] == "terminated" else "session.hibernate"
+            audit.record(conn, None, action, "session", row["name"], "", {
+                "reason": reason, "user": row["username"], "namespace": row["namespace"],
+                "lastActivity": row["last_activity"], "createdAt": row["created_at"]},
+                actor_name="system:idle-sweep")
+        for row in gone:
+            index.remove(conn, row["namespace"], row["name"])
+        for row in undo:
+            conn.execute("UPDATE sessions SET state = %s WHERE namespace = %s AND name = %s AND state = %s",
+                         (row["previous"], row["namespace"], row["name"], row["target"]))

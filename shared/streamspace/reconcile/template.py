@@ -1,0 +1,189 @@
+"""template-reconcile: validate Templates, write their status, and fail or recover their Sessions.
+
+A Template's validity is decided by `streamspace.domain.templates.validate_template_spec` (the same
+reader the REST API, catalog sync and the converter use). The result is written to the Template's
+status (server-side apply on /status) and to `template_index`, where session-reconcile resolves
+Templates without reading the cluster. When a Template's spec or validity changes, or it
+disappears, the Sessions using it are reconciled: they go Failed with TemplateInvalid /
+TemplateMissing, and recover when it is fixed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
+from streamspace.reconcile import context
+
+log = logging.getLogger("streamspace.reconcile.template")
+
+TEMPLATE_API_VERSION = "stream.space/v1alpha1"
+MESSAGE_LIMIT = 32768
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A Session's Template: its parsed spec, or why there is none."""
+
+    spec: Any  # streamspace.domain.templates.TemplateSpec when usable
+    problem: str | None = None  # TemplateMissing | TemplateInvalid
+    message: str = ""
+
+
+def validate(spec: object) -> tuple[str, str]:
+    """(phase, message) of a Template spec: Ready, or Invalid with every problem listed."""
+    from streamspace.domain.templates import validate_template_spec
+
+    problems = validate_template_spec(spec)
+    if problems:
+        return "Invalid", "; ".join(problems)[:MESSAGE_LIMIT]
+    return "Ready", ""
+
+
+def template_status(obj: Mapping[str, Any], phase: str, message: str, now: str) -> dict[str, Any]:
+    meta = obj.get("metadata") or {}
+    old = {str(c.get("type")): c for c in (obj.get("status") or {}).get("conditions") or []
+           if isinstance(c, Mapping)}
+    ready = phase == "Ready"
+    value = "True" if ready else "False"
+    previous = old.get("Ready")
+    since = str(previous["lastTransitionTime"]) if previous and previous.get("status") == value \
+        and previous.get("lastTransitionTime") else now
+    return {
+        "phase": phase,
+        "message": message,
+        "observedGeneration": int(meta.get("generation") or 0),
+        "conditions": [{"type": "Ready", "status": value, "lastTransitionTime": since,
+                        "reason": "SpecValid" if ready else "SpecInvalid",
+                        "message": "the template can be used" if ready else message}],
+    }
+
+
+def _status_differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
+    current = current or {}
+    return any((current.get(k) or None) != (desired.get(k) or None)
+               for k in ("phase", "message", "observedGeneration", "conditions"))
+
+
+def handle_template_event(event: Any) -> str:
+    ev = parse_resource_event(event)
+    if ev.kind != "Template":
+        raise MalformedEvent(f"template-reconcile handles Template events, not {ev.kind}")
+    if not ev.api_version.startswith("stream.space/") or not ev.namespace:
+        raise MalformedEvent("a Template event must carry a namespaced stream.space object")
+    if ev.action == "delete":
+        return template_deleted(ev.namespace, ev.name, str(ev.obj["metadata"].get("uid") or ""))
+    return reconcile_template(ev.obj, action=ev.action)
+
+
+def template_deleted(namespace: str, name: str, uid: str) -> str:
+    from streamspace import kube
+
+    live = kube.get("Template", name, namespace)  # a delete may be older than a re-create
+    if live is not None and not (live.get("metadata") or {}).get("deletionTimestamp"):
+        return reconcile_template(live, action="read")
+    context.delete_template(namespace, name)
+    reconcile_sessions_of(namespace, name)
+    return "deleted"
+
+
+def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = True) -> str:
+    """Validate one Template, write its status and index row; reconcile its Sessions when what they
+    see of it changed. Returns what was done ("unchanged", "reconciled", "deleted")."""
+    from streamspace import kube
+
+    meta = obj.get("metadata") or {}
+    if not isinstance(meta.get("name"), str) or not isinstance(meta.get("namespace"), str):
+        raise MalformedEvent("the Template has no metadata.name / metadata.namespace")
+    namespace, name = meta["namespace"], meta["name"]
+    uid = str(meta.get("uid") or "")
+    generation = int(meta.get("generation") or 0)
+    row = context.load_template_row(namespace, name)
+    if action != "read" and row is not None and row.get("uid") == uid and int(row.get("generation") or 0) > generation:
+        fresh = kube.get("Template", name, namespace)  # the event is older than what we validated
+        if fresh is None:
+            return template_deleted(namespace, name, uid)
+        obj, action = fresh, "read"
+        meta = obj.get("metadata") or {}
+        uid, generation = str(meta.get("uid") or ""), int(meta.get("generation") or 0)
+    status = obj.get("status") or {}
+    if (action == "update" and row is not None and row.get("uid") == uid
+            and int(row.get("generation") or -1) == generation == status.get("observedGeneration")
+            and row.get("phase") == status.get("phase")):
+        return "unchanged"  # the echo of our own status write
+
+    spec = obj.get("spec")
+    phase, message = validate(spec)
+    desired = template_status(obj, phase, message, now_rfc3339())
+    if _status_differs(status, desired):
+        try:
+            kube.apply({"apiVersion": TEMPLATE_API_VERSION, "kind": "Template",
+                        "metadata": {"name": name, "namespace": namespace}, "status": desired},
+                       subresource="status")
+        except kube.KubeError as exc:
+            if exc.not_found:
+                return template_deleted(namespace, name, uid)
+            raise
+    affects_sessions = (row is None or row.get("spec") != spec or row.get("phase") != phase
+                        or row.get("message") != message)
+    if affects_sessions or row is None or row.get("uid") != uid or int(row.get("generation") or -1) != generation:
+        context.upsert_template(namespace, name, uid, generation, spec, phase, message)
+    if cascade and affects_sessions:
+        reconcile_sessions_of(namespace, name)
+    return "reconciled"
+
+
+def resolve_for_session(namespace: str, name: str, row: Mapping[str, Any] | None) -> Resolution:
+    """The Template a Session names, from its index row; read from the cluster (and indexed) only
+    when template-reconcile has not recorded it yet."""
+    from streamspace import kube
+    from streamspace.domain.errors import ValidationError
+    from streamspace.domain.templates import parse_template_spec
+
+    if row is None:
+        obj = kube.get("Template", name, namespace)
+        if obj is None:
+            return Resolution(None, "TemplateMissing", f"template {name!r} does not exist in namespace {namespace}")
+        meta = obj.get("metadata") or {}
+        phase, message = validate(obj.get("spec"))
+        context.upsert_template(namespace, name, str(meta.get("uid") or ""), int(meta.get("generation") or 0),
+                                obj.get("spec"), phase, message)
+        row = {"spec": obj.get("spec"), "phase": phase, "message": message}
+    if row.get("phase") != "Ready":
+        return Resolution(None, "TemplateInvalid", f"template {name!r} is invalid: {row.get('message') or ''}")
+    try:
+        return Resolution(parse_template_spec(row.get("spec")))
+    except ValidationError as exc:  # validated under an older reader: treat as invalid
+        return Resolution(None, "TemplateInvalid", f"template {name!r} is invalid: {exc}")
+
+
+def reconcile_sessions_of(namespace: str, template: str) -> int:
+    """Reconcile every Session of a Template (by label, plus index rows: kubectl-made Sessions may
+    lack the label). One failing Session does not stop the others; the event is retried after."""
+    from streamspace import kube
+    from streamspace.reconcile.desired import LABEL_TEMPLATE
+    from streamspace.reconcile.session import reconcile_session
+
+    sessions = {str((s.get("metadata") or {}).get("name")): s
+                for s in kube.list_objects("Session", namespace, label_selector=f"{LABEL_TEMPLATE}={template}")}
+    for name in context.sessions_of_template(namespace, template):
+        if name not in sessions:
+            found = kube.get("Session", name, namespace)
+            if found is not None and (found.get("spec") or {}).get("template") == template:
+                sessions[name] = found
+    failed = 0
+    for session in sessions.values():
+        if (session.get("spec") or {}).get("template") != template:
+            continue
+        try:
+            reconcile_session(session, action="read")
+        except (kube.KubeError, RetryLater) as exc:
+            failed += 1
+            log.warning("session reconcile failed; the template event will be retried",
+                        extra={"session": (session.get("metadata") or {}).get("name"), "reason": str(exc)})
+    if failed:
+        raise RetryLater(f"{failed} session(s) of template {template} could not be reconciled")
+    return len(sessions)

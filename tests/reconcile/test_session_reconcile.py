@@ -1,0 +1,425 @@
+"""session-reconcile over real HTTP: ApiServerSource events in, objects on the simulated cluster,
+status on the Session, the index row in Postgres."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from streamspace import kube
+from streamspace.db import fetch_one
+
+from .reconcile_helpers import (
+    NS,
+    deliver,
+    get,
+    live,
+    owned_specs,
+    post,
+    reads,
+    session_manifest,
+    template_manifest,
+    writes,
+)
+
+
+@pytest.fixture(scope="module")
+def url(function_url, sim):
+    return function_url("session-reconcile")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def firefox(function_url, sim):
+    template = kube.create(template_manifest("firefox"))
+    template.setdefault("kind", "Template")
+    assert deliver(function_url("template-reconcile"), "add", template) == 200
+    return template
+
+
+def row(name: str) -> Any:
+    return fetch_one("SELECT * FROM sessions WHERE namespace = %s AND name = %s", (NS, name))
+
+
+def create(name: str, **kw) -> dict:
+    obj = kube.create(session_manifest(name, **kw))
+    obj.setdefault("kind", "Session")
+    return obj
+
+
+def patch_state(name: str, state: str) -> dict:
+    obj = kube.merge_patch("Session", name, {"spec": {"state": state}}, NS)
+    obj.setdefault("kind", "Session")
+    return obj
+
+
+def condition(session: dict, ctype: str) -> dict:
+    return next(c for c in session["status"]["conditions"] if c["type"] == ctype)
+
+
+# -- create, readiness ------------------------------------------------------------------------------
+
+def test_create_applies_the_owned_set_within_budget_and_reports_pending(url, sim, db_url):
+    session = create("alice-create")
+    sim.clear_requests()
+    assert deliver(url, "add", session) == 200
+    log = sim.requests
+    assert len(log) <= 6, log  # PVC, Service, NetworkPolicy, Ingress, Deployment, status
+    assert not reads(log), log
+
+    obj = live("Session", "alice-create")
+    assert obj["status"]["phase"] == "Pending"
+    assert obj["status"]["url"] == "http://alice-create.streamspace.local/"
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    assert condition(obj, "Ready")["status"] == "False"
+    assert condition(obj, "TemplateResolved")["status"] == "True"
+
+    dep = live("Deployment", "ss-alice-create")
+    labels = dep["metadata"]["labels"]
+    assert labels == {"app.kubernetes.io/name": "streamspace-session", "app.kubernetes.io/managed-by": "streamspace",
+                      "stream.space/session": "alice-create", "stream.space/user": "alice",
+                      "stream.space/template": "firefox"}
+    assert dep["spec"]["replicas"] == 1
+    pod = dep["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["image"] == "lscr.io/linuxserver/firefox:latest"
+    assert {"name": "TZ", "value": "Etc/UTC"} in container["env"]
+    assert {"name": "vnc", "containerPort": 3000, "protocol": "TCP"} in container["ports"]
+    assert container["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"},
+                                      "limits": {"cpu": "2", "memory": "2Gi"}}
+    assert container["readinessProbe"]["tcpSocket"] == {"port": 3000}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["automountServiceAccountToken"] is False
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["dshm"]["emptyDir"]["medium"] == "Memory"
+    assert volumes["user-home"]["persistentVolumeClaim"] == {"claimName": "home-alice"}
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    assert mounts == {"/dev/shm": "dshm", "/config": "user-home"}
+
+    for kind in ("Deployment", "Service", "Ingress", "NetworkPolicy"):
+        refs = live(kind, "ss-alice-create")["metadata"]["ownerReferences"]
+        assert refs == [{"apiVersion": "stream.space/v1alpha1", "kind": "Session", "name": "alice-create",
+                         "uid": session["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+    service = live("Service", "ss-alice-create")
+    assert service["spec"]["type"] == "ClusterIP"
+    assert service["spec"]["ports"][0]["name"] == "stream"
+    assert service["spec"]["ports"][0]["port"] == 3000
+    ingress = live("Ingress", "ss-alice-create")
+    annotations = ingress["metadata"]["annotations"]
+    assert ingress["spec"]["ingressClassName"] == "traefik"
+    assert "kubernetes.io/ingress.class" not in annotations
+    assert ingress["spec"]["rules"][0]["host"] == "alice-create.streamspace.local"
+    assert annotations["nginx.ingress.kubernetes.io/auth-url"].endswith("/api/v1/auth/session-check")
+    assert annotations["traefik.ingress.kubernetes.io/router.middlewares"].endswith("@kubernetescrd")
+    policy = live("NetworkPolicy", "ss-alice-create")["spec"]
+    assert policy["podSelector"]["matchLabels"]["stream.space/session"] == "alice-create"
+    assert policy["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {
+        "kubernetes.io/metadata.name": "traefik"}}}]
+    assert "169.254.169.254/32" in policy["egress"][0]["to"][0]["ipBlock"]["except"]
+    claim = live("PersistentVolumeClaim", "home-alice")
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    assert not claim["metadata"].get("ownerReferences")
+
+    index = row("alice-create")  # a Session applied with kubectl gets its index row
+    assert index is not None
+    assert (index["username"], index["state"], index["phase"], index["observed_generation"]) == (
+        "alice", "running", "Pending", obj["metadata"]["generation"])
+    assert index["url"] == "http://alice-create.streamspace.local/"
+    assert index["uid"] == session["metadata"]["uid"]
+
+
+def test_running_only_after_the_deployment_event_shows_the_pod_ready(url, sim):
+    assert live("Session", "alice-create")["status"]["phase"] == "Pending"
+    dep = live("Deployment", "ss-alice-create")
+    assert dep["status"]["readyReplicas"] == 1  # the simulated kubelet made the pod Ready
+    assert deliver(url, "update", dep) == 200
+    obj = live("Session", "alice-create")
+    assert obj["status"]["phase"] == "Running"
+    assert obj["status"]["podName"].startswith("ss-alice-create-")
+    assert condition(obj, "Ready")["status"] == "True"
+    assert row("alice-create")["phase"] == "Running"
+    assert row("alice-create")["pod_name"] == obj["status"]["podName"]
+
+
+def test_a_pod_that_cannot_pull_its_image_fails_and_never_runs(url, function_url, sim):
+    template = kube.create(template_manifest("broken", image="registry.example.com/invalid/app:1"))
+    template.setdefault("kind", "Template")
+    assert deliver(function_url("template-reconcile"), "add", template) == 200
+    session = create("bob-broken", user="bob", template="broken")
+    assert deliver(url, "add", session) == 200
+    assert live("Session", "bob-broken")["status"]["phase"] == "Pending"
+    dep = live("Deployment", "ss-bob-broken")
+    assert not dep["status"].get("readyReplicas")
+    assert deliver(url, "update", dep) == 200
+    obj = live("Session", "bob-broken")
+    assert obj["status"]["phase"] == "Failed"
+    assert condition(obj, "Ready")["reason"] == "ImagePullFailed"
+    assert "ErrImagePull" in obj["status"]["message"]
+    assert row("bob-broken")["phase"] == "Failed"
+
+
+# -- budgets ----------------------------------------------------------------------------------------
+
+def test_the_echo_of_our_own_status_write_costs_no_request(url, sim):
+    obj = live("Session", "alice-create")
+    sim.clear_requests()
+    for _ in range(3):
+        assert deliver(url, "update", obj) == 200
+    assert sim.requests == []
+
+
+def test_a_steady_state_reconcile_is_at_most_one_read(url, sim):
+    before = owned_specs("alice-create")
+    obj = live("Session", "alice-create")
+    obj["status"] = {}  # an old copy (the add event), as a redelivery would carry
+    obj["metadata"].pop("resourceVersion")
+    sim.clear_requests()
+    for _ in range(3):
+        assert deliver(url, "add", obj) == 200
+    log = sim.requests
+    assert not writes(log), log
+    assert len(reads(log)) <= 3, log  # one per delivery
+    assert owned_specs("alice-create") == before
+    assert live("Session", "alice-create")["status"]["phase"] == "Running"
+
+
+# -- state changes ----------------------------------------------------------------------------------
+
+def test_hibernate_scales_to_zero_and_keeps_everything_else(url, sim):
+    obj = patch_state("alice-create", "hibernated")
+    sim.clear_requests()
+    assert deliver(url, "update", obj) == 200
+    log = sim.requests
+    assert len(writes(log)) == 2, log  # the Deployment (replicas 0) and the status
+    assert live("Deployment", "ss-alice-create")["spec"]["replicas"] == 0
+    for kind in ("Service", "Ingress", "NetworkPolicy"):
+        assert get(kind, "ss-alice-create") is not None
+    session = live("Session", "alice-create")
+    assert session["status"]["phase"] == "Hibernated"
+    assert condition(session, "Hibernated")["status"] == "True"
+    assert condition(session, "Ready")["status"] == "False"
+    assert row("alice-create")["state"] == "hibernated"
+
+
+def test_wake_scales_up_and_restarts_the_activity_clock(url, sim):
+    from streamspace.db import execute
+
+    execute("UPDATE sessions SET last_activity = now() - interval '3 hours' WHERE namespace = %s AND name = %s",
+            (NS, "alice-create"))
+    obj = patch_state("alice-create", "running")
+    assert deliver(url, "update", obj) == 200
+    assert live("Deployment", "ss-alice-create")["spec"]["replicas"] == 1
+    index = row("alice-create")
+    assert index["state"] == "running"
+    assert index["last_activity"] > datetime.now(UTC) - timedelta(minutes=1)
+    assert deliver(url, "update", live("Deployment", "ss-alice-create")) == 200
+    session = live("Session", "alice-create")
+    assert session["status"]["phase"] == "Running"
+    assert condition(session, "Hibernated")["status"] == "False"
+
+
+def test_terminate_deletes_the_owned_objects_and_keeps_session_and_home(url, sim):
+    session = create("alice-term")
+    assert deliver(url, "add", session) == 200
+    obj = patch_state("alice-term", "terminated")
+    assert deliver(url, "update", obj) == 200
+    for kind in ("Deployment", "Service", "Ingress", "NetworkPolicy"):
+        assert get(kind, "ss-alice-term") is None, kind
+    session = live("Session", "alice-term")
+    assert session["status"]["phase"] == "Terminated"
+    assert condition(session, "Terminated")["reason"] == "Requested"
+    assert "url" not in session["status"]
+    assert get("PersistentVolumeClaim", "home-alice") is not None
+    assert row("alice-term")["state"] == "terminated"
+    assert row("alice-term")["phase"] == "Terminated"
+    echo = live("Session", "alice-term")
+    sim.clear_requests()
+    assert deliver(url, "update", echo) == 200
+    assert sim.requests == []
+
+
+def test_delete_removes_the_index_row_and_a_late_event_changes_nothing(url, sim):
+    session = create("alice-del")
+    assert deliver(url, "add", session) == 200
+    last = live("Session", "alice-del")
+    kube.delete("Session", "alice-del", NS)
+    assert deliver(url, "delete", last) == 200
+    assert row("alice-del") is None
+    for kind in ("Deployment", "Service", "Ingress", "NetworkPolicy"):
+        assert get(kind, "ss-alice-del") is None, kind  # garbage collection by ownerReference
+    assert get("PersistentVolumeClaim", "home-alice") is not None
+    # A redelivered add / update arriving after the delete must not bring anything back.
+    assert deliver(url, "add", session) == 200
+    assert deliver(url, "update", last) == 200
+    assert get("Deployment", "ss-alice-del") is None
+    assert row("alice-del") is None
+
+
+def test_a_session_deleted_before_its_event_is_handled_leaves_nothing_behind(url, sim):
+    session = create("alice-gone")
+    kube.delete("Session", "alice-gone", NS)  # its delete event is lost
+    assert deliver(url, "add", session) == 200
+    for kind in ("Deployment", "Service", "Ingress", "NetworkPolicy"):
+        assert get(kind, "ss-alice-gone") is None, kind
+    assert row("alice-gone") is None
+
+
+# -- convergence ------------------------------------------------------------------------------------
+
+def _history(name: str) -> list[tuple[str, dict]]:
+    events = [("add", create(name))]
+    events.append(("update", patch_state(name, "hibernated")))
+    events.append(("update", patch_state(name, "running")))
+    tags = kube.merge_patch("Session", name, {"spec": {"tags": ["x"]}}, NS)
+    tags.setdefault("kind", "Session")
+    events.append(("update", tags))
+    return events
+
+
+def _normalised(name: str) -> dict:
+    uid = live("Session", name)["metadata"]["uid"]
+    specs = owned_specs(name)
+    specs["Deployment"]["annotations"].pop("stream.space/applied-hashes")  # hashes of per-session content
+    for key in ("clusterIP", "clusterIPs"):  # assigned by the API server
+        specs["Service"]["spec"].pop(key, None)
+    objects = {kind: repr(spec).replace(name, "<name>").replace(uid, "<uid>") for kind, spec in specs.items()}
+    return {**objects, "phase": live("Session", name)["status"]["phase"],
+            "observed": live("Session", name)["status"]["observedGeneration"] ==
+            live("Session", name)["metadata"]["generation"]}
+
+
+def test_duplicated_and_reordered_events_converge_to_the_same_objects(url, sim):
+    in_order = _history("carol-order")
+    for action, obj in in_order:
+        assert deliver(url, action, obj) == 200
+    reordered = _history("carol-rever")
+    for action, obj in reversed(reordered):
+        assert deliver(url, action, obj) == 200
+    tripled = _history("carol-trips")
+    for action, obj in tripled:
+        for _ in range(3):
+            assert deliver(url, action, obj) == 200
+    for name in ("carol-order", "carol-rever", "carol-trips"):
+        assert deliver(url, "update", live("Deployment", f"ss-{name}")) == 200
+    expected = _normalised("carol-order")
+    assert expected["phase"] == "Running" and expected["observed"]
+    assert _normalised("carol-rever") == expected
+    assert _normalised("carol-trips") == expected
+    assert live("Deployment", "ss-carol-rever")["spec"]["replicas"] == 1
+
+
+def test_a_deleted_deployment_is_recreated_from_its_delete_event(url, sim):
+    dep = live("Deployment", "ss-carol-order")
+    kube.delete("Deployment", "ss-carol-order", NS)
+    assert deliver(url, "delete", dep) == 200
+    assert live("Deployment", "ss-carol-order")["spec"]["replicas"] == 1
+
+
+# -- templates --------------------------------------------------------------------------------------
+
+def test_a_missing_template_fails_the_session_without_objects(url, sim):
+    session = create("dave-missing", user="dave", template="nosuch")
+    sim.clear_requests()
+    assert deliver(url, "add", session) == 200
+    obj = live("Session", "dave-missing")
+    assert obj["status"]["phase"] == "Failed"
+    assert condition(obj, "TemplateResolved")["reason"] == "TemplateMissing"
+    assert get("Deployment", "ss-dave-missing") is None
+    assert row("dave-missing")["phase"] == "Failed"
+
+
+# -- bad input and failures -------------------------------------------------------------------------
+
+def test_malformed_events_answer_400(url, sim):
+    obj = live("Session", "alice-create")
+    from streamspace.events.apiserver import apiserver_event, ping_event
+
+    headers, _ = apiserver_event("update", obj, "sessions")
+    assert post(url, headers, b"not json")[0] == 400
+    assert post(url, headers, b'{"kind": "Session", "metadata": {}}')[0] == 400
+    assert post(url, headers, b'["a list"]')[0] == 400
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "namespace": NS}}
+    headers, body = apiserver_event("update", cm, "configmaps")
+    assert post(url, headers, body)[0] == 400
+    headers, body = apiserver_event("update", {**obj, "spec": {"state": "running"}}, "sessions")
+    assert post(url, headers, body)[0] == 400
+    headers, body = ping_event(NS, "idle-sweep", "{}")
+    assert post(url, headers, body)[0] == 400
+    bad = dict(headers)
+    bad["ce-type"] = "dev.knative.apiserver.resource.frobnicate"
+    assert post(url, bad, body)[0] == 400
+
+
+def test_events_of_deployments_we_do_not_manage_are_ignored(url, sim):
+    other = {"apiVersion": "apps/v1", "kind": "Deployment",
+             "metadata": {"name": "someone-else", "namespace": NS, "labels": {"app": "x"}}, "spec": {}}
+    sim.clear_requests()
+    assert deliver(url, "update", other) == 200
+    assert sim.requests == []
+
+
+@pytest.mark.parametrize("status", [500, 503, 409, 429])
+def test_api_server_failures_answer_503_and_the_retry_converges(url, sim, status):
+    name = f"erin-fail-{status}"
+    session = create(name, user="erin")
+    sim.inject_failure(method="PATCH", path_regex="/ingresses/", status=status, times=1)
+    try:
+        assert deliver(url, "add", session) == 503
+    finally:
+        sim.clear_failures()
+    assert get("Deployment", f"ss-{name}") is None  # applied last: no half-applied set is recorded
+    assert deliver(url, "add", session) == 200  # the broker's retry
+    assert live("Session", name)["status"]["phase"] == "Pending"
+    assert get("Ingress", f"ss-{name}") is not None
+
+
+def test_an_unreachable_database_answers_503(url, sim, db_url):
+    import os
+
+    from streamspace.config import reset_settings
+    from streamspace.db import close_pool
+
+    session = create("erin-nodb", user="erin")
+    close_pool()
+    os.environ["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
+    reset_settings()
+    try:
+        assert deliver(url, "add", session) == 503
+    finally:
+        close_pool()
+        os.environ["DATABASE_URL"] = db_url
+        reset_settings()
+    assert deliver(url, "add", session) == 200
+
+
+def test_a_deployment_scaled_by_hand_is_put_back(url, sim):
+    kube.merge_patch("Deployment", "ss-carol-trips", {"spec": {"replicas": 0}}, NS)
+    assert deliver(url, "update", live("Deployment", "ss-carol-trips")) == 200
+    assert live("Deployment", "ss-carol-trips")["spec"]["replicas"] == 1
+
+
+def test_reason_annotations_are_never_copied_verbatim_into_conditions(url, sim):
+    session = create("erin-odd", user="erin")
+    assert deliver(url, "add", session) == 200
+    obj = kube.merge_patch("Session", "erin-odd", {
+        "metadata": {"annotations": {"stream.space/termination-reason": "not a valid reason!"}},
+        "spec": {"state": "terminated"}}, NS)
+    obj.setdefault("kind", "Session")
+    assert deliver(url, "update", obj) == 200
+    assert condition(live("Session", "erin-odd"), "Terminated")["reason"] == "Requested"
+
+
+def test_an_event_about_an_earlier_session_of_the_same_name_changes_nothing(url, sim):
+    first = create("erin-again", user="erin")
+    assert deliver(url, "add", first) == 200
+    kube.delete("Session", "erin-again", NS)  # its delete event is still on its way
+    second = create("erin-again", user="erin", state="hibernated")
+    assert deliver(url, "add", second) == 200
+    assert deliver(url, "update", first) == 200  # late, about the first one
+    dep = live("Deployment", "ss-erin-again")
+    assert dep["spec"]["replicas"] == 0
+    assert dep["metadata"]["ownerReferences"][0]["uid"] == second["metadata"]["uid"]
+    assert row("erin-again")["uid"] == second["metadata"]["uid"]
+    assert live("Session", "erin-again")["status"]["phase"] == "Hibernated"

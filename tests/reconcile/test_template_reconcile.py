@@ -1,0 +1,127 @@
+"""template-reconcile over real HTTP: validation, status, and the Sessions of a Template failing and
+recovering with it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from streamspace import kube
+from streamspace.db import fetch_one
+
+from .reconcile_helpers import NS, deliver, get, live, post, session_manifest, template_manifest
+
+
+@pytest.fixture(scope="module")
+def urls(function_url, sim):
+    return {"template": function_url("template-reconcile"), "session": function_url("session-reconcile")}
+
+
+def indexed(name: str) -> Any:
+    return fetch_one("SELECT * FROM template_index WHERE namespace = %s AND name = %s", (NS, name))
+
+
+def phase(name: str) -> str:
+    return live("Session", name)["status"]["phase"]
+
+
+def reason(name: str, ctype: str) -> str:
+    return next(c for c in live("Session", name)["status"]["conditions"] if c["type"] == ctype)["reason"]
+
+
+def run_session(urls: dict, name: str, template: str, labels: bool = True) -> None:
+    obj = kube.create(session_manifest(name, user="gina", template=template, labels=labels))
+    obj.setdefault("kind", "Session")
+    assert deliver(urls["session"], "add", obj) == 200
+    assert deliver(urls["session"], "update", live("Deployment", f"ss-{name}")) == 200
+    assert phase(name) == "Running"
+
+
+def test_a_valid_template_becomes_ready_and_its_echo_costs_nothing(urls, sim):
+    template = kube.create(template_manifest("gimp"))
+    template.setdefault("kind", "Template")
+    assert deliver(urls["template"], "add", template) == 200
+    obj = live("Template", "gimp")
+    assert obj["status"]["phase"] == "Ready"
+    assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
+    assert obj["status"]["conditions"][0]["type"] == "Ready"
+    assert obj["status"]["conditions"][0]["status"] == "True"
+    row = indexed("gimp")
+    assert (row["phase"], row["generation"], row["uid"]) == ("Ready", 1, obj["metadata"]["uid"])
+    sim.clear_requests()
+    for _ in range(3):
+        assert deliver(urls["template"], "update", obj) == 200
+    assert sim.requests == []
+
+
+def test_an_invalid_template_fails_its_sessions_which_recover_when_it_is_fixed(urls, sim):
+    run_session(urls, "gina-labelled", "gimp")
+    run_session(urls, "gina-kubectl", "gimp", labels=False)  # found through the index, not the label
+    broken = kube.merge_patch("Template", "gimp", {"spec": {"kasmvnc": {"enabled": True, "port": 3000}}}, NS)
+    broken.setdefault("kind", "Template")
+    assert deliver(urls["template"], "update", broken) == 200
+    template = live("Template", "gimp")
+    assert template["status"]["phase"] == "Invalid"
+    assert "kasmvnc" in template["status"]["message"]
+    assert template["status"]["observedGeneration"] == template["metadata"]["generation"]
+    assert indexed("gimp")["phase"] == "Invalid"
+    for name in ("gina-labelled", "gina-kubectl"):
+        assert phase(name) == "Failed"
+        assert reason(name, "TemplateResolved") == "TemplateInvalid"
+        assert "kasmvnc" in live("Session", name)["status"]["message"]
+        assert get("Deployment", f"ss-{name}") is not None  # what runs is left alone, never half-changed
+
+    fixed = kube.merge_patch("Template", "gimp", {"spec": {"kasmvnc": None}}, NS)
+    fixed.setdefault("kind", "Template")
+    assert deliver(urls["template"], "update", fixed) == 200
+    assert live("Template", "gimp")["status"]["phase"] == "Ready"
+    for name in ("gina-labelled", "gina-kubectl"):
+        assert phase(name) == "Running"
+        assert reason(name, "TemplateResolved") == "TemplateReady"
+
+
+def test_a_deleted_template_fails_its_sessions_until_it_returns(urls, sim):
+    last = live("Template", "gimp")
+    kube.delete("Template", "gimp", NS)
+    assert deliver(urls["template"], "delete", last) == 200
+    assert indexed("gimp") is None
+    assert phase("gina-labelled") == "Failed"
+    assert reason("gina-labelled", "TemplateResolved") == "TemplateMissing"
+    again = kube.create(template_manifest("gimp"))
+    again.setdefault("kind", "Template")
+    assert deliver(urls["template"], "add", again) == 200
+    assert phase("gina-labelled") == "Running"
+    assert deliver(urls["template"], "delete", last) == 200  # a late delete of the old one: it is back
+    assert indexed("gimp") is not None
+    assert phase("gina-labelled") == "Running"
+
+
+def test_an_image_change_rolls_the_sessions_deployment(urls, sim):
+    changed = kube.merge_patch("Template", "gimp", {"spec": {"baseImage": "lscr.io/linuxserver/gimp:2"}}, NS)
+    changed.setdefault("kind", "Template")
+    assert deliver(urls["template"], "update", changed) == 200
+    dep = live("Deployment", "ss-gina-labelled")
+    assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "lscr.io/linuxserver/gimp:2"
+
+
+def test_malformed_and_foreign_events_answer_400(urls, sim):
+    from streamspace.events.apiserver import apiserver_event
+
+    session = live("Session", "gina-labelled")
+    headers, body = apiserver_event("update", session, "sessions")
+    assert post(urls["template"], headers, body)[0] == 400
+    headers, _ = apiserver_event("update", live("Template", "gimp"), "templates")
+    assert post(urls["template"], headers, b"{}")[0] == 400
+
+
+def test_an_api_failure_answers_503_and_the_retry_converges(urls, sim):
+    template = kube.create(template_manifest("krita"))
+    template.setdefault("kind", "Template")
+    sim.inject_failure(method="PATCH", path_regex="/templates/krita/status", status=503, times=1)
+    try:
+        assert deliver(urls["template"], "add", template) == 503
+    finally:
+        sim.clear_failures()
+    assert deliver(urls["template"], "add", template) == 200
+    assert live("Template", "krita")["status"]["phase"] == "Ready"
