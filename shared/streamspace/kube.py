@@ -132,6 +132,18 @@ def reset_client() -> None:
 def request(method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None,
             content_type: str = "application/json", timeout: float = 15.0) -> dict[str, Any]:
     """One REST call; returns the decoded JSON body, raises KubeError on any non-2xx answer."""
+    data = _call(method, path, body, query, content_type, "application/json", timeout)
+    return json.loads(data) if data else {}
+
+
+def request_text(method: str, path: str, *, query: dict[str, Any] | None = None, timeout: float = 15.0) -> str:
+    """One REST call whose answer is plain text (e.g. `pods/<name>/log`); undecodable bytes are replaced."""
+    data = _call(method, path, None, query, "application/json", "text/plain, */*", timeout)
+    return data.decode("utf-8", errors="replace") if data else ""
+
+
+def _call(method: str, path: str, body: Any, query: dict[str, Any] | None, content_type: str, accept: str,
+          timeout: float) -> bytes:
     import urllib3
     from kubernetes.client.exceptions import ApiException
 
@@ -140,7 +152,7 @@ def request(method: str, path: str, *, body: Any = None, query: dict[str, Any] |
         method=method,
         resource_path=path,
         query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-        header_params={"Content-Type": content_type, "Accept": "application/json"},
+        header_params={"Content-Type": content_type, "Accept": accept},
         body=body,
         auth_settings=["BearerToken"],
     )
@@ -153,7 +165,8 @@ def request(method: str, path: str, *, body: Any = None, query: dict[str, Any] |
         raise ClusterUnavailable(f"Kubernetes API unreachable: {exc}") from exc
     if response.status >= 400:
         raise _kube_error(response.status, response.data)
-    return json.loads(response.data) if response.data else {}
+    data: bytes = response.data or b""
+    return data
 
 
 def _kube_error(status: int, raw: Any) -> KubeError:

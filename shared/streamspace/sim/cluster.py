@@ -13,6 +13,7 @@ import yaml
 
 from .api import Api
 from .kubelet import Kubelet
+from .logs import LogStore
 from .resources import Registry
 from .server import RequestRecord, SimServer
 from .store import Store
@@ -44,8 +45,9 @@ class SimCluster:
         self.registry = Registry()
         self.store = Store(history_size)
         self.api = Api(self.registry, self.store)
-        self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails)
-        self.server = SimServer(self.api, self.registry, self.store)
+        self.logs = LogStore(self.store)
+        self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails, self.logs)
+        self.server = SimServer(self.api, self.registry, self.store, self.logs)
         for ns in DEFAULT_NAMESPACES:
             self.api.ensure_namespace(ns)
         self.load_crds(crd_paths)
@@ -130,3 +132,14 @@ class SimCluster:
 
     def clear_failures(self) -> None:
         self.server.clear_failures()
+
+    def write_log(self, namespace: str, pod: str, text: str, container: str | None = None) -> None:
+        """Append `text` to a simulated container's log (`container` may be omitted for a one-container pod)."""
+        if container is None:
+            with self.store.txn():
+                found = self.store.get(("", "pods"), namespace, pod)
+            names = [c.get("name") for c in ((found or {}).get("spec") or {}).get("containers") or []]
+            if len(names) != 1:
+                raise ValueError(f"pod {namespace}/{pod}: name the container, one of {names}")
+            container = str(names[0])
+        self.logs.write(namespace, pod, container, text)

@@ -25,6 +25,7 @@ from typing import Any
 
 from .api import Api, now, random_suffix
 from .errors import ApiError
+from .logs import LogStore
 from .resources import Registry, ResourceType
 from .store import Event, Store
 
@@ -74,8 +75,9 @@ def _pod_ready(pod: dict[str, Any]) -> bool:
 
 class Kubelet:
     def __init__(self, api: Api, store: Store, registry: Registry, delay: float = 0.0,
-                 image_fails: Callable[[str], bool] | None = None) -> None:
+                 image_fails: Callable[[str], bool] | None = None, logs: LogStore | None = None) -> None:
         self.api = api
+        self.logs = logs if logs is not None else LogStore(store)
         self.store = store
         self.registry = registry
         self.delay = max(0.0, float(delay))
@@ -275,6 +277,10 @@ class Kubelet:
         body = copy.deepcopy(pod)
         body["status"] = new_status
         self.api.replace(pod_rt, ns, name, body, subresource="status", manager="kubelet")
+        for c in containers:
+            if c not in failing:
+                self.logs.write(ns, name, str(c.get("name")), f"{started} simulated kubelet: started container "
+                                f"{c.get('name')} (image {c.get('image')})")
 
     def _write_deployment_status(self, deploy_rt: ResourceType, ns: str, name: str, want: int, thash: str) -> None:
         with self.store.txn():

@@ -21,6 +21,7 @@ import yaml
 
 from . import api as apimod
 from .errors import ApiError, bad_request, reason_for, status_body
+from .logs import LogStore
 from .resources import Registry, ResourceType, openapi_v3_group_version, openapi_v3_root
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 from .store import Event, Store, TooOld
@@ -63,10 +64,11 @@ class Route(NamedTuple):
 
 
 class SimServer:
-    def __init__(self, api: apimod.Api, registry: Registry, store: Store) -> None:
+    def __init__(self, api: apimod.Api, registry: Registry, store: Store, logs: LogStore | None = None) -> None:
         self.api = api
         self.registry = registry
         self.store = store
+        self.logs = logs if logs is not None else LogStore(store)
         self._log_lock = threading.Lock()
         self._requests: list[RequestRecord] = []
         self._failures: list[InjectedFailure] = []
@@ -158,7 +160,7 @@ class SimServer:
         if (ns is not None and not rt.namespaced) or (rt.namespaced and name is not None and ns is None):
             raise _not_found_path()
         if sub is not None and not ((sub == "status" and rt.has_status)
-                                    or (sub == "eviction" and rt.plural == "pods" and not rt.group)):
+                                    or (sub in ("eviction", "log") and rt.plural == "pods" and not rt.group)):
             raise _not_found_path()
         return Route(rt, ns, name, sub, watch_path)
 
@@ -293,6 +295,8 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                     if name is not None:
                         fs = f"metadata.name={name}" + (f",{fs}" if fs else "")
                     self._watch(rt, ns, query, fs)
+                elif sub == "log" and name is not None:
+                    self._send(200, sim.logs.read(api.get(rt, obj_ns, name), query), "text/plain")
                 elif name is None:
                     limit = int(query["limit"]) if query.get("limit", "").isdigit() else None
                     self._send(200, api.list(rt, ns, label_selector=query.get("labelSelector"),
@@ -312,13 +316,13 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                    "resource")
             elif method == "PUT":
-                if name is None:
+                if name is None or sub in ("log", "eviction"):
                     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                    "resource")
                 self._send(200, api.replace(rt, obj_ns, name, self._parse(raw), subresource=sub, manager=manager,
                                             dry_run=dry_run, strict=strict))
             elif method == "PATCH":
-                if name is None:
+                if name is None or sub in ("log", "eviction"):
                     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                    "resource")
                 ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -330,6 +334,9 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                                          manager=field_manager, force=force, dry_run=dry_run, strict=strict)
                 self._send(code, result)
             elif method == "DELETE":
+                if sub is not None:
+                    raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
+                                   "resource")
                 options: dict[str, Any] = {}
                 if raw.strip():
                     parsed = self._parse(raw)

@@ -1,0 +1,159 @@
+"""cluster: node administration (labels, taints, cordon, drain) and read-only cluster views, admin only."""
+
+from typing import Any
+
+import functions_framework
+
+from streamspace import cluster_admin
+from streamspace.domain.errors import ValidationError
+from streamspace.http import Access, Api, BadRequest, Request
+
+api = Api("cluster")
+
+NODES = "/api/v1/admin/nodes"
+CLUSTER = "/api/v1/cluster"
+ADMIN = Access.ADMIN
+_STRING = {"type": "string"}
+LABEL_BODY = {"type": "object", "additionalProperties": False, "required": ["key"],
+              "properties": {"key": _STRING, "value": _STRING}}
+TAINT_BODY = {"type": "object", "additionalProperties": False, "required": ["key", "effect"],
+              "properties": {"key": _STRING, "value": _STRING,
+                             "effect": {"type": "string", "enum": list(cluster_admin.TAINT_EFFECTS)}}}
+DRAIN_BODY = {"type": "object", "additionalProperties": False,
+              "properties": {"grace_period_seconds": {"type": "integer", "minimum": 0,
+                                                      "maximum": cluster_admin.DRAIN_GRACE_MAX}}}
+
+
+def _page(req: Request, plural: str, items: list[dict[str, Any]]) -> dict[str, Any]:
+    limit, offset = req.page()
+    return {plural: items[offset:offset + limit], "total": len(items)}
+
+
+def _namespace(req: Request) -> str | None:
+    """The StreamSpace namespace unless the caller names one (`?namespace=`) or asks for all (`?allNamespaces=true`)."""
+    namespace = req.query("namespace")
+    every = req.query_bool("allNamespaces")
+    if every and namespace is not None:
+        raise BadRequest("give either namespace or allNamespaces=true, not both", error="invalid namespace")
+    if every:
+        return None
+    if namespace is not None:
+        return cluster_admin.validate_dns_label(namespace, "namespace")
+    return api.settings.namespace
+
+
+# -- /api/v1/admin/nodes -------------------------------------------------------------------------------
+
+@api.get(NODES, access=ADMIN, summary="Every node with status, roles, capacity and requested usage",
+         query=("limit", "offset"))
+def list_nodes(req: Request) -> dict:
+    return _page(req, "nodes", cluster_admin.list_nodes())
+
+
+@api.get(f"{NODES}/stats", access=ADMIN, summary="Cluster totals: nodes by state, CPU, memory, pods")
+def node_stats(_: Request) -> dict:
+    return cluster_admin.node_stats()
+
+
+@api.get(f"{NODES}/{{name}}", access=ADMIN, summary="One node")
+def get_node(req: Request) -> dict:
+    return cluster_admin.get_node(req.param("name"))
+
+
+@api.put(f"{NODES}/{{name}}/labels", access=ADMIN, summary="Set a node label {key, value}",
+         body=LABEL_BODY)
+def set_label(req: Request) -> dict:
+    body = req.json(allowed={"key", "value"}, required=("key",))
+    return cluster_admin.set_label(req.caller, req.client_ip, req.param("name"), body)
+
+
+def _remove_label(req: Request) -> dict:
+    return cluster_admin.remove_label(req.caller, req.client_ip, req.param("name"), _key(req))
+
+
+def _key(req: Request) -> str:
+    prefix = req.path_params.get("prefix")
+    return f"{prefix}/{req.param('key')}" if prefix else req.param("key")
+
+
+api.delete(f"{NODES}/{{name}}/labels/{{key}}", access=ADMIN, summary="Remove a node label")(_remove_label)
+api.delete(f"{NODES}/{{name}}/labels/{{prefix}}/{{key}}", access=ADMIN,
+           summary="Remove a node label whose key has a prefix (prefix/name)")(_remove_label)
+
+
+@api.post(f"{NODES}/{{name}}/taints", access=ADMIN, summary="Add a taint {key, value, effect}",
+          body=TAINT_BODY)
+def add_taint(req: Request) -> dict:
+    body = req.json(allowed={"key", "value", "effect"}, required=("key", "effect"))
+    return cluster_admin.add_taint(req.caller, req.client_ip, req.param("name"), body)
+
+
+def _remove_taint(req: Request) -> dict:
+    return cluster_admin.remove_taint(req.caller, req.client_ip, req.param("name"), _key(req), req.query("effect"))
+
+
+api.delete(f"{NODES}/{{name}}/taints/{{key}}", access=ADMIN, query=("effect",),
+           summary="Remove a taint by key (every effect, or only ?effect=)")(_remove_taint)
+api.delete(f"{NODES}/{{name}}/taints/{{prefix}}/{{key}}", access=ADMIN, query=("effect",),
+           summary="Remove a taint whose key has a prefix (prefix/name)")(_remove_taint)
+
+
+@api.post(f"{NODES}/{{name}}/cordon", access=ADMIN, summary="Mark the node unschedulable")
+def cordon(req: Request) -> dict:
+    return cluster_admin.cordon(req.caller, req.client_ip, req.param("name"), True)
+
+
+@api.post(f"{NODES}/{{name}}/uncordon", access=ADMIN, summary="Mark the node schedulable again")
+def uncordon(req: Request) -> dict:
+    return cluster_admin.cordon(req.caller, req.client_ip, req.param("name"), False)
+
+
+@api.post(f"{NODES}/{{name}}/drain", access=ADMIN, body=DRAIN_BODY,
+          summary="Cordon, then evict every pod except DaemonSet and mirror pods (Eviction API)")
+def drain(req: Request) -> dict:
+    body = req.json(allowed={"grace_period_seconds", "gracePeriodSeconds"}, optional_body=True)
+    if "grace_period_seconds" in body and "gracePeriodSeconds" in body:
+        raise ValidationError("grace_period_seconds", "give grace_period_seconds once")
+    grace = body.get("grace_period_seconds", body.get("gracePeriodSeconds"))
+    return cluster_admin.drain(req.caller, req.client_ip, req.param("name"), {"grace_period_seconds": grace})
+
+
+# -- /api/v1/cluster -------------------------------------------------------------------------------------
+
+@api.get(f"{CLUSTER}/nodes", access=ADMIN, summary="Nodes (as /api/v1/admin/nodes)", query=("limit", "offset"))
+def cluster_nodes(req: Request) -> dict:
+    return _page(req, "nodes", cluster_admin.list_nodes())
+
+
+def _view(plural: str) -> None:
+    def handler(req: Request) -> dict:
+        namespace = None if plural == "namespaces" else _namespace(req)
+        return _page(req, plural, cluster_admin.list_view(plural, namespace))
+
+    query = ("limit", "offset") if plural == "namespaces" else ("namespace", "allNamespaces", "limit", "offset")
+    scope = "" if plural == "namespaces" else " in the StreamSpace namespace (or ?namespace=, ?allNamespaces=true)"
+    api.get(f"{CLUSTER}/{plural}", access=ADMIN, summary=f"{plural.title()}{scope}", query=query)(handler)
+
+
+for _plural in ("pods", "deployments", "services", "namespaces"):
+    _view(_plural)
+
+
+@api.get(f"{CLUSTER}/pods/{{namespace}}/{{name}}/logs", access=ADMIN,
+         query=("container", "tailLines", "limitBytes"),
+         summary="A container's log as JSON text {logs} (tailLines default 200, max 5000; limitBytes max 1 MiB)")
+def pod_logs(req: Request) -> dict:
+    tail = req.query_int("tailLines", cluster_admin.LOG_TAIL_DEFAULT, 0, cluster_admin.LOG_TAIL_MAX)
+    limit = req.query_int("limitBytes", cluster_admin.LOG_BYTES_MAX, 1, 2**62)
+    return cluster_admin.pod_logs(req.param("namespace"), req.param("name"), req.query("container"), tail, limit)
+
+
+@functions_framework.http
+def handle(request):
+    return api(request)
+
+
+if __name__ == "__main__":
+    from streamspace.functions import run_entry_point
+
+    raise SystemExit(run_entry_point(__file__))

@@ -1,0 +1,129 @@
+"""The cluster function over real HTTP, real Postgres (audit rows) and the simulated API server, where
+tests create nodes and pods with the official kubernetes client."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from kubernetes import client
+
+from tests.conftest import make_user, token_for
+
+NAMESPACE = "streamspace"
+
+
+class Client:
+    """One caller's view of the API (no token: anonymous)."""
+
+    def __init__(self, base: str, token: str | None) -> None:
+        self.base = base
+        self.http = requests.Session()
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **kw: Any) -> requests.Response:
+        return self.http.get(self.base + path, timeout=30, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
+        return self.http.post(self.base + path, json=json, timeout=30, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
+        return self.http.put(self.base + path, json=json, timeout=30, **kw)
+
+    def delete(self, path: str, **kw: Any) -> requests.Response:
+        return self.http.delete(self.base + path, timeout=30, **kw)
+
+
+@pytest.fixture(scope="module")
+def base(serve, sim) -> str:
+    return serve("cluster")
+
+
+def _client(base: str, role: str) -> Client:
+    username = f"{role}-{uuid.uuid4().hex[:6]}"
+    return Client(base, token_for(make_user(username, role=role), username, role))
+
+
+@pytest.fixture(scope="module")
+def admin(base: str) -> Client:
+    return _client(base, "admin")
+
+
+@pytest.fixture(scope="module")
+def user(base: str) -> Client:
+    return _client(base, "user")
+
+
+@pytest.fixture(scope="module")
+def operator(base: str) -> Client:
+    return _client(base, "operator")
+
+
+@pytest.fixture(scope="module")
+def anonymous(base: str) -> Client:
+    return Client(base, None)
+
+
+@pytest.fixture(scope="module")
+def core(sim) -> Iterator[client.CoreV1Api]:
+    api_client = sim.api_client()
+    yield client.CoreV1Api(api_client)
+    api_client.close()
+
+
+@pytest.fixture(scope="module")
+def apps(sim) -> Iterator[client.AppsV1Api]:
+    api_client = sim.api_client()
+    yield client.AppsV1Api(api_client)
+    api_client.close()
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def make_node(core: client.CoreV1Api, name: str, *, cpu: str = "4", memory: str = "8Gi", pods: str = "110",
+              allocatable_cpu: str | None = None, allocatable_memory: str | None = None, ready: bool = True,
+              labels: dict[str, str] | None = None, unschedulable: bool = False) -> None:
+    """A node as a kubelet registers it: object, then status (capacity, allocatable, conditions)."""
+    body: dict[str, Any] = {"metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, **(labels or {})}}}
+    if unschedulable:
+        body["spec"] = {"unschedulable": True}
+    core.create_node(body)
+    core.patch_node_status(name, {"status": {
+        "capacity": {"cpu": cpu, "memory": memory, "pods": pods},
+        "allocatable": {"cpu": allocatable_cpu or cpu, "memory": allocatable_memory or memory, "pods": pods},
+        "conditions": [
+            {"type": "MemoryPressure", "status": "False", "reason": "KubeletHasSufficientMemory"},
+            {"type": "Ready", "status": "True" if ready else "False",
+             "reason": "KubeletReady" if ready else "KubeletNotReady"},
+        ],
+        "nodeInfo": {"kubeletVersion": "v1.31.0", "architecture": "amd64", "operatingSystem": "linux",
+                     "osImage": "Simulated", "kernelVersion": "6.1", "containerRuntimeVersion": "sim://1",
+                     "machineID": "m", "systemUUID": "s", "bootID": "b", "kubeProxyVersion": "v1.31.0"},
+        "addresses": [{"type": "InternalIP", "address": "10.0.0.5"}],
+    }})
+
+
+def make_pod(core: client.CoreV1Api, name: str, node: str, *, namespace: str = NAMESPACE, cpu: str | None = "500m",
+             memory: str | None = "256Mi", owner_kind: str | None = None, annotations: dict[str, str] | None = None,
+             containers: tuple[str, ...] = ("main",)) -> None:
+    requests_: dict[str, str] = {}
+    if cpu:
+        requests_["cpu"] = cpu
+    if memory:
+        requests_["memory"] = memory
+    meta: dict[str, Any] = {"name": name, "labels": {"app": name}}
+    if owner_kind:
+        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner_kind, "name": f"{name}-owner",
+                                    "uid": str(uuid.uuid4()), "controller": True}]
+    if annotations:
+        meta["annotations"] = annotations
+    core.create_namespaced_pod(namespace, {"metadata": meta, "spec": {
+        "nodeName": node,
+        "containers": [{"name": c, "image": "busybox:1", "resources": {"requests": requests_} if requests_ else {}}
+                       for c in containers]}})

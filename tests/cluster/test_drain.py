@@ -1,0 +1,79 @@
+"""Drain: cordon, evictions through the Eviction API, DaemonSet and mirror pods skipped, refusals reported."""
+
+from __future__ import annotations
+
+from kubernetes import client
+
+from streamspace.db import fetch_all
+
+from .conftest import NAMESPACE, make_node, make_pod, unique
+
+NODES = "/api/v1/admin/nodes"
+
+
+def _exists(core: client.CoreV1Api, name: str, namespace: str = NAMESPACE) -> bool:
+    try:
+        core.read_namespaced_pod(name, namespace)
+    except client.ApiException as exc:
+        assert exc.status == 404
+        return False
+    return True
+
+
+def test_drain_evicts_pods_and_skips_daemonset_pods(admin, core, sim):
+    node, other = unique("node"), unique("node")
+    make_node(core, node)
+    make_node(core, other)
+    replica, bare, elsewhere = unique("rs"), unique("bare"), unique("elsewhere")
+    daemon, mirror, guarded = unique("ds"), unique("mirror"), unique("pdb")
+    make_pod(core, replica, node, owner_kind="ReplicaSet")
+    make_pod(core, bare, node, namespace="default")
+    make_pod(core, daemon, node, owner_kind="DaemonSet")
+    make_pod(core, mirror, node, annotations={"kubernetes.io/config.mirror": "abc"})
+    make_pod(core, guarded, node)
+    make_pod(core, elsewhere, other)
+    # A PodDisruptionBudget refuses this one eviction, as the API server does: 429.
+    sim.inject_failure("POST", rf"/pods/{guarded}/eviction$", status=429,
+                       message="Cannot evict pod as it would violate the pod's disruption budget.")
+    sim.clear_requests()
+
+    response = admin.post(f"{NODES}/{node}/drain", json={"grace_period_seconds": 30})
+    assert response.status_code == 200, response.text
+    result = response.json()
+    assert result["node"] == node and result["cordoned"] is True and result["complete"] is False
+    assert sorted(p["name"] for p in result["evicted"]) == sorted([replica, bare])
+    assert {p["name"]: p["reason"] for p in result["skipped"]} == {
+        daemon: "DaemonSet-managed", mirror: "mirror pod (managed by the kubelet)"}
+    assert [p["name"] for p in result["failed"]] == [guarded]
+    assert "disruption budget" in result["failed"][0]["error"]
+
+    assert core.read_node(node).spec.unschedulable is True
+    assert not _exists(core, replica) and not _exists(core, bare, "default")
+    assert _exists(core, daemon) and _exists(core, mirror) and _exists(core, guarded) and _exists(core, elsewhere)
+    evictions = [r for r in sim.requests if r.method == "POST" and r.path.endswith("/eviction")]
+    assert len(evictions) == 3 and not any(daemon in r.path or mirror in r.path for r in evictions)
+    assert not any(r.method == "DELETE" and "/pods/" in r.path for r in sim.requests)
+
+    rows = fetch_all("SELECT details FROM audit_log WHERE action = 'node.drain' AND target = %s", (node,))
+    assert len(rows) == 1
+    assert rows[0]["details"] | {} == {"gracePeriodSeconds": 30, "evicted": 2, "skipped": 2, "failed": 1,
+                                       "failedPods": [f"{NAMESPACE}/{guarded}"]}
+
+
+def test_drain_of_an_empty_node_without_body(admin, core):
+    node = unique("node")
+    make_node(core, node)
+    result = admin.post(f"{NODES}/{node}/drain").json()
+    assert result == {"node": node, "cordoned": True, "evicted": [], "skipped": [], "failed": [], "complete": True}
+
+
+def test_drain_refuses_a_bad_grace_period(admin, core):
+    node = unique("node")
+    make_node(core, node)
+    for grace in (-1, "30", 1.5, True, 10**9):
+        response = admin.post(f"{NODES}/{node}/drain", json={"grace_period_seconds": grace})
+        assert response.status_code == 400, grace
+        assert response.json()["error"] == "invalid grace_period_seconds"
+    assert admin.post(f"{NODES}/{node}/drain", json={"force": True}).status_code == 400
+    spec = core.read_node(node).spec
+    assert spec is None or not spec.unschedulable
