@@ -97,14 +97,14 @@ class _Metrics:
         yield counter
         histogram = HistogramMetricFamily("streamspace_http_request_duration_seconds", "HTTP request latency",
                                           labels=["function", "route"])
-        for labels, series in latency.items():
+        for route_labels, series in latency.items():
             buckets = [(str(bound), series[i]) for i, bound in enumerate(_BUCKETS)] + [("+Inf", series[-1])]
-            histogram.add_metric(list(labels), buckets, series[-2])
+            histogram.add_metric(list(route_labels), buckets, series[-2])
         yield histogram
         handled = CounterMetricFamily("streamspace_events", "CloudEvents handled",
                                       labels=["function", "type", "outcome"])
-        for labels, value in events.items():
-            handled.add_metric(list(labels), value)
+        for event_labels, count in events.items():
+            handled.add_metric(list(event_labels), count)
         yield handled
 
     def exposition(self) -> tuple[bytes, str]:

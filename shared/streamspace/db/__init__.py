@@ -30,7 +30,6 @@ def statement_count() -> int:
 
 def _counting_connection_class() -> type[psycopg.Connection[Any]]:
     import psycopg
-    from psycopg.rows import dict_row
 
     class CountingCursor(psycopg.Cursor[Any]):
         def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
@@ -49,8 +48,6 @@ def _counting_connection_class() -> type[psycopg.Connection[Any]]:
             # psycopg sets cursor_factory on the instance; a class attribute alone is never used.
             self.cursor_factory = CountingCursor
 
-    CountingConnection.cursor_factory = CountingCursor  # type: ignore[assignment]
-    CountingConnection.row_factory = dict_row  # type: ignore[assignment]
     return CountingConnection
 
 

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import queue
 import threading
@@ -192,9 +193,9 @@ class Relay:
             self._spawn(self._deliver_forever, f"relay-deliver-{index}")
         if watch:
             for kind, selector in WATCHED:
-                self._spawn(lambda k=kind, s=selector: self._watch_forever(k, s), f"relay-watch-{kind}")
+                self._spawn(functools.partial(self._watch_forever, kind, selector), f"relay-watch-{kind}")
         if schedule:
-            self._spawn(lambda: self._tick_forever(schedules()), "relay-ping")
+            self._spawn(functools.partial(self._tick_forever, schedules()), "relay-ping")
         return self
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
