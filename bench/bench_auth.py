@@ -13,24 +13,14 @@ Self-contained: an embedded PostgreSQL in a temporary folder, migrated, one user
 from __future__ import annotations
 
 import os
-import time
 from typing import Any
 
-from bench.support import benchmark_database, median_of
+from bench.support import benchmark_database, median_of, timed_us
 
 LOGINS = 30
 REFUSALS = 4
 VERIFICATIONS = 2000
 ME_CALLS = 300
-
-
-def _timed(call: Any, n: int) -> list[float]:
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1e6)
-    return samples
 
 
 def run() -> dict[str, Any]:
@@ -60,16 +50,16 @@ def run() -> dict[str, Any]:
 
     try:
         token = login("bench", "bench-password", 200)["token"]  # warm-up
-        logins = _timed(lambda: login("bench", "bench-password", 200), LOGINS)
-        wrong = _timed(lambda: login("bench", "not-the-password", 401), REFUSALS)
+        logins = timed_us(lambda: login("bench", "bench-password", 200), LOGINS)
+        wrong = timed_us(lambda: login("bench", "not-the-password", 401), REFUSALS)
         login("bench", "bench-password", 200)  # a success resets the username's failure count
-        unknown = _timed(lambda: login("nobody", "not-the-password", 401), REFUSALS)
+        unknown = timed_us(lambda: login("nobody", "not-the-password", 401), REFUSALS)
         header = f"Bearer {token}"
         for _ in range(50):
             authenticate(header)
-        verify = _timed(lambda: authenticate(header), VERIFICATIONS)
+        verify = timed_us(lambda: authenticate(header), VERIFICATIONS)
         me_headers = {"Authorization": header}
-        me = _timed(lambda: http.get(f"{server.url}/api/v1/auth/me", headers=me_headers, timeout=10), ME_CALLS)
+        me = timed_us(lambda: http.get(f"{server.url}/api/v1/auth/me", headers=me_headers, timeout=10), ME_CALLS)
     finally:
         server.stop()
     return {

@@ -13,24 +13,12 @@ Self-contained: an embedded PostgreSQL, migrated, one user and one session row. 
 from __future__ import annotations
 
 import statistics
-import time
 from typing import Any
 
-from bench.support import benchmark_database, median_of
+from bench.support import benchmark_database, median_of, timed_us
 
 CALLS = 3000
 HTTP_CALLS = 500
-
-
-def _timed(call: Any, n: int) -> list[float]:
-    for _ in range(50):
-        call()
-    samples = []
-    for _ in range(n):
-        started = time.perf_counter()
-        call()
-        samples.append((time.perf_counter() - started) * 1e6)
-    return samples
 
 
 def _figures(samples: list[float]) -> dict[str, float]:
@@ -66,8 +54,8 @@ def run() -> dict[str, Any]:
     statements_per_check = statement_count() - before
 
     params = {"sub": user["id"], "sid": None, "ns": settings().namespace, "session": "bench-firefox-1"}
-    checks = _timed(lambda: check(headers, headers.get("Authorization"), None), CALLS)
-    queries = _timed(lambda: fetch_one(_CHECK_SQL, params), CALLS)
+    checks = timed_us(lambda: check(headers, headers.get("Authorization"), None), CALLS, warmup=50)
+    queries = timed_us(lambda: fetch_one(_CHECK_SQL, params), CALLS, warmup=50)
     own = median_of(checks) - median_of(queries)
 
     client = Client(load_function_app("auth-check"))
@@ -75,7 +63,7 @@ def run() -> dict[str, Any]:
     def in_process() -> None:
         response = client.get("/api/v1/auth/session-check", headers=headers)
         assert response.status_code == 200
-    wsgi = _timed(in_process, CALLS)
+    wsgi = timed_us(in_process, CALLS, warmup=50)
 
     server = BackgroundServer(load_function_app("auth-check")).start()
     http = requests.Session()
@@ -84,7 +72,7 @@ def run() -> dict[str, Any]:
         def over_http() -> None:
             response = http.get(f"{server.url}/api/v1/auth/session-check", headers=dict(headers), timeout=5)
             assert response.status_code == 200
-        real = _timed(over_http, HTTP_CALLS)
+        real = timed_us(over_http, HTTP_CALLS, warmup=50)
     finally:
         server.stop()
     return {

@@ -60,3 +60,15 @@ def requests_per_second(call: Callable[[], object], seconds: float = 2.0, warmup
         call()
         count += 1
     return count / (time.perf_counter() - started)
+
+
+def timed_us(call: Callable[[], object], n: int, warmup: int = 0) -> list[float]:
+    """Microseconds of each of `n` calls, after `warmup` untimed ones."""
+    for _ in range(warmup):
+        call()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        call()
+        samples.append((time.perf_counter() - started) * 1e6)
+    return samples

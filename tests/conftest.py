@@ -13,6 +13,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -162,6 +163,41 @@ def make_user(username: str, *, role: str = "user", password: str = "password123
     )
     assert row is not None
     return str(row["id"])
+
+
+class Client:
+    """One caller's view of the API over real HTTP (no token: anonymous)."""
+
+    def __init__(self, base: str, token: str | None, username: str = "", user_id: str = "") -> None:
+        import requests
+
+        self.base = base
+        self.username = username
+        self.user_id = user_id
+        self.http = requests.Session()
+        if token:
+            self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def get(self, path: str, **kw: Any) -> Any:
+        return self.http.get(self.base + path, timeout=30, **kw)
+
+    def post(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.http.post(self.base + path, json=json, timeout=30, **kw)
+
+    def put(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.http.put(self.base + path, json=json, timeout=30, **kw)
+
+    def patch(self, path: str, json: Any = None, **kw: Any) -> Any:
+        return self.http.patch(self.base + path, json=json, timeout=30, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Any:
+        return self.http.delete(self.base + path, timeout=30, **kw)
+
+
+def client_for(base: str, username: str, role: str = "user") -> Client:
+    """A new user with that role, and its client."""
+    user_id = make_user(username, role=role)
+    return Client(base, token_for(user_id, username, role), username, user_id)
 
 
 def token_for(user_id: str, username: str, role: str = "user", groups: list[str] | None = None) -> str:

@@ -27,6 +27,7 @@ class Settings:
     env: str
     database_url: str | None  # None: use the embedded PostgreSQL in data_dir
     db_pool_size: int
+    db_prepared_statements: bool
     api_port: int
     data_dir: Path
     namespace: str
@@ -187,6 +188,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         env=app_env,
         database_url=database_url,
         db_pool_size=_int(env, "DB_POOL_SIZE", 4, 1, 50),
+        # Server-side prepared statements save planning on hot paths; turn them off behind a
+        # PgBouncer in transaction mode older than 1.21.
+        db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),
         api_port=_int(env, "API_PORT", 8000, 1, 65535),
         data_dir=data_dir,
         namespace=namespace,

@@ -8,34 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-import requests
 from kubernetes import client
 
-from tests.conftest import make_user, token_for
+from tests.conftest import Client, make_user, token_for
 
 NAMESPACE = "streamspace"
-
-
-class Client:
-    """One caller's view of the API (no token: anonymous)."""
-
-    def __init__(self, base: str, token: str | None) -> None:
-        self.base = base
-        self.http = requests.Session()
-        if token:
-            self.http.headers["Authorization"] = f"Bearer {token}"
-
-    def get(self, path: str, **kw: Any) -> requests.Response:
-        return self.http.get(self.base + path, timeout=30, **kw)
-
-    def post(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
-        return self.http.post(self.base + path, json=json, timeout=30, **kw)
-
-    def put(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
-        return self.http.put(self.base + path, json=json, timeout=30, **kw)
-
-    def delete(self, path: str, **kw: Any) -> requests.Response:
-        return self.http.delete(self.base + path, timeout=30, **kw)
 
 
 @pytest.fixture(scope="module")

@@ -8,40 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-import requests
 
-from tests.conftest import make_user, token_for
+from tests.conftest import Client, client_for, make_user, token_for  # noqa: F401 - shared with the tests
 
 NAMESPACE = "streamspace"
-
-
-class Client:
-    """One user's view of the API."""
-
-    def __init__(self, base: str, token: str | None, username: str = "", user_id: str = "") -> None:
-        self.base = base
-        self.username = username
-        self.user_id = user_id
-        self.http = requests.Session()
-        if token:
-            self.http.headers["Authorization"] = f"Bearer {token}"
-
-    def get(self, path: str, **kw: Any) -> requests.Response:
-        return self.http.get(self.base + path, timeout=30, **kw)
-
-    def post(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
-        return self.http.post(self.base + path, json=json, timeout=30, **kw)
-
-    def patch(self, path: str, json: Any = None, **kw: Any) -> requests.Response:
-        return self.http.patch(self.base + path, json=json, timeout=30, **kw)
-
-    def delete(self, path: str, **kw: Any) -> requests.Response:
-        return self.http.delete(self.base + path, timeout=30, **kw)
-
-
-def client_for(base: str, username: str, role: str = "user") -> Client:
-    user_id = make_user(username, role=role)
-    return Client(base, token_for(user_id, username, role), username, user_id)
 
 
 def template_manifest(name: str, *, cpu: str = "500m", memory: str = "512Mi", with_defaults: bool = True,

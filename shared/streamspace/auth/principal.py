@@ -8,8 +8,12 @@ query (primary keys of users and token_families).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from streamspace.http.errors import Forbidden, Unauthorized
+
+if TYPE_CHECKING:
+    from streamspace.auth.tokens import AccessClaims
 
 
 @dataclass(frozen=True)
@@ -47,29 +51,44 @@ def bearer_token(authorization: str | None) -> str:
     return token.strip()
 
 
-def authenticate(authorization: str | None, alternate_token: str | None = None) -> Principal:
-    """Resolve the caller from a bearer token (or, when no Authorization header came, a token from a
-    cookie or query parameter), refusing disabled users and revoked logins even while the token
-    itself has not expired."""
-    from streamspace.auth.tokens import verify_access_token
-    from streamspace.db import fetch_one
+def verified_claims(token: str) -> AccessClaims:
+    """A token's claims once its signature, expiry, issuer and audience check out and its ids are
+    well-formed (they go into SQL as uuids)."""
+    import uuid
 
-    token = alternate_token if (alternate_token and not authorization) else bearer_token(authorization)
+    from streamspace.auth.tokens import verify_access_token
+
     claims = verify_access_token(token)
     try:
-        import uuid
-
         uuid.UUID(claims.user_id)
         if claims.family_id is not None:
             uuid.UUID(str(claims.family_id))
     except ValueError:
         raise Unauthorized("invalid access token", error="invalid token") from None
-    row = fetch_one(_CALLER_SQL, {"sub": claims.user_id, "sid": claims.family_id})
+    return claims
+
+
+def require_standing(row: dict[str, Any] | None) -> None:
+    """Refuse a caller whose user is gone, whose login was revoked, or whose account is disabled.
+    `row` has the columns `revoked` and `active` (None: no such user)."""
     if row is None:
         raise Unauthorized("the token's user no longer exists", error="invalid token")
     if row["revoked"]:
         raise Unauthorized("this login was revoked; log in again", error="token revoked")
     if not row["active"]:
         raise Forbidden("this account is disabled", error="account disabled")
+
+
+def authenticate(authorization: str | None, alternate_token: str | None = None) -> Principal:
+    """Resolve the caller from a bearer token (or, when no Authorization header came, a token from a
+    cookie or query parameter), refusing disabled users and revoked logins even while the token
+    itself has not expired."""
+    from streamspace.db import fetch_one
+
+    token = alternate_token if (alternate_token and not authorization) else bearer_token(authorization)
+    claims = verified_claims(token)
+    row = fetch_one(_CALLER_SQL, {"sub": claims.user_id, "sid": claims.family_id})
+    require_standing(row)
+    assert row is not None
     return Principal(user_id=claims.user_id, username=row["username"], role=row["role"], groups=claims.groups,
                      family_id=claims.family_id)

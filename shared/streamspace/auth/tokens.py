@@ -55,10 +55,33 @@ def issue_access_token(*, user_id: str, username: str, role: str, groups: list[s
     return token, expires
 
 
+# A client presents the same access token on every request of its 15 minutes (heartbeats above
+# all). A token's signature and claims cannot change, so each distinct token is verified once per
+# process; expiry is still checked on every use. Keyed by the token itself and the settings object,
+# so a configuration reload (new keys) verifies afresh.
+_VERIFIED_MAX = 4096
+_verified: dict[tuple[str, int], AccessClaims] = {}
+
+
 def verify_access_token(token: str, cfg: Settings | None = None) -> AccessClaims:
+    cfg = cfg or settings()
+    key = (token, id(cfg))
+    cached = _verified.get(key)
+    if cached is not None:
+        if cached.expires_at <= time.time():
+            _verified.pop(key, None)
+            raise Unauthorized("access token expired", error="token expired")
+        return cached
+    claims = _verify(token, cfg)
+    if len(_verified) >= _VERIFIED_MAX:
+        _verified.clear()  # crude but bounded; a miss only costs one verification
+    _verified[key] = claims
+    return claims
+
+
+def _verify(token: str, cfg: Settings) -> AccessClaims:
     import jwt
 
-    cfg = cfg or settings()
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:

@@ -71,7 +71,8 @@ def pool() -> ConnectionPool:
 
                 from streamspace.config import settings
 
-                size = settings().db_pool_size
+                cfg = settings()
+                size = cfg.db_pool_size
                 _pool = ConnectionPool(
                     database_url(),
                     min_size=1,
@@ -79,7 +80,8 @@ def pool() -> ConnectionPool:
                     open=True,
                     timeout=10,
                     connection_class=_counting_connection_class(),
-                    kwargs={"autocommit": True, "prepare_threshold": None, "row_factory": _dict_row()},
+                    kwargs={"autocommit": True, "row_factory": _dict_row(),
+                            "prepare_threshold": 5 if cfg.db_prepared_statements else None},
                     name="streamspace",
                 )
     return _pool

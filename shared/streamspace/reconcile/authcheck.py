@@ -69,32 +69,20 @@ def token_from(authorization: str | None, cookie: str | None) -> str:
 
 def check(headers: Any, authorization: str | None, cookie: str | None) -> Admitted:
     """Admit the owner of the session the forwarded host names, or an admin; raise otherwise."""
-    from uuid import UUID
-
-    from streamspace.auth.tokens import verify_access_token
+    from streamspace.auth.principal import require_standing, verified_claims
     from streamspace.config import settings
     from streamspace.db import fetch_one
     from streamspace.domain.names import user_label
 
-    claims = verify_access_token(token_from(authorization, cookie))
+    claims = verified_claims(token_from(authorization, cookie))
     host = forwarded_host(headers)
     session, _, domain = host.partition(".")
     if not session or not domain:
         raise Forbidden("the request names no session host", error="forbidden")
-    try:
-        UUID(claims.user_id)
-        if claims.family_id is not None:
-            UUID(str(claims.family_id))
-    except ValueError:
-        raise Unauthorized("invalid access token", error="invalid token") from None
     row = fetch_one(_CHECK_SQL, {"sub": claims.user_id, "sid": claims.family_id, "ns": settings().namespace,
                                  "session": session})
-    if row is None:
-        raise Unauthorized("the token's user no longer exists", error="invalid token")
-    if row["revoked"]:
-        raise Unauthorized("this login was revoked; log in again", error="token revoked")
-    if not row["active"]:
-        raise Forbidden("this account is disabled", error="account disabled")
+    require_standing(row)
+    assert row is not None
     if domain != (row["domain"] or "streamspace.local"):
         raise Forbidden("the request names no session host", error="forbidden")
     if row["state"] is None or row["state"] == "terminated":

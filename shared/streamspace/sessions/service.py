@@ -613,7 +613,7 @@ def sessions_event_stream(caller: Principal) -> str:
     """One Server-Sent Events message with the current snapshot, and when to reconnect."""
     from streamspace.http.api import dumps
 
-    payload = dumps(sessions_update(caller))
+    payload = dumps(sessions_update(caller)).decode()
     return f"retry: {EVENT_RETRY_MS}\nevent: message\ndata: {payload}\n\n"
 
 
