@@ -1,0 +1,39 @@
+"""Every function entry point prints its build with --version; /version reports the same values."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import requests
+
+from streamspace.functions import discover
+
+BUILD = {"VERSION": "v0.2.0", "COMMIT": "abc1234", "BUILD_DATE": "2025-11-14T00:00:00Z"}
+
+
+@pytest.mark.parametrize("function", [info.name for info in discover()])
+def test_every_function_prints_its_version(function: str) -> None:
+    info = next(i for i in discover() if i.name == function)
+    result = subprocess.run([sys.executable, str(info.source), "--version"], env={**os.environ, **BUILD},
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "StreamSpace API v0.2.0 (commit: abc1234, built: 2025-11-14T00:00:00Z)"
+
+
+def test_defaults_without_build_arguments() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in BUILD}
+    result = subprocess.run([sys.executable, "-m", "streamspace", "version"], env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.strip() == "StreamSpace API dev (commit: unknown, built: )"
+
+
+def test_version_route_reports_the_build(serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in BUILD.items():
+        monkeypatch.setenv(key, value)
+    base = serve("metrics")
+    for path in ("/version", "/api/v1/version"):
+        assert requests.get(base + path, timeout=10).json() == {
+            "version": "v0.2.0", "commit": "abc1234", "buildDate": "2025-11-14T00:00:00Z", "api": "v1"}
