@@ -81,7 +81,7 @@ def _binary(tools: Path, name: str) -> str:
         return str(local)
     found = shutil.which(name)
     if not found:
-        pytest.skip(f"no {name}: tools/bin/{name} is only bundled for linux/amd64; install {name} on PATH")
+        pytest.fail(f"no {name}: tools/bin/{name} is only bundled for linux/amd64; install {name} on PATH")
     return found
 
 
