@@ -44,3 +44,14 @@ def record(conn: psycopg.Connection[Any], actor: Principal | None, action: str, 
         actor_name = actor.username if actor is not None else "system"
     conn.execute(_INSERT, (actor_id, actor_name, action, target_type, str(target), client_ip or "",
                            json.dumps(dict(details or {}), default=_default)))
+
+
+def record_many(conn: psycopg.Connection[Any], action_rows: list[tuple[str, str, str, Mapping[str, Any]]], *,
+                actor_name: str) -> None:
+    """Append many system rows at once, `(action, target_type, target, details)` each: one pipelined
+    round trip however many (the idle sweep records a whole tick's transitions like this)."""
+    if not action_rows:
+        return
+    conn.cursor().executemany(_INSERT, [
+        (None, actor_name, action, target_type, str(target), "", json.dumps(dict(details), default=_default))
+        for action, target_type, target, details in action_rows])

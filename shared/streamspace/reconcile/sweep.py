@@ -161,7 +161,7 @@ def _transition(row: dict[str, Any]) -> str:
 
 
 def _record(done: list[dict[str, Any]], gone: list[dict[str, Any]], undo: list[dict[str, Any]]) -> None:
-    """One transaction: an audit row per transition, the index rows of Sessions that no longer
+    """One transaction: the audit rows of every transition, the index rows of Sessions that no longer
     exist removed, and the claims of failed patches released (the next tick retries them)."""
     from streamspace import audit
     from streamspace.db import transaction
@@ -170,13 +170,11 @@ def _record(done: list[dict[str, Any]], gone: list[dict[str, Any]], undo: list[d
     if not done and not undo and not gone:
         return
     with transaction() as conn:
-        for row in done:
-            reason, _ = _reason(row)
-            action = "session.terminate" if row["target"] == "terminated" else "session.hibernate"
-            audit.record(conn, None, action, "session", row["name"], "", {
-                "reason": reason, "user": row["username"], "namespace": row["namespace"],
-                "lastActivity": row["last_activity"], "createdAt": row["created_at"]},
-                actor_name="system:idle-sweep")
+        audit.record_many(conn, [
+            ("session.terminate" if row["target"] == "terminated" else "session.hibernate", "session", row["name"],
+             {"reason": _reason(row)[0], "user": row["username"], "namespace": row["namespace"],
+              "lastActivity": row["last_activity"], "createdAt": row["created_at"]})
+            for row in done], actor_name="system:idle-sweep")
         for row in gone:
             index.remove(conn, row["namespace"], row["name"])
         for row in undo:
