@@ -29,6 +29,7 @@ class Settings:
     db_pool_size: int
     db_prepared_statements: bool
     api_port: int
+    api_host: str
     data_dir: Path
     namespace: str
     ingress_domain: str
@@ -192,6 +193,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         # PgBouncer in transaction mode older than 1.21.
         db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),
         api_port=_int(env, "API_PORT", 8000, 1, 65535),
+        # Loopback unless told otherwise (a container sets 0.0.0.0): the local system is a dev tool.
+        api_host=env.get("API_HOST", "127.0.0.1").strip() or "127.0.0.1",
         data_dir=data_dir,
         namespace=namespace,
         ingress_domain=env.get("INGRESS_DOMAIN", "").strip(),

@@ -100,7 +100,7 @@ class LocalStack:
                 self.servers.append(server)
                 event_urls[info.name] = server.url
         gateway = Gateway.for_http_functions()
-        api = BackgroundServer(gateway, host=os.environ.get("API_HOST", "127.0.0.1"), port=self.api_port).start()
+        api = BackgroundServer(gateway, host=settings().api_host, port=self.api_port).start()
         self.servers.append(api)
         self.api_url = api.url
         relay.start(watch=self.watch, schedule=self.schedule)
