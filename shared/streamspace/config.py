@@ -55,6 +55,7 @@ class Settings:
     k_sink: str | None = None
     catalog_allow_file_urls: bool = False
     catalog_allow_private_urls: bool = False
+    catalog_ssh_known_hosts: Path | None = None  # None: <data dir>/known_hosts
 
     @property
     def production(self) -> bool:
@@ -218,6 +219,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         k_sink=env.get("K_SINK") or None,
         catalog_allow_file_urls=_bool(env, "CATALOG_ALLOW_FILE_URLS", False),
         catalog_allow_private_urls=_bool(env, "CATALOG_ALLOW_PRIVATE_URLS", False),
+        catalog_ssh_known_hosts=Path(env["CATALOG_SSH_KNOWN_HOSTS"].strip())
+        if env.get("CATALOG_SSH_KNOWN_HOSTS", "").strip() else None,
     )
 
 

@@ -53,8 +53,8 @@ def check_branch(branch: object) -> str:
 def known_hosts_path() -> Path:
     from streamspace.config import settings
 
-    configured = os.environ.get("CATALOG_SSH_KNOWN_HOSTS", "").strip()
-    return Path(configured) if configured else settings().data_dir / "known_hosts"
+    cfg = settings()
+    return cfg.catalog_ssh_known_hosts or cfg.data_dir / "known_hosts"
 
 
 @dataclass(frozen=True)
