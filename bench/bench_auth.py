@@ -30,6 +30,7 @@ def run() -> dict[str, Any]:
 
     from streamspace.auth.passwords import _hasher, hash_password
     from streamspace.auth.principal import authenticate
+    from streamspace.auth.tokens import issue_access_token
     from streamspace.db import fetch_one
     from streamspace.local.gateway import load_function_app
     from streamspace.local.server import BackgroundServer
@@ -58,6 +59,12 @@ def run() -> dict[str, Any]:
         for _ in range(50):
             authenticate(header)
         verify = timed_us(lambda: authenticate(header), VERIFICATIONS)
+        # A token seen for the first time pays the HMAC signature check too (later uses hit the cache).
+        user_id = str(fetch_one("SELECT id FROM users WHERE username = 'bench'")["id"])  # type: ignore[index]
+        fresh = [issue_access_token(user_id=user_id, username="bench", role="user", groups=[], family_id=None)[0]
+                 for _ in range(VERIFICATIONS)]
+        tokens = iter(fresh)
+        verify_first = timed_us(lambda: authenticate(f"Bearer {next(tokens)}"), VERIFICATIONS)
         me_headers = {"Authorization": header}
         me = timed_us(lambda: http.get(f"{server.url}/api/v1/auth/me", headers=me_headers, timeout=10), ME_CALLS)
     finally:
@@ -67,6 +74,7 @@ def run() -> dict[str, Any]:
         "login_wrong_password_us": round(median_of(wrong)),
         "login_unknown_user_us": round(median_of(unknown)),
         "verify_us": round(median_of(verify)),
+        "verify_first_use_us": round(median_of(verify_first)),
         "me_http_us": round(median_of(me)),
         "samples": {"login": LOGINS, "refusals": REFUSALS, "verify": VERIFICATIONS, "me": ME_CALLS},
     }

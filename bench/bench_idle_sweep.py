@@ -110,7 +110,8 @@ def run() -> dict:
             "sweep_seconds": round(elapsed, 3),
             "per_idle_session_ms": round(elapsed * 1000 / max(1, len(result.hibernated)), 2),
             "sql_statements": statements,
-            "sql_statements_note": "config 1 + find 1 + claim 1 + the audit rows of all transitions in one pipelined batch",
+            "sql_statements_note": ("config 1 + find 1 + claim 1"
+                                    " + the audit rows of all transitions in one pipelined batch"),
             "kubernetes_requests": sum(methods.values()),
             "kubernetes_requests_by_method": dict(methods),
             "find_query_ms_median": round(statistics.median(find_ms), 2),
