@@ -2,7 +2,8 @@
 module (cloned from a migrated template database, so it is fast), and helpers that serve the
 real functions over real HTTP.
 
-Set TEST_DATABASE_URL to use an existing server instead of the embedded one.
+Set TEST_DATABASE_URL (or DATABASE_URL) to use an existing server instead of the embedded one; the
+tests create and drop their own databases on it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE_DB = "streamspace_template"
+# Read before any fixture points DATABASE_URL at a per-module database.
+EXTERNAL_SERVER_URL = os.environ.get("TEST_DATABASE_URL") or os.environ.get("DATABASE_URL")
 
 # Settings every test process starts from; tests that check configuration pass their own env.
 os.environ.setdefault("JWT_SECRET", "test-secret-" + "x" * 40)
@@ -33,9 +36,8 @@ os.environ.setdefault("STREAMSPACE_SECRET_KEY", "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAA
 @pytest.fixture(scope="session")
 def pg_server_url() -> Iterator[str]:
     """The Postgres server for this test process (embedded unless TEST_DATABASE_URL is set)."""
-    external = os.environ.get("TEST_DATABASE_URL")
-    if external:
-        yield external
+    if EXTERNAL_SERVER_URL:
+        yield EXTERNAL_SERVER_URL
         return
     from streamspace.db.embedded import start_embedded
 
