@@ -70,8 +70,8 @@ def _not_found(name: str) -> NotFound:
 
 # -- reading the index --------------------------------------------------------------------------
 
-_LIST_SQL = (
-    "SELECT "
+# The columns of one listed session, shared by the list and the single-row read.
+_SESSION_COLUMNS = (
     "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
     " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.persistent_home, s.idle_timeout_seconds,"
     " s.max_duration_seconds, s.tags,"
@@ -79,34 +79,23 @@ _LIST_SQL = (
     " to_char(s.last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_activity,"
     " (SELECT count(*) FROM connections c WHERE c.session_namespace = s.namespace AND c.session_name = s.name"
     "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s))"
-    " AS active_connections, count(*) OVER () AS total FROM sessions s"
+    " AS active_connections"
+)
+
+_LIST_FILTER = (
     " WHERE s.namespace = %(ns)s"
     "   AND (%(uid)s::uuid IS NULL OR s.user_id = %(uid)s::uuid)"
     "   AND (%(username)s::text IS NULL OR s.username = %(username)s::text)"
     "   AND (%(state)s::text IS NULL OR s.state = %(state)s::text)"
     "   AND (%(template)s::text IS NULL OR s.template = %(template)s::text)"
-    " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s"
 )
 
-_COUNT_SQL = (
-    "SELECT count(*) AS total FROM sessions s WHERE s.namespace = %(ns)s"
-    "   AND (%(uid)s::uuid IS NULL OR s.user_id = %(uid)s::uuid)"
-    "   AND (%(username)s::text IS NULL OR s.username = %(username)s::text)"
-    "   AND (%(state)s::text IS NULL OR s.state = %(state)s::text)"
-    "   AND (%(template)s::text IS NULL OR s.template = %(template)s::text)"
-)
-
-_ROW_SQL = (
-    "SELECT "
-    "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
-    " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.persistent_home, s.idle_timeout_seconds,"
-    " s.max_duration_seconds, s.tags,"
-    " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at,"
-    " to_char(s.last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_activity,"
-    " (SELECT count(*) FROM connections c WHERE c.session_namespace = s.namespace AND c.session_name = s.name"
-    "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s))"
-    " AS active_connections FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s"
-)
+# Composed from the constants above only; every value is a bound parameter.
+_LIST_SQL = ("SELECT " + _SESSION_COLUMNS + ", count(*) OVER () AS total FROM sessions s" + _LIST_FILTER  # noqa: S608
+             + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s")
+_COUNT_SQL = "SELECT count(*) AS total FROM sessions s" + _LIST_FILTER  # noqa: S608
+_ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
+            + " FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s")
 
 
 def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
