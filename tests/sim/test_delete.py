@@ -96,3 +96,21 @@ def test_delete_collection_by_label(core, ns):
         core.create_namespaced_config_map(ns, {"metadata": {"name": name, "labels": {"team": team}}})
     core.delete_collection_namespaced_config_map(ns, label_selector="team=x")
     assert [c.metadata.name for c in core.list_namespaced_config_map(ns).items] == ["c"]
+
+
+def test_garbage_collector_removes_a_dependent_written_after_its_owner_was_deleted(custom, apps, ns):
+    """A controller acting on a stale event may re-create a child of a deleted owner; the garbage
+    collector removes it shortly afterwards, as on a real cluster. A child of a live owner stays."""
+    import time
+
+    gone = custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, widget("gone"))
+    live = custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, widget("live"))
+    custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "gone")
+    apps.create_namespaced_deployment(ns, _owned_deployment("late-child", gone))
+    apps.create_namespaced_deployment(ns, _owned_deployment("kept-child", live))
+    deadline = time.monotonic() + 5
+    names = {d.metadata.name for d in apps.list_namespaced_deployment(ns).items}
+    while "late-child" in names and time.monotonic() < deadline:
+        time.sleep(0.02)
+        names = {d.metadata.name for d in apps.list_namespaced_deployment(ns).items}
+    assert names == {"kept-child"}

@@ -527,6 +527,11 @@ class Api:
             last = self._remove_cascade(rt.store_key, obj, policy or "Background")
             return self.out(rt, last)
 
+    def collect_orphan(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
+        """The garbage collector's delete of an object whose owners are all gone."""
+        with self.store.txn():
+            self._remove_cascade(key, obj, "Background")
+
     def _remove_cascade(self, key: tuple[str, str], obj: dict[str, Any], policy: str) -> dict[str, Any]:
         meta = obj["metadata"]
         if self.store.get(key, meta.get("namespace", ""), meta["name"]) is None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .api import Api
+from .gc import GarbageCollector
 from .kubelet import Kubelet
 from .logs import LogStore
 from .resources import Registry
@@ -47,6 +48,7 @@ class SimCluster:
         self.api = Api(self.registry, self.store)
         self.logs = LogStore(self.store)
         self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails, self.logs)
+        self.garbage_collector = GarbageCollector(self.api, self.store)
         self.server = SimServer(self.api, self.registry, self.store, self.logs)
         for ns in DEFAULT_NAMESPACES:
             self.api.ensure_namespace(ns)
