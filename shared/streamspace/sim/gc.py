@@ -30,14 +30,22 @@ class GarbageCollector:
         timer.daemon = True
         timer.start()
 
+    def _served(self, ref: dict[str, Any]) -> bool:
+        group, _, version = str(ref.get("apiVersion", "")).rpartition("/")
+        return any(t.group == group and t.version == version and t.kind == ref.get("kind")
+                   for t in self.api.registry.all())
+
     def _collect(self, key: Any, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         with self.store.txn():
             current = self.store.get(key, meta.get("namespace", ""), meta["name"])
             if current is None or current["metadata"].get("uid") != meta.get("uid"):
                 return
-            owners = {r.get("uid") for r in current["metadata"].get("ownerReferences") or []}
-            if not owners:
+            refs = current["metadata"].get("ownerReferences") or []
+            owners = {r.get("uid") for r in refs}
+            # Like Kubernetes', it only judges owners of kinds it can resolve (ReplicaSets and
+            # DaemonSets are not simulated: their children are left alone).
+            if not owners or not all(self._served(r) for r in refs):
                 return
             live = {o["metadata"].get("uid") for _, o in self.store.all_objects()}
             if owners & live:
