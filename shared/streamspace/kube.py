@@ -222,6 +222,19 @@ def apply(manifest: dict[str, Any], *, subresource: str | None = None) -> dict[s
                    query={"fieldManager": FIELD_MANAGER, "force": "true"})
 
 
+def apply_status(kind: str, name: str, namespace: str | None, status: dict[str, Any]) -> bool:
+    """Server-side apply of `status` alone on the object's /status; False when the object is gone."""
+    manifest = {"apiVersion": KINDS[kind].api_version, "kind": kind,
+                "metadata": {"name": name, "namespace": namespace}, "status": status}
+    try:
+        apply(manifest, subresource="status")
+    except KubeError as exc:
+        if exc.not_found:
+            return False
+        raise
+    return True
+
+
 def delete(kind: str, name: str, namespace: str | None = None, *, propagation: str = "Background") -> bool:
     """Delete; returns False when it was already gone."""
     try:

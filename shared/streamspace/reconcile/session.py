@@ -30,7 +30,6 @@ from streamspace.reconcile.desired import (
     LABEL_SESSION,
     MANAGED_BY,
     MANAGER_NAME,
-    SESSION_API_VERSION,
     SESSION_APP,
     Observation,
     applied_hashes,
@@ -212,14 +211,8 @@ def reconcile_session(session: Mapping[str, Any], *, action: str, deployment: De
 
     new_status = session_status(session, observed, ctx.config, now_rfc3339())
     if status_differs(status, new_status) and not (action != "read" and _index_records(ctx.row, uid, new_status)):
-        try:
-            kube.apply({"apiVersion": SESSION_API_VERSION, "kind": "Session",
-                        "metadata": {"name": name, "namespace": namespace}, "status": new_status},
-                       subresource="status")
-        except kube.KubeError as exc:
-            if exc.not_found:
-                return _session_gone(namespace, name, uid)
-            raise
+        if not kube.apply_status("Session", name, namespace, new_status):
+            return _session_gone(namespace, name, uid)
     if context.index_differs(ctx.row, session, new_status):
         context.write_index(ctx.row, session, new_status)
     return "reconciled"

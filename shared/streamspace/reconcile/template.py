@@ -20,7 +20,6 @@ from streamspace.reconcile import context
 
 log = logging.getLogger("streamspace.reconcile.template")
 
-TEMPLATE_API_VERSION = "stream.space/v1alpha1"
 MESSAGE_LIMIT = 32768
 
 
@@ -119,14 +118,8 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
     phase, message = validate(spec)
     desired = template_status(obj, phase, message, now_rfc3339())
     if _status_differs(status, desired):
-        try:
-            kube.apply({"apiVersion": TEMPLATE_API_VERSION, "kind": "Template",
-                        "metadata": {"name": name, "namespace": namespace}, "status": desired},
-                       subresource="status")
-        except kube.KubeError as exc:
-            if exc.not_found:
-                return template_deleted(namespace, name, uid)
-            raise
+        if not kube.apply_status("Template", name, namespace, desired):
+            return template_deleted(namespace, name, uid)
     affects_sessions = (row is None or row.get("spec") != spec or row.get("phase") != phase
                         or row.get("message") != message)
     if affects_sessions or row is None or row.get("uid") != uid or int(row.get("generation") or -1) != generation:
