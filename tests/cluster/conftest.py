@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.conftest import Client, make_user, token_for
+from tests.conftest import Client, client_for
 
 NAMESPACE = "streamspace"
 
@@ -21,8 +21,7 @@ def base(serve, sim) -> str:
 
 
 def _client(base: str, role: str) -> Client:
-    username = f"{role}-{uuid.uuid4().hex[:6]}"
-    return Client(base, token_for(make_user(username, role=role), username, role))
+    return client_for(base, f"{role}-{uuid.uuid4().hex[:6]}", role)
 
 
 @pytest.fixture(scope="module")
