@@ -114,6 +114,28 @@ def db_url(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPa
 
 
 @pytest.fixture
+def setting() -> Iterator:
+    """`setting(INGRESS_CONTROLLER="nginx")`: change process settings for one test; restored after it."""
+    from streamspace.config import reset_settings
+
+    saved: dict[str, str | None] = {}
+
+    def change(**values: str) -> None:
+        for name, value in values.items():
+            saved.setdefault(name, os.environ.get(name))
+            os.environ[name] = value
+        reset_settings()
+
+    yield change
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    reset_settings()
+
+
+@pytest.fixture
 def empty_db_url(pg_server_url: str) -> Iterator[str]:
     """A database with no schema at all (migration tests)."""
     url = create_database(pg_server_url, None)

@@ -16,6 +16,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROLES = ("user", "operator", "admin")
+INGRESS_CONTROLLERS = ("traefik", "nginx")
 
 
 class ConfigError(Exception):
@@ -34,6 +35,7 @@ class Settings:
     namespace: str
     ingress_domain: str
     ingress_class: str
+    ingress_controller: str  # traefik | nginx: which forward-auth headers to read, which annotations to write
     sync_interval_seconds: int
     jwt_signing_kid: str
     jwt_keys: Mapping[str, str] = field(repr=False)  # kid -> secret; verification accepts all of them
@@ -200,6 +202,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         namespace=namespace,
         ingress_domain=env.get("INGRESS_DOMAIN", "").strip(),
         ingress_class=env.get("INGRESS_CLASS", "").strip(),
+        ingress_controller=_choice(env, "INGRESS_CONTROLLER", "traefik", INGRESS_CONTROLLERS),
         sync_interval_seconds=_duration(env, "SYNC_INTERVAL", "1h", minimum=10),
         jwt_signing_kid=kid,
         jwt_keys=keys,

@@ -75,7 +75,8 @@ def test_the_owner_is_admitted_with_a_bearer_token_or_the_cookie(url, people):
     assert check(url, {**host("jane-kubectl"), "Authorization": f"Bearer {people['jane']}"})[0] == 200
 
 
-def test_nginx_forwards_the_original_url(url, people):
+def test_nginx_forwards_the_original_url(url, people, setting):
+    setting(INGRESS_CONTROLLER="nginx")
     headers = {"X-Original-URL": "https://jane-firefox-abc123.streamspace.local/websockify?x=1",
                "Authorization": f"Bearer {people['jane']}"}
     assert check(url, headers)[0] == 200

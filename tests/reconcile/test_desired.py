@@ -90,11 +90,14 @@ def test_configuration_shapes_ingress_policy_and_claim():
     config = ReconcileConfig.from_values({
         "ingress.domain": "apps.example.com", "ingress.class": "nginx", "ingress.tlsSecret": "wildcard",
         "storage.className": "nfs", "storage.defaultSize": "10Gi", "session.defaultIdleTimeout": "1h",
-    })
+    }, controller="nginx")
     assert config.default_idle_timeout_seconds == 3600
     objects = by_kind(desired_objects(session(), FIREFOX, config))
     ingress = objects["Ingress"]["spec"]
     assert ingress["ingressClassName"] == "nginx"
+    annotations = objects["Ingress"]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/auth-url"].endswith("/api/v1/auth/session-check")
+    assert not any(key.startswith("traefik.") for key in annotations)  # only the configured controller's
     assert ingress["rules"][0]["host"] == "alice-firefox-x1.apps.example.com"
     assert ingress["tls"] == [{"hosts": ["alice-firefox-x1.apps.example.com"], "secretName": "wildcard"}]
     assert objects["NetworkPolicy"]["spec"]["ingress"][0]["from"][0]["namespaceSelector"]["matchLabels"] == {

@@ -110,8 +110,8 @@ def test_create_applies_the_owned_set_within_budget_and_reports_pending(url, sim
     assert ingress["spec"]["ingressClassName"] == "traefik"
     assert "kubernetes.io/ingress.class" not in annotations
     assert ingress["spec"]["rules"][0]["host"] == "alice-create.streamspace.local"
-    assert annotations["nginx.ingress.kubernetes.io/auth-url"].endswith("/api/v1/auth/session-check")
     assert annotations["traefik.ingress.kubernetes.io/router.middlewares"].endswith("@kubernetescrd")
+    assert not any(key.startswith("nginx.") for key in annotations)  # INGRESS_CONTROLLER is traefik
     policy = live("NetworkPolicy", "ss-alice-create")["spec"]
     assert policy["podSelector"]["matchLabels"]["stream.space/session"] == "alice-create"
     assert policy["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {

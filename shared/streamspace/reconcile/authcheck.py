@@ -1,13 +1,21 @@
 """The ingress forward-auth decision: may this caller reach this session's desktop?
 
-The ingress controller (Traefik ForwardAuth, nginx auth-url) asks `GET /api/v1/auth/session-check`
-before every request to `<session>.<ingress domain>` and passes the original request's headers:
-- the session, from `X-Forwarded-Host` (Traefik, and nginx too) or the host of `X-Original-URL`
-  (nginx) / `X-Forwarded-Uri` when it is absolute;
-- the caller's access token, from `Authorization: Bearer` or the cookie `streamspace_session`
-  (a stream's own Basic credentials are ignored in favour of the cookie).
+The ingress controller asks `GET /api/v1/auth/session-check` before every request to
+`<session>.<ingress domain>` and passes the original request's headers. Both controllers pass the
+CLIENT's own headers along too, so the session host is read only from the one header the configured
+controller (setting INGRESS_CONTROLLER, the same one that picks the Ingress annotations) sets itself:
+- `traefik` (ForwardAuth, trustForwardHeader off): `X-Forwarded-Host`, overwritten with the
+  request's Host (traefik pkg/middlewares/auth/forward.go, writeHeader);
+- `nginx` (ingress-nginx auth-url): the host of `X-Original-URL`, set to
+  `$scheme://$http_host$request_uri` in the auth location (nginx.tmpl); `X-Forwarded-Host` there
+  is whatever the client sent.
+A request whose other host header names a different host is refused: it can only come from a client
+trying to steer the check.
+The caller's access token comes from `Authorization: Bearer` or the cookie `streamspace_session`
+(a stream's own Basic credentials are ignored in favour of the cookie).
 Answer: 200 (with `X-Auth-Request-User`) for the session's owner or an admin, 401 without a valid
-login, 403 for anyone else. The token check is CPU only; everything else is ONE indexed query
+login, 403 for anyone else, with ONE message whether or not the session exists (no probing for
+other users' sessions). The token check is CPU only; everything else is ONE indexed query
 (the caller's user and login family, the session's index row, the ingress domain). No Kubernetes.
 """
 
@@ -41,20 +49,40 @@ class Admitted:
     admin: bool
 
 
-def forwarded_host(headers: Any) -> str:
-    """The host the client asked for, lowercased, without port ('' when the headers carry none)."""
-    get = headers.get
-    host = (get("X-Forwarded-Host") or "").split(",")[0].strip()
-    if not host:
-        for name in ("X-Original-URL", "X-Forwarded-Uri"):
-            value = (get(name) or "").strip()
-            if "://" in value:
-                host = urlsplit(value).netloc
-                break
-    host = host.rpartition("@")[2]  # never trust userinfo
+NOT_YOURS = "you may not reach this session"
+
+
+def _url_host(value: str) -> str:
+    """The host of an absolute http(s) URL ('' for anything else)."""
+    parts = urlsplit(value.strip())
+    return parts.netloc if parts.scheme in ("http", "https") else ""
+
+
+def _bare_host(host: str) -> str:
+    """Lowercased, without userinfo, port or trailing dot; '' for an IP literal (never a session host)."""
+    host = host.strip().rpartition("@")[2]
     if host.startswith("["):
-        return ""  # an IP literal is never a session host
+        return ""
     return host.split(":")[0].strip().lower().rstrip(".")
+
+
+def forwarded_host(headers: Any, controller: str) -> str:
+    """The host the client asked for, from the header `controller` sets ('' when there is none).
+
+    Forbidden when the other controller's host header is present and names another host.
+    """
+    get = headers.get
+    original_url = (get("X-Original-URL") or "").strip()
+    forwarded = (get("X-Forwarded-Host") or "").strip()
+    if controller == "nginx":
+        host, other = _bare_host(_url_host(original_url)), forwarded
+    else:
+        if "," in forwarded:  # Traefik sets exactly one host; a list was written by someone else
+            raise Forbidden("conflicting host headers", error="forbidden")
+        host, other = _bare_host(forwarded), _url_host(original_url)
+    if other and _bare_host(other) != host:
+        raise Forbidden("conflicting host headers", error="forbidden")
+    return host
 
 
 def token_from(authorization: str | None, cookie: str | None) -> str:
@@ -75,7 +103,7 @@ def check(headers: Any, authorization: str | None, cookie: str | None) -> Admitt
     from streamspace.domain.names import user_label
 
     claims = verified_claims(token_from(authorization, cookie))
-    host = forwarded_host(headers)
+    host = forwarded_host(headers, settings().ingress_controller)
     session, _, domain = host.partition(".")
     if not session or not domain:
         raise Forbidden("the request names no session host", error="forbidden")
@@ -85,11 +113,11 @@ def check(headers: Any, authorization: str | None, cookie: str | None) -> Admitt
     assert row is not None
     if domain != (row["domain"] or "streamspace.local"):
         raise Forbidden("the request names no session host", error="forbidden")
-    if row["state"] is None or row["state"] == "terminated":
-        raise Forbidden("no such session", error="forbidden")
     admin = row["role"] == "admin"
+    exists = row["state"] is not None and row["state"] != "terminated"
     owner = row["owner_id"] == claims.user_id if row["owner_id"] is not None else \
         row["owner"] == user_label(row["username"])
-    if not (owner or admin):
-        raise Forbidden("only the session's owner may reach it", error="forbidden")
+    if not exists or not (owner or admin):
+        # One answer for "no such session" and "not yours": the check must not reveal which it was.
+        raise Forbidden(NOT_YOURS, error="forbidden")
     return Admitted(username=row["username"], session=session, admin=admin)

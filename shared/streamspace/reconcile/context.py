@@ -43,7 +43,8 @@ def config_from_values(values: Mapping[str, Any]) -> ReconcileConfig:
     from streamspace.config import settings
     from streamspace.settings_store import DEFAULTS
 
-    return ReconcileConfig.from_values({**DEFAULTS, **values}, settings().namespace)
+    return ReconcileConfig.from_values({**DEFAULTS, **values}, settings().namespace,
+                                       controller=settings().ingress_controller)
 
 
 def load_config() -> ReconcileConfig:

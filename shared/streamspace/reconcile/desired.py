@@ -65,6 +65,7 @@ class ReconcileConfig:
 
     ingress_domain: str = "streamspace.local"
     ingress_class: str = "traefik"
+    ingress_controller: str = "traefik"  # traefik | nginx (setting INGRESS_CONTROLLER): which annotations
     ingress_tls_secret: str = ""
     ingress_controller_namespace: str = "traefik"
     auth_url: str = "http://auth-check.streamspace.svc.cluster.local/api/v1/auth/session-check"
@@ -78,8 +79,10 @@ class ReconcileConfig:
     auto_hibernation: bool = True
 
     @classmethod
-    def from_values(cls, values: Mapping[str, Any], namespace: str = "streamspace") -> ReconcileConfig:
-        """From configuration key/values (the `configuration` table), missing keys at their defaults.
+    def from_values(cls, values: Mapping[str, Any], namespace: str = "streamspace",
+                    controller: str = "traefik") -> ReconcileConfig:
+        """From configuration key/values (the `configuration` table), missing keys at their defaults,
+        for the ingress controller `controller` (a process setting: auth-check must agree with it).
 
         Keys beyond the seeded ones: `ingress.tlsSecret`, `ingress.controllerNamespace` (where the
         ingress controller runs: the only namespace a session's pod accepts traffic from),
@@ -97,11 +100,12 @@ class ReconcileConfig:
                 return default
 
         ingress_class = text("ingress.class", "traefik")
-        controller_ns = {"traefik": "traefik", "nginx": "ingress-nginx"}.get(ingress_class, "ingress-system")
+        controller_ns = {"traefik": "traefik", "nginx": "ingress-nginx"}[controller]
         auto = values.get("session.enableAutoHibernation", True)
         return cls(
             ingress_domain=text("ingress.domain", "streamspace.local"),
             ingress_class=ingress_class,
+            ingress_controller=controller,
             ingress_tls_secret=text("ingress.tlsSecret", ""),
             ingress_controller_namespace=text("ingress.controllerNamespace", controller_ns),
             auth_url=text("auth.checkUrl",
@@ -159,6 +163,20 @@ def applied_hashes(deployment: Mapping[str, Any] | None) -> dict[str, str]:
     if not deployment:
         return {}
     return decode_hashes(((deployment.get("metadata") or {}).get("annotations") or {}).get(ANN_HASHES))
+
+
+def ingress_annotations(config: ReconcileConfig) -> dict[str, str]:
+    """Forward auth for the configured controller only: only the owner or an admin reaches the
+    desktop (auth-check answers 200, 401 or 403, reading the host header this controller sets)."""
+    if config.ingress_controller == "nginx":
+        return {
+            NGINX_AUTH_URL: config.auth_url,
+            NGINX_AUTH_RESPONSE_HEADERS: AUTH_USER_HEADER,
+            # Streams are long-lived websockets.
+            "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
+            "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+        }
+    return {TRAEFIK_MIDDLEWARES: config.traefik_middleware}
 
 
 def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
@@ -259,16 +277,7 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
         ingress_spec["tls"] = [{"hosts": [host], "secretName": config.ingress_tls_secret}]
     objects.append({
         "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-        "metadata": owned_meta({
-            # Forward auth, for whichever controller serves the class: only the owner or an admin
-            # reaches the desktop (auth-check answers 200, 401 or 403).
-            TRAEFIK_MIDDLEWARES: config.traefik_middleware,
-            NGINX_AUTH_URL: config.auth_url,
-            NGINX_AUTH_RESPONSE_HEADERS: AUTH_USER_HEADER,
-            # Streams are long-lived websockets.
-            "nginx.ingress.kubernetes.io/proxy-read-timeout": "3600",
-            "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
-        }),
+        "metadata": owned_meta(ingress_annotations(config)),
         "spec": ingress_spec,
     })
 
