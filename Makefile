@@ -43,8 +43,15 @@ lint: $(STAMP) ## ruff + mypy (shared library)
 	@$(VENV)/bin/mypy shared/streamspace
 
 .PHONY: bench
-bench: $(STAMP) ## Benchmarks, reported as ratios to a baseline measured in the same run
+bench: $(STAMP) wrk ## The production table: functions served by functions-framework, driven by wrk, as ratios to hello world
 	@$(PY) -m bench $(BENCH_ARGS)
+
+.PHONY: wrk
+wrk: ## Install the wrk load generator from the system packages when it is missing (apt-get, as root)
+	@command -v wrk >/dev/null || { \
+	  test "$$(id -u)" = 0 || { echo "wrk is missing: run 'apt-get install wrk' as root (or make bench as root)" >&2; exit 1; }; \
+	  echo "installing wrk (apt-get)"; \
+	  apt-get install -y -qq wrk >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq wrk >/dev/null; }; }
 
 .PHONY: version
 version: ## Print the version that images and packages get

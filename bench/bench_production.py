@@ -1,0 +1,366 @@
+"""The functions as production serves them, as ratios to a bare functions-framework hello world.
+
+Every app (ours and the hello worlds) runs in its own `functions-framework` process with the
+images' WORKERS/THREADS (bench.served); wrk drives it with CONNECTIONS keep-alive connections.
+
+- Throughput: each of our routes is measured next to the HTTP hello world, in ROUNDS rounds whose
+  order alternates (hello first, then ours first), and the ratio is taken within each pair; the
+  table gives the median ratio and its spread (min-max).
+- Cold start, per function: process start to the first 2xx on its main authenticated route (HTTP)
+  or to its first CloudEvent handled with 2xx, against the hello world of the same kind, pairs
+  alternating, median ratio.
+- Memory: PSS of each warmed process tree (after its first request), against hello world's.
+- Hot paths: SQL statements and Kubernetes requests per request, counted in-process on the same
+  routes (streamspace.db.statement_count, the simulated API server's request log).
+
+Kubernetes is the project's simulated API server, in this process: only the templates list asks
+it anything on a measured route. Nothing here asserts time: it reports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bench.served import (
+    CONNECTIONS,
+    Served,
+    first_success,
+    hello_sources,
+    image_serving_env,
+    precompile,
+    wrk,
+)
+from bench.support import ROOT, benchmark_database
+
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
+SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
+COLD_ROUNDS = int(os.environ.get("BENCH_COLD_ROUNDS", "3"))
+SESSIONS = 50
+TEMPLATES = 10
+NS = "streamspace"
+
+THROUGHPUT_TARGETS = {"list": 0.5, "heartbeat": 0.6, "session-check": 0.7, "templates": 0.5}
+COLD_START_TARGET = 1.5
+
+
+def _template(name: str) -> dict[str, Any]:
+    return {"apiVersion": "stream.space/v1alpha1", "kind": "Template",
+            "metadata": {"name": name, "namespace": NS},
+            "spec": {"displayName": name.title(), "baseImage": f"lscr.io/linuxserver/{name}:latest",
+                     "category": "Browsers", "tags": ["bench"],
+                     "defaultResources": {"cpu": "100m", "memory": "128Mi"},
+                     "vnc": {"enabled": True, "port": 3000}}}
+
+
+def _user(username: str, role: str) -> tuple[str, str]:
+    from streamspace.auth.tokens import issue_access_token
+    from streamspace.db import execute, fetch_one
+
+    row = fetch_one("INSERT INTO users (username, email, role, password_hash) VALUES (%s, %s, %s, 'unused')"
+                    " RETURNING id::text AS id", (username, f"{username}@example.com", role))
+    assert row is not None
+    execute("INSERT INTO user_quotas (user_id, max_sessions, max_cpu_millis, max_memory_bytes, max_storage_bytes)"
+            " VALUES (%s, 1000, 1000000, 1099511627776, 1099511627776)", (row["id"],))
+    token, _ = issue_access_token(user_id=row["id"], username=username, role=role, groups=[], family_id=None)
+    return row["id"], token
+
+
+def _machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(),
+            "kernel": platform.release(), "load_average": [round(x, 2) for x in os.getloadavg()]}
+
+
+def _launch(sessions_url: str, user_token: str, count: int) -> list[str]:
+    import requests
+
+    client = requests.Session()
+    client.headers["Authorization"] = f"Bearer {user_token}"
+    names = []
+    for _ in range(count):
+        response = client.post(sessions_url + "/api/v1/sessions", json={"template": "firefox"}, timeout=30)
+        response.raise_for_status()
+        names.append(response.json()["name"])
+    return names
+
+
+def _connect(sessions_url: str, user_token: str, name: str) -> str:
+    import requests
+
+    connection = requests.get(f"{sessions_url}/api/v1/sessions/{name}/connect",
+                              headers={"Authorization": f"Bearer {user_token}"}, timeout=30)
+    connection.raise_for_status()
+    return str(connection.json()["connectionId"])
+
+
+def _counts(cluster: Any, user_token: str, session: str, connection_id: str) -> dict[str, Any]:
+    """SQL statements and Kubernetes requests of one request to each measured route (warm)."""
+    from werkzeug.test import Client
+
+    from streamspace.db import statement_count
+    from streamspace.local.gateway import load_function_app
+
+    user = {"Authorization": f"Bearer {user_token}"}
+    cases = {
+        "list": ("sessions", "GET", "/api/v1/sessions?limit=50", user),
+        "heartbeat": ("sessions", "POST", f"/api/v1/sessions/{session}/heartbeat?connectionId={connection_id}", user),
+        "session-check": ("auth-check", "GET", "/api/v1/auth/session-check",
+                          {**user, "X-Forwarded-Host": f"{session}.streamspace.local"}),
+        "templates": ("templates", "GET", "/api/v1/templates", user),
+    }
+    found = {}
+    apps: dict[str, Client] = {}
+    for name, (function, method, path, headers) in cases.items():
+        client = apps.setdefault(function, Client(load_function_app(function)))
+        for _ in range(3):  # warm: first-use token verification, prepared statements
+            assert client.open(path, method=method, headers=headers).status_code == 200
+        cluster.clear_requests()
+        before = statement_count()
+        assert client.open(path, method=method, headers=headers).status_code == 200
+        found[name] = {"sql": statement_count() - before, "kubernetes": len(cluster.requests)}
+    return found
+
+
+def _throughput(hello: Served, cases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    samples: dict[str, dict[str, list[float]]] = {name: {"hello": [], "ours": [], "ratio": [], "p50": [],
+                                                         "hello_p50": []} for name in cases}
+    for round_number in range(ROUNDS):
+        for name, case in cases.items():
+            def ours() -> Any:
+                return wrk(case["url"], seconds=SECONDS, method=case.get("method", "GET"),
+                           headers=case.get("headers"))
+
+            def base() -> Any:
+                return wrk(hello.url + "/", seconds=SECONDS)
+
+            if round_number % 2 == 0:
+                b, o = base(), ours()
+            else:
+                o, b = ours(), base()
+            s = samples[name]
+            s["hello"].append(b.rps)
+            s["ours"].append(o.rps)
+            s["ratio"].append(o.rps / b.rps)
+            s["p50"].append(o.p50_us)
+            s["hello_p50"].append(b.p50_us)
+    return {name: {key: (statistics.median(v) if key != "ratio" else v) for key, v in s.items()}
+            for name, s in samples.items()}
+
+
+def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_token: str, admin_token: str,
+                 session: str) -> dict[str, dict[str, Any]]:
+    from streamspace.events.apiserver import apiserver_event, ping_event
+
+    user = {"Authorization": f"Bearer {user_token}"}
+    admin = {"Authorization": f"Bearer {admin_token}"}
+    from streamspace import kube
+
+    session_obj = kube.get("Session", session, NS)
+    template_obj = kube.get("Template", "firefox", NS)
+    assert session_obj is not None and template_obj is not None
+
+    def event(headers_body: tuple[dict[str, str], bytes]) -> dict[str, Any]:
+        headers, body = headers_body
+        return {"method": "POST", "path": "/", "headers": headers, "body": body, "kind": "event"}
+
+    def webhook() -> dict[str, Any]:
+        import hashlib
+        import hmac
+
+        body = json.dumps({"repository": {"clone_url": "https://git.example.com/none.git"},
+                           "ref": "refs/heads/main"}).encode()
+        signature = hmac.new(env["WEBHOOK_SECRET"].encode(), body, hashlib.sha256).hexdigest()
+        return {"method": "POST", "path": "/webhooks/repository/sync", "body": body,
+                "headers": {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"}}
+
+    routes: dict[str, dict[str, Any]] = {
+        "auth": {"path": "/api/v1/auth/me", "headers": user},
+        "auth-check": {"path": "/api/v1/auth/session-check",
+                       "headers": {**user, "X-Forwarded-Host": f"{session}.streamspace.local"}},
+        "catalog": {"path": "/api/v1/catalog/templates", "headers": user},
+        "cluster": {"path": "/api/v1/admin/nodes", "headers": admin},
+        "config": {"path": "/api/v1/config", "headers": admin},
+        "metrics": {"path": "/api/v1/metrics", "headers": user},
+        "sessions": {"path": "/api/v1/sessions", "headers": user},
+        "templates": {"path": "/api/v1/templates", "headers": user},
+        "users": {"path": "/api/v1/users/me", "headers": user},
+        "webhooks": webhook(),
+        "catalog-sync": event(ping_event(NS, "catalog-sync", json.dumps({"task": "catalog-sync"}))),
+        "idle-sweep": event(ping_event(NS, "idle-sweep", json.dumps({"task": "idle-sweep"}))),
+        "resync": event(ping_event(NS, "resync", json.dumps({"task": "resync"}))),
+        "session-reconcile": event(apiserver_event("update", session_obj, "sessions")),
+        "template-reconcile": event(apiserver_event("update", template_obj, "templates")),
+    }
+    missing = sorted({p.parent.name for p in (ROOT / "functions").glob("*/main.py")} - set(routes))
+    if missing:
+        raise RuntimeError(f"no cold-start route declared for: {', '.join(missing)}")
+    results: dict[str, dict[str, Any]] = {}
+    for function, route in routes.items():
+        source = ROOT / "functions" / function / "main.py"
+        hello = hello_event if route.get("kind") == "event" else hello_http
+        hello_route = route if route.get("kind") == "event" else {"path": "/"}
+        pairs: list[tuple[float, float]] = []
+        memory: dict[str, Any] = {}
+        for round_number in range(COLD_ROUNDS):
+            def measure(src: Path, r: dict[str, Any], label: str) -> float:
+                served = Served(src, env)
+                try:
+                    seconds = first_success(served, r["path"], method=r.get("method", "GET"),
+                                            headers=r.get("headers"), body=r.get("body"))
+                    if round_number == COLD_ROUNDS - 1:
+                        memory[label] = served.memory_kib()
+                    return seconds
+                finally:
+                    served.stop()
+
+            if round_number % 2 == 0:
+                b = measure(hello, hello_route, "hello")
+                o = measure(source, route, "ours")
+            else:
+                o = measure(source, route, "ours")
+                b = measure(hello, hello_route, "hello")
+            pairs.append((b, o))
+        results[function] = {
+            "route": "CloudEvent" if route.get("kind") == "event" else f"{route.get('method', 'GET')} {route['path']}",
+            "hello_ms": statistics.median(b for b, _ in pairs) * 1000,
+            "ours_ms": statistics.median(o for _, o in pairs) * 1000,
+            "ratio": [o / b for b, o in pairs],
+            "memory": memory,
+        }
+    return results
+
+
+def run() -> dict[str, Any]:
+    from streamspace import kube
+    from streamspace.sim import SimCluster
+
+    before = _machine()
+    tmp = Path(tempfile.mkdtemp(prefix="ssb-prod-"))
+    url = benchmark_database()
+    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0)
+    cluster.start()
+    os.environ["KUBECONFIG"] = cluster.write_kubeconfig(tmp / "kubeconfig")
+    kube.reset_client()
+    precompile(ROOT / "functions", ROOT / "shared")
+    env = {**os.environ, "DATABASE_URL": url, "WEBHOOK_SECRET": "bench-webhook-secret-" + "y" * 20,
+           "PYTHONDONTWRITEBYTECODE": "1", "LOG_LEVEL": "WARNING"}
+    os.environ["WEBHOOK_SECRET"] = env["WEBHOOK_SECRET"]
+    hello_http, hello_event = hello_sources(tmp)
+    served: list[Served] = []
+    try:
+        for name in ("firefox", *(f"app{i}" for i in range(1, TEMPLATES))):
+            kube.create(_template(name))
+        _, user_token = _user("bench", "user")
+        _, admin_token = _user("benchadmin", "admin")
+
+        sessions = Served(ROOT / "functions" / "sessions" / "main.py", env).start()
+        served.append(sessions)
+        # Cold starts first, with one session (reconcile and resync work on what exists: keep it small).
+        names = _launch(sessions.url, user_token, 1)
+        cold = _cold_starts(env, hello_http, hello_event, user_token, admin_token, names[0])
+        names += _launch(sessions.url, user_token, SESSIONS - 1)
+        connection_id = _connect(sessions.url, user_token, names[0])
+        hello = Served(hello_http, env).start("/")
+        authcheck = Served(ROOT / "functions" / "auth-check" / "main.py", env).start()
+        templates = Served(ROOT / "functions" / "templates" / "main.py", env).start()
+        served += [hello, authcheck, templates]
+        user = {"Authorization": f"Bearer {user_token}"}
+        cases = {
+            "list": {"url": sessions.url + "/api/v1/sessions?limit=50", "headers": user},
+            "heartbeat": {"url": f"{sessions.url}/api/v1/sessions/{names[0]}/heartbeat?connectionId={connection_id}",
+                          "method": "POST", "headers": user},
+            "session-check": {"url": authcheck.url + "/api/v1/auth/session-check",
+                              "headers": {**user, "X-Forwarded-Host": f"{names[0]}.streamspace.local"}},
+            "templates": {"url": templates.url + "/api/v1/templates", "headers": user},
+        }
+        throughput = _throughput(hello, cases)
+        warm_memory = {"hello": hello.memory_kib(), "sessions": sessions.memory_kib(),
+                       "auth-check": authcheck.memory_kib(), "templates": templates.memory_kib()}
+        for s in served:
+            s.stop()
+        counts = _counts(cluster, user_token, names[0], connection_id)
+        return {"machine": before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
+                "serving": image_serving_env(), "connections": CONNECTIONS, "rounds": ROUNDS,
+                "seconds_per_run": SECONDS, "cold_rounds": COLD_ROUNDS,
+                "throughput": throughput, "warm_memory_after_load": warm_memory,
+                "hot_path_counts": counts, "cold_start": cold}
+    finally:
+        for s in served:
+            s.stop()
+        kube.reset_client()
+        cluster.stop()
+
+
+# -- the one table --------------------------------------------------------------------------------------
+_LABELS = {
+    "list": f"GET /api/v1/sessions ({SESSIONS} sessions, authenticated), req/s",
+    "heartbeat": "POST /api/v1/sessions/{id}/heartbeat, req/s",
+    "session-check": "GET /api/v1/auth/session-check (forward auth), req/s",
+    "templates": f"GET /api/v1/templates ({TEMPLATES} templates), req/s",
+}
+
+
+def _ratio_cell(ratios: list[float]) -> str:
+    return f"{statistics.median(ratios):.2f} ({min(ratios):.2f}-{max(ratios):.2f})"
+
+
+def table(result: dict[str, Any]) -> str:
+    """The figures as one Markdown table of ratios, with the targets each meets."""
+    machine = result["machine"]
+    serving = result["serving"]
+    lines = [
+        f"Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, kernel "
+        f"{machine['kernel']}; load average {machine['load_average']} before, {result['load_average_after']} after.",
+        f"Serving: functions-framework (gunicorn gthread) WORKERS={serving['WORKERS']} THREADS={serving['THREADS']}"
+        f" (the Dockerfile's), one process tree per app; load: wrk, {result['connections']} connections,"
+        f" {result['rounds']} alternating rounds of {result['seconds_per_run']:g} s; cold start: median of"
+        f" {result['cold_rounds']} alternating pairs. Ratio: median of the per-pair ratios (min-max).",
+        "",
+        "| measure | hello world | ours | ratio (spread) | target | met |",
+        "|---|---:|---:|---|---|---|",
+    ]
+    met_all = True
+    counts = result["hot_path_counts"]
+    for name, figures in result["throughput"].items():
+        ratio = statistics.median(figures["ratio"])
+        target = THROUGHPUT_TARGETS[name]
+        met = ratio >= target
+        met_all &= met
+        c = counts[name]
+        lines.append(f"| {_LABELS[name]} [{c['sql']} SQL, {c['kubernetes']} Kubernetes per request;"
+                     f" p50 {figures['p50'] / 1000:.1f} ms] | {figures['hello']:.0f} | {figures['ours']:.0f} |"
+                     f" {_ratio_cell(figures['ratio'])} | >= {target} | {'yes' if met else 'NO'} |")
+    for function, figures in result["cold_start"].items():
+        ratio = statistics.median(figures["ratio"])
+        met = ratio <= COLD_START_TARGET
+        met_all &= met
+        lines.append(f"| cold start {function}: process start to first 2xx on {figures['route']}, ms |"
+                     f" {figures['hello_ms']:.0f} | {figures['ours_ms']:.0f} | {_ratio_cell(figures['ratio'])} |"
+                     f" <= {COLD_START_TARGET} | {'yes' if met else 'NO'} |")
+    for function, figures in result["cold_start"].items():
+        memory = figures["memory"]
+        if "ours" in memory and "hello" in memory:
+            ours, hello = memory["ours"]["pss_kib"] / 1024, memory["hello"]["pss_kib"] / 1024
+            lines.append(f"| memory {function}: PSS of the process tree after its first request, MiB |"
+                         f" {hello:.1f} | {ours:.1f} | {ours / hello:.2f} | report | - |")
+    warm = result["warm_memory_after_load"]
+    for function in ("sessions", "auth-check", "templates"):
+        ours, hello = warm[function]["pss_kib"] / 1024, warm["hello"]["pss_kib"] / 1024
+        lines.append(f"| memory {function} after the load runs, PSS MiB | {hello:.1f} | {ours:.1f} |"
+                     f" {ours / hello:.2f} | report | - |")
+    lines.append("")
+    lines.append("All targets met." if met_all else "Not every target is met (rows marked NO).")
+    return "\n".join(lines)

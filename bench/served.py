@@ -1,0 +1,272 @@
+"""Serving functions the way production does, and driving them with a compiled load generator.
+
+- Every app runs in its OWN process under `functions-framework` (gunicorn, gthread), with the
+  worker, thread and timeout settings read from the Dockerfile's ENV, so the figures follow the
+  images if those change.
+- Load comes from `wrk` (C, epoll), never from Python in the server's interpreter, at a stated
+  number of keep-alive connections.
+- Cold start: process start to the first 2xx on a given request (HTTP) or CloudEvent.
+- Memory: proportional set size (PSS) of the process tree, which is how the kernel would split
+  shared pages between containers; the gunicorn master is included (it is in every image).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.support import ROOT
+
+HELLO_HTTP = '''
+import functions_framework
+
+
+@functions_framework.http
+def handle(request):
+    return "Hello, World!"
+'''
+
+HELLO_EVENT = '''
+import functions_framework
+
+
+@functions_framework.cloud_event
+def handle(event):
+    return None
+'''
+
+SERVING_SETTINGS = ("WORKERS", "THREADS", "CLOUD_RUN_TIMEOUT_SECONDS")
+
+
+def image_serving_env() -> dict[str, str]:
+    """WORKERS, THREADS and CLOUD_RUN_TIMEOUT_SECONDS exactly as the Dockerfile's runtime stage sets them."""
+    text = (ROOT / "Dockerfile").read_text()
+    found = {}
+    for name in SERVING_SETTINGS:
+        match = re.search(rf"^\s*{name}=(\S+?)\s*\\?$", text, re.MULTILINE)
+        if match is None:
+            raise RuntimeError(f"the Dockerfile sets no {name}: the benchmark cannot serve as the images do")
+        found[name] = match.group(1)
+    return found
+
+
+def hello_sources(directory: Path) -> tuple[Path, Path]:
+    """(HTTP hello world, CloudEvent hello world) source files."""
+    http, event = directory / "hello_http.py", directory / "hello_event.py"
+    http.write_text(HELLO_HTTP)
+    event.write_text(HELLO_EVENT)
+    return http, event
+
+
+def precompile(*folders: Path) -> None:
+    """The images run `python -m compileall` at build time; do the same for the sources served here."""
+    import compileall
+
+    for folder in folders:
+        compileall.compile_dir(str(folder), quiet=1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _functions_framework() -> str:
+    return str(Path(sys.executable).with_name("functions-framework"))
+
+
+class Served:
+    """One app served by functions-framework in its own process tree on 127.0.0.1."""
+
+    def __init__(self, source: Path, env: dict[str, str]) -> None:
+        self.source = source
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {**env, **image_serving_env(), "PORT": str(self.port)}
+        self.process: subprocess.Popen[bytes] | None = None
+        self.started_at = 0.0
+
+    def spawn(self) -> Served:
+        self.started_at = time.perf_counter()
+        self.process = subprocess.Popen(
+            [_functions_framework(), "--source", str(self.source), "--target", "handle",
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        return self
+
+    def start(self, ready_path: str = "/health", timeout: float = 60.0) -> Served:
+        """Spawn and wait until the app answers `ready_path` (any HTTP status means it is up)."""
+        self.spawn()
+        deadline = time.perf_counter() + timeout
+        while time.perf_counter() < deadline:
+            self._check_alive()
+            try:
+                with urllib.request.urlopen(self.url + ready_path, timeout=2):  # noqa: S310
+                    return self
+            except urllib.error.HTTPError:
+                return self
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError(f"{self.source} did not answer within {timeout} s")
+
+    def _check_alive(self) -> None:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+            raise RuntimeError(f"{self.source} exited with {self.process.returncode}: {err[-2000:]}")
+
+    def pids(self) -> list[int]:
+        assert self.process is not None
+        found, todo = [], [self.process.pid]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                try:
+                    todo += [int(c) for c in (task / "children").read_text().split()]
+                except OSError:
+                    pass
+        return found
+
+    def memory_kib(self) -> dict[str, int]:
+        """PSS and RSS of the process tree (master + workers), in KiB."""
+        pss = rss = 0
+        for pid in self.pids():
+            try:
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                    if line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+                    elif line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+            except OSError:
+                pass
+        return {"pss_kib": pss, "rss_kib": rss}
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process is not None and self.process.stderr is not None:
+            self.process.stderr.close()
+
+    def __enter__(self) -> Served:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def first_success(served: Served, path: str, *, method: str = "GET", headers: dict[str, str] | None = None,
+                  body: bytes | None = None, timeout: float = 60.0) -> float:
+    """Spawn `served` and return seconds from process start to the first 2xx answer to the request.
+
+    Polls as fast as the client can (a refused connection is retried after 2 ms), the same way for
+    every app measured, so the polling cost is on both sides of a ratio."""
+    served.spawn()
+    url = served.url + path
+    while True:
+        served._check_alive()
+        request = urllib.request.Request(url, data=body, headers=headers or {}, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+                if 200 <= response.status < 300:
+                    return time.perf_counter() - served.started_at
+                raise RuntimeError(f"{served.source}: {method} {path} answered {response.status}")
+        except urllib.error.HTTPError as exc:
+            raise RuntimeError(f"{served.source}: {method} {path} answered {exc.code}: {exc.read()[:300]!r}") \
+                from None
+        except OSError:
+            time.sleep(0.002)
+        if time.perf_counter() - served.started_at > timeout:
+            raise RuntimeError(f"{served.source}: no 2xx within {timeout} s")
+
+
+# -- wrk ---------------------------------------------------------------------------------------------
+CONNECTIONS = 16
+WRK_THREADS = 2
+
+
+def wrk_path() -> str:
+    found = shutil.which("wrk")
+    if found is None:
+        raise RuntimeError("wrk is not installed: `make bench` installs it (apt-get install wrk, as root)")
+    return found
+
+
+_LUA = '''
+wrk.method = "{method}"
+{headers}
+{body}
+done = function(summary, latency, requests)
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read
+              + summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT %d %d %.3f %.1f %.1f %.1f\\n", summary.requests, bad,
+           summary.duration / 1e6, latency:percentile(50), latency:percentile(99), latency.mean))
+end
+'''
+
+
+@dataclass(frozen=True)
+class Load:
+    """One wrk run: requests per second and latencies in microseconds."""
+
+    requests: int
+    errors: int
+    rps: float
+    p50_us: float
+    p99_us: float
+    mean_us: float
+
+
+def wrk(url: str, *, seconds: float, method: str = "GET", headers: dict[str, str] | None = None,
+        body: bytes | None = None, connections: int = CONNECTIONS, threads: int = WRK_THREADS) -> Load:
+    """Drive `url` for `seconds` with `connections` keep-alive connections. Any non-2xx answer or
+    socket error is counted and makes the run fail: a figure of failed requests means nothing."""
+
+    def lua_string(value: str | bytes) -> str:
+        text = value.decode() if isinstance(value, bytes) else value
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+    script = _LUA.format(
+        method=method,
+        headers="\n".join(f"wrk.headers[{lua_string(k)}] = {lua_string(v)}" for k, v in (headers or {}).items()),
+        body=f"wrk.body = {lua_string(body)}" if body is not None else "",
+    )
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script)
+    try:
+        out = subprocess.run([wrk_path(), "-t", str(min(threads, connections)), "-c", str(connections),
+                              "-d", f"{max(1, round(seconds))}s", "-s", handle.name, url],
+                             capture_output=True, text=True, timeout=seconds + 60, check=True).stdout
+    finally:
+        os.unlink(handle.name)
+    match = re.search(r"^RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)$", out, re.MULTILINE)
+    if match is None:
+        raise RuntimeError(f"unreadable wrk output: {out}")
+    requests, errors = int(match.group(1)), int(match.group(2))
+    duration, p50, p99, mean = (float(match.group(i)) for i in range(3, 7))
+    if errors:
+        raise RuntimeError(f"{method} {url}: {errors} of {requests} requests failed under load")
+    return Load(requests, errors, requests / duration, p50, p99, mean)
+
+
+def spread(values: list[float]) -> dict[str, Any]:
+    import statistics
+
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
