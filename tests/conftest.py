@@ -237,13 +237,18 @@ def token_for(user_id: str, username: str, role: str = "user", groups: list[str]
 
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
-    """A simulated API server with the project's CRDs, made this process's kubeconfig cluster."""
+    """A simulated API server with the project's CRDs and RBAC, made this process's kubeconfig cluster.
+
+    Each function calls it as its own ServiceAccount (the kustomize tree's Roles and bindings are
+    enforced); the test itself, calling `kube` or the official client directly, is the administrator.
+    """
     from streamspace import kube
+    from streamspace.local.identities import serve_as_functions
     from streamspace.sim import SimCluster
 
     cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0)
     cluster.start()
-    kubeconfig = cluster.write_kubeconfig(tmp_path_factory.mktemp("kube") / "config")
+    kubeconfig = serve_as_functions(cluster, tmp_path_factory.mktemp("kube") / "config")
     previous = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(kubeconfig)
     kube.reset_client()

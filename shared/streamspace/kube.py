@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamspace.http.api import register_error_mapper
 from streamspace.http.errors import BadRequest, Conflict, HttpError, NotFound, ServiceUnavailable
+from streamspace.observability import function_var
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -92,41 +93,78 @@ class ClusterUnavailable(KubeError):
         super().__init__(503, "ServiceUnavailable", message)
 
 
+CONTEXT_PREFIX = "streamspace/"
+
 _lock = threading.Lock()
-_client: ApiClient | None = None
+_clients: dict[str, ApiClient] = {}
+_contexts: frozenset[str] | None = None
+
+
+def function_context(function: str) -> str:
+    """The kubeconfig context a function acts through when several share one process (`make run`, tests)."""
+    return CONTEXT_PREFIX + function
 
 
 def api_client() -> ApiClient:
-    global _client
-    if _client is None:
+    """The client of the running function's identity.
+
+    In a cluster each function is its own pod with its ServiceAccount's token (in-cluster config). When
+    functions share a process, the kubeconfig may carry a context per function
+    (`streamspace/<function>`, e.g. the simulated cluster's ServiceAccount tokens): the running
+    function (observability.function_var) then calls the API as its own ServiceAccount. Without such a
+    context, the kubeconfig's current context is used.
+    """
+    context = _context_for(function_var.get())
+    client = _clients.get(context)
+    if client is None:
         with _lock:
-            if _client is None:
-                _client = _load_client()
-    return _client
+            client = _clients.get(context)
+            if client is None:
+                client = _clients[context] = _load_client(context or None)
+    return client
 
 
-def _load_client() -> ApiClient:
+def _context_for(function: str) -> str:
+    global _contexts
+    if not function or os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return ""
+    if _contexts is None:
+        from kubernetes import config
+
+        try:
+            listed, _ = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG") or None)
+            _contexts = frozenset(str(c.get("name")) for c in listed or ())
+        except Exception:  # noqa: BLE001 - no kubeconfig: _load_client reports it
+            _contexts = frozenset()
+    wanted = function_context(function)
+    return wanted if wanted in _contexts else ""
+
+
+def _load_client(context: str | None) -> ApiClient:
     from kubernetes import client, config
 
+    configuration = client.Configuration()
     try:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config()
+            config.load_incluster_config(client_configuration=configuration)
         else:
             # KUBECONFIG is read now, not when the kubernetes package was first imported (its default
             # path is frozen at import), so a process that switches clusters gets the new one.
-            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None)
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, context=context,
+                                    client_configuration=configuration)
     except Exception as exc:  # noqa: BLE001 - every config failure means "no cluster"
         raise ClusterUnavailable(f"no Kubernetes configuration: {exc}") from exc
-    return client.ApiClient()
+    return client.ApiClient(configuration)
 
 
 def reset_client() -> None:
-    """Forget the client (tests and the local runner switch clusters)."""
-    global _client
+    """Forget the clients (tests and the local runner switch clusters)."""
+    global _contexts
     with _lock:
-        if _client is not None:
-            _client.close()
-        _client = None
+        for client in _clients.values():
+            client.close()
+        _clients.clear()
+        _contexts = None
 
 
 def request(method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None,

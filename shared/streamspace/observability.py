@@ -15,6 +15,10 @@ from contextvars import ContextVar
 from typing import Any
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="")
+# The function handling the current request or event. In a cluster each function is its own pod; in
+# `make run` and the tests they share a process, and the Kubernetes client uses this to act as the
+# function's own ServiceAccount (kube.api_client).
+function_var: ContextVar[str] = ContextVar("function", default="")
 
 _STANDARD_ATTRS = set(vars(logging.makeLogRecord({})).keys()) | {"message", "asctime"}
 

@@ -192,11 +192,24 @@ def _rules(docs: list[dict[str, Any]], kind: str, name: str) -> set[tuple[str, s
 
 
 def test_rbac_least_privilege(base_docs: list[dict[str, Any]]) -> None:
-    rec = _rules(base_docs, "Role", "streamspace-reconciler")
-    assert ("stream.space", "sessions/status", "patch") in rec
-    assert ("apps", "deployments", "create") in rec and ("", "persistentvolumeclaims", "create") in rec
-    assert not any(v in ("*", "escalate", "bind", "impersonate") or r == "*" or r == "secrets" for _, r, v in rec)
-    assert ("", "persistentvolumeclaims", "delete") not in rec
+    """One ServiceAccount per function; no wildcard, no escalation, no Secrets, no PVC deletion. That each
+    function has every verb it uses is proven by running it against these Roles (test_rbac_enforced)."""
+    accounts = {s["metadata"]["name"]: s["spec"]["template"]["spec"]["serviceAccountName"]
+                for s in by_kind(base_docs, "Service", "serving.knative.dev/").values()}
+    assert accounts == {fn: f"streamspace-{fn}" for fn in functions_on_disk()}
+    assert set(accounts.values()) <= set(by_kind(base_docs, "ServiceAccount"))
+    granted: set[tuple[str, str, str]] = set()
+    for kind in ("Role", "ClusterRole"):
+        for name in by_kind(base_docs, kind):
+            granted |= _rules(base_docs, kind, name)
+    assert not any(v in ("*", "escalate", "bind", "impersonate") or r in ("*", "secrets") or g == "*"
+                   for g, r, v in granted)
+    assert not any(r == "persistentvolumeclaims" and v in ("delete", "deletecollection") for _, r, v in granted)
+    session_reconcile = _rules(base_docs, "Role", "streamspace-session-reconcile")
+    assert ("stream.space", "sessions/finalizers", "update") in session_reconcile
+    assert ("", "persistentvolumeclaims", "list") in _rules(base_docs, "Role", "streamspace-resync")
+    assert _rules(base_docs, "Role", "streamspace-catalog") == {("stream.space", "templates", "create"),
+                                                                ("stream.space", "templates", "patch")}
     cluster = _rules(base_docs, "ClusterRole", "streamspace-cluster-streamspace")
     assert cluster == {("", "nodes", "get"), ("", "nodes", "list"), ("", "nodes", "patch"),
                        ("", "pods", "get"), ("", "pods", "list"), ("", "pods/log", "get"),
@@ -204,9 +217,14 @@ def test_rbac_least_privilege(base_docs: list[dict[str, Any]]) -> None:
                        ("apps", "deployments", "list")}
     src = _rules(base_docs, "Role", "streamspace-apiserversource")
     assert {v for g, r, v in src if r != "events"} == {"get", "list", "watch"}
-    accounts = {s["spec"]["template"]["spec"]["serviceAccountName"]
-                for s in by_kind(base_docs, "Service", "serving.knative.dev/").values()}
-    assert accounts <= set(by_kind(base_docs, "ServiceAccount"))
+    # No cluster calls, no token: a compromised pod of these holds no Kubernetes credential.
+    tokenless = {name for name, sa in by_kind(base_docs, "ServiceAccount").items()
+                 if sa.get("automountServiceAccountToken") is False}
+    assert {f"streamspace-{fn}" for fn in ("auth", "auth-check", "users", "config", "metrics", "webhooks",
+                                          "catalog-sync")} <= tokenless
+    bound = {s["name"] for kind in ("RoleBinding", "ClusterRoleBinding")
+             for b in by_kind(base_docs, kind).values() for s in b["subjects"]}
+    assert not tokenless & bound
 
 
 def _strip_helm(doc: dict[str, Any]) -> dict[str, Any]:

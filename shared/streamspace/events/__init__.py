@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streamspace.observability import configure_logging, metrics, request_id_var
+from streamspace.observability import configure_logging, function_var, metrics, request_id_var
 
 log = logging.getLogger("streamspace.events")
 
@@ -110,6 +110,7 @@ def event_function(function: str) -> Callable[[Callable[[Any], Any]], Callable[[
 
             event_type = str(_attr(event, "type") or "unknown")
             token = request_id_var.set(str(_attr(event, "id") or uuid.uuid4().hex))
+            function_token = function_var.set(function)
             outcome = "done"
             try:
                 handler(event)
@@ -129,6 +130,7 @@ def event_function(function: str) -> Callable[[Callable[[Any], Any]], Callable[[
             finally:
                 metrics.observe_event(function, event_type, outcome)
                 request_id_var.reset(token)
+                function_var.reset(function_token)
 
         return wrapper
 

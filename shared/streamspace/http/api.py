@@ -30,7 +30,7 @@ from streamspace.http.errors import (
     ServiceUnavailable,
     UnsupportedMediaType,
 )
-from streamspace.observability import configure_logging, metrics, request_id_var
+from streamspace.observability import configure_logging, function_var, metrics, request_id_var
 
 if TYPE_CHECKING:
     import flask
@@ -340,6 +340,7 @@ class Api:
         if not re.fullmatch(r"[A-Za-z0-9._-]{8,64}", request_id):
             request_id = uuid.uuid4().hex
         token = request_id_var.set(request_id)
+        function_token = function_var.set(self.function)
         route_label = "unmatched"
         try:
             cors = self._cors_headers(request)
@@ -361,6 +362,7 @@ class Api:
                                      self._cors_headers(request))
         finally:
             request_id_var.reset(token)
+            function_var.reset(function_token)
         elapsed = time.perf_counter() - started
         metrics.observe_request(self.function, request.method, route_label, status, elapsed)
         if status >= 500:

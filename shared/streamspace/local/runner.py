@@ -74,7 +74,10 @@ class LocalStack:
 
         self.sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=self.kubelet_delay)
         self.sim.start()
-        kubeconfig = self.sim.write_kubeconfig(data_dir / "sim-kubeconfig")
+        from streamspace.local.identities import serve_as_functions
+
+        # Every function acts as its own ServiceAccount, authorized by knative/rbac as in a cluster.
+        kubeconfig = serve_as_functions(self.sim, data_dir / "sim-kubeconfig")
         os.environ["KUBECONFIG"] = str(kubeconfig)
         kube.reset_client()
         self.announce(f"cluster: SIMULATED Kubernetes API server (test/demo harness, not a cluster) at {self.sim.url};"

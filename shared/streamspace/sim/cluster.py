@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from .api import Api
 from .gc import GarbageCollector
 from .kubelet import Kubelet
 from .logs import LogStore
+from .rbac import Rbac
 from .resources import Registry
 from .server import RequestRecord, SimServer
 from .store import Store
@@ -49,7 +50,8 @@ class SimCluster:
         self.logs = LogStore(self.store)
         self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails, self.logs)
         self.garbage_collector = GarbageCollector(self.api, self.store)
-        self.server = SimServer(self.api, self.registry, self.store, self.logs)
+        self.rbac = Rbac(self.store, self.registry)
+        self.server = SimServer(self.api, self.registry, self.store, self.logs, self.rbac)
         for ns in DEFAULT_NAMESPACES:
             self.api.ensure_namespace(ns)
         self.load_crds(crd_paths)
@@ -90,14 +92,34 @@ class SimCluster:
 
     # ------------------------------------------------------------ clients
 
-    def write_kubeconfig(self, path: str | os.PathLike[str], namespace: str = "streamspace") -> str:
+    def load_rbac(self, docs: Iterable[dict[str, Any]], namespace: str = "streamspace") -> list[str]:
+        """Create the ServiceAccounts, Roles, ClusterRoles and bindings among rendered manifests (other
+        kinds are ignored); from then on requests with those ServiceAccounts' tokens are authorized by them."""
+        return self.rbac.load_manifests(self.api, docs, namespace)
+
+    def token_for(self, namespace: str, service_account: str) -> str:
+        """A bearer token that authenticates as the ServiceAccount (TokenRequest in a real cluster)."""
+        return self.rbac.issue_token(namespace, service_account)
+
+    def write_kubeconfig(self, path: str | os.PathLike[str], namespace: str = "streamspace",
+                         identities: Mapping[str, tuple[str, str] | None] | None = None) -> str:
+        """A kubeconfig whose current context is the harness administrator, plus one context per entry of
+        `identities` ({context: (namespace, ServiceAccount)}) carrying that ServiceAccount's token; None
+        means "no token mounted", a credential the server refuses (401)."""
+        users: list[dict[str, Any]] = [{"name": "streamspace-sim", "user": {}}]
+        contexts: list[dict[str, Any]] = [{"name": "streamspace-sim",
+                                           "context": {"cluster": "streamspace-sim", "user": "streamspace-sim",
+                                                       "namespace": namespace}}]
+        for context, account in sorted((identities or {}).items()):
+            token = self.token_for(*account) if account is not None else "no-service-account-token-mounted"
+            users.append({"name": context, "user": {"token": token}})
+            contexts.append({"name": context, "context": {"cluster": "streamspace-sim", "user": context,
+                                                          "namespace": namespace}})
         config = {
             "apiVersion": "v1", "kind": "Config",
             "clusters": [{"name": "streamspace-sim", "cluster": {"server": self.url}}],
-            "users": [{"name": "streamspace-sim", "user": {}}],
-            "contexts": [{"name": "streamspace-sim",
-                          "context": {"cluster": "streamspace-sim", "user": "streamspace-sim",
-                                      "namespace": namespace}}],
+            "users": users,
+            "contexts": contexts,
             "current-context": "streamspace-sim",
         }
         target = Path(path)

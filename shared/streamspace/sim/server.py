@@ -22,6 +22,7 @@ import yaml
 from . import api as apimod
 from .errors import ApiError, bad_request, reason_for, status_body
 from .logs import LogStore
+from .rbac import Rbac
 from .resources import Registry, ResourceType, openapi_v3_group_version, openapi_v3_root
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 from .store import Event, Store, TooOld
@@ -64,8 +65,10 @@ class Route(NamedTuple):
 
 
 class SimServer:
-    def __init__(self, api: apimod.Api, registry: Registry, store: Store, logs: LogStore | None = None) -> None:
+    def __init__(self, api: apimod.Api, registry: Registry, store: Store, logs: LogStore | None = None,
+                 rbac: Rbac | None = None) -> None:
         self.api = api
+        self.rbac = rbac if rbac is not None else Rbac(store, registry)
         self.registry = registry
         self.store = store
         self.logs = logs if logs is not None else LogStore(store)
@@ -268,6 +271,7 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
 
         def _dispatch(self, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
             segments = [s for s in path.split("/") if s]
+            user = sim.rbac.authenticate(self.headers.get("Authorization"))
             if method == "GET":
                 doc = self._discovery(segments)
                 if doc is not None:
@@ -284,6 +288,9 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 raise _not_found_path()
             route = sim.route(rest, group, version)
             rt, ns, name, sub = route.rt, route.namespace, route.name, route.subresource
+            sim.rbac.check_request(user, method, rt, ns, name, sub, route.watch_path or _truthy(query.get("watch")),
+                                   (self.headers.get("Content-Type") or "").split(";")[0].strip(),
+                                   lambda: self._parse(raw))
             obj_ns = ns or ""
             manager = query.get("fieldManager") or (self.headers.get("User-Agent") or "unknown").split("/")[0]
             dry_run = query.get("dryRun") == "All"
