@@ -33,8 +33,20 @@ run: $(STAMP) ## Run the whole system on port $(API_PORT) (embedded Postgres, si
 migrate: $(STAMP) ## Apply database migrations (DATABASE_URL, DB_* or the embedded default)
 	@$(PY) -m streamspace migrate
 
+# The SSO tests' OpenID Provider: the certified oidc-provider package from npm (pinned in the lock file).
+TEST_PROVIDER_DIR := tests/sso/provider
+TEST_PROVIDER_STAMP := $(TEST_PROVIDER_DIR)/node_modules/.installed-$(shell cat $(TEST_PROVIDER_DIR)/package.json $(TEST_PROVIDER_DIR)/package-lock.json 2>/dev/null | cksum | cut -d' ' -f1)
+
+$(TEST_PROVIDER_STAMP): $(TEST_PROVIDER_DIR)/package.json $(TEST_PROVIDER_DIR)/package-lock.json
+	@command -v npm >/dev/null || { echo "npm (node >= 20) is needed for the SSO tests' OpenID Provider" >&2; exit 1; }
+	@npm ci --prefix $(TEST_PROVIDER_DIR) --no-audit --no-fund --loglevel=error
+	@rm -f $(TEST_PROVIDER_DIR)/node_modules/.installed-* && touch $@
+
+.PHONY: test-provider
+test-provider: $(TEST_PROVIDER_STAMP) ## Install the OpenID Provider the SSO tests start (oidc-provider, npm ci)
+
 .PHONY: test
-test: $(STAMP) tools ## Run the whole test suite (starts its own embedded Postgres and simulated cluster)
+test: $(STAMP) tools test-provider ## Run the whole test suite (starts its own embedded Postgres, simulated cluster, OpenID Provider)
 	@$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 .PHONY: lint

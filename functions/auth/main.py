@@ -3,7 +3,8 @@
 import functions_framework
 
 from streamspace.auth.passwords import hash_profile
-from streamspace.http import Access, Api, Request
+from streamspace.http import Access, Api, Reply, Request
+from streamspace.sso.service import SAML_MESSAGE
 
 api = Api("auth")
 hash_profile()  # a bad PASSWORD_HASH_PROFILE ends the process at start, like any configuration error
@@ -15,7 +16,6 @@ def _schema(required: tuple[str, ...], **props: str) -> dict:
             "properties": {name: {"type": kind} for name, kind in props.items()}}
 
 
-SSO_LATER = "single sign-on is not available in this version; log in with a username and password"
 
 
 @api.post("/api/v1/auth/login", access=Access.PUBLIC, summary="Log in with a username and password",
@@ -46,12 +46,15 @@ def logout(req: Request) -> dict:
 
     body = req.json(allowed=REFRESH_FIELDS, optional_body=True)
     presented = body.get("refreshToken", body.get("token"))
+    from streamspace.sso.service import end_session_url
+
     with transaction() as conn:
         revoked = do_logout(conn, req.caller.user_id, req.caller.family_id,
                             presented if isinstance(presented, str) else None)
         audit.record(conn, req.caller, "auth.logout", "user", req.caller.username, req.client_ip,
                      {"revokedLogins": revoked})
-    return {"message": "logged out"}
+    provider_logout = end_session_url(req.caller.user_id)
+    return {"message": "logged out", **({"endSessionUrl": provider_logout} if provider_logout else {})}
 
 
 @api.get("/api/v1/auth/me", access=Access.USER, summary="The current user")
@@ -70,10 +73,115 @@ def password(req: Request) -> dict:
     return change_password(req.caller, body, req.client_ip)
 
 
-api.not_built("GET", "/api/v1/auth/oidc/login", access=Access.PUBLIC, message=SSO_LATER)
-api.not_built("GET", "/api/v1/auth/oidc/callback", access=Access.PUBLIC, message=SSO_LATER)
-api.not_built("GET", "/api/v1/auth/saml/{rest}", access=Access.PUBLIC, message=SSO_LATER)
-api.not_built("POST", "/api/v1/auth/saml/{rest}", access=Access.PUBLIC, message=SSO_LATER)
+@api.post("/api/v1/auth/login/totp", access=Access.PUBLIC,
+          body=_schema(("mfaToken",), mfaToken="string", code="string", recoveryCode="string"),
+          summary="Second login step: the password step's mfaToken with a TOTP code or a recovery code")
+def login_totp(req: Request) -> dict:
+    from streamspace.mfa.service import SECOND_STEP_FIELDS, complete_login
+
+    return complete_login(req.json(allowed=SECOND_STEP_FIELDS, required=("mfaToken",)), req.client_ip)
+
+
+@api.post("/api/v1/auth/login/totp/enroll", access=Access.PUBLIC, body=_schema(("mfaToken",), mfaToken="string"),
+          summary="Enrol in TOTP during a login that requires it (then confirm with /auth/login/totp)")
+def login_totp_enroll(req: Request) -> dict:
+    from streamspace.mfa.service import CHALLENGE_FIELDS, enroll_at_login
+
+    return enroll_at_login(req.json(allowed=CHALLENGE_FIELDS, required=("mfaToken",)))
+
+
+@api.get("/api/v1/auth/totp", access=Access.USER, summary="The current user's two-factor login status")
+def totp_status(req: Request) -> dict:
+    from streamspace.mfa.service import status
+
+    return status(req.caller)
+
+
+@api.post("/api/v1/auth/totp/enroll", access=Access.USER,
+          summary="Start TOTP enrolment: a new secret, its otpauth URI and QR code (SVG)")
+def totp_enroll(req: Request) -> dict:
+    from streamspace.mfa.service import enroll
+
+    return enroll(req.caller)
+
+
+@api.post("/api/v1/auth/totp/confirm", access=Access.USER, body=_schema(("code",), code="string"),
+          summary="Confirm TOTP enrolment with a first code; answers ten single-use recovery codes")
+def totp_confirm(req: Request) -> dict:
+    from streamspace.mfa.service import CODE_FIELDS, confirm
+
+    return confirm(req.caller, req.json(allowed=CODE_FIELDS, required=("code",))["code"], req.client_ip)
+
+
+@api.post("/api/v1/auth/totp/disable", access=Access.USER, body=_schema(("code",), code="string"),
+          summary="Turn one's own TOTP off with a current code (refused when the policy requires it)")
+def totp_disable(req: Request) -> dict:
+    from streamspace.mfa.service import CODE_FIELDS, disable
+
+    return disable(req.caller, req.json(allowed=CODE_FIELDS, required=("code",))["code"], req.client_ip)
+
+
+@api.get("/api/v1/auth/methods", access=Access.PUBLIC, summary="How one can log in here (password, single sign-on)")
+def methods(_: Request) -> dict:
+    from streamspace.sso.service import login_methods
+
+    return login_methods()
+
+
+@api.get("/api/v1/auth/oidc/login", access=Access.PUBLIC, status=302, query=("redirect_uri", "returnTo"),
+         summary="Start single sign-on: redirects to the OpenID Provider (authorization code flow with PKCE)")
+def oidc_login(req: Request) -> Reply:
+    from streamspace.sso.service import start_login
+
+    url = start_login(req.query("redirect_uri"), req.query("returnTo"), req.client_ip)
+    return Reply(None, status=302, headers={"Location": url})
+
+
+@api.get("/api/v1/auth/oidc/callback", access=Access.PUBLIC, status=302,
+         query=("code", "state", "iss", "error", "error_description"),
+         summary="The OpenID Provider's redirect back; redirects to the return path with #ssoCode=<one-time code>")
+def oidc_callback(req: Request) -> Reply:
+    from streamspace.sso.service import callback
+
+    params = {name: req.raw.args.get(name) for name in ("code", "state", "iss", "error", "error_description")}
+    return Reply(None, status=302, headers={"Location": callback(params, req.client_ip)})
+
+
+@api.post("/api/v1/auth/oidc/exchange", access=Access.PUBLIC, body=_schema(("code",), code="string"),
+          summary="Exchange the callback's one-time ssoCode for a login (access and refresh tokens)")
+def oidc_exchange(req: Request) -> dict:
+    from streamspace.sso.service import exchange
+
+    return exchange(req.json(allowed={"code"}, required=("code",)).get("code"), req.client_ip)
+
+
+@api.get("/api/v1/auth/oidc/mappings", access=Access.ADMIN, summary="The groups-claim -> group/role mapping table")
+def oidc_mappings(_: Request) -> dict:
+    from streamspace.sso.service import list_mappings
+
+    return list_mappings()
+
+
+@api.post("/api/v1/auth/oidc/mappings", access=Access.ADMIN, status=201,
+          body=_schema(("claimValue",), claimValue="string", groupId="string", role="string"),
+          summary="Map a groups-claim value to a group and/or the operator or admin role")
+def oidc_mapping_create(req: Request) -> Reply:
+    from streamspace.sso.service import MAPPING_FIELDS, create_mapping
+
+    return Reply(create_mapping(req.caller, req.json(allowed=MAPPING_FIELDS, required=("claimValue",)),
+                                req.client_ip), status=201)
+
+
+@api.delete("/api/v1/auth/oidc/mappings/{id}", access=Access.ADMIN, summary="Delete a claim mapping")
+def oidc_mapping_delete(req: Request) -> dict:
+    from streamspace.sso.service import delete_mapping
+
+    return delete_mapping(req.caller, req.param("id"), req.client_ip)
+
+
+# SAML is not offered: most SAML providers also speak OpenID Connect (docs/sso.md).
+api.not_built("GET", "/api/v1/auth/saml/{rest}", access=Access.PUBLIC, message=SAML_MESSAGE)
+api.not_built("POST", "/api/v1/auth/saml/{rest}", access=Access.PUBLIC, message=SAML_MESSAGE)
 
 
 @functions_framework.http

@@ -118,6 +118,14 @@ def user_groups(req: Request) -> dict:
 
 # -- groups -------------------------------------------------------------------------------------
 
+@api.delete("/api/v1/users/{id}/totp", access=ADMIN,
+            summary="Reset a user's two-factor login (TOTP and recovery codes); audited")
+def reset_totp(req: Request) -> dict:
+    from streamspace.mfa.service import reset
+
+    return reset(req.caller, req.param("id"), req.client_ip)
+
+
 @api.get("/api/v1/groups", access=ADMIN, summary="List groups", query=("type", "parentId", "limit", "offset"))
 def list_groups(req: Request) -> dict:
     from streamspace.auth.groups import list_groups as do_list

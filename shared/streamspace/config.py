@@ -58,10 +58,108 @@ class Settings:
     catalog_allow_file_urls: bool = False
     catalog_allow_private_urls: bool = False
     catalog_ssh_known_hosts: Path | None = None  # None: <data dir>/known_hosts
+    oidc: OidcSettings | None = None  # None: single sign-on is not configured
 
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """Single sign-on with one OpenID Provider (OIDC_*); see docs/sso.md."""
+
+    issuer: str
+    client_id: str
+    client_secret: str | None = field(repr=False)  # client_secret_basic / client_secret_post
+    private_key_pem: str | None = field(repr=False)  # private_key_jwt
+    private_key_id: str | None
+    token_auth_method: str
+    scopes: tuple[str, ...]
+    redirect_uris: tuple[str, ...]  # our callback URLs; the first is the default
+    provider_name: str
+    username_claim: str
+    groups_claim: str
+    post_logout_redirect_uri: str | None
+    disable_password_login: bool
+    break_glass_admin: str
+
+
+_TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
+
+
+def _absolute_url(raw: str, name: str, production: bool) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(raw)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme not in ("https", "http") or not parts.hostname or parts.fragment \
+            or (parts.scheme == "http" and production and not loopback):
+        form = "an https:// URL" if production else "an absolute http(s):// URL"
+        raise ConfigError(f"{name}: expected {form} without a fragment, got {raw!r}")
+    return raw
+
+
+def _oidc(env: Mapping[str, str], production: bool, admin_username: str) -> OidcSettings | None:
+    """The OIDC_* group: all or nothing, each bad value named in one line."""
+    issuer = env.get("OIDC_ISSUER", "").strip().rstrip("/")
+    disable_password = _bool(env, "OIDC_DISABLE_PASSWORD_LOGIN", False)
+    if not issuer:
+        others = sorted(k for k in env if k.startswith("OIDC_") and env[k].strip())
+        if others:
+            raise ConfigError(f"OIDC_ISSUER: required when {others[0]} is set (the provider's issuer URL)")
+        return None
+    _absolute_url(issuer, "OIDC_ISSUER", production)
+    client_id = env.get("OIDC_CLIENT_ID", "").strip()
+    if not client_id:
+        raise ConfigError("OIDC_CLIENT_ID: required when OIDC_ISSUER is set (the client id registered at the provider)")
+    secret = env.get("OIDC_CLIENT_SECRET") or None
+    key_file = env.get("OIDC_CLIENT_PRIVATE_KEY_FILE", "").strip()
+    if bool(secret) == bool(key_file):
+        raise ConfigError("OIDC_CLIENT_SECRET: set exactly one of OIDC_CLIENT_SECRET or OIDC_CLIENT_PRIVATE_KEY_FILE")
+    private_key = None
+    if key_file:
+        try:
+            private_key = Path(key_file).read_text()
+        except OSError as exc:
+            raise ConfigError(f"OIDC_CLIENT_PRIVATE_KEY_FILE: cannot read {key_file!r}: {exc.strerror}") from None
+        if "PRIVATE KEY" not in private_key:
+            raise ConfigError(f"OIDC_CLIENT_PRIVATE_KEY_FILE: expected a PEM private key (RSA or EC) in {key_file!r}")
+    method = _choice(env, "OIDC_TOKEN_AUTH_METHOD", "private_key_jwt" if key_file else "client_secret_basic",
+                     _TOKEN_AUTH_METHODS)
+    if (method == "private_key_jwt") != bool(key_file):
+        raise ConfigError(f"OIDC_TOKEN_AUTH_METHOD: {method} does not fit the credential given"
+                          " (private_key_jwt needs OIDC_CLIENT_PRIVATE_KEY_FILE, the others OIDC_CLIENT_SECRET)")
+    scopes = tuple(dict.fromkeys((env.get("OIDC_SCOPES") or "openid profile email").replace(",", " ").split()))
+    if "openid" not in scopes:
+        raise ConfigError(f"OIDC_SCOPES: must include openid, got {' '.join(scopes)!r}")
+    redirects = tuple(u.strip() for u in env.get("OIDC_REDIRECT_URIS", "").split(",") if u.strip())
+    if not redirects:
+        raise ConfigError("OIDC_REDIRECT_URIS: required when OIDC_ISSUER is set (comma-separated callback URLs"
+                          " ending in /api/v1/auth/oidc/callback)")
+    for uri in redirects:
+        if not _absolute_url(uri, "OIDC_REDIRECT_URIS", production).split("?")[0].endswith(
+                "/api/v1/auth/oidc/callback"):
+            raise ConfigError(f"OIDC_REDIRECT_URIS: {uri!r} is not a URL of /api/v1/auth/oidc/callback")
+    logout = env.get("OIDC_POST_LOGOUT_REDIRECT_URI", "").strip() or None
+    if logout:
+        _absolute_url(logout, "OIDC_POST_LOGOUT_REDIRECT_URI", production)
+    claim_names = {}
+    for name, default in (("OIDC_USERNAME_CLAIM", "preferred_username"), ("OIDC_GROUPS_CLAIM", "groups")):
+        claim = env.get(name, "").strip() or default
+        if not claim.replace("_", "").replace("-", "").replace(".", "").replace(":", "").replace("/", "").isalnum():
+            raise ConfigError(f"{name}: expected a claim name such as {default}, got {claim!r}")
+        claim_names[name] = claim
+    provider_name = env.get("OIDC_PROVIDER_NAME", "").strip() or "OpenID Connect"
+    if len(provider_name) > 60 or any(ord(c) < 32 for c in provider_name):
+        raise ConfigError("OIDC_PROVIDER_NAME: expected a short display name such as Keycloak (at most 60 characters)")
+    return OidcSettings(
+        issuer=issuer, client_id=client_id, client_secret=secret, private_key_pem=private_key,
+        private_key_id=env.get("OIDC_CLIENT_KEY_ID", "").strip() or None, token_auth_method=method, scopes=scopes,
+        redirect_uris=redirects, provider_name=provider_name, username_claim=claim_names["OIDC_USERNAME_CLAIM"],
+        groups_claim=claim_names["OIDC_GROUPS_CLAIM"], post_logout_redirect_uri=logout,
+        disable_password_login=disable_password,
+        break_glass_admin=env.get("OIDC_BREAK_GLASS_ADMIN", "").strip().lower() or admin_username)
 
 
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
@@ -185,6 +283,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip())
     if "*" in origins:
         raise ConfigError("CORS_ALLOWED_ORIGINS: list the allowed origins explicitly; '*' is refused")
+    admin_username = env.get("ADMIN_USERNAME", "admin").strip() or "admin"
+    oidc = _oidc(env, production, admin_username)
     namespace = env.get("STREAMSPACE_NAMESPACE", "streamspace").strip()
     if not namespace or len(namespace) > 63 or not all(c.isalnum() or c == "-" for c in namespace):
         raise ConfigError(f"STREAMSPACE_NAMESPACE: expected a DNS label, got {namespace!r}")
@@ -211,7 +311,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cors_allowed_origins=origins,
         webhook_secret=env.get("WEBHOOK_SECRET") or None,
         secret_key=secret_key,
-        admin_username=env.get("ADMIN_USERNAME", "admin").strip() or "admin",
+        admin_username=admin_username,
         admin_password=env.get("ADMIN_PASSWORD") or None,
         cluster_mode=_choice(env, "STREAMSPACE_CLUSTER", "auto", ("auto", "sim", "kube")),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
@@ -224,6 +324,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         catalog_allow_private_urls=_bool(env, "CATALOG_ALLOW_PRIVATE_URLS", False),
         catalog_ssh_known_hosts=Path(env["CATALOG_SSH_KNOWN_HOSTS"].strip())
         if env.get("CATALOG_SSH_KNOWN_HOSTS", "").strip() else None,
+        oidc=oidc,
     )
 
 

@@ -29,6 +29,8 @@ SESSION_MAX_DURATION = "session.defaultMaxDuration"
 SESSION_AUTO_HIBERNATION = "session.enableAutoHibernation"
 RESOURCES_MEMORY = "resources.defaultMemory"
 RESOURCES_CPU = "resources.defaultCPU"
+AUTH_TOTP_REQUIRED = "auth.totpRequired"  # who must use two-factor login (local accounts; see mfa.service)
+TOTP_POLICIES = ("off", "admins", "everyone")
 
 # The seeded values of migration 0001: what a key means when its row is missing.
 DEFAULTS: dict[str, Any] = {
@@ -41,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     SESSION_AUTO_HIBERNATION: True,
     RESOURCES_MEMORY: "2Gi",
     RESOURCES_CPU: "1000m",
+    AUTH_TOTP_REQUIRED: "off",
 }
 
 _DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -84,6 +87,12 @@ def _boolean(value: object, field: str) -> bool:
     raise ValidationError(field, f"expected true or false, got {value!r}")
 
 
+def _totp_policy(value: object, field: str) -> str:
+    if value not in TOTP_POLICIES:
+        raise ValidationError(field, f"expected one of {', '.join(TOTP_POLICIES)}, got {value!r}")
+    return str(value)
+
+
 _VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     INGRESS_DOMAIN: _dns_name,
     INGRESS_CLASS: _dns_name,
@@ -94,6 +103,7 @@ _VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     SESSION_AUTO_HIBERNATION: _boolean,
     RESOURCES_MEMORY: _memory,
     RESOURCES_CPU: _cpu,
+    AUTH_TOTP_REQUIRED: _totp_policy,
 }
 KNOWN_KEYS: tuple[str, ...] = tuple(_VALIDATORS)
 

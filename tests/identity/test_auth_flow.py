@@ -183,12 +183,14 @@ def test_login_bodies_are_validated(url: str) -> None:
     assert malformed.status_code == 400 and malformed.json()["error"] == "invalid body"
 
 
-def test_sso_paths_answer_501_not_a_fake_success(url: str) -> None:
-    for method, path in (("GET", "/api/v1/auth/oidc/login"), ("GET", "/api/v1/auth/oidc/callback"),
-                         ("GET", "/api/v1/auth/saml/metadata"), ("POST", "/api/v1/auth/saml/acs")):
+def test_sso_paths_answer_501_when_not_configured_and_saml_points_at_oidc(url: str) -> None:
+    for method, path in (("GET", "/api/v1/auth/oidc/login"), ("GET", "/api/v1/auth/oidc/callback")):
         resp = requests.request(method, f"{url}{path}", timeout=10)
         assert resp.status_code == 501, (path, resp.status_code)
-        assert "single sign-on" in resp.json()["message"]
+        assert "single sign-on is not configured" in resp.json()["message"]
+    for method, path in (("GET", "/api/v1/auth/saml/metadata"), ("POST", "/api/v1/auth/saml/acs")):
+        resp = requests.request(method, f"{url}{path}", timeout=10)
+        assert resp.status_code == 501 and "OpenID Connect" in resp.json()["message"]
 
 
 def test_login_success_and_failure_are_audited_with_client_address(url: str) -> None:

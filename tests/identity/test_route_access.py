@@ -14,12 +14,15 @@ from .conftest import make_user, token_for
 from .route_table import committed_lines, current_lines, diff
 
 REGENERATE = "python -m tests.identity.route_table --write"
-# The contract's public routes (no token) plus each function's built-ins and not-built SSO stubs.
+# The contract's public routes (no token) plus each function's built-ins, single sign-on (whose
+# callback and code exchange prove themselves with state, PKCE and one-time codes), the second login
+# step (its one-time first-step token) and the SAML stubs.
 PUBLIC = {
     ("GET", "/health"), ("GET", "/version"), ("GET", "/api/v1/health"), ("GET", "/api/v1/version"),
     ("GET", "/metrics"), ("GET", "/api/v1/openapi.json"),
     ("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/refresh"),
-    ("GET", "/api/v1/auth/oidc/login"), ("GET", "/api/v1/auth/oidc/callback"),
+    ("GET", "/api/v1/auth/oidc/login"), ("GET", "/api/v1/auth/oidc/callback"), ("POST", "/api/v1/auth/oidc/exchange"),
+    ("GET", "/api/v1/auth/methods"), ("POST", "/api/v1/auth/login/totp"), ("POST", "/api/v1/auth/login/totp/enroll"),
     ("GET", "/api/v1/auth/saml/{rest}"), ("POST", "/api/v1/auth/saml/{rest}"),
 }
 # Public to the Api but authenticating the caller itself (forward-auth of session hosts: a Bearer

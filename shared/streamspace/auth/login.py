@@ -85,21 +85,27 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str) 
 
 def _find_user(conn: psycopg.Connection[Any], *, username: str | None = None,
                user_id: str | None = None) -> dict[str, Any] | None:
-    row = conn.execute("SELECT id::text AS id, username, role, active, password_hash FROM users"
+    row = conn.execute("SELECT id::text AS id, username, role, active, provider, password_hash FROM users"
                        " WHERE username = %s OR id = %s::uuid", (username, user_id)).fetchone()
     return dict(row) if row else None
 
 
 def login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
-    """`{username, password}` -> `{token, refreshToken, expiresAt, user}`."""
+    """`{username, password}` -> `{token, refreshToken, expiresAt, user}`, or, when the user must
+    also give a TOTP code, `{mfaRequired, mfaToken, enrolled, expiresAt}` (mfa.service)."""
     from streamspace import audit
     from streamspace.auth.passwords import verify_password
     from streamspace.auth.principal import Principal
     from streamspace.auth.refresh import start_family, token_response
     from streamspace.db import transaction
+    from streamspace.mfa.service import second_step
+    from streamspace.sso.service import password_login_refusal
 
     username = _text(body.get("username"), "username").strip().lower()
     password = _text(body.get("password"), "password")
+    refusal = password_login_refusal(username)
+    if refusal:
+        _refuse_password_login(username, refusal, client_ip)
     with transaction() as conn:
         attempt = begin_attempt(conn, username, client_ip)
         user = _find_user(conn, username=username)
@@ -116,15 +122,34 @@ def login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
             audit.record(conn, None, "auth.login.denied", "user", username, client_ip,
                          {"reason": "account disabled"}, actor_name=username)
         raise Forbidden("this account is disabled", error="account disabled")
+    refusal = password_login_refusal(username, user["role"])
+    if refusal:  # the break-glass name, but no longer an admin
+        _refuse_password_login(username, refusal, client_ip)
     with transaction() as conn:
         conn.execute("UPDATE login_attempts SET succeeded = true WHERE id = %s", (attempt,))
-        conn.execute("UPDATE users SET last_login = now(), password_hash = coalesce(%s, password_hash) WHERE id = %s",
-                     (upgraded_hash, user["id"]))
+        if upgraded_hash is not None:
+            conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (upgraded_hash, user["id"]))
+        first_step = second_step(conn, user["id"], user["role"], user["provider"])
+        if first_step is not None:  # the password was right; the login completes at /auth/login/totp
+            audit.record(conn, None, "auth.login.password", "user", username, client_ip,
+                         {"next": "totp", "enrolled": first_step["enrolled"]}, actor_name=username)
+            return first_step
+        conn.execute("UPDATE users SET last_login = now() WHERE id = %s", (user["id"],))
         family_id, refresh_token = start_family(conn, user["id"])
         who = Principal(user_id=user["id"], username=username, role=user["role"], groups=(), family_id=family_id)
         audit.record(conn, who, "auth.login", "user", username, client_ip,
                      {"family": family_id, "hashUpgraded": upgraded_hash is not None})
         return token_response(conn, user["id"], family_id, refresh_token)
+
+
+def _refuse_password_login(username: str, message: str, client_ip: str) -> None:
+    from streamspace import audit
+    from streamspace.db import transaction
+
+    with transaction() as conn:
+        audit.record(conn, None, "auth.login.denied", "user", username, client_ip,
+                     {"reason": "password login disabled"}, actor_name="anonymous")
+    raise Forbidden(message, error="password login disabled")
 
 
 def change_password(caller: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:

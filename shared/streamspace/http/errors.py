@@ -78,6 +78,13 @@ class TooManyRequests(HttpError):
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after))}, **kwargs)
 
 
+class BadGateway(HttpError):
+    """A service we depend on answered, but not acceptably (e.g. refused our credentials)."""
+
+    status = 502
+    default_error = "bad gateway"
+
+
 class ServiceUnavailable(HttpError):
     status = 503
     default_error = "service unavailable"

@@ -1,0 +1,1 @@
+"""Two-factor login (TOTP) for local accounts."""

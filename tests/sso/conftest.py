@@ -1,0 +1,120 @@
+"""SSO tests: a real OpenID Provider (oidc-provider on Node), the auth and users functions over real
+HTTP, real Postgres. Each module gets its own provider (new port, new keys) and database."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import make_user
+from tests.sso.openid_provider import CLIENT_ID, CLIENT_SECRET, OpenIDProvider, query_of
+
+CALLBACK = "/api/v1/auth/oidc/callback"
+
+
+@contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (or, with None, remove) environment variables and reload the settings; restore after."""
+    from streamspace.config import reset_settings
+
+    saved = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    reset_settings()
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        reset_settings()
+
+
+def oidc_env(op: OpenIDProvider, url: str, **extra: str | None) -> dict[str, str | None]:
+    return {"OIDC_ISSUER": op.issuer, "OIDC_CLIENT_ID": CLIENT_ID, "OIDC_CLIENT_SECRET": CLIENT_SECRET,
+            "OIDC_REDIRECT_URIS": url + CALLBACK, "OIDC_SCOPES": "openid profile email groups",
+            "OIDC_PROVIDER_NAME": "Test IdP", **extra}
+
+
+@pytest.fixture(scope="module")
+def url(serve) -> str:
+    return serve("auth", "users")
+
+
+@pytest.fixture(scope="module")
+def op(url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OpenIDProvider]:
+    """The module's OpenID Provider, with StreamSpace configured as its client."""
+    from streamspace.sso.provider import forget_cached_metadata
+
+    provider = OpenIDProvider(Path(tmp_path_factory.mktemp("op")), [url + CALLBACK], extra_clients=[])
+    provider.start()
+    with environment(**oidc_env(provider, url)):
+        yield provider
+        forget_cached_metadata()
+    provider.stop()
+
+
+@pytest.fixture(scope="module")
+def admin_headers(url: str, op: OpenIDProvider) -> dict[str, str]:
+    make_user("root-admin", role="admin", password="root-password")
+    answer = requests.post(f"{url}/api/v1/auth/login", json={"username": "root-admin", "password": "root-password"},
+                           timeout=10)
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['token']}"}
+
+
+def start(url: str, **params: str) -> requests.Response:
+    return requests.get(f"{url}/api/v1/auth/oidc/login", params=params, allow_redirects=False, timeout=10)
+
+
+def authorization_url(url: str, **params: str) -> str:
+    answer = start(url, **params)
+    assert answer.status_code == 302, answer.text
+    return answer.headers["Location"]
+
+
+def callback(url: str, provider_redirect: str) -> requests.Response:
+    """Follow the provider's redirect to our callback, as the browser would."""
+    assert provider_redirect.startswith(url + CALLBACK), provider_redirect
+    return requests.get(provider_redirect, allow_redirects=False, timeout=20)
+
+
+def sso_code(answer: requests.Response) -> str:
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["Location"]
+    assert "#ssoCode=" in location, location
+    return location.split("#ssoCode=", 1)[1]
+
+
+def exchange(url: str, code: str) -> requests.Response:
+    return requests.post(f"{url}/api/v1/auth/oidc/exchange", json={"code": code}, timeout=10)
+
+
+def sso_login(url: str, op: OpenIDProvider, login: str) -> dict[str, Any]:
+    """The whole flow for one user: start, sign in at the provider, callback, exchange."""
+    answer = callback(url, op.authorize(authorization_url(url), login))
+    tokens = exchange(url, sso_code(answer))
+    assert tokens.status_code == 200, tokens.text
+    return tokens.json()
+
+
+def refusals(reason: str | None = None) -> list[dict[str, Any]]:
+    from streamspace.db import fetch_all
+
+    return fetch_all("SELECT * FROM audit_log WHERE action = 'auth.oidc.refused'"
+                     " AND (%s::text IS NULL OR details->>'reason' = %s) ORDER BY id", (reason, reason))
+
+
+__all__ = ["CALLBACK", "authorization_url", "callback", "environment", "exchange", "make_user", "oidc_env",
+           "query_of", "refusals", "sso_code", "sso_login", "start"]
