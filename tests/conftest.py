@@ -13,6 +13,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -113,26 +114,34 @@ def db_url(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPa
     drop_database(pg_server_url, url)
 
 
-@pytest.fixture
-def setting() -> Iterator:
-    """`setting(INGRESS_CONTROLLER="nginx")`: change process settings for one test; restored after it."""
+@contextmanager
+def environment(**values: str | None) -> Iterator[None]:
+    """Set (or, with None, remove) environment variables and reload the settings; restored after."""
     from streamspace.config import reset_settings
 
-    saved: dict[str, str | None] = {}
-
-    def change(**values: str) -> None:
-        for name, value in values.items():
-            saved.setdefault(name, os.environ.get(name))
-            os.environ[name] = value
-        reset_settings()
-
-    yield change
-    for name, value in saved.items():
+    saved = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
         if value is None:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
     reset_settings()
+    try:
+        yield
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = old
+        reset_settings()
+
+
+@pytest.fixture
+def setting() -> Iterator:
+    """`setting(INGRESS_CONTROLLER="nginx")`: change process settings for one test; restored after it."""
+    with ExitStack() as changes:
+        yield lambda **values: changes.enter_context(environment(**values))
 
 
 @pytest.fixture

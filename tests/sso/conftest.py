@@ -3,42 +3,17 @@ HTTP, real Postgres. Each module gets its own provider (new port, new keys) and 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
-from tests.conftest import make_user
+from tests.conftest import environment, make_user
 from tests.sso.openid_provider import CLIENT_ID, CLIENT_SECRET, OpenIDProvider, query_of
 
 CALLBACK = "/api/v1/auth/oidc/callback"
-
-
-@contextmanager
-def environment(**values: str | None) -> Iterator[None]:
-    """Set (or, with None, remove) environment variables and reload the settings; restore after."""
-    from streamspace.config import reset_settings
-
-    saved = {name: os.environ.get(name) for name in values}
-    for name, value in values.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
-    reset_settings()
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        reset_settings()
 
 
 def oidc_env(op: OpenIDProvider, url: str, **extra: str | None) -> dict[str, str | None]:
