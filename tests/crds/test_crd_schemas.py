@@ -179,7 +179,7 @@ BAD_TEMPLATES = {
     "bad protocol": (template(ports=[{"containerPort": 80, "protocol": "SCTP"}]), "spec.ports[0].protocol"),
     "bad vnc protocol": (template(vnc={"protocol": "vnc"}), "spec.vnc.protocol"),
     "bad appType": (template(appType="game"), "spec.appType"),
-    "bad capability": (template(capabilities=["Teleport"]), "spec.capabilities[0]"),
+    "capability not a string": (template(capabilities=[7]), "spec.capabilities[0]"),
     "bad quantity": (template(defaultResources={"cpu": "lots"}), "spec.defaultResources.cpu"),
     "env without name": (template(env=[{"value": "x"}]), "spec.env[0].name"),
     "relative mountPath": (

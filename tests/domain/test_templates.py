@@ -9,9 +9,11 @@ from streamspace.domain.templates import (
     TEMPLATE_API_VERSION,
     AppType,
     Capability,
+    convert_template_manifest,
     merge_template_patch,
     normalise_template_manifest,
     parse_template_spec,
+    review_template_spec,
     stream_port,
     template_from_api,
     template_to_api,
@@ -65,7 +67,7 @@ def test_no_stream_port_is_invalid():
         (minimal_spec(ports=[{"containerPort": 0}]), "spec.ports[0].containerPort"),
         (minimal_spec(ports=[{"containerPort": 80, "protocol": "SCTP"}]), "spec.ports[0].protocol"),
         (minimal_spec(ports=[{"name": "Way_Too_Long_Name", "containerPort": 80}]), "spec.ports[0].name"),
-        (minimal_spec(capabilities=["Network", "Teleport"]), "spec.capabilities[1]"),
+        (minimal_spec(capabilities=["Network", 7]), "spec.capabilities[1]"),
         (minimal_spec(defaultResources={"memory": "lots"}), "spec.defaultResources.memory"),
         (minimal_spec(defaultResources={"memory": "1Gi", "limits": {"cpu": "1"}}), "spec.defaultResources"),
         (
@@ -93,6 +95,25 @@ def test_invalid_specs_name_the_field(spec, field):
     with pytest.raises(ValidationError) as caught:
         parse_template_spec(spec)
     assert caught.value.field.startswith("spec")
+
+
+def test_unknown_capabilities_of_the_earlier_streamspace_become_tags_with_a_warning():
+    # The earlier project's own gimp sample: free-form capabilities its CRD allowed.
+    spec = minimal_spec(capabilities=["Network", "Graphics", "Photo-Editing", "Tablets"], tags=["graphics"])
+    review = review_template_spec(spec)
+    assert review.problems == ()
+    assert len(review.warnings) == 1
+    assert review.warnings[0].startswith("spec.capabilities: unknown capabilities Graphics, Photo-Editing, Tablets")
+    assert review.spec is not None
+    assert review.spec.capabilities == (Capability.NETWORK,)
+    assert review.spec.tags == ("graphics", "Graphics", "Photo-Editing", "Tablets")
+    converted = review.spec.to_spec()
+    assert converted["capabilities"] == ["Network"]
+    assert review_template_spec(converted).warnings == ()  # converted once, nothing left to warn about
+    # An object applied as it was shows the same split through the REST view.
+    view = template_to_api({"metadata": {"name": "gimp"}, "spec": spec})
+    assert view["capabilities"] == ["Network"]
+    assert view["tags"] == ["graphics", "Graphics", "Photo-Editing", "Tablets"]
 
 
 def test_validation_reports_every_problem():
@@ -178,7 +199,22 @@ def test_normalise_fixes_names_and_drops_server_metadata():
         "metadata": {"name": "My_Firefox", "uid": "123", "resourceVersion": "9", "labels": {"a": "b"}},
         "spec": minimal_spec(),
     }
-    assert normalise_template_manifest(doc)["metadata"] == {"name": "my-firefox", "labels": {"a": "b"}}
+    assert normalise_template_manifest(doc)["metadata"] == {
+        "name": "my-firefox",
+        "labels": {"a": "b"},
+        "annotations": {"stream.space/original-name": "My_Firefox"},
+    }
+    conversion = convert_template_manifest(doc)
+    assert conversion.warnings == ("metadata.name: 'My_Firefox' is not a DNS-1123 label; renamed to 'my-firefox'",)
+
+
+def test_conversion_reports_every_problem_of_a_document():
+    conversion = convert_template_manifest(
+        {"apiVersion": "v1", "kind": "Template", "metadata": {}, "spec": {"vnc": {"port": 0}}}
+    )
+    assert conversion.manifest is None
+    fields = [problem.split(":")[0] for problem in conversion.problems]
+    assert fields == ["apiVersion", "metadata.name", "spec.displayName", "spec.baseImage", "spec.vnc.port"]
 
 
 # --- REST view ------------------------------------------------------------------------------------

@@ -125,3 +125,21 @@ def test_an_api_failure_answers_503_and_the_retry_converges(urls, sim):
         sim.clear_failures()
     assert deliver(urls["template"], "add", template) == 200
     assert live("Template", "krita")["status"]["phase"] == "Ready"
+
+
+def test_free_form_capabilities_of_the_earlier_streamspace_leave_the_template_ready_with_a_warning(urls, sim):
+    template = kube.create(template_manifest("chrome-webgl", capabilities=["Network", "WebGL"]))
+    template.setdefault("kind", "Template")
+    assert deliver(urls["template"], "add", template) == 200
+    status = live("Template", "chrome-webgl")["status"]
+    assert status["phase"] == "Ready"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert conditions["SpecWarnings"]["status"] == "True"
+    assert conditions["SpecWarnings"]["reason"] == "UnknownCapabilities"
+    assert "WebGL" in conditions["SpecWarnings"]["message"]
+    fixed = kube.merge_patch("Template", "chrome-webgl", {"spec": {"capabilities": ["Network"]}}, NS)
+    fixed.setdefault("kind", "Template")
+    assert deliver(urls["template"], "update", fixed) == 200
+    conditions = {c["type"]: c for c in live("Template", "chrome-webgl")["status"]["conditions"]}
+    assert conditions["SpecWarnings"]["status"] == "False"

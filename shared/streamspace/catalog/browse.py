@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from streamspace import audit
 from streamspace.catalog.repositories import parse_id
 from streamspace.db import fetch_all, fetch_one, transaction
+from streamspace.domain.conversion import CONVERSION_NOTES_ANNOTATION, ORIGINAL_NAME_ANNOTATION
 from streamspace.domain.errors import ValidationError
 from streamspace.http.errors import NotFound
 
@@ -33,7 +34,10 @@ _SELECT = _COLUMNS + _FROM
 
 
 def template_json(row: dict[str, Any]) -> dict[str, Any]:
-    """The contract's CatalogTemplate object."""
+    """The contract's CatalogTemplate object, plus what converting the repository's file changed
+    (`originalName` when the name broke the name rule, `conversionNotes`)."""
+    annotations = ((row["manifest"] or {}).get("metadata") or {}).get("annotations") or {}
+    notes = annotations.get(CONVERSION_NOTES_ANNOTATION)
     return {
         "id": str(row["id"]),
         "name": row["name"],
@@ -45,6 +49,8 @@ def template_json(row: dict[str, Any]) -> dict[str, Any]:
         "manifest": row["manifest"],
         "tags": list(row["tags"] or []),
         "installCount": row["install_count"],
+        "originalName": annotations.get(ORIGINAL_NAME_ANNOTATION),
+        "conversionNotes": notes.splitlines() if isinstance(notes, str) else [],
         "repository": {"id": str(row["repository_id"]), "name": row["repository_name"], "url": row["repository_url"]},
     }
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from streamspace.domain.conversion import CONVERSION_NOTES_ANNOTATION, ORIGINAL_NAME_ANNOTATION, Conversion
 from streamspace.domain.errors import ValidationError, join_field
 from streamspace.domain.names import DNS_LABEL_PATTERN, dns_label, is_dns_label
 from streamspace.domain.resources import (
@@ -222,13 +223,17 @@ def _volume_mount_to_spec(mount: VolumeMountSpec) -> dict[str, Any]:
 
 
 class _Reader:
-    """Reads one spec, collecting every problem instead of stopping at the first."""
+    """Reads one spec, collecting every problem (and every warning) instead of stopping at the first."""
 
     def __init__(self) -> None:
         self.problems: list[ValidationError] = []
+        self.warnings: list[ValidationError] = []
 
     def fail(self, field: str, message: str) -> None:
         self.problems.append(ValidationError(field, message))
+
+    def warn(self, field: str, message: str) -> None:
+        self.warnings.append(ValidationError(field, message))
 
     def attempt(self, read: Callable[[], _T]) -> _T | None:
         try:
@@ -421,22 +426,57 @@ def _read_tags(r: _Reader, value: object, field: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(tag for tag in tags if tag))
 
 
-def _read_capabilities(r: _Reader, value: object, field: str) -> tuple[Capability, ...]:
-    choices = tuple(str(c) for c in Capability)
-    found = [r.choice(item, item_field, choices, "") for item_field, item in r.items(value, field)]
-    return tuple(dict.fromkeys(Capability(c) for c in found if c))
+KNOWN_CAPABILITIES = tuple(str(c) for c in Capability)
 
 
-def _read_template_spec(spec: object, field: str) -> tuple[TemplateSpec | None, list[ValidationError]]:
+def _read_capabilities(r: _Reader, value: object, field: str) -> tuple[tuple[Capability, ...], tuple[str, ...]]:
+    """(known capabilities, the other values). The earlier StreamSpace allowed any string here
+    (`WebGL`, `Terminal`, `Photo-Editing`) and no code acts on capabilities, so an unknown one is
+    kept as a tag with a warning, never refused."""
+    known: list[Capability] = []
+    other: list[str] = []
+    for item_field, item in r.items(value, field):
+        text = r.text(item, item_field, required=True, max_len=TAG_MAX_LENGTH)
+        if text in KNOWN_CAPABILITIES:
+            known.append(Capability(text))
+        elif text:
+            other.append(text)
+    if other:
+        r.warn(
+            field,
+            f"unknown capabilities {', '.join(dict.fromkeys(other))} are kept as tags "
+            f"(capabilities are {', '.join(KNOWN_CAPABILITIES)})",
+        )
+    return tuple(dict.fromkeys(known)), tuple(dict.fromkeys(other))
+
+
+@dataclass(frozen=True)
+class TemplateReview:
+    """What reading a Template spec found: the typed spec when it is usable, every problem that
+    makes it unusable, and every warning (accepted, but changed or ignored), each ``<field>: <message>``."""
+
+    spec: TemplateSpec | None
+    problems: tuple[str, ...]
+    warnings: tuple[str, ...]
+
+
+def review_template_spec(spec: object, field: str = "spec") -> TemplateReview:
+    """Every problem and every warning of a Template spec (either format)."""
     r = _Reader()
+    template = _read_template_spec(r, spec, field)
+    return TemplateReview(template, tuple(str(p) for p in r.problems), tuple(str(w) for w in r.warnings))
+
+
+def _read_template_spec(r: _Reader, spec: object, field: str) -> TemplateSpec | None:
     if not isinstance(spec, Mapping):
         r.fail(field or "spec", f"expected an object, got {_describe(spec)}")
-        return None, r.problems
+        return None
     r.mapping(spec, field, _SPEC_FIELDS)
 
     def at(name: str) -> str:
         return join_field(field, name)
 
+    capabilities, other_capabilities = _read_capabilities(r, spec.get("capabilities"), at("capabilities"))
     resources_value = spec.get("defaultResources")
     resources = None
     if resources_value is not None:
@@ -462,7 +502,7 @@ def _read_template_spec(spec: object, field: str) -> tuple[TemplateSpec | None, 
             pattern=_ICON_RE,
             form="an http(s) or data:image URL",
         ),
-        tags=_read_tags(r, spec.get("tags"), at("tags")),
+        tags=tuple(dict.fromkeys(_read_tags(r, spec.get("tags"), at("tags")) + other_capabilities)),
         app_type=AppType(
             r.choice(spec.get("appType"), at("appType"), tuple(str(a) for a in AppType), str(AppType.DESKTOP))
         ),
@@ -472,11 +512,13 @@ def _read_template_spec(spec: object, field: str) -> tuple[TemplateSpec | None, 
         volume_mounts=_read_volume_mounts(r, spec.get("volumeMounts"), at("volumeMounts")),
         vnc=_read_vnc(r, spec, field),
         webapp=_read_webapp(r, spec.get("webapp"), at("webapp")),
-        capabilities=_read_capabilities(r, spec.get("capabilities"), at("capabilities")),
+        capabilities=capabilities,
     )
     if template.stream_port is None:
         r.fail(field or "spec", "no stream port: enable vnc, set webapp.port, or list at least one port")
-    return (None if r.problems else template), r.problems
+    if len(template.tags) > LIST_MAX_ITEMS:
+        r.fail(at("tags"), f"at most {LIST_MAX_ITEMS} entries, counting unknown capabilities kept as tags")
+    return None if r.problems else template
 
 
 def parse_template_spec(spec: object, field: str = "spec") -> TemplateSpec:
@@ -484,15 +526,16 @@ def parse_template_spec(spec: object, field: str = "spec") -> TemplateSpec:
 
     `field` prefixes field names in messages: ``spec`` for CRD objects, ``""`` for REST bodies.
     """
-    template, problems = _read_template_spec(spec, field)
+    r = _Reader()
+    template = _read_template_spec(r, spec, field)
     if template is None:
-        raise problems[0]
+        raise r.problems[0]
     return template
 
 
 def validate_template_spec(spec: object, field: str = "spec") -> list[str]:
     """Every problem with a Template spec, each as ``<field>: <message>``; empty when valid."""
-    return [str(problem) for problem in _read_template_spec(spec, field)[1]]
+    return list(review_template_spec(spec, field).problems)
 
 
 def stream_port(spec: object) -> int:
@@ -522,31 +565,53 @@ def _template_manifest(
     }
 
 
-def normalise_template_manifest(doc: object) -> dict[str, Any]:
-    """A Template manifest in the current or legacy format -> a canonical stream.space/v1alpha1 manifest.
+def convert_template_manifest(doc: object) -> Conversion:
+    """A Template manifest in the current or legacy format -> a canonical stream.space/v1alpha1
+    manifest, with every problem and every warning.
 
     Accepts apiVersion stream.space/v1alpha1 or the legacy stream.streamspace.io/v1alpha1, flat or
-    Kubernetes-style resources, and `kasmvnc` for `vnc`. Server-set metadata and status are dropped;
-    a name that is not a DNS label is normalised. Raises ValidationError on anything else.
+    Kubernetes-style resources, `kasmvnc` for `vnc`, and free-form capabilities (kept as tags).
+    Server-set metadata and status are dropped; a name that breaks the name rule (a DNS-1123
+    label) is renamed, with a warning and the original kept in an annotation.
     """
     if not isinstance(doc, Mapping):
-        raise ValidationError("<document>", f"expected a Template manifest (a mapping), got {_describe(doc)}")
+        return Conversion(None, (f"<document>: expected a Template manifest (a mapping), got {_describe(doc)}",))
+    problems: list[str] = []
     api_version = doc.get("apiVersion")
     if api_version not in (TEMPLATE_API_VERSION, LEGACY_TEMPLATE_API_VERSION):
-        raise ValidationError(
-            "apiVersion",
-            f"expected {TEMPLATE_API_VERSION} or {LEGACY_TEMPLATE_API_VERSION}, got {api_version!r}",
-        )
+        problems.append(f"apiVersion: expected {TEMPLATE_API_VERSION} or {LEGACY_TEMPLATE_API_VERSION}, "
+                        f"got {api_version!r}")
     if doc.get("kind") != TEMPLATE_KIND:
-        raise ValidationError("kind", f"expected {TEMPLATE_KIND}, got {doc.get('kind')!r}")
+        problems.append(f"kind: expected {TEMPLATE_KIND}, got {doc.get('kind')!r}")
     metadata = doc.get("metadata")
-    if not isinstance(metadata, Mapping) or not isinstance(metadata.get("name"), str) or not metadata["name"]:
-        raise ValidationError("metadata.name", "required")
+    name = metadata.get("name") if isinstance(metadata, Mapping) else None
+    if not isinstance(name, str) or not name:
+        problems.append("metadata.name: required")
+    review = review_template_spec(doc.get("spec"), "spec")
+    problems.extend(review.problems)
+    if problems or review.spec is None or not isinstance(metadata, Mapping) or not isinstance(name, str):
+        return Conversion(None, tuple(problems), review.warnings)
+    warnings = list(review.warnings)
+    label = dns_label(name)
+    annotations = dict(metadata.get("annotations") or {}) if isinstance(metadata.get("annotations"), Mapping) else {}
+    if label != name:
+        warnings.append(f"metadata.name: {name!r} is not a DNS-1123 label; renamed to {label!r}")
+        annotations[ORIGINAL_NAME_ANNOTATION] = name
+    if warnings:
+        annotations[CONVERSION_NOTES_ANNOTATION] = "\n".join(warnings)
     namespace = metadata.get("namespace")
-    spec = parse_template_spec(doc.get("spec"), "spec")
-    return _template_manifest(
-        dns_label(metadata["name"]), namespace if isinstance(namespace, str) else None, spec, metadata
-    )
+    manifest = _template_manifest(label, namespace if isinstance(namespace, str) else None, review.spec,
+                                  {**metadata, "annotations": annotations})
+    return Conversion(manifest, (), tuple(warnings))
+
+
+def normalise_template_manifest(doc: object) -> dict[str, Any]:
+    """convert_template_manifest, raising the first problem as ValidationError."""
+    conversion = convert_template_manifest(doc)
+    if conversion.manifest is None:
+        field, _, message = conversion.problems[0].partition(": ")
+        raise ValidationError(field, message)
+    return conversion.manifest
 
 
 # --- REST view -----------------------------------------------------------------------------------
@@ -597,8 +662,10 @@ def template_to_api(obj: Mapping[str, Any]) -> dict[str, Any]:
         "vnc": _api_vnc(spec),
         "webapp": copy.deepcopy(spec.get("webapp")),
         "volumeMounts": copy.deepcopy(list(spec.get("volumeMounts") or [])),
-        "capabilities": list(spec.get("capabilities") or []),
-        "tags": list(spec.get("tags") or []),
+        "capabilities": [c for c in spec.get("capabilities") or [] if c in KNOWN_CAPABILITIES],
+        # An applied object may still carry the earlier StreamSpace's free-form capabilities: shown as tags.
+        "tags": list(dict.fromkeys([*(spec.get("tags") or []),
+                                    *(c for c in spec.get("capabilities") or [] if c not in KNOWN_CAPABILITIES)])),
         "status": {"phase": status.get("phase"), "message": status.get("message")},
         "createdAt": meta.get("creationTimestamp"),
     }

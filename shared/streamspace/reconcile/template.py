@@ -42,22 +42,37 @@ def validate(spec: object) -> tuple[str, str]:
     return "Ready", ""
 
 
-def template_status(obj: Mapping[str, Any], phase: str, message: str, now: str) -> dict[str, Any]:
+def spec_warnings(spec: object) -> str:
+    """What was accepted but changed or ignored (unknown capabilities kept as tags), one line."""
+    from streamspace.domain.templates import review_template_spec
+
+    return "; ".join(review_template_spec(spec).warnings)[:MESSAGE_LIMIT]
+
+
+def _condition(old: Mapping[str, Mapping[str, Any]], now: str, type_: str, value: str, reason: str,
+               message: str) -> dict[str, Any]:
+    previous = old.get(type_)
+    since = str(previous["lastTransitionTime"]) if previous and previous.get("status") == value \
+        and previous.get("lastTransitionTime") else now
+    return {"type": type_, "status": value, "lastTransitionTime": since, "reason": reason, "message": message}
+
+
+def template_status(obj: Mapping[str, Any], phase: str, message: str, now: str, warnings: str = "") -> dict[str, Any]:
     meta = obj.get("metadata") or {}
     old = {str(c.get("type")): c for c in (obj.get("status") or {}).get("conditions") or []
            if isinstance(c, Mapping)}
     ready = phase == "Ready"
-    value = "True" if ready else "False"
-    previous = old.get("Ready")
-    since = str(previous["lastTransitionTime"]) if previous and previous.get("status") == value \
-        and previous.get("lastTransitionTime") else now
     return {
         "phase": phase,
         "message": message,
         "observedGeneration": int(meta.get("generation") or 0),
-        "conditions": [{"type": "Ready", "status": value, "lastTransitionTime": since,
-                        "reason": "SpecValid" if ready else "SpecInvalid",
-                        "message": "the template can be used" if ready else message}],
+        "conditions": [
+            _condition(old, now, "Ready", "True" if ready else "False", "SpecValid" if ready else "SpecInvalid",
+                       "the template can be used" if ready else message),
+            # Abnormal-true, like the conditions that report problems without blocking use.
+            _condition(old, now, "SpecWarnings", "True" if warnings else "False",
+                       "UnknownCapabilities" if warnings else "NoWarnings", warnings or "nothing was ignored"),
+        ],
     }
 
 
@@ -116,7 +131,7 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
 
     spec = obj.get("spec")
     phase, message = validate(spec)
-    desired = template_status(obj, phase, message, now_rfc3339())
+    desired = template_status(obj, phase, message, now_rfc3339(), spec_warnings(spec) if phase == "Ready" else "")
     if _status_differs(status, desired):
         if not kube.apply_status("Template", name, namespace, desired):
             return template_deleted(namespace, name, uid)
