@@ -6,7 +6,8 @@
   bootstrap               create the first admin user if there are no users
   openapi [--write]       print (or write into the package) the OpenAPI document
   version                 print the build version
-  convert-template FILE   convert an older StreamSpace Template manifest to stream.space/v1alpha1
+  convert-template PATH   convert Template manifests of the earlier StreamSpace to stream.space/v1alpha1
+  convert-session PATH    the same for Session manifests (files, folders or -; a report per file)
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ def main(argv: list[str] | None = None) -> int:
         from streamspace.local.runner import main as run_main
 
         return run_main(args)
-    if command == "convert-template":
+    if command in ("convert-template", "convert-session"):
         from streamspace.domain.convert_cli import main as convert_main
 
-        return convert_main(args)
+        return convert_main(args, command=command)
     print(__doc__)
     return 0 if command in ("help", "-h", "--help") else 2
 

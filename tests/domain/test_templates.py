@@ -202,7 +202,12 @@ def test_normalise_fixes_names_and_drops_server_metadata():
     assert normalise_template_manifest(doc)["metadata"] == {
         "name": "my-firefox",
         "labels": {"a": "b"},
-        "annotations": {"stream.space/original-name": "My_Firefox"},
+        "annotations": {
+            "stream.space/original-name": "My_Firefox",
+            "stream.space/conversion-notes": (
+                "metadata.name: 'My_Firefox' is not a DNS-1123 label; renamed to 'my-firefox'"
+            ),
+        },
     }
     conversion = convert_template_manifest(doc)
     assert conversion.warnings == ("metadata.name: 'My_Firefox' is not a DNS-1123 label; renamed to 'my-firefox'",)

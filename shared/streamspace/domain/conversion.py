@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# The earlier StreamSpace's API group, for Templates and Sessions alike.
+LEGACY_API_VERSION = "stream.streamspace.io/v1alpha1"
+
 # Set on a converted object whose name had to change to meet the name rule, so people can find it.
 ORIGINAL_NAME_ANNOTATION = "stream.space/original-name"
 # What a conversion changed (renames, unknown capabilities kept as tags), one note a line, so the

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
+from streamspace.domain.conversion import (
+    CONVERSION_NOTES_ANNOTATION,
+    LEGACY_API_VERSION,
+    ORIGINAL_NAME_ANNOTATION,
+    Conversion,
+)
 from streamspace.domain.duration import parse_duration
 from streamspace.domain.errors import ValidationError
-from streamspace.domain.names import DNS_LABEL_MAX, is_dns_label, user_label, validate_session_name
+from streamspace.domain.names import (
+    DNS_LABEL_MAX,
+    SESSION_NAME_MAX,
+    dns_label,
+    is_dns_label,
+    user_label,
+    validate_session_name,
+)
 from streamspace.domain.resources import (
     RESOURCE_NAMES,
     ResourceRequirements,
@@ -30,6 +43,8 @@ DEFAULT_MAX_SESSION_DURATION = "8h"
 DEFAULT_PERSISTENT_HOME = True
 TAG_MAX_LENGTH = 64
 TAGS_MAX_ITEMS = 64
+
+_T = TypeVar("_T")
 
 
 class SessionState(StrEnum):
@@ -190,3 +205,106 @@ def session_to_api(obj: Mapping[str, Any], active_connections: int = 0) -> dict[
         "createdAt": meta.get("creationTimestamp"),
         "activeConnections": active_connections,
     }
+
+
+_SESSION_SPEC_FIELDS = frozenset(
+    {"user", "template", "state", "resources", "persistentHome", "idleTimeout", "maxSessionDuration", "tags"}
+)
+
+
+def convert_session_manifest(doc: object) -> Conversion:
+    """A Session manifest of the earlier StreamSpace (stream.streamspace.io/v1alpha1, flat resources)
+    or of today's format -> a canonical stream.space/v1alpha1 Session, with every problem and warning.
+
+    Names follow the same rule as the API: a session name that is not a DNS-1123 label of at most
+    SESSION_NAME_MAX characters is renamed, and the Template it names is normalised exactly as the
+    Template converter renames Templates, so the pair still fits together.
+    """
+    if not isinstance(doc, Mapping):
+        return Conversion(None, (f"<document>: expected a Session manifest (a mapping), got {type(doc).__name__}",))
+    problems: list[str] = []
+    warnings: list[str] = []
+
+    def attempt(read: Callable[[], _T]) -> _T | None:
+        try:
+            return read()
+        except ValidationError as error:
+            problems.append(str(error))
+            return None
+
+    if doc.get("apiVersion") not in (SESSION_API_VERSION, LEGACY_API_VERSION):
+        problems.append(f"apiVersion: expected {SESSION_API_VERSION} or {LEGACY_API_VERSION}, "
+                        f"got {doc.get('apiVersion')!r}")
+    if doc.get("kind") != SESSION_KIND:
+        problems.append(f"kind: expected {SESSION_KIND}, got {doc.get('kind')!r}")
+    raw_metadata = doc.get("metadata")
+    metadata: Mapping[str, Any] = raw_metadata if isinstance(raw_metadata, Mapping) else {}
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name:
+        problems.append("metadata.name: required")
+        name = ""
+    spec = doc.get("spec")
+    if not isinstance(spec, Mapping):
+        problems.append(f"spec: expected an object, got {type(spec).__name__}")
+        spec = {}
+    for key in spec:
+        if key not in _SESSION_SPEC_FIELDS:
+            warnings.append(f"spec.{key}: unknown field, dropped")
+    user, template = spec.get("user"), spec.get("template")
+    for field, value in (("spec.user", user), ("spec.template", template)):
+        if not isinstance(value, str) or not value:
+            problems.append(f"{field}: required")
+    state = attempt(lambda: parse_state(spec.get("state", str(SessionState.RUNNING)), "spec.state"))
+    resources = None
+    if spec.get("resources") is not None:
+        resources = attempt(lambda: normalise_resources(spec["resources"], "spec.resources"))
+    durations: dict[str, str] = {}
+    for key, default in (("idleTimeout", DEFAULT_IDLE_TIMEOUT), ("maxSessionDuration", DEFAULT_MAX_SESSION_DURATION)):
+        value = spec.get(key, default)
+        try:
+            parse_duration(value, f"spec.{key}")
+            durations[key] = value
+        except ValidationError as error:
+            problems.append(str(error))
+    persistent = spec.get("persistentHome", DEFAULT_PERSISTENT_HOME)
+    if not isinstance(persistent, bool):
+        problems.append(f"spec.persistentHome: expected true or false, got {persistent!r}")
+    tags = attempt(lambda: parse_tags(spec.get("tags"), "spec.tags"))
+    if problems or not isinstance(user, str) or not isinstance(template, str) or state is None:
+        return Conversion(None, tuple(problems), tuple(warnings))
+
+    annotations = dict(metadata.get("annotations") or {}) if isinstance(metadata.get("annotations"), Mapping) else {}
+    new_name = name if is_dns_label(name, SESSION_NAME_MAX) else dns_label(name, SESSION_NAME_MAX)
+    if new_name != name:
+        warnings.append(f"metadata.name: {name!r} is not a DNS-1123 label of at most {SESSION_NAME_MAX} "
+                        f"characters; renamed to {new_name!r}")
+        annotations[ORIGINAL_NAME_ANNOTATION] = name
+    owner = user_label(user)
+    if owner != user:
+        warnings.append(f"spec.user: {user!r} is stored as its label {owner!r}")
+    template_name = dns_label(template)
+    if template_name != template:
+        warnings.append(f"spec.template: {template!r} is the Template renamed to {template_name!r}")
+    if warnings:
+        annotations[CONVERSION_NOTES_ANNOTATION] = "\n".join(warnings)
+    manifest = session_manifest(
+        new_name,
+        metadata["namespace"] if isinstance(metadata.get("namespace"), str) else "",
+        user,
+        template_name,
+        state=str(state),
+        resources=resources,
+        persistent_home=bool(persistent),
+        idle_timeout=durations["idleTimeout"],
+        max_session_duration=durations["maxSessionDuration"],
+        tags=tags or (),
+    )
+    meta = manifest["metadata"]
+    if not meta["namespace"]:
+        del meta["namespace"]
+    labels = metadata.get("labels")
+    if isinstance(labels, Mapping):
+        meta["labels"] = {**{str(k): str(v) for k, v in labels.items()}, **meta["labels"]}
+    if annotations:
+        meta["annotations"] = {str(k): str(v) for k, v in annotations.items()}
+    return Conversion(manifest, (), tuple(warnings))

@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
-from streamspace.domain.conversion import CONVERSION_NOTES_ANNOTATION, ORIGINAL_NAME_ANNOTATION, Conversion
+from streamspace.domain.conversion import (
+    CONVERSION_NOTES_ANNOTATION,
+    LEGACY_API_VERSION,
+    ORIGINAL_NAME_ANNOTATION,
+    Conversion,
+)
 from streamspace.domain.errors import ValidationError, join_field
 from streamspace.domain.names import DNS_LABEL_PATTERN, dns_label, is_dns_label
 from streamspace.domain.resources import (
@@ -25,7 +30,7 @@ from streamspace.domain.resources import (
 )
 
 TEMPLATE_API_VERSION = "stream.space/v1alpha1"
-LEGACY_TEMPLATE_API_VERSION = "stream.streamspace.io/v1alpha1"
+LEGACY_TEMPLATE_API_VERSION = LEGACY_API_VERSION
 TEMPLATE_KIND = "Template"
 
 
