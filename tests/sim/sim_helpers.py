@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 WIDGET_CRD = Path(__file__).parent / "widget-crd.yaml"
@@ -25,3 +27,18 @@ def deployment(name: str, replicas: int = 1, image: str = "nginx:1.27", labels: 
                                                   "ports": [{"name": "http", "containerPort": 8080}]}]}},
         },
     }
+
+
+CEILING = 30  # generous: the suite shares two cores with other workers
+
+
+def eventually(predicate: Callable[[], object], what: str, timeout: float = CEILING) -> object:
+    """Poll until `predicate()` is truthy and return it; fail naming `what` after the ceiling."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = predicate()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:.0f} s: {what}")
+        time.sleep(0.02)

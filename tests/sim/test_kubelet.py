@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from kubernetes import client, watch
-from sim_helpers import deployment
+from sim_helpers import CEILING, deployment
 
 from streamspace.sim import SimCluster
 
@@ -83,17 +81,22 @@ def test_kubelet_delay_shows_pending_pod_before_ready():
     with SimCluster(kubelet_delay=0.3) as sim:
         ac = sim.api_client()
         apps, core = client.AppsV1Api(ac), client.CoreV1Api(ac)
+        rv = core.list_namespaced_pod("default").metadata.resource_version
         apps.create_namespaced_deployment("default", deployment("slow"))
-        deadline = time.monotonic() + 2
-        while not core.list_namespaced_pod("default").items and time.monotonic() < deadline:
-            time.sleep(0.02)
-        pod = core.list_namespaced_pod("default").items[0]
-        assert pod.status.phase == "Pending"
-        assert apps.read_namespaced_deployment("slow", "default").status.ready_replicas is None
-        while apps.read_namespaced_deployment("slow", "default").status.ready_replicas != 1:
-            assert time.monotonic() < deadline, "pod never became ready"
-            time.sleep(0.05)
-        assert core.list_namespaced_pod("default").items[0].status.phase == "Running"
+        # The watch replays every change since rv: the pod is first seen Pending, later Running.
+        phases = []
+        w = watch.Watch()
+        for ev in w.stream(core.list_namespaced_pod, "default", resource_version=rv, timeout_seconds=CEILING):
+            phases.append(ev["object"].status.phase)
+            if phases[-1] == "Running":
+                w.stop()
+        assert phases[0] == "Pending" and phases[-1] == "Running", phases
+        readiness = []
+        for ev in w.stream(apps.list_namespaced_deployment, "default", resource_version=rv, timeout_seconds=CEILING):
+            readiness.append(ev["object"].status.ready_replicas)
+            if readiness[-1] == 1:
+                w.stop()
+        assert readiness[0] is None and readiness[-1] == 1, readiness
 
 
 def test_bare_pod_runs_and_eviction_deletes_it(core, ns):

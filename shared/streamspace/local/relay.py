@@ -84,14 +84,29 @@ class Relay:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self.delivered: list[tuple[str, str, int]] = []  # (function, type, status): observability for tests
+        # Deliveries queued, being posted or waiting for a retry: zero means nothing is in flight.
+        self._outstanding = 0
+        self._published = 0
+        self._outstanding_changed = threading.Condition()
+        # Per watched kind: set once its first list is done (changes after it are then streamed),
+        # and the resourceVersion of the newest change the watch has passed on.
+        self._watching = {kind: threading.Event() for kind, _ in WATCHED}
+        self.seen_version: dict[str, int] = {kind: 0 for kind, _ in WATCHED}
 
     # -- intake ----------------------------------------------------------------------------------
     def publish(self, headers: dict[str, str], body: bytes) -> list[str]:
         """Route one event by the Triggers; returns the functions it was queued for."""
         targets = [f for f in route_event(attributes_of(headers)) if f in self.function_urls]
         for function in targets:
+            self._count(+1)
             self._queue.put(Delivery(function, headers, body))
         return targets
+
+    def _count(self, change: int) -> None:
+        with self._outstanding_changed:
+            self._outstanding += change
+            self._published += max(change, 0)
+            self._outstanding_changed.notify_all()
 
     def wsgi_app(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """The broker ingress: accepts binary-mode CloudEvents (K_SINK)."""
@@ -124,8 +139,10 @@ class Relay:
                 timer = threading.Timer(delay, self._queue.put, args=(retry,))
                 timer.daemon = True
                 timer.start()
-            elif status >= 300 or status == 0:
+                continue  # still outstanding until the retry is answered
+            if status >= 300 or status == 0:
                 log.warning("event dropped (dead letter)", extra={"function": item.function, "status": status})
+            self._count(-1)
 
     def _post(self, item: Delivery) -> int:
         url = self.function_urls[item.function].rstrip("/") + "/"
@@ -151,6 +168,10 @@ class Relay:
                 if not version:
                     listed = kube.request("GET", path, query={"labelSelector": label_selector})
                     version = listed.get("metadata", {}).get("resourceVersion", "")
+                    # Like the ApiServerSource adapter, the listed objects are not sent (its store's
+                    # Replace is a no-op): only changes after this resourceVersion are.
+                    self._note_version(kind, version)
+                    self._watching[kind].set()
                 for change in _stream(path, version, label_selector):
                     if self._stop.is_set():
                         return
@@ -160,16 +181,22 @@ class Relay:
                     obj = change.get("object", {})
                     version = obj.get("metadata", {}).get("resourceVersion", version)
                     action = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}.get(change.get("type", ""))
-                    if action is None:
-                        continue
-                    obj.setdefault("kind", kind)
-                    obj.setdefault("apiVersion", resource.api_version)
-                    headers, body = apiserver_event(action, obj, resource.plural)
-                    self.publish(headers, body)
+                    if action is not None:
+                        obj.setdefault("kind", kind)
+                        obj.setdefault("apiVersion", resource.api_version)
+                        headers, body = apiserver_event(action, obj, resource.plural)
+                        self.publish(headers, body)
+                    self._note_version(kind, version)
             except Exception as exc:  # noqa: BLE001 - a watch gap: back off and re-list, like the adapter
                 log.warning("watch interrupted", extra={"kind": kind, "reason": str(exc)})
                 version = ""
                 self._stop.wait(1.0)
+
+    def _note_version(self, kind: str, version: str) -> None:
+        if version.isdigit():
+            with self._outstanding_changed:
+                self.seen_version[kind] = max(self.seen_version[kind], int(version))
+                self._outstanding_changed.notify_all()
 
     def _tick_forever(self, items: tuple[Schedule, ...]) -> None:
         """PingSource: fire each schedule at the start of every matching minute."""
@@ -208,14 +235,50 @@ class Relay:
         for _ in self._threads:
             self._queue.put(None)
 
-    def wait_idle(self, timeout: float = 10.0) -> bool:
-        """Wait until the delivery queue is empty (tests and demos)."""
+    def wait_watching(self, timeout: float = 30.0) -> bool:
+        """Wait until every watch has made its first list: changes from then on are delivered."""
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._queue.empty():
-                return True
-            time.sleep(0.05)
-        return False
+        return all(event.wait(max(0.0, deadline - time.monotonic())) for event in self._watching.values())
+
+    def idle(self) -> bool:
+        """Whether no delivery is queued, being posted or waiting for its retry."""
+        with self._outstanding_changed:
+            return self._outstanding == 0
+
+    def wait_idle(self, timeout: float = 30.0) -> bool:
+        """Wait until no delivery is in flight (tests and demos)."""
+        with self._outstanding_changed:
+            return self._outstanding_changed.wait_for(lambda: self._outstanding == 0, timeout)
+
+    def caught_up(self, newest_change: Callable[[str, str | None], int]) -> bool:
+        """Whether the system has fallen quiet: nothing is in flight and every watch has passed on
+        the newest change the API server records for it (`newest_change(kind, label_selector)`).
+
+        The relay's state is read before and after asking the API server: if nothing was published
+        in between, no delivery could have written anything the watches have not passed on yet.
+        """
+        before = self._progress()
+        if before[0]:
+            return False
+        if any(before[2][kind] < newest_change(kind, selector) for kind, selector in WATCHED):
+            return False
+        return self._progress() == before
+
+    def _progress(self) -> tuple[int, int, dict[str, int]]:
+        with self._outstanding_changed:
+            return self._outstanding, self._published, dict(self.seen_version)
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float = 30.0) -> bool:
+        """Wait until `predicate()`, re-checked whenever a delivery finishes or a watch moves on
+        (and at least every 0.2 s, for conditions outside the relay)."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            with self._outstanding_changed:
+                self._outstanding_changed.wait(min(0.2, remaining))
+        return True
 
 
 def _stream(path: str, version: str, label_selector: str | None) -> Iterable[dict[str, Any]]:

@@ -123,6 +123,10 @@ def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], statu
     waking = row is not None and row.get("state") == "hibernated" and (spec.get("state") or "running") == "running"
     obj = {**session, "status": dict(status)}
     with transaction() as conn:
+        _lock_session_name(conn, namespace, name)
+        uid = meta.get("uid")
+        if uid and conn.execute("SELECT 1 FROM session_tombstones WHERE uid = %s", (uid,)).fetchone():
+            return  # deleted while this reconcile ran (events are delivered concurrently): no row again
         if waking:
             index.set_state(conn, namespace, name, "running", reset_activity=True)
         index.upsert_from_object(conn, obj)
@@ -135,6 +139,7 @@ def forget_session(namespace: str, name: str, uid: str | None) -> None:
     from streamspace.sessions import index
 
     with transaction() as conn:
+        _lock_session_name(conn, namespace, name)
         if uid:
             conn.execute("INSERT INTO session_tombstones (uid, namespace, name) VALUES (%s, %s, %s)"
                          " ON CONFLICT (uid) DO NOTHING", (uid, namespace, name))
@@ -142,6 +147,13 @@ def forget_session(namespace: str, name: str, uid: str | None) -> None:
                            (namespace, name)).fetchone()
         if row is not None and (not uid or row["uid"] is None or row["uid"] == uid):
             index.remove(conn, namespace, name)
+
+
+def _lock_session_name(conn: Any, namespace: str, name: str) -> None:
+    """Serialise index writes and forgets of one Session name until the transaction ends: a reconcile
+    that loaded its context before the Session's delete event was handled must not write the row
+    back after it was removed (a row lock cannot do this: the row may not exist)."""
+    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"session-index/{namespace}/{name}",))
 
 
 # -- the template index -------------------------------------------------------------------------------

@@ -141,6 +141,20 @@ class SimCluster:
         """Snapshot of every request answered so far: (method, path, query, content_type, status)."""
         return self.server.requests
 
+    def last_change(self, api_version: str, kind: str, namespace: str | None = None,
+                    label_selector: str | None = None) -> int:
+        """The resourceVersion of the newest change a watch of these objects would report: a watcher
+        that has passed it on is up to date."""
+        from .selectors import parse_label_selector
+
+        group, _, version = api_version.rpartition("/")
+        found = next((t for t in self.registry.all() if (t.group, t.version, t.kind) == (group, version, kind)), None)
+        if found is None:
+            raise ValueError(f"the simulated cluster does not serve {api_version} {kind}")
+        by_label = parse_label_selector(label_selector)
+        return self.store.last_change(found.store_key, namespace,
+                                      lambda obj: by_label((obj.get("metadata") or {}).get("labels") or {}))
+
     def clear_requests(self) -> None:
         self.server.clear_requests()
 

@@ -145,6 +145,20 @@ class Store:
         if pending is not None:
             pending.append(ev)
 
+    def last_change(self, key: StoreKey, namespace: str | None = None,
+                    matches: Callable[[dict[str, Any]], bool] = lambda obj: True) -> int:
+        """The resourceVersion of the newest change to matching objects of a kind (what a watcher
+        of them has to have seen to be up to date); the history's floor when none is remembered."""
+        with self.lock:
+            for ev in reversed(self._history):
+                if ev.key != key:
+                    continue
+                if namespace is not None and ev.obj["metadata"].get("namespace") != namespace:
+                    continue
+                if matches(ev.obj) or (ev.prev is not None and matches(ev.prev)):
+                    return ev.rv
+            return self._floor
+
     # ------------------------------------------------------------ watch
 
     def subscribe(
