@@ -133,18 +133,19 @@ def methods(_: Request) -> dict:
 def oidc_login(req: Request) -> Reply:
     from streamspace.sso.service import start_login
 
-    url = start_login(req.query("redirect_uri"), req.query("returnTo"), req.client_ip)
-    return Reply(None, status=302, headers={"Location": url})
+    url, cookie = start_login(req.query("redirect_uri"), req.query("returnTo"), req.client_ip)
+    return Reply(None, status=302, headers={"Location": url, "Set-Cookie": cookie})
 
 
 @api.get("/api/v1/auth/oidc/callback", access=Access.PUBLIC, status=302,
          query=("code", "state", "iss", "error", "error_description"),
          summary="The OpenID Provider's redirect back; redirects to the return path with #ssoCode=<one-time code>")
 def oidc_callback(req: Request) -> Reply:
-    from streamspace.sso.service import callback
+    from streamspace.sso.service import BROWSER_COOKIE, callback
 
     params = {name: req.raw.args.get(name) for name in ("code", "state", "iss", "error", "error_description")}
-    return Reply(None, status=302, headers={"Location": callback(params, req.client_ip)})
+    location = callback(params, req.raw.cookies.get(BROWSER_COOKIE), req.client_ip)
+    return Reply(None, status=302, headers={"Location": location})
 
 
 @api.post("/api/v1/auth/oidc/exchange", access=Access.PUBLIC, body=_schema(("code",), code="string"),

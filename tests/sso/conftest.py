@@ -49,20 +49,25 @@ def admin_headers(url: str, op: OpenIDProvider) -> dict[str, str]:
     return {"Authorization": f"Bearer {answer.json()['token']}"}
 
 
-def start(url: str, **params: str) -> requests.Response:
-    return requests.get(f"{url}/api/v1/auth/oidc/login", params=params, allow_redirects=False, timeout=10)
+# The user's browser towards StreamSpace: it keeps the cookie that binds a login to the browser that
+# started it (the provider's pages get a browser of their own in OpenIDProvider.authorize).
+BROWSER = requests.Session()
 
 
-def authorization_url(url: str, **params: str) -> str:
-    answer = start(url, **params)
+def start(url: str, browser: requests.Session = BROWSER, **params: str) -> requests.Response:
+    return browser.get(f"{url}/api/v1/auth/oidc/login", params=params, allow_redirects=False, timeout=10)
+
+
+def authorization_url(url: str, browser: requests.Session = BROWSER, **params: str) -> str:
+    answer = start(url, browser, **params)
     assert answer.status_code == 302, answer.text
     return answer.headers["Location"]
 
 
-def callback(url: str, provider_redirect: str) -> requests.Response:
+def callback(url: str, provider_redirect: str, browser: requests.Session = BROWSER) -> requests.Response:
     """Follow the provider's redirect to our callback, as the browser would."""
     assert provider_redirect.startswith(url + CALLBACK), provider_redirect
-    return requests.get(provider_redirect, allow_redirects=False, timeout=20)
+    return browser.get(provider_redirect, allow_redirects=False, timeout=20)
 
 
 def sso_code(answer: requests.Response) -> str:
@@ -91,5 +96,5 @@ def refusals(reason: str | None = None) -> list[dict[str, Any]]:
                      " AND (%s::text IS NULL OR details->>'reason' = %s) ORDER BY id", (reason, reason))
 
 
-__all__ = ["CALLBACK", "authorization_url", "callback", "environment", "exchange", "make_user", "oidc_env",
+__all__ = ["BROWSER", "CALLBACK", "authorization_url", "callback", "environment", "exchange", "make_user", "oidc_env",
            "query_of", "refusals", "sso_code", "sso_login", "start"]

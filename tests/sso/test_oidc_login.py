@@ -87,6 +87,31 @@ def test_a_wrong_state_is_refused_and_audited(url, op):
     assert refusals("wrong state") and refusals("missing state")
 
 
+def test_a_callback_in_another_browser_is_refused_login_csrf(url, op):
+    """An attacker starts a login, signs in as themselves and pushes the callback URL to a victim:
+    the victim's browser lacks the cookie of the attacker's login, so nobody gets signed in."""
+    op.set_account("attacker", preferred_username="attacker")
+    attacker = requests.Session()
+    redirect = op.authorize(authorization_url(url, attacker), "attacker")
+    victim = requests.Session()
+    answer = callback(url, redirect, victim)
+    assert answer.status_code == 400 and "another browser" in answer.json()["message"]
+    assert refusals("browser mismatch")
+    cookie = start(url).headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/api/v1/auth/oidc/" in cookie
+
+
+def test_a_callback_naming_another_issuer_is_refused(url, op):
+    """RFC 9207: the authorization response's iss must be our provider (mix-up attacks)."""
+    op.set_account("mixup", preferred_username="mixup")
+    redirect = op.authorize(authorization_url(url), "mixup")
+    params = query_of(redirect)
+    params["iss"] = "https://other-provider.example"
+    answer = callback(url, redirect.split("?")[0] + "?" + urlencode(params))
+    assert answer.status_code == 400 and "another issuer" in answer.json()["message"]
+    assert refusals("wrong issuer")
+
+
 def test_a_replayed_callback_and_a_replayed_code_are_refused(url, op):
     op.set_account("mallory", preferred_username="mallory")
     redirect = op.authorize(authorization_url(url), "mallory")

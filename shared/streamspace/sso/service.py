@@ -1,7 +1,8 @@
 """Single sign-on with OpenID Connect: the authorization code flow with PKCE, state and nonce.
 
 1. `start_login` keeps the state (hashed), the nonce and the PKCE verifier server-side for ten
-   minutes and sends the browser to the provider.
+   minutes, binds the login to the browser with a cookie (login CSRF), and sends the browser to
+   the provider.
 2. `callback` takes that request once (a state works a single time), redeems the code at the
    token endpoint, verifies the ID token (sso.provider), provisions the user on first login
    (never merging into an existing account), re-syncs role and mapped groups from the groups
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
 
 LOGIN_REQUEST_TTL_SECONDS = 600
+BROWSER_COOKIE = "streamspace_oidc"
+BROWSER_COOKIE_PATH = "/api/v1/auth/oidc/"
 HANDOFF_TTL_SECONDS = 60
 MAX_RETURN_TO = 512
 MAPPING_FIELDS = frozenset({"claimValue", "groupId", "role"})
@@ -67,8 +70,18 @@ def valid_return_to(value: str | None) -> str:
     return value
 
 
-def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str) -> str:
-    """The provider's authorization URL for a new login (the browser is redirected there)."""
+def browser_cookie(value: str, redirect_uri: str) -> str:
+    """The Set-Cookie binding a login to the browser that starts it (empty value: clear it). Lax:
+    the provider's redirect back is a top-level GET, which carries it."""
+    secure = "; Secure" if redirect_uri.startswith("https://") else ""
+    max_age = LOGIN_REQUEST_TTL_SECONDS if value else 0
+    return (f"{BROWSER_COOKIE}={value}; Path={BROWSER_COOKIE_PATH}; Max-Age={max_age}; HttpOnly; SameSite=Lax"
+            f"{secure}")
+
+
+def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str) -> tuple[str, str]:
+    """(the provider's authorization URL for a new login, the Set-Cookie that binds the login to
+    this browser)."""
     from streamspace.db import transaction
     from streamspace.sso import provider, store
 
@@ -80,6 +93,7 @@ def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str)
                       redirectUri=chosen[:300])
     back = valid_return_to(return_to)
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48)
+    browser = secrets.token_urlsafe(32)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     try:
         url = provider.authorization_url(cfg, state=state, nonce=nonce, code_challenge=challenge,
@@ -87,14 +101,16 @@ def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str)
     except HttpError as exc:
         raise _refuse(exc, "provider unavailable", client_ip) from None
     with transaction() as conn:
-        store.save_login_request(conn, state=state, nonce=nonce, code_verifier=verifier, redirect_uri=chosen,
-                                 return_to=back, ttl_seconds=LOGIN_REQUEST_TTL_SECONDS)
-    return url
+        store.save_login_request(conn, state=state, browser=browser, nonce=nonce, code_verifier=verifier,
+                                 redirect_uri=chosen, return_to=back, ttl_seconds=LOGIN_REQUEST_TTL_SECONDS)
+    return url, browser_cookie(browser, chosen)
 
 
-def callback(params: dict[str, str | None], client_ip: str) -> str:
-    """Finish a login from the provider's redirect; returns where to send the browser: its return
-    path with `#ssoCode=<one-time code>` for the portal to exchange."""
+def callback(params: dict[str, str | None], browser: str | None, client_ip: str) -> str:
+    """Finish a login from the provider's redirect (`browser`: the binding cookie's value); returns
+    where to send the browser: its return path with `#ssoCode=<one-time code>` for the portal."""
+    import hmac
+
     from streamspace.db import transaction
     from streamspace.sso import provider, store
 
@@ -107,6 +123,9 @@ def callback(params: dict[str, str | None], client_ip: str) -> str:
     if request is None:
         raise _refuse(BadRequest("unknown, expired or already used state; start the login again",
                                  error="invalid state"), "wrong state", client_ip)
+    if not browser or not hmac.compare_digest(bytes(request["browser_hash"] or b""), store.digest(browser)):
+        raise _refuse(BadRequest("this login was started in another browser (or its cookie was blocked); start"
+                                 " the login again here", error="invalid state"), "browser mismatch", client_ip)
     if params.get("error"):
         reason = str(params.get("error_description") or params["error"])[:300]
         raise _refuse(BadRequest(f"the identity provider ended the login: {reason}", error="sso refused"),

@@ -19,18 +19,19 @@ def digest(secret: str) -> bytes:
 
 # -- authorization requests (state, nonce, PKCE verifier) ---------------------------------------
 
-def save_login_request(conn: psycopg.Connection[Any], *, state: str, nonce: str, code_verifier: str,
+def save_login_request(conn: psycopg.Connection[Any], *, state: str, browser: str, nonce: str, code_verifier: str,
                        redirect_uri: str, return_to: str, ttl_seconds: int) -> None:
     conn.execute("DELETE FROM oidc_login_requests WHERE expires_at < now()")
-    conn.execute("INSERT INTO oidc_login_requests (state_hash, nonce, code_verifier, redirect_uri, return_to,"
-                 " expires_at) VALUES (%s, %s, %s, %s, %s, now() + %s * interval '1 second')",
-                 (digest(state), nonce, code_verifier, redirect_uri, return_to, ttl_seconds))
+    conn.execute("INSERT INTO oidc_login_requests (state_hash, browser_hash, nonce, code_verifier, redirect_uri,"
+                 " return_to, expires_at) VALUES (%s, %s, %s, %s, %s, %s, now() + %s * interval '1 second')",
+                 (digest(state), digest(browser), nonce, code_verifier, redirect_uri, return_to, ttl_seconds))
 
 
 def take_login_request(conn: psycopg.Connection[Any], state: str) -> dict[str, Any] | None:
     """The request of `state`, deleted as it is read: a state works once, and only before it expires."""
     row = conn.execute("DELETE FROM oidc_login_requests WHERE state_hash = %s"
-                       " RETURNING nonce, code_verifier, redirect_uri, return_to, expires_at > now() AS live",
+                       " RETURNING browser_hash, nonce, code_verifier, redirect_uri, return_to,"
+                       " expires_at > now() AS live",
                        (digest(state),)).fetchone()
     return dict(row) if row is not None and row["live"] else None
 
