@@ -72,13 +72,15 @@ class OpenIDProvider:
             "grant_types": ["authorization_code"], "response_types": ["code"],
         }, *extra_clients]
         self.process: subprocess.Popen | None = None
+        self.claims_in_userinfo_only = False
         self.rotate_keys(signal=False)
         self.write_accounts()
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> OpenIDProvider:
         config = {"issuer": self.issuer, "port": self.port, "clients": self.clients,
-                  "keysFile": str(self.keys_file), "accountsFile": str(self.accounts_file)}
+                  "keysFile": str(self.keys_file), "accountsFile": str(self.accounts_file),
+                  "claimsInUserinfoOnly": self.claims_in_userinfo_only}
         (self.workdir / "config.json").write_text(json.dumps(config))
         node_modules = PROVIDER_DIR / "node_modules" / "oidc-provider"
         assert node_modules.is_dir(), "run `make test` (npm ci in tests/sso/provider) to install oidc-provider"

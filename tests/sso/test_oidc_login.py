@@ -305,6 +305,24 @@ def test_private_key_jwt_client_authentication(url, op, tmp_path):
         assert sso_login(url, op, "kay")["user"]["username"] == "kay"
 
 
+def test_claims_only_at_the_userinfo_endpoint_are_read_from_there(url, op, admin_headers):
+    group = requests.post(f"{url}/api/v1/groups", json={"name": "userinfo-team"}, headers=admin_headers, timeout=10)
+    assert requests.post(f"{url}/api/v1/auth/oidc/mappings", json={"claimValue": "ui", "groupId": group.json()["id"]},
+                         headers=admin_headers, timeout=10).status_code == 201
+    op.claims_in_userinfo_only = True
+    op.stop()
+    op.start()
+    try:
+        op.set_account("uma", preferred_username="uma", groups=["ui"])
+        redirect = op.authorize(authorization_url(url), "uma")
+        user = exchange(url, sso_code(callback(url, redirect))).json()["user"]
+        assert user["username"] == "uma" and user["groups"] == [group.json()["id"]]
+    finally:
+        op.claims_in_userinfo_only = False
+        op.stop()
+        op.start()
+
+
 def test_saml_answers_501_pointing_at_oidc(url, op):
     for method in ("GET", "POST"):
         answer = requests.request(method, f"{url}/api/v1/auth/saml/acs", timeout=10)

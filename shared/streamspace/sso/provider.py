@@ -161,8 +161,9 @@ def _client_auth(cfg: OidcSettings, token_endpoint: str) -> tuple[dict[str, str]
             "client_assertion": assertion}, {}
 
 
-def redeem_code(cfg: OidcSettings, *, code: str, code_verifier: str, redirect_uri: str) -> str:
-    """Exchange an authorization code at the token endpoint; returns the (unverified) ID token."""
+def redeem_code(cfg: OidcSettings, *, code: str, code_verifier: str, redirect_uri: str) -> tuple[str, str | None]:
+    """Exchange an authorization code at the token endpoint: (the unverified ID token, the access
+    token, used only to read the userinfo endpoint)."""
     token_endpoint = discovery(cfg)["token_endpoint"]
     fields, headers = _client_auth(cfg, token_endpoint)
     status, body = _http_json(cfg, token_endpoint, form={
@@ -182,7 +183,25 @@ def redeem_code(cfg: OidcSettings, *, code: str, code_verifier: str, redirect_ur
     id_token = body.get("id_token")
     if not isinstance(id_token, str):
         raise ProviderRefused("no id token", "the identity provider answered without an ID token")
-    return id_token
+    access_token = body.get("access_token")
+    return id_token, access_token if isinstance(access_token, str) else None
+
+
+def with_userinfo(cfg: OidcSettings, claims: dict[str, Any], access_token: str | None) -> dict[str, Any]:
+    """The verified ID token's claims, completed from the userinfo endpoint when the username or
+    groups claim is not in the ID token (Okta, Authentik and others keep them there by default).
+    Userinfo only adds missing claims, and only when it is about the same subject."""
+    if (cfg.username_claim in claims and cfg.groups_claim in claims) or not access_token:
+        return claims
+    endpoint = discovery(cfg).get("userinfo_endpoint")
+    if not isinstance(endpoint, str):
+        return claims
+    status, info = _http_json(cfg, endpoint, headers={"Authorization": f"Bearer {access_token}"})
+    if status != 200 or not isinstance(info, dict):
+        return claims  # e.g. a signed (JWT) userinfo answer: the ID token's claims are what we have
+    if info.get("sub") != claims["sub"]:  # OpenID Connect Core 1.0, section 5.3.2
+        raise ProviderRefused("userinfo subject mismatch", "the userinfo answer is about another subject")
+    return {**info, **claims}
 
 
 def verify_id_token(cfg: OidcSettings, id_token: str, *, nonce: str) -> dict[str, Any]:

@@ -138,9 +138,10 @@ def callback(params: dict[str, str | None], browser: str | None, client_ip: str)
         raise _refuse(BadRequest("the callback has no authorization code", error="invalid code"), "missing code",
                       client_ip)
     try:
-        id_token = provider.redeem_code(cfg, code=code, code_verifier=request["code_verifier"],
-                                        redirect_uri=request["redirect_uri"])
-        claims = provider.verify_id_token(cfg, id_token, nonce=request["nonce"])
+        id_token, access_token = provider.redeem_code(cfg, code=code, code_verifier=request["code_verifier"],
+                                                      redirect_uri=request["redirect_uri"])
+        claims = provider.with_userinfo(cfg, provider.verify_id_token(cfg, id_token, nonce=request["nonce"]),
+                                        access_token)
     except provider.ProviderRefused as exc:
         raise _refuse(BadRequest(exc.message, error="sso refused"), exc.reason, client_ip) from None
     except HttpError as exc:

@@ -2,7 +2,7 @@
 //
 //   node provider.mjs <config.json>
 //
-// config.json: {issuer, port, clients: [client metadata], keysFile, accountsFile}
+// config.json: {issuer, port, clients: [client metadata], keysFile, accountsFile, claimsInUserinfoOnly}
 //   keysFile:     {"keys": [private JWKs]}, the provider's signing keys (the first one signs).
 //   accountsFile: {"<login>": {claims...}}, read on every lookup so tests can change a user's
 //                 claims (groups, username) between logins.
@@ -30,8 +30,9 @@ function build() {
       groups: ['groups'],
     },
     scopes: ['openid', 'profile', 'email', 'groups', 'offline_access'],
-    // Scope claims go into the ID token itself (what Keycloak, Entra ID and Google do), not only userinfo.
-    conformIdTokenClaims: false,
+    // Scope claims go into the ID token itself (what Keycloak, Entra ID and Google do), unless the
+    // test asks for them at the userinfo endpoint only (what Okta and Authentik do by default).
+    conformIdTokenClaims: Boolean(config.claimsInUserinfoOnly),
     features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
     async findAccount(ctx, id) {
       const account = readJson(config.accountsFile)[id];
