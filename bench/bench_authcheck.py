@@ -1,13 +1,14 @@
 """The ingress forward-auth check (auth-check), in microseconds (medians and p99):
 
-- check: `authcheck.check` as the route runs it: the JWT verification plus the ONE query
-  (user, login family, session index row, ingress domain);
+- check: `authcheck.check` as the route runs it: the cookie's digest plus the ONE query
+  (the session host's grant, its user and login family, the session index row, the ingress domain);
 - query: that query alone; own_work = check - query, the part that is ours (target: well under 1 ms);
 - in_process: a whole GET /api/v1/auth/session-check through the function's WSGI app (functions-
   framework, Flask, our Api layer) without a socket;
 - http: the same over real HTTP on a local server (keep-alive), the figure an ingress sees.
 
-Self-contained: an embedded PostgreSQL, migrated, one user and one session row. No Kubernetes.
+Self-contained: an embedded PostgreSQL, migrated, one user, one session row and its desktop grant
+(a ticket redeemed). No Kubernetes.
 """
 
 from __future__ import annotations
@@ -33,29 +34,35 @@ def run() -> dict[str, Any]:
     from werkzeug.datastructures import Headers
     from werkzeug.test import Client
 
-    from streamspace.auth.tokens import issue_access_token
+    from streamspace.auth.principal import Principal
     from streamspace.config import settings
-    from streamspace.db import execute, fetch_one, statement_count
+    from streamspace.db import execute, fetch_one, statement_count, transaction
+    from streamspace.desktop import store
+    from streamspace.desktop.access import digest, issue_ticket, redeem
     from streamspace.local.gateway import load_function_app
     from streamspace.local.server import BackgroundServer
-    from streamspace.reconcile.authcheck import _CHECK_SQL, check
+    from streamspace.reconcile.authcheck import check
 
     user = fetch_one("INSERT INTO users (username, email, role, password_hash) VALUES ('bench', 'b@example.com',"
                      " 'user', 'x') RETURNING id::text AS id")
     assert user is not None
+    namespace = settings().namespace
     execute("INSERT INTO sessions (namespace, name, user_id, username, template)"
-            " VALUES (%s, 'bench-firefox-1', %s, 'bench', 'firefox')", (settings().namespace, user["id"]))
-    token, _ = issue_access_token(user_id=user["id"], username="bench", role="user", groups=[], family_id=None)
-    headers = Headers({"X-Forwarded-Host": "bench-firefox-1.streamspace.local", "Authorization": f"Bearer {token}"})
+            " VALUES (%s, 'bench-firefox-1', %s, 'bench', 'firefox')", (namespace, user["id"]))
+    with transaction() as conn:
+        ticket = issue_ticket(conn, Principal(user["id"], "bench", "user", (), None), namespace, "bench-firefox-1")
+    grant, _ = redeem(ticket, "bench-firefox-1", "streamspace.local")
+    headers = Headers({"X-Forwarded-Host": "bench-firefox-1.streamspace.local",
+                       "Cookie": f"streamspace_desktop={grant}"})
+    cookies = {"streamspace_desktop": grant}
 
     before = statement_count()
-    admitted = check(headers, headers.get("Authorization"), None)
-    assert admitted.username == "bench"
+    admitted = check(headers, cookies)
+    assert admitted is not None and admitted.username == "bench"
     statements_per_check = statement_count() - before
 
-    params = {"sub": user["id"], "sid": None, "ns": settings().namespace, "session": "bench-firefox-1"}
-    checks = timed_us(lambda: check(headers, headers.get("Authorization"), None), CALLS, warmup=50)
-    queries = timed_us(lambda: fetch_one(_CHECK_SQL, params), CALLS, warmup=50)
+    checks = timed_us(lambda: check(headers, cookies), CALLS, warmup=50)
+    queries = timed_us(lambda: store.grant_for_session(digest(grant), namespace, "bench-firefox-1"), CALLS, warmup=50)
     own = median_of(checks) - median_of(queries)
 
     client = Client(load_function_app("auth-check"))

@@ -242,6 +242,18 @@ def token_for(user_id: str, username: str, role: str = "user", groups: list[str]
     return token
 
 
+def desktop_cookie(user_id: str, username: str, session: str, role: str = "user",
+                   namespace: str = "streamspace", domain: str = "streamspace.local") -> str:
+    """A session host's cookie value, made the way a browser gets it: a ticket, redeemed."""
+    from streamspace.auth.principal import Principal
+    from streamspace.db import transaction
+    from streamspace.desktop.access import issue_ticket, redeem
+
+    with transaction() as conn:
+        ticket = issue_ticket(conn, Principal(user_id, username, role, (), None), namespace, session)
+    return redeem(ticket, session, domain)[0]
+
+
 # -- the simulated Kubernetes API server ------------------------------------------------------------
 
 @pytest.fixture(scope="module")

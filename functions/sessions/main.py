@@ -3,7 +3,7 @@
 import functions_framework
 
 from streamspace.http import Access, Api, Reply, Request
-from streamspace.sessions import service
+from streamspace.sessions import live, service
 
 api = Api("sessions")
 
@@ -64,15 +64,17 @@ def connections(req: Request) -> dict:
 
 
 @api.get("/api/v1/events/sessions", access=Access.USER, token_in_query=True,
-         summary="Live session updates as Server-Sent Events (one snapshot per response, then retry)")
+         summary="Live session updates as Server-Sent Events, pushed on every change (the caller's sessions; an "
+                 "admin: all); the stream ends after LIVE_STREAM_SECONDS and EventSource reconnects")
 def session_events(req: Request) -> Reply:
-    return Reply(service.sessions_event_stream(req.caller), content_type="text/event-stream",
+    return Reply(live.event_stream(req.caller), content_type="text/event-stream",
                  headers={"X-Accel-Buffering": "no"})
 
 
-api.not_built("GET", "/api/v1/ws/sessions", access=Access.USER,
-              message="the WebSocket stream is not built; use Server-Sent Events at /api/v1/events/sessions"
-                      " (EventSource, ?token= accepted), which carries the same sessions_update messages")
+@api.get("/api/v1/ws/sessions", access=Access.USER, token_in_query=True, upgrades=True,
+         summary="The same live session updates on a WebSocket (v0.2 clients; ?token= accepted)")
+def session_socket(req: Request) -> Reply:
+    return Reply(live.websocket_stream(req.caller, req.raw.environ))
 
 
 @functions_framework.http

@@ -51,6 +51,10 @@ class Settings:
     cluster_mode: str = "auto"
     max_body_bytes: int = 1024 * 1024
     heartbeat_window_seconds: int = 60
+    desktop_ticket_ttl_seconds: int = 30  # an openUrl's ticket; at most a minute
+    desktop_access_ttl_seconds: int = 12 * 3600  # a session host's cookie
+    live_stream_seconds: int = 120  # how long one live-update stream stays open (then the client reconnects)
+    live_streams: int = 4  # live-update streams one process serves at once (each holds a worker thread)
     login_max_failures: int = 5
     login_window_seconds: int = 300
     log_level: str = "INFO"
@@ -187,7 +191,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name}: expected true or false, got {raw!r}")
 
 
-def _duration(env: Mapping[str, str], name: str, default: str, minimum: int = 1) -> int:
+def _duration(env: Mapping[str, str], name: str, default: str, minimum: int = 1, maximum: int | None = None) -> int:
     from streamspace.domain.duration import DurationError, parse_duration
 
     raw = env.get(name) or default
@@ -197,6 +201,8 @@ def _duration(env: Mapping[str, str], name: str, default: str, minimum: int = 1)
         raise ConfigError(f"{name}: expected a duration such as 90s, 30m, 1h or 1h30m, got {raw!r}") from None
     if seconds < minimum:
         raise ConfigError(f"{name}: expected a duration of at least {minimum}s, got {raw!r}")
+    if maximum is not None and seconds > maximum:
+        raise ConfigError(f"{name}: expected a duration of at most {maximum}s, got {raw!r}")
     return seconds
 
 
@@ -316,6 +322,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         cluster_mode=_choice(env, "STREAMSPACE_CLUSTER", "auto", ("auto", "sim", "kube")),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
         heartbeat_window_seconds=_duration(env, "HEARTBEAT_WINDOW", "60s", minimum=5),
+        live_stream_seconds=_duration(env, "LIVE_STREAM_SECONDS", "120s", minimum=1, maximum=540),
+        # Default: half of the worker's threads (functions-framework's THREADS, 8 by default).
+        live_streams=_int(env, "LIVE_STREAMS", max(1, _int(env, "THREADS", 8, 1, 1024) // 2), 1, 1024),
+        desktop_ticket_ttl_seconds=_duration(env, "DESKTOP_TICKET_TTL", "30s", minimum=1, maximum=60),
+        desktop_access_ttl_seconds=_duration(env, "DESKTOP_ACCESS_TTL", "12h", minimum=60,
+                                             maximum=7 * 24 * 3600),
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
         login_window_seconds=_duration(env, "LOGIN_WINDOW", "5m", minimum=1),
         log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 INGRESS_DOMAIN = "ingress.domain"
 INGRESS_CLASS = "ingress.class"
+INGRESS_PORT = "ingress.port"  # the port session URLs name; null: the scheme's own (80/443)
 STORAGE_CLASS = "storage.className"
 STORAGE_DEFAULT_SIZE = "storage.defaultSize"
 SESSION_IDLE_TIMEOUT = "session.defaultIdleTimeout"
@@ -36,6 +37,7 @@ TOTP_POLICIES = ("off", "admins", "everyone")
 DEFAULTS: dict[str, Any] = {
     INGRESS_DOMAIN: "streamspace.local",
     INGRESS_CLASS: "traefik",
+    INGRESS_PORT: None,
     STORAGE_CLASS: "",
     STORAGE_DEFAULT_SIZE: "50Gi",
     SESSION_IDLE_TIMEOUT: "30m",
@@ -79,6 +81,14 @@ def _cpu(value: object, field: str) -> str:
     return value if isinstance(value, str) else format_cpu(millis)
 
 
+def _port(value: object, field: str) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValidationError(field, f"expected a port from 1 to 65535, or null for the scheme's own, got {value!r}")
+    return value
+
+
 def _boolean(value: object, field: str) -> bool:
     if isinstance(value, bool):
         return value
@@ -96,6 +106,7 @@ def _totp_policy(value: object, field: str) -> str:
 _VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     INGRESS_DOMAIN: _dns_name,
     INGRESS_CLASS: _dns_name,
+    INGRESS_PORT: _port,
     STORAGE_CLASS: lambda v, f: _dns_name(v, f, allow_empty=True),
     STORAGE_DEFAULT_SIZE: _memory,
     SESSION_IDLE_TIMEOUT: _duration,

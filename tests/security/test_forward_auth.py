@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from streamspace.db import execute
-from tests.conftest import make_user, token_for
+from tests.conftest import desktop_cookie, make_user
 
 PATH = "/api/v1/auth/session-check"
 NS = "streamspace"
@@ -21,11 +21,14 @@ DOMAIN = "streamspace.local"
 
 @pytest.fixture(scope="module")
 def tokens(db_url):
+    """Each user's cookie for their own session's host (the only credential a desktop host accepts)."""
     ids = {name: make_user(name) for name in ("alice", "bob")}
+    cookies = {}
     for owner, session in (("alice", "alice-firefox-1"), ("bob", "bob-firefox-1")):
         execute("INSERT INTO sessions (namespace, name, user_id, username, template, state)"
                 " VALUES (%s, %s, %s, %s, 'firefox', 'running')", (NS, session, ids[owner], owner))
-    return {name: token_for(uid, name) for name, uid in ids.items()}
+        cookies[owner] = desktop_cookie(ids[owner], owner, session)
+    return cookies
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +36,8 @@ def url(serve, tokens):
     return serve("auth-check") + PATH
 
 
-def ask(url: str, token: str, headers: dict[str, str]) -> requests.Response:
-    return requests.get(url, headers={"Authorization": f"Bearer {token}", **headers}, timeout=10)
+def ask(url: str, cookie: str, headers: dict[str, str]) -> requests.Response:
+    return requests.get(url, headers={"Cookie": f"streamspace_desktop={cookie}", **headers}, timeout=10)
 
 
 def test_nginx_client_cannot_steer_the_check_to_its_own_session_with_x_forwarded_host(url, tokens, setting):
@@ -67,8 +70,9 @@ def test_probing_cannot_tell_someone_elses_session_from_a_missing_one(url, token
     setting(INGRESS_CONTROLLER="traefik")
     foreign = ask(url, tokens["bob"], {"X-Forwarded-Host": f"alice-firefox-1.{DOMAIN}"})
     missing = ask(url, tokens["bob"], {"X-Forwarded-Host": f"alice-firefox-9.{DOMAIN}"})
+    # bob's cookie is no credential on any host but his own session's: the same 401 for both
     assert (foreign.status_code, foreign.content) == (missing.status_code, missing.content) == \
-        (403, missing.content)
+        (401, missing.content)
 
 
 def test_the_shipped_traefik_middleware_never_passes_a_client_sent_host_to_the_check():

@@ -154,12 +154,13 @@ def _refuse_password_login(username: str, message: str, client_ip: str) -> None:
 
 def change_password(caller: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     """`{oldPassword, newPassword}`: checks the old one (rate limited like a login), stores the
-    new one, and ends every other login of the user (the caller's own stays)."""
+    new one, and ends every other login of the user (the caller's own stays) and every desktop cookie."""
     from streamspace import audit
     from streamspace.auth.passwords import hash_password, verify_password
     from streamspace.auth.refresh import revoke_user_families
     from streamspace.auth.users import valid_password
     from streamspace.db import transaction
+    from streamspace.desktop.access import revoke_user as revoke_desktops
 
     old = _text(body.get("oldPassword"), "oldPassword")
     new = valid_password(body.get("newPassword"), "newPassword")
@@ -179,6 +180,7 @@ def change_password(caller: Principal, body: dict[str, Any], client_ip: str) -> 
         conn.execute("UPDATE login_attempts SET succeeded = true WHERE id = %s", (attempt,))
         conn.execute("UPDATE users SET password_hash = %s, updated_at = now() WHERE id = %s", (new_hash, user["id"]))
         revoked = revoke_user_families(conn, user["id"], "password changed", keep=caller.family_id)
+        revoke_desktops(conn, user["id"])  # every desktop cookie, the one opened from this login too
         audit.record(conn, caller, "auth.password.change", "user", caller.username, client_ip,
                      {"revokedLogins": revoked})
     return {"message": "password changed; other logins were signed out"}

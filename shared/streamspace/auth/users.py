@@ -197,6 +197,7 @@ def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip:
     from streamspace.auth.passwords import hash_password
     from streamspace.auth.refresh import revoke_user_families
     from streamspace.db import transaction
+    from streamspace.desktop.access import revoke_user as revoke_desktops
 
     user_id = parse_uuid(user_id)
     changes: dict[str, Any] = {}
@@ -232,6 +233,7 @@ def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip:
                              {**changes, "id": user_id})
             if changes.get("active") is False or "password_hash" in changes:
                 revoke_user_families(conn, user_id, "disabled" if changes.get("active") is False else "password reset")
+                revoke_desktops(conn, user_id)
             details = {k: v for k, v in changes.items() if k != "password_hash"}
             if "password_hash" in changes:
                 details["password"] = "reset"

@@ -14,7 +14,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -240,13 +240,17 @@ class Api:
     # -- declaration -------------------------------------------------------------------------
     def route(self, method: str, path: str, *, access: Access, summary: str = "", status: int = 200,
               body: dict[str, Any] | None = None, query: tuple[str, ...] = (),
-              token_in_query: bool = False) -> Callable[[Handler], Handler]:
+              token_in_query: bool = False, upgrades: bool = False) -> Callable[[Handler], Handler]:
+        """Declare a route. `upgrades`: the route also answers WebSocket upgrade requests."""
         if not isinstance(access, Access):
             raise TypeError(f"{method} {path}: access must be an Access value")
         if token_in_query and not access.needs_token:
             raise TypeError(f"{method} {path}: token_in_query needs a route that requires a token")
         if token_in_query and "token" not in query:
             query = (*query, "token")
+
+        if upgrades:
+            _let_upgrades_through(path)
 
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method.upper(), path, handler, access, summary or (handler.__doc__ or "").strip(),
@@ -411,8 +415,12 @@ class Api:
     def _respond(self, reply: Reply, request_id: str, cors: dict[str, str]) -> flask.Response:
         import flask
 
+        if isinstance(reply.body, flask.Response):  # a WebSocket that has finished: nothing more to send
+            return reply.body
         if reply.body is None:
-            payload: bytes | str = b""
+            payload: bytes | str | Iterator[str] = b""
+        elif isinstance(reply.body, Iterator):  # streamed as it is produced (Server-Sent Events)
+            payload = reply.body
         elif isinstance(reply.body, (bytes, str)):
             payload = reply.body
         else:
@@ -424,6 +432,25 @@ class Api:
         for key, value in {**cors, **reply.headers}.items():
             response.headers[key] = value
         return response
+
+
+def _let_upgrades_through(path: str) -> None:
+    """functions-framework mounts the function with catch-all werkzeug rules that are not WebSocket
+    rules, so werkzeug answers every upgrade request 400 before the function runs. A WebSocket rule
+    for this exact path (added to the app functions-framework is building: it imports the
+    function's module inside that app's context) sends upgrades to the function too."""
+    import flask
+    from werkzeug.routing import Rule
+
+    if "{" in path:
+        raise TypeError(f"{path}: upgrade routes take no path parameters")
+    if not flask.has_app_context():  # the module was imported outside functions-framework
+        return
+    app = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+    endpoint = f"streamspace-upgrade:{path}"
+    app.url_map.add(Rule(path, endpoint=endpoint, websocket=True))
+    # functions-framework's own view ("run") is registered after the module ran: look it up per call.
+    app.view_functions[endpoint] = lambda: app.view_functions["run"](path=path.lstrip("/"))
 
 
 _foreign_error_mappers: list[Callable[[Exception], HttpError | None]] = []

@@ -1,16 +1,20 @@
 """All HTTP functions behind one port, dispatched by the production path routing.
 
 Each function is loaded with functions-framework's own `create_app`, exactly as its container
-runs it, and called in-process as a WSGI app.
+runs it, and called in-process as a WSGI app. With a simulated cluster, requests for a session
+host (`<session>.localhost:8000`) go to the simulated ingress (streamspace.local.ingress) instead.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from streamspace.local.routing import route_path
+
+if TYPE_CHECKING:
+    from streamspace.local.ingress import SessionIngress
 
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -24,17 +28,46 @@ def load_function_app(name: str) -> WsgiApp:
     return create_app(target=info.target, source=str(info.source))  # type: ignore[no-any-return]
 
 
+def _may_be_session_host(host: str) -> bool:
+    """A name with a dot that is not an IP literal (the API itself is reached as 127.0.0.1 or localhost)."""
+    import ipaddress
+
+    from streamspace.reconcile.authcheck import plain_host
+
+    name = plain_host(host)
+    if "." not in name:
+        return False
+    try:
+        ipaddress.ip_address(name)
+    except ValueError:
+        return True
+    return False
+
+
 class Gateway:
-    def __init__(self, apps: dict[str, WsgiApp]) -> None:
+    def __init__(self, apps: dict[str, WsgiApp], ingress: SessionIngress | None = None) -> None:
         self.apps = apps
+        self.ingress = ingress
 
     @classmethod
-    def for_http_functions(cls) -> Gateway:
+    def for_http_functions(cls, desktops: Any = None) -> Gateway:
+        """Every HTTP function; with `desktops` (a simulated cluster's SimDesktops), session hosts too."""
+        from streamspace.config import settings
         from streamspace.functions import discover
+        from streamspace.local.ingress import SessionIngress
 
-        return cls({info.name: load_function_app(info.name) for info in discover() if info.kind == "http"})
+        apps = {info.name: load_function_app(info.name) for info in discover() if info.kind == "http"}
+        ingress = SessionIngress(apps["auth-check"], desktops, settings().namespace) if desktops is not None else None
+        return cls(apps, ingress)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        host = environ.get("HTTP_HOST") or ""
+        if self.ingress is not None and _may_be_session_host(host):
+            from streamspace.reconcile.authcheck import plain_host
+
+            found = self.ingress.rule_for(plain_host(host))
+            if found is not None:
+                return self.ingress.serve(environ, start_response, found)
         path = environ.get("PATH_INFO", "/")
         # /metrics is not routed publicly (HTTPRoute); locally every function shares one process and
         # one registry, so any function's /metrics serves them all, e.g. to compose's Prometheus.

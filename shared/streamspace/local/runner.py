@@ -102,13 +102,25 @@ class LocalStack:
                 server = BackgroundServer(load_function_app(info.name)).start()
                 self.servers.append(server)
                 event_urls[info.name] = server.url
-        gateway = Gateway.for_http_functions()
+        gateway = Gateway.for_http_functions(self.sim.desktops if self.sim is not None else None)
         api = BackgroundServer(gateway, host=settings().api_host, port=self.api_port).start()
         self.servers.append(api)
         self.api_url = api.url
         relay.start(watch=self.watch, schedule=self.schedule)
         self.announce(f"API: {api.url} (functions: {', '.join(sorted(gateway.apps))})")
+        if self.sim is not None:
+            self._serve_session_hosts(api.port)
         self.announce(f"events: local relay (broker {broker.url}) delivering to {', '.join(sorted(event_urls))}")
+
+    def _serve_session_hosts(self, port: int) -> None:
+        """With the simulated cluster, desktops are reached on this machine: session hosts are
+        `<session>.localhost:<port>` (browsers resolve *.localhost to the loopback address), served
+        by the gateway's simulated ingress through the same forward-auth check as on a cluster."""
+        from streamspace.settings_store import INGRESS_DOMAIN, INGRESS_PORT, update_config
+
+        update_config({INGRESS_DOMAIN: "localhost", INGRESS_PORT: port}, None)
+        self.announce(f"desktops: http://<session>.localhost:{port}/ (SIMULATED stand-in pages behind the"
+                      " forward-auth check; open them with the openUrl of GET /api/v1/sessions/{id}/connect)")
 
     def stop(self) -> None:
         if self.relay is not None:

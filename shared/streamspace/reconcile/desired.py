@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streamspace.desktop.access import AUTH_PATH as DESKTOP_AUTH_PATH
 from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.domain.names import dns_label, home_claim_name, owned_name
 from streamspace.domain.resources import ResourceRequirements
@@ -64,12 +65,14 @@ class ReconcileConfig:
     """The configuration a reconcile needs (from settings_store.get_config() and the settings)."""
 
     ingress_domain: str = "streamspace.local"
+    ingress_port: int | None = None  # in session URLs; None: the scheme's own
     ingress_class: str = "traefik"
     ingress_controller: str = "traefik"  # traefik | nginx (setting INGRESS_CONTROLLER): which annotations
     ingress_tls_secret: str = ""
     ingress_controller_namespace: str = "traefik"
     auth_url: str = "http://auth-check.streamspace.svc.cluster.local/api/v1/auth/session-check"
     traefik_middleware: str = "streamspace-streamspace-auth@kubernetescrd"
+    auth_service: str = "auth-check"  # the Service in the sessions' namespace that serves /.streamspace/auth
     storage_class: str = ""
     storage_size: str = "50Gi"
     default_memory: str = "2Gi"
@@ -86,7 +89,8 @@ class ReconcileConfig:
 
         Keys beyond the seeded ones: `ingress.tlsSecret`, `ingress.controllerNamespace` (where the
         ingress controller runs: the only namespace a session's pod accepts traffic from),
-        `auth.checkUrl` (the forward-auth URL), `auth.traefikMiddleware` (`<ns>-<name>@kubernetescrd`).
+        `auth.checkUrl` (the forward-auth URL), `auth.traefikMiddleware` (`<ns>-<name>@kubernetescrd`),
+        `auth.service` (the Service, port 80, that each session Ingress sends `/.streamspace/auth` to).
         """
 
         def text(key: str, default: str) -> str:
@@ -104,6 +108,8 @@ class ReconcileConfig:
         auto = values.get("session.enableAutoHibernation", True)
         return cls(
             ingress_domain=text("ingress.domain", "streamspace.local"),
+            ingress_port=port if isinstance(port := values.get("ingress.port"), int) and not isinstance(port, bool)
+            else None,
             ingress_class=ingress_class,
             ingress_controller=controller,
             ingress_tls_secret=text("ingress.tlsSecret", ""),
@@ -111,6 +117,7 @@ class ReconcileConfig:
             auth_url=text("auth.checkUrl",
                           f"http://auth-check.{namespace}.svc.cluster.local/api/v1/auth/session-check"),
             traefik_middleware=text("auth.traefikMiddleware", f"{namespace}-streamspace-auth@kubernetescrd"),
+            auth_service=text("auth.service", "auth-check"),
             storage_class=text("storage.className", ""),
             storage_size=text("storage.defaultSize", "50Gi"),
             default_memory=text("resources.defaultMemory", "2Gi"),
@@ -126,7 +133,8 @@ class ReconcileConfig:
 
 def session_url(name: str, config: ReconcileConfig) -> str:
     scheme = "https" if config.ingress_tls_secret else "http"
-    return f"{scheme}://{session_host(name, config)}/"
+    port = f":{config.ingress_port}" if config.ingress_port else ""
+    return f"{scheme}://{session_host(name, config)}{port}/"
 
 
 def session_host(name: str, config: ReconcileConfig) -> str:
@@ -268,10 +276,14 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
     host = session_host(name, config)
     ingress_spec: dict[str, Any] = {
         "ingressClassName": config.ingress_class,
-        "rules": [{"host": host, "http": {"paths": [{
-            "path": "/", "pathType": "Prefix",
-            "backend": {"service": {"name": owned, "port": {"name": "stream"}}},
-        }]}}],
+        "rules": [{"host": host, "http": {"paths": [
+            # The desktop ticket's redeem (GET /.streamspace/auth?ticket=): auth-check sets the
+            # session host's cookie. Exact, so nothing else on the host ever reaches auth-check.
+            {"path": DESKTOP_AUTH_PATH, "pathType": "Exact",
+             "backend": {"service": {"name": config.auth_service, "port": {"number": 80}}}},
+            {"path": "/", "pathType": "Prefix",
+             "backend": {"service": {"name": owned, "port": {"name": "stream"}}}},
+        ]}}],
     }
     if config.ingress_tls_secret:
         ingress_spec["tls"] = [{"hosts": [host], "secretName": config.ingress_tls_secret}]

@@ -1,2 +1,2 @@
 """Sessions: the /api/v1/sessions operations (`service`), the session index (`index`) and the
-live-updates stream (`service.sessions_event_stream`)."""
+live-updates streams (`live`)."""

@@ -12,10 +12,8 @@ Templates without a status yet (template-reconcile has not seen them) are accept
 validates (the same validation template-reconcile applies); a Template whose status says Invalid is
 refused with its message.
 
-Live updates: `GET /api/v1/events/sessions` answers Server-Sent Events. A serverless function must
-not hold a response open (Knative may freeze or scale it away), so each response carries one
-`sessions_update` event and a `retry:` interval: an EventSource reconnects by itself and receives
-the next snapshot, which makes the stream a cheap poll of the index that any number of replicas serve.
+Live updates (`sessions_update` messages, pushed on every change) are streamed by
+streamspace.sessions.live.
 """
 
 from __future__ import annotations
@@ -44,7 +42,6 @@ CREATE_FIELDS = frozenset({"user", "template", "resources", "persistentHome", "i
                            "tags"})
 PATCH_FIELDS = frozenset({"state", "idleTimeout", "maxSessionDuration", "tags"})
 STATES = ("running", "hibernated", "terminated")
-EVENT_RETRY_MS = 5000
 _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 _SUFFIX_LENGTH = 6
 _NAME_ATTEMPTS = 4
@@ -464,9 +461,12 @@ def _connection_id(value: str | None) -> str:
 
 
 def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str = "") -> dict[str, Any]:
-    """Open a connection record; a hibernated session is woken (spec.state -> running)."""
+    """Open a connection record; a hibernated session is woken (spec.state -> running). `openUrl`
+    opens the desktop in a browser: a single-use ticket on the session's own host
+    (streamspace.desktop.access)."""
     from streamspace import audit, kube
     from streamspace.db import transaction
+    from streamspace.desktop.access import issue_ticket, open_url
 
     row = _owned(caller, name)
     namespace = _namespace()
@@ -488,8 +488,10 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
              (user_agent or "")[:_USER_AGENT_MAX])).fetchone()
         if waking:
             audit.record(conn, caller, "session.wake", "session", name, client_ip)
+        ticket = issue_ticket(conn, caller, namespace, name)
     assert created is not None
     status = obj.get("status") or {}
+    session_url = status.get("url") or _configured_session_url(name)
     phase = status.get("phase") or "Pending"
     if waking:
         message = "waking the hibernated session; it is ready when its phase is Running"
@@ -497,7 +499,16 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
         message = "session is ready"
     else:
         message = f"session is starting (phase {phase}); it is ready when its phase is Running"
-    return {"connectionId": created["id"], "sessionUrl": status.get("url"), "state": "running", "message": message}
+    return {"connectionId": created["id"], "sessionUrl": status.get("url"), "openUrl": open_url(session_url, ticket),
+            "state": "running", "message": message}
+
+
+def _configured_session_url(name: str) -> str:
+    """The URL the reconcile will publish for a session that has none yet."""
+    from streamspace.reconcile.context import load_config
+    from streamspace.reconcile.desired import session_url
+
+    return session_url(name, load_config())
 
 
 # The hot path: ONE statement per heartbeat, the caller's authentication included.
@@ -598,14 +609,5 @@ def sessions_update(caller: Principal) -> dict[str, Any]:
             "timestamp": datetime.now(UTC)}
 
 
-def sessions_event_stream(caller: Principal) -> str:
-    """One Server-Sent Events message with the current snapshot, and when to reconnect."""
-    from streamspace.http.api import dumps
-
-    payload = dumps(sessions_update(caller)).decode()
-    return f"retry: {EVENT_RETRY_MS}\nevent: message\ndata: {payload}\n\n"
-
-
 __all__ = ["connect", "create_session", "delete_session", "disconnect", "get_session", "heartbeat",
-           "list_connections", "list_sessions", "patch_session", "row_to_api", "sessions_event_stream",
-           "sessions_update"]
+           "list_connections", "list_sessions", "patch_session", "row_to_api", "sessions_update"]

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .api import Api
+from .desktops import SimDesktops
 from .gc import GarbageCollector
 from .kubelet import Kubelet
 from .logs import LogStore
@@ -52,6 +53,7 @@ class SimCluster:
         self.garbage_collector = GarbageCollector(self.api, self.store)
         self.rbac = Rbac(self.store, self.registry)
         self.server = SimServer(self.api, self.registry, self.store, self.logs, self.rbac)
+        self.desktops = SimDesktops(self.store)  # stand-in pages of Running sessions' pods
         for ns in DEFAULT_NAMESPACES:
             self.api.ensure_namespace(ns)
         self.load_crds(crd_paths)
