@@ -106,7 +106,20 @@ def _connect(sessions_url: str, user_token: str, name: str) -> str:
     return str(connection.json()["connectionId"])
 
 
-def _counts(cluster: Any, user_token: str, session: str, connection_id: str) -> dict[str, Any]:
+def _desktop_cookie(user_id: str, session: str) -> dict[str, str]:
+    """The headers Traefik sends the check for a request to `session`'s host with its desktop cookie
+    (a ticket redeemed: the only credential a desktop host accepts)."""
+    from streamspace.auth.principal import Principal
+    from streamspace.db import transaction
+    from streamspace.desktop.access import issue_ticket, redeem
+
+    with transaction() as conn:
+        ticket = issue_ticket(conn, Principal(user_id, "bench", "user", (), None), NS, session)
+    grant, _ = redeem(ticket, session, "streamspace.local")
+    return {"Cookie": f"streamspace_desktop={grant}", "X-Forwarded-Host": f"{session}.streamspace.local"}
+
+
+def _counts(cluster: Any, user_token: str, session: str, connection_id: str, desktop: dict[str, str]) -> dict[str, Any]:
     """SQL statements and Kubernetes requests of one request to each measured route (warm)."""
     from werkzeug.test import Client
 
@@ -117,8 +130,7 @@ def _counts(cluster: Any, user_token: str, session: str, connection_id: str) -> 
     cases = {
         "list": ("sessions", "GET", "/api/v1/sessions?limit=50", user),
         "heartbeat": ("sessions", "POST", f"/api/v1/sessions/{session}/heartbeat?connectionId={connection_id}", user),
-        "session-check": ("auth-check", "GET", "/api/v1/auth/session-check",
-                          {**user, "X-Forwarded-Host": f"{session}.streamspace.local"}),
+        "session-check": ("auth-check", "GET", "/api/v1/auth/session-check", desktop),
         "templates": ("templates", "GET", "/api/v1/templates", user),
     }
     found = {}
@@ -161,7 +173,7 @@ def _throughput(hello: Served, cases: dict[str, dict[str, Any]]) -> dict[str, di
 
 
 def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_token: str, admin_token: str,
-                 session: str) -> dict[str, dict[str, Any]]:
+                 session: str, desktop: dict[str, str]) -> dict[str, dict[str, Any]]:
     from streamspace.events.apiserver import apiserver_event, ping_event
 
     user = {"Authorization": f"Bearer {user_token}"}
@@ -188,8 +200,7 @@ def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_
 
     routes: dict[str, dict[str, Any]] = {
         "auth": {"path": "/api/v1/auth/me", "headers": user},
-        "auth-check": {"path": "/api/v1/auth/session-check",
-                       "headers": {**user, "X-Forwarded-Host": f"{session}.streamspace.local"}},
+        "auth-check": {"path": "/api/v1/auth/session-check", "headers": desktop},
         "catalog": {"path": "/api/v1/catalog/templates", "headers": user},
         "cluster": {"path": "/api/v1/admin/nodes", "headers": admin},
         "config": {"path": "/api/v1/config", "headers": admin},
@@ -263,14 +274,15 @@ def run() -> dict[str, Any]:
     try:
         for name in ("firefox", *(f"app{i}" for i in range(1, TEMPLATES))):
             kube.create(_template(name))
-        _, user_token = _user("bench", "user")
+        user_id, user_token = _user("bench", "user")
         _, admin_token = _user("benchadmin", "admin")
 
         sessions = Served(ROOT / "functions" / "sessions" / "main.py", env).start()
         served.append(sessions)
         # Cold starts first, with one session (reconcile and resync work on what exists: keep it small).
         names = _launch(sessions.url, user_token, 1)
-        cold = _cold_starts(env, hello_http, hello_event, user_token, admin_token, names[0])
+        desktop = _desktop_cookie(user_id, names[0])
+        cold = _cold_starts(env, hello_http, hello_event, user_token, admin_token, names[0], desktop)
         names += _launch(sessions.url, user_token, SESSIONS - 1)
         connection_id = _connect(sessions.url, user_token, names[0])
         hello = Served(hello_http, env).start("/")
@@ -282,8 +294,7 @@ def run() -> dict[str, Any]:
             "list": {"url": sessions.url + "/api/v1/sessions?limit=50", "headers": user},
             "heartbeat": {"url": f"{sessions.url}/api/v1/sessions/{names[0]}/heartbeat?connectionId={connection_id}",
                           "method": "POST", "headers": user},
-            "session-check": {"url": authcheck.url + "/api/v1/auth/session-check",
-                              "headers": {**user, "X-Forwarded-Host": f"{names[0]}.streamspace.local"}},
+            "session-check": {"url": authcheck.url + "/api/v1/auth/session-check", "headers": desktop},
             "templates": {"url": templates.url + "/api/v1/templates", "headers": user},
         }
         throughput = _throughput(hello, cases)
@@ -291,7 +302,7 @@ def run() -> dict[str, Any]:
                        "auth-check": authcheck.memory_kib(), "templates": templates.memory_kib()}
         for s in served:
             s.stop()
-        counts = _counts(cluster, user_token, names[0], connection_id)
+        counts = _counts(cluster, user_token, names[0], connection_id, desktop)
         return {"machine": before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
                 "serving": image_serving_env(), "connections": CONNECTIONS, "rounds": ROUNDS,
                 "seconds_per_run": SECONDS, "cold_rounds": COLD_ROUNDS,

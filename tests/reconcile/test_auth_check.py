@@ -9,7 +9,6 @@ import urllib.request
 import pytest
 
 from streamspace.db import execute, fetch_one, statement_count
-
 from tests.conftest import desktop_cookie
 
 from .reconcile_helpers import NS

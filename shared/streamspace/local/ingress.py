@@ -1,6 +1,7 @@
 """SIMULATED ingress controller for session hosts (`make run` and tests, never a cluster).
 
-It does what Traefik does in a cluster with each session's Ingress: match the request's Host
+It does what the ingress controller (Traefik, or ingress-nginx with INGRESS_CONTROLLER=nginx) does
+in a cluster with each session's Ingress: match the request's Host
 against the Ingress rules (read from the cluster, as a controller watches them), ask the
 forward-auth check the Ingress names before EVERY request (WebSocket upgrades included), then
 route by path: `/.streamspace/auth` (Exact) to auth-check, everything else to the session's
@@ -108,7 +109,10 @@ class SessionIngress:
         return best[1] if best else None
 
     def _forward_auth(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
-        """Traefik's ForwardAuth: GET the check with the request's headers and X-Forwarded-Method/-Uri."""
+        """The controller's forward-auth request: GET the check with the request's headers and the
+        ones the configured controller (INGRESS_CONTROLLER) adds."""
+        from streamspace.config import settings
+
         query = environ.get("QUERY_STRING") or ""
         sub = {k: v for k, v in environ.items() if k.startswith("HTTP_") and k not in _HOP_BY_HOP}
         sub.update({
@@ -118,9 +122,14 @@ class SessionIngress:
             "wsgi.version": (1, 0), "wsgi.url_scheme": environ.get("wsgi.url_scheme", "http"),
             "wsgi.input": io.BytesIO(b""), "wsgi.errors": sys.stderr, "wsgi.multithread": True,
             "wsgi.multiprocess": False, "wsgi.run_once": False,
-            "HTTP_X_FORWARDED_METHOD": environ.get("REQUEST_METHOD", "GET"),
-            "HTTP_X_FORWARDED_URI": (environ.get("PATH_INFO") or "/") + (f"?{query}" if query else ""),
         })
+        uri = (environ.get("PATH_INFO") or "/") + (f"?{query}" if query else "")
+        if settings().ingress_controller == "nginx":  # ingress-nginx's auth location (nginx.tmpl)
+            sub["HTTP_X_ORIGINAL_URL"] = f"{sub['wsgi.url_scheme']}://{environ.get('HTTP_HOST', '')}{uri}"
+            sub["HTTP_X_ORIGINAL_METHOD"] = environ.get("REQUEST_METHOD", "GET")
+        else:  # Traefik's ForwardAuth (forward.go, writeHeader)
+            sub["HTTP_X_FORWARDED_METHOD"] = environ.get("REQUEST_METHOD", "GET")
+            sub["HTTP_X_FORWARDED_URI"] = uri
         captured: dict[str, Any] = {}
 
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Callable[[bytes], None]:
