@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.support import benchmark_database, median_of, timed_us
+from bench.support import bench_user_and_session, benchmark_database, median_of, timed_us
 
 CALLS = 3000
 HTTP_CALLS = 500
@@ -36,19 +36,15 @@ def run() -> dict[str, Any]:
 
     from streamspace.auth.principal import Principal
     from streamspace.config import settings
-    from streamspace.db import execute, fetch_one, statement_count, transaction
+    from streamspace.db import statement_count, transaction
     from streamspace.desktop import store
     from streamspace.desktop.access import digest, issue_ticket, redeem
     from streamspace.local.gateway import load_function_app
     from streamspace.local.server import BackgroundServer
     from streamspace.reconcile.authcheck import check
 
-    user = fetch_one("INSERT INTO users (username, email, role, password_hash) VALUES ('bench', 'b@example.com',"
-                     " 'user', 'x') RETURNING id::text AS id")
-    assert user is not None
+    user = {"id": bench_user_and_session()}
     namespace = settings().namespace
-    execute("INSERT INTO sessions (namespace, name, user_id, username, template)"
-            " VALUES (%s, 'bench-firefox-1', %s, 'bench', 'firefox')", (namespace, user["id"]))
     with transaction() as conn:
         ticket = issue_ticket(conn, Principal(user["id"], "bench", "user", (), None), namespace, "bench-firefox-1")
     grant, _ = redeem(ticket, "bench-firefox-1", "streamspace.local")
@@ -65,7 +61,7 @@ def run() -> dict[str, Any]:
     queries = timed_us(lambda: store.grant_for_session(digest(grant), namespace, "bench-firefox-1"), CALLS, warmup=50)
     own = median_of(checks) - median_of(queries)
 
-    client = Client(load_function_app("auth-check"))
+    client = Client(load_function_app("auth-check"), use_cookies=False)  # the Cookie header as given
 
     def in_process() -> None:
         response = client.get("/api/v1/auth/session-check", headers=headers)

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from bench.support import benchmark_database, median_of, timed_us
+from bench.support import bench_user_and_session, benchmark_database, median_of, timed_us
 
 CHANGES = 100
 
@@ -54,18 +54,14 @@ def run() -> dict[str, Any]:
 
     from streamspace.auth.tokens import issue_access_token
     from streamspace.config import reset_settings, settings
-    from streamspace.db import execute, fetch_one
+    from streamspace.db import execute
     from streamspace.local.gateway import load_function_app
     from streamspace.local.server import BackgroundServer
 
     os.environ["LIVE_STREAM_SECONDS"] = "540s"
     reset_settings()
-    user = fetch_one("INSERT INTO users (username, email, role, password_hash) VALUES ('bench', 'b@example.com',"
-                     " 'user', 'x') RETURNING id::text AS id")
-    assert user is not None
+    user = {"id": bench_user_and_session()}
     namespace = settings().namespace
-    execute("INSERT INTO sessions (namespace, name, user_id, username, template)"
-            " VALUES (%s, 'bench-firefox-1', %s, 'bench', 'firefox')", (namespace, user["id"]))
     token, _ = issue_access_token(user_id=user["id"], username="bench", role="user", groups=[], family_id=None)
 
     def change(phase: str) -> None:
@@ -84,9 +80,12 @@ def run() -> dict[str, Any]:
                               timeout=60)
 
         def read_sse() -> None:
-            for line in stream.iter_lines(decode_unicode=True):
-                if line.startswith("data:"):
-                    received.put((time.perf_counter(), json.loads(line[5:])))
+            try:
+                for line in stream.iter_lines(decode_unicode=True):
+                    if line.startswith("data:"):
+                        received.put((time.perf_counter(), json.loads(line[5:])))
+            except (requests.RequestException, AttributeError):  # closed at the end of the run
+                return
 
         threading.Thread(target=read_sse, daemon=True).start()
         received.get(timeout=30)  # the first snapshot

@@ -46,6 +46,19 @@ def benchmark_database() -> str:
     return url
 
 
+def bench_user_and_session(session: str = "bench-firefox-1") -> str:
+    """A user `bench` owning one session index row (no cluster object); returns the user's id."""
+    from streamspace.config import settings
+    from streamspace.db import execute, fetch_one
+
+    user = fetch_one("INSERT INTO users (username, email, role, password_hash) VALUES ('bench', 'b@example.com',"
+                     " 'user', 'x') RETURNING id::text AS id")
+    assert user is not None
+    execute("INSERT INTO sessions (namespace, name, user_id, username, template)"
+            " VALUES (%s, %s, %s, 'bench', 'firefox')", (settings().namespace, session, user["id"]))
+    return str(user["id"])
+
+
 def median_of(samples: list[float]) -> float:
     return statistics.median(samples)
 

@@ -15,24 +15,15 @@ from streamspace.http.openapi import published_document
 
 @pytest.fixture(scope="module")
 def gateway(db_url: str, sim) -> Iterator[str]:
-    import os
-
-    from streamspace.config import reset_settings
     from streamspace.local.gateway import Gateway
     from streamspace.local.server import BackgroundServer
+    from tests.conftest import environment
 
     # The live-update streams stay open for LIVE_STREAM_SECONDS and the fuzzer reads each to its end.
-    saved = os.environ.get("LIVE_STREAM_SECONDS")
-    os.environ["LIVE_STREAM_SECONDS"] = "1s"
-    reset_settings()
-    server = BackgroundServer(Gateway.for_http_functions()).start()
-    yield server.url
-    server.stop()
-    if saved is None:
-        os.environ.pop("LIVE_STREAM_SECONDS", None)
-    else:
-        os.environ["LIVE_STREAM_SECONDS"] = saved
-    reset_settings()
+    with environment(LIVE_STREAM_SECONDS="1s"):
+        server = BackgroundServer(Gateway.for_http_functions()).start()
+        yield server.url
+        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 import requests
 
-from tests.conftest import make_user
+from tests.conftest import environment, make_user
 
 NS = "streamspace"
 
@@ -31,26 +31,20 @@ def eventually(predicate: Callable[[], Any], timeout: float = 30.0, what: str = 
 @pytest.fixture(scope="module")
 def stack(db_url: str) -> Iterator[Any]:
     from streamspace import kube
-    from streamspace.config import reset_settings
     from streamspace.local.runner import LocalStack
+    from tests.reconcile.reconcile_helpers import template_manifest
 
-    saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "K_SINK", "DATABASE_URL")}
-    running = LocalStack(api_port=0, cluster="sim", kubelet_delay=0.0, schedule=False,
-                         announce=lambda _line: None).start()
-    try:
-        from tests.reconcile.reconcile_helpers import template_manifest
-
-        kube.create(template_manifest("firefox"))
-        yield running
-    finally:
-        running.stop()
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        reset_settings()
-        kube.reset_client()
+    # The stack points these at its own simulated cluster and event broker: give them back after.
+    kept = {name: os.environ.get(name) for name in ("KUBECONFIG", "K_SINK", "DATABASE_URL")}
+    with environment(**kept):
+        running = LocalStack(api_port=0, cluster="sim", kubelet_delay=0.0, schedule=False,
+                             announce=lambda _line: None).start()
+        try:
+            kube.create(template_manifest("firefox"))
+            yield running
+        finally:
+            running.stop()
+    kube.reset_client()
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """`make run` on the embedded default, as a newcomer would use it: it starts everything, answers
 /health, prints the generated admin password once, a session launched through the API becomes
-Running in the simulated cluster (events delivered by the local relay), and Ctrl-C leaves no
-process behind."""
+Running in the simulated cluster (events delivered by the local relay), its openUrl opens the
+simulated desktop on `<session>.localhost:<port>` through the forward-auth check (page and
+WebSocket), and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
@@ -42,6 +43,36 @@ def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
 def _postgres_of(data_dir: Path) -> list[psutil.Process]:
     return [p for p in psutil.process_iter(["name", "cmdline"])
             if p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])]
+
+
+def _open_the_simulated_desktop(base: str, host: str, auth: dict[str, str], name: str) -> None:
+    """Section 6 of issue 10: the session's host, through the same forward-auth check, to the stand-in
+    desktop the simulated cluster serves (a browser resolves *.localhost itself; here we connect to
+    the loopback address and send the Host)."""
+    import websocket
+
+    opened = requests.get(f"{base}/api/v1/sessions/{name}/connect", headers=auth, timeout=10)
+    assert opened.status_code == 200, opened.text
+    open_url = opened.json()["openUrl"]
+    assert open_url.startswith(f"http://{host}/.streamspace/auth?ticket=")
+    assert requests.get(base + "/", headers={"Host": host}, timeout=10).status_code == 401
+    redeemed = requests.get(base + open_url.split(host, 1)[1], headers={"Host": host}, allow_redirects=False,
+                            timeout=10)
+    assert redeemed.status_code == 303, redeemed.text
+    cookie = redeemed.headers["Set-Cookie"].split(";", 1)[0]
+    page = requests.get(base + "/", headers={"Host": host, "Cookie": cookie}, timeout=10)
+    assert page.status_code == 200 and "SIMULATED desktop" in page.text and name in page.text
+    ws_url = base.replace("http://", "ws://") + "/websockify"
+    with pytest.raises(websocket.WebSocketBadStatusException) as refused:
+        websocket.create_connection(ws_url, host=host, timeout=10)
+    assert refused.value.status_code == 401
+    ws = websocket.create_connection(ws_url, host=host, cookie=cookie, timeout=10)
+    try:
+        assert "SIMULATED desktop" in ws.recv()
+        ws.send("ping from the browser")
+        assert ws.recv() == "ping from the browser"
+    finally:
+        ws.close()
 
 
 @pytest.mark.slow
@@ -95,7 +126,9 @@ def test_make_run_serves_the_api_and_a_session_becomes_running() -> None:
             return body if body["status"]["phase"] == "Running" else None
 
         session = _wait(running, 30, f"session {name} to be Running")
-        assert session["status"]["url"]
+        host = f"{name}.localhost:{port}"
+        assert session["status"]["url"] == f"http://{host}/"
+        _open_the_simulated_desktop(base, host, auth, name)
     finally:
         os.killpg(process.pid, signal.SIGINT)
         process.wait(timeout=60)

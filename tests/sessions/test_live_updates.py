@@ -5,7 +5,6 @@ the number of worker threads they hold. Real HTTP, real Postgres LISTEN/NOTIFY."
 from __future__ import annotations
 
 import json
-import os
 import queue
 import threading
 import time
@@ -16,25 +15,16 @@ import pytest
 import requests
 import websocket
 
+from tests.conftest import environment
+
 from .conftest import World, put_template
 
 
 @pytest.fixture(scope="module", autouse=True)
 def short_streams(world: World) -> Iterator[None]:
-    from streamspace.config import reset_settings
-
-    saved = {k: os.environ.get(k) for k in ("LIVE_STREAM_SECONDS", "LIVE_STREAMS")}
-    os.environ["LIVE_STREAM_SECONDS"] = "8s"
-    os.environ["LIVE_STREAMS"] = "3"
-    reset_settings()
-    put_template("firefox", cpu="100m", memory="128Mi")
-    yield
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    reset_settings()
+    with environment(LIVE_STREAM_SECONDS="8s", LIVE_STREAMS="3"):
+        put_template("firefox", cpu="100m", memory="128Mi")
+        yield
 
 
 class EventReader:
