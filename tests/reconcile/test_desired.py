@@ -132,3 +132,26 @@ def test_status_keeps_transition_times_while_a_condition_holds():
     assert resolved["lastTransitionTime"] == "2026-01-01T00:00:00Z"
     assert "podName" not in hibernated
     assert hibernated["observedGeneration"] == 3
+
+
+@pytest.mark.parametrize("controller", ["traefik", "nginx"])
+def test_each_session_ingress_sends_the_ticket_redeem_to_auth_check(controller):
+    """Issue 10 section 4: `/.streamspace/auth` on the session's host reaches auth-check (Exact, so no
+    other path does); everything else reaches the desktop, behind the forward-auth annotation."""
+    config = ReconcileConfig.from_values({"auth.service": "auth-redeem", "ingress.port": 8443},
+                                         controller=controller)
+    ingress = by_kind(desired_objects(session(), FIREFOX, config))["Ingress"]
+    paths = ingress["spec"]["rules"][0]["http"]["paths"]
+    assert paths == [
+        {"path": "/.streamspace/auth", "pathType": "Exact",
+         "backend": {"service": {"name": "auth-redeem", "port": {"number": 80}}}},
+        {"path": "/", "pathType": "Prefix",
+         "backend": {"service": {"name": "ss-alice-firefox-x1", "port": {"name": "stream"}}}},
+    ]
+    annotations = ingress["metadata"]["annotations"]
+    assert ("traefik.ingress.kubernetes.io/router.middlewares" in annotations) == (controller == "traefik")
+    assert ("nginx.ingress.kubernetes.io/auth-url" in annotations) == (controller == "nginx")
+    assert ReconcileConfig().auth_service == "auth-check"
+    # the URL names the configured port (make run: <session>.localhost:8000)
+    assert session_status(session(), Observation("Running", "PodReady"), config, "t")["url"] == \
+        "http://alice-firefox-x1.streamspace.local:8443/"

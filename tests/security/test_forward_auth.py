@@ -85,3 +85,40 @@ def test_the_shipped_traefik_middleware_never_passes_a_client_sent_host_to_the_c
     assert middleware["spec"]["forwardAuth"]["trustForwardHeader"] is False
     chart = (root / "knative/chart/templates/traefik-middleware.yaml").read_text()
     assert "trustForwardHeader: false" in chart and "trustForwardHeader: true" not in chart
+
+
+def ticket_for(user: str, session: str) -> str:
+    from streamspace.auth.principal import Principal
+    from streamspace.db import fetch_one, transaction
+    from streamspace.desktop.access import issue_ticket
+
+    user_id = fetch_one("SELECT id::text AS id FROM users WHERE username = %s", (user,))["id"]
+    with transaction() as conn:
+        return issue_ticket(conn, Principal(user_id, user, "user", (), None), NS, session)
+
+
+def test_only_a_live_tickets_redeem_request_passes_without_the_cookie(url, tokens, setting):
+    """The session Ingress's forward auth covers `/.streamspace/auth` too: the check lets exactly the
+    redeem of a live ticket for THIS session through, read from the configured controller's headers."""
+    ticket = ticket_for("alice", "alice-firefox-1")
+    host = f"alice-firefox-1.{DOMAIN}"
+    setting(INGRESS_CONTROLLER="traefik")
+    traefik = {"X-Forwarded-Host": host, "X-Forwarded-Method": "GET",
+               "X-Forwarded-Uri": f"/.streamspace/auth?ticket={ticket}"}
+    assert requests.get(url, headers=traefik, timeout=10).status_code == 200
+    assert requests.get(url, headers={**traefik, "X-Forwarded-Method": "POST"}, timeout=10).status_code == 401
+    assert requests.get(url, headers={**traefik, "X-Forwarded-Uri": f"/.streamspace/auth/x?ticket={ticket}"},
+                        timeout=10).status_code == 401
+    assert requests.get(url, headers={**traefik, "X-Forwarded-Uri": "/.streamspace/auth?ticket=forged"},
+                        timeout=10).status_code == 401
+    assert requests.get(url, headers={**traefik, "X-Forwarded-Host": f"bob-firefox-1.{DOMAIN}"},
+                        timeout=10).status_code == 401  # alice's ticket names alice's session only
+    # under Traefik, nginx's headers are the client's word: they open nothing
+    nginx = {"X-Original-URL": f"https://{host}/.streamspace/auth?ticket={ticket}", "X-Original-Method": "GET"}
+    assert requests.get(url, headers={"X-Forwarded-Host": host, **nginx}, timeout=10).status_code == 401
+    setting(INGRESS_CONTROLLER="nginx")
+    assert requests.get(url, headers=nginx, timeout=10).status_code == 200
+    assert requests.get(url, headers={**nginx, "X-Forwarded-Uri": "/"}, timeout=10).status_code == 200
+    assert requests.get(url, headers={"X-Original-URL": f"https://{host}/", "X-Forwarded-Method": "GET",
+                                      "X-Forwarded-Uri": f"/.streamspace/auth?ticket={ticket}"},
+                        timeout=10).status_code == 401
