@@ -157,16 +157,20 @@ def test_the_websocket_carries_the_same_messages(world: World) -> None:
     assert plain.status_code == 400 and plain.json()["error"] == "websocket required"
 
 
-def test_streams_past_the_per_process_limit_fall_back_to_polling(world: World) -> None:
-    """LIVE_STREAMS=3 here: the streams' threads are bounded; a fourth client is served a snapshot
-    and told to retry later (SSE) or refused with 503 and Retry-After (WebSocket)."""
+def free_slots() -> None:
+    """Wait until the streams of the tests before ended by themselves (within LIVE_STREAM_SECONDS)."""
     from streamspace.sessions.live import slots
 
-    # streams of the tests before end by themselves within LIVE_STREAM_SECONDS
     deadline = time.monotonic() + 60
     while slots.taken and time.monotonic() < deadline:
         time.sleep(0.1)
     assert slots.taken == 0
+
+
+def test_streams_past_the_per_process_limit_fall_back_to_polling(world: World) -> None:
+    """LIVE_STREAMS=3 here: the streams' threads are bounded; a fourth client is served a snapshot
+    and told to retry later (SSE) or refused with 503 and Retry-After (WebSocket)."""
+    free_slots()
     held = [EventReader(world.base + "/api/v1/events/sessions", token_of(world.alice)) for _ in range(3)]
     try:
         for stream in held:
@@ -181,3 +185,23 @@ def test_streams_past_the_per_process_limit_fall_back_to_polling(world: World) -
     finally:
         for stream in held:
             stream.close()
+
+
+def test_a_stream_ends_when_its_login_is_revoked(world: World) -> None:
+    from streamspace.auth.tokens import issue_access_token
+    from streamspace.db import execute, fetch_one
+
+    family = fetch_one("INSERT INTO token_families (user_id) VALUES (%s) RETURNING id::text AS id",
+                       (world.alice.user_id,))["id"]
+    token, _ = issue_access_token(user_id=world.alice.user_id, username="alice", role="user", groups=[],
+                                  family_id=family)
+    free_slots()
+    stream = EventReader(world.base + "/api/v1/events/sessions", token)
+    try:
+        stream.next()
+        assert stream.retry == [1000]  # a live stream, not the busy fallback
+        execute("UPDATE token_families SET revoked_at = now() WHERE id = %s", (family,))  # what logout does
+        launch(world.alice)
+        assert stream.next() is None  # the change woke the stream, which ended instead of sending it
+    finally:
+        stream.close()

@@ -92,3 +92,12 @@ def authenticate(authorization: str | None, alternate_token: str | None = None) 
     assert row is not None
     return Principal(user_id=claims.user_id, username=row["username"], role=row["role"], groups=claims.groups,
                      family_id=claims.family_id)
+
+
+def still_standing(caller: Principal) -> bool:
+    """Whether an already authenticated caller may still act: user active, login not revoked (a
+    long-lived stream asks again before it sends more)."""
+    from streamspace.db import fetch_one
+
+    row = fetch_one(_CALLER_SQL, {"sub": caller.user_id, "sid": caller.family_id})
+    return row is not None and not row["revoked"] and bool(row["active"])

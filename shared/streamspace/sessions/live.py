@@ -9,7 +9,8 @@ owner's, and every admin's); a woken stream reads the caller's sessions again an
 Bounded, so a function instance stays a well-behaved Knative citizen:
 - a stream lasts at most LIVE_STREAM_SECONDS (default 120 s), then ends cleanly (SSE: the
   response ends and EventSource reconnects after `retry:`; WebSocket: close code 1001), so Knative
-  can drain and scale the instance down, and a revoked login stops receiving within that time;
+  can drain and scale the instance down; before each update it checks the caller's login again and
+  ends when it was logged out or the user disabled;
 - a stream holds a worker thread for its whole life (gunicorn gthread: THREADS per process), so a
   process serves at most LIVE_STREAMS streams at once (default half of THREADS), leaving the other
   threads for ordinary requests. Past that, SSE answers one snapshot with `retry:` (the client
@@ -171,6 +172,8 @@ def _sse(message: dict[str, Any]) -> str:
 def updates(caller: Principal, seconds: float) -> Iterator[dict[str, Any] | None]:
     """The caller's sessions now, then again after every change of them, for `seconds`;
     None when KEEPALIVE_SECONDS passed without a change."""
+    from streamspace.auth.principal import still_standing
+
     subscriber = _feed.subscribe(None if caller.is_admin else caller.user_id)
     try:
         message, seen = _snapshot(caller)
@@ -181,6 +184,8 @@ def updates(caller: Principal, seconds: float) -> Iterator[dict[str, Any] | None
                 if deadline - time.monotonic() > 0:
                     yield None
                 continue
+            if not still_standing(caller):
+                return  # logged out or disabled meanwhile: not one message more
             message, current = _snapshot(caller)
             if current != seen:
                 seen = current
