@@ -1,4 +1,4 @@
-"""SQL of the desktop tickets and grants (migration 0007). Values are digests, never the secrets."""
+"""SQL of the desktop tickets and grants (migration 0008). Values are digests, never the secrets."""
 
 from __future__ import annotations
 

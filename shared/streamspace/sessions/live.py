@@ -1,7 +1,7 @@
 """Live session updates, pushed: `GET /api/v1/events/sessions` (Server-Sent Events) and
 `GET /api/v1/ws/sessions` (WebSocket, the v0.2 contract), both owner-scoped.
 
-Every change of a session's index row NOTIFYs `session_changes` (migration 0008). Each process
+Every change of a session's index row NOTIFYs `session_changes` (migration 0009). Each process
 keeps ONE listening connection (`ChangeFeed`), which wakes the streams of the users concerned (the
 owner's, and every admin's); a woken stream reads the caller's sessions again and sends a
 `sessions_update` message when they differ from what it last sent.
