@@ -166,6 +166,13 @@ def _oidc(env: Mapping[str, str], production: bool, admin_username: str) -> Oidc
         break_glass_admin=env.get("OIDC_BREAK_GLASS_ADMIN", "").strip().lower() or admin_username)
 
 
+def _serving_threads(env: Mapping[str, str]) -> int:
+    """gunicorn's threads per worker as functions-framework reads them (THREADS), bounded for a
+    pool size; 4 when unset or unreadable (functions-framework itself refuses a bad THREADS)."""
+    raw = env.get("THREADS", "")
+    return min(50, max(1, int(raw))) if raw.strip().isdigit() else 4
+
+
 def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
@@ -297,7 +304,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     return Settings(
         env=app_env,
         database_url=database_url,
-        db_pool_size=_int(env, "DB_POOL_SIZE", 4, 1, 50),
+        # One connection per serving thread (THREADS is functions-framework's gunicorn setting, 8 in
+        # the images): with fewer, requests queue for a connection while Postgres sits idle.
+        db_pool_size=_int(env, "DB_POOL_SIZE", _serving_threads(env), 1, 50),
         # Server-side prepared statements save planning on hot paths; turn them off behind a
         # PgBouncer in transaction mode older than 1.21.
         db_prepared_statements=_bool(env, "DB_PREPARED_STATEMENTS", True),

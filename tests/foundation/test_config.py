@@ -23,6 +23,13 @@ def test_defaults_follow_the_deployment_guide() -> None:
     assert cfg.database_url is None  # embedded default
 
 
+def test_the_connection_pool_has_one_connection_per_serving_thread_unless_told_otherwise() -> None:
+    assert load_settings({**BASE, "THREADS": "8"}).db_pool_size == 8  # the images' gunicorn threads
+    assert load_settings({**BASE, "THREADS": "500"}).db_pool_size == 50
+    assert load_settings(BASE).db_pool_size == 4
+    assert load_settings({**BASE, "THREADS": "8", "DB_POOL_SIZE": "3"}).db_pool_size == 3
+
+
 def test_db_settings_build_a_database_url_with_escaped_credentials() -> None:
     cfg = load_settings({**BASE, "DB_HOST": "postgres", "DB_PORT": "5433", "DB_USER": "stream space",
                          "DB_PASSWORD": "p@ss:/word", "DB_NAME": "streamspace"})
