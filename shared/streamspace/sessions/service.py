@@ -79,18 +79,29 @@ _SESSION_COLUMNS = (
     " AS active_connections"
 )
 
-_LIST_FILTER = (
-    " WHERE s.namespace = %(ns)s"
-    "   AND (%(uid)s::uuid IS NULL OR s.user_id = %(uid)s::uuid)"
-    "   AND (%(username)s::text IS NULL OR s.username = %(username)s::text)"
-    "   AND (%(state)s::text IS NULL OR s.state = %(state)s::text)"
-    "   AND (%(template)s::text IS NULL OR s.template = %(template)s::text)"
+# The list's optional filters: a statement holds only the conditions of the filters given, so each
+# combination is its own prepared statement and a generic plan can still use an index (it cannot for
+# `(%(x)s IS NULL OR col = %(x)s)`). Without a window count over every matching row, the page is read
+# in index order and stops at LIMIT; the total is one count, evaluated once per statement.
+_LIST_FILTERS = (
+    ("uid", "s.user_id = %(uid)s::uuid"),
+    ("username", "s.username = %(username)s::text"),
+    ("state", "s.state = %(state)s::text"),
+    ("template", "s.template = %(template)s::text"),
 )
 
-# Composed from the constants above only; every value is a bound parameter.
-_LIST_SQL = ("SELECT " + _SESSION_COLUMNS + ", count(*) OVER () AS total FROM sessions s" + _LIST_FILTER  # noqa: S608
-             + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s")
-_COUNT_SQL = "SELECT count(*) AS total FROM sessions s" + _LIST_FILTER  # noqa: S608
+
+@lru_cache(maxsize=2 ** len(_LIST_FILTERS))
+def _list_sql(given: frozenset[str]) -> tuple[str, str]:
+    """(page statement, count statement) for the filters `given`; composed from constants only,
+    every value is a bound parameter."""
+    where = " WHERE s.namespace = %(ns)s" + "".join(f" AND {cond}" for name, cond in _LIST_FILTERS if name in given)
+    count = "SELECT count(*) AS total FROM sessions s" + where  # noqa: S608
+    page = ("SELECT " + _SESSION_COLUMNS + ", (" + count + ") AS total FROM sessions s" + where  # noqa: S608
+            + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s")
+    return page, count
+
+
 _ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
             + " FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s")
 
@@ -132,11 +143,12 @@ def list_sessions(caller: Principal, *, user: str | None = None, state: str | No
     params = {"ns": _namespace(), "uid": None if caller.is_admin else caller.user_id,
               "username": user if caller.is_admin else None, "state": state, "template": template,
               "limit": limit, "offset": offset, "window": heartbeat_window()}
-    rows = fetch_all(_LIST_SQL, params)
+    page_sql, count_sql = _list_sql(frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None))
+    rows = fetch_all(page_sql, params)
     if rows:
         total = int(rows[0]["total"])
     elif offset:
-        total = int((fetch_one(_COUNT_SQL, params) or {"total": 0})["total"])
+        total = int((fetch_one(count_sql, params) or {"total": 0})["total"])
     else:
         total = 0
     return {"sessions": [row_to_api(r) for r in rows], "total": total}
