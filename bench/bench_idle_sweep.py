@@ -1,4 +1,4 @@
-"""Idle sweep at scale: one sweep over 10,000 indexed sessions of which 100 are idle.
+"""Idle sweep at scale: one sweep over 100,000 indexed sessions (BENCH_SWEEP_SESSIONS) of which 100 are idle.
 
 Reports the sweep's wall time, the SQL statements it ran (statement_count()), the Kubernetes
 requests it made (counted by the SIMULATED API server: one spec patch and one Event per idle
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench.support import ROOT, benchmark_database
 
-SESSIONS = 10_000
+SESSIONS = int(os.environ.get("BENCH_SWEEP_SESSIONS", "100000"))
 IDLE = 100
 NS = "streamspace"
 
