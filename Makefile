@@ -58,6 +58,14 @@ lint: $(STAMP) ## ruff + mypy (shared library)
 bench: $(STAMP) wrk ## The production table: functions served by functions-framework, driven by wrk, as ratios to hello world
 	@$(PY) -m bench $(BENCH_ARGS)
 
+.PHONY: bench-scale
+bench-scale: $(STAMP) wrk ## How cost grows: list at 50/500/5,000 sessions, heartbeat with 10,000 connections, sweep over 100,000, reconcile events/s
+	@$(PY) -m bench scale
+
+.PHONY: loadtest
+loadtest: $(STAMP) ## 200 simulated users against `make run` for a bounded time (LOADTEST_ARGS="--users 200 --seconds 60")
+	@$(PY) -m bench.loadtest $(LOADTEST_ARGS)
+
 .PHONY: wrk
 wrk: ## Install the wrk load generator from the system packages when it is missing (apt-get, as root)
 	@command -v wrk >/dev/null || { \
