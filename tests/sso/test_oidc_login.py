@@ -112,6 +112,14 @@ def test_a_callback_naming_another_issuer_is_refused(url, op):
     assert refusals("wrong issuer")
 
 
+def test_a_login_the_provider_ended_with_an_error_is_refused(url, op):
+    state = query_of(authorization_url(url))["state"]
+    answer = callback(url, f"{url}/api/v1/auth/oidc/callback?" + urlencode(
+        {"state": state, "error": "access_denied", "error_description": "the user cancelled"}))
+    assert answer.status_code == 400 and "the user cancelled" in answer.json()["message"]
+    assert refusals("provider error")[-1]["details"]["providerError"] == "access_denied"
+
+
 def test_a_replayed_callback_and_a_replayed_code_are_refused(url, op):
     op.set_account("mallory", preferred_username="mallory")
     redirect = op.authorize(authorization_url(url), "mallory")
