@@ -262,6 +262,26 @@ def test_groups_and_roles_follow_the_mapping_table_and_resync_at_every_login(url
     assert [s["details"]["role"]["to"] for s in syncs][:3] == ["admin", "operator", "user"]
 
 
+def test_a_login_never_demotes_the_last_active_admin(url, op, admin_headers):
+    from streamspace.db import fetch_all, fetch_one
+
+    assert requests.post(f"{url}/api/v1/auth/oidc/mappings", json={"claimValue": "solo-admins", "role": "admin"},
+                         headers=admin_headers, timeout=10).status_code == 201
+    op.set_account("solo", preferred_username="solo", groups=["solo-admins"])
+    assert sso_login(url, op, "solo")["user"]["role"] == "admin"
+    others = [r["id"] for r in fetch_all("UPDATE users SET active = false WHERE role = 'admin' AND active"
+                                         " AND username <> 'solo' RETURNING id")]
+    try:
+        op.set_account("solo", preferred_username="solo", groups=[])
+        assert sso_login(url, op, "solo")["user"]["role"] == "admin"
+        kept = fetch_one("SELECT details FROM audit_log WHERE action = 'auth.oidc.sync' AND target = 'solo'"
+                         " ORDER BY id DESC LIMIT 1")["details"]
+        assert kept["roleKept"] == "last active admin"
+    finally:
+        fetch_all("UPDATE users SET active = true WHERE id = ANY(%s) RETURNING id", (others,))
+    assert sso_login(url, op, "solo")["user"]["role"] == "user"
+
+
 def test_mappings_are_for_admins_only(url, op):
     op.set_account("plain", preferred_username="plain")
     token = sso_login(url, op, "plain")["token"]
@@ -358,6 +378,7 @@ def test_a_provider_that_is_down_gets_a_503_that_names_it(url, op):
 
 
 def test_every_refusal_carries_its_reason_and_no_secret(url, op):
+    assert callback(url, f"{url}/api/v1/auth/oidc/callback?state=unknown&code=x").status_code == 400
     rows = refusals()
     assert rows and all(r["details"]["reason"] and r["actor"] == "anonymous" for r in rows)
     text = json.dumps([r["details"] for r in rows])
