@@ -35,6 +35,10 @@ class Kind:
     api_version: str
     plural: str
     namespaced: bool = True
+    kind: str = ""  # the object's kind when its key in KINDS differs (the legacy group's Template)
+
+    def kind_of(self, key: str) -> str:
+        return self.kind or key
 
     def path(self, namespace: str | None, name: str | None = None, subresource: str | None = None) -> str:
         base = "/api/v1" if self.api_version == "v1" else f"/apis/{self.api_version}"
@@ -63,6 +67,9 @@ KINDS: dict[str, Kind] = {
     "Node": Kind("v1", "nodes", namespaced=False),
     "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
+    # The earlier StreamSpace's API group, served again by legacy CRDs (reconcile/legacy.py).
+    "LegacyTemplate": Kind("stream.streamspace.io/v1alpha1", "templates", kind="Template"),
+    "LegacySession": Kind("stream.streamspace.io/v1alpha1", "sessions", kind="Session"),
 }
 
 
@@ -225,6 +232,18 @@ def _kind(kind: str) -> Kind:
         raise ValueError(f"unknown kind {kind!r}") from None
 
 
+def _kind_of_manifest(manifest: dict[str, Any]) -> Kind:
+    """The Kind a manifest is of, by apiVersion and kind (two groups both have a Template)."""
+    api_version, kind = manifest.get("apiVersion"), manifest["kind"]
+    found = KINDS.get(kind)
+    if found is not None and (api_version is None or found.api_version == api_version):
+        return found
+    for key, candidate in KINDS.items():
+        if candidate.kind_of(key) == kind and candidate.api_version == api_version:
+            return candidate
+    raise ValueError(f"unknown kind {api_version} {kind}")
+
+
 def get(kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | None:
     try:
         return request("GET", _kind(kind).path(namespace, name))
@@ -243,7 +262,7 @@ def list_objects(kind: str, namespace: str | None = None, *, label_selector: str
 
 def create(manifest: dict[str, Any]) -> dict[str, Any]:
     meta = manifest["metadata"]
-    return request("POST", _kind(manifest["kind"]).path(meta.get("namespace")), body=manifest)
+    return request("POST", _kind_of_manifest(manifest).path(meta.get("namespace")), body=manifest)
 
 
 def merge_patch(kind: str, name: str, patch: dict[str, Any], namespace: str | None = None,
@@ -255,14 +274,14 @@ def merge_patch(kind: str, name: str, patch: dict[str, Any], namespace: str | No
 def apply(manifest: dict[str, Any], *, subresource: str | None = None) -> dict[str, Any]:
     """Server-side apply under our field manager (force: we own what we apply)."""
     meta = manifest["metadata"]
-    return request("PATCH", _kind(manifest["kind"]).path(meta.get("namespace"), meta["name"], subresource),
+    return request("PATCH", _kind_of_manifest(manifest).path(meta.get("namespace"), meta["name"], subresource),
                    body=manifest, content_type="application/apply-patch+yaml",
                    query={"fieldManager": FIELD_MANAGER, "force": "true"})
 
 
 def apply_status(kind: str, name: str, namespace: str | None, status: dict[str, Any]) -> bool:
     """Server-side apply of `status` alone on the object's /status; False when the object is gone."""
-    manifest = {"apiVersion": KINDS[kind].api_version, "kind": kind,
+    manifest = {"apiVersion": KINDS[kind].api_version, "kind": KINDS[kind].kind_of(kind),
                 "metadata": {"name": name, "namespace": namespace}, "status": status}
     try:
         apply(manifest, subresource="status")

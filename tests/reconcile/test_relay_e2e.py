@@ -43,7 +43,7 @@ def falls_quiet(relay: Any, sim: Any) -> None:
     """Wait until nothing is in flight and every watch has passed on the newest change of its kind.
     An event loop (a reconcile answering its own echo with another write) never gets there."""
     def newest_change(kind: str, selector: str | None) -> int:
-        return sim.last_change(kube.KINDS[kind].api_version, kind, NS, selector)
+        return sim.last_change(kube.KINDS[kind].api_version, kube.KINDS[kind].kind_of(kind), NS, selector)
 
     converges(relay, lambda: relay.caught_up(newest_change), "events still flowing (an event loop?)")
 

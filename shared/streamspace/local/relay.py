@@ -32,6 +32,8 @@ WATCHED = (
     ("Session", None),
     ("Template", None),
     ("Deployment", "app.kubernetes.io/managed-by=streamspace"),
+    ("LegacyTemplate", None),
+    ("LegacySession", None),
 )
 
 
@@ -182,7 +184,7 @@ class Relay:
                     version = obj.get("metadata", {}).get("resourceVersion", version)
                     action = {"ADDED": "add", "MODIFIED": "update", "DELETED": "delete"}.get(change.get("type", ""))
                     if action is not None:
-                        obj.setdefault("kind", kind)
+                        obj.setdefault("kind", resource.kind_of(kind))
                         obj.setdefault("apiVersion", resource.api_version)
                         headers, body = apiserver_event(action, obj, resource.plural)
                         self.publish(headers, body)

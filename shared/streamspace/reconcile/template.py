@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streamspace.domain.conversion import LEGACY_API_VERSION
 from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
-from streamspace.reconcile import context
+from streamspace.reconcile import context, legacy
 
 log = logging.getLogger("streamspace.reconcile.template")
 
@@ -84,6 +85,8 @@ def _status_differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any
 
 def handle_template_event(event: Any) -> str:
     ev = parse_resource_event(event)
+    if ev.api_version == LEGACY_API_VERSION:
+        return legacy.handle_legacy_event(ev)
     if ev.kind != "Template":
         raise MalformedEvent(f"template-reconcile handles Template events, not {ev.kind}")
     if not ev.api_version.startswith("stream.space/") or not ev.namespace:
