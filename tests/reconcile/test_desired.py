@@ -151,7 +151,7 @@ def test_each_session_ingress_sends_the_ticket_redeem_to_auth_check(controller):
     annotations = ingress["metadata"]["annotations"]
     assert ("traefik.ingress.kubernetes.io/router.middlewares" in annotations) == (controller == "traefik")
     assert ("nginx.ingress.kubernetes.io/auth-url" in annotations) == (controller == "nginx")
-    assert ReconcileConfig().auth_service == "auth-check"
+    assert ReconcileConfig().auth_service == "auth-check-redeem"  # knative/routing/auth-check-redeem.yaml
     # the URL names the configured port (make run: <session>.localhost:8000)
     assert session_status(session(), Observation("Running", "PodReady"), config, "t")["url"] == \
         "http://alice-firefox-x1.streamspace.local:8443/"

@@ -72,7 +72,7 @@ class ReconcileConfig:
     ingress_controller_namespace: str = "traefik"
     auth_url: str = "http://auth-check.streamspace.svc.cluster.local/api/v1/auth/session-check"
     traefik_middleware: str = "streamspace-streamspace-auth@kubernetescrd"
-    auth_service: str = "auth-check"  # the Service in the sessions' namespace that serves /.streamspace/auth
+    auth_service: str = "auth-check-redeem"  # the Service (sessions' namespace) behind /.streamspace/auth
     storage_class: str = ""
     storage_size: str = "50Gi"
     default_memory: str = "2Gi"
@@ -117,7 +117,7 @@ class ReconcileConfig:
             auth_url=text("auth.checkUrl",
                           f"http://auth-check.{namespace}.svc.cluster.local/api/v1/auth/session-check"),
             traefik_middleware=text("auth.traefikMiddleware", f"{namespace}-streamspace-auth@kubernetescrd"),
-            auth_service=text("auth.service", "auth-check"),
+            auth_service=text("auth.service", "auth-check-redeem"),
             storage_class=text("storage.className", ""),
             storage_size=text("storage.defaultSize", "50Gi"),
             default_memory=text("resources.defaultMemory", "2Gi"),

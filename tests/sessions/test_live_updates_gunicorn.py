@@ -1,0 +1,67 @@
+"""The live-update streams as production serves them: functions-framework's gunicorn with gthread
+workers (THREADS per process), not the werkzeug server of the other tests. A WebSocket takes over
+gunicorn's socket and must hand the worker thread back cleanly when it ends."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+import websocket
+
+from streamspace.db import execute
+from tests.conftest import make_user, token_for
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_websocket_and_sse_under_gunicorn(db_url: str) -> None:
+    user_id = make_user("gina")
+    execute("INSERT INTO sessions (namespace, name, user_id, username, template)"
+            " VALUES ('streamspace', 'gina-firefox-1', %s, 'gina', 'firefox')", (user_id,))
+    token = token_for(user_id, "gina")
+    port = _free_port()
+    env = {**os.environ, "DATABASE_URL": db_url, "WORKERS": "1", "THREADS": "4", "LIVE_STREAM_SECONDS": "3s"}
+    ff = str(Path(sys.executable).with_name("functions-framework"))
+    server = subprocess.Popen([ff, "--source", "functions/sessions/main.py", "--target", "handle", "--port", str(port)],
+                              cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+            try:
+                if requests.get(base + "/health", timeout=2).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline, "the function did not start"
+            time.sleep(0.2)
+        ws = websocket.create_connection(f"ws://127.0.0.1:{port}/api/v1/ws/sessions?token={token}", timeout=30)
+        assert json.loads(ws.recv())["sessions"][0]["status"]["phase"] == "Pending"
+        execute("UPDATE sessions SET phase = 'Running' WHERE name = 'gina-firefox-1'")
+        assert json.loads(ws.recv())["sessions"][0]["status"]["phase"] == "Running"
+        with pytest.raises(websocket.WebSocketConnectionClosedException):
+            while True:  # the server closes the stream when its time is up
+                ws.recv()
+        with requests.get(f"{base}/api/v1/events/sessions", params={"token": token}, stream=True, timeout=30) as sse:
+            assert "sessions_update" in sse.text  # read to its end: the stream closes by itself
+        assert requests.get(base + "/health", timeout=10).status_code == 200  # the worker still serves
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=30)[0]
+    assert "Traceback" not in output, output
