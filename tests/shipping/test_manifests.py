@@ -172,9 +172,18 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
         for res in src["spec"]["resources"]:
             if res["kind"] == "Deployment":
                 assert res["selector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "streamspace"}
+    services = by_kind(base_docs, "Service", "serving.knative.dev/")
     for trig in by_kind(base_docs, "Trigger").values():
         delivery = trig["spec"]["delivery"]
-        assert delivery["backoffPolicy"] == "exponential" and delivery["retry"] >= 3
+        function = trig["spec"]["subscriber"]["ref"]["name"]
+        if function in ("catalog-sync", "resync"):
+            # Long work: never redelivered while it may still run (catalog-sync's budget is 420 s).
+            seconds = int(delivery["timeout"].removeprefix("PT").removesuffix("S"))
+            assert 420 < seconds <= services[function]["spec"]["template"]["spec"]["timeoutSeconds"]
+            assert delivery["retry"] >= 1
+        else:
+            assert delivery["retry"] >= 3
+        assert delivery["backoffPolicy"] == "exponential"
         assert delivery["deadLetterSink"]["ref"]["name"] == "streamspace-dlq"
         assert delivery["timeout"] and delivery["backoffDelay"]
     binding = next(iter(by_kind(base_docs, "SinkBinding").values()))
