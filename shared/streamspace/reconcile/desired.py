@@ -314,6 +314,16 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
     return objects
 
 
+# Desktop images (linuxserver, Kasm) start as root and drop to their user with s6/gosu, so session
+# pods run at the Pod Security `baseline` level, hardened as far as such images allow: no service
+# account token, no privilege escalation, every capability dropped except the few of baseline's
+# allowed set an init needs to chown the home and switch user, and the runtime's default seccomp profile.
+SESSION_CONTAINER_SECURITY: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"]},
+}
+
+
 def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int, persistent_home: bool,
               claim: str) -> dict[str, Any]:
     ports: list[dict[str, Any]] = []
@@ -366,7 +376,7 @@ def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int
         "ports": ports,
         "resources": copy.deepcopy(dict(resources)),
         "readinessProbe": probe,
-        "securityContext": {"allowPrivilegeEscalation": False},
+        "securityContext": copy.deepcopy(SESSION_CONTAINER_SECURITY),
         "volumeMounts": mounts,
     }
     if template.env:
@@ -374,6 +384,7 @@ def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int
     return {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
+        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
         "containers": [container],
         "volumes": volumes,
     }

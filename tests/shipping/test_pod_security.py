@@ -1,0 +1,89 @@
+"""Pods pass the Pod Security level of the namespace they run in (pod-security-admission's checks,
+streamspace.domain.pod_security), in both the kustomize tree and the chart (issue 19)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from streamspace.domain.pod_security import violations
+from streamspace.domain.templates import parse_template_spec
+from streamspace.reconcile.desired import ReconcileConfig, desired_objects
+from tests.conftest import ROOT
+from tests.shipping.conftest import helm_template, kustomize
+
+SAMPLES = sorted((ROOT / "crds" / "samples").glob("template-*.yaml"))
+
+
+@pytest.fixture(scope="module")
+def trees(kubectl: str, helm: str) -> dict[str, list[dict[str, Any]]]:
+    return {"kustomize": kustomize(kubectl, ROOT / "knative"), "chart": helm_template(helm)}
+
+
+def enforced_level(docs: list[dict[str, Any]], namespace: str) -> str:
+    found = [d for d in docs if d.get("kind") == "Namespace" and d["metadata"]["name"] == namespace]
+    assert found, f"the tree does not create namespace {namespace}"
+    labels = found[0]["metadata"].get("labels") or {}
+    level = labels.get("pod-security.kubernetes.io/enforce")
+    assert level, f"namespace {namespace} enforces no Pod Security level"
+    return str(level)
+
+
+def session_pod(sample: Path, namespace: str) -> dict[str, Any]:
+    template = parse_template_spec(yaml.safe_load(sample.read_text())["spec"])
+    session = {"apiVersion": "stream.space/v1alpha1", "kind": "Session",
+               "metadata": {"name": "s1", "namespace": namespace, "uid": "u-1", "generation": 1},
+               "spec": {"user": "alice", "template": sample.stem, "state": "running"}}
+    objects = desired_objects(session, template, ReconcileConfig())
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    return dict(deployment["spec"]["template"])
+
+
+def config_namespace(docs: list[dict[str, Any]], default: str) -> str:
+    maps = [d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "streamspace-config"]
+    return str((maps[0].get("data") or {}).get("STREAMSPACE_NAMESPACE") or default) if maps else default
+
+
+@pytest.mark.parametrize("tree", ["kustomize", "chart"])
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.stem for s in SAMPLES])
+def test_session_pods_pass_their_namespaces_level(tree: str, sample: Path, trees: dict) -> None:
+    docs = trees[tree]
+    namespace = config_namespace(docs, "streamspace")
+    level = enforced_level(trees["kustomize"] if tree == "chart" else docs, namespace)
+    assert level in ("baseline", "restricted")
+    pod = session_pod(sample, namespace)
+    assert violations(pod["spec"], level, pod.get("metadata")) == []
+    spec = pod["spec"]
+    # The hardening that applies even at baseline.
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    context = spec["containers"][0]["securityContext"]
+    assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
+
+
+@pytest.mark.parametrize("tree", ["kustomize", "chart"])
+def test_control_plane_pods_pass_restricted(tree: str, trees: dict) -> None:
+    pods = [(f"Service/{d['metadata']['name']}", d["spec"]["template"]) for d in trees[tree]
+            if d.get("kind") == "Service" and str(d.get("apiVersion")).startswith("serving.knative.dev/")]
+    pods += [(f"Job/{d['metadata']['name']}", d["spec"]["template"]) for d in trees[tree] if d.get("kind") == "Job"]
+    assert len(pods) > 15
+    for name, template in pods:
+        assert violations(template["spec"], "restricted", template.get("metadata")) == [], name
+
+
+def test_the_checks_refuse_what_pod_security_admission_refuses() -> None:
+    pod = session_pod(SAMPLES[0], "streamspace")["spec"]
+    assert "runAsNonRoot != true" in violations(pod, "restricted")  # a root desktop is not restricted
+    bad = {**pod, "hostNetwork": True, "volumes": [*pod["volumes"], {"name": "h", "hostPath": {"path": "/"}}]}
+    assert {"host namespaces", "hostPath volumes"} <= set(violations(bad, "baseline"))
+    container = {**pod["containers"][0]}
+    container["securityContext"] = {**container["securityContext"], "privileged": True,
+                                    "capabilities": {"add": ["SYS_ADMIN"]}}
+    assert {"privileged", "non-default capabilities"} <= set(violations({**pod, "containers": [container]},
+                                                                      "baseline"))
+    unconfined = {**pod, "securityContext": {"seccompProfile": {"type": "Unconfined"}}}
+    assert violations(unconfined, "baseline") == ["seccompProfile"]
+    assert violations(bad, "privileged") == []
