@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from bench.support import benchmark_database, median_of, timed_us
+from bench.support import benchmark_database, login_token, median_of, timed_us
 
 LOGINS = 30
 REFUSALS = 4
@@ -30,7 +30,6 @@ def run() -> dict[str, Any]:
 
     from streamspace.auth.passwords import _hasher, hash_password
     from streamspace.auth.principal import authenticate
-    from streamspace.auth.tokens import issue_access_token
     from streamspace.db import fetch_one
     from streamspace.local.gateway import load_function_app
     from streamspace.local.server import BackgroundServer
@@ -61,7 +60,7 @@ def run() -> dict[str, Any]:
         verify = timed_us(lambda: authenticate(header), VERIFICATIONS)
         # A token seen for the first time pays the HMAC signature check too (later uses hit the cache).
         user_id = str(fetch_one("SELECT id FROM users WHERE username = 'bench'")["id"])  # type: ignore[index]
-        fresh = [issue_access_token(user_id=user_id, username="bench", role="user", groups=[], family_id=None)[0]
+        fresh = [login_token(user_id, "bench")
                  for _ in range(VERIFICATIONS)]
         tokens = iter(fresh)
         verify_first = timed_us(lambda: authenticate(f"Bearer {next(tokens)}"), VERIFICATIONS)

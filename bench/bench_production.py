@@ -36,7 +36,7 @@ from bench.served import (
     precompile,
     wrk,
 )
-from bench.support import ROOT, benchmark_database
+from bench.support import ROOT, benchmark_database, login_token
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
@@ -59,7 +59,6 @@ def _template(name: str) -> dict[str, Any]:
 
 
 def _user(username: str, role: str) -> tuple[str, str]:
-    from streamspace.auth.tokens import issue_access_token
     from streamspace.db import execute, fetch_one
 
     row = fetch_one("INSERT INTO users (username, email, role, password_hash) VALUES (%s, %s, %s, 'unused')"
@@ -67,8 +66,7 @@ def _user(username: str, role: str) -> tuple[str, str]:
     assert row is not None
     execute("INSERT INTO user_quotas (user_id, max_sessions, max_cpu_millis, max_memory_bytes, max_storage_bytes)"
             " VALUES (%s, 1000, 1000000, 1099511627776, 1099511627776)", (row["id"],))
-    token, _ = issue_access_token(user_id=row["id"], username=username, role=role, groups=[], family_id=None)
-    return row["id"], token
+    return row["id"], login_token(row["id"], username, role)
 
 
 def _machine() -> dict[str, Any]:

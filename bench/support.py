@@ -85,3 +85,14 @@ def timed_us(call: Callable[[], object], n: int, warmup: int = 0) -> list[float]
         call()
         samples.append((time.perf_counter() - started) * 1e6)
     return samples
+
+
+def login_token(user_id: str, username: str, role: str = "user") -> str:
+    """An access token of a new login family for `user_id` (every access token carries one)."""
+    from streamspace.auth.refresh import start_family
+    from streamspace.auth.tokens import issue_access_token
+    from streamspace.db import transaction
+
+    with transaction() as conn:
+        family_id, _ = start_family(conn, user_id)
+    return issue_access_token(user_id=user_id, username=username, role=role, groups=[], family_id=family_id)[0]

@@ -234,11 +234,15 @@ def client_for(base: str, username: str, role: str = "user") -> Client:
 
 
 def token_for(user_id: str, username: str, role: str = "user", groups: list[str] | None = None) -> str:
-    """An access token as the auth function would issue it (no login round trip)."""
+    """An access token as the auth function would issue it: a new login family, no login round trip."""
+    from streamspace.auth.refresh import start_family
     from streamspace.auth.tokens import issue_access_token
+    from streamspace.db import transaction
 
+    with transaction() as conn:
+        family_id, _ = start_family(conn, user_id)
     token, _ = issue_access_token(user_id=user_id, username=username, role=role, groups=groups or [],
-                                  family_id=None)
+                                  family_id=family_id)
     return token
 
 

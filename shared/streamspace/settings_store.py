@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamspace.domain.errors import ValidationError
+from streamspace.reconcile.desired import DEFAULT_EGRESS_DENY
 
 if TYPE_CHECKING:
     import psycopg
@@ -32,6 +33,9 @@ RESOURCES_MEMORY = "resources.defaultMemory"
 RESOURCES_CPU = "resources.defaultCPU"
 AUTH_TOTP_REQUIRED = "auth.totpRequired"  # who must use two-factor login (local accounts; see mfa.service)
 TOTP_POLICIES = ("off", "admins", "everyone")
+SESSION_EGRESS_DENY = "session.egressDenyCidrs"
+TEMPLATE_ENV_SECRETS = "templates.envSecrets"
+TEMPLATE_ENV_CONFIG_MAPS = "templates.envConfigMaps"
 
 # The seeded values of migration 0001: what a key means when its row is missing.
 DEFAULTS: dict[str, Any] = {
@@ -46,6 +50,11 @@ DEFAULTS: dict[str, Any] = {
     RESOURCES_MEMORY: "2Gi",
     RESOURCES_CPU: "1000m",
     AUTH_TOTP_REQUIRED: "off",
+    # Ranges a desktop may not reach (reconcile/desired.DEFAULT_EGRESS_DENY): the cluster's internal ones.
+    SESSION_EGRESS_DENY: list(DEFAULT_EGRESS_DENY),
+    # Secrets / ConfigMaps (by name, in the sessions' namespace) that templates may read in env.
+    TEMPLATE_ENV_SECRETS: [],
+    TEMPLATE_ENV_CONFIG_MAPS: [],
 }
 
 _DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -103,6 +112,35 @@ def _totp_policy(value: object, field: str) -> str:
     return str(value)
 
 
+def _template_objects(value: object, field: str) -> list[str]:
+    from streamspace.domain.templates import PLATFORM_OBJECT_PREFIX
+
+    if not isinstance(value, list) or len(value) > 100:
+        raise ValidationError(field, f"expected a list of at most 100 names, got {value!r}")
+    names = [_dns_name(item, field) for item in value]
+    for name in names:
+        if name.startswith(PLATFORM_OBJECT_PREFIX):
+            raise ValidationError(field, f"the platform's own objects ({PLATFORM_OBJECT_PREFIX}*) are never "
+                                         f"given to desktops, got {name!r}")
+    return sorted(set(names))
+
+
+def _cidrs(value: object, field: str) -> list[str]:
+    import ipaddress
+
+    if not isinstance(value, list) or len(value) > 100:
+        raise ValidationError(field, f"expected a list of at most 100 CIDRs such as 10.0.0.0/8, got {value!r}")
+    out = []
+    for item in value:
+        try:
+            out.append(str(ipaddress.ip_network(item, strict=False)) if isinstance(item, str) else "")
+        except ValueError:
+            out.append("")
+        if not out[-1]:
+            raise ValidationError(field, f"expected a CIDR such as 10.0.0.0/8 or fc00::/7, got {item!r}")
+    return list(dict.fromkeys(out))
+
+
 _VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     INGRESS_DOMAIN: _dns_name,
     INGRESS_CLASS: _dns_name,
@@ -115,6 +153,9 @@ _VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     RESOURCES_MEMORY: _memory,
     RESOURCES_CPU: _cpu,
     AUTH_TOTP_REQUIRED: _totp_policy,
+    SESSION_EGRESS_DENY: _cidrs,
+    TEMPLATE_ENV_SECRETS: _template_objects,
+    TEMPLATE_ENV_CONFIG_MAPS: _template_objects,
 }
 KNOWN_KEYS: tuple[str, ...] = tuple(_VALIDATORS)
 

@@ -19,8 +19,13 @@ ME = "/api/v1/auth/me"
 
 @pytest.fixture(scope="module")
 def victim(url: str) -> dict:
+    from streamspace.auth.refresh import start_family
+    from streamspace.db import transaction
+
     user_id = make_user("jwt-victim")
-    return {"id": user_id, "username": "jwt-victim"}
+    with transaction() as conn:
+        family_id, _ = start_family(conn, user_id)
+    return {"id": user_id, "username": "jwt-victim", "sid": family_id}
 
 
 def _claims(victim: dict, **overrides) -> dict:
@@ -29,7 +34,7 @@ def _claims(victim: dict, **overrides) -> dict:
     now = int(time.time())
     claims = {"sub": victim["id"], "username": victim["username"], "role": "admin", "groups": [],
               "iss": settings().jwt_issuer, "aud": settings().jwt_audience, "iat": now, "exp": now + 600,
-              "jti": uuid.uuid4().hex}
+              "jti": uuid.uuid4().hex, "sid": victim["sid"]}
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
@@ -183,9 +188,11 @@ def test_previous_key_still_verifies_after_rotation(url: str, victim: dict) -> N
     later = load_settings({**base, "JWT_SECRET": new, "JWT_KEY_ID": "k2"})
     from streamspace.auth.tokens import issue_access_token
 
-    old_token, _ = issue_access_token(user_id=victim["id"], username="v", role="user", groups=[], family_id=None,
+    old_token, _ = issue_access_token(user_id=victim["id"], username="v", role="user", groups=[],
+                                      family_id=victim["sid"],
                                       cfg=before)
-    new_token, _ = issue_access_token(user_id=victim["id"], username="v", role="user", groups=[], family_id=None,
+    new_token, _ = issue_access_token(user_id=victim["id"], username="v", role="user", groups=[],
+                                      family_id=victim["sid"],
                                       cfg=after)
     assert jwt.get_unverified_header(new_token)["kid"] == "k2"
     assert verify_access_token(old_token, cfg=after).user_id == victim["id"]

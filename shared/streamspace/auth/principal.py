@@ -35,7 +35,7 @@ class Principal:
 
 _CALLER_SQL = """
 SELECT u.username, u.role, u.active,
-       (%(sid)s::uuid IS NOT NULL AND (f.id IS NULL OR f.revoked_at IS NOT NULL)) AS revoked
+       (f.id IS NULL OR f.revoked_at IS NOT NULL) AS revoked
   FROM users u
   LEFT JOIN token_families f ON f.id = %(sid)s::uuid AND f.user_id = u.id
  WHERE u.id = %(sub)s::uuid
@@ -61,8 +61,7 @@ def verified_claims(token: str) -> AccessClaims:
     claims = verify_access_token(token)
     try:
         uuid.UUID(claims.user_id)
-        if claims.family_id is not None:
-            uuid.UUID(str(claims.family_id))
+        uuid.UUID(claims.family_id)
     except ValueError:
         raise Unauthorized("invalid access token", error="invalid token") from None
     return claims

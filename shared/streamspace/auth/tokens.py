@@ -15,7 +15,7 @@ from streamspace.config import Settings, settings
 from streamspace.http.errors import Unauthorized
 
 ALGORITHM = "HS256"
-REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub"]
+REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid"]
 
 
 @dataclass(frozen=True)
@@ -25,11 +25,11 @@ class AccessClaims:
     role: str
     groups: tuple[str, ...]
     token_id: str
-    family_id: str | None
+    family_id: str  # the login (token_families row) this token belongs to; checked on every use
     expires_at: int
 
 
-def issue_access_token(*, user_id: str, username: str, role: str, groups: list[str], family_id: str | None,
+def issue_access_token(*, user_id: str, username: str, role: str, groups: list[str], family_id: str,
                        cfg: Settings | None = None, now: int | None = None) -> tuple[str, int]:
     """Return (token, expiry as a Unix time)."""
     import jwt
@@ -47,9 +47,8 @@ def issue_access_token(*, user_id: str, username: str, role: str, groups: list[s
         "iat": issued,
         "exp": expires,
         "jti": uuid.uuid4().hex,
+        "sid": family_id,
     }
-    if family_id:
-        claims["sid"] = family_id
     token = jwt.encode(claims, cfg.jwt_keys[cfg.jwt_signing_kid], algorithm=ALGORITHM,
                        headers={"kid": cfg.jwt_signing_kid})
     return token, expires
@@ -97,7 +96,10 @@ def _verify(token: str, cfg: Settings) -> AccessClaims:
     except jwt.PyJWTError:
         raise Unauthorized("invalid access token", error="invalid token") from None
     groups = claims.get("groups") or []
-    if not isinstance(claims.get("sub"), str) or not isinstance(groups, list):
+    # Every access token names its login family: a token without one (however well signed) would
+    # skip the revocation check, so it is no token of ours.
+    if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("sid"), str) \
+            or not isinstance(groups, list):
         raise Unauthorized("invalid access token", error="invalid token")
     return AccessClaims(
         user_id=claims["sub"],
@@ -105,6 +107,6 @@ def _verify(token: str, cfg: Settings) -> AccessClaims:
         role=str(claims.get("role", "user")),
         groups=tuple(str(g) for g in groups),
         token_id=str(claims.get("jti", "")),
-        family_id=claims.get("sid"),
+        family_id=claims["sid"],
         expires_at=int(claims["exp"]),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -343,6 +343,65 @@ def _env_value(value: object) -> object:
     return value
 
 
+# Pod fields a desktop may learn about itself (the downward API); never the node, host or service account.
+SAFE_FIELD_PATHS = frozenset({"metadata.name", "metadata.namespace", "metadata.uid", "status.podIP", "status.podIPs"})
+RESOURCE_FIELDS = frozenset({"limits.cpu", "limits.memory", "limits.ephemeral-storage",
+                             "requests.cpu", "requests.memory", "requests.ephemeral-storage"})
+# The platform's own Secrets and ConfigMaps are all named streamspace-*: never readable by a template.
+PLATFORM_OBJECT_PREFIX = "streamspace-"
+_CONFIG_KEY_RE = re.compile(r"[-._a-zA-Z0-9]+")
+_OBJECT_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
+_KEY_REFS = {"secretKeyRef": "Secret", "configMapKeyRef": "ConfigMap"}
+
+
+def _read_env_source(r: _Reader, value: object, field: str) -> dict[str, Any]:
+    """A `valueFrom`, field by field: exactly one source, each with only the fields Kubernetes knows."""
+    source = r.mapping(value, field, frozenset({*_KEY_REFS, "fieldRef", "resourceFieldRef"}))
+    given = [key for key in source if source.get(key) is not None]
+    if len(given) != 1:
+        r.fail(field, "give exactly one of secretKeyRef, configMapKeyRef, fieldRef, resourceFieldRef")
+        return {}
+    kind = given[0]
+    at = join_field(field, kind)
+    if kind in _KEY_REFS:
+        ref = r.mapping(source[kind], at, frozenset({"name", "key", "optional"}))
+        out: dict[str, Any] = {
+            "name": r.text(ref.get("name"), join_field(at, "name"), required=True, max_len=253,
+                           pattern=_OBJECT_NAME_RE, form=f"the name of a {_KEY_REFS[kind]}"),
+            "key": r.text(ref.get("key"), join_field(at, "key"), required=True, max_len=253,
+                          pattern=_CONFIG_KEY_RE, form="a key such as API_TOKEN"),
+        }
+        if ref.get("optional") is not None:
+            out["optional"] = r.flag(ref.get("optional"), join_field(at, "optional"), False)
+        if out["name"].startswith(PLATFORM_OBJECT_PREFIX):
+            r.fail(join_field(at, "name"), f"the platform's own objects ({PLATFORM_OBJECT_PREFIX}*) are never "
+                                           "given to desktops")
+        return {kind: out}
+    if kind == "fieldRef":
+        ref = r.mapping(source[kind], at, frozenset({"fieldPath", "apiVersion"}))
+        path = ref.get("fieldPath")
+        if path not in SAFE_FIELD_PATHS:
+            r.fail(join_field(at, "fieldPath"), f"expected one of {', '.join(sorted(SAFE_FIELD_PATHS))}, "
+                                                f"got {_describe(path)}")
+        if ref.get("apiVersion") not in (None, "v1"):
+            r.fail(join_field(at, "apiVersion"), f"expected v1, got {_describe(ref.get('apiVersion'))}")
+        return {kind: {"fieldPath": path, **({"apiVersion": "v1"} if ref.get("apiVersion") else {})}}
+    ref = r.mapping(source[kind], at, frozenset({"resource", "containerName", "divisor"}))
+    resource = ref.get("resource")
+    if resource not in RESOURCE_FIELDS:
+        r.fail(join_field(at, "resource"), f"expected one of {', '.join(sorted(RESOURCE_FIELDS))}, "
+                                           f"got {_describe(resource)}")
+    out = {"resource": resource}
+    if ref.get("containerName") is not None:
+        out["containerName"] = r.choice(ref.get("containerName"), join_field(at, "containerName"), ("session",),
+                                        "session")
+    if ref.get("divisor") is not None:
+        out["divisor"] = r.text(_env_value(ref.get("divisor")), join_field(at, "divisor"), max_len=32,
+                                pattern=re.compile(r"[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?"),
+                                form="a quantity such as 1, 1m or 1Mi")
+    return {kind: out}
+
+
 def _read_env(r: _Reader, value: object, field: str) -> tuple[dict[str, Any], ...]:
     env = []
     for item_field, item in r.items(value, field):
@@ -361,9 +420,24 @@ def _read_env(r: _Reader, value: object, field: str) -> tuple[dict[str, Any], ..
         if entry.get("valueFrom") is not None:
             if "value" in var:
                 r.fail(join_field(item_field, "valueFrom"), "give either value or valueFrom, not both")
-            var["valueFrom"] = copy.deepcopy(dict(r.mapping(entry["valueFrom"], join_field(item_field, "valueFrom"))))
+            var["valueFrom"] = _read_env_source(r, entry["valueFrom"], join_field(item_field, "valueFrom"))
         env.append(var)
     return tuple(env)
+
+
+def env_reference_problems(env: Sequence[Mapping[str, Any]], secrets: Collection[str],
+                           config_maps: Collection[str], field: str = "spec.env") -> list[str]:
+    """Every env entry that reads a Secret or ConfigMap an admin has not marked for templates
+    (configuration keys templates.envSecrets / templates.envConfigMaps), as ``<field>: <message>``."""
+    allowed = {"secretKeyRef": secrets, "configMapKeyRef": config_maps}
+    problems = []
+    for index, var in enumerate(env):
+        for kind, ref in (var.get("valueFrom") or {}).items():
+            if kind in allowed and (ref or {}).get("name") not in allowed[kind]:
+                key = "templates.envSecrets" if kind == "secretKeyRef" else "templates.envConfigMaps"
+                problems.append(f"{field}[{index}].valueFrom.{kind}.name: {_KEY_REFS[kind]} "
+                                f"{(ref or {}).get('name')!r} is not marked for templates (an admin lists it in {key})")
+    return problems
 
 
 def _read_volume_mounts(r: _Reader, value: object, field: str) -> tuple[VolumeMountSpec, ...]:

@@ -21,10 +21,11 @@ from typing import Any
 
 from streamspace.desktop.access import AUTH_PATH as DESKTOP_AUTH_PATH
 from streamspace.domain.duration import DurationError, parse_duration
+from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import dns_label, home_claim_name, owned_name
 from streamspace.domain.resources import ResourceRequirements
 from streamspace.domain.sessions import resolve_resources
-from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec
+from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec, env_reference_problems
 
 SESSION_API_VERSION = "stream.space/v1alpha1"
 MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -48,6 +49,11 @@ NGINX_AUTH_RESPONSE_HEADERS = "nginx.ingress.kubernetes.io/auth-response-headers
 AUTH_USER_HEADER = "X-Auth-Request-User"
 METADATA_ADDRESS = "169.254.169.254/32"
 METADATA_ADDRESS_V6 = "fd00:ec2::254/128"
+# Where a desktop may NOT connect by default: the cluster's internal ranges (private, shared, link-local;
+# the platform's namespace, Postgres and the functions live there). Config key session.egressDenyCidrs.
+# The cloud metadata addresses are denied whatever the configuration says.
+DEFAULT_EGRESS_DENY = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+                       "fc00::/7", "fe80::/10")
 
 # Owned kinds in apply order: the Deployment last, so its hash annotation is only written once
 # everything else was applied (a failure half-way leaves a mismatch the next reconcile repairs).
@@ -80,6 +86,9 @@ class ReconcileConfig:
     default_idle_timeout_seconds: int = 1800
     default_max_duration_seconds: int = 8 * 3600
     auto_hibernation: bool = True
+    egress_deny_cidrs: tuple[str, ...] = DEFAULT_EGRESS_DENY
+    env_secrets: tuple[str, ...] = ()  # marked for templates by an admin (templates.envSecrets)
+    env_config_maps: tuple[str, ...] = ()  # likewise (templates.envConfigMaps)
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], namespace: str = "streamspace",
@@ -96,6 +105,10 @@ class ReconcileConfig:
         def text(key: str, default: str) -> str:
             value = values.get(key)
             return value.strip() if isinstance(value, str) and value.strip() else default
+
+        def names(key: str) -> tuple[str, ...]:
+            value = values.get(key)
+            return tuple(v for v in value if isinstance(v, str)) if isinstance(value, list) else ()
 
         def seconds(key: str, default: int) -> int:
             try:
@@ -125,6 +138,10 @@ class ReconcileConfig:
             default_idle_timeout_seconds=seconds("session.defaultIdleTimeout", 1800),
             default_max_duration_seconds=seconds("session.defaultMaxDuration", 8 * 3600),
             auto_hibernation=auto is True or (isinstance(auto, str) and auto.lower() == "true"),
+            egress_deny_cidrs=names("session.egressDenyCidrs") if isinstance(
+                values.get("session.egressDenyCidrs"), list) else DEFAULT_EGRESS_DENY,
+            env_secrets=names("templates.envSecrets"),
+            env_config_maps=names("templates.envConfigMaps"),
         )
 
 
@@ -187,6 +204,39 @@ def ingress_annotations(config: ReconcileConfig) -> dict[str, str]:
     return {TRAEFIK_MIDDLEWARES: config.traefik_middleware}
 
 
+def egress_rules(config: ReconcileConfig) -> list[dict[str, Any]]:
+    """A desktop's way out: the cluster DNS, and anywhere but the denied ranges and the metadata service.
+
+    NetworkPolicy only allows, so "not the platform's namespace" is "not the cluster's internal
+    ranges" (pod and service addresses come from them).
+    """
+    import ipaddress
+
+    v4 = [METADATA_ADDRESS]
+    v6 = [METADATA_ADDRESS_V6]
+    for cidr in config.egress_deny_cidrs:
+        network = ipaddress.ip_network(cidr, strict=False)
+        (v4 if network.version == 4 else v6).append(str(network))
+    v4 = [c for c in dict.fromkeys(v4) if not (c == METADATA_ADDRESS and _covered(c, v4))]
+    v6 = [c for c in dict.fromkeys(v6) if not (c == METADATA_ADDRESS_V6 and _covered(c, v6))]
+    return [
+        {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
+                 "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
+         "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
+        {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": v4}},
+                {"ipBlock": {"cidr": "::/0", "except": v6}}]},
+    ]
+
+
+def _covered(cidr: str, others: Sequence[str]) -> bool:
+    """Whether another entry of `others` already contains `cidr` (Kubernetes refuses nothing here,
+    but one entry per range keeps the policy readable)."""
+    import ipaddress
+
+    inner = ipaddress.ip_network(cidr)
+    return any(o != cidr and inner.subnet_of(ipaddress.ip_network(o)) for o in others)  # type: ignore[arg-type]
+
+
 def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
                     config: ReconcileConfig) -> list[dict[str, Any]]:
     """The complete set of objects `session` wants, in apply order (PVC first, Deployment last).
@@ -204,6 +254,9 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
     user = dns_label(str(spec.get("user") or ""))
     template_name = dns_label(str(spec.get("template") or ""))
     persistent_home = spec.get("persistentHome", True) is not False
+    problems = env_reference_problems(template.env, config.env_secrets, config.env_config_maps)
+    if problems:  # the admin unmarked an object after the Template was validated
+        raise ValidationError("template", problems[0])
     port = template.stream_port
     assert port is not None  # a parsed TemplateSpec always has a stream port
     resources = session_resources(session, template, config)
@@ -254,10 +307,6 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
         },
     })
 
-    egress_peers: list[dict[str, Any]] = [
-        {"ipBlock": {"cidr": "0.0.0.0/0", "except": [METADATA_ADDRESS]}},
-        {"ipBlock": {"cidr": "::/0", "except": [METADATA_ADDRESS_V6]}},
-    ]
     objects.append({
         "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
         "metadata": owned_meta(),
@@ -269,7 +318,7 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
                     "kubernetes.io/metadata.name": config.ingress_controller_namespace}}}],
                 "ports": [{"protocol": "TCP", "port": port}],
             }],
-            "egress": [{"to": egress_peers}],
+            "egress": egress_rules(config),
         },
     })
 

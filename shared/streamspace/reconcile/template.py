@@ -34,10 +34,15 @@ class Resolution:
 
 
 def validate(spec: object) -> tuple[str, str]:
-    """(phase, message) of a Template spec: Ready, or Invalid with every problem listed."""
-    from streamspace.domain.templates import validate_template_spec
+    """(phase, message) of a Template spec: Ready, or Invalid with every problem listed (including
+    env entries reading a Secret or ConfigMap an admin has not marked for templates)."""
+    from streamspace.domain.templates import env_reference_problems, parse_template_spec, validate_template_spec
 
     problems = validate_template_spec(spec)
+    if not problems:
+        config = context.load_config()
+        problems = env_reference_problems(parse_template_spec(spec).env, config.env_secrets,
+                                          config.env_config_maps)
     if problems:
         return "Invalid", "; ".join(problems)[:MESSAGE_LIMIT]
     return "Ready", ""
