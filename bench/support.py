@@ -41,6 +41,8 @@ def benchmark_database() -> str:
     os.environ.setdefault("JWT_SECRET", "bench-secret-" + "x" * 40)
     os.environ["STREAMSPACE_DATA_DIR"] = str(data)
     os.environ.setdefault("LOG_LEVEL", "WARNING")
+    # The benchmarks play the ingress: their X-Forwarded-For (one address per simulated client) is believed.
+    os.environ.setdefault("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
     close_pool()
     reset_settings()
     return url

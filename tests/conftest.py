@@ -31,6 +31,9 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("ADMIN_PASSWORD", "admin-password-for-tests")
 # Minimal argon2id cost so creating users stays fast; refused when STREAMSPACE_ENV=production.
 os.environ.setdefault("PASSWORD_HASH_PROFILE", "test")
+# The tests play the ingress: their X-Forwarded-For is believed from loopback (tests/security checks
+# the default, which believes no one).
+os.environ.setdefault("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
 os.environ.setdefault("STREAMSPACE_SECRET_KEY", "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
 
 

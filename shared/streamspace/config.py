@@ -6,6 +6,7 @@ A bad value stops the process at start with one line naming the variable and the
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import sys
@@ -55,7 +56,8 @@ class Settings:
     desktop_access_ttl_seconds: int = 12 * 3600  # a session host's cookie
     live_stream_seconds: int = 120  # how long one live-update stream stays open (then the client reconnects)
     live_streams: int = 4  # live-update streams one process serves at once (each holds a worker thread)
-    login_max_failures: int = 5
+    login_max_failures: int = 5  # per username+address before progressive delays
+    login_max_address_failures: int = 20  # per address (any usernames) in the window
     login_window_seconds: int = 300
     log_level: str = "INFO"
     k_sink: str | None = None
@@ -63,6 +65,8 @@ class Settings:
     catalog_allow_private_urls: bool = False
     catalog_ssh_known_hosts: Path | None = None  # None: <data dir>/known_hosts
     oidc: OidcSettings | None = None  # None: single sign-on is not configured
+    # Proxies whose X-Forwarded-For entries are believed (empty: the header is ignored).
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
     @property
     def production(self) -> bool:
@@ -220,6 +224,17 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     return raw
 
 
+def _networks(env: Mapping[str, str], name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for item in filter(None, (p.strip() for p in env.get(name, "").split(","))):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ConfigError(f"{name}: expected comma-separated CIDRs such as 10.0.0.0/8,::1/128, "
+                              f"got {item!r}") from None
+    return tuple(networks)
+
+
 def _database_url(env: Mapping[str, str]) -> str | None:
     url = env.get("DATABASE_URL", "").strip()
     if url:
@@ -338,6 +353,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         desktop_access_ttl_seconds=_duration(env, "DESKTOP_ACCESS_TTL", "12h", minimum=60,
                                              maximum=7 * 24 * 3600),
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
+        login_max_address_failures=_int(env, "LOGIN_MAX_ADDRESS_FAILURES", 20, 1, 100000),
         login_window_seconds=_duration(env, "LOGIN_WINDOW", "5m", minimum=1),
         log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
         k_sink=env.get("K_SINK") or None,
@@ -346,6 +362,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         catalog_ssh_known_hosts=Path(env["CATALOG_SSH_KNOWN_HOSTS"].strip())
         if env.get("CATALOG_SSH_KNOWN_HOSTS", "").strip() else None,
         oidc=oidc,
+        trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
     )
 
 

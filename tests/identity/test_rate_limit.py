@@ -1,5 +1,6 @@
-"""Login rate limiting: per username and per client address, shared by every instance (rows in
-login_attempts), strict under concurrent guessing, answered with 429 and Retry-After."""
+"""Login throttling: per username+address pair (progressive delays) and per client address, shared by
+every instance (rows in login_attempts), strict under concurrent guessing, answered with 429 and
+Retry-After. Never a lockout of the account itself: tests/security/test_login_throttling.py."""
 
 from __future__ import annotations
 
@@ -22,28 +23,37 @@ def _max_failures() -> int:
     return settings().login_max_failures
 
 
-def test_per_username_limit_holds_across_instances(two_instances: tuple[str, str]) -> None:
+def test_per_username_and_address_throttle_holds_across_instances(two_instances: tuple[str, str]) -> None:
     from streamspace.config import settings
 
     first, second = two_instances
     make_user("target", password="target-password")
+    ip = fresh_ip()
     for i in range(_max_failures()):
-        resp = login(first if i % 2 else second, "target", f"guess-{i}-wrong")
+        resp = login(first if i % 2 else second, "target", f"guess-{i}-wrong", ip=ip)
         assert resp.status_code == 401
-    # Even the right password, from a new address, on either instance: 429 until the window passes.
+    # Even the right password, from that address, on either instance: 429 until its delay passed.
     for instance in (first, second):
-        resp = login(instance, "target", "target-password")
+        resp = login(instance, "target", "target-password", ip=ip)
         assert resp.status_code == 429, resp.text
         retry = int(resp.headers["Retry-After"])
         assert 1 <= retry <= settings().login_window_seconds
         assert resp.json()["error"] == "too many attempts"
 
 
+def test_the_delay_doubles_with_each_further_failure() -> None:
+    from streamspace.auth.login import pair_delay
+
+    assert [pair_delay(n, 5, 300) for n in range(4, 15)] == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300]
+
+
 def test_per_address_limit(two_instances: tuple[str, str]) -> None:
     first, _ = two_instances
     make_user("innocent", password="innocent-password")
+    from streamspace.config import settings
+
     ip = fresh_ip()
-    for i in range(_max_failures()):
+    for i in range(settings().login_max_address_failures):
         assert login(first, f"spray-{i}", "password-spray", ip=ip).status_code == 401
     assert login(first, "innocent", "innocent-password", ip=ip).status_code == 429
     # The same user from another address is fine.
@@ -53,21 +63,23 @@ def test_per_address_limit(two_instances: tuple[str, str]) -> None:
 def test_concurrent_guessing_cannot_overshoot_the_limit(two_instances: tuple[str, str]) -> None:
     first, second = two_instances
     make_user("raced", password="raced-password")
+    ip = fresh_ip()
     with ThreadPoolExecutor(max_workers=20) as pool:
-        codes = list(pool.map(lambda i: login(first if i % 2 else second, "raced", f"wrong-{i}").status_code,
+        codes = list(pool.map(lambda i: login(first if i % 2 else second, "raced", f"wrong-{i}", ip=ip).status_code,
                               range(20)))
     assert codes.count(401) == _max_failures() and codes.count(429) == 20 - _max_failures(), codes
 
 
-def test_a_successful_login_resets_the_username_count(two_instances: tuple[str, str]) -> None:
+def test_a_successful_login_resets_the_pair_count(two_instances: tuple[str, str]) -> None:
     first, _ = two_instances
     make_user("typo", password="typo-password")
+    ip = fresh_ip()
     for _ in range(_max_failures() - 1):
-        assert login(first, "typo", "typo-passwrod").status_code == 401
-    assert login(first, "typo", "typo-password").status_code == 200
+        assert login(first, "typo", "typo-passwrod", ip=ip).status_code == 401
+    assert login(first, "typo", "typo-password", ip=ip).status_code == 200
     for _ in range(_max_failures() - 1):
-        assert login(first, "typo", "typo-passwrod").status_code == 401
-    assert login(first, "typo", "typo-password").status_code == 200
+        assert login(first, "typo", "typo-passwrod", ip=ip).status_code == 401
+    assert login(first, "typo", "typo-password", ip=ip).status_code == 200
 
 
 def test_wrong_old_password_on_password_change_counts_as_a_failed_login(two_instances: tuple[str, str]) -> None:
@@ -80,9 +92,10 @@ def test_wrong_old_password_on_password_change_counts_as_a_failed_login(two_inst
     user_id = make_user("stolen-token", password="stolen-password")
     token = token_for(user_id, "stolen-token")
     codes = []
+    ip = fresh_ip()
     for i in range(_max_failures() + 1):
         resp = requests.post(f"{url}/api/v1/auth/password", headers={"Authorization": f"Bearer {token}",
-                                                                     "X-Forwarded-For": fresh_ip()},
+                                                                     "X-Forwarded-For": ip},
                              json={"oldPassword": f"guess-{i}-wrong", "newPassword": "new-password-1"}, timeout=10)
         codes.append(resp.status_code)
     assert codes == [400] * _max_failures() + [429]

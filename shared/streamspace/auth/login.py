@@ -1,5 +1,11 @@
-"""Password login, rate limited per username and per client address, and password changes.
+"""Password login, throttled per username+address and per address (never locked per username),
+and password changes.
 
+Throttling follows OWASP's advice against account lockout: failures count per (username, client
+address) pair, and past LOGIN_MAX_FAILURES each further try from that pair must wait a delay that
+doubles per failure (1 s, 2 s, 4 s, ... up to LOGIN_WINDOW). An address that fails against many
+usernames (spraying) is stopped at LOGIN_MAX_ADDRESS_FAILURES per window. So an attacker slows only
+their own addresses: the account's owner, from an address that has not been failing, logs in.
 Attempts are rows in login_attempts, so every function instance sees the same counts. An attempt
 is recorded as a failure *before* the password is checked (and flipped to a success after), under
 a short advisory lock per username and address: concurrent guesses cannot overshoot the limit.
@@ -24,25 +30,34 @@ LOGIN_FIELDS = frozenset({"username", "password"})
 PASSWORD_FIELDS = frozenset({"oldPassword", "newPassword"})
 _MAX_INPUT = 1024
 
-# Failures in the window, per username (since its last successful login) and per address; and the
-# moment the oldest failure that keeps the count at the limit leaves the window.
+# Failures in the window of this username from this address (since the pair's last success), how
+# long ago the last of them was; and the failures of this address, with the moment the oldest one
+# that keeps it at its limit leaves the window.
 _FAILURES = """
-WITH f AS (
+WITH p AS (
   SELECT attempted_at FROM login_attempts
-   WHERE username = %(username)s AND NOT succeeded AND attempted_at > now() - %(window)s * interval '1 second'
+   WHERE username = %(username)s AND client_ip = %(ip)s AND NOT succeeded
+     AND attempted_at > now() - %(window)s * interval '1 second'
      AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts
-                                   WHERE username = %(username)s AND succeeded), '-infinity')
+                                   WHERE username = %(username)s AND client_ip = %(ip)s AND succeeded), '-infinity')
 ), a AS (
   SELECT attempted_at FROM login_attempts
    WHERE client_ip = %(ip)s AND NOT succeeded AND attempted_at > now() - %(window)s * interval '1 second'
 )
-SELECT (SELECT count(*) FROM f) AS user_failures,
+SELECT (SELECT count(*) FROM p) AS pair_failures,
+       extract(epoch FROM now() - (SELECT max(attempted_at) FROM p)) AS since_last,
        (SELECT count(*) FROM a) AS ip_failures,
-       extract(epoch FROM (SELECT attempted_at FROM f ORDER BY attempted_at DESC OFFSET %(max)s - 1 LIMIT 1)
-                          + %(window)s * interval '1 second' - now()) AS user_retry,
-       extract(epoch FROM (SELECT attempted_at FROM a ORDER BY attempted_at DESC OFFSET %(max)s - 1 LIMIT 1)
+       extract(epoch FROM (SELECT attempted_at FROM a ORDER BY attempted_at DESC OFFSET %(ip_max)s - 1 LIMIT 1)
                           + %(window)s * interval '1 second' - now()) AS ip_retry
 """
+
+
+def pair_delay(failures: int, free: int, ceiling: int) -> int:
+    """Seconds a (username, address) pair must wait after its last failure: none for the first
+    `free` failures, then 1, 2, 4, ... seconds, at most `ceiling`."""
+    if failures < free:
+        return 0
+    return min(ceiling, 2 ** min(failures - free, 30))
 
 
 def _lock_key(text: str) -> int:
@@ -56,22 +71,23 @@ def _text(value: object, field: str) -> str:
 
 
 def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str) -> int:
-    """Refuse (429) when the username or the address is over the limit; otherwise record this
-    attempt as a failure and return its id (flip it with `attempt_succeeded`)."""
+    """Refuse (429) while this username+address pair must wait, or the address is over its limit;
+    otherwise record this attempt as a failure and return its id (flipped on success)."""
     from streamspace.config import settings
 
     cfg = settings()
     keys = sorted({_lock_key("user:" + username), _lock_key("ip:" + client_ip)})
     conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (keys,))
     counts = conn.execute(_FAILURES, {"username": username, "ip": client_ip, "window": cfg.login_window_seconds,
-                                      "max": cfg.login_max_failures}).fetchone()
+                                      "ip_max": cfg.login_max_address_failures}).fetchone()
     assert counts is not None
-    waits = []
-    if counts["user_failures"] >= cfg.login_max_failures:
-        waits.append(float(counts["user_retry"] or cfg.login_window_seconds))
-    if counts["ip_failures"] >= cfg.login_max_failures:
+    waits = [0.0]
+    delay = pair_delay(int(counts["pair_failures"]), cfg.login_max_failures, cfg.login_window_seconds)
+    if delay:
+        waits.append(delay - float(counts["since_last"] or 0))
+    if counts["ip_failures"] >= cfg.login_max_address_failures:
         waits.append(float(counts["ip_retry"] or cfg.login_window_seconds))
-    if waits:
+    if max(waits) > 0:
         retry = max(1, math.ceil(max(waits)))
         raise TooManyRequests(f"too many failed login attempts; try again in {retry} seconds", retry_after=retry,
                               error="too many attempts")

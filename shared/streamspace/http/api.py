@@ -9,6 +9,7 @@ request ids, logs and metrics happen here, once, for every route.
 from __future__ import annotations
 
 import enum
+import ipaddress
 import json
 import logging
 import re
@@ -122,6 +123,36 @@ def dumps(value: Any) -> bytes:
                         option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS)
 
 
+def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address((text or "").strip())
+    except ValueError:
+        return None
+
+
+def client_address(peer: str | None, forwarded_for: str | None,
+                   trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
+    """The address a request came from, as a parsed IP ('' when the peer has none).
+
+    With no trusted proxies (TRUSTED_PROXIES empty, the default) X-Forwarded-For is ignored: it is
+    whatever the client wrote. Otherwise, walking X-Forwarded-For from the right, the first address
+    that is not a trusted proxy is the client (each trusted proxy appends the address it saw; what
+    lies left of the first untrusted one was written by the client). Garbage ends the walk.
+    """
+    current = _ip(peer)
+    if current is None:
+        return ""
+    if trusted and forwarded_for:
+        for hop in reversed(forwarded_for.split(",")):
+            if not any(current in network for network in trusted):
+                break
+            previous = _ip(hop)
+            if previous is None:
+                break
+            current = previous
+    return str(current)
+
+
 class Request:
     """What a handler sees: path parameters, query, a size-limited JSON body, and the caller."""
 
@@ -134,6 +165,7 @@ class Request:
         self._max_body = max_body_bytes
         self._caller: Principal | None = None
         self._body: bytes | None = None
+        self._client_ip: str | None = None
 
     @property
     def caller(self) -> Principal:
@@ -143,11 +175,13 @@ class Request:
 
     @property
     def client_ip(self) -> str:
-        # The ingress and Knative's activator each append to X-Forwarded-For; the right-most entry
-        # is the one our own proxy saw, the left-most is whatever the client claims.
-        forwarded = self.raw.headers.get("X-Forwarded-For", "")
-        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
-        return hops[-1] if hops else (self.raw.remote_addr or "")
+        """The caller's address, always a parsed IP ('' when there is none): see `client_address`."""
+        if self._client_ip is None:
+            from streamspace.config import settings
+
+            self._client_ip = client_address(self.raw.remote_addr, self.raw.headers.get("X-Forwarded-For"),
+                                             settings().trusted_proxies)
+        return self._client_ip
 
     def param(self, name: str) -> str:
         return self.path_params[name]
