@@ -116,7 +116,8 @@ def test_create_applies_the_owned_set_within_budget_and_reports_pending(url, sim
     assert policy["podSelector"]["matchLabels"]["stream.space/session"] == "alice-create"
     assert policy["ingress"][0]["from"] == [{"namespaceSelector": {"matchLabels": {
         "kubernetes.io/metadata.name": "traefik"}}}]
-    assert "169.254.169.254/32" in policy["egress"][0]["to"][0]["ipBlock"]["except"]
+    blocks = [peer["ipBlock"] for rule in policy["egress"] for peer in rule["to"] if "ipBlock" in peer]
+    assert "169.254.0.0/16" in blocks[0]["except"]  # link-local, the metadata service included
     claim = live("PersistentVolumeClaim", "home-alice")
     assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
