@@ -179,7 +179,7 @@ def change_password(caller: Principal, body: dict[str, Any], client_ip: str) -> 
     from streamspace.desktop.access import revoke_user as revoke_desktops
 
     old = _text(body.get("oldPassword"), "oldPassword")
-    new = valid_password(body.get("newPassword"), "newPassword")
+    new = valid_password(body.get("newPassword"), "newPassword", username=caller.username)
     with transaction() as conn:
         attempt = begin_attempt(conn, caller.username, client_ip)
         user = _find_user(conn, user_id=caller.user_id)

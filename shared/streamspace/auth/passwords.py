@@ -90,3 +90,17 @@ def _dummy_verify(password: str) -> None:
         _hasher().verify(_dummy_hash(), password)
     except VerificationError:
         pass
+
+
+@lru_cache(maxsize=1)
+def _common_passwords() -> frozenset[str]:
+    # Imported on first use: the list is a large module, and only password changes need it.
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+
+    return frozenset(FREQUENCY_LISTS["passwords"])
+
+
+def is_common_password(password: str) -> bool:
+    """Whether `password` (ignoring case and surrounding whitespace) is on zxcvbn's list of the
+    30,000 most common passwords."""
+    return password.strip().lower() in _common_passwords()

@@ -62,11 +62,19 @@ def valid_text(value: object, field: str, max_length: int = MAX_NAME_LENGTH) -> 
     return value
 
 
-def valid_password(value: object, field: str = "password") -> str:
-    from streamspace.auth.passwords import MIN_PASSWORD_LENGTH
+def valid_password(value: object, field: str = "password", username: str | None = None) -> str:
+    """A new password: 8 to 1024 characters, not only whitespace, not the username, and not on the
+    list of the 30,000 most common passwords (shipped in the zxcvbn package; NIST SP 800-63B 5.1.1.2)."""
+    from streamspace.auth.passwords import MIN_PASSWORD_LENGTH, is_common_password
 
     if not isinstance(value, str) or not MIN_PASSWORD_LENGTH <= len(value) <= MAX_PASSWORD_LENGTH:
         raise ValidationError(field, f"expected {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
+    if not value.strip():
+        raise ValidationError(field, "a password cannot be only whitespace")
+    if username and value.strip().lower() == username.lower():
+        raise ValidationError(field, "a password cannot be the username")
+    if is_common_password(value):
+        raise ValidationError(field, "this password is on the list of the most common passwords; choose another")
     return value
 
 
@@ -162,7 +170,7 @@ def create_user(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[
     username = valid_username(body.get("username"))
     email = valid_email(body.get("email"))
     full_name = valid_text(body.get("fullName", ""), "fullName")
-    password = valid_password(body.get("password"))
+    password = valid_password(body.get("password"), username=username)
     role = valid_role(body.get("role", "user"))
     password_hash = hash_password(password)  # before the transaction: no lock held while hashing
     try:
@@ -210,7 +218,11 @@ def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip:
     if "active" in body:
         changes["active"] = valid_bool(body["active"], "active")
     if "password" in body:
-        changes["password_hash"] = hash_password(valid_password(body["password"]))
+        from streamspace.db import fetch_one
+
+        owner = fetch_one("SELECT username FROM users WHERE id = %s", (user_id,))
+        changes["password_hash"] = hash_password(valid_password(body["password"],
+                                                                username=owner["username"] if owner else None))
     if ("role" in changes or "active" in changes) and user_id == actor.user_id:
         raise Forbidden("you cannot change your own role or active state", error="forbidden")
     if not changes:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
@@ -57,13 +56,15 @@ def verify_signature(secret: str, body: bytes, headers: Any) -> None:
 
 
 def _payload(body: bytes, content_type: str) -> dict[str, Any]:
+    from streamspace.http.api import loads
+
     try:
         if content_type.startswith("application/x-www-form-urlencoded"):
             form = parse_qs(body.decode(), max_num_fields=10)
-            data: Any = json.loads(form.get("payload", ["{}"])[0])
+            data: Any = loads(form.get("payload", ["{}"])[0])
         else:
-            data = json.loads(body or b"{}")
-    except (ValueError, UnicodeDecodeError):
+            data = loads(body or b"{}")
+    except UnicodeDecodeError:
         raise BadRequest("the payload is not JSON", error="invalid body") from None
     if not isinstance(data, dict):
         raise BadRequest("the payload must be a JSON object", error="invalid body")

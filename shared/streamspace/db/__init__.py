@@ -78,10 +78,13 @@ def pool() -> ConnectionPool:
                     min_size=1,
                     max_size=size,
                     open=True,
-                    timeout=10,
+                    # A request waits at most this long for a connection: with the database down it
+                    # answers 503 (Retry-After) in about 2 s instead of holding its worker for 10 s.
+                    timeout=cfg.db_pool_timeout_seconds,
                     connection_class=_counting_connection_class(),
                     kwargs={"autocommit": True, "row_factory": _dict_row(),
-                            "prepare_threshold": 5 if cfg.db_prepared_statements else None},
+                            "prepare_threshold": 5 if cfg.db_prepared_statements else None,
+                            "connect_timeout": max(1, round(cfg.db_pool_timeout_seconds))},
                     name="streamspace",
                 )
     return _pool

@@ -123,6 +123,45 @@ def dumps(value: Any) -> bytes:
                         option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS)
 
 
+DATABASE_RETRY_AFTER_SECONDS = 5
+MAX_JSON_DEPTH = 32  # arrays/objects inside one another; no request of the API needs more than a handful
+
+
+def loads(data: bytes | str) -> Any:
+    """JSON a client sent: BadRequest when it is malformed, nested deeper than MAX_JSON_DEPTH, or has
+    a NUL character in any string (Postgres text cannot hold one). The two extra checks cost a
+    byte search unless the body could fail them."""
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        value = json.loads(raw)
+    except RecursionError:
+        raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", error="invalid body") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}", error="invalid body") from None
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH or b"\\u0000" in raw:
+        _check_json_value(value)
+    return value
+
+
+def _check_json_value(value: Any) -> None:
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if "\x00" in item:
+                raise BadRequest("a string in the body contains a NUL character", error="invalid body")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth > MAX_JSON_DEPTH:
+            raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", error="invalid body")
+        if isinstance(item, dict):
+            pending.extend((key, depth) for key in item)
+            pending.extend((child, depth + 1) for child in item.values())
+        else:
+            pending.extend((child, depth + 1) for child in item)
+
+
 def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address((text or "").strip())
@@ -241,10 +280,7 @@ class Request:
         mimetype = (self.raw.mimetype or "").lower()
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             raise UnsupportedMediaType("send the body as Content-Type: application/json")
-        try:
-            body = json.loads(data)
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise BadRequest(f"malformed JSON: {exc}", error="invalid body") from None
+        body = loads(data)
         if not isinstance(body, dict):
             raise BadRequest("the body must be a JSON object", error="invalid body")
         if allowed is not None:
@@ -385,6 +421,8 @@ class Api:
             if request.method == "OPTIONS":
                 status, response = 204, self._respond(Reply(None, status=204), request_id, cors)
             else:
+                if "\x00" in request.path or b"%00" in request.query_string or b"\x00" in request.query_string:
+                    raise BadRequest("the path or query contains a NUL character", error="invalid request")
                 route, params = self.match(request.method, request.path)
                 route_label = route.path
                 req = Request(request, route, params, request_id, self.settings.max_body_bytes)
@@ -426,7 +464,8 @@ class Api:
         if isinstance(exc, ValidationError):
             return BadRequest(exc.message, error=f"invalid {exc.field}")
         if isinstance(exc, DatabaseUnavailable):
-            return ServiceUnavailable("the database is unreachable; try again shortly", error="database unavailable")
+            return ServiceUnavailable("the database is unreachable; try again shortly", error="database unavailable",
+                                      headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
         mapped = _map_foreign_error(exc)
         if mapped is not None:
             return mapped
