@@ -43,12 +43,21 @@ WITH p AS (
 ), a AS (
   SELECT attempted_at FROM login_attempts
    WHERE client_ip = %(ip)s AND NOT succeeded AND attempted_at > now() - %(window)s * interval '1 second'
+), u AS (
+  SELECT attempted_at FROM login_attempts
+   WHERE %(per_account)s AND username = %(username)s AND NOT succeeded
+     AND attempted_at > now() - %(window)s * interval '1 second'
+     AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts
+                                   WHERE username = %(username)s AND succeeded), '-infinity')
 )
 SELECT (SELECT count(*) FROM p) AS pair_failures,
        extract(epoch FROM now() - (SELECT max(attempted_at) FROM p)) AS since_last,
        (SELECT count(*) FROM a) AS ip_failures,
        extract(epoch FROM (SELECT attempted_at FROM a ORDER BY attempted_at DESC OFFSET %(ip_max)s - 1 LIMIT 1)
-                          + %(window)s * interval '1 second' - now()) AS ip_retry
+                          + %(window)s * interval '1 second' - now()) AS ip_retry,
+       (SELECT count(*) FROM u) AS user_failures,
+       extract(epoch FROM (SELECT attempted_at FROM u ORDER BY attempted_at DESC OFFSET %(max)s - 1 LIMIT 1)
+                          + %(window)s * interval '1 second' - now()) AS user_retry
 """
 
 
@@ -70,16 +79,20 @@ def _text(value: object, field: str) -> str:
     return value
 
 
-def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str) -> int:
+def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, *, per_account: bool = False) -> int:
     """Refuse (429) while this username+address pair must wait, or the address is over its limit;
-    otherwise record this attempt as a failure and return its id (flipped on success)."""
+    otherwise record this attempt as a failure and return its id (flipped on success).
+
+    `per_account` also stops the account itself at LOGIN_MAX_FAILURES per window, from any
+    addresses: for a second factor, whose guesser already holds the password."""
     from streamspace.config import settings
 
     cfg = settings()
     keys = sorted({_lock_key("user:" + username), _lock_key("ip:" + client_ip)})
     conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (keys,))
     counts = conn.execute(_FAILURES, {"username": username, "ip": client_ip, "window": cfg.login_window_seconds,
-                                      "ip_max": cfg.login_max_address_failures}).fetchone()
+                                      "ip_max": cfg.login_max_address_failures, "max": cfg.login_max_failures,
+                                      "per_account": per_account}).fetchone()
     assert counts is not None
     waits = [0.0]
     delay = pair_delay(int(counts["pair_failures"]), cfg.login_max_failures, cfg.login_window_seconds)
@@ -87,6 +100,8 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str) 
         waits.append(delay - float(counts["since_last"] or 0))
     if counts["ip_failures"] >= cfg.login_max_address_failures:
         waits.append(float(counts["ip_retry"] or cfg.login_window_seconds))
+    if counts["user_failures"] >= cfg.login_max_failures:
+        waits.append(float(counts["user_retry"] or cfg.login_window_seconds))
     if max(waits) > 0:
         retry = max(1, math.ceil(max(waits)))
         raise TooManyRequests(f"too many failed login attempts; try again in {retry} seconds", retry_after=retry,

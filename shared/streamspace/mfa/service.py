@@ -235,7 +235,7 @@ def complete_login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     token = body.get("mfaToken")
     with transaction() as conn:  # committed on its own: a failed try must count
         found = _live_challenge(conn, token)
-        attempt = begin_attempt(conn, "totp:" + found["username"], client_ip)
+        attempt = begin_attempt(conn, "totp:" + found["username"], client_ip, per_account=True)
     assert isinstance(token, str)
     user_id, username = found["user_id"], found["username"]
     with transaction() as conn:
