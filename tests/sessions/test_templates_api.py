@@ -125,3 +125,16 @@ def test_stale_update_is_a_conflict(world: World, sim: Any) -> None:
     finally:
         sim.clear_failures()
     assert response.status_code == 409 and "read it again" in response.json()["message"]
+
+
+def test_the_api_refuses_names_the_crd_refuses_and_says_how_to_fix_them(world: World) -> None:
+    from streamspace import kube
+
+    refused = world.admin.post("/api/v1/templates", json={**VSCODE, "name": "changedetection.io"})
+    assert refused.status_code == 400
+    assert refused.json()["error"] == "invalid name"
+    assert "DNS-1123 label" in refused.json()["message"]
+    assert kube.get("Template", "changedetection.io", NAMESPACE) is None
+    launch = world.alice.post("/api/v1/sessions", json={"template": "changedetection.io"})
+    assert launch.status_code == 400
+    assert "DNS-1123 label" in launch.json()["message"]

@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from . import builtin
+from . import builtin, cel
 from . import patch as patchlib
 from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from .resources import CRD_GROUP, CrdError, Registry, ResourceType
@@ -112,6 +112,8 @@ class Api:
         if rt.is_crd and rt.schema:
             before = copy.deepcopy(obj) if strict else None
             errors += validate_and_default(rt.schema, obj)
+            if not errors:  # as in the API server, rules run on a value that passed the schema
+                errors += cel.validate(rt.schema, obj, old, has_old=old is not None)
             unknown = _pruned(before, obj) if before is not None else []
             if unknown:
                 # kubectl sends fieldValidation=Strict; the API server then refuses instead of pruning.
@@ -126,7 +128,9 @@ class Api:
                 from .resources import types_from_crd
 
                 types_from_crd(obj)
-            except CrdError as exc:
+                for served in (obj.get("spec") or {}).get("versions") or []:
+                    errors += cel.check_rules_compile(((served.get("schema") or {}).get("openAPIV3Schema")) or {})
+            except (CrdError, cel.CelUnsupported) as exc:
                 errors.append(str(exc))
         if errors:
             raise invalid(rt.kind, str(meta.get("name", "")), rt.group, errors)

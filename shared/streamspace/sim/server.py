@@ -20,6 +20,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from . import api as apimod
+from . import table
 from .errors import ApiError, bad_request, reason_for, status_body
 from .logs import LogStore
 from .rbac import Rbac
@@ -306,11 +307,11 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                     self._send(200, sim.logs.read(api.get(rt, obj_ns, name), query), "text/plain")
                 elif name is None:
                     limit = int(query["limit"]) if query.get("limit", "").isdigit() else None
-                    self._send(200, api.list(rt, ns, label_selector=query.get("labelSelector"),
-                                             field_selector=query.get("fieldSelector"), limit=limit,
-                                             continue_token=query.get("continue")))
+                    self._send(200, self._printed(rt, query, api.list(
+                        rt, ns, label_selector=query.get("labelSelector"), field_selector=query.get("fieldSelector"),
+                        limit=limit, continue_token=query.get("continue"))))
                 else:
-                    self._send(200, api.get(rt, obj_ns, name))
+                    self._send(200, self._printed(rt, query, api.get(rt, obj_ns, name)))
             elif method == "POST":
                 if name is None:
                     self._send(201, api.create(rt, obj_ns, self._parse(raw), manager=query.get("fieldManager")
@@ -366,6 +367,12 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                                      "details": details})
             else:
                 raise ApiError(405, "MethodNotAllowed", f"method {method} not allowed")
+
+        def _printed(self, rt: ResourceType, query: dict[str, str], answer: dict[str, Any]) -> dict[str, Any]:
+            """The answer, or its Table when the client asked for one (kubectl get)."""
+            if not table.wants_table(self.headers.get("Accept")):
+                return answer
+            return table.to_table(rt, answer, query.get("includeObject"))
 
         def _discovery(self, segments: list[str]) -> dict[str, Any] | bytes | None:
             if not segments:
