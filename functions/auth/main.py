@@ -139,7 +139,7 @@ def oidc_login(req: Request) -> Reply:
 
 @api.get("/api/v1/auth/oidc/callback", access=Access.PUBLIC, status=302,
          query=("code", "state", "iss", "error", "error_description"),
-         summary="The OpenID Provider's redirect back; redirects to the return path with #ssoCode=<one-time code>")
+         summary="The OpenID Provider's redirect back; redirects to the return path with ssoCode=<one-time code>")
 def oidc_callback(req: Request) -> Reply:
     from streamspace.sso.service import BROWSER_COOKIE, callback
 
@@ -151,9 +151,10 @@ def oidc_callback(req: Request) -> Reply:
 @api.post("/api/v1/auth/oidc/exchange", access=Access.PUBLIC, body=_schema(("code",), code="string"),
           summary="Exchange the callback's one-time ssoCode for a login (access and refresh tokens)")
 def oidc_exchange(req: Request) -> dict:
-    from streamspace.sso.service import exchange
+    from streamspace.sso.service import BROWSER_COOKIE, exchange
 
-    return exchange(req.json(allowed={"code"}, required=("code",)).get("code"), req.client_ip)
+    code = req.json(allowed={"code"}, required=("code",)).get("code")
+    return exchange(code, req.raw.cookies.get(BROWSER_COOKIE), req.client_ip)
 
 
 @api.get("/api/v1/auth/oidc/mappings", access=Access.ADMIN, summary="The groups-claim -> group/role mapping table")

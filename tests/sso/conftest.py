@@ -73,12 +73,13 @@ def callback(url: str, provider_redirect: str, browser: requests.Session = BROWS
 def sso_code(answer: requests.Response) -> str:
     assert answer.status_code == 302, answer.text
     location = answer.headers["Location"]
-    assert "#ssoCode=" in location, location
-    return location.split("#ssoCode=", 1)[1]
+    code = query_of(location).get("ssoCode")
+    assert code, location
+    return code
 
 
-def exchange(url: str, code: str) -> requests.Response:
-    return requests.post(f"{url}/api/v1/auth/oidc/exchange", json={"code": code}, timeout=10)
+def exchange(url: str, code: str, browser: requests.Session = BROWSER) -> requests.Response:
+    return browser.post(f"{url}/api/v1/auth/oidc/exchange", json={"code": code}, timeout=10)
 
 
 def sso_login(url: str, op: OpenIDProvider, login: str) -> dict[str, Any]:

@@ -56,7 +56,7 @@ def test_first_login_provisions_the_user_and_gives_a_normal_revocable_login(url,
 def test_the_callback_returns_to_the_requested_path_with_a_single_use_code(url, op):
     op.set_account("grace", preferred_username="grace")
     answer = callback(url, op.authorize(authorization_url(url, returnTo="/sessions?tab=mine"), "grace"))
-    assert answer.headers["Location"].startswith("/sessions?tab=mine#ssoCode=")
+    assert answer.headers["Location"].startswith("/sessions?tab=mine&ssoCode=")
     code = sso_code(answer)
     assert exchange(url, code).status_code == 200
     replay = exchange(url, code)
@@ -65,7 +65,7 @@ def test_the_callback_returns_to_the_requested_path_with_a_single_use_code(url, 
 
 
 def test_return_paths_to_other_sites_are_refused(url, op):
-    for bad in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "relative"):
+    for bad in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "relative", "/x?SSOCODE=1"):
         answer = start(url, returnTo=bad)
         assert answer.status_code == 400 and answer.json()["error"] == "invalid returnTo", bad
 
@@ -98,7 +98,20 @@ def test_a_callback_in_another_browser_is_refused_login_csrf(url, op):
     assert answer.status_code == 400 and "another browser" in answer.json()["message"]
     assert refusals("browser mismatch")
     cookie = start(url).headers["Set-Cookie"]
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/api/v1/auth/oidc/" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/;" in cookie
+
+
+def test_a_handoff_code_works_only_in_the_browser_that_signed_in(url, op):
+    """A link carrying the attacker's one-time code signs nobody in elsewhere; nor can returnTo
+    smuggle a code of its own into the redirect."""
+    op.set_account("hand", preferred_username="hand")
+    attacker = requests.Session()
+    code = sso_code(callback(url, op.authorize(authorization_url(url, attacker), "hand"), attacker))
+    stolen = exchange(url, code, requests.Session())
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid code"
+    assert exchange(url, code, attacker).status_code == 400  # spent by the failed attempt
+    smuggled = start(url, returnTo="/login/sso?ssoCode=attackers-code")
+    assert smuggled.status_code == 400 and smuggled.json()["error"] == "invalid returnTo"
 
 
 def test_a_callback_naming_another_issuer_is_refused(url, op):

@@ -6,7 +6,7 @@
 2. `callback` takes that request once (a state works a single time), redeems the code at the
    token endpoint, verifies the ID token (sso.provider), provisions the user on first login
    (never merging into an existing account), re-syncs role and mapped groups from the groups
-   claim, and hands the browser a one-time code (60 s) in the URL fragment of its return path.
+   claim, and hands the browser a one-time code (60 s) in the query of its return path.
 3. `exchange` turns that code into a normal StreamSpace login (a token family: access + refresh
    tokens, revocable like any other).
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 LOGIN_REQUEST_TTL_SECONDS = 600
 BROWSER_COOKIE = "streamspace_oidc"
-BROWSER_COOKIE_PATH = "/api/v1/auth/oidc/"
+BROWSER_COOKIE_PATH = "/"  # the callback (API) and the page that redeems the code (portal) both read it
 HANDOFF_TTL_SECONDS = 60
 MAX_RETURN_TO = 512
 MAPPING_FIELDS = frozenset({"claimValue", "groupId", "role"})
@@ -65,7 +65,7 @@ def valid_return_to(value: str | None) -> str:
     if value is None:
         return "/"
     if not value.startswith("/") or value.startswith(("//", "/\\")) or len(value) > MAX_RETURN_TO \
-            or "#" in value or any(ord(c) < 33 for c in value):
+            or "#" in value or any(ord(c) < 33 for c in value) or "ssocode" in value.lower():
         raise ValidationError("returnTo", "expected a path on this site starting with / (at most 512 characters)")
     return value
 
@@ -108,7 +108,8 @@ def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str)
 
 def callback(params: dict[str, str | None], browser: str | None, client_ip: str) -> str:
     """Finish a login from the provider's redirect (`browser`: the binding cookie's value); returns
-    where to send the browser: its return path with `#ssoCode=<one-time code>` for the portal."""
+    where to send the browser: its return path with `ssoCode=<one-time code>` added to its query
+    (like an authorization code: single use, 60 s, so a server-rendered page can redeem it)."""
     import hmac
 
     from streamspace.db import transaction
@@ -150,8 +151,9 @@ def callback(params: dict[str, str | None], browser: str | None, client_ip: str)
     user = _provision(cfg, claims, client_ip)
     handoff = secrets.token_urlsafe(32)
     with transaction() as conn:
-        store.save_handoff(conn, handoff, user["id"], HANDOFF_TTL_SECONDS)
-    return f"{request['return_to']}#ssoCode={handoff}"
+        store.save_handoff(conn, handoff, user["id"], browser, HANDOFF_TTL_SECONDS)
+    back = request["return_to"]
+    return f"{back}{'&' if '?' in back else '?'}ssoCode={handoff}"
 
 
 def _claim_values(claims: dict[str, Any], name: str) -> list[str]:
@@ -242,8 +244,9 @@ def _sync(conn: psycopg.Connection[Any], cfg: OidcSettings, user: dict[str, Any]
     user["role"] = role
 
 
-def exchange(code: object, client_ip: str) -> dict[str, Any]:
-    """A callback's one-time code -> `{token, refreshToken, expiresAt, user}` (a new login family)."""
+def exchange(code: object, browser: str | None, client_ip: str) -> dict[str, Any]:
+    """A callback's one-time code, presented with the binding cookie of the browser that did the
+    login (`browser`) -> `{token, refreshToken, expiresAt, user}` (a new login family)."""
     from streamspace import audit
     from streamspace.auth.principal import Principal
     from streamspace.auth.refresh import start_family, token_response
@@ -255,11 +258,12 @@ def exchange(code: object, client_ip: str) -> dict[str, Any]:
         raise ValidationError("code", "expected the ssoCode the callback handed over")
     refusal: HttpError | None = None
     with transaction() as conn:
-        user_id = store.take_handoff(conn, code)
+        user_id = store.take_handoff(conn, code, browser)
         row = conn.execute("SELECT username, role, active FROM users WHERE id = %s",
                            (user_id,)).fetchone() if user_id else None
         if row is None:
-            refusal = BadRequest("unknown, expired or already used code; sign in again", error="invalid code")
+            refusal = BadRequest("unknown, expired or already used code, or one from another browser; sign in again",
+                                 error="invalid code")
         elif not row["active"]:
             refusal = Forbidden("this account is disabled", error="account disabled")
         else:

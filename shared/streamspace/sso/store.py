@@ -38,16 +38,24 @@ def take_login_request(conn: psycopg.Connection[Any], state: str) -> dict[str, A
 
 # -- handoff codes ------------------------------------------------------------------------------
 
-def save_handoff(conn: psycopg.Connection[Any], code: str, user_id: str, ttl_seconds: int) -> None:
+def save_handoff(conn: psycopg.Connection[Any], code: str, user_id: str, browser: str, ttl_seconds: int) -> None:
     conn.execute("DELETE FROM oidc_handoffs WHERE expires_at < now()")
-    conn.execute("INSERT INTO oidc_handoffs (code_hash, user_id, expires_at)"
-                 " VALUES (%s, %s, now() + %s * interval '1 second')", (digest(code), user_id, ttl_seconds))
+    conn.execute("INSERT INTO oidc_handoffs (code_hash, user_id, browser_hash, expires_at)"
+                 " VALUES (%s, %s, %s, now() + %s * interval '1 second')",
+                 (digest(code), user_id, digest(browser), ttl_seconds))
 
 
-def take_handoff(conn: psycopg.Connection[Any], code: str) -> str | None:
+def take_handoff(conn: psycopg.Connection[Any], code: str, browser: str | None) -> str | None:
+    """The user of a live handoff code presented by the browser that did the login; the code is
+    spent by any attempt (a wrong browser cannot try again with it)."""
+    import hmac
+
     row = conn.execute("DELETE FROM oidc_handoffs WHERE code_hash = %s RETURNING user_id::text AS user_id,"
-                       " expires_at > now() AS live", (digest(code),)).fetchone()
-    return str(row["user_id"]) if row is not None and row["live"] else None
+                       " browser_hash, expires_at > now() AS live", (digest(code),)).fetchone()
+    if row is None or not row["live"] or not browser \
+            or not hmac.compare_digest(bytes(row["browser_hash"] or b""), digest(browser)):
+        return None
+    return str(row["user_id"])
 
 
 # -- users and identities -----------------------------------------------------------------------
