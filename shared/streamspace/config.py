@@ -65,6 +65,7 @@ class Settings:
     catalog_allow_private_urls: bool = False
     catalog_ssh_known_hosts: Path | None = None  # None: <data dir>/known_hosts
     oidc: OidcSettings | None = None  # None: single sign-on is not configured
+    api_server: str = "werkzeug"  # make run's HTTP server: werkzeug (threaded, bounded) or gunicorn (compose)
     db_pool_timeout_seconds: float = 2.0  # waiting for a pooled connection, then 503
     # Proxies whose X-Forwarded-For entries are believed (empty: the header is ignored).
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
@@ -364,6 +365,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         if env.get("CATALOG_SSH_KNOWN_HOSTS", "").strip() else None,
         oidc=oidc,
         trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
+        api_server=_choice(env, "API_SERVER", "werkzeug", ("werkzeug", "gunicorn")),
         db_pool_timeout_seconds=float(_int(env, "DB_POOL_TIMEOUT", 2, 1, 60)),
     )
 

@@ -175,6 +175,7 @@ def create_user(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[
     password_hash = hash_password(password)  # before the transaction: no lock held while hashing
     try:
         with transaction() as conn:
+            _refuse_label_collision(conn, username)
             row = conn.execute(
                 "INSERT INTO users (username, email, full_name, role, provider, password_hash)"
                 " VALUES (%s, %s, %s, %s, 'local', %s) RETURNING id::text AS id",
@@ -184,6 +185,23 @@ def create_user(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[
             return user_to_api(load_user(conn, row["id"]))
     except psycopg.errors.UniqueViolation as exc:
         raise _duplicate(exc) from None
+
+
+def _refuse_label_collision(conn: psycopg.Connection[Any], username: str) -> None:
+    """409 when the new user's Kubernetes label (home volume, sessions) is another user's: only
+    possible for two hashed labels on a hash collision, checked among the names that normalise alike."""
+    from streamspace.domain.names import dns_label, is_username_label, user_label
+
+    label = user_label(username)
+    if is_username_label(label):
+        return  # a name used as is: no other user's label can equal it
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x5353554C,))  # "SSUL": one label check at a time
+    prefix = dns_label(username)[:8]
+    rows = conn.execute("SELECT username FROM users WHERE regexp_replace(username, '[^a-z0-9]+', '-', 'g')"
+                        " LIKE %s", (prefix.replace("%", "").replace("_", r"\_") + "%",)).fetchall()
+    if any(user_label(row["username"]) == label for row in rows):
+        raise Conflict(f"username {username!r} is not available (its label is another user's)",
+                       error="username taken")
 
 
 def _active_admins_other_than(conn: psycopg.Connection[Any], user_id: str) -> int:

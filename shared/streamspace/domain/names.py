@@ -53,13 +53,27 @@ def dns_label(value: str, max_len: int = DNS_LABEL_MAX) -> str:
     return shorten(label, max_len)
 
 
-def user_label(username: str, max_len: int = DNS_LABEL_MAX) -> str:
-    """The label that stands for a user in Kubernetes names and labels.
+# What user_label appends to a username it cannot use as is: ``-`` and 10 hex digits of its hash.
+_HASHED_LABEL_RE = re.compile(r".*-[0-9a-f]{10}")
 
-    A DNS-safe username is used as is. Any other is normalised and given a hash of the original,
-    so ``Alice`` and ``alice`` never share a home volume or session names.
+
+def is_username_label(label: str) -> bool:
+    """Whether `label` is a username used as is (so the user it stands for is the one of that name)."""
+    return is_dns_label(label) and _HASHED_LABEL_RE.fullmatch(label) is None
+
+
+def user_label(username: str, max_len: int = DNS_LABEL_MAX) -> str:
+    """The label that stands for a user in Kubernetes names and labels (home volume, sessions).
+
+    Injective: a username that is a DNS label and does not end like a hashed label is used as is;
+    any other is normalised and given a hash of the original. So ``Alice`` and ``alice`` never
+    share a home volume, and neither do ``a.b`` (``a-b-2e7336dc8e``) and the user literally named
+    ``a-b-2e7336dc8e`` (who gets ``a-b-2e7336dc8e-<hash of that name>``). Two hashed labels could
+    only meet on a hash collision, which user creation refuses (auth.users.create_user).
+    Every existing user keeps its label except one whose name has that hashed shape: the only
+    names that could have shared a volume, which get a new one (the old claim is left in place).
     """
-    if is_dns_label(username, max_len):
+    if len(username) <= max_len and is_username_label(username):
         return username
     base = dns_label(username, max_len - _HASH_LENGTH - 1)
     return f"{base}-{stable_hash(username)}"

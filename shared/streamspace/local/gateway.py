@@ -78,3 +78,17 @@ class Gateway:
             start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         return app(environ, start_response)
+
+
+def serve_with_gunicorn(host: str, port: int) -> None:
+    """Every HTTP function behind one port under gunicorn, exactly as functions-framework serves a
+    function in its image (`python -m streamspace.local.gateway HOST PORT`)."""
+    from functions_framework._http.gunicorn import GunicornApplication
+
+    GunicornApplication(Gateway.for_http_functions(), host, port, False).run()
+
+
+if __name__ == "__main__":
+    import sys
+
+    serve_with_gunicorn(sys.argv[1], int(sys.argv[2]))

@@ -88,7 +88,7 @@ class LocalStack:
         from streamspace.functions import discover
         from streamspace.local.gateway import Gateway, load_function_app
         from streamspace.local.relay import Relay
-        from streamspace.local.server import BackgroundServer
+        from streamspace.local.server import BackgroundServer, GunicornServer
 
         event_urls: dict[str, str] = {}
         relay = Relay(event_urls, settings().namespace)
@@ -102,14 +102,28 @@ class LocalStack:
                 server = BackgroundServer(load_function_app(info.name)).start()
                 self.servers.append(server)
                 event_urls[info.name] = server.url
-        gateway = Gateway.for_http_functions(self.sim.desktops if self.sim is not None else None)
-        api = BackgroundServer(gateway, host=settings().api_host, port=self.api_port).start()
+        desktops = self.sim.desktops if self.sim is not None else None
+        gateway = Gateway.for_http_functions(desktops)
+        api: BackgroundServer | GunicornServer
+        hosts_port = 0
+        if settings().api_server == "gunicorn":
+            # The production server, as in the images (compose). The simulated desktops live in this
+            # process, so their session hosts get their own port here (API_PORT + 1).
+            api = GunicornServer(host=settings().api_host, port=self.api_port).start()
+            if desktops is not None:
+                hosts = BackgroundServer(gateway, host=settings().api_host,
+                                         port=self.api_port + 1 if self.api_port else 0).start()
+                self.servers.append(hosts)
+                hosts_port = hosts.port
+        else:
+            api = BackgroundServer(gateway, host=settings().api_host, port=self.api_port).start()
+            hosts_port = api.port
         self.servers.append(api)
         self.api_url = api.url
         relay.start(watch=self.watch, schedule=self.schedule)
-        self.announce(f"API: {api.url} (functions: {', '.join(sorted(gateway.apps))})")
-        if self.sim is not None:
-            self._serve_session_hosts(api.port)
+        self.announce(f"API: {api.url} ({settings().api_server}; functions: {', '.join(sorted(gateway.apps))})")
+        if desktops is not None:
+            self._serve_session_hosts(hosts_port)
         self.announce(f"events: local relay (broker {broker.url}) delivering to {', '.join(sorted(event_urls))}")
 
     def _serve_session_hosts(self, port: int) -> None:

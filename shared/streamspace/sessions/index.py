@@ -19,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from streamspace.domain.names import is_username_label
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -148,7 +150,9 @@ def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
     """Make the row match a Session object as found on the cluster (spec and status).
 
     For objects the API did not create (kubectl apply), the owner is the user whose username is
-    spec.user; a row that exists keeps its owner, created_at, activity and storage charge.
+    spec.user when spec.user is a username used as is (a hashed label names no one by name: such a
+    row has no owner id and is matched by label only); a row that exists keeps its owner,
+    created_at, activity and storage charge.
     Such a session was not quota-checked (whoever can apply Sessions is trusted), but from now on it
     counts against its owner's quota like any other.
     """
@@ -165,7 +169,7 @@ def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
         "INSERT INTO sessions (namespace, name, user_id, username, template, state, phase, url, pod_name, message,"
         " cpu_millis, memory_bytes, persistent_home, idle_timeout_seconds, max_duration_seconds, tags, uid,"
         " observed_generation, created_at)"
-        " VALUES (%(ns)s, %(name)s, (SELECT id FROM users WHERE username = %(user)s), %(user)s, %(template)s,"
+        " VALUES (%(ns)s, %(name)s, (SELECT id FROM users WHERE username = %(owner)s), %(user)s, %(template)s,"
         "  %(state)s, %(phase)s, %(url)s, %(pod)s, %(message)s, %(cpu)s, %(memory)s, %(home)s, %(idle)s, %(max)s,"
         "  %(tags)s, %(uid)s, %(gen)s, coalesce(%(created)s::timestamptz, now()))"
         " ON CONFLICT (namespace, name) DO UPDATE SET template = EXCLUDED.template, state = EXCLUDED.state,"
@@ -176,6 +180,7 @@ def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
         "  observed_generation = coalesce(EXCLUDED.observed_generation, sessions.observed_generation),"
         "  updated_at = now()",
         {"ns": namespace, "name": name, "user": str(spec.get("user") or ""),
+         "owner": str(spec.get("user") or "") if is_username_label(str(spec.get("user") or "")) else None,
          "template": str(spec.get("template") or ""),
          "state": state, "phase": status.get("phase") or "Pending", "url": status.get("url"),
          "pod": status.get("podName"), "message": status.get("message"), "cpu": cpu, "memory": memory,
