@@ -37,7 +37,10 @@ def session_pod(sample: Path, namespace: str) -> dict[str, Any]:
     session = {"apiVersion": "stream.space/v1alpha1", "kind": "Session",
                "metadata": {"name": "s1", "namespace": namespace, "uid": "u-1", "generation": 1},
                "spec": {"user": "alice", "template": sample.stem, "state": "running"}}
-    objects = desired_objects(session, template, ReconcileConfig())
+    # The samples' env may read Secrets an admin marked for templates (kasm-vnc, docs/security.md).
+    marked = tuple(ref["name"] for var in template.env for kind, ref in (var.get("valueFrom") or {}).items()
+                   if kind == "secretKeyRef")
+    objects = desired_objects(session, template, ReconcileConfig(env_secrets=marked))
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     return dict(deployment["spec"]["template"])
 
