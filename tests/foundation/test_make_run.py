@@ -6,14 +6,9 @@ WebSocket), and Ctrl-C leaves no process behind."""
 
 from __future__ import annotations
 
-import os
 import re
 import signal
-import socket
-import subprocess
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import psutil
@@ -21,28 +16,7 @@ import pytest
 import requests
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _wait(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def _postgres_of(data_dir: Path) -> list[psutil.Process]:
-    return [p for p in psutil.process_iter(["name", "cmdline"])
-            if p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])]
+from .make_run_harness import ROOT, MakeRun, free_port, postgres_of, wait_for
 
 
 def _open_the_simulated_desktop(base: str, host: str, auth: dict[str, str], name: str) -> None:
@@ -78,38 +52,16 @@ def _open_the_simulated_desktop(base: str, host: str, auth: dict[str, str], name
 @pytest.mark.slow
 def test_make_run_serves_the_api_and_a_session_becomes_running() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="ssr-", dir="/tmp"))
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KUBECONFIG", "K_SINK")}
-    env.update({"API_PORT": str(port), "STREAMSPACE_DATA_DIR": str(data_dir), "STREAMSPACE_CLUSTER": "sim",
-                "ADMIN_PASSWORD": "", "LOG_LEVEL": "WARNING"})
-    process = subprocess.Popen(["make", "-s", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    lines: list[str] = []
-    reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, "")), daemon=True)
-    reader.start()
-    base = f"http://127.0.0.1:{port}"
+    port = free_port()
+    run = MakeRun(data_dir, port)
+    base = run.base
     children: list[psutil.Process] = []
     try:
-        def healthy() -> bool:
-            assert process.poll() is None, "make run exited early:\n" + "".join(lines)
-            try:
-                response = requests.get(base + "/health", timeout=2)
-            except requests.ConnectionError:
-                return False
-            return response.status_code == 200 and response.json()["status"] == "healthy"
-
-        _wait(healthy, 120, "a healthy /health")
-        assert _postgres_of(data_dir), "the embedded PostgreSQL should be running"
-        children = psutil.Process(process.pid).children(recursive=True)
+        run.wait_healthy()
+        assert postgres_of(data_dir), "the embedded PostgreSQL should be running"
+        children = run.children()
         assert requests.get(base + "/api/v1/sessions", timeout=5).status_code == 401
-
-        password = _wait(lambda: next((m.group(1) for line in lines
-                                       if (m := re.search(r"username=admin password=(\S+)", line))), None),
-                         10, "the bootstrap password")
-        login = requests.post(base + "/api/v1/auth/login", json={"username": "admin", "password": password},
-                              timeout=10)
-        assert login.status_code == 200, login.text
-        auth = {"Authorization": f"Bearer {login.json()['token']}"}
+        auth = run.login(run.printed_password())
 
         from streamspace.domain.templates import template_to_api
 
@@ -125,20 +77,19 @@ def test_make_run_serves_the_api_and_a_session_becomes_running() -> None:
             body = requests.get(f"{base}/api/v1/sessions/{name}", headers=auth, timeout=5).json()
             return body if body["status"]["phase"] == "Running" else None
 
-        session = _wait(running, 30, f"session {name} to be Running")
+        session = wait_for(running, 30, f"session {name} to be Running")
         host = f"{name}.localhost:{port}"
         assert session["status"]["url"] == f"http://{host}/"
         _open_the_simulated_desktop(base, host, auth, name)
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        process.wait(timeout=60)
-        reader.join(timeout=10)
-    text = "".join(lines)
+        run.stop()
+    process = run.process
+    text = run.text
     # make itself dies of the SIGINT (-2) like any foreground job; the runner must have stopped cleanly.
     assert process.returncode in (0, -signal.SIGINT), text
     assert "streamspace: stopping" in text and "Traceback" not in text, text
     assert "SIMULATED Kubernetes API server" in text
     assert len(re.findall(r"password=\S+", text)) == 1  # generated, printed exactly once
-    time.sleep(0.5)
-    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
-    assert not _postgres_of(data_dir)
+    wait_for(lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], 30,
+             "every process make run started to end")
+    wait_for(lambda: not postgres_of(data_dir), 30, "the embedded PostgreSQL to stop")

@@ -21,6 +21,7 @@ from typing import Any
 log = logging.getLogger("streamspace.runner")
 
 ROOT = Path(__file__).resolve().parents[3]
+SIM_STATE_FILE = "sim-cluster.jsonl"  # the simulated cluster's objects, in the data folder
 
 
 @dataclass
@@ -72,7 +73,9 @@ class LocalStack:
                     raise SystemExit(message) from None
         from streamspace.sim import SimCluster
 
-        self.sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=self.kubelet_delay)
+        state = data_dir / SIM_STATE_FILE
+        self.sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=self.kubelet_delay,
+                              state_path=state)
         self.sim.start()
         from streamspace.local.identities import serve_as_functions
 
@@ -82,6 +85,7 @@ class LocalStack:
         kube.reset_client()
         self.announce(f"cluster: SIMULATED Kubernetes API server (test/demo harness, not a cluster) at {self.sim.url};"
                       f" kubectl --kubeconfig {kubeconfig} get ss")
+        self.announce(f"cluster state: {state} ({self.sim.restored} objects restored; delete the file to start empty)")
 
     def _start_functions(self) -> None:
         from streamspace.config import reset_settings, settings

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from .api import Api
+from .api import CRD_KEY, Api
 from .desktops import SimDesktops
 from .gc import GarbageCollector
 from .kubelet import Kubelet
@@ -44,9 +44,17 @@ class SimCluster:
     """A SIMULATED Kubernetes API server (test/demo harness, not a cluster)."""
 
     def __init__(self, crd_paths: Iterable[str | os.PathLike[str]] = (), kubelet_delay: float = 0.0,
-                 image_fails: Callable[[str], bool] | None = None, history_size: int = 10000) -> None:
+                 image_fails: Callable[[str], bool] | None = None, history_size: int = 10000,
+                 state_path: str | os.PathLike[str] | None = None) -> None:
+        """`state_path`: a file that keeps the cluster's objects across restarts (`make run` keeps it
+        in the data folder); without it the cluster starts empty and forgets everything."""
         self.registry = Registry()
         self.store = Store(history_size)
+        self.restored = 0
+        if state_path is not None:
+            self.restored = self.store.open_journal(state_path)
+            for crd in self.store.items(CRD_KEY):
+                self.registry.register_crd(crd)
         self.api = Api(self.registry, self.store)
         self.logs = LogStore(self.store)
         self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails, self.logs)
@@ -78,6 +86,7 @@ class SimCluster:
     def stop(self) -> None:
         self.kubelet.stop()
         self.server.stop()
+        self.store.close_journal()
 
     @property
     def url(self) -> str:

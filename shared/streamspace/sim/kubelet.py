@@ -98,6 +98,19 @@ class Kubelet:
         if self.delay > 0 and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="streamspace-sim-kubelet", daemon=True)
             self._thread.start()
+        self.resync()
+
+    def resync(self) -> None:
+        """Look at everything once (objects restored from a journal were written while no kubelet ran)."""
+        with self.store.txn():
+            deployments = [(o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                           for o in self.store.items(DEPLOY_KEY)]
+            unstarted = [(o["metadata"].get("namespace", ""), o["metadata"]["name"])
+                         for o in self.store.items(POD_KEY) if not (o.get("status") or {}).get("startTime")]
+        for ns, name in deployments:
+            self._schedule(("deploy", ns, name), 0.0)
+        for ns, name in unstarted:
+            self._schedule(("pod", ns, name), self.delay)
 
     def stop(self) -> None:
         with self._cond:

@@ -1,0 +1,93 @@
+"""`make run` as a child process, the way a newcomer starts it: tests drive it over HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    """Poll until `predicate()` is truthy and return it; fail naming `what` after the ceiling."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def postgres_of(data_dir: Path) -> list[psutil.Process]:
+    return [p for p in psutil.process_iter(["name", "cmdline"])
+            if p.info["name"] == "postgres" and str(data_dir) in " ".join(p.info["cmdline"] or [])]
+
+
+class MakeRun:
+    """One `make run` on `data_dir` and `port` (simulated cluster, generated admin password)."""
+
+    def __init__(self, data_dir: Path, port: int) -> None:
+        self.data_dir = data_dir
+        self.base = f"http://127.0.0.1:{port}"
+        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "KUBECONFIG", "K_SINK")}
+        env.update({"API_PORT": str(port), "STREAMSPACE_DATA_DIR": str(data_dir), "STREAMSPACE_CLUSTER": "sim",
+                    "ADMIN_PASSWORD": "", "LOG_LEVEL": "WARNING"})
+        self.process = subprocess.Popen(["make", "-s", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.lines: list[str] = []
+        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stdout.readline, "")), daemon=True)
+        self._reader.start()
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_healthy(self, timeout: float = 120) -> None:
+        def healthy() -> bool:
+            assert self.process.poll() is None, "make run exited early:\n" + self.text
+            try:
+                response = requests.get(self.base + "/health", timeout=2)
+            except requests.ConnectionError:
+                return False
+            return response.status_code == 200 and response.json()["status"] == "healthy"
+
+        wait_for(healthy, timeout, "a healthy /health")
+
+    def printed_password(self) -> str:
+        return wait_for(lambda: next((m.group(1) for line in self.lines
+                                      if (m := re.search(r"username=admin password=(\S+)", line))), None),
+                        10, "the bootstrap password")
+
+    def login(self, password: str) -> dict[str, str]:
+        login = requests.post(self.base + "/api/v1/auth/login", json={"username": "admin", "password": password},
+                              timeout=10)
+        assert login.status_code == 200, login.text
+        return {"Authorization": f"Bearer {login.json()['token']}"}
+
+    def children(self) -> list[psutil.Process]:
+        return psutil.Process(self.process.pid).children(recursive=True)
+
+    def stop(self) -> str:
+        """Ctrl-C, as a user would; returns everything it printed."""
+        os.killpg(self.process.pid, signal.SIGINT)
+        self.process.wait(timeout=60)
+        self._reader.join(timeout=10)
+        return self.text
