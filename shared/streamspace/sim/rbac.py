@@ -28,6 +28,8 @@ ServiceAccount has exactly what the project's own manifests grant it.
 
 from __future__ import annotations
 
+import copy
+
 import secrets
 import threading
 from collections.abc import Callable, Iterable
@@ -275,9 +277,22 @@ class Rbac:
             ns = (doc.get("metadata") or {}).get("namespace") or namespace if rt.namespaced else ""
             if ns:
                 api.ensure_namespace(ns)
-            api.create(rt, ns, doc)
+            _create_or_replace(api, rt, ns, doc)
             loaded.append(f"{doc['kind']}/{doc['metadata']['name']}")
         return loaded
+
+
+def _create_or_replace(api: Api, rt: ResourceType, ns: str, doc: dict[str, Any]) -> None:
+    """Like `kubectl apply` of the manifests at start-up: a cluster restored from its state file
+    already has them (an unchanged object is a no-op)."""
+    with api.store.txn():
+        existing = api.store.get(rt.store_key, ns, str(doc["metadata"]["name"]))
+        if existing is None:
+            api.create(rt, ns, doc)
+            return
+        body = copy.deepcopy(doc)
+        body["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"]
+        api.replace(rt, ns, body["metadata"]["name"], body)
 
 
 _PLURALS = {"ServiceAccount": "serviceaccounts", "Role": "roles", "ClusterRole": "clusterroles",
