@@ -29,7 +29,6 @@ ServiceAccount has exactly what the project's own manifests grant it.
 from __future__ import annotations
 
 import copy
-
 import secrets
 import threading
 from collections.abc import Callable, Iterable
