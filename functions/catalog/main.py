@@ -1,4 +1,5 @@
-"""catalog: template repositories (admin), browsing the catalog (any user) and installing from it (admin)."""
+"""catalog: template repositories (changes by admins; any user may list them), browsing the catalog (any
+user) and installing from it (admin)."""
 
 import functions_framework
 
@@ -10,11 +11,12 @@ api = Api("catalog")
 BASE = "/api/v1/catalog"
 
 
-@api.get(f"{BASE}/repositories", access=Access.ADMIN, summary="List template repositories",
+@api.get(f"{BASE}/repositories", access=Access.USER,
+         summary="List template repositories (sync details and errors for admins; name, status, count for users)",
          query=("limit", "offset"))
 def list_repositories(req: Request) -> dict:
     limit, offset = req.page()
-    return repositories.list_repositories(limit, offset)
+    return repositories.list_repositories(limit, offset, details=req.caller.is_admin)
 
 
 REPOSITORY_BODY = {

@@ -44,15 +44,21 @@ def _namespace(req: Request) -> str | None:
 
 # -- /api/v1/admin/nodes -------------------------------------------------------------------------------
 
-@api.get(NODES, access=ADMIN, summary="Every node with status, roles, capacity and requested usage",
-         query=("limit", "offset"))
-def list_nodes(req: Request) -> dict:
+@api.get(NODES, access=ADMIN, summary="Every node with status, roles, capacity and requested usage "
+         "(format=v0.2: the earlier contract's bare array, with `pods`)", query=("limit", "offset", "format"))
+def list_nodes(req: Request) -> dict | list:
+    if cluster_admin.node_format(req.query("format")) == "v0.2":
+        return [cluster_admin.node_v02(n) for n in cluster_admin.list_nodes()]
     return _page(req, "nodes", cluster_admin.list_nodes())
 
 
-@api.get(f"{NODES}/stats", access=ADMIN, summary="Cluster totals: nodes by state, CPU, memory, pods")
-def node_stats(_: Request) -> dict:
-    return cluster_admin.node_stats()
+@api.get(f"{NODES}/stats", access=ADMIN, summary="Cluster totals: nodes by state, CPU, memory, pods "
+         "(format=v0.2: totalNodes, readyNodes, totalCapacity)", query=("format",))
+def node_stats(req: Request) -> dict:
+    stats = cluster_admin.node_stats()
+    if cluster_admin.node_format(req.query("format")) == "v0.2":
+        return cluster_admin.node_stats_v02(stats)
+    return stats
 
 
 @api.get(f"{NODES}/{{name}}", access=ADMIN, summary="One node")

@@ -347,6 +347,37 @@ def node_stats() -> dict[str, Any]:
     }
 
 
+# -- the v0.2 contract's shapes (?format=v0.2) ----------------------------------------------------------
+# Clients written for the earlier StreamSpace read the node list as a bare array whose nodes count
+# their pods in `pods`, and the stats as totalNodes / readyNodes / totalCapacity. Same data, their shape.
+NODE_FORMATS = ("v0.3", "v0.2")
+
+
+def node_format(value: str | None) -> str:
+    if value is None:
+        return NODE_FORMATS[0]
+    if value not in NODE_FORMATS:
+        raise ValidationError("format", f"expected one of {', '.join(NODE_FORMATS)}, got {value!r}")
+    return value
+
+
+def node_v02(node: dict[str, Any]) -> dict[str, Any]:
+    return {**node, "pods": node["podCount"]}
+
+
+def node_stats_v02(stats: dict[str, Any]) -> dict[str, Any]:
+    cpu, memory = stats["cpu"], stats["memory"]
+    return {
+        "totalNodes": stats["nodes"],
+        "readyNodes": stats["ready"],
+        "notReadyNodes": stats["notReady"],
+        "totalCapacity": {"cpu": cpu["capacity"], "memory": memory["capacity"], "pods": stats["podCapacity"]},
+        "totalAllocatable": {"cpu": cpu["allocatable"], "memory": memory["allocatable"]},
+        "totalUsage": {"cpu": cpu["requested"], "memory": memory["requested"], "pods": stats["pods"]},
+        "totalPods": stats["pods"],
+    }
+
+
 # -- changing nodes (audited) ----------------------------------------------------------------------
 
 def _audited(caller: Principal, client_ip: str, action: str, node: str, change: Callable[[], T],

@@ -21,6 +21,19 @@ SELECT
   (SELECT count(*) FROM catalog_templates) AS templates
 """
 
+# The cluster block (operators and admins): every session, the resources running sessions hold, users.
+_CLUSTER_SQL = """
+SELECT
+  count(*) FILTER (WHERE state = 'running') AS running,
+  count(*) FILTER (WHERE state = 'hibernated') AS hibernated,
+  count(*) FILTER (WHERE state <> 'terminated') AS total,
+  coalesce(sum(cpu_millis) FILTER (WHERE state = 'running'), 0) AS cpu_millis,
+  coalesce(sum(memory_bytes) FILTER (WHERE state = 'running'), 0) AS memory_bytes,
+  (SELECT count(*) FROM users) AS users,
+  (SELECT count(*) FROM users WHERE active) AS active_users
+FROM sessions
+"""
+
 
 def platform_summary(caller: Principal) -> dict[str, Any]:
     from streamspace.config import settings
@@ -35,4 +48,38 @@ def platform_summary(caller: Principal) -> dict[str, Any]:
         "activeConnections": row.get("connections", 0),
         "repositories": row.get("repositories", 0),
         "templates": row.get("templates", 0),
+        "cluster": cluster_summary() if everything else None,
+    }
+
+
+def cluster_summary() -> dict[str, Any]:
+    """Nodes (from the cluster), sessions and the resources running sessions hold (from the index),
+    and users. When the cluster does not answer, `nodes` is null with the reason: the rest still counts."""
+    from streamspace import kube
+    from streamspace.cluster_admin import cpu_millicores, memory_bytes
+    from streamspace.db import fetch_one
+    from streamspace.domain.quantity import format_cpu, format_memory
+
+    row = fetch_one(_CLUSTER_SQL) or {}
+    nodes: dict[str, Any] | None = None
+    nodes_error = None
+    try:
+        items = kube.list_objects("Node")
+    except kube.KubeError as exc:
+        nodes_error = f"the cluster did not answer: {exc.message}"
+    else:
+        ready = [n for n in items if any(c.get("type") == "Ready" and c.get("status") == "True"
+                                          for c in (n.get("status") or {}).get("conditions") or [])]
+        cpu = sum(cpu_millicores(((n.get("status") or {}).get("allocatable") or {}).get("cpu", 0)) for n in ready)
+        memory = sum(memory_bytes(((n.get("status") or {}).get("allocatable") or {}).get("memory", 0)) for n in ready)
+        nodes = {"total": len(items), "ready": len(ready), "allocatable": {"cpu": format_cpu(cpu),
+                                                                           "memory": format_memory(memory)}}
+    return {
+        "nodes": nodes,
+        **({"nodesError": nodes_error} if nodes_error else {}),
+        "sessions": {"running": row.get("running", 0), "hibernated": row.get("hibernated", 0),
+                     "total": row.get("total", 0)},
+        "resources": {"cpu": format_cpu(int(row.get("cpu_millis", 0))),
+                      "memory": format_memory(int(row.get("memory_bytes", 0)))},
+        "users": {"total": row.get("users", 0), "active": row.get("active_users", 0)},
     }

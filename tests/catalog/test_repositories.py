@@ -46,7 +46,12 @@ def test_bad_repository_input_is_refused(base, admin, user, tmp_path):
     assert add(base, admin, "dup-b", repo.url + ".git").status_code == 409  # same normalised URL and branch
     assert add(base, admin, "dup-c", repo.url, branch="other").status_code == 201
 
-    assert requests.get(f"{base}/repositories", headers=user, timeout=30).status_code == 403
+    # Users may list repositories (where the catalog comes from), never their secrets or sync internals.
+    seen = requests.get(f"{base}/repositories", headers=user, timeout=30)
+    assert seen.status_code == 200
+    listed = {r["name"]: r for r in seen.json()["repositories"]}
+    assert set(listed["dup-a"]) == {"id", "name", "url", "status", "templateCount", "lastSync"}
+    assert requests.get(f"{base}/repositories/{listed['dup-a']['id']}", headers=user, timeout=30).status_code == 403
     assert add(base, user, "by-user", repo.url).status_code == 403
     assert requests.post(f"{base}/sync", headers=user, timeout=30).status_code == 403
     assert requests.get(f"{base}/repositories", timeout=30).status_code == 401

@@ -169,3 +169,23 @@ def test_cordon_and_uncordon(admin, core):
     spec = core.read_node(name).spec
     assert spec is None or not spec.unschedulable
     assert len(_audit("node.cordon", name)) == 1 and len(_audit("node.uncordon", name)) == 1
+
+
+def test_v02_clients_get_the_shapes_they_read(admin, core):
+    name = unique("node")
+    make_node(core, name, cpu="4", memory="8Gi", pods="110")
+    make_pod(core, unique("web"), name, cpu="500m", memory="256Mi")
+    listed = admin.get(NODES, params={"format": "v0.2"})
+    assert listed.status_code == 200
+    nodes = listed.json()
+    assert isinstance(nodes, list)  # the earlier contract answered a bare array
+    node = next(n for n in nodes if n["name"] == name)
+    assert node["pods"] == node["podCount"] == 1
+    current = admin.get(f"{NODES}/stats").json()
+    stats = admin.get(f"{NODES}/stats", params={"format": "v0.2"}).json()
+    assert stats["totalNodes"] == current["nodes"] and stats["readyNodes"] == current["ready"]
+    assert stats["totalCapacity"] == {"cpu": current["cpu"]["capacity"], "memory": current["memory"]["capacity"],
+                                      "pods": current["podCapacity"]}
+    assert stats["totalPods"] == current["pods"]
+    refused = admin.get(NODES, params={"format": "v9"})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid format"

@@ -224,12 +224,14 @@ def test_rbac_least_privilege(base_docs: list[dict[str, Any]]) -> None:
                        ("", "pods", "get"), ("", "pods", "list"), ("", "pods/log", "get"),
                        ("", "pods/eviction", "create"), ("", "services", "list"), ("", "namespaces", "list"),
                        ("apps", "deployments", "list")}
+    # metrics counts nodes for its cluster block, and may do nothing else.
+    assert _rules(base_docs, "ClusterRole", "streamspace-metrics-streamspace") == {("", "nodes", "list")}
     src = _rules(base_docs, "Role", "streamspace-apiserversource")
     assert {v for g, r, v in src if r != "events"} == {"get", "list", "watch"}
     # No cluster calls, no token: a compromised pod of these holds no Kubernetes credential.
     tokenless = {name for name, sa in by_kind(base_docs, "ServiceAccount").items()
                  if sa.get("automountServiceAccountToken") is False}
-    assert {f"streamspace-{fn}" for fn in ("auth", "auth-check", "users", "config", "metrics", "webhooks",
+    assert {f"streamspace-{fn}" for fn in ("auth", "auth-check", "users", "config", "webhooks",
                                           "catalog-sync")} <= tokenless
     bound = {s["name"] for kind in ("RoleBinding", "ClusterRoleBinding")
              for b in by_kind(base_docs, kind).values() for s in b["subjects"]}

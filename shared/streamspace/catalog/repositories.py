@@ -66,11 +66,26 @@ def repository_json(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_repositories(limit: int, offset: int) -> dict[str, Any]:
+def repository_summary(row: dict[str, Any]) -> dict[str, Any]:
+    """What any user may see of a repository (where the catalog's templates come from): no
+    authentication details, no sync internals. URLs never hold credentials (refused at add time)."""
+    return {
+        "id": str(row["id"]),
+        "name": row["name"],
+        "url": row["url"],
+        "status": row["status"],
+        "templateCount": row["template_count"],
+        "lastSync": row["last_sync"],
+    }
+
+
+def list_repositories(limit: int, offset: int, *, details: bool = True) -> dict[str, Any]:
+    """A page of repositories: with sync details for admins (`details`), the summary for anyone else."""
     rows = fetch_all(f"SELECT {_COLUMNS}, count(*) OVER () AS total FROM repositories"  # noqa: S608 - constant
                      " ORDER BY name LIMIT %s OFFSET %s", (limit, offset))
     total = rows[0]["total"] if rows else (fetch_one("SELECT count(*) AS n FROM repositories") or {"n": 0})["n"]
-    return {"repositories": [repository_json(r) for r in rows], "total": total}
+    view = repository_json if details else repository_summary
+    return {"repositories": [view(r) for r in rows], "total": total}
 
 
 def get_repository(repository_id: str) -> dict[str, Any]:

@@ -1,0 +1,45 @@
+"""GET /api/v1/metrics gains a `cluster` block for operators and admins (nodes from the cluster, every
+session and the resources running ones hold, users); a user's summary stays their own."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from streamspace.db import execute
+from tests.conftest import client_for
+
+from .conftest import make_node, unique
+
+
+@pytest.fixture(scope="module")
+def metrics(serve, sim) -> str:
+    return serve("metrics")
+
+
+def test_operators_see_the_cluster_block_and_users_do_not(metrics, core):
+    admin = client_for(metrics, f"admin-{uuid.uuid4().hex[:6]}", "admin")
+    alice = client_for(metrics, f"alice-{uuid.uuid4().hex[:6]}")
+    before = admin.get("/api/v1/metrics").json()["cluster"]
+    make_node(core, unique("node"), cpu="4", memory="8Gi")
+    execute("INSERT INTO sessions (namespace, name, user_id, username, template, state, cpu_millis, memory_bytes,"
+            " storage_bytes, persistent_home, tags) VALUES ('streamspace', %s, %s, %s, 'firefox', 'running', 1500,"
+            " 2147483648, 0, false, '{}')", (unique("s"), alice.user_id, alice.username))
+    after = admin.get("/api/v1/metrics").json()["cluster"]
+    assert after["nodes"]["total"] == before["nodes"]["total"] + 1
+    assert after["nodes"]["ready"] == before["nodes"]["ready"] + 1
+    assert after["sessions"]["running"] == before["sessions"]["running"] + 1
+    assert after["users"]["total"] == before["users"]["total"]  # both callers existed before the first read
+    assert after["resources"]["cpu"] != before["resources"]["cpu"]
+    mine = alice.get("/api/v1/metrics").json()
+    assert mine["cluster"] is None
+    assert mine["sessions"]["running"] == 1
+
+
+def test_the_cluster_block_says_why_nodes_are_missing_when_the_cluster_does_not_answer(metrics, sim):
+    admin = client_for(metrics, f"admin-{uuid.uuid4().hex[:6]}", "admin")
+    sim.inject_failure("GET", r".*/nodes$", status=503, times=1)
+    block = admin.get("/api/v1/metrics").json()["cluster"]
+    assert block["nodes"] is None and "did not answer" in block["nodesError"]
+    assert block["sessions"]["total"] >= 0
