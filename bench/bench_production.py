@@ -145,27 +145,36 @@ def _counts(cluster: Any, user_token: str, session: str, connection_id: str, des
 
 
 def _throughput(hello: Served, cases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    samples: dict[str, dict[str, list[float]]] = {name: {"hello": [], "ours": [], "ratio": [], "p50": [],
-                                                         "hello_p50": []} for name in cases}
+    samples: dict[str, dict[str, list[float]]] = {
+        name: {"hello": [], "ours": [], "ratio": [], "p50": [], "hello_p50": [], "cpu_us": [], "hello_cpu_us": []}
+        for name in cases}
     for round_number in range(ROUNDS):
         for name, case in cases.items():
-            def ours() -> Any:
-                return wrk(case["url"], seconds=SECONDS, method=case.get("method", "GET"),
-                           headers=case.get("headers"))
+            def measured(served: Served, url: str, **kw: Any) -> tuple[Any, float]:
+                """The wrk run and the server's CPU microseconds per request (less noisy than req/s)."""
+                before = served.cpu_seconds()
+                load = wrk(url, seconds=SECONDS, **kw)
+                return load, (served.cpu_seconds() - before) * 1e6 / max(1, load.requests)
 
-            def base() -> Any:
-                return wrk(hello.url + "/", seconds=SECONDS)
+            def ours() -> tuple[Any, float]:
+                return measured(case["served"], case["url"], method=case.get("method", "GET"),
+                                headers=case.get("headers"))
+
+            def base() -> tuple[Any, float]:
+                return measured(hello, hello.url + "/")
 
             if round_number % 2 == 0:
-                b, o = base(), ours()
+                (b, b_cpu), (o, o_cpu) = base(), ours()
             else:
-                o, b = ours(), base()
+                (o, o_cpu), (b, b_cpu) = ours(), base()
             s = samples[name]
             s["hello"].append(b.rps)
             s["ours"].append(o.rps)
             s["ratio"].append(o.rps / b.rps)
             s["p50"].append(o.p50_us)
             s["hello_p50"].append(b.p50_us)
+            s["cpu_us"].append(o_cpu)
+            s["hello_cpu_us"].append(b_cpu)
     return {name: {key: (statistics.median(v) if key != "ratio" else v) for key, v in s.items()}
             for name, s in samples.items()}
 
@@ -289,11 +298,12 @@ def run() -> dict[str, Any]:
         served += [hello, authcheck, templates]
         user = {"Authorization": f"Bearer {user_token}"}
         cases = {
-            "list": {"url": sessions.url + "/api/v1/sessions?limit=50", "headers": user},
-            "heartbeat": {"url": f"{sessions.url}/api/v1/sessions/{names[0]}/heartbeat?connectionId={connection_id}",
-                          "method": "POST", "headers": user},
-            "session-check": {"url": authcheck.url + "/api/v1/auth/session-check", "headers": desktop},
-            "templates": {"url": templates.url + "/api/v1/templates", "headers": user},
+            "list": {"served": sessions, "url": sessions.url + "/api/v1/sessions?limit=50", "headers": user},
+            "heartbeat": {"served": sessions, "method": "POST", "headers": user,
+                          "url": f"{sessions.url}/api/v1/sessions/{names[0]}/heartbeat?connectionId={connection_id}"},
+            "session-check": {"served": authcheck, "url": authcheck.url + "/api/v1/auth/session-check",
+                              "headers": desktop},
+            "templates": {"served": templates, "url": templates.url + "/api/v1/templates", "headers": user},
         }
         throughput = _throughput(hello, cases)
         warm_memory = {"hello": hello.memory_kib(), "sessions": sessions.memory_kib(),
@@ -350,7 +360,8 @@ def table(result: dict[str, Any]) -> str:
         met_all &= met
         c = counts[name]
         lines.append(f"| {_LABELS[name]} [{c['sql']} SQL, {c['kubernetes']} Kubernetes per request;"
-                     f" p50 {figures['p50'] / 1000:.1f} ms] | {figures['hello']:.0f} | {figures['ours']:.0f} |"
+                     f" p50 {figures['p50'] / 1000:.1f} ms; server CPU per request {figures['hello_cpu_us']:.0f}"
+                     f" -> {figures['cpu_us']:.0f} us] | {figures['hello']:.0f} | {figures['ours']:.0f} |"
                      f" {_ratio_cell(figures['ratio'])} | >= {target} | {'yes' if met else 'NO'} |")
     for function, figures in result["cold_start"].items():
         ratio = statistics.median(figures["ratio"])

@@ -140,6 +140,17 @@ class Served:
                     pass
         return found
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far by the process tree (gunicorn master + workers)."""
+        ticks = 0
+        for pid in self.pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                ticks += int(fields[11]) + int(fields[12])
+            except (OSError, IndexError, ValueError):
+                pass
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def memory_kib(self) -> dict[str, int]:
         """PSS and RSS of the process tree (master + workers), in KiB."""
         pss = rss = 0
