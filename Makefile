@@ -63,7 +63,7 @@ bench-scale: $(STAMP) wrk ## How cost grows: list at 50/500/5,000 sessions, hear
 	@$(PY) -m bench scale
 
 .PHONY: loadtest
-loadtest: $(STAMP) ## 200 simulated users against `make run` for a bounded time (LOADTEST_ARGS="--users 200 --seconds 60")
+loadtest: $(STAMP) ## 200 simulated users against `make run` for a bounded time (LOADTEST_ARGS="--users 200 --seconds 180")
 	@$(PY) -m bench.loadtest $(LOADTEST_ARGS)
 
 .PHONY: wrk
