@@ -140,8 +140,10 @@ def run(users: int = 200, seconds: float = 180, heartbeat_interval: float = 3.0,
     data_dir = Path(tempfile.mkdtemp(prefix="ssl-", dir="/tmp"))
     port = free_port()
     api = f"http://127.0.0.1:{port}"
+    # The load generator stands in for the ingress: it is the trusted proxy that reports each user's address.
     env = {**os.environ, "STREAMSPACE_DATA_DIR": str(data_dir), "STREAMSPACE_CLUSTER": "sim",
-           "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING"}
+           "ADMIN_USERNAME": "admin", "ADMIN_PASSWORD": PASSWORD, "LOG_LEVEL": "WARNING",
+           "TRUSTED_PROXIES": "127.0.0.1/32"}
     env.pop("DATABASE_URL", None)
     env.pop("KUBECONFIG", None)
     # The command `make run` runs, with a port of its own.
