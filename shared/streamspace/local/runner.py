@@ -48,6 +48,8 @@ class LocalStack:
         cfg = settings()
         url = database_url()
         os.environ["DATABASE_URL"] = url  # every in-process function shares the one database
+        # ... and one connection pool: size it for all of them, not for one function's threads.
+        os.environ.setdefault("DB_POOL_SIZE", "16")
         applied = migrate(url)
         where = f"embedded PostgreSQL in {cfg.data_dir}" if cfg.database_url is None else "configured"
         self.announce(f"database: {where} (migrations applied: {applied or 'none'})")
