@@ -25,7 +25,7 @@ def session_check(req: Request) -> Reply:
          summary="Redeem a desktop ticket on the session's own host (from connect's openUrl): sets the session "
                  "host's cookie and redirects to /; 401 for a used, expired or foreign ticket")
 def redeem(req: Request) -> Reply:
-    return redeem_reply(req.raw.host, req.query("ticket"))
+    return redeem_reply(req.raw.host, req.query("ticket"), req.client_ip)
 
 
 @functions_framework.http

@@ -137,13 +137,25 @@ def test_another_user_gets_no_ticket_and_no_way_in(base, alice, alices_sessions)
     assert on_host(base, alices_host, admins_cookie).status_code == 200
 
 
-def test_an_expired_ticket_is_refused(base, alice, alices_sessions):
+def test_an_expired_ticket_is_refused(base, alice, alices_sessions, auth_check_alone):
     url = open_url(alice, alices_sessions[0])
     digest = hashlib.sha256(ticket_of(url).encode()).digest()
     # A minute later, as far as the ticket can tell: its stored expiry is now in the past.
     assert execute("UPDATE desktop_tickets SET expires_at = now() - interval '1 second' WHERE ticket_hash = %s",
                    (digest,)) == 1
-    assert on_host(base, url).status_code == 401
+    assert on_host(base, url).status_code == 401  # the forward-auth check lets no expired ticket through
+    assert on_host(auth_check_alone, url).status_code == 401  # nor does the redeem itself
+    refused = fetch_one("SELECT actor, details FROM audit_log WHERE action = 'session.open.refused'"
+                        " ORDER BY id DESC LIMIT 1")
+    assert refused is not None and refused["actor"] == "alice" and refused["details"]["reason"] == "expired"
+
+
+def test_every_opening_is_audited(base, alice, alices_sessions):
+    session = alices_sessions[0]
+    redeem(base, open_url(alice, session))
+    opened = fetch_one("SELECT actor, target FROM audit_log WHERE action = 'session.open' ORDER BY id DESC"
+                       " LIMIT 1")
+    assert opened == {"actor": "alice", "target": session}
 
 
 def test_a_logged_out_user_loses_the_desktop_and_its_unused_tickets(base):

@@ -98,9 +98,30 @@ def _refused() -> Unauthorized:
                         error="invalid ticket", headers={})
 
 
-def redeem(ticket: str | None, session: str, domain: str) -> tuple[str, int]:
+def _refusal_reason(row: dict[str, Any], session: str, namespace: str, domain: str) -> str | None:
+    """Why a ticket that was found may not open `session` on `<session>.<domain>` (None: it may)."""
+    if not row["fresh"]:
+        return "expired"
+    if row["session_name"] != session or row["session_namespace"] != namespace \
+            or domain != (row["domain"] or "streamspace.local"):
+        return "another session's host"
+    if row["revoked"]:
+        return "logged out"
+    if not row["active"]:
+        return "account disabled"
+    if row["state"] in (None, "terminated"):
+        return "session ended"
+    if not _may_reach(row, row["user_id"]):
+        return "not the owner"
+    return None
+
+
+def redeem(ticket: str | None, session: str, domain: str, client_ip: str = "") -> tuple[str, int]:
     """Exchange a ticket presented on the host `<session>.<domain>` for a grant: (grant secret,
-    lifetime in seconds). The ticket is spent even when it is refused."""
+    lifetime in seconds). The ticket is spent even when it is refused; both outcomes are audited
+    (`session.open`, `session.open.refused` with the reason)."""
+    from streamspace import audit
+    from streamspace.auth.principal import Principal
     from streamspace.config import settings
     from streamspace.db import transaction
     from streamspace.desktop import store
@@ -110,20 +131,22 @@ def redeem(ticket: str | None, session: str, domain: str) -> tuple[str, int]:
         raise _refused()
     cfg = settings()
     grant = secrets.token_urlsafe(32)
-    refusal: Exception | None = None
     with transaction() as conn:
         row = store.take_ticket(conn, digest(presented))
-        if row is None or not row["fresh"] or row["session_name"] != session \
-                or row["session_namespace"] != cfg.namespace or domain != (row["domain"] or "streamspace.local"):
-            refusal = _refused()
-        elif row["revoked"] or not row["active"] or row["state"] in (None, "terminated") \
-                or not _may_reach(row, row["user_id"]):
-            refusal = _refused()
+        if row is None:
+            reason: str | None = "unknown or used"
         else:
-            store.add_grant(conn, digest(grant), row["user_id"], row["family_id"], row["session_namespace"],
-                            session, cfg.desktop_access_ttl_seconds)
-    if refusal is not None:
-        raise refusal  # after the commit: the ticket stays spent
+            reason = _refusal_reason(row, session, cfg.namespace, domain)
+            actor = Principal(row["user_id"], row["username"], row["role"], (), row["family_id"])
+            if reason is None:
+                store.add_grant(conn, digest(grant), row["user_id"], row["family_id"], row["session_namespace"],
+                                session, cfg.desktop_access_ttl_seconds)
+                audit.record(conn, actor, "session.open", "session", session, client_ip)
+            else:
+                audit.record(conn, actor, "session.open.refused", "session", session, client_ip,
+                             {"reason": reason, "ticketFor": row["session_name"]})
+    if reason is not None:
+        raise _refused()  # after the commit: the ticket stays spent
     return grant, cfg.desktop_access_ttl_seconds
 
 

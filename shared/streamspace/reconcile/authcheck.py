@@ -125,14 +125,14 @@ def check(headers: Any, cookies: Any) -> Admitted | None:
     return admit(cookie, session, domain)
 
 
-def redeem_reply(host: str, ticket: str | None) -> Reply:
+def redeem_reply(host: str, ticket: str | None, client_ip: str = "") -> Reply:
     """`GET /.streamspace/auth?ticket=` on a session host: spend the ticket, set the host's cookie,
     send the browser to the desktop. The session comes from the request's own Host, which the
     Ingress matched against this session's rule (a client-set X-Forwarded-Host is never read)."""
     from streamspace.config import settings
 
     session, domain = session_host_parts(plain_host(host))
-    grant, lifetime = redeem(ticket, session, domain)
+    grant, lifetime = redeem(ticket, session, domain, client_ip)
     return Reply(None, status=303, headers={
         "Location": "/", "Set-Cookie": set_cookie_header(grant, lifetime, settings().production),
         # The ticket is in this URL: never let it leak on to the next page's Referer.
