@@ -15,7 +15,12 @@ Bounded, so a function instance stays a well-behaved Knative citizen:
   process serves at most LIVE_STREAMS streams at once (default half of THREADS), leaving the other
   threads for ordinary requests. Past that, SSE answers one snapshot with `retry:` (the client
   polls until a slot frees) and the WebSocket answers 503 with Retry-After;
-- an idle stream sends a comment (SSE) or a ping (WebSocket) every 15 s, so proxies keep it open.
+- an idle stream sends a comment (SSE) or a ping (WebSocket) every 15 s, so proxies keep it open;
+  that is also when a stream whose client went away notices it and frees its slot.
+
+The listening connection is opened from DATABASE_URL directly, outside the pool: LISTEN needs a
+session of its own, so behind PgBouncer it must point at a session-mode pool (transaction mode
+delivers no notifications).
 """
 
 from __future__ import annotations
