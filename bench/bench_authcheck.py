@@ -16,7 +16,7 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
-from bench.support import bench_user_and_session, benchmark_database, median_of, timed_us
+from bench.support import bench_user_and_session, benchmark_database, desktop_cookie, median_of, timed_us
 
 CALLS = 3000
 HTTP_CALLS = 500
@@ -34,20 +34,17 @@ def run() -> dict[str, Any]:
     from werkzeug.datastructures import Headers
     from werkzeug.test import Client
 
-    from streamspace.auth.principal import Principal
     from streamspace.config import settings
-    from streamspace.db import statement_count, transaction
+    from streamspace.db import statement_count
     from streamspace.desktop import store
-    from streamspace.desktop.access import digest, issue_ticket, redeem
+    from streamspace.desktop.access import digest
     from streamspace.local.gateway import load_function_app
     from streamspace.local.server import BackgroundServer
     from streamspace.reconcile.authcheck import check
 
     user = {"id": bench_user_and_session()}
     namespace = settings().namespace
-    with transaction() as conn:
-        ticket = issue_ticket(conn, Principal(user["id"], "bench", "user", (), None), namespace, "bench-firefox-1")
-    grant, _ = redeem(ticket, "bench-firefox-1", "streamspace.local")
+    grant = desktop_cookie(user["id"], "bench", "bench-firefox-1")
     headers = Headers({"X-Forwarded-Host": "bench-firefox-1.streamspace.local",
                        "Cookie": f"streamspace_desktop={grant}"})
     cookies = {"streamspace_desktop": grant}

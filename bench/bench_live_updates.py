@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from bench.support import bench_user_and_session, benchmark_database, median_of, timed_us
+from bench.support import bench_user_and_session, benchmark_database, login_token, median_of, timed_us
 
 CHANGES = 100
 
@@ -52,7 +52,6 @@ def run() -> dict[str, Any]:
     import requests
     import websocket
 
-    from streamspace.auth.tokens import issue_access_token
     from streamspace.config import reset_settings, settings
     from streamspace.db import execute
     from streamspace.local.gateway import load_function_app
@@ -62,7 +61,7 @@ def run() -> dict[str, Any]:
     reset_settings()
     user = {"id": bench_user_and_session()}
     namespace = settings().namespace
-    token, _ = issue_access_token(user_id=user["id"], username="bench", role="user", groups=[], family_id=None)
+    token = login_token(user["id"], "bench")
 
     def change(phase: str) -> None:
         execute("UPDATE sessions SET phase = %s WHERE namespace = %s AND name = 'bench-firefox-1'",

@@ -36,7 +36,7 @@ from bench.served import (
     precompile,
     wrk,
 )
-from bench.support import ROOT, benchmark_database, login_token
+from bench.support import ROOT, benchmark_database, desktop_cookie, login_token
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
@@ -107,13 +107,7 @@ def _connect(sessions_url: str, user_token: str, name: str) -> str:
 def _desktop_cookie(user_id: str, session: str) -> dict[str, str]:
     """The headers Traefik sends the check for a request to `session`'s host with its desktop cookie
     (a ticket redeemed: the only credential a desktop host accepts)."""
-    from streamspace.auth.principal import Principal
-    from streamspace.db import transaction
-    from streamspace.desktop.access import issue_ticket, redeem
-
-    with transaction() as conn:
-        ticket = issue_ticket(conn, Principal(user_id, "bench", "user", (), None), NS, session)
-    grant, _ = redeem(ticket, session, "streamspace.local")
+    grant = desktop_cookie(user_id, "bench", session)
     return {"Cookie": f"streamspace_desktop={grant}", "X-Forwarded-Host": f"{session}.streamspace.local"}
 
 

@@ -98,3 +98,19 @@ def login_token(user_id: str, username: str, role: str = "user") -> str:
     with transaction() as conn:
         family_id, _ = start_family(conn, user_id)
     return issue_access_token(user_id=user_id, username=username, role=role, groups=[], family_id=family_id)[0]
+
+
+def desktop_cookie(user_id: str, username: str, session: str) -> str:
+    """The session host's cookie of `user_id` for `session` (a new login, a ticket redeemed), as a
+    browser holds it after following connect's openUrl."""
+    from streamspace.auth.principal import Principal
+    from streamspace.auth.refresh import start_family
+    from streamspace.config import settings
+    from streamspace.db import transaction
+    from streamspace.desktop.access import issue_ticket, redeem
+
+    with transaction() as conn:
+        family_id, _ = start_family(conn, user_id)
+        ticket = issue_ticket(conn, Principal(user_id, username, "user", (), family_id), settings().namespace,
+                              session)
+    return redeem(ticket, session, "streamspace.local")[0]

@@ -253,11 +253,13 @@ def desktop_cookie(user_id: str, username: str, session: str, role: str = "user"
                    namespace: str = "streamspace", domain: str = "streamspace.local") -> str:
     """A session host's cookie value, made the way a browser gets it: a ticket, redeemed."""
     from streamspace.auth.principal import Principal
+    from streamspace.auth.refresh import start_family
     from streamspace.db import transaction
     from streamspace.desktop.access import issue_ticket, redeem
 
     with transaction() as conn:
-        ticket = issue_ticket(conn, Principal(user_id, username, role, (), None), namespace, session)
+        family_id, _ = start_family(conn, user_id)  # a login of its own, as a browser's
+        ticket = issue_ticket(conn, Principal(user_id, username, role, (), family_id), namespace, session)
     return redeem(ticket, session, domain)[0]
 
 

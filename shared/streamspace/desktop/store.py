@@ -1,4 +1,7 @@
-"""SQL of the desktop tickets and grants (migration 0008). Values are digests, never the secrets."""
+"""SQL of the desktop tickets and grants (migration 0008). Values are digests, never the secrets.
+
+Like every access token, a ticket and a grant belong to a login (token family): one without a live
+login (none recorded, or revoked) counts as revoked."""
 
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ _TAKE_TICKET_SQL = """
 WITH t AS (DELETE FROM desktop_tickets WHERE ticket_hash = %(hash)s RETURNING *)
 SELECT t.user_id::text AS user_id, t.family_id::text AS family_id, t.session_namespace, t.session_name,
        t.expires_at > now() AS fresh, u.username, u.role, u.active,
-       (t.family_id IS NOT NULL AND (f.id IS NULL OR f.revoked_at IS NOT NULL)) AS revoked,
+       (f.id IS NULL OR f.revoked_at IS NOT NULL) AS revoked,
        s.user_id::text AS owner_id, s.username AS owner, s.state,
        (SELECT c.value #>> '{}' FROM configuration c WHERE c.key = 'ingress.domain') AS domain
   FROM t
@@ -45,7 +48,7 @@ VALUES (%(hash)s, %(uid)s::uuid, %(fid)s::uuid, %(ns)s, %(session)s, now() + mak
 # host's own session only (a grant of any other session finds no row).
 _GRANT_CHECK_SQL = """
 SELECT u.username, u.role, u.active, g.user_id::text AS user_id,
-       (g.family_id IS NOT NULL AND (f.id IS NULL OR f.revoked_at IS NOT NULL)) AS revoked,
+       (f.id IS NULL OR f.revoked_at IS NOT NULL) AS revoked,
        (g.revoked_at IS NOT NULL OR g.expires_at <= now()) AS ended,
        s.user_id::text AS owner_id, s.username AS owner, s.state,
        (SELECT c.value #>> '{}' FROM configuration c WHERE c.key = 'ingress.domain') AS domain
