@@ -33,6 +33,17 @@ run: $(STAMP) ## Run the whole system on port $(API_PORT) (embedded Postgres, si
 migrate: $(STAMP) ## Apply database migrations (DATABASE_URL, DB_* or the embedded default)
 	@$(PY) -m streamspace migrate
 
+# The portal's browser tests drive Debian's chromium (never a browser downloaded by playwright).
+CHROMIUM ?= /usr/bin/chromium
+
+.PHONY: browser
+browser: ## Install Debian's chromium for the portal's browser tests when it is missing (apt-get, as root)
+	@test -x $(CHROMIUM) || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+	      chromium fonts-dejavu-core >/dev/null; \
+	  else echo "the portal's browser tests need chromium at $(CHROMIUM): sudo apt-get install chromium" >&2; exit 1; fi; }
+
 # The SSO tests' OpenID Provider: the certified oidc-provider package from npm (pinned in the lock file).
 TEST_PROVIDER_DIR := tests/sso/provider
 TEST_PROVIDER_STAMP := $(TEST_PROVIDER_DIR)/node_modules/.installed-$(shell cat $(TEST_PROVIDER_DIR)/package.json $(TEST_PROVIDER_DIR)/package-lock.json 2>/dev/null | cksum | cut -d' ' -f1)
@@ -46,7 +57,7 @@ $(TEST_PROVIDER_STAMP): $(TEST_PROVIDER_DIR)/package.json $(TEST_PROVIDER_DIR)/p
 test-provider: $(TEST_PROVIDER_STAMP) ## Install the OpenID Provider the SSO tests start (oidc-provider, npm ci)
 
 .PHONY: test
-test: $(STAMP) tools test-provider ## Run the whole test suite (starts its own embedded Postgres, simulated cluster, OpenID Provider)
+test: $(STAMP) tools test-provider browser ## Run the whole test suite (starts its own embedded Postgres, simulated cluster, OpenID Provider, chromium)
 	@$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
 
 .PHONY: lint

@@ -39,20 +39,13 @@ def refresh(req: Request) -> dict:
 @api.post("/api/v1/auth/logout", access=Access.USER, summary="End this login (its refresh and access tokens)",
           body=_schema((), refreshToken="string"))
 def logout(req: Request) -> dict:
-    from streamspace import audit
-    from streamspace.auth.refresh import REFRESH_FIELDS
-    from streamspace.auth.refresh import logout as do_logout
-    from streamspace.db import transaction
+    from streamspace.auth.refresh import REFRESH_FIELDS, end_login
 
     body = req.json(allowed=REFRESH_FIELDS, optional_body=True)
     presented = body.get("refreshToken", body.get("token"))
+    end_login(req.caller, presented if isinstance(presented, str) else None, req.client_ip)
     from streamspace.sso.service import end_session_url
 
-    with transaction() as conn:
-        revoked = do_logout(conn, req.caller.user_id, req.caller.family_id,
-                            presented if isinstance(presented, str) else None)
-        audit.record(conn, req.caller, "auth.logout", "user", req.caller.username, req.client_ip,
-                     {"revokedLogins": revoked})
     provider_logout = end_session_url(req.caller.user_id)
     return {"message": "logged out", **({"endSessionUrl": provider_logout} if provider_logout else {})}
 

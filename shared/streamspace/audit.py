@@ -55,3 +55,37 @@ def record_many(conn: psycopg.Connection[Any], action_rows: list[tuple[str, str,
     conn.cursor().executemany(_INSERT, [
         (None, actor_name, action, target_type, str(target), "", json.dumps(dict(details), default=_default))
         for action, target_type, target, details in action_rows])
+
+
+AUDIT_PAGE_MAX = 500
+_SEARCH = (
+    "SELECT id, at, actor, action, target_type, target, client_ip, details FROM audit_log"
+    " WHERE (%(actor)s::text IS NULL OR actor = %(actor)s)"
+    "   AND (%(action)s::text IS NULL OR action LIKE %(action_prefix)s)"
+    "   AND (%(since)s::timestamptz IS NULL OR at >= %(since)s)"
+    "   AND (%(until)s::timestamptz IS NULL OR at < %(until)s)"
+    " ORDER BY at DESC, id DESC LIMIT %(limit)s OFFSET %(offset)s"
+)
+
+
+def search(*, actor: str | None = None, action: str | None = None, since: Any = None, until: Any = None,
+           limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Audit rows, newest first. `action` matches itself and its sub-actions (`session` finds
+    `session.create`, `session.hibernated`, ...); `since`/`until` are datetimes (until exclusive)."""
+    from streamspace.db import fetch_all
+
+    prefix = None if action is None else action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return fetch_all(_SEARCH, {"actor": actor, "action": action,
+                               "action_prefix": None if prefix is None else prefix + "%",
+                               "since": since, "until": until, "limit": min(limit, AUDIT_PAGE_MAX),
+                               "offset": offset})
+
+
+def hourly_counts(prefix: str, hours: int = 24) -> list[dict[str, Any]]:
+    """How many `prefix*` actions of each kind happened in each of the last `hours` hours."""
+    from streamspace.db import fetch_all
+
+    return fetch_all(
+        "SELECT date_trunc('hour', at) AS hour, action, count(*) AS n FROM audit_log"
+        " WHERE action LIKE %(prefix)s AND at > now() - make_interval(hours => %(hours)s)"
+        " GROUP BY 1, 2 ORDER BY 1", {"prefix": prefix.replace("_", "\\_") + "%", "hours": hours})

@@ -140,7 +140,8 @@ def test_service_settings(base_docs: list[dict[str, Any]]) -> None:
         spec = tmpl["spec"]
         container = spec["containers"][0]
         assert container["image"].startswith(f"ghcr.io/streamspace/streamspace-{name}:"), name
-        assert ann["autoscaling.knative.dev/min-scale"] == ("1" if name in {"auth", "auth-check", "sessions"} else "0")
+        warm = {"auth", "auth-check", "sessions", "portal"}
+        assert ann["autoscaling.knative.dev/min-scale"] == ("1" if name in warm else "0")
         assert 1 <= spec["timeoutSeconds"] <= 600 and spec["containerConcurrency"] > 0
         assert {e["name"] for e in container["env"]} >= {"WORKERS", "THREADS", "CLOUD_RUN_TIMEOUT_SECONDS"}
         refs = [next(iter(r.values()))["name"] for r in container["envFrom"]]
@@ -156,7 +157,7 @@ def test_service_settings(base_docs: list[dict[str, Any]]) -> None:
             assert "networking.knative.dev/visibility" not in labels, name
             assert container["readinessProbe"]["httpGet"]["path"] == "/health"
     emitters = {n for n, s in services.items() if s["metadata"]["labels"].get("streamspace.io/emits-events") == "true"}
-    assert emitters == {"catalog", "webhooks", "sessions"}
+    assert emitters == {"catalog", "webhooks", "sessions", "portal"}
 
 
 def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:

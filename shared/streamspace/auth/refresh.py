@@ -20,6 +20,8 @@ from streamspace.http.errors import Forbidden, Unauthorized
 if TYPE_CHECKING:
     import psycopg
 
+    from streamspace.auth.principal import Principal
+
 REFRESH_FIELDS = frozenset({"refreshToken", "token"})
 _MAX_TOKEN_LENGTH = 512
 
@@ -140,4 +142,27 @@ def logout(conn: psycopg.Connection[Any], user_id: str, family_id: str | None, p
                            " WHERE token_hash = %s AND user_id = %s", (hash_token(presented), user_id)).fetchone()
         if row is not None and row["family_id"] != family_id and revoke_family(conn, row["family_id"], "logout"):
             revoked += 1
+    return revoked
+
+
+def end_login(caller: Principal, presented: str | None, client_ip: str) -> int:
+    """Log out: revoke the caller's login (and that of `presented`, a refresh token of the same
+    user) and record it. The API's logout and the portal's share this."""
+    from streamspace import audit
+    from streamspace.db import transaction
+
+    with transaction() as conn:
+        revoked = logout(conn, caller.user_id, caller.family_id, presented)
+        audit.record(conn, caller, "auth.logout", "user", caller.username, client_ip, {"revokedLogins": revoked})
+    return revoked
+
+
+def end_all_logins(caller: Principal, client_ip: str) -> int:
+    """Log out everywhere: every login of the caller ends, this one included."""
+    from streamspace import audit
+    from streamspace.db import transaction
+
+    with transaction() as conn:
+        revoked = revoke_user_families(conn, caller.user_id, "logged out everywhere")
+        audit.record(conn, caller, "auth.logout.all", "user", caller.username, client_ip, {"revokedLogins": revoked})
     return revoked

@@ -456,21 +456,7 @@ class Api:
         req._caller = caller
 
     def _as_http_error(self, exc: Exception) -> HttpError:
-        if isinstance(exc, HttpError):
-            return exc
-        from streamspace.db import DatabaseUnavailable
-        from streamspace.domain.errors import ValidationError
-
-        if isinstance(exc, ValidationError):
-            return BadRequest(exc.message, error=f"invalid {exc.field}")
-        if isinstance(exc, DatabaseUnavailable):
-            return ServiceUnavailable("the database is unreachable; try again shortly", error="database unavailable",
-                                      headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
-        mapped = _map_foreign_error(exc)
-        if mapped is not None:
-            return mapped
-        log.exception("unhandled error", extra={"function": self.function})
-        return HttpError("an unexpected error occurred; quote the X-Request-Id header when reporting it")
+        return as_http_error(exc, self.function)
 
     def _cors_headers(self, request: flask.Request) -> dict[str, str]:
         origin = (request.headers.get("Origin") or "").rstrip("/")
@@ -524,6 +510,25 @@ def _let_upgrades_through(path: str) -> None:
     app.url_map.add(Rule(path, endpoint=endpoint, websocket=True))
     # functions-framework's own view ("run") is registered after the module ran: look it up per call.
     app.view_functions[endpoint] = lambda: app.view_functions["run"](path=path.lstrip("/"))
+
+
+def as_http_error(exc: Exception, function: str) -> HttpError:
+    """Any failure as the HTTP error a client sees: domain errors in one place, for the API and the portal."""
+    if isinstance(exc, HttpError):
+        return exc
+    from streamspace.db import DatabaseUnavailable
+    from streamspace.domain.errors import ValidationError
+
+    if isinstance(exc, ValidationError):
+        return BadRequest(exc.message, error=f"invalid {exc.field}")
+    if isinstance(exc, DatabaseUnavailable):
+        return ServiceUnavailable("the database is unreachable; try again shortly", error="database unavailable",
+                                  headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
+    mapped = _map_foreign_error(exc)
+    if mapped is not None:
+        return mapped
+    log.exception("unhandled error", extra={"function": function})
+    return HttpError("an unexpected error occurred; quote the X-Request-Id header when reporting it")
 
 
 _foreign_error_mappers: list[Callable[[Exception], HttpError | None]] = []

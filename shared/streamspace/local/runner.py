@@ -127,6 +127,8 @@ class LocalStack:
         self.servers.append(api)
         self.api_url = api.url
         relay.start(watch=self.watch, schedule=self.schedule)
+        if self.watch and not relay.wait_watching(30):
+            self.announce("events: the cluster watches are not established yet; changes made now may wait for a resync")
         self.announce(f"API: {api.url} ({settings().api_server}; functions: {', '.join(sorted(gateway.apps))})")
         if desktops is not None:
             self._serve_session_hosts(hosts_port)

@@ -1,0 +1,14 @@
+"""The portal as one object: every page registered, ready to hand to functions-framework."""
+
+from __future__ import annotations
+
+from streamspace.portal.web import Portal
+
+
+def build_portal() -> Portal:
+    from streamspace.portal import admin, pages
+
+    portal = Portal("portal")
+    pages.register(portal)
+    admin.register(portal)
+    return portal

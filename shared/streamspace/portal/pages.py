@@ -1,0 +1,239 @@
+"""The user's pages: log in, catalog, launch and watch, my sessions, quota, profile.
+
+Each handler parses the form, calls the library service the API route calls, and renders. A
+service's refusal of a form comes back as errors next to the fields (`refusal`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamspace.http.api import Access
+from streamspace.http.errors import NotFound
+from streamspace.portal import views
+from streamspace.portal.web import Page, Portal, local_path, refusal
+
+# What the session actions of the page do, as the API's PATCH body (one rule: the service's).
+SESSION_ACTIONS = {"hibernate": {"state": "hibernated"}, "wake": {"state": "running"},
+                   "terminate": {"state": "terminated"}}
+# Sizes offered at launch besides the template's default; the quota decides which fit.
+LAUNCH_SIZES = (("Small", "1", "2Gi"), ("Medium", "2", "4Gi"), ("Large", "4", "8Gi"))
+
+
+def register(portal: Portal) -> None:
+    portal.page("/login", access=Access.PUBLIC, methods=("GET", "POST"))(login)
+    portal.page("/logout", access=Access.USER, methods=("POST",))(logout)
+    portal.page("/", access=Access.USER)(catalog)
+    portal.page("/catalog/{name}", access=Access.USER)(template_details)
+    portal.page("/catalog/{name}", access=Access.USER, methods=("POST",))(launch)
+    portal.page("/sessions", access=Access.USER)(my_sessions)
+    portal.page("/sessions/{id}", access=Access.USER)(session_details)
+    portal.page("/sessions/{id}/{action}", access=Access.USER, methods=("POST",))(session_action)
+    portal.page("/fragments/sessions", access=Access.USER)(sessions_fragment)
+    portal.page("/fragments/sessions/{id}", access=Access.USER)(session_fragment)
+    portal.page("/events", access=Access.USER)(events)
+    portal.page("/quota", access=Access.USER)(quota)
+    portal.page("/profile", access=Access.USER, methods=("GET", "POST"))(profile)
+    portal.page("/profile/logout-everywhere", access=Access.USER, methods=("POST",))(logout_everywhere)
+
+
+# -- login ----------------------------------------------------------------------------------------
+
+def login(page: Page) -> Any:
+    from streamspace.auth.login import login as do_login
+
+    target = local_path(page.query("next") or page.form.get("next"))
+    if page.raw.method == "GET":
+        return page.render("login.html", next=target, errors={}, username="", reason=page.query("reason"))
+    username = page.field("username")
+    try:
+        tokens = do_login({"username": username, "password": page.form.get("password", "")}, page.client_ip)
+    except Exception as exc:  # noqa: BLE001 - the server's own words, next to the form
+        errors, status = refusal(exc)
+        return page.render("login.html", status=status, next=target, errors=errors, username=username,
+                           reason=None)
+    page.new_cookies = {"token": tokens["token"], "refreshToken": tokens["refreshToken"]}  # always a new login
+    return page.redirect(target)
+
+
+def logout(page: Page) -> Any:
+    from streamspace.auth.refresh import end_login
+
+    end_login(page.caller, page.raw.cookies.get(page.portal.refresh_cookie), page.client_ip)
+    page.new_cookies = {}
+    return page.redirect("/login")
+
+
+def logout_everywhere(page: Page) -> Any:
+    from streamspace.auth.refresh import end_all_logins
+
+    end_all_logins(page.caller, page.client_ip)
+    page.new_cookies = {}
+    return page.redirect("/login?reason=" + "You+were+logged+out+everywhere.")
+
+
+# -- catalog and launch ---------------------------------------------------------------------------
+
+def catalog(page: Page) -> Any:
+    from streamspace.templates_api import list_templates
+
+    category, q = page.query("category"), (page.query("q") or "").strip()
+    everything = list_templates(limit=1000)["templates"]
+    categories = sorted({t["category"] for t in everything if t["category"]}, key=str.lower)
+    shown = [t for t in everything
+             if (not category or (t["category"] or "").lower() == category.lower())
+             and (not q or q.lower() in " ".join([t["name"] or "", t["displayName"], t["description"],
+                                                  " ".join(t["tags"])]).lower())]
+    return page.render("catalog.html", templates=shown, categories=categories, category=category or "", q=q,
+                       total=len(everything))
+
+
+def _template(name: str) -> dict[str, Any]:
+    from streamspace.templates_api import get_template
+
+    return get_template(name)
+
+
+def _launch_choices(page: Page, template: dict[str, Any]) -> tuple[list[dict[str, Any]], list[views.Bar]]:
+    """The sizes a user may pick: the template's default and the standard sizes, each marked with
+    whether it fits in what is left of the user's quota (the service checks again at launch)."""
+    from streamspace.quotas import user_quota
+
+    bars = views.quota_bars(user_quota(page.caller.user_id))
+    left = {bar.label: (None if bar.limit is None else bar.limit - bar.used) for bar in bars}
+    default = template.get("defaultResources") or {}
+    sizes = [("Template default", default.get("cpu") or "", default.get("memory") or "")] + list(LAUNCH_SIZES)
+    choices = []
+    for index, (label, cpu, memory) in enumerate(sizes):
+        cpu_need = views._amount("cpu", cpu) if cpu else None
+        mem_need = views._amount("memory", memory) if memory else None
+        fits = (left["Sessions"] is None or left["Sessions"] >= 1) and \
+               (left["CPU"] is None or cpu_need is None or cpu_need <= left["CPU"]) and \
+               (left["Memory"] is None or mem_need is None or mem_need <= left["Memory"])
+        choices.append({"value": str(index), "label": label, "cpu": cpu or "platform default",
+                        "memory": memory or "platform default", "fits": fits})
+    return choices, bars
+
+
+def template_details(page: Page, errors: dict[str, str] | None = None, status: int = 200) -> Any:
+    template = _template(page.param("name"))
+    choices, bars = _launch_choices(page, template)
+    chosen = page.form.get("size") or next((c["value"] for c in choices if c["fits"]), "0")
+    return page.render("template.html", status=status, template=template, choices=choices, bars=bars,
+                       chosen=chosen, errors=errors or {})
+
+
+def launch(page: Page) -> Any:
+    from streamspace.sessions.service import create_session
+
+    template = _template(page.param("name"))
+    size = page.field("size") or "0"
+    body: dict[str, Any] = {"template": template["name"]}
+    if size != "0":
+        sizes = dict((str(i + 1), (cpu, memory)) for i, (_, cpu, memory) in enumerate(LAUNCH_SIZES))
+        if size not in sizes:
+            return template_details(page, {"size": "choose one of the sizes listed"}, 400)
+        cpu, memory = sizes[size]
+        body["resources"] = {"cpu": cpu, "memory": memory}
+    try:
+        created = create_session(page.caller, body, page.client_ip)
+    except Exception as exc:  # noqa: BLE001 - a refusal (quota, template not ready) shows by the sizes
+        errors, status = refusal(exc)
+        return template_details(page, {"size": " ".join(errors.values())}, status)
+    return page.redirect(f"/sessions/{created['name']}")
+
+
+# -- my sessions ----------------------------------------------------------------------------------
+
+def _my_sessions(page: Page) -> list[dict[str, Any]]:
+    from streamspace.sessions.service import list_sessions
+
+    user = None if not page.caller.is_admin else page.caller.username  # the portal's list is "mine"
+    return list_sessions(page.caller, user=user, limit=200)["sessions"]
+
+
+def my_sessions(page: Page) -> Any:
+    return page.render("sessions.html", sessions=_my_sessions(page), views=views, done=page.query("done"))
+
+
+def sessions_fragment(page: Page) -> Any:
+    return page.render("_session_rows.html", sessions=_my_sessions(page), views=views)
+
+
+def _session(page: Page) -> dict[str, Any]:
+    from streamspace.sessions.service import get_session
+
+    return get_session(page.caller, page.param("id"))
+
+
+def session_details(page: Page) -> Any:
+    return page.render("session.html", session=_session(page), views=views, done=page.query("done"),
+                       error=None)
+
+
+def session_fragment(page: Page) -> Any:
+    return page.render("_session_status.html", session=_session(page), views=views)
+
+
+def session_action(page: Page) -> Any:
+    from streamspace.sessions import service
+
+    name, action = page.param("id"), page.param("action")
+    back = local_path(page.form.get("back"), f"/sessions/{name}")
+    try:
+        if action in SESSION_ACTIONS:
+            service.patch_session(page.caller, name, SESSION_ACTIONS[action], page.client_ip)
+        elif action == "delete":
+            service.delete_session(page.caller, name, page.client_ip)
+            return page.redirect("/sessions?done=deleted")
+        elif action == "open":
+            opened = service.connect(page.caller, name, page.client_ip, page.raw.headers.get("User-Agent", ""))
+            target = opened.get("openUrl") or opened.get("sessionUrl")
+            if target and opened.get("openUrl"):
+                return page.redirect(target)
+            return page.redirect(f"/sessions/{name}?done=opening")
+        else:
+            raise NotFound(f"no action {action!r}")
+    except NotFound:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a refused action (already terminated...) is shown on the page
+        errors, status = refusal(exc)
+        return page.render("session.html", status=status, session=_session(page), views=views, done=None,
+                           error=" ".join(errors.values()))
+    return page.redirect(f"{back}{'&' if '?' in back else '?'}done={action}")
+
+
+def events(page: Page) -> Any:
+    """The live session stream for this page's script: the API's own stream function, so it is
+    owner-scoped the same way, authenticated by the login cookie instead of a token in the URL."""
+    import flask
+
+    from streamspace.sessions.service import sessions_event_stream
+
+    stream = sessions_event_stream(page.caller)
+    return flask.Response(stream, content_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
+
+
+# -- quota and profile ----------------------------------------------------------------------------
+
+def quota(page: Page) -> Any:
+    from streamspace.quotas import user_quota
+
+    return page.render("quota.html", bars=views.quota_bars(user_quota(page.caller.user_id)))
+
+
+def profile(page: Page) -> Any:
+    from streamspace.auth.login import change_password
+    from streamspace.auth.users import get_user
+
+    errors: dict[str, str] = {}
+    done = page.query("done")
+    status = 200
+    if page.raw.method == "POST":
+        try:
+            change_password(page.caller, {"oldPassword": page.form.get("oldPassword", ""),
+                                          "newPassword": page.form.get("newPassword", "")}, page.client_ip)
+            return page.redirect("/profile?done=password")
+        except Exception as exc:  # noqa: BLE001 - shown next to the field it names
+            errors, status = refusal(exc)
+    return page.render("profile.html", status=status, user=get_user(page.caller.user_id), errors=errors, done=done)

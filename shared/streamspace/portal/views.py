@@ -1,0 +1,177 @@
+"""Pure helpers that turn the services' JSON into what a page shows (no I/O): times left, quota
+bars, plain-words failures, chart geometry. Kept apart so they are tested without a browser."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streamspace.domain.errors import ValidationError
+
+
+def parse_time(value: object) -> datetime | None:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def human_seconds(seconds: float | None) -> str:
+    """1h 05m, 4m 10s, 12s; "—" when unknown."""
+    if seconds is None:
+        return "—"
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+def _duration_seconds(text: object) -> int | None:
+    from streamspace.domain.duration import parse_duration
+
+    try:
+        return parse_duration(text, "duration")
+    except ValidationError:
+        return None
+
+
+@dataclass(frozen=True)
+class SessionTimes:
+    running_for: float | None  # since creation
+    idle_left: float | None  # before the idle sweep hibernates it (running sessions only)
+    max_left: float | None  # before the maximum duration ends it
+
+
+def session_times(session: dict[str, Any], now: datetime | None = None) -> SessionTimes:
+    now = now or datetime.now(UTC)
+    created = parse_time(session.get("createdAt"))
+    running_for = (now - created).total_seconds() if created else None
+    idle_left = max_left = None
+    if session.get("state") == "running":
+        idle = _duration_seconds(session.get("idleTimeout"))
+        last = parse_time((session.get("status") or {}).get("lastActivity")) or created
+        if idle and last:
+            idle_left = (last + timedelta(seconds=idle) - now).total_seconds()
+    longest = _duration_seconds(session.get("maxSessionDuration"))
+    if longest and created and session.get("state") != "terminated":
+        max_left = (created + timedelta(seconds=longest) - now).total_seconds()
+    return SessionTimes(running_for, idle_left, max_left)
+
+
+# A failed session's reconcile message, as a person would explain it. The technical message stays
+# visible underneath for whoever has to fix it.
+_FAILURE_HINTS = (
+    (("ErrImagePull", "ImagePull", "pull"), "The desktop's software image could not be downloaded. "
+                                            "An administrator needs to check the template's image."),
+    (("template", "Template"), "The application this session was started from is missing or broken. "
+                               "Ask an administrator to repair the template, then launch again."),
+    (("Insufficient", "Unschedulable", "unschedulable"), "No server has room for this desktop right now. "
+                                                           "Try smaller resources or try again later."),
+    (("CrashLoopBackOff", "crash"), "The desktop keeps stopping right after it starts."),
+    (("OOMKilled", "memory"), "The desktop ran out of memory. Launch it again with more memory."),
+    (("resources",), "The resources asked for this session are not valid."),
+    (("refused",), "The cluster refused to start this desktop. An administrator can see the details."),
+)
+
+
+def failure_in_words(session: dict[str, Any]) -> str | None:
+    status = session.get("status") or {}
+    if status.get("phase") != "Failed":
+        return None
+    message = str(status.get("message") or "")
+    for needles, words in _FAILURE_HINTS:
+        if any(needle in message for needle in needles):
+            return words
+    return "The desktop could not be started."
+
+
+def phase_of(session: dict[str, Any]) -> str:
+    return str((session.get("status") or {}).get("phase") or "Pending")
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    used: float
+    limit: float | None
+    used_text: str
+    limit_text: str
+
+    @property
+    def percent(self) -> int:
+        if not self.limit:
+            return 0
+        return max(0, min(100, round(100 * self.used / self.limit)))
+
+    @property
+    def level(self) -> str:
+        return "high" if self.percent >= 90 else "mid" if self.percent >= 70 else "low"
+
+
+def _amount(resource: str, text: object) -> float | None:
+    from streamspace.domain.quantity import cpu_millis, parse_memory
+
+    if text in (None, "", "unlimited"):
+        return None
+    try:
+        if resource == "sessions":
+            return float(str(text))
+        if resource == "cpu":
+            return float(cpu_millis(text, "cpu", allow_zero=True))
+        return float(parse_memory(text, resource, allow_zero=True))
+    except (ValidationError, ValueError):
+        return None
+
+
+def quota_bars(quota: dict[str, Any]) -> list[Bar]:
+    """The contract's quota object (`limits`, `used`) as one bar per resource."""
+    limits, used = quota.get("limits") or {}, quota.get("used") or {}
+    rows = (("Sessions", "sessions", "maxSessions"), ("CPU", "cpu", "maxCPU"), ("Memory", "memory", "maxMemory"),
+            ("Storage", "storage", "maxStorage"))
+    bars = []
+    for label, key, limit_key in rows:
+        amount = _amount(key, used.get(key)) or 0.0
+        bars.append(Bar(label, amount, _amount(key, limits.get(limit_key)), str(used.get(key) or "0"),
+                        str(limits.get(limit_key) if limits.get(limit_key) is not None else "no limit")))
+    return bars
+
+
+@dataclass(frozen=True)
+class Column:
+    label: str
+    value: float
+    x: float
+    y: float
+    height: float
+    title: str
+
+
+def bar_chart(values: list[tuple[str, float]], *, width: int = 360, height: int = 140) -> list[Column]:
+    """Geometry of a simple vertical bar chart (labels under, value in the title for hover and
+    screen readers; the page also prints the numbers as a table)."""
+    if not values:
+        return []
+    top = max(v for _, v in values) or 1.0
+    step = width / len(values)
+    columns = []
+    for index, (label, value) in enumerate(values):
+        bar_height = (height - 20) * value / top
+        columns.append(Column(label, value, index * step + step * 0.15, height - 20 - bar_height, bar_height,
+                              f"{label}: {value:g}"))
+    return columns
+
+
+FILTERS: dict[str, Any] = {"seconds": human_seconds}

@@ -1,0 +1,352 @@
+"""The portal's HTTP layer: cookie login, CSRF, security headers, routing and rendering.
+
+Every page declares the access it needs (`Access.PUBLIC`, `USER`, `ADMIN`), like the API's routes.
+The login cookie carries the same access token the API accepts (plus the refresh token that renews
+it), so a page resolves its caller with the API's own `authenticate` and calls the library's
+services with that `Principal`: owner scoping and role checks are the services', never the page's.
+
+Browser-facing rules kept here, once:
+- cookies are host-only (no Domain: desktops on `<session>.<domain>` never receive them), HttpOnly,
+  SameSite=Lax, Secure with the `__Host-` prefix in production;
+- every cookie-authenticated POST carries a CSRF token bound to the login (HMAC of its token
+  family), and a browser-declared cross-site POST is refused outright;
+- a login always replaces both cookies with a new token family (no session fixation);
+- a strict Content-Security-Policy: scripts and styles only from our own origin, no inline code,
+  no framing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlsplit
+
+from streamspace.http.api import Access, role_allows
+from streamspace.http.errors import Forbidden, HttpError, NotFound, Unauthorized
+from streamspace.observability import metrics, request_id_var
+
+if TYPE_CHECKING:
+    import flask
+    import jinja2
+
+    from streamspace.auth.principal import Principal
+
+log = logging.getLogger("streamspace.portal")
+
+HERE = Path(__file__).resolve().parent
+STATIC_DIR = HERE / "static"
+TEMPLATE_DIR = HERE / "templates"
+
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=()",
+}
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".svg": "image/svg+xml"}
+MAX_FORM_BYTES = 64 * 1024
+
+
+def cookie_names(production: bool) -> tuple[str, str]:
+    """(access cookie, refresh cookie). `__Host-` makes the browser refuse them unless Secure,
+    Path=/ and host-only, so a sibling subdomain cannot plant or shadow them."""
+    prefix = "__Host-" if production else ""
+    return f"{prefix}streamspace_portal", f"{prefix}streamspace_portal_refresh"
+
+
+def local_path(target: str | None, default: str = "/") -> str:
+    """`target` when it is a path on this site (for ?next=), else `default`: never an open redirect."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return default
+    return target
+
+
+def refusal(exc: Exception) -> tuple[dict[str, str], int]:
+    """A service's refusal of a form as (`{field: message}`, HTTP status) for the form that caused
+    it ("" = the whole form). Services raise ValidationError(field, ...), which the shared mapping
+    turns into 400 `invalid <field>`; every other refusal (quota, conflict, ...) is the form's."""
+    from streamspace.http.api import as_http_error
+
+    error = as_http_error(exc, "portal")
+    if error.status >= 500:
+        raise exc
+    if error.status == 400 and error.error.startswith("invalid "):
+        return {error.error.removeprefix("invalid "): error.message}, 400
+    return {"": error.message}, error.status
+
+
+@dataclass(frozen=True)
+class PageRoute:
+    method: str
+    path: str
+    handler: Callable[[Page], Any]
+    access: Access
+    regex: re.Pattern[str]
+
+
+class Page:
+    """What a page handler sees: the request, the caller, the form, and ways to answer."""
+
+    def __init__(self, portal: Portal, raw: flask.Request, route: PageRoute, params: dict[str, str]) -> None:
+        self.portal = portal
+        self.raw = raw
+        self.route = route
+        self.params = params
+        self._caller: Principal | None = None
+        self.new_cookies: dict[str, str] | None = None  # set at login/refresh; {} clears them
+
+    @property
+    def caller(self) -> Principal:
+        if self._caller is None:
+            raise Unauthorized("log in first")
+        return self._caller
+
+    @cached_property
+    def client_ip(self) -> str:
+        """The caller's address exactly as the API reads it (only trusted proxies' headers count)."""
+        from streamspace.http.api import client_address
+
+        return client_address(self.raw.remote_addr, self.raw.headers.get("X-Forwarded-For"),
+                              self.portal.settings.trusted_proxies)
+
+    def param(self, name: str) -> str:
+        return self.params[name]
+
+    def query(self, name: str) -> str | None:
+        value = self.raw.args.get(name)
+        return value if value else None
+
+    @cached_property
+    def form(self) -> dict[str, str]:
+        return {key: value for key, value in self.raw.form.items()}
+
+    def field(self, name: str) -> str:
+        return self.form.get(name, "").strip()
+
+    @property
+    def csrf_token(self) -> str:
+        return self.portal.csrf_token(self._caller.family_id if self._caller else None)
+
+    def render(self, template_name: str, /, status: int = 200, **context: Any) -> flask.Response:
+        import flask
+
+        html = self.portal.jinja.get_template(template_name).render(page=self, caller=self._caller, **context)
+        return flask.Response(html, status=status, content_type="text/html; charset=utf-8")
+
+    def redirect(self, location: str) -> flask.Response:
+        import flask
+
+        return flask.Response("", status=303, headers={"Location": location})
+
+
+class Portal:
+    """The portal's pages, their access, and the per-request checks around them."""
+
+    def __init__(self, function: str = "portal") -> None:
+        from streamspace.http.api import Api
+
+        self.function = function
+        self.api = Api(function)  # the built-in JSON routes every function has: health, version, metrics
+        self.settings = self.api.settings
+        self.routes: list[PageRoute] = []
+        self.access_cookie, self.refresh_cookie = cookie_names(self.settings.production)
+        key_source = self.settings.secret_key or self.settings.jwt_keys[self.settings.jwt_signing_kid]
+        self._csrf_key = hashlib.sha256(b"streamspace portal csrf\0" + key_source.encode()).digest()
+        self.static_versions = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+                                for path in STATIC_DIR.iterdir() if path.suffix in STATIC_TYPES}
+
+    @cached_property
+    def jinja(self) -> jinja2.Environment:
+        import jinja2
+
+        env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATE_DIR)), autoescape=True,
+                                 undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+        env.globals["nav"] = ""
+        env.globals["static"] = lambda name: f"/assets/{name}?v={self.static_versions.get(name, '0')}"
+        from streamspace.portal import views
+
+        env.filters.update(views.FILTERS)
+        return env
+
+    # -- declaration -------------------------------------------------------------------------
+    def page(self, path: str, *, access: Access, methods: tuple[str, ...] = ("GET",)
+             ) -> Callable[[Callable[[Page], Any]], Callable[[Page], Any]]:
+        pattern = re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", path) + "/?$")
+
+        def register(handler: Callable[[Page], Any]) -> Callable[[Page], Any]:
+            for method in methods:
+                self.routes.append(PageRoute(method, path, handler, access, pattern))
+            return handler
+
+        return register
+
+    def match(self, method: str, path: str) -> tuple[PageRoute, dict[str, str]] | None:
+        for route in self.routes:
+            found = route.regex.match(path)
+            if found and (route.method == method or (method == "HEAD" and route.method == "GET")):
+                return route, found.groupdict()
+        return None
+
+    # -- CSRF --------------------------------------------------------------------------------
+    def csrf_token(self, family_id: str | None) -> str:
+        return hmac.new(self._csrf_key, (family_id or "anonymous").encode(), hashlib.sha256).hexdigest()
+
+    def _check_csrf(self, page: Page) -> None:
+        if page.raw.headers.get("Sec-Fetch-Site", "") == "cross-site":
+            raise Forbidden("a form from another site cannot change anything here", error="csrf")
+        if page.route.access.needs_token:
+            sent = page.raw.form.get("csrf") or page.raw.headers.get("X-CSRF-Token") or ""
+            if not hmac.compare_digest(sent, page.csrf_token):
+                raise Forbidden("this form has expired; reload the page and try again", error="csrf")
+
+    # -- the login cookie ----------------------------------------------------------------------
+    def _resolve_caller(self, page: Page) -> Principal:
+        from streamspace.auth.principal import authenticate
+        from streamspace.auth.refresh import refresh
+
+        access = page.raw.cookies.get(self.access_cookie)
+        if access:
+            try:
+                return authenticate(None, alternate_token=access)
+            except Unauthorized as exc:
+                if exc.error != "token expired":
+                    raise
+        renewal = page.raw.cookies.get(self.refresh_cookie)
+        if not renewal:
+            raise Unauthorized("log in first", error="login required")
+        tokens = refresh(renewal, page.client_ip)
+        page.new_cookies = {"token": tokens["token"], "refreshToken": tokens["refreshToken"]}
+        return authenticate(None, alternate_token=tokens["token"])
+
+    def _set_cookies(self, response: flask.Response, tokens: dict[str, str]) -> None:
+        secure = self.settings.production
+        if not tokens:
+            for name in (self.access_cookie, self.refresh_cookie):
+                response.set_cookie(name, "", max_age=0, path="/", secure=secure, httponly=True, samesite="Lax")
+            return
+        lifetime = self.settings.refresh_token_ttl_seconds
+        response.set_cookie(self.access_cookie, tokens["token"], max_age=lifetime, path="/", secure=secure,
+                            httponly=True, samesite="Lax")
+        response.set_cookie(self.refresh_cookie, tokens["refreshToken"], max_age=lifetime, path="/",
+                            secure=secure, httponly=True, samesite="Lax")
+
+    def _to_login(self, page: Page, message: str | None = None) -> flask.Response:
+        import flask
+
+        if page.raw.method == "GET":
+            back = page.raw.full_path.rstrip("?")
+        else:  # a form posted after the login ended: come back to the page it was on
+            referer = urlsplit(page.raw.headers.get("Referer", ""))
+            back = referer.path if referer.netloc == page.raw.host and referer.path else "/"
+        location = "/login?next=" + quote(local_path(back), safe="/")
+        if message:
+            location += "&reason=" + quote(message)
+        if page.raw.headers.get("X-Requested-With") == "streamspace-portal":  # our script: it navigates
+            response = flask.Response("", status=401, headers={"X-Login": location})
+        else:
+            response = flask.Response("", status=303, headers={"Location": location})
+        self._set_cookies(response, {})
+        return response
+
+    # -- dispatch ----------------------------------------------------------------------------
+    def __call__(self, request: flask.Request) -> flask.Response:
+        started = time.perf_counter()
+        request_id = request.headers.get("X-Request-Id", "")
+        if not re.fullmatch(r"[A-Za-z0-9._-]{8,64}", request_id):
+            request_id = uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        label = "unmatched"
+        try:
+            response = self._dispatch(request)
+            label = getattr(request, "_portal_route", label)
+        finally:
+            request_id_var.reset(token)
+        response.headers["X-Request-Id"] = request_id
+        for key, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(key, value)
+        response.headers.setdefault("Cache-Control", "no-store")
+        metrics.observe_request(self.function, request.method, label, response.status_code,
+                                time.perf_counter() - started)
+        return response
+
+    def _dispatch(self, request: flask.Request) -> flask.Response:
+        import flask
+
+        if request.path.startswith("/assets/"):
+            return self._static(request.path.removeprefix("/assets/"))
+        found = self.match(request.method, request.path)
+        if found is None and any(route.regex.match(request.path) for route in self.api.routes):
+            return self.api(request)
+        if found is None:
+            return self._error_page(request, NotFound("there is no page at this address"))
+        route, params = found
+        request._portal_route = route.path  # type: ignore[attr-defined]
+        page = Page(self, request, route, params)
+        try:
+            if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+                raise HttpError("the form is too large", error="too large")
+            if route.access.needs_token:
+                try:
+                    page._caller = self._resolve_caller(page)
+                except Unauthorized:
+                    return self._to_login(page)
+                except Forbidden as exc:
+                    return self._to_login(page, exc.message)
+                if not role_allows(page._caller.role, route.access):
+                    raise Forbidden(f"this page is for the {route.access.value} role")
+            if request.method == "POST":
+                self._check_csrf(page)
+            result = route.handler(page)
+            response = result if isinstance(result, flask.Response) else flask.Response(
+                result, content_type="text/html; charset=utf-8")
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a page a person can read
+            response = self._error_page(request, exc, page)
+        if page.new_cookies is not None:
+            self._set_cookies(response, page.new_cookies)
+        return response
+
+    def _error_page(self, request: flask.Request, exc: Exception, page: Page | None = None) -> flask.Response:
+        import flask
+
+        from streamspace.http.api import as_http_error
+
+        error = as_http_error(exc, self.function)
+        if page is None:
+            found = self.match("GET", "/login")
+            assert found is not None
+            page = Page(self, request, found[0], {})
+        try:
+            html = self.jinja.get_template("error.html").render(page=page, caller=page._caller, error=error)
+        except Exception:  # noqa: BLE001 - the error page itself must not fail
+            log.exception("error page failed")
+            html = "<!doctype html><title>Error</title><p>Something went wrong.</p>"
+        response = flask.Response(html, status=error.status, content_type="text/html; charset=utf-8")
+        return response
+
+    def _static(self, name: str) -> flask.Response:
+        import flask
+
+        path = STATIC_DIR / name
+        if "/" in name or name.startswith(".") or path.suffix not in STATIC_TYPES or not path.is_file():
+            return flask.Response("not found", status=404, content_type="text/plain")
+        response = flask.Response(path.read_bytes(), content_type=STATIC_TYPES[path.suffix])
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"  # URLs carry ?v=<hash>
+        return response
