@@ -195,3 +195,25 @@ def test_usable_at_390_pixels(person, base) -> None:
     me.goto("/sessions")
     terminate = me.page.locator("button", has_text="Terminate").first.bounding_box()
     assert terminate is not None and terminate["x"] + terminate["width"] <= 390
+
+
+def test_two_factor_login_in_the_browser(person, base) -> None:
+    import time
+
+    from streamspace.mfa import service as mfa
+    from streamspace.mfa.totp import code_at
+
+    username, user_id = new_user()
+    me_principal = principal(user_id, username)
+    secret = mfa.enroll(me_principal)["secret"]
+    mfa.confirm(me_principal, code_at(secret, time.time() - 30), "")  # the authenticator app's previous code
+    me = person(headers=_unique_client())
+    me.login(username, path="/login?next=/quota")
+    assert me.page.locator("h1").inner_text() == "Two-factor login"
+    me.check("login-two-factor")
+    me.page.fill("#f-code", "000000" if code_at(secret, time.time()) != "000000" else "111111")
+    me.page.click("button[type=submit]")
+    assert "that code is not valid" in me.page.locator("#f-code-error").inner_text()
+    me.page.fill("#f-code", code_at(secret, time.time()))
+    me.page.click("button[type=submit]")
+    me.page.wait_for_url(base + "/quota")

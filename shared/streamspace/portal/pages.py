@@ -22,6 +22,7 @@ LAUNCH_SIZES = (("Small", "1", "2Gi"), ("Medium", "2", "4Gi"), ("Large", "4", "8
 
 def register(portal: Portal) -> None:
     portal.page("/login", access=Access.PUBLIC, methods=("GET", "POST"))(login)
+    portal.page("/login/totp", access=Access.PUBLIC, methods=("POST",))(login_second_step)
     portal.page("/logout", access=Access.USER, methods=("POST",))(logout)
     portal.page("/", access=Access.USER)(catalog)
     portal.page("/catalog/{name}", access=Access.USER)(template_details)
@@ -52,8 +53,55 @@ def login(page: Page) -> Any:
         errors, status = refusal(exc)
         return page.render("login.html", status=status, next=target, errors=errors, username=username,
                            reason=None)
+    if tokens.get("mfaRequired"):
+        return _second_step(page, tokens, target, {}, 200)
+    return _logged_in(page, tokens, target)
+
+
+def _logged_in(page: Page, tokens: dict[str, Any], target: str) -> Any:
     page.new_cookies = {"token": tokens["token"], "refreshToken": tokens["refreshToken"]}  # always a new login
+    if tokens.get("recoveryCodes"):  # an enrolment made during this login: shown once
+        return page.render("login_totp.html", step=None, next=target, errors={},
+                           recovery_codes=tokens["recoveryCodes"], enrolment=None)
     return page.redirect(target)
+
+
+def _second_step(page: Page, step: dict[str, Any], target: str, errors: dict[str, str], status: int) -> Any:
+    """The password was right and the account has (or must set up) two-factor login: ask for a code."""
+    import base64
+
+    from streamspace.mfa.service import enroll_at_login
+
+    enrolment = None
+    if not step.get("enrolled"):
+        found = enroll_at_login({"mfaToken": step["mfaToken"]})
+        enrolment = {"secret": found["secret"],
+                     "qr": "data:image/svg+xml;base64," + base64.b64encode(found["qrSvg"].encode()).decode()}
+    return page.render("login_totp.html", status=status, step=step, next=target, errors=errors,
+                       recovery_codes=None, enrolment=enrolment)
+
+
+def login_second_step(page: Page) -> Any:
+    from streamspace.mfa.service import complete_login
+
+    target = local_path(page.form.get("next"))
+    body: dict[str, Any] = {"mfaToken": page.form.get("mfaToken", "")}
+    if page.field("recoveryCode"):
+        body["recoveryCode"] = page.field("recoveryCode")
+    else:
+        body["code"] = page.field("code")
+    try:
+        tokens = complete_login(body, page.client_ip)
+    except Exception as exc:  # noqa: BLE001 - a wrong code is asked again; an expired step starts over
+        errors, status = refusal(exc)
+        if getattr(exc, "error", "") == "invalid code":  # wrong, reused or too old: ask again
+            errors = {"code": errors[""]}
+        elif status == 401:  # the step expired or is unknown: start over with the password
+            return page.render("login.html", status=401, next=target, errors=errors, username="", reason=None)
+        step = {"mfaToken": body["mfaToken"], "enrolled": page.form.get("enrolled") == "1"}
+        return page.render("login_totp.html", status=status, step=step, next=target, errors=errors,
+                           recovery_codes=None, enrolment=None)
+    return _logged_in(page, tokens, target)
 
 
 def logout(page: Page) -> Any:
