@@ -209,6 +209,8 @@ def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_
         "sessions": {"path": "/api/v1/sessions", "headers": user},
         "templates": {"path": "/api/v1/templates", "headers": user},
         "users": {"path": "/api/v1/users/me", "headers": user},
+        # the portal's login cookie carries the same access token (its first page after login)
+        "portal": {"path": "/sessions", "headers": {"Cookie": f"streamspace_portal={user_token}"}},
         "webhooks": webhook(),
         "catalog-sync": event(ping_event(NS, "catalog-sync", json.dumps({"task": "catalog-sync"}))),
         "idle-sweep": event(ping_event(NS, "idle-sweep", json.dumps({"task": "idle-sweep"}))),

@@ -106,7 +106,7 @@ def users(page: Page) -> Any:
             return reply
     listing = list_users(role=None, provider=None, active=None, limit=500, offset=0)
     return page.render("admin/users.html", status=status, users=listing["users"], errors=errors,
-                       form=page.form, done=page.query("done"))
+                       form=page.form, done=page.done)
 
 
 def user_details(page: Page) -> Any:
@@ -135,7 +135,7 @@ def user_details(page: Page) -> Any:
     return page.render("admin/user.html", status=status, user=get_user(user_id),
                        quota=user_quota(user_id), bars=views.quota_bars(user_quota(user_id)),
                        groups=user_groups(user_id).get("groups", []), errors=errors, form=page.form,
-                       done=page.query("done"))
+                       done=page.done)
 
 
 # -- groups ---------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def groups(page: Page) -> Any:
             return reply
     listing = list_groups(type_=None, parent_id=None, limit=500, offset=0)
     return page.render("admin/groups.html", status=status, groups=listing["groups"], errors=errors,
-                       form=page.form, done=page.query("done"))
+                       form=page.form, done=page.done)
 
 
 def group_details(page: Page) -> Any:
@@ -188,7 +188,7 @@ def group_details(page: Page) -> Any:
                        members=list_members(group_id, 500, 0).get("members", []),
                        users=list_users(role=None, provider=None, active=True, limit=500, offset=0)["users"],
                        quota=quota, bars=views.quota_bars(quota), errors=errors, form=page.form,
-                       done=page.query("done"))
+                       done=page.done)
 
 
 # -- template repositories and templates ----------------------------------------------------------
@@ -206,7 +206,7 @@ def repositories(page: Page) -> Any:
             return reply
     return page.render("admin/repositories.html", status=status,
                        repositories=repos.list_repositories(500, 0)["repositories"], errors=errors,
-                       form=page.form, done=page.query("done"))
+                       form=page.form, done=page.done)
 
 
 def repository_details(page: Page) -> Any:
@@ -224,7 +224,7 @@ def repository_details(page: Page) -> Any:
         if reply is not None:
             return reply
     return page.render("admin/repository.html", status=status, repository=repos.get_repository(repository_id),
-                       errors=errors, done=page.query("done"))
+                       errors=errors, done=page.done)
 
 
 def templates(page: Page) -> Any:
@@ -242,7 +242,7 @@ def templates(page: Page) -> Any:
     catalog = browse.list_templates(category=None, tag=None, q=q, repository=None, limit=200, offset=0)
     return page.render("admin/templates.html", status=status,
                        installed=templates_api.list_templates(limit=1000)["templates"],
-                       catalog=catalog["templates"], q=q or "", errors=errors, done=page.query("done"))
+                       catalog=catalog["templates"], q=q or "", errors=errors, done=page.done)
 
 
 # -- nodes, settings, audit -----------------------------------------------------------------------
@@ -275,7 +275,7 @@ def nodes(page: Page) -> Any:
                 return reply
         errors = {f"{name}:{key}": message for key, message in errors.items()}
     return page.render("admin/nodes.html", status=status, nodes=cluster_admin.list_nodes(), errors=errors,
-                       form=page.form, done=page.query("done"))
+                       form=page.form, done=page.done)
 
 
 def platform_settings(page: Page) -> Any:
@@ -295,7 +295,7 @@ def platform_settings(page: Page) -> Any:
         if reply is not None:
             return reply
     return page.render("admin/settings.html", status=status, config=current, errors=errors, form=page.form,
-                       done=page.query("done"))
+                       done=page.done)
 
 
 def _day(value: str | None, field: str) -> datetime | None:

@@ -201,7 +201,7 @@ def _my_sessions(page: Page) -> list[dict[str, Any]]:
 
 
 def my_sessions(page: Page) -> Any:
-    return page.render("sessions.html", sessions=_my_sessions(page), views=views, done=page.query("done"))
+    return page.render("sessions.html", sessions=_my_sessions(page), views=views, done=page.done)
 
 
 def sessions_fragment(page: Page) -> Any:
@@ -215,7 +215,7 @@ def _session(page: Page) -> dict[str, Any]:
 
 
 def session_details(page: Page) -> Any:
-    return page.render("session.html", session=_session(page), views=views, done=page.query("done"),
+    return page.render("session.html", session=_session(page), views=views, done=page.done,
                        error=None)
 
 

@@ -134,6 +134,11 @@ class Page:
         value = self.raw.args.get(name)
         return value if value else None
 
+    @property
+    def done(self) -> str | None:
+        """What the redirect after a successful change reports (?done=...), on that GET only."""
+        return self.query("done") if self.raw.method == "GET" else None
+
     @cached_property
     def form(self) -> dict[str, str]:
         return {key: value for key, value in self.raw.form.items()}
