@@ -68,6 +68,16 @@ def test_a_user_launches_watches_and_ends_a_session(person, base) -> None:
     assert "1 CPU, 2Gi memory" in me.page.locator(".facts").inner_text()
     me.check("session-running")
 
+    with me.context.expect_page() as opened:  # Open: a new tab on the session's own host
+        me.page.click(f"#open-{session}")
+    desktop = opened.value
+    expect(desktop).to_have_title(f"Simulated desktop {session}", timeout=30_000)
+    assert desktop.url.startswith(f"http://{session}.localhost:")  # the ticket was redeemed, then "/"
+    assert "ticket" not in desktop.url
+    host_cookies = me.context.cookies(desktop.url)
+    assert host_cookies and all(c["name"] != "streamspace_portal" for c in host_cookies)  # never the login
+    desktop.close()
+
     me.goto("/sessions")
     row = me.page.locator(f"#row-{session}")
     assert "running · Running" in row.inner_text()

@@ -290,12 +290,20 @@ def platform_settings(page: Page) -> Any:
             if isinstance(value, bool):
                 changes[key] = page.form.get(key) == "on"
             elif key in page.form:
-                changes[key] = page.form[key].strip()
+                changes[key] = _setting_from_form(page.form[key].strip(), value)
         reply, errors, status = _submit(page, lambda: update_config(changes, page.caller, page.client_ip), "saved")
         if reply is not None:
             return reply
     return page.render("admin/settings.html", status=status, config=current, errors=errors, form=page.form,
                        done=page.done)
+
+
+def _setting_from_form(text: str, current: Any) -> Any:
+    """A form field as the JSON the config API takes: numbers stay numbers, an empty optional
+    number is null (the service validates the value itself)."""
+    if current is None or isinstance(current, int):
+        return None if text == "" else int(text) if text.isdigit() else text
+    return text
 
 
 def _day(value: str | None, field: str) -> datetime | None:

@@ -201,11 +201,16 @@ def _my_sessions(page: Page) -> list[dict[str, Any]]:
 
 
 def my_sessions(page: Page) -> Any:
-    return page.render("sessions.html", sessions=_my_sessions(page), views=views, done=page.done)
+    sessions = _my_sessions(page)
+    return page.render("sessions.html", sessions=sessions, views=views, done=page.done,
+                       live_version=views.live_version(sessions))
 
 
 def sessions_fragment(page: Page) -> Any:
-    return page.render("_session_rows.html", sessions=_my_sessions(page), views=views)
+    sessions = _my_sessions(page)
+    response = page.render("_session_rows.html", sessions=sessions, views=views)
+    response.headers["X-Live-Version"] = views.live_version(sessions)
+    return response
 
 
 def _session(page: Page) -> dict[str, Any]:
@@ -215,12 +220,16 @@ def _session(page: Page) -> dict[str, Any]:
 
 
 def session_details(page: Page) -> Any:
-    return page.render("session.html", session=_session(page), views=views, done=page.done,
-                       error=None)
+    session = _session(page)
+    return page.render("session.html", session=session, views=views, done=page.done, error=None,
+                       live_version=views.live_version(session))
 
 
 def session_fragment(page: Page) -> Any:
-    return page.render("_session_status.html", session=_session(page), views=views)
+    session = _session(page)
+    response = page.render("_session_status.html", session=session, views=views)
+    response.headers["X-Live-Version"] = views.live_version(session)
+    return response
 
 
 def session_action(page: Page) -> Any:
@@ -236,9 +245,11 @@ def session_action(page: Page) -> Any:
             return page.redirect("/sessions?done=deleted")
         elif action == "open":
             opened = service.connect(page.caller, name, page.client_ip, page.raw.headers.get("User-Agent", ""))
-            target = opened.get("openUrl") or opened.get("sessionUrl")
-            if target and opened.get("openUrl"):
-                return page.redirect(target)
+            if opened.get("openUrl"):
+                # A page that moves on by itself rather than a redirect: the CSP's form-action
+                # 'self' also governs where a form's redirect may lead, and the desktop is on
+                # its own host.
+                return page.render("opening.html", session=name, open_url=opened["openUrl"])
             return page.redirect(f"/sessions/{name}?done=opening")
         else:
             raise NotFound(f"no action {action!r}")
@@ -246,19 +257,21 @@ def session_action(page: Page) -> Any:
         raise
     except Exception as exc:  # noqa: BLE001 - a refused action (already terminated...) is shown on the page
         errors, status = refusal(exc)
-        return page.render("session.html", status=status, session=_session(page), views=views, done=None,
-                           error=" ".join(errors.values()))
+        session = _session(page)
+        return page.render("session.html", status=status, session=session, views=views, done=None,
+                           error=" ".join(errors.values()), live_version=views.live_version(session))
     return page.redirect(f"{back}{'&' if '?' in back else '?'}done={action}")
 
 
 def events(page: Page) -> Any:
-    """The live session stream for this page's script: the API's own stream function, so it is
-    owner-scoped the same way, authenticated by the login cookie instead of a token in the URL."""
+    """The live session stream for this page's script: the API's own stream (pushed on every change,
+    bounded in time, owner-scoped the same way), authenticated by the login cookie instead of a token
+    in the URL."""
     import flask
 
-    from streamspace.sessions.service import sessions_event_stream
+    from streamspace.sessions.live import event_stream
 
-    stream = sessions_event_stream(page.caller)
+    stream = event_stream(page.caller)
     return flask.Response(stream, content_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
 
 

@@ -174,4 +174,14 @@ def bar_chart(values: list[tuple[str, float]], *, width: int = 360, height: int 
     return columns
 
 
+def live_version(data: Any) -> str:
+    """A fingerprint of what a live region shows: the page's script swaps the region only when it
+    changed (the clocks in it tick in the browser), so a control is never replaced under the user."""
+    import hashlib
+
+    from streamspace.http.api import dumps
+
+    return hashlib.sha256(dumps(data)).hexdigest()[:16]
+
+
 FILTERS: dict[str, Any] = {"seconds": human_seconds}

@@ -48,10 +48,15 @@
             window.location.assign(response.headers.get("X-Login") || "/login");
             return null;
           }
-          return response.ok ? response.text() : null;
+          if (!response.ok) return null;
+          var version = response.headers.get("X-Live-Version");
+          if (version && version === region.dataset.liveVersion) return null;  // nothing changed
+          return response.text().then(function (html) { return { html: html, version: version }; });
         })
-        .then(function (html) {
-          if (html !== null && html.trim() !== region.innerHTML.trim()) swap(region, html);
+        .then(function (fresh) {
+          if (fresh === null) return;
+          region.dataset.liveVersion = fresh.version || "";
+          swap(region, fresh.html);
         })
         .catch(function () { /* the next event tries again */ });
     });
