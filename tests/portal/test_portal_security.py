@@ -191,3 +191,16 @@ def test_a_disabled_user_is_logged_out_of_the_portal(base) -> None:
     assert reply.status_code == 303 and reply.headers["Location"].startswith("/login?next=/sessions")
     again = requests.post(base + "/login", data={"username": username, "password": PASSWORD}, timeout=30)
     assert again.status_code == 403 and "this account is disabled" in again.text
+
+
+def test_bad_requests_change_nothing(base, victim) -> None:
+    http = _login(base, victim["username"])
+    csrf = _csrf(http, base)
+    huge = http.post(f"{base}/sessions/{victim['session']}/terminate", data={"csrf": csrf, "pad": "x" * 200_000},
+                     allow_redirects=False, timeout=30)
+    assert huge.status_code == 413
+    unknown = http.post(f"{base}/sessions/{victim['session']}/explode", data={"csrf": csrf},
+                        allow_redirects=False, timeout=30)
+    assert unknown.status_code == 404
+    assert _session_state(victim["session"]) == "running"
+    assert http.get(base + "/no/such/page", timeout=30).status_code == 404

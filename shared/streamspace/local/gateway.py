@@ -68,16 +68,30 @@ class Gateway:
             found = self.ingress.rule_for(plain_host(host))
             if found is not None:
                 return self.ingress.serve(environ, start_response, found)
+            if _under_ingress_domain(plain_host(host)):
+                # A session host whose Ingress is gone: an ingress controller has no rule for it
+                # either (its default backend answers 404); it never reaches the API's routes.
+                return _not_found(start_response, f"no session is served at {plain_host(host)}")
         path = environ.get("PATH_INFO", "/")
         # /metrics is not routed publicly (HTTPRoute); locally every function shares one process and
         # one registry, so any function's /metrics serves them all, e.g. to compose's Prometheus.
         function = "metrics" if path == "/metrics" else route_path(path)
         app = self.apps.get(function) if function else None
         if app is None:
-            body = json.dumps({"error": "not found", "message": f"no route for {environ.get('PATH_INFO')}"}).encode()
-            start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
-            return [body]
+            return _not_found(start_response, f"no route for {environ.get('PATH_INFO')}")
         return app(environ, start_response)
+
+
+def _not_found(start_response: Callable[..., Any], message: str) -> list[bytes]:
+    body = json.dumps({"error": "not found", "message": message}).encode()
+    start_response("404 Not Found", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _under_ingress_domain(name: str) -> bool:
+    from streamspace.settings_store import INGRESS_DOMAIN, get_config
+
+    return name.endswith("." + str(get_config()[INGRESS_DOMAIN]))
 
 
 def serve_with_gunicorn(host: str, port: int) -> None:

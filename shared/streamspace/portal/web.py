@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
 from streamspace.http.api import Access, role_allows
-from streamspace.http.errors import Forbidden, HttpError, NotFound, Unauthorized
+from streamspace.http.errors import Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from streamspace.observability import metrics, request_id_var
 
 if TYPE_CHECKING:
@@ -307,7 +307,8 @@ class Portal:
         page = Page(self, request, route, params)
         try:
             if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-                raise HttpError("the form is too large", error="too large")
+                raise PayloadTooLarge(f"the form is larger than {MAX_FORM_BYTES} bytes")
+            request.max_content_length = MAX_FORM_BYTES  # also bounds a body sent without a length
             if route.access.needs_token:
                 try:
                     page._caller = self._resolve_caller(page)
