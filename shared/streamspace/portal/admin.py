@@ -300,7 +300,9 @@ def platform_settings(page: Page) -> Any:
 
 def _setting_from_form(text: str, current: Any) -> Any:
     """A form field as the JSON the config API takes: numbers stay numbers, an empty optional
-    number is null (the service validates the value itself)."""
+    number is null, lists are comma-separated (the service validates the values itself)."""
+    if isinstance(current, list):  # shown comma-separated
+        return [item.strip() for item in text.split(",") if item.strip()]
     if current is None or isinstance(current, int):
         return None if text == "" else int(text) if text.isdigit() else text
     return text
