@@ -143,8 +143,8 @@ def make_user(username: str, *, role: str = "user", password: str) -> str:
 def run() -> dict[str, Any]:
     from bench.support import benchmark_database
     from streamspace import templates_api
+    from streamspace.auth.login import login
     from streamspace.auth.principal import Principal
-    from streamspace.auth.tokens import issue_access_token
     from streamspace.local.runner import LocalStack
     from streamspace.sessions.service import create_session
 
@@ -163,9 +163,8 @@ def run() -> dict[str, Any]:
             time.sleep(0.1)
         user_id = make_user("bench-user", password=PASSWORD)
         session = create_session(Principal(user_id, "bench-user", "user", (), None), {"template": "firefox"})["name"]
-        token, _ = issue_access_token(user_id=user_id, username="bench-user", role="user", groups=[], family_id=None)
-        admin_token, _ = issue_access_token(user_id=admin_id, username="bench-admin", role="admin", groups=[],
-                                            family_id=None)
+        token = login({"username": "bench-user", "password": PASSWORD}, "127.0.0.1")["token"]
+        admin_token = login({"username": "bench-admin", "password": PASSWORD}, "127.0.0.1")["token"]
         base = stack.api_url
         weight = _page_weight(base, f"streamspace_portal={token}",
                               ["/login", "/", "/catalog/firefox", "/sessions", f"/sessions/{session}", "/quota"])

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,36 +25,24 @@ PASSWORD = "portal-password-1"
 
 
 def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(0.1)
+    from tests.sim.sim_helpers import eventually
+
+    return eventually(predicate, what, timeout)
 
 
 @pytest.fixture(scope="module")
 def stack(db_url: str) -> Iterator[Any]:
     """Everything `make run` starts, on a free port, against this module's database."""
     from streamspace import kube
-    from streamspace.config import reset_settings
     from streamspace.local.runner import LocalStack
+    from tests.conftest import environment
 
-    keys = ("DATABASE_URL", "KUBECONFIG", "K_SINK", "CATALOG_ALLOW_FILE_URLS")
-    saved = {key: os.environ.get(key) for key in keys}
-    os.environ["CATALOG_ALLOW_FILE_URLS"] = "true"  # the test repositories are local git folders
-    reset_settings()
-    local = LocalStack(cluster="sim", kubelet_delay=0.3, announce=lambda line: None).start()
-    yield local
-    local.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-    reset_settings()
+    # LocalStack points DATABASE_URL, KUBECONFIG and K_SINK at what it started: put them back after.
+    kept = {key: os.environ.get(key) for key in ("DATABASE_URL", "KUBECONFIG", "K_SINK")}
+    with environment(CATALOG_ALLOW_FILE_URLS="true", **kept):  # the test repositories are local git folders
+        local = LocalStack(cluster="sim", kubelet_delay=0.3, announce=lambda line: None).start()
+        yield local
+        local.stop()
     kube.reset_client()
 
 

@@ -410,9 +410,7 @@ class Api:
 
     def __call__(self, request: flask.Request) -> flask.Response:
         started = time.perf_counter()
-        request_id = request.headers.get("X-Request-Id", "")
-        if not re.fullmatch(r"[A-Za-z0-9._-]{8,64}", request_id):
-            request_id = uuid.uuid4().hex
+        request_id = request_id_of(request)
         token = request_id_var.set(request_id)
         function_token = function_var.set(self.function)
         route_label = "unmatched"
@@ -510,6 +508,12 @@ def _let_upgrades_through(path: str) -> None:
     app.url_map.add(Rule(path, endpoint=endpoint, websocket=True))
     # functions-framework's own view ("run") is registered after the module ran: look it up per call.
     app.view_functions[endpoint] = lambda: app.view_functions["run"](path=path.lstrip("/"))
+
+
+def request_id_of(request: flask.Request) -> str:
+    """The caller's X-Request-Id when it is a plausible id, else a new one (it goes into logs)."""
+    request_id = request.headers.get("X-Request-Id", "")
+    return request_id if re.fullmatch(r"[A-Za-z0-9._-]{8,64}", request_id) else uuid.uuid4().hex
 
 
 def as_http_error(exc: Exception, function: str) -> HttpError:

@@ -22,7 +22,6 @@ import hmac
 import logging
 import re
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -273,10 +272,10 @@ class Portal:
 
     # -- dispatch ----------------------------------------------------------------------------
     def __call__(self, request: flask.Request) -> flask.Response:
+        from streamspace.http.api import request_id_of
+
         started = time.perf_counter()
-        request_id = request.headers.get("X-Request-Id", "")
-        if not re.fullmatch(r"[A-Za-z0-9._-]{8,64}", request_id):
-            request_id = uuid.uuid4().hex
+        request_id = request_id_of(request)
         token = request_id_var.set(request_id)
         label = "unmatched"
         try:
