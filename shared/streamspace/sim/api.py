@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from . import builtin, cel
+from . import builtin, cel, listtypes
 from . import patch as patchlib
 from .errors import ApiError, already_exists, bad_request, conflict, invalid, not_found
 from .resources import CRD_GROUP, CrdError, Registry, ResourceType
@@ -210,7 +210,7 @@ class Api:
 
     def create(self, rt: ResourceType, ns: str, body: Any, *, manager: str | None = None,
                dry_run: bool = False, strict: bool = False) -> dict[str, Any]:
-        with self.store.txn():
+        with self.store.txn(), listtypes.using(self.list_keys(rt)):
             return self._create(rt, ns, body, manager=manager, dry_run=dry_run, applied_paths=None, strict=strict)
 
     def _create(self, rt: ResourceType, ns: str, body: Any, *, manager: str | None, dry_run: bool,
@@ -315,7 +315,7 @@ class Api:
         self._check_kind(rt, body)
         if meta.get("name") and meta["name"] != name:
             raise bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
-        with self.store.txn():
+        with self.store.txn(), listtypes.using(self.list_keys(rt)):
             old = self._existing(rt, ns, name)
             rv = meta.get("resourceVersion")
             if not rv and rt.is_crd:
@@ -327,6 +327,18 @@ class Api:
     def patch(self, rt: ResourceType, ns: str, name: str, content_type: str, body: Any, *,
               subresource: str | None = None, manager: str | None = None, force: bool = False,
               dry_run: bool = False, strict: bool = False) -> tuple[int, dict[str, Any]]:
+        with listtypes.using(self.list_keys(rt)):
+            return self._patch(rt, ns, name, content_type, body, subresource=subresource, manager=manager,
+                               force=force, dry_run=dry_run, strict=strict)
+
+    @staticmethod
+    def list_keys(rt: ResourceType) -> listtypes.ListKeys:
+        """How lists of this kind merge: its CRD schema for custom resources, else the official schemas."""
+        return listtypes.crd_list_keys(rt.schema) if rt.is_crd else listtypes.builtin_list_keys()
+
+    def _patch(self, rt: ResourceType, ns: str, name: str, content_type: str, body: Any, *,
+               subresource: str | None, manager: str | None, force: bool, dry_run: bool,
+               strict: bool) -> tuple[int, dict[str, Any]]:
         if content_type in (APPLY, APPLY_CBOR):
             return self._apply(rt, ns, name, body, subresource=subresource, manager=manager, force=force,
                                dry_run=dry_run, strict=strict)

@@ -147,25 +147,15 @@ def json_patch(doc: Any, ops: Any) -> Any:
 
 # ---------------------------------------------------------------- strategic merge patch
 
-# Lists the built-in types merge by key instead of replacing (subset of the Go struct tags).
-_MERGE_LISTS = {"containers", "initContainers", "ephemeralContainers", "env", "volumes", "volumeMounts", "ports",
-                "imagePullSecrets", "conditions", "ownerReferences", "hostAliases", "volumeDevices"}
-_KEY_CANDIDATES = ("name", "containerPort", "port", "mountPath", "devicePath", "uid", "ip")
-
-
 def list_key(field: str | None, items: list[Any]) -> str | None:
-    """The merge key of a list, or None when it is atomic (replaced whole)."""
+    """The merge key of a list, or None when it is atomic (replaced whole): from the schema of the
+    kind being written (see listtypes), the first candidate key every item carries."""
+    from .listtypes import current
+
     dicts = [i for i in items if isinstance(i, dict)]
-    if not dicts or len(dicts) != len(items):
+    if field is None or not dicts or len(dicts) != len(items):
         return None
-    if field == "conditions" and all("type" in i for i in dicts):
-        return "type"
-    if field == "ownerReferences" and all("uid" in i for i in dicts):
-        return "uid"
-    for cand in _KEY_CANDIDATES:
-        if all(cand in i for i in dicts):
-            return cand if (cand == "name" or field in _MERGE_LISTS) else None
-    return None
+    return next((key for key in current().get(field, ()) if all(key in i for i in dicts)), None)
 
 
 def _strip_directives(value: Any) -> Any:
@@ -182,7 +172,7 @@ def _smp_list(current: list[Any], patch: list[Any], field: str) -> list[Any]:
     if field == "finalizers":
         return list(current) + [i for i in patch if i not in current]
     key = list_key(field, [i for i in patch if not (isinstance(i, dict) and set(i) <= {"$patch"})])
-    if field not in _MERGE_LISTS or key is None or not all(isinstance(c, dict) and key in c for c in current):
+    if key is None or not all(isinstance(c, dict) and key in c for c in current):
         return [_strip_directives(i) for i in patch]
     result = [copy.deepcopy(c) for c in current]
     for item in patch:
