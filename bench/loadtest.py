@@ -212,6 +212,33 @@ def run(users: int = 200, seconds: float = 180, heartbeat_interval: float = 3.0,
         except subprocess.TimeoutExpired:
             system.kill()
             system.wait()
+        _stop_database(data_dir)
+
+
+def _stop_database(data_dir: Path) -> None:
+    """The embedded server can outlive `make run` (the sampler attached to it too): stop its
+    postmaster (smart shutdown, then fast) and remove the throwaway data folder."""
+    import shutil
+    import signal
+
+    pid_file = data_dir / "pgdata" / "postmaster.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        pid = 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        if not pid:
+            break
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            break
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and pid_file.exists():
+            time.sleep(0.2)
+        if not pid_file.exists():
+            break
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def main(argv: list[str]) -> int:
