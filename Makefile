@@ -56,14 +56,18 @@ $(TEST_PROVIDER_STAMP): $(TEST_PROVIDER_DIR)/package.json $(TEST_PROVIDER_DIR)/p
 .PHONY: test-provider
 test-provider: $(TEST_PROVIDER_STAMP) ## Install the OpenID Provider the SSO tests start (oidc-provider, npm ci)
 
+# Tests run in random order (pytest-randomly prints the seed; replay an order with
+# PYTEST_ARGS=--randomly-seed=N). `--dist loadfile` keeps a module's tests on one worker because
+# they share the module's database and simulated cluster (start-up cost), not for their order.
 .PHONY: test
-test: $(STAMP) tools test-provider browser ## Run the whole test suite (starts its own embedded Postgres, simulated cluster, OpenID Provider, chromium)
-	@$(PY) -m pytest -n 2 --dist loadfile -q $(PYTEST_ARGS)
+test: $(STAMP) tools test-provider browser ## Run the whole test suite in random order (starts its own embedded Postgres, simulated cluster, OpenID Provider, chromium)
+	@$(PY) -m pytest -n 2 --dist loadfile -p randomly -q $(PYTEST_ARGS)
 
 .PHONY: lint
-lint: $(STAMP) ## ruff + mypy (shared library)
+lint: $(STAMP) ## ruff + mypy (shared library) + import-linter (the layers in pyproject.toml)
 	@$(VENV)/bin/ruff check shared functions tests bench
 	@$(VENV)/bin/mypy shared/streamspace
+	@$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: bench
 bench: $(STAMP) wrk ## The production table: functions served by functions-framework, driven by wrk, as ratios to hello world

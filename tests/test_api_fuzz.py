@@ -1,5 +1,6 @@
 """Fuzzing every route of the OpenAPI document (schemathesis) through the real gateway, as an admin
-and anonymously: whatever it sends, the API never answers with a server error."""
+and anonymously: whatever it sends, the API never answers with a server error, nor with a 503
+while everything it depends on is up."""
 
 from __future__ import annotations
 
@@ -34,6 +35,23 @@ def admin_headers(db_url: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token_for(user_id, 'fuzzadmin', 'admin')}"}
 
 
+# A 503 passes only when it is true: a feature this test environment leaves switched off, or a
+# dependency (database, cluster) that really does not answer right now, probed right after.
+DISABLED_HERE = {"webhooks disabled"}
+
+
+def _dependencies_answer() -> bool:
+    from streamspace import kube
+    from streamspace.db import DatabaseUnavailable, fetch_one
+
+    try:
+        fetch_one("SELECT 1 AS ok")
+        kube.list_objects("Namespace", limit=1)
+    except (DatabaseUnavailable, kube.KubeError):
+        return False
+    return True
+
+
 DOCUMENT = json.loads(published_document())
 OPERATIONS = sorted((method.upper(), path) for path, item in DOCUMENT["paths"].items() for method in item)
 
@@ -49,7 +67,10 @@ def test_no_route_answers_a_server_error(method: str, path: str, gateway: str, a
     def fuzz(case) -> None:
         for headers in (admin_headers, {}):
             response = case.call(base_url=gateway, headers=headers, timeout=30)
-            assert response.status_code < 500 or response.status_code in (501, 503), (
-                f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}")
+            said = f"{case.method} {case.formatted_path} -> {response.status_code}: {response.text[:300]}"
+            if response.status_code == 503:
+                assert response.json().get("error") in DISABLED_HERE or not _dependencies_answer(), said
+                continue
+            assert response.status_code < 500 or response.status_code == 501, said
 
     fuzz()

@@ -15,12 +15,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
+
+from streamspace.encoding import json_default
 
 if TYPE_CHECKING:
     import psycopg
 
-    from streamspace.auth.principal import Principal
+
+class Actor(Protocol):
+    """Who acts: the calling `auth.principal.Principal` fits (audit sits below auth and never imports it)."""
+
+    @property
+    def user_id(self) -> str: ...
+
+    @property
+    def username(self) -> str: ...
 
 _INSERT = (
     "INSERT INTO audit_log (actor_id, actor, action, target_type, target, client_ip, details)"
@@ -28,13 +38,7 @@ _INSERT = (
 )
 
 
-def _default(value: Any) -> Any:
-    from streamspace.http.api import _json_default
-
-    return _json_default(value)
-
-
-def record(conn: psycopg.Connection[Any], actor: Principal | None, action: str, target_type: str, target: str,
+def record(conn: psycopg.Connection[Any], actor: Actor | None, action: str, target_type: str, target: str,
            client_ip: str = "", details: Mapping[str, Any] | None = None, *, actor_name: str | None = None) -> None:
     """Append one audit row on `conn` (the transaction of the change). Never put secrets in details.
 
@@ -43,7 +47,7 @@ def record(conn: psycopg.Connection[Any], actor: Principal | None, action: str, 
     if actor_name is None:
         actor_name = actor.username if actor is not None else "system"
     conn.execute(_INSERT, (actor_id, actor_name, action, target_type, str(target), client_ip or "",
-                           json.dumps(dict(details or {}), default=_default)))
+                           json.dumps(dict(details or {}), default=json_default)))
 
 
 def record_many(conn: psycopg.Connection[Any], action_rows: list[tuple[str, str, str, Mapping[str, Any]]], *,
@@ -53,7 +57,7 @@ def record_many(conn: psycopg.Connection[Any], action_rows: list[tuple[str, str,
     if not action_rows:
         return
     conn.cursor().executemany(_INSERT, [
-        (None, actor_name, action, target_type, str(target), "", json.dumps(dict(details), default=_default))
+        (None, actor_name, action, target_type, str(target), "", json.dumps(dict(details), default=json_default))
         for action, target_type, target, details in action_rows])
 
 

@@ -23,8 +23,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamspace import kube
-from streamspace.domain.errors import ValidationError
-from streamspace.http.errors import BadRequest, NotFound
+from streamspace.domain.errors import Invalid, NotFound, ValidationError
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -645,7 +644,7 @@ def pod_logs(namespace: str, name: str, container: str | None, tail_lines: int, 
                                  query={"container": container, "tailLines": tail_lines, "limitBytes": limit_bytes})
     except kube.KubeError as exc:
         if exc.status == 400:  # no such container, or it has not started: the API server says which
-            raise BadRequest(exc.message or "the log is not available", error="logs unavailable") from None
+            raise Invalid(exc.message or "the log is not available", error="logs unavailable") from None
         raise
     return {"namespace": namespace, "pod": name, "container": container, "tailLines": tail_lines,
             "limitBytes": limit_bytes, "truncated": len(text.encode()) >= limit_bytes, "logs": text}

@@ -17,8 +17,7 @@ import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamspace.http.api import register_error_mapper
-from streamspace.http.errors import BadRequest, Conflict, HttpError, NotFound, ServiceUnavailable
+from streamspace.domain.errors import DomainError, ErrorKind
 from streamspace.observability import function_var
 
 if TYPE_CHECKING:
@@ -73,14 +72,25 @@ KINDS: dict[str, Kind] = {
 }
 
 
-class KubeError(Exception):
-    """A Kubernetes API answer other than success, with the server's status and message."""
+_KINDS = {404: ErrorKind.NOT_FOUND, 409: ErrorKind.CONFLICT, 400: ErrorKind.INVALID, 422: ErrorKind.INVALID,
+          401: ErrorKind.FORBIDDEN, 403: ErrorKind.FORBIDDEN, 429: ErrorKind.UNAVAILABLE}
+
+
+class KubeError(DomainError):
+    """A Kubernetes API answer other than success, with the server's status and message.
+
+    Its kind follows the status; it is retryable on 409 (a write raced another), 429 and 5xx, and
+    never on 401/403 (RBAC) or 400/422 (the object itself is wrong): those fail the same way again."""
 
     def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(f"{status} {reason}: {message}")
+        super().__init__(message, error=reason)
+        self.args = (f"{status} {reason}: {message}",)
         self.status = status
         self.reason = reason
-        self.message = message
+
+    @property
+    def kind(self) -> ErrorKind:  # type: ignore[override]
+        return _KINDS.get(self.status, ErrorKind.UNAVAILABLE if self.status >= 500 else ErrorKind.INTERNAL)
 
     @property
     def not_found(self) -> bool:
@@ -91,7 +101,7 @@ class KubeError(Exception):
         return self.status == 409
 
     @property
-    def retryable(self) -> bool:
+    def retryable(self) -> bool:  # type: ignore[override]
         return self.status in (409, 429) or self.status >= 500
 
 
@@ -303,20 +313,3 @@ def delete(kind: str, name: str, namespace: str | None = None, *, propagation: s
         raise
     return True
 
-
-def http_error_for(exc: Exception) -> HttpError | None:
-    """Kubernetes answers as API answers: 404 -> 404, 409 -> 409, 422 -> 400 with the server's
-    message, unreachable or 5xx -> 503."""
-    if not isinstance(exc, KubeError):
-        return None
-    if exc.status == 404:
-        return NotFound(exc.message or "not found")
-    if exc.status == 409:
-        return Conflict(exc.message or "conflict", error="conflict")
-    if exc.status in (400, 422):
-        return BadRequest(exc.message or "rejected by the Kubernetes API", error="invalid object")
-    return ServiceUnavailable(f"the Kubernetes API is unavailable ({exc.status} {exc.reason})",
-                              error="cluster unavailable")
-
-
-register_error_mapper(http_error_for)

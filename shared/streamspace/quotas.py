@@ -21,8 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamspace.http.api import register_error_mapper
-from streamspace.http.errors import Forbidden, HttpError
+from streamspace.domain.errors import Forbidden, NotFound, ValidationError
 
 if TYPE_CHECKING:
     import psycopg
@@ -63,8 +62,8 @@ def display(resource: str, amount: int) -> str:
     return format_memory(amount)
 
 
-class QuotaExceeded(Exception):
-    """A create would take a user or group past a limit. The HTTP layer answers 403 with `body()`."""
+class QuotaExceeded(Forbidden):
+    """A create would take a user or group past a limit: 403 with the `quota` that refused it."""
 
     def __init__(self, limit: str, scope: str, current: str, requested: str, maximum: str) -> None:
         self.limit = limit  # which resource: sessions | cpu | memory | storage
@@ -74,26 +73,9 @@ class QuotaExceeded(Exception):
         self.maximum = maximum
         where = "your" if scope == "user" else f"group {scope.split(':', 1)[1]!r}"
         super().__init__(f"{limit} quota exceeded for {where} quota: {current} in use, {requested} requested,"
-                         f" limit {maximum}")
-
-    @property
-    def message(self) -> str:
-        return str(self)
-
-    def body(self) -> dict[str, Any]:
-        return {"error": "Quota exceeded", "message": self.message,
-                "quota": {"resource": self.limit, "scope": self.scope, "current": self.current,
-                          "requested": self.requested, "limit": self.maximum}}
-
-
-def _map_quota_error(exc: Exception) -> HttpError | None:
-    if isinstance(exc, QuotaExceeded):
-        body = exc.body()
-        return Forbidden(body["message"], error=body["error"], quota=body["quota"])
-    return None
-
-
-register_error_mapper(_map_quota_error)
+                         f" limit {maximum}", error="Quota exceeded",
+                         quota={"resource": limit, "scope": scope, "current": current, "requested": requested,
+                                "limit": maximum})
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -212,8 +194,6 @@ def usage_to_api(used: Usage) -> dict[str, Any]:
 
 
 def user_quota_on(conn: psycopg.Connection[Any], user_id: str) -> dict[str, Any]:
-    from streamspace.http.errors import NotFound
-
     row = conn.execute(
         "SELECT u.username, q.max_sessions, q.max_cpu_millis, q.max_memory_bytes, q.max_storage_bytes,"
         "       q.created_at, q.updated_at"
@@ -226,8 +206,6 @@ def user_quota_on(conn: psycopg.Connection[Any], user_id: str) -> dict[str, Any]
 
 
 def group_quota_on(conn: psycopg.Connection[Any], group_id: str) -> dict[str, Any]:
-    from streamspace.http.errors import NotFound
-
     row = conn.execute(
         "SELECT g.id::text AS id, g.name, q.max_sessions, q.max_cpu_millis, q.max_memory_bytes, q.max_storage_bytes,"
         "       q.created_at, q.updated_at"
@@ -264,7 +242,6 @@ _COLUMNS = {"maxSessions": "max_sessions", "maxCPU": "max_cpu_millis", "maxMemor
 
 def parse_limits(body: dict[str, Any]) -> dict[str, int | None]:
     """The limit fields present in `body` as column -> value (None: back to the default)."""
-    from streamspace.domain.errors import ValidationError
     from streamspace.domain.quantity import cpu_millis, parse_memory
 
     out: dict[str, int | None] = {}
@@ -322,9 +299,6 @@ def list_user_quotas(limit: int, offset: int) -> dict[str, Any]:
 
 
 def user_id_by_name(conn: psycopg.Connection[Any], username: object) -> str:
-    from streamspace.domain.errors import ValidationError
-    from streamspace.http.errors import NotFound
-
     if not isinstance(username, str) or not username:
         raise ValidationError("username", "expected a username")
     row = conn.execute("SELECT id::text AS id FROM users WHERE username = %s", (username,)).fetchone()

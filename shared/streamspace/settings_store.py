@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamspace.domain.errors import ValidationError
-from streamspace.reconcile.desired import DEFAULT_EGRESS_DENY
+from streamspace.domain.sessions import DEFAULT_EGRESS_DENY
 
 if TYPE_CHECKING:
     import psycopg
@@ -50,7 +50,7 @@ DEFAULTS: dict[str, Any] = {
     RESOURCES_MEMORY: "2Gi",
     RESOURCES_CPU: "1000m",
     AUTH_TOTP_REQUIRED: "off",
-    # Ranges a desktop may not reach (reconcile/desired.DEFAULT_EGRESS_DENY): the cluster's internal ones.
+    # Ranges a desktop may not reach (domain/sessions.DEFAULT_EGRESS_DENY): the cluster's internal ones.
     SESSION_EGRESS_DENY: list(DEFAULT_EGRESS_DENY),
     # Secrets / ConfigMaps (by name, in the sessions' namespace) that templates may read in env.
     TEMPLATE_ENV_SECRETS: [],

@@ -9,8 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from streamspace.domain.errors import ValidationError
-from streamspace.http.errors import Conflict, NotFound
+from streamspace.domain.errors import Conflict, NotFound, ValidationError
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal

@@ -48,7 +48,7 @@ def test_resolve_errors_name_the_field():
     assert caught.value.field == "resources"
 
 
-def test_session_manifest():
+def test_session_manifest_fills_labels_defaults_and_both_resource_sections():
     manifest = session_manifest(
         "alice-firefox-7k2xq",
         "streamspace",

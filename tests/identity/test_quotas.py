@@ -78,9 +78,8 @@ def test_check_and_reserve_names_the_limit(db_url: str, resource: str, requested
     exc = caught.value
     assert exc.limit == resource and exc.scope == "user"
     assert (exc.current, exc.requested, exc.maximum) == message_bits
-    body = exc.body()
-    assert body["error"] == "Quota exceeded" and resource in body["message"]
-    assert body["quota"] == {"resource": resource, "scope": "user", "current": message_bits[0],
+    assert exc.error == "Quota exceeded" and resource in exc.message
+    assert exc.details["quota"] == {"resource": resource, "scope": "user", "current": message_bits[0],
                              "requested": message_bits[1], "limit": message_bits[2]}
 
 

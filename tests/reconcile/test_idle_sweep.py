@@ -88,22 +88,34 @@ def test_the_sweep_hibernates_only_sessions_idle_past_their_timeout(urls, sim):
     assert (hibernated["status"], hibernated["reason"]) == ("True", "IdleTimeout")
 
 
+def hibernated_by_the_sweep(urls: dict, name: str) -> None:
+    """A session of this test's own, idle, hibernated by a tick and reconciled."""
+    start(urls, name)
+    set_row(name, "last_activity = now() - interval '2 hours'")
+    assert ping(urls["sweep"], "idle-sweep") == 200
+    assert spec_state(name) == "hibernated"
+    assert deliver(urls["session"], "update", live("Session", name)) == 200
+
+
 def test_a_second_tick_changes_nothing(urls, sim):
+    hibernated_by_the_sweep(urls, "hank-tick")  # that first tick also swept whatever else was due
     sim.clear_requests()
     assert ping(urls["sweep"], "idle-sweep") == 200
     assert sim.requests == []
-    assert audit("hank-idle") == ["session.hibernate"]
+    assert audit("hank-tick") == ["session.hibernate"]
 
 
 def test_a_woken_session_is_not_hibernated_again_at_once(urls, sim):
-    woken = kube.merge_patch("Session", "hank-idle", {"spec": {"state": "running"}}, NS)
+    hibernated_by_the_sweep(urls, "hank-woken")
+    woken = kube.merge_patch("Session", "hank-woken", {"spec": {"state": "running"}}, NS)
     woken.setdefault("kind", "Session")
     assert deliver(urls["session"], "update", woken) == 200  # hibernated -> running: activity clock reset
-    assert row("hank-idle")["state"] == "running"
+    assert row("hank-woken")["state"] == "running"
     assert ping(urls["sweep"], "idle-sweep") == 200
-    assert spec_state("hank-idle") == "running"
-    assert live("Deployment", "ss-hank-idle")["spec"]["replicas"] == 1
-    assert "stream.space/hibernation-reason" not in (live("Session", "hank-idle")["metadata"].get("annotations") or {})
+    assert spec_state("hank-woken") == "running"
+    assert live("Deployment", "ss-hank-woken")["spec"]["replicas"] == 1
+    assert "stream.space/hibernation-reason" not in (live("Session", "hank-woken")["metadata"].get("annotations")
+                                                     or {})
 
 
 def test_sessions_past_their_maximum_duration_are_terminated_with_a_reason(urls, sim):
@@ -140,15 +152,17 @@ def test_auto_hibernation_off_keeps_idle_sessions_running(urls, sim):
 
 
 def test_a_failed_patch_answers_503_and_releases_the_session_for_the_next_tick(urls, sim):
-    sim.inject_failure(method="PATCH", path_regex="/sessions/hank-idle2$", status=500, times=1)
+    start(urls, "hank-idle3")
+    set_row("hank-idle3", "last_activity = now() - interval '2 hours'")
+    sim.inject_failure(method="PATCH", path_regex="/sessions/hank-idle3$", status=500, times=1)
     try:
         assert ping(urls["sweep"], "idle-sweep") == 503
     finally:
         sim.clear_failures()
-    assert row("hank-idle2")["state"] == "running"
-    assert spec_state("hank-idle2") == "running"
+    assert row("hank-idle3")["state"] == "running"
+    assert spec_state("hank-idle3") == "running"
     assert ping(urls["sweep"], "idle-sweep") == 200
-    assert spec_state("hank-idle2") == "hibernated"
+    assert spec_state("hank-idle3") == "hibernated"
 
 
 def test_a_row_whose_session_is_gone_is_dropped(urls, sim):
@@ -166,5 +180,7 @@ def test_pings_that_are_not_for_the_sweep_answer_400(urls, sim):
     assert post(urls["sweep"], headers, body)[0] == 400
     headers, body = ping_event(NS, "idle-sweep", "not json")
     assert post(urls["sweep"], headers, body)[0] == 400
-    headers, body = apiserver_event("update", live("Session", "hank-active"), "sessions")
+    session = kube.create(session_manifest("hank-foreign", user="hank"))
+    session.setdefault("kind", "Session")
+    headers, body = apiserver_event("update", session, "sessions")
     assert post(urls["sweep"], headers, body)[0] == 400

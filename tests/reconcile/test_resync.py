@@ -21,11 +21,26 @@ def row(name: str) -> Any:
     return fetch_one("SELECT * FROM sessions WHERE namespace = %s AND name = %s", (NS, name))
 
 
+@pytest.fixture(scope="module", autouse=True)
+def firefox(urls, sim):
+    kube.create(template_manifest("firefox"))  # made Ready by the first resync of whichever test runs first
+
+
+def dropped_session(urls: dict, name: str) -> dict:
+    """A Session of this test's own whose events were all lost, brought to Running by resyncs alone."""
+    kube.create(session_manifest(name, user="ivy"))
+    assert ping(urls["resync"], "resync") == 200  # applies its objects
+    assert ping(urls["resync"], "resync") == 200  # the pod is Ready by now: Running (a missed Deployment event)
+    session = live("Session", name)
+    assert session["status"]["phase"] == "Running"
+    return session
+
+
 def test_objects_created_while_no_event_was_delivered_are_reconciled(urls, sim):
-    kube.create(template_manifest("firefox"))  # no Template event
-    kube.create(session_manifest("ivy-dropped", user="ivy"))  # no Session event either
+    kube.create(template_manifest("firefox-dropped"))  # no Template event
+    kube.create(session_manifest("ivy-dropped", user="ivy", template="firefox-dropped"))  # no Session event either
     assert ping(urls["resync"], "resync") == 200
-    template = live("Template", "firefox")
+    template = live("Template", "firefox-dropped")
     assert template["status"]["phase"] == "Ready"
     session = live("Session", "ivy-dropped")
     assert session["status"]["observedGeneration"] == session["metadata"]["generation"]
@@ -37,6 +52,7 @@ def test_objects_created_while_no_event_was_delivered_are_reconciled(urls, sim):
 
 
 def test_a_resync_of_a_converged_namespace_writes_nothing(urls, sim):
+    dropped_session(urls, "ivy-converged")  # two resyncs: whatever else is in the namespace converges too
     sim.clear_requests()
     assert ping(urls["resync"], "resync") == 200
     log = sim.requests
@@ -45,36 +61,39 @@ def test_a_resync_of_a_converged_namespace_writes_nothing(urls, sim):
 
 
 def test_a_missed_state_change_and_a_deleted_service_are_repaired(urls, sim):
-    kube.merge_patch("Session", "ivy-dropped", {"spec": {"state": "hibernated"}}, NS)
-    kube.delete("Service", "ss-ivy-dropped", NS)
+    dropped_session(urls, "ivy-hib")
+    kube.merge_patch("Session", "ivy-hib", {"spec": {"state": "hibernated"}}, NS)
+    kube.delete("Service", "ss-ivy-hib", NS)
     assert ping(urls["resync"], "resync") == 200
-    assert live("Deployment", "ss-ivy-dropped")["spec"]["replicas"] == 0
-    assert get("Service", "ss-ivy-dropped") is not None
-    assert live("Session", "ivy-dropped")["status"]["phase"] == "Hibernated"
-    assert row("ivy-dropped")["state"] == "hibernated"
+    assert live("Deployment", "ss-ivy-hib")["spec"]["replicas"] == 0
+    assert get("Service", "ss-ivy-hib") is not None
+    assert live("Session", "ivy-hib")["status"]["phase"] == "Hibernated"
+    assert row("ivy-hib")["state"] == "hibernated"
 
 
 def test_a_lost_terminate_is_carried_out(urls, sim):
-    kube.merge_patch("Session", "ivy-dropped", {"spec": {"state": "terminated"}}, NS)
+    dropped_session(urls, "ivy-term")
+    kube.merge_patch("Session", "ivy-term", {"spec": {"state": "terminated"}}, NS)
     assert ping(urls["resync"], "resync") == 200
     for kind in ("Deployment", "Service", "Ingress", "NetworkPolicy"):
-        assert get(kind, "ss-ivy-dropped") is None, kind
-    assert live("Session", "ivy-dropped")["status"]["phase"] == "Terminated"
+        assert get(kind, "ss-ivy-term") is None, kind
+    assert live("Session", "ivy-term")["status"]["phase"] == "Terminated"
 
 
 def test_index_rows_without_a_session_go_and_sessions_without_a_row_get_one(urls, sim):
+    dropped_session(urls, "ivy-rowless")
     obj = kube.create(session_manifest("ivy-second", user="ivy"))
     obj.setdefault("kind", "Session")
     assert deliver(urls["session"], "add", obj) == 200
     kube.delete("Session", "ivy-second", NS)  # the delete event is lost
     execute("INSERT INTO sessions (namespace, name, username, template, created_at)"
             " VALUES (%s, 'ivy-young', 'ivy', 'firefox', now())", (NS,))  # the API is creating it right now
-    execute("DELETE FROM sessions WHERE namespace = %s AND name = 'ivy-dropped'", (NS,))
+    execute("DELETE FROM sessions WHERE namespace = %s AND name = 'ivy-rowless'", (NS,))
     execute("UPDATE sessions SET created_at = now() - interval '1 hour' WHERE name = 'ivy-second'")
     assert ping(urls["resync"], "resync") == 200
     assert row("ivy-second") is None
     assert row("ivy-young") is not None  # within the grace period
-    assert row("ivy-dropped")["phase"] == "Terminated"
+    assert (row("ivy-rowless")["username"], row("ivy-rowless")["phase"]) == ("ivy", "Running")
 
 
 def test_an_api_failure_answers_503(urls, sim):

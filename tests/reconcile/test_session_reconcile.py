@@ -58,6 +58,16 @@ def condition(session: dict, ctype: str) -> dict:
     return next(c for c in session["status"]["conditions"] if c["type"] == ctype)
 
 
+def running(url: str, name: str, **kw) -> dict:
+    """A Session of this test's own, reconciled and Running (each test makes its own: no test
+    relies on what an earlier one left behind)."""
+    assert deliver(url, "add", create(name, **kw)) == 200
+    assert deliver(url, "update", live("Deployment", f"ss-{name}")) == 200
+    obj = live("Session", name)
+    assert obj["status"]["phase"] == "Running"
+    return obj
+
+
 # -- create, readiness ------------------------------------------------------------------------------
 
 def test_create_applies_the_owned_set_within_budget_and_reports_pending(url, sim, db_url):
@@ -132,16 +142,17 @@ def test_create_applies_the_owned_set_within_budget_and_reports_pending(url, sim
 
 
 def test_running_only_after_the_deployment_event_shows_the_pod_ready(url, sim):
-    assert live("Session", "alice-create")["status"]["phase"] == "Pending"
-    dep = live("Deployment", "ss-alice-create")
+    assert deliver(url, "add", create("alice-ready")) == 200
+    assert live("Session", "alice-ready")["status"]["phase"] == "Pending"
+    dep = live("Deployment", "ss-alice-ready")
     assert dep["status"]["readyReplicas"] == 1  # the simulated kubelet made the pod Ready
     assert deliver(url, "update", dep) == 200
-    obj = live("Session", "alice-create")
+    obj = live("Session", "alice-ready")
     assert obj["status"]["phase"] == "Running"
-    assert obj["status"]["podName"].startswith("ss-alice-create-")
+    assert obj["status"]["podName"].startswith("ss-alice-ready-")
     assert condition(obj, "Ready")["status"] == "True"
-    assert row("alice-create")["phase"] == "Running"
-    assert row("alice-create")["pod_name"] == obj["status"]["podName"]
+    assert row("alice-ready")["phase"] == "Running"
+    assert row("alice-ready")["pod_name"] == obj["status"]["podName"]
 
 
 def test_a_pod_that_cannot_pull_its_image_fails_and_never_runs(url, function_url, sim):
@@ -164,7 +175,7 @@ def test_a_pod_that_cannot_pull_its_image_fails_and_never_runs(url, function_url
 # -- budgets ----------------------------------------------------------------------------------------
 
 def test_the_echo_of_our_own_status_write_costs_no_request(url, sim):
-    obj = live("Session", "alice-create")
+    obj = running(url, "alice-echo")
     sim.clear_requests()
     for _ in range(3):
         assert deliver(url, "update", obj) == 200
@@ -172,8 +183,8 @@ def test_the_echo_of_our_own_status_write_costs_no_request(url, sim):
 
 
 def test_a_steady_state_reconcile_is_at_most_one_read(url, sim):
-    before = owned_specs("alice-create")
-    obj = live("Session", "alice-create")
+    obj = running(url, "alice-steady")
+    before = owned_specs("alice-steady")
     obj["status"] = {}  # an old copy (the add event), as a redelivery would carry
     obj["metadata"].pop("resourceVersion")
     sim.clear_requests()
@@ -182,41 +193,45 @@ def test_a_steady_state_reconcile_is_at_most_one_read(url, sim):
     log = sim.requests
     assert not writes(log), log
     assert len(reads(log)) <= 3, log  # one per delivery
-    assert owned_specs("alice-create") == before
-    assert live("Session", "alice-create")["status"]["phase"] == "Running"
+    assert owned_specs("alice-steady") == before
+    assert live("Session", "alice-steady")["status"]["phase"] == "Running"
 
 
 # -- state changes ----------------------------------------------------------------------------------
 
 def test_hibernate_scales_to_zero_and_keeps_everything_else(url, sim):
-    obj = patch_state("alice-create", "hibernated")
+    running(url, "alice-hib")
+    obj = patch_state("alice-hib", "hibernated")
     sim.clear_requests()
     assert deliver(url, "update", obj) == 200
     log = sim.requests
     assert len(writes(log)) == 2, log  # the Deployment (replicas 0) and the status
-    assert live("Deployment", "ss-alice-create")["spec"]["replicas"] == 0
+    assert live("Deployment", "ss-alice-hib")["spec"]["replicas"] == 0
     for kind in ("Service", "Ingress", "NetworkPolicy"):
-        assert get(kind, "ss-alice-create") is not None
-    session = live("Session", "alice-create")
+        assert get(kind, "ss-alice-hib") is not None
+    session = live("Session", "alice-hib")
     assert session["status"]["phase"] == "Hibernated"
     assert condition(session, "Hibernated")["status"] == "True"
     assert condition(session, "Ready")["status"] == "False"
-    assert row("alice-create")["state"] == "hibernated"
+    assert row("alice-hib")["state"] == "hibernated"
 
 
 def test_wake_scales_up_and_restarts_the_activity_clock(url, sim):
     from streamspace.db import execute
 
+    running(url, "alice-wake")
+    assert deliver(url, "update", patch_state("alice-wake", "hibernated")) == 200
+    assert live("Deployment", "ss-alice-wake")["spec"]["replicas"] == 0
     execute("UPDATE sessions SET last_activity = now() - interval '3 hours' WHERE namespace = %s AND name = %s",
-            (NS, "alice-create"))
-    obj = patch_state("alice-create", "running")
+            (NS, "alice-wake"))
+    obj = patch_state("alice-wake", "running")
     assert deliver(url, "update", obj) == 200
-    assert live("Deployment", "ss-alice-create")["spec"]["replicas"] == 1
-    index = row("alice-create")
+    assert live("Deployment", "ss-alice-wake")["spec"]["replicas"] == 1
+    index = row("alice-wake")
     assert index["state"] == "running"
     assert index["last_activity"] > datetime.now(UTC) - timedelta(minutes=1)
-    assert deliver(url, "update", live("Deployment", "ss-alice-create")) == 200
-    session = live("Session", "alice-create")
+    assert deliver(url, "update", live("Deployment", "ss-alice-wake")) == 200
+    session = live("Session", "alice-wake")
     assert session["status"]["phase"] == "Running"
     assert condition(session, "Hibernated")["status"] == "False"
 
@@ -330,10 +345,11 @@ def test_duplicated_and_reordered_events_converge_to_the_same_objects(url, sim):
 
 
 def test_a_deleted_deployment_is_recreated_from_its_delete_event(url, sim):
-    dep = live("Deployment", "ss-carol-order")
-    kube.delete("Deployment", "ss-carol-order", NS)
+    running(url, "carol-deleted")
+    dep = live("Deployment", "ss-carol-deleted")
+    kube.delete("Deployment", "ss-carol-deleted", NS)
     assert deliver(url, "delete", dep) == 200
-    assert live("Deployment", "ss-carol-order")["spec"]["replicas"] == 1
+    assert live("Deployment", "ss-carol-deleted")["spec"]["replicas"] == 1
 
 
 # -- templates --------------------------------------------------------------------------------------
@@ -352,7 +368,7 @@ def test_a_missing_template_fails_the_session_without_objects(url, sim):
 # -- bad input and failures -------------------------------------------------------------------------
 
 def test_malformed_events_answer_400(url, sim):
-    obj = live("Session", "alice-create")
+    obj = create("alice-malformed")
     from streamspace.events.apiserver import apiserver_event, ping_event
 
     headers, _ = apiserver_event("update", obj, "sessions")
@@ -394,6 +410,22 @@ def test_api_server_failures_answer_503_and_the_retry_converges(url, sim, status
     assert get("Ingress", f"ss-{name}") is not None
 
 
+@pytest.mark.parametrize("status", [403, 422])
+def test_failures_that_would_recur_are_refused_not_retried(url, sim, status):
+    """RBAC refusing our account (403) or the API server rejecting the status (422) fails the same
+    way on every retry: the event is refused (4xx, to the dead-letter sink), not retried forever."""
+    name = f"erin-refused-{status}"
+    session = create(name, user="erin")
+    sim.inject_failure(method="PATCH", path_regex=f"/sessions/{name}/status$", status=status, times=1)
+    try:
+        assert deliver(url, "add", session) == 422
+    finally:
+        sim.clear_failures()
+    assert "status" not in live("Session", name)
+    assert deliver(url, "add", session) == 200  # once fixed, the next event (or the resync) converges
+    assert live("Session", name)["status"]["phase"] in ("Pending", "Running")
+
+
 def test_an_unreachable_database_answers_503(url, sim, db_url):
     import os
 
@@ -414,9 +446,10 @@ def test_an_unreachable_database_answers_503(url, sim, db_url):
 
 
 def test_a_deployment_scaled_by_hand_is_put_back(url, sim):
-    kube.merge_patch("Deployment", "ss-carol-trips", {"spec": {"replicas": 0}}, NS)
-    assert deliver(url, "update", live("Deployment", "ss-carol-trips")) == 200
-    assert live("Deployment", "ss-carol-trips")["spec"]["replicas"] == 1
+    running(url, "carol-scaled")
+    kube.merge_patch("Deployment", "ss-carol-scaled", {"spec": {"replicas": 0}}, NS)
+    assert deliver(url, "update", live("Deployment", "ss-carol-scaled")) == 200
+    assert live("Deployment", "ss-carol-scaled")["spec"]["replicas"] == 1
 
 
 def test_reason_annotations_are_never_copied_verbatim_into_conditions(url, sim):

@@ -38,6 +38,15 @@ def run_session(urls: dict, name: str, template: str, labels: bool = True) -> No
     assert phase(name) == "Running"
 
 
+def ready_template(urls: dict, name: str) -> dict:
+    """A Template of this test's own, reconciled Ready (no test relies on an earlier one's objects)."""
+    template = kube.create(template_manifest(name))
+    template.setdefault("kind", "Template")
+    assert deliver(urls["template"], "add", template) == 200
+    assert live("Template", name)["status"]["phase"] == "Ready"
+    return template
+
+
 def test_a_valid_template_becomes_ready_and_its_echo_costs_nothing(urls, sim):
     template = kube.create(template_manifest("gimp"))
     template.setdefault("kind", "Template")
@@ -56,62 +65,69 @@ def test_a_valid_template_becomes_ready_and_its_echo_costs_nothing(urls, sim):
 
 
 def test_an_invalid_template_fails_its_sessions_which_recover_when_it_is_fixed(urls, sim):
-    run_session(urls, "gina-labelled", "gimp")
-    run_session(urls, "gina-kubectl", "gimp", labels=False)  # found through the index, not the label
-    broken = kube.merge_patch("Template", "gimp", {"spec": {"kasmvnc": {"enabled": True, "port": 3000}}}, NS)
+    ready_template(urls, "gimp-fix")
+    run_session(urls, "gina-labelled", "gimp-fix")
+    run_session(urls, "gina-kubectl", "gimp-fix", labels=False)  # found through the index, not the label
+    broken = kube.merge_patch("Template", "gimp-fix", {"spec": {"kasmvnc": {"enabled": True, "port": 3000}}}, NS)
     broken.setdefault("kind", "Template")
     assert deliver(urls["template"], "update", broken) == 200
-    template = live("Template", "gimp")
+    template = live("Template", "gimp-fix")
     assert template["status"]["phase"] == "Invalid"
     assert "kasmvnc" in template["status"]["message"]
     assert template["status"]["observedGeneration"] == template["metadata"]["generation"]
-    assert indexed("gimp")["phase"] == "Invalid"
+    assert indexed("gimp-fix")["phase"] == "Invalid"
     for name in ("gina-labelled", "gina-kubectl"):
         assert phase(name) == "Failed"
         assert reason(name, "TemplateResolved") == "TemplateInvalid"
         assert "kasmvnc" in live("Session", name)["status"]["message"]
         assert get("Deployment", f"ss-{name}") is not None  # what runs is left alone, never half-changed
 
-    fixed = kube.merge_patch("Template", "gimp", {"spec": {"kasmvnc": None}}, NS)
+    fixed = kube.merge_patch("Template", "gimp-fix", {"spec": {"kasmvnc": None}}, NS)
     fixed.setdefault("kind", "Template")
     assert deliver(urls["template"], "update", fixed) == 200
-    assert live("Template", "gimp")["status"]["phase"] == "Ready"
+    assert live("Template", "gimp-fix")["status"]["phase"] == "Ready"
     for name in ("gina-labelled", "gina-kubectl"):
         assert phase(name) == "Running"
         assert reason(name, "TemplateResolved") == "TemplateReady"
 
 
 def test_a_deleted_template_fails_its_sessions_until_it_returns(urls, sim):
-    last = live("Template", "gimp")
-    kube.delete("Template", "gimp", NS)
+    ready_template(urls, "gimp-del")
+    run_session(urls, "gina-del", "gimp-del")
+    last = live("Template", "gimp-del")
+    kube.delete("Template", "gimp-del", NS)
     assert deliver(urls["template"], "delete", last) == 200
-    assert indexed("gimp") is None
-    assert phase("gina-labelled") == "Failed"
-    assert reason("gina-labelled", "TemplateResolved") == "TemplateMissing"
-    again = kube.create(template_manifest("gimp"))
+    assert indexed("gimp-del") is None
+    assert phase("gina-del") == "Failed"
+    assert reason("gina-del", "TemplateResolved") == "TemplateMissing"
+    again = kube.create(template_manifest("gimp-del"))
     again.setdefault("kind", "Template")
     assert deliver(urls["template"], "add", again) == 200
-    assert phase("gina-labelled") == "Running"
+    assert phase("gina-del") == "Running"
     assert deliver(urls["template"], "delete", last) == 200  # a late delete of the old one: it is back
-    assert indexed("gimp") is not None
-    assert phase("gina-labelled") == "Running"
+    assert indexed("gimp-del") is not None
+    assert phase("gina-del") == "Running"
 
 
 def test_an_image_change_rolls_the_sessions_deployment(urls, sim):
-    changed = kube.merge_patch("Template", "gimp", {"spec": {"baseImage": "lscr.io/linuxserver/gimp:2"}}, NS)
+    ready_template(urls, "gimp-img")
+    run_session(urls, "gina-img", "gimp-img")
+    changed = kube.merge_patch("Template", "gimp-img", {"spec": {"baseImage": "lscr.io/linuxserver/gimp:2"}}, NS)
     changed.setdefault("kind", "Template")
     assert deliver(urls["template"], "update", changed) == 200
-    dep = live("Deployment", "ss-gina-labelled")
+    dep = live("Deployment", "ss-gina-img")
     assert dep["spec"]["template"]["spec"]["containers"][0]["image"] == "lscr.io/linuxserver/gimp:2"
 
 
 def test_malformed_and_foreign_events_answer_400(urls, sim):
     from streamspace.events.apiserver import apiserver_event
 
-    session = live("Session", "gina-labelled")
+    template = ready_template(urls, "gimp-bad")
+    session = kube.create(session_manifest("gina-bad", user="gina", template="gimp-bad"))
+    session.setdefault("kind", "Session")
     headers, body = apiserver_event("update", session, "sessions")
     assert post(urls["template"], headers, body)[0] == 400
-    headers, _ = apiserver_event("update", live("Template", "gimp"), "templates")
+    headers, _ = apiserver_event("update", template, "templates")
     assert post(urls["template"], headers, b"{}")[0] == 400
 
 

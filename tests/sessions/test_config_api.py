@@ -8,6 +8,9 @@ from .conftest import World
 
 
 def test_read_defaults(world: World) -> None:
+    from streamspace.db import execute
+
+    execute("DELETE FROM configuration")  # what other tests of this module set: back to the defaults
     response = world.admin.get("/api/v1/config")
     assert response.status_code == 200
     config = response.json()["config"]

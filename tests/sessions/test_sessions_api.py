@@ -303,7 +303,7 @@ def test_pagination_and_filters(world: World) -> None:
 
 # -- nothing half-created -----------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("status", "expected"), [(500, 503), (409, 409)])
+@pytest.mark.parametrize(("status", "expected"), [(500, 503), (409, 409), (403, 500)])
 def test_kubernetes_failure_at_create_leaves_nothing(world: World, sim: Any, status: int, expected: int) -> None:
     from streamspace.db import fetch_one
 
@@ -314,6 +314,9 @@ def test_kubernetes_failure_at_create_leaves_nothing(world: World, sim: Any, sta
         sim.clear_failures()
     assert response.status_code == expected, response.text
     assert "Traceback" not in response.text
+    if status == 403:  # RBAC refuses our service account: said as such, never "cluster unavailable"
+        assert response.json()["error"] == "cluster refused"
+        assert "403" in response.json()["message"] and "RBAC" in response.json()["message"]
     held = fetch_one("SELECT count(*) AS n FROM sessions WHERE user_id = %s", (world.alice.user_id,))
     assert held is not None and held["n"] == 0
     assert world.alice.get("/api/v1/sessions").json()["total"] == 0

@@ -100,6 +100,8 @@ def test_a_token_of_an_unbound_account_may_do_nothing(rbac_sim: SimCluster) -> N
 
 
 def test_server_side_apply_that_creates_needs_create(rbac_sim: SimCluster) -> None:
+    client.CoreV1Api(rbac_sim.api_client()).create_namespaced_config_map(
+        "default", {"metadata": {"name": "cm-to-apply"}, "data": {"a": "1"}})  # this test's own, made as admin
     robot = as_token(rbac_sim, rbac_sim.token_for("default", "robot")).api_client
     body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "applied"}, "data": {"a": "2"}}
 
@@ -113,7 +115,7 @@ def test_server_side_apply_that_creates_needs_create(rbac_sim: SimCluster) -> No
         response.read()
         return int(response.status)
 
-    assert apply("cm") == 200  # exists: patch is enough
+    assert apply("cm-to-apply") == 200  # exists: patch is enough
     assert apply("applied") == 403  # would create it: patch alone is not
 
 

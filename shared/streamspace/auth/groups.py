@@ -6,8 +6,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from streamspace.auth.users import _q, load_user, parse_uuid, valid_text
-from streamspace.domain.errors import ValidationError
-from streamspace.http.errors import Conflict, NotFound
+from streamspace.domain.errors import Conflict, NotFound, ValidationError
 
 if TYPE_CHECKING:
     import psycopg

@@ -18,8 +18,7 @@ import hashlib
 import math
 from typing import TYPE_CHECKING, Any
 
-from streamspace.domain.errors import ValidationError
-from streamspace.http.errors import Forbidden, TooManyRequests, Unauthorized
+from streamspace.domain.errors import Forbidden, RateLimited, Unauthenticated, ValidationError
 
 if TYPE_CHECKING:
     import psycopg
@@ -104,8 +103,8 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, 
         waits.append(float(counts["user_retry"] or cfg.login_window_seconds))
     if max(waits) > 0:
         retry = max(1, math.ceil(max(waits)))
-        raise TooManyRequests(f"too many failed login attempts; try again in {retry} seconds", retry_after=retry,
-                              error="too many attempts")
+        raise RateLimited(f"too many failed login attempts; try again in {retry} seconds", retry_after=retry,
+                          error="too many attempts")
     conn.execute("DELETE FROM login_attempts WHERE (username = %s OR client_ip = %s)"
                  " AND attempted_at < now() - interval '1 day'", (username, client_ip))
     row = conn.execute("INSERT INTO login_attempts (username, client_ip, succeeded) VALUES (%s, %s, false)"
@@ -146,7 +145,7 @@ def login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
         with transaction() as conn:
             audit.record(conn, None, "auth.login.failed", "user", username, client_ip,
                          {"reason": "bad credentials"}, actor_name="anonymous")
-        raise Unauthorized("invalid username or password", error="invalid credentials")
+        raise Unauthenticated("invalid username or password", error="invalid credentials")
     if not user["active"]:
         with transaction() as conn:
             conn.execute("UPDATE login_attempts SET succeeded = true WHERE id = %s", (attempt,))

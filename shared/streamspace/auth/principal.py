@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamspace.http.errors import Forbidden, Unauthorized
+from streamspace.domain.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
     from streamspace.auth.tokens import AccessClaims
@@ -44,10 +44,10 @@ SELECT u.username, u.role, u.active,
 
 def bearer_token(authorization: str | None) -> str:
     if not authorization:
-        raise Unauthorized("missing Authorization: Bearer <token> header", error="missing token")
+        raise Unauthenticated("missing Authorization: Bearer <token> header", error="missing token")
     scheme, _, token = authorization.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("expected Authorization: Bearer <token>", error="invalid token")
+        raise Unauthenticated("expected Authorization: Bearer <token>", error="invalid token")
     return token.strip()
 
 
@@ -63,7 +63,7 @@ def verified_claims(token: str) -> AccessClaims:
         uuid.UUID(claims.user_id)
         uuid.UUID(claims.family_id)
     except ValueError:
-        raise Unauthorized("invalid access token", error="invalid token") from None
+        raise Unauthenticated("invalid access token", error="invalid token") from None
     return claims
 
 
@@ -71,9 +71,9 @@ def require_standing(row: dict[str, Any] | None) -> None:
     """Refuse a caller whose user is gone, whose login was revoked, or whose account is disabled.
     `row` has the columns `revoked` and `active` (None: no such user)."""
     if row is None:
-        raise Unauthorized("the token's user no longer exists", error="invalid token")
+        raise Unauthenticated("the token's user no longer exists", error="invalid token")
     if row["revoked"]:
-        raise Unauthorized("this login was revoked; log in again", error="token revoked")
+        raise Unauthenticated("this login was revoked; log in again", error="token revoked")
     if not row["active"]:
         raise Forbidden("this account is disabled", error="account disabled")
 

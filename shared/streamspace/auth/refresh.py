@@ -15,7 +15,7 @@ import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from streamspace.http.errors import Forbidden, Unauthorized
+from streamspace.domain.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
     import psycopg
@@ -84,7 +84,7 @@ def token_response(conn: psycopg.Connection[Any], user_id: str, family_id: str, 
 def presented_refresh_token(body: dict[str, Any]) -> str:
     value = body.get("refreshToken", body.get("token"))
     if not isinstance(value, str) or not value or len(value) > _MAX_TOKEN_LENGTH:
-        raise Unauthorized("a valid refresh token is required in refreshToken", error="invalid refresh token")
+        raise Unauthenticated("a valid refresh token is required in refreshToken", error="invalid refresh token")
     return value
 
 
@@ -109,18 +109,18 @@ def refresh(presented: str, client_ip: str) -> dict[str, Any]:
     with transaction() as conn:
         row = conn.execute(_LOOKUP, (digest,)).fetchone()
         if row is None or not hmac.compare_digest(bytes(row["token_hash"]), digest):
-            refused = Unauthorized("unknown refresh token", error="invalid refresh token")
+            refused = Unauthenticated("unknown refresh token", error="invalid refresh token")
         elif row["revoked_at"] is not None:
-            refused = Unauthorized("this login was revoked; log in again", error="token revoked")
+            refused = Unauthenticated("this login was revoked; log in again", error="token revoked")
         elif row["rotated_at"] is not None:
             # A rotated token presented again: someone holds a copy. End the whole login.
             revoke_family(conn, row["family_id"], "refresh token reuse")
             audit.record(conn, None, "auth.refresh.reuse", "user", row["username"], client_ip,
                          {"family": row["family_id"]}, actor_name="anonymous")
-            refused = Unauthorized("this refresh token was already used; the login is revoked",
-                                   error="token reuse")
+            refused = Unauthenticated("this refresh token was already used; the login is revoked",
+                                      error="token reuse")
         elif row["expired"]:
-            refused = Unauthorized("refresh token expired; log in again", error="token expired")
+            refused = Unauthenticated("refresh token expired; log in again", error="token expired")
         elif not row["active"]:
             refused = Forbidden("this account is disabled", error="account disabled")
         else:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamspace.config import Settings, settings
-from streamspace.http.errors import Unauthorized
+from streamspace.domain.errors import Unauthenticated
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid"]
@@ -69,7 +69,7 @@ def verify_access_token(token: str, cfg: Settings | None = None) -> AccessClaims
     if cached is not None:
         if cached.expires_at <= time.time():
             _verified.pop(key, None)
-            raise Unauthorized("access token expired", error="token expired")
+            raise Unauthenticated("access token expired", error="token expired")
         return cached
     claims = _verify(token, cfg)
     if len(_verified) >= _VERIFIED_MAX:
@@ -84,23 +84,23 @@ def _verify(token: str, cfg: Settings) -> AccessClaims:
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise Unauthorized("malformed access token", error="invalid token") from None
+        raise Unauthenticated("malformed access token", error="invalid token") from None
     key = cfg.jwt_keys.get(str(header.get("kid", "")))
     if key is None or header.get("alg") != ALGORITHM:
-        raise Unauthorized("access token signed with an unknown key or algorithm", error="invalid token")
+        raise Unauthenticated("access token signed with an unknown key or algorithm", error="invalid token")
     try:
         claims = jwt.decode(token, key, algorithms=[ALGORITHM], audience=cfg.jwt_audience, issuer=cfg.jwt_issuer,
                             options={"require": REQUIRED_CLAIMS})
     except jwt.ExpiredSignatureError:
-        raise Unauthorized("access token expired", error="token expired") from None
+        raise Unauthenticated("access token expired", error="token expired") from None
     except jwt.PyJWTError:
-        raise Unauthorized("invalid access token", error="invalid token") from None
+        raise Unauthenticated("invalid access token", error="invalid token") from None
     groups = claims.get("groups") or []
     # Every access token names its login family: a token without one (however well signed) would
     # skip the revocation check, so it is no token of ours.
     if not isinstance(claims.get("sub"), str) or not isinstance(claims.get("sid"), str) \
             or not isinstance(groups, list):
-        raise Unauthorized("invalid access token", error="invalid token")
+        raise Unauthenticated("invalid access token", error="invalid token")
     return AccessClaims(
         user_id=claims["sub"],
         username=str(claims.get("username", "")),

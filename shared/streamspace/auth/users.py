@@ -11,8 +11,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from streamspace.config import ROLES
-from streamspace.domain.errors import ValidationError
-from streamspace.http.errors import Conflict, Forbidden, NotFound
+from streamspace.domain.errors import Conflict, Forbidden, NotFound, ValidationError
 
 if TYPE_CHECKING:
     import psycopg

@@ -15,8 +15,7 @@ from streamspace import audit
 from streamspace.catalog.repositories import parse_id
 from streamspace.db import fetch_all, fetch_one, transaction
 from streamspace.domain.conversion import CONVERSION_NOTES_ANNOTATION, ORIGINAL_NAME_ANNOTATION
-from streamspace.domain.errors import ValidationError
-from streamspace.http.errors import NotFound
+from streamspace.domain.errors import NotFound, ValidationError
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal

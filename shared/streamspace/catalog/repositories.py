@@ -16,8 +16,7 @@ from streamspace.catalog.credentials import SecretUnavailable, check_auth, encry
 from streamspace.catalog.git import check_branch
 from streamspace.catalog.urls import check_repository_url
 from streamspace.db import fetch_all, fetch_one, transaction
-from streamspace.domain.errors import ValidationError
-from streamspace.http.errors import Conflict, NotFound, ServiceUnavailable
+from streamspace.domain.errors import Conflict, NotFound, Unavailable, ValidationError
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -116,7 +115,7 @@ def add_repository(body: dict[str, Any], caller: Principal, client_ip: str) -> d
     try:
         sealed = encrypt(secret) if secret else None
     except SecretUnavailable as exc:
-        raise ServiceUnavailable(str(exc), error="secret key unusable") from None
+        raise Unavailable(str(exc), error="secret key unusable") from None
     try:
         with transaction() as conn:
             row = conn.execute(

@@ -26,16 +26,17 @@ from urllib.parse import parse_qs
 from streamspace.catalog.repositories import announce_sync, mark_sync_requested
 from streamspace.catalog.urls import normalize_url
 from streamspace.db import fetch_all
-from streamspace.http.errors import BadRequest, ServiceUnavailable, Unauthorized
+from streamspace.domain.errors import Invalid, Unauthenticated, Unavailable
 
 EVENT_SOURCE = "/streamspace/webhooks"
 SIGNATURE_HEADERS = ("X-Hub-Signature-256", "X-Gitea-Signature", "X-Gogs-Signature")
 _URL_KEYS = ("clone_url", "html_url", "ssh_url", "git_url", "url", "git_http_url", "git_ssh_url", "web_url")
 
 
-class InvalidSignature(Unauthorized):
+class InvalidSignature(Unauthenticated):
     def __init__(self, message: str) -> None:
-        super().__init__(message, error="invalid signature", headers={})
+        # An HMAC signature over the body: there is no credential to challenge for.
+        super().__init__(message, error="invalid signature", scheme=None)
 
 
 def verify_signature(secret: str, body: bytes, headers: Any) -> None:
@@ -56,7 +57,7 @@ def verify_signature(secret: str, body: bytes, headers: Any) -> None:
 
 
 def _payload(body: bytes, content_type: str) -> dict[str, Any]:
-    from streamspace.http.api import loads
+    from streamspace.encoding import loads
 
     try:
         if content_type.startswith("application/x-www-form-urlencoded"):
@@ -65,9 +66,9 @@ def _payload(body: bytes, content_type: str) -> dict[str, Any]:
         else:
             data = loads(body or b"{}")
     except UnicodeDecodeError:
-        raise BadRequest("the payload is not JSON", error="invalid body") from None
+        raise Invalid("the payload is not JSON", error="invalid body") from None
     if not isinstance(data, dict):
-        raise BadRequest("the payload must be a JSON object", error="invalid body")
+        raise Invalid("the payload must be a JSON object", error="invalid body")
     return data
 
 
@@ -110,15 +111,15 @@ def handle_push(read_body: Callable[[], bytes], headers: Any, content_type: str)
 
     secret = settings().webhook_secret
     if not secret:
-        raise ServiceUnavailable("repository webhooks are disabled: WEBHOOK_SECRET is not configured",
-                                 error="webhooks disabled")
+        raise Unavailable("repository webhooks are disabled: WEBHOOK_SECRET is not configured",
+                          error="webhooks disabled")
     body = read_body()
     verify_signature(secret, body, headers)
     data = _payload(body, content_type.lower())
     urls = _urls(data)
     if not urls:
-        raise BadRequest("the payload names no repository (repository_url or repository.clone_url)",
-                         error="invalid repository_url")
+        raise Invalid("the payload names no repository (repository_url or repository.clone_url)",
+                      error="invalid repository_url")
     branch, ignored = _branch(data)
     if ignored is not None:
         return 202, {"message": f"ignored: {ignored}", "repositories": 0}

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from streamspace.domain.errors import Unavailable
+
 if TYPE_CHECKING:  # psycopg costs ~100 ms to import: only paths that touch the database pay it
     import psycopg
     from psycopg_pool import ConnectionPool
@@ -20,8 +22,11 @@ _pool: ConnectionPool | None = None
 _statements = 0
 
 
-class DatabaseUnavailable(Exception):
+class DatabaseUnavailable(Unavailable):
     """Postgres cannot be reached; HTTP answers 503 and CloudEvent handlers ask for a retry."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, error="database unavailable")
 
 
 def statement_count() -> int:

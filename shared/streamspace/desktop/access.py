@@ -23,7 +23,7 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamspace.http.errors import Forbidden, Unauthorized
+from streamspace.domain.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
     import psycopg
@@ -92,10 +92,10 @@ def _may_reach(row: dict[str, Any], user_id: str) -> bool:
     return bool(row["owner"] == user_label(row["username"]))
 
 
-def _refused() -> Unauthorized:
+def _refused() -> Unauthenticated:
     # One answer for every bad ticket: which check failed is for the audit log, not the client.
-    return Unauthorized("this link is invalid, expired or already used; open the desktop again from StreamSpace",
-                        error="invalid ticket", headers={})
+    return Unauthenticated("this link is invalid, expired or already used; open the desktop again from StreamSpace",
+                           error="invalid ticket", scheme=None)
 
 
 def _refusal_reason(row: dict[str, Any], session: str, namespace: str, domain: str) -> str | None:
@@ -167,11 +167,13 @@ def admit(cookie: str | None, session: str, domain: str) -> Admitted:
 
     presented = _presented(cookie)
     if presented is None:
-        raise Unauthorized("open this desktop from StreamSpace to reach it", error="missing credential", headers={})
+        raise Unauthenticated("open this desktop from StreamSpace to reach it", error="missing credential",
+                              scheme=None)
     row = store.grant_for_session(digest(presented), settings().namespace, session)
     if row is None or row["ended"] or row["revoked"]:
         # No grant for THIS session (forged, copied from another session's host, logged out, ended).
-        raise Unauthorized("open this desktop from StreamSpace to reach it", error="invalid credential", headers={})
+        raise Unauthenticated("open this desktop from StreamSpace to reach it", error="invalid credential",
+                              scheme=None)
     if domain != (row["domain"] or "streamspace.local"):
         raise Forbidden("the request names no session host", error="forbidden")
     if not row["active"]:

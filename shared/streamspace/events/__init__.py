@@ -14,6 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnprocessableEntity
+
+from streamspace.config import settings
+from streamspace.domain.errors import DomainError
 from streamspace.observability import configure_logging, function_var, metrics, request_id_var
 
 log = logging.getLogger("streamspace.events")
@@ -97,17 +101,10 @@ def event_function(function: str) -> Callable[[Callable[[Any], Any]], Callable[[
     """Wrap a CloudEvent handler: logs with the event id, metrics, and the delivery outcome codes."""
 
     def decorate(handler: Callable[[Any], Any]) -> Callable[[Any], None]:
-        from streamspace.config import settings
-
         configure_logging(settings().log_level)
 
         @functools.wraps(handler)
         def wrapper(event: Any) -> None:
-            from werkzeug.exceptions import BadRequest, ServiceUnavailable
-
-            from streamspace.db import DatabaseUnavailable
-            from streamspace.kube import KubeError
-
             event_type = str(_attr(event, "type") or "unknown")
             token = request_id_var.set(str(_attr(event, "id") or uuid.uuid4().hex))
             function_token = function_var.set(function)
@@ -118,15 +115,23 @@ def event_function(function: str) -> Callable[[Callable[[Any], Any]], Callable[[
                 outcome = "malformed"
                 log.warning("malformed event refused", extra={"type": event_type, "reason": str(exc)})
                 raise BadRequest(str(exc)) from None
-            except (RetryLater, DatabaseUnavailable) as exc:
+            except RetryLater as exc:
                 outcome = "retry"
                 log.warning("event will be retried", extra={"type": event_type, "reason": str(exc)})
                 raise ServiceUnavailable(str(exc)) from None
-            except KubeError as exc:
-                outcome = "retry"
-                log.warning("Kubernetes API error; event will be retried",
-                            extra={"type": event_type, "status": exc.status, "reason": exc.message})
-                raise ServiceUnavailable(f"Kubernetes API: {exc.status} {exc.reason}") from None
+            except DomainError as exc:
+                if exc.retryable:
+                    outcome = "retry"
+                    log.warning("event will be retried", extra={"type": event_type, "kind": exc.kind.value,
+                                                                "reason": str(exc)})
+                    raise ServiceUnavailable(f"{exc.kind.value}: {exc}") from None
+                # The same event would fail the same way again (RBAC refuses us, the object is
+                # invalid): refuse it so the broker hands it to the dead-letter sink instead of
+                # retrying forever. The periodic resync brings the object back once that is fixed.
+                outcome = "failed"
+                log.error("event failed and will not be retried", extra={"type": event_type, "kind": exc.kind.value,
+                                                                         "reason": str(exc)})
+                raise UnprocessableEntity(f"{exc.kind.value}: {exc}") from None
             finally:
                 metrics.observe_event(function, event_type, outcome)
                 request_id_var.reset(token)
@@ -165,8 +170,6 @@ def emit(event_type: str, source: str, data: dict[str, Any], *, subject: str | N
     import json
     import urllib.error
     import urllib.request
-
-    from streamspace.config import settings
 
     sink = settings().k_sink
     if not sink:

@@ -1,6 +1,6 @@
 """The HTTP layer shared by every HTTP function."""
 
-from streamspace.http.api import Access, Api, Reply, Request, register_error_mapper
+from streamspace.http.api import Access, Api, Reply, Request
 from streamspace.http.errors import (
     BadRequest,
     Conflict,
@@ -12,11 +12,11 @@ from streamspace.http.errors import (
     ServiceUnavailable,
     TooManyRequests,
     Unauthorized,
-    Unprocessable,
+    exception_handler,
 )
 
 __all__ = [
     "Access", "Api", "BadRequest", "Conflict", "Forbidden", "HttpError", "NotFound", "NotImplementedYet",
     "PayloadTooLarge", "Reply", "Request", "ServiceUnavailable", "TooManyRequests", "Unauthorized",
-    "Unprocessable", "register_error_mapper",
+    "exception_handler",
 ]

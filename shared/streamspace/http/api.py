@@ -10,26 +10,23 @@ from __future__ import annotations
 
 import enum
 import ipaddress
-import json
 import logging
 import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from streamspace.domain.errors import Forbidden, Invalid, NotFound
+from streamspace.encoding import dumps, loads
 from streamspace.http.errors import (
-    BadRequest,
-    Forbidden,
     HttpError,
     MethodNotAllowed,
-    NotFound,
+    NotImplementedYet,
     PayloadTooLarge,
-    ServiceUnavailable,
     UnsupportedMediaType,
+    to_http,
 )
 from streamspace.observability import configure_logging, function_var, metrics, request_id_var
 
@@ -98,68 +95,6 @@ class Route:
 def _compile(path: str) -> re.Pattern[str]:
     pattern = re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
     return re.compile(f"^{pattern}/?$")
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, (uuid.UUID, Decimal)):
-        return str(value)
-    if isinstance(value, (set, frozenset, tuple)):
-        return list(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def dumps(value: Any) -> bytes:
-    """Compact JSON. orjson encodes a 50-session list ~10x faster than the standard library; our
-    own hook still renders datetimes, so every timestamp is RFC 3339 UTC with a Z."""
-    import orjson
-
-    return orjson.dumps(value, default=_json_default,
-                        option=orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS)
-
-
-DATABASE_RETRY_AFTER_SECONDS = 5
-MAX_JSON_DEPTH = 32  # arrays/objects inside one another; no request of the API needs more than a handful
-
-
-def loads(data: bytes | str) -> Any:
-    """JSON a client sent: BadRequest when it is malformed, nested deeper than MAX_JSON_DEPTH, or has
-    a NUL character in any string (Postgres text cannot hold one). The two extra checks cost a
-    byte search unless the body could fail them."""
-    raw = data.encode() if isinstance(data, str) else data
-    try:
-        value = json.loads(raw)
-    except RecursionError:
-        raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", error="invalid body") from None
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"malformed JSON: {exc}", error="invalid body") from None
-    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH or b"\\u0000" in raw:
-        _check_json_value(value)
-    return value
-
-
-def _check_json_value(value: Any) -> None:
-    pending: list[tuple[Any, int]] = [(value, 1)]
-    while pending:
-        item, depth = pending.pop()
-        if isinstance(item, str):
-            if "\x00" in item:
-                raise BadRequest("a string in the body contains a NUL character", error="invalid body")
-            continue
-        if not isinstance(item, dict | list):
-            continue
-        if depth > MAX_JSON_DEPTH:
-            raise BadRequest(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", error="invalid body")
-        if isinstance(item, dict):
-            pending.extend((key, depth) for key in item)
-            pending.extend((child, depth + 1) for child in item.values())
-        else:
-            pending.extend((child, depth + 1) for child in item)
 
 
 def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -236,11 +171,11 @@ class Request:
         try:
             value = int(raw)
         except ValueError:
-            raise BadRequest(f"query parameter {name} must be an integer from {lo} to {hi}",
-                             error=f"invalid {name}") from None
+            raise Invalid(f"query parameter {name} must be an integer from {lo} to {hi}",
+                          error=f"invalid {name}") from None
         if not lo <= value <= hi:
-            raise BadRequest(f"query parameter {name} must be an integer from {lo} to {hi}",
-                             error=f"invalid {name}")
+            raise Invalid(f"query parameter {name} must be an integer from {lo} to {hi}",
+                          error=f"invalid {name}")
         return value
 
     def query_bool(self, name: str) -> bool | None:
@@ -251,7 +186,7 @@ class Request:
             return True
         if raw.lower() in ("false", "0", "no"):
             return False
-        raise BadRequest(f"query parameter {name} must be true or false", error=f"invalid {name}")
+        raise Invalid(f"query parameter {name} must be true or false", error=f"invalid {name}")
 
     def page(self) -> tuple[int, int]:
         """(limit, offset): the contract's pagination, default 100, at most 1000."""
@@ -276,21 +211,21 @@ class Request:
         if not data.strip():
             if optional_body:
                 return {}
-            raise BadRequest("a JSON object body is required", error="invalid body")
+            raise Invalid("a JSON object body is required", error="invalid body")
         mimetype = (self.raw.mimetype or "").lower()
         if mimetype != "application/json" and not mimetype.endswith("+json"):
             raise UnsupportedMediaType("send the body as Content-Type: application/json")
         body = loads(data)
         if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object", error="invalid body")
+            raise Invalid("the body must be a JSON object", error="invalid body")
         if allowed is not None:
             unknown = sorted(set(body) - set(allowed))
             if unknown:
-                raise BadRequest(f"unknown field(s): {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}",
-                                 error=f"invalid {unknown[0]}")
+                raise Invalid(f"unknown field(s): {', '.join(unknown)}; accepted: {', '.join(sorted(allowed))}",
+                              error=f"invalid {unknown[0]}")
         for name in required:
             if body.get(name) in (None, ""):
-                raise BadRequest(f"field {name} is required", error=f"invalid {name}")
+                raise Invalid(f"field {name} is required", error=f"invalid {name}")
         return body
 
 
@@ -348,8 +283,6 @@ class Api:
         """Declare a contract route that is not built yet: it answers 501 with `message`."""
 
         def handler(_: Request) -> Any:
-            from streamspace.http.errors import NotImplementedYet
-
             raise NotImplementedYet(message)
 
         self.route(method, path, access=access, summary=f"Not built yet: {message}", status=501)(handler)
@@ -420,7 +353,7 @@ class Api:
                 status, response = 204, self._respond(Reply(None, status=204), request_id, cors)
             else:
                 if "\x00" in request.path or b"%00" in request.query_string or b"\x00" in request.query_string:
-                    raise BadRequest("the path or query contains a NUL character", error="invalid request")
+                    raise Invalid("the path or query contains a NUL character", error="invalid request")
                 route, params = self.match(request.method, request.path)
                 route_label = route.path
                 req = Request(request, route, params, request_id, self.settings.max_body_bytes)
@@ -517,37 +450,10 @@ def request_id_of(request: flask.Request) -> str:
 
 
 def as_http_error(exc: Exception, function: str) -> HttpError:
-    """Any failure as the HTTP error a client sees: domain errors in one place, for the API and the portal."""
-    if isinstance(exc, HttpError):
-        return exc
-    from streamspace.db import DatabaseUnavailable
-    from streamspace.domain.errors import ValidationError
-
-    if isinstance(exc, ValidationError):
-        return BadRequest(exc.message, error=f"invalid {exc.field}")
-    if isinstance(exc, DatabaseUnavailable):
-        return ServiceUnavailable("the database is unreachable; try again shortly", error="database unavailable",
-                                  headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
-    mapped = _map_foreign_error(exc)
+    """Any failure as the HTTP error a client sees, through the one registry (http/errors), for the
+    API and the portal."""
+    mapped = to_http(exc)
     if mapped is not None:
         return mapped
     log.exception("unhandled error", extra={"function": function})
     return HttpError("an unexpected error occurred; quote the X-Request-Id header when reporting it")
-
-
-_foreign_error_mappers: list[Callable[[Exception], HttpError | None]] = []
-
-
-def register_error_mapper(mapper: Callable[[Exception], HttpError | None]) -> None:
-    """Let a library layer (e.g. Kubernetes access) translate its own exceptions to HTTP errors
-    without the HTTP layer importing it."""
-    if mapper not in _foreign_error_mappers:
-        _foreign_error_mappers.append(mapper)
-
-
-def _map_foreign_error(exc: Exception) -> HttpError | None:
-    for mapper in _foreign_error_mappers:
-        mapped = mapper(exc)
-        if mapped is not None:
-            return mapped
-    return None

@@ -18,8 +18,7 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
-from streamspace.domain.errors import ValidationError
-from streamspace.http.errors import Conflict, Forbidden, NotFound, Unauthorized
+from streamspace.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationError
 
 if TYPE_CHECKING:
     import psycopg
@@ -197,8 +196,8 @@ def _live_challenge(conn: psycopg.Connection[Any], token: object) -> dict[str, A
         raise ValidationError("mfaToken", "expected the mfaToken of the password step")
     found = store.challenge(conn, token)
     if found is None:
-        raise Unauthorized("unknown or expired login step; log in with your password again",
-                           error="invalid mfa token")
+        raise Unauthenticated("unknown or expired login step; log in with your password again",
+                              error="invalid mfa token")
     if not found["active"]:
         raise Forbidden("this account is disabled", error="account disabled")
     return found
@@ -273,4 +272,4 @@ def complete_login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
             if recovery_codes is not None:
                 answer["recoveryCodes"] = recovery_codes
             return answer
-    raise Unauthorized("that code is not valid (wrong, already used, or too old)", error="invalid code")
+    raise Unauthenticated("that code is not valid (wrong, already used, or too old)", error="invalid code")

@@ -40,8 +40,8 @@ from streamspace.desktop.access import (
     set_cookie_header,
     ticket_pending,
 )
+from streamspace.domain.errors import Forbidden, Unauthenticated
 from streamspace.http.api import Reply
-from streamspace.http.errors import Forbidden, Unauthorized
 
 USER_HEADER = "X-Auth-Request-User"
 
@@ -120,7 +120,8 @@ def check(headers: Any, cookies: Any) -> Admitted | None:
         return None
     cookie = cookies.get(cookie_name(cfg.production))
     if not cookie:
-        raise Unauthorized("open this desktop from StreamSpace to reach it", error="missing credential", headers={})
+        raise Unauthenticated("open this desktop from StreamSpace to reach it", error="missing credential",
+                              scheme=None)
     session, domain = session_host_parts(host)
     return admit(cookie, session, domain)
 

@@ -24,7 +24,7 @@ from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import dns_label, home_claim_name, owned_name
 from streamspace.domain.resources import ResourceRequirements
-from streamspace.domain.sessions import resolve_resources
+from streamspace.domain.sessions import DEFAULT_EGRESS_DENY, resolve_resources
 from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec, env_reference_problems
 
 SESSION_API_VERSION = "stream.space/v1alpha1"
@@ -49,11 +49,6 @@ NGINX_AUTH_RESPONSE_HEADERS = "nginx.ingress.kubernetes.io/auth-response-headers
 AUTH_USER_HEADER = "X-Auth-Request-User"
 METADATA_ADDRESS = "169.254.169.254/32"
 METADATA_ADDRESS_V6 = "fd00:ec2::254/128"
-# Where a desktop may NOT connect by default: the cluster's internal ranges (private, shared, link-local;
-# the platform's namespace, Postgres and the functions live there). Config key session.egressDenyCidrs.
-# The cloud metadata addresses are denied whatever the configuration says.
-DEFAULT_EGRESS_DENY = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
-                       "fc00::/7", "fe80::/10")
 
 # Owned kinds in apply order: the Deployment last, so its hash annotation is only written once
 # everything else was applied (a failure half-way leaves a mismatch the next reconcile repairs).

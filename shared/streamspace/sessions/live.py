@@ -169,7 +169,7 @@ def _snapshot(caller: Principal) -> tuple[dict[str, Any], Any]:
 
 
 def _sse(message: dict[str, Any]) -> str:
-    from streamspace.http.api import dumps
+    from streamspace.encoding import dumps
 
     return f"event: message\ndata: {dumps(message).decode()}\n\n"
 
@@ -224,15 +224,15 @@ def websocket_stream(caller: Principal, environ: dict[str, Any]) -> Any:
     from simple_websocket import ConnectionClosed
 
     from streamspace.config import settings
-    from streamspace.http.errors import BadRequest, ServiceUnavailable
+    from streamspace.domain.errors import Invalid, Unavailable
     from streamspace.http.websocket import accept, close_quietly, finished_response, is_upgrade
 
     if not is_upgrade(environ):
-        raise BadRequest("this is a WebSocket endpoint: send an upgrade request (or use /api/v1/events/sessions)",
-                         error="websocket required")
+        raise Invalid("this is a WebSocket endpoint: send an upgrade request (or use /api/v1/events/sessions)",
+                      error="websocket required")
     if not slots.try_take():
-        raise ServiceUnavailable("too many live streams on this instance; retry shortly", error="busy",
-                                 headers={"Retry-After": str(BUSY_RETRY_MS // 1000)})
+        raise Unavailable("too many live streams on this instance; retry shortly", error="busy",
+                          retry_after=BUSY_RETRY_MS // 1000)
     try:
         ws = accept(environ, ping_interval=KEEPALIVE_SECONDS)
         try:
@@ -240,7 +240,7 @@ def websocket_stream(caller: Principal, environ: dict[str, Any]) -> Any:
                 if not ws.connected:
                     break
                 if message is not None:
-                    from streamspace.http.api import dumps
+                    from streamspace.encoding import dumps
 
                     ws.send(dumps(message).decode())
             close_quietly(ws, 1001, "stream time is up; reconnect")

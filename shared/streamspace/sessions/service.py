@@ -27,11 +27,10 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from streamspace.domain.duration import format_duration
-from streamspace.domain.errors import ValidationError
+from streamspace.domain.errors import Conflict, Forbidden, Invalid, NotFound, ValidationError
 from streamspace.domain.names import user_label
 from streamspace.domain.quantity import format_cpu, format_memory
 from streamspace.domain.sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSION_DURATION
-from streamspace.http.errors import BadRequest, Conflict, Forbidden, NotFound
 from streamspace.sessions import index
 from streamspace.sessions.index import heartbeat_window
 
@@ -395,7 +394,7 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
     from streamspace.domain.sessions import parse_state, parse_tags, session_to_api
 
     if not body:
-        raise BadRequest(f"give at least one of: {', '.join(sorted(PATCH_FIELDS))}", error="invalid body")
+        raise Invalid(f"give at least one of: {', '.join(sorted(PATCH_FIELDS))}", error="invalid body")
     spec: dict[str, Any] = {}
     state = str(parse_state(body["state"])) if "state" in body else None
     idle = _duration_setting(body["idleTimeout"], "idleTimeout") if "idleTimeout" in body else None
@@ -463,13 +462,13 @@ def delete_session(caller: Principal, name: str, client_ip: str = "") -> dict[st
 
 def _connection_id(value: str | None) -> str:
     if not value:
-        raise BadRequest("query parameter connectionId is required (from GET /sessions/{id}/connect)",
-                         error="invalid connectionId")
+        raise Invalid("query parameter connectionId is required (from GET /sessions/{id}/connect)",
+                      error="invalid connectionId")
     try:
         return str(uuid.UUID(value))
     except ValueError:
-        raise BadRequest("connectionId must be the id returned by GET /sessions/{id}/connect",
-                         error="invalid connectionId") from None
+        raise Invalid("connectionId must be the id returned by GET /sessions/{id}/connect",
+                      error="invalid connectionId") from None
 
 
 def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str = "") -> dict[str, Any]:

@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 from streamspace.config import OidcSettings
-from streamspace.http.errors import BadGateway, ServiceUnavailable
+from streamspace.domain.errors import Unavailable, UpstreamRefused
 
 TIMEOUT_SECONDS = 10
 DISCOVERY_TTL_SECONDS = 3600
@@ -39,9 +39,9 @@ class ProviderRefused(Exception):
         self.message = message
 
 
-def unavailable(cfg: OidcSettings, detail: str) -> ServiceUnavailable:
-    return ServiceUnavailable(f"the identity provider {cfg.provider_name} ({cfg.issuer}) is unavailable: {detail}",
-                              error="identity provider unavailable")
+def unavailable(cfg: OidcSettings, detail: str) -> Unavailable:
+    return Unavailable(f"the identity provider {cfg.provider_name} ({cfg.issuer}) is unavailable: {detail}",
+                       error="identity provider unavailable")
 
 
 def _http_json(cfg: OidcSettings, url: str, *, form: dict[str, str] | None = None,
@@ -174,9 +174,9 @@ def redeem_code(cfg: OidcSettings, *, code: str, code_verifier: str, redirect_ur
         description = body.get("error_description") if isinstance(body, dict) else None
         if error == "invalid_client":
             # Our own credentials are wrong: an operator problem, not the user's.
-            raise BadGateway(f"the identity provider {cfg.provider_name} refused this service's client credentials"
-                            f" ({description or error}); check OIDC_CLIENT_ID and its secret or key",
-                             error="identity provider refused client")
+            raise UpstreamRefused(f"the identity provider {cfg.provider_name} refused this service's client"
+                                  f" credentials ({description or error}); check OIDC_CLIENT_ID and its secret"
+                                  " or key", error="identity provider refused client")
         raise ProviderRefused("code refused", f"the identity provider refused the authorization code"
                               f" ({error or status}: {description or 'no description'}); it may have been used"
                               " already or have expired")
@@ -251,7 +251,7 @@ def end_session_url(cfg: OidcSettings) -> str | None:
     offers it. None when it does not, or cannot be reached right now (our logout still happens)."""
     try:
         endpoint = discovery(cfg).get("end_session_endpoint")
-    except ServiceUnavailable:
+    except Unavailable:
         return None
     if not isinstance(endpoint, str):
         return None

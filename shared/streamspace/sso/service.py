@@ -21,8 +21,16 @@ import secrets
 from typing import TYPE_CHECKING, Any
 
 from streamspace.config import OidcSettings, settings
-from streamspace.domain.errors import ValidationError
-from streamspace.http.errors import BadRequest, Conflict, Forbidden, HttpError, NotFound, NotImplementedYet
+from streamspace.domain.errors import (
+    Conflict,
+    DomainError,
+    ErrorKind,
+    Forbidden,
+    Invalid,
+    NotFound,
+    NotImplementedYet,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -49,7 +57,7 @@ def oidc_settings() -> OidcSettings:
     return cfg
 
 
-def _refuse(error: HttpError, reason: str, client_ip: str, target: str = "", **details: Any) -> HttpError:
+def _refuse(error: DomainError, reason: str, client_ip: str, target: str = "", **details: Any) -> DomainError:
     """Audit a refused single sign-on and return the error to raise."""
     from streamspace import audit
     from streamspace.db import transaction
@@ -88,8 +96,8 @@ def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str)
     cfg = oidc_settings()
     chosen = redirect_uri or cfg.redirect_uris[0]
     if chosen not in cfg.redirect_uris:
-        raise _refuse(BadRequest("redirect_uri is not one of the allowed callback URLs (OIDC_REDIRECT_URIS)",
-                                 error="invalid redirect_uri"), "redirect uri not allowed", client_ip,
+        raise _refuse(Invalid("redirect_uri is not one of the allowed callback URLs (OIDC_REDIRECT_URIS)",
+                              error="invalid redirect_uri"), "redirect uri not allowed", client_ip,
                       redirectUri=chosen[:300])
     back = valid_return_to(return_to)
     state, nonce, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(32), secrets.token_urlsafe(48)
@@ -98,7 +106,7 @@ def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str)
     try:
         url = provider.authorization_url(cfg, state=state, nonce=nonce, code_challenge=challenge,
                                          redirect_uri=chosen)
-    except HttpError as exc:
+    except DomainError as exc:
         raise _refuse(exc, "provider unavailable", client_ip) from None
     with transaction() as conn:
         store.save_login_request(conn, state=state, browser=browser, nonce=nonce, code_verifier=verifier,
@@ -118,25 +126,25 @@ def callback(params: dict[str, str | None], browser: str | None, client_ip: str)
     cfg = oidc_settings()
     state = params.get("state")
     if not state or len(state) > 256:
-        raise _refuse(BadRequest("the callback has no state", error="invalid state"), "missing state", client_ip)
+        raise _refuse(Invalid("the callback has no state", error="invalid state"), "missing state", client_ip)
     with transaction() as conn:
         request = store.take_login_request(conn, state)
     if request is None:
-        raise _refuse(BadRequest("unknown, expired or already used state; start the login again",
-                                 error="invalid state"), "wrong state", client_ip)
+        raise _refuse(Invalid("unknown, expired or already used state; start the login again",
+                              error="invalid state"), "wrong state", client_ip)
     if not browser or not hmac.compare_digest(bytes(request["browser_hash"] or b""), store.digest(browser)):
-        raise _refuse(BadRequest("this login was started in another browser (or its cookie was blocked); start"
-                                 " the login again here", error="invalid state"), "browser mismatch", client_ip)
+        raise _refuse(Invalid("this login was started in another browser (or its cookie was blocked); start"
+                              " the login again here", error="invalid state"), "browser mismatch", client_ip)
     if params.get("error"):
         reason = str(params.get("error_description") or params["error"])[:300]
-        raise _refuse(BadRequest(f"the identity provider ended the login: {reason}", error="sso refused"),
+        raise _refuse(Invalid(f"the identity provider ended the login: {reason}", error="sso refused"),
                       "provider error", client_ip, providerError=str(params["error"])[:100])
     if params.get("iss") is not None and params.get("iss") != cfg.issuer:  # RFC 9207: mix-up defence
-        raise _refuse(BadRequest("the callback comes from another issuer", error="sso refused"), "wrong issuer",
+        raise _refuse(Invalid("the callback comes from another issuer", error="sso refused"), "wrong issuer",
                       client_ip)
     code = params.get("code")
     if not code or len(code) > 2048:
-        raise _refuse(BadRequest("the callback has no authorization code", error="invalid code"), "missing code",
+        raise _refuse(Invalid("the callback has no authorization code", error="invalid code"), "missing code",
                       client_ip)
     try:
         id_token, access_token = provider.redeem_code(cfg, code=code, code_verifier=request["code_verifier"],
@@ -144,9 +152,10 @@ def callback(params: dict[str, str | None], browser: str | None, client_ip: str)
         claims = provider.with_userinfo(cfg, provider.verify_id_token(cfg, id_token, nonce=request["nonce"]),
                                         access_token)
     except provider.ProviderRefused as exc:
-        raise _refuse(BadRequest(exc.message, error="sso refused"), exc.reason, client_ip) from None
-    except HttpError as exc:
-        raise _refuse(exc, "provider unavailable" if exc.status == 503 else "provider refused client",
+        raise _refuse(Invalid(exc.message, error="sso refused"), exc.reason, client_ip) from None
+    except DomainError as exc:
+        unavailable = exc.kind is ErrorKind.UNAVAILABLE
+        raise _refuse(exc, "provider unavailable" if unavailable else "provider refused client",
                       client_ip) from None
     user = _provision(cfg, claims, client_ip)
     handoff = secrets.token_urlsafe(32)
@@ -184,7 +193,7 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
         email = None
     name = claims.get("name")
     full_name = name[:200].replace("\n", " ") if isinstance(name, str) else ""
-    refusal: tuple[HttpError, str] | None = None
+    refusal: tuple[DomainError, str] | None = None
     try:
         with transaction() as conn:
             # The admins lock first, like every user update takes it, so a login that may change
@@ -256,14 +265,14 @@ def exchange(code: object, browser: str | None, client_ip: str) -> dict[str, Any
     oidc_settings()
     if not isinstance(code, str) or not code or len(code) > 256:
         raise ValidationError("code", "expected the ssoCode the callback handed over")
-    refusal: HttpError | None = None
+    refusal: DomainError | None = None
     with transaction() as conn:
         user_id = store.take_handoff(conn, code, browser)
         row = conn.execute("SELECT username, role, active FROM users WHERE id = %s",
                            (user_id,)).fetchone() if user_id else None
         if row is None:
-            refusal = BadRequest("unknown, expired or already used code, or one from another browser; sign in again",
-                                 error="invalid code")
+            refusal = Invalid("unknown, expired or already used code, or one from another browser; sign in again",
+                              error="invalid code")
         elif not row["active"]:
             refusal = Forbidden("this account is disabled", error="account disabled")
         else:
@@ -275,8 +284,8 @@ def exchange(code: object, browser: str | None, client_ip: str) -> dict[str, Any
                          {"family": family_id, "method": "oidc"})
             return token_response(conn, user_id, family_id, refresh_token)
     assert refusal is not None
-    raise _refuse(refusal, "invalid handoff code" if refusal.status == 400 else "account disabled", client_ip,
-                  row["username"] if row else "")
+    reason = "invalid handoff code" if refusal.kind is ErrorKind.INVALID else "account disabled"
+    raise _refuse(refusal, reason, client_ip, row["username"] if row else "")
 
 
 def end_session_url(user_id: str) -> str | None:

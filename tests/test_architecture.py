@@ -1,0 +1,32 @@
+"""The library's layers hold: import-linter's contracts (pyproject.toml) pass, and they cover every
+top-level module, so a new module cannot slip in beside the layers unchecked."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LIBRARY = ROOT / "shared" / "streamspace"
+
+
+def _config() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]
+
+
+def test_lint_imports_keeps_every_contract() -> None:
+    lint_imports = Path(sys.executable).parent / "lint-imports"
+    done = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "0 broken" in done.stdout
+
+
+def test_the_layers_name_every_top_level_module() -> None:
+    top_level = {f"streamspace.{p.stem}" for p in LIBRARY.glob("*.py") if p.stem != "__init__"}
+    top_level |= {f"streamspace.{p.parent.name}" for p in LIBRARY.glob("*/__init__.py")}
+    layers = next(c for c in _config()["contracts"] if c["id"] == "library-layers")["layers"]
+    named = {m.strip() for layer in layers for m in layer.replace(":", "|").split("|")}
+    assert top_level - named == set(), "place the new module in a layer of the library-layers contract"
+    assert named - top_level == set(), "the layers name a module that no longer exists"
