@@ -31,32 +31,33 @@ _MAX_INPUT = 1024
 
 # Failures in the window of this username from this address (since the pair's last success), how
 # long ago the last of them was; and the failures of this address, with the moment the oldest one
-# that keeps it at its limit leaves the window.
+# that keeps it at its limit leaves the window. `now` is the clock read after the advisory lock was
+# taken, never now() (the transaction's start, before it queued for the lock: stale by the whole wait).
 _FAILURES = """
 WITH p AS (
   SELECT attempted_at FROM login_attempts
    WHERE username = %(username)s AND client_ip = %(ip)s AND NOT succeeded
-     AND attempted_at > now() - %(window)s * interval '1 second'
+     AND attempted_at > %(now)s::timestamptz - %(window)s * interval '1 second'
      AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts
                                    WHERE username = %(username)s AND client_ip = %(ip)s AND succeeded), '-infinity')
 ), a AS (
   SELECT attempted_at FROM login_attempts
-   WHERE client_ip = %(ip)s AND NOT succeeded AND attempted_at > now() - %(window)s * interval '1 second'
+   WHERE client_ip = %(ip)s AND NOT succeeded AND attempted_at > %(now)s::timestamptz - %(window)s * interval '1 second'
 ), u AS (
   SELECT attempted_at FROM login_attempts
    WHERE %(per_account)s AND username = %(username)s AND NOT succeeded
-     AND attempted_at > now() - %(window)s * interval '1 second'
+     AND attempted_at > %(now)s::timestamptz - %(window)s * interval '1 second'
      AND attempted_at > coalesce((SELECT max(attempted_at) FROM login_attempts
                                    WHERE username = %(username)s AND succeeded), '-infinity')
 )
 SELECT (SELECT count(*) FROM p) AS pair_failures,
-       extract(epoch FROM now() - (SELECT max(attempted_at) FROM p)) AS since_last,
+       extract(epoch FROM %(now)s::timestamptz - (SELECT max(attempted_at) FROM p)) AS since_last,
        (SELECT count(*) FROM a) AS ip_failures,
        extract(epoch FROM (SELECT attempted_at FROM a ORDER BY attempted_at DESC OFFSET %(ip_max)s - 1 LIMIT 1)
-                          + %(window)s * interval '1 second' - now()) AS ip_retry,
+                          + %(window)s * interval '1 second' - %(now)s::timestamptz) AS ip_retry,
        (SELECT count(*) FROM u) AS user_failures,
        extract(epoch FROM (SELECT attempted_at FROM u ORDER BY attempted_at DESC OFFSET %(max)s - 1 LIMIT 1)
-                          + %(window)s * interval '1 second' - now()) AS user_retry
+                          + %(window)s * interval '1 second' - %(now)s::timestamptz) AS user_retry
 """
 
 
@@ -89,7 +90,14 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, 
     cfg = settings()
     keys = sorted({_lock_key("user:" + username), _lock_key("ip:" + client_ip)})
     conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (keys,))
-    counts = conn.execute(_FAILURES, {"username": username, "ip": client_ip, "window": cfg.login_window_seconds,
+    # Judged and recorded at one instant read under the lock, so the attempts of a pair are stamped
+    # in the order they were judged. With now() a guess that queued for the lock was stamped with the
+    # moment it began queueing: the next guess saw the last failure as long past and got through early.
+    clock = conn.execute("SELECT clock_timestamp() AS now").fetchone()
+    assert clock is not None
+    now = clock["now"]
+    counts = conn.execute(_FAILURES, {"now": now, "username": username, "ip": client_ip,
+                                      "window": cfg.login_window_seconds,
                                       "ip_max": cfg.login_max_address_failures, "max": cfg.login_max_failures,
                                       "per_account": per_account}).fetchone()
     assert counts is not None
@@ -106,9 +114,9 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, 
         raise RateLimited(f"too many failed login attempts; try again in {retry} seconds", retry_after=retry,
                           error="too many attempts")
     conn.execute("DELETE FROM login_attempts WHERE (username = %s OR client_ip = %s)"
-                 " AND attempted_at < now() - interval '1 day'", (username, client_ip))
-    row = conn.execute("INSERT INTO login_attempts (username, client_ip, succeeded) VALUES (%s, %s, false)"
-                       " RETURNING id", (username, client_ip)).fetchone()
+                 " AND attempted_at < %s::timestamptz - interval '1 day'", (username, client_ip, now))
+    row = conn.execute("INSERT INTO login_attempts (username, client_ip, succeeded, attempted_at)"
+                       " VALUES (%s, %s, false, %s) RETURNING id", (username, client_ip, now)).fetchone()
     assert row is not None
     return int(row["id"])
 
