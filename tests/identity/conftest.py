@@ -26,7 +26,7 @@ def fresh_ip() -> str:
 
 def login(url: str, username: str, password: str, ip: str | None = None) -> requests.Response:
     return requests.post(f"{url}/api/v1/auth/login", json={"username": username, "password": password},
-                         headers={"X-Forwarded-For": ip or fresh_ip()}, timeout=10)
+                         headers={"X-Forwarded-For": ip or fresh_ip()}, timeout=60)
 
 
 def bearer(token: str) -> dict[str, str]:

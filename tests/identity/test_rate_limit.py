@@ -116,3 +116,35 @@ def test_wrong_old_password_on_password_change_counts_as_a_failed_login(two_inst
                              json={"oldPassword": f"guess-{i}-wrong", "newPassword": "new-password-1"}, timeout=10)
         codes.append(resp.status_code)
     assert codes == [400] * _max_failures() + [429]
+
+
+def test_a_guess_that_queued_for_the_lock_is_stamped_when_it_was_judged(two_instances: tuple[str, str]) -> None:
+    """The next guess of a pair waits its delay from the moment the previous one was judged. Stamped
+    with its transaction's start instead, a guess that queued for the pair's lock looked as old as
+    its wait, and the next guess got through before its delay."""
+    from streamspace.auth.login import _lock_key, pair_delay
+    from streamspace.config import settings
+    from streamspace.db import fetch_one, transaction
+    from tests.sim.sim_helpers import eventually
+
+    first, second = two_instances
+    make_user("queued", password="queued-password")
+    ip = fresh_ip()
+    free, window = _max_failures(), settings().login_window_seconds
+    earlier = free + 2  # failures long enough ago that the next guess may come now
+    with transaction() as conn:
+        conn.execute("INSERT INTO login_attempts (username, client_ip, succeeded, attempted_at)"
+                     " SELECT 'queued', %s, false, now() - interval '100 seconds' FROM generate_series(1, %s)",
+                     (ip, earlier))
+    assert pair_delay(earlier, free, window) < 100
+    next_delay = pair_delay(earlier + 1, free, window)  # what the guess after the queued one must wait
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with transaction() as holder:  # another instance judging this pair holds its lock a while
+            holder.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("user:queued"),))
+            queued = pool.submit(login, first, "queued", "wrong-queued", ip)
+            eventually(lambda: fetch_one(
+                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                " AND clock_timestamp() - xact_start > %s * interval '1 second'", (next_delay + 2,)),
+                f"the guess to have queued for the lock longer than {next_delay} s", timeout=next_delay + 120)
+        assert queued.result().status_code == 401
+    assert login(second, "queued", "wrong-next", ip=ip).status_code == 429
