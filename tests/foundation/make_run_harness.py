@@ -15,6 +15,11 @@ import psutil
 import requests
 
 ROOT = Path(__file__).resolve().parents[2]
+# Ceilings, not expectations: on a loaded 2-core CI machine starting the embedded Postgres, the
+# simulated cluster and every function, or stopping them, can take minutes. Every wait returns as
+# soon as its event happens; these only bound how long a broken run takes to fail.
+CEILING = 300.0  # seconds for one awaited event (healthy, a phase reached, processes gone)
+REQUEST_TIMEOUT = 60.0  # seconds for one HTTP call to the running stack
 
 
 def free_port() -> int:
@@ -60,12 +65,12 @@ class MakeRun:
     def text(self) -> str:
         return "".join(self.lines)
 
-    def wait_healthy(self, timeout: float = 120) -> None:
+    def wait_healthy(self, timeout: float = CEILING) -> None:
         def healthy() -> bool:
             assert self.process.poll() is None, "make run exited early:\n" + self.text
             try:
-                response = requests.get(self.base + "/health", timeout=2)
-            except requests.ConnectionError:
+                response = requests.get(self.base + "/health", timeout=REQUEST_TIMEOUT)
+            except requests.ConnectionError:  # not listening yet
                 return False
             return response.status_code == 200 and response.json()["status"] == "healthy"
 
@@ -74,11 +79,11 @@ class MakeRun:
     def printed_password(self) -> str:
         return wait_for(lambda: next((m.group(1) for line in self.lines
                                       if (m := re.search(r"username=admin password=(\S+)", line))), None),
-                        10, "the bootstrap password")
+                        CEILING, "the bootstrap password")
 
     def login(self, password: str) -> dict[str, str]:
         login = requests.post(self.base + "/api/v1/auth/login", json={"username": "admin", "password": password},
-                              timeout=10)
+                              timeout=REQUEST_TIMEOUT)
         assert login.status_code == 200, login.text
         return {"Authorization": f"Bearer {login.json()['token']}"}
 
@@ -88,6 +93,11 @@ class MakeRun:
     def stop(self) -> str:
         """Ctrl-C, as a user would; returns everything it printed."""
         os.killpg(self.process.pid, signal.SIGINT)
-        self.process.wait(timeout=60)
-        self._reader.join(timeout=10)
+        try:
+            self.process.wait(timeout=CEILING)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)  # leave nothing behind for the next test
+            self.process.wait()
+            raise AssertionError(f"make run did not stop within {CEILING:.0f} s of Ctrl-C:\n{self.text}") from None
+        self._reader.join(timeout=CEILING)
         return self.text

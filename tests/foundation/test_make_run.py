@@ -16,7 +16,7 @@ import pytest
 import requests
 import yaml
 
-from .make_run_harness import ROOT, MakeRun, free_port, postgres_of, wait_for
+from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, free_port, postgres_of, wait_for
 
 
 def _open_the_simulated_desktop(base: str, host: str, auth: dict[str, str], name: str) -> None:
@@ -25,22 +25,22 @@ def _open_the_simulated_desktop(base: str, host: str, auth: dict[str, str], name
     the loopback address and send the Host)."""
     import websocket
 
-    opened = requests.get(f"{base}/api/v1/sessions/{name}/connect", headers=auth, timeout=10)
+    opened = requests.get(f"{base}/api/v1/sessions/{name}/connect", headers=auth, timeout=REQUEST_TIMEOUT)
     assert opened.status_code == 200, opened.text
     open_url = opened.json()["openUrl"]
     assert open_url.startswith(f"http://{host}/.streamspace/auth?ticket=")
-    assert requests.get(base + "/", headers={"Host": host}, timeout=10).status_code == 401
+    assert requests.get(base + "/", headers={"Host": host}, timeout=REQUEST_TIMEOUT).status_code == 401
     redeemed = requests.get(base + open_url.split(host, 1)[1], headers={"Host": host}, allow_redirects=False,
-                            timeout=10)
+                            timeout=REQUEST_TIMEOUT)
     assert redeemed.status_code == 303, redeemed.text
     cookie = redeemed.headers["Set-Cookie"].split(";", 1)[0]
-    page = requests.get(base + "/", headers={"Host": host, "Cookie": cookie}, timeout=10)
+    page = requests.get(base + "/", headers={"Host": host, "Cookie": cookie}, timeout=REQUEST_TIMEOUT)
     assert page.status_code == 200 and "SIMULATED desktop" in page.text and name in page.text
     ws_url = base.replace("http://", "ws://") + "/websockify"
     with pytest.raises(websocket.WebSocketBadStatusException) as refused:
-        websocket.create_connection(ws_url, host=host, timeout=10)
+        websocket.create_connection(ws_url, host=host, timeout=REQUEST_TIMEOUT)
     assert refused.value.status_code == 401
-    ws = websocket.create_connection(ws_url, host=host, cookie=cookie, timeout=10)
+    ws = websocket.create_connection(ws_url, host=host, cookie=cookie, timeout=REQUEST_TIMEOUT)
     try:
         assert "SIMULATED desktop" in ws.recv()
         ws.send("ping from the browser")
@@ -60,24 +60,25 @@ def test_make_run_serves_the_api_and_a_session_becomes_running() -> None:
         run.wait_healthy()
         assert postgres_of(data_dir), "the embedded PostgreSQL should be running"
         children = run.children()
-        assert requests.get(base + "/api/v1/sessions", timeout=5).status_code == 401
+        assert requests.get(base + "/api/v1/sessions", timeout=REQUEST_TIMEOUT).status_code == 401
         auth = run.login(run.printed_password())
 
         from streamspace.domain.templates import template_to_api
 
         sample = template_to_api(yaml.safe_load((ROOT / "crds" / "samples" / "template-firefox.yaml").read_text()))
         template = {k: v for k, v in sample.items() if k not in ("status", "createdAt", "namespace")}
-        made = requests.post(base + "/api/v1/templates", json=template, headers=auth, timeout=10)
+        made = requests.post(base + "/api/v1/templates", json=template, headers=auth, timeout=REQUEST_TIMEOUT)
         assert made.status_code == 201, made.text
-        created = requests.post(base + "/api/v1/sessions", json={"template": "firefox"}, headers=auth, timeout=10)
+        created = requests.post(base + "/api/v1/sessions", json={"template": "firefox"}, headers=auth,
+                                timeout=REQUEST_TIMEOUT)
         assert created.status_code == 201, created.text
         name = created.json()["name"]
 
         def running() -> dict | None:
-            body = requests.get(f"{base}/api/v1/sessions/{name}", headers=auth, timeout=5).json()
+            body = requests.get(f"{base}/api/v1/sessions/{name}", headers=auth, timeout=REQUEST_TIMEOUT).json()
             return body if body["status"]["phase"] == "Running" else None
 
-        session = wait_for(running, 30, f"session {name} to be Running")
+        session = wait_for(running, CEILING, f"session {name} to be Running")
         host = f"{name}.localhost:{port}"
         assert session["status"]["url"] == f"http://{host}/"
         _open_the_simulated_desktop(base, host, auth, name)
@@ -90,6 +91,6 @@ def test_make_run_serves_the_api_and_a_session_becomes_running() -> None:
     assert "streamspace: stopping" in text and "Traceback" not in text, text
     assert "SIMULATED Kubernetes API server" in text
     assert len(re.findall(r"password=\S+", text)) == 1  # generated, printed exactly once
-    wait_for(lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], 30,
+    wait_for(lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], CEILING,
              "every process make run started to end")
-    wait_for(lambda: not postgres_of(data_dir), 30, "the embedded PostgreSQL to stop")
+    wait_for(lambda: not postgres_of(data_dir), CEILING, "the embedded PostgreSQL to stop")

@@ -13,7 +13,7 @@ import pytest
 import requests
 import yaml
 
-from .make_run_harness import ROOT, MakeRun, free_port, wait_for
+from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, free_port, wait_for
 
 
 def _cluster(data_dir: Path) -> Any:
@@ -55,18 +55,18 @@ def test_a_restart_keeps_templates_and_running_sessions_and_creates_nothing_twic
 
         sample = template_to_api(yaml.safe_load((ROOT / "crds" / "samples" / "template-firefox.yaml").read_text()))
         template = {k: v for k, v in sample.items() if k not in ("status", "createdAt", "namespace")}
-        assert requests.post(first.base + "/api/v1/templates", json=template, headers=auth, timeout=10).status_code \
-            == 201
+        made = requests.post(first.base + "/api/v1/templates", json=template, headers=auth, timeout=REQUEST_TIMEOUT)
+        assert made.status_code == 201, made.text
         created = requests.post(first.base + "/api/v1/sessions", json={"template": "firefox"}, headers=auth,
-                                timeout=10)
+                                timeout=REQUEST_TIMEOUT)
         assert created.status_code == 201, created.text
         name = created.json()["name"]
 
         def phase(run: MakeRun, auth: dict[str, str], wanted: str) -> bool:
-            body = requests.get(f"{run.base}/api/v1/sessions/{name}", headers=auth, timeout=5).json()
+            body = requests.get(f"{run.base}/api/v1/sessions/{name}", headers=auth, timeout=REQUEST_TIMEOUT).json()
             return (body.get("status") or {}).get("phase") == wanted
 
-        wait_for(lambda: phase(first, auth, "Running"), 60, f"session {name} to be Running")
+        wait_for(lambda: phase(first, auth, "Running"), CEILING, f"session {name} to be Running")
         before = _owned(data_dir, name)
         assert len(before["deployments"]) == 1 and len(before["pods"]) == 1, before
     finally:
@@ -79,20 +79,20 @@ def test_a_restart_keeps_templates_and_running_sessions_and_creates_nothing_twic
         restored = re.search(r"\((\d+) objects restored", second.text)
         assert restored and int(restored.group(1)) > 0, second.text
         auth = second.login(password)  # the admin from the first run; no new password is printed
-        templates = requests.get(second.base + "/api/v1/templates", headers=auth, timeout=10).json()
+        templates = requests.get(second.base + "/api/v1/templates", headers=auth, timeout=REQUEST_TIMEOUT).json()
         assert "firefox" in [t["name"] for t in templates["templates"]], templates
         assert phase(second, auth, "Running")
         after = _owned(data_dir, name)
         # The same objects (by uid), the same single pod: nothing was created again.
         assert {k: after[k] for k in ("deployments", "services", "pods", "session_uid")} == \
             {k: before[k] for k in ("deployments", "services", "pods", "session_uid")}
-        sessions = requests.get(second.base + "/api/v1/sessions", headers=auth, timeout=10).json()
+        sessions = requests.get(second.base + "/api/v1/sessions", headers=auth, timeout=REQUEST_TIMEOUT).json()
         assert [s["name"] for s in sessions["sessions"]] == [name]
         # The reconcilers still act on the restored Session, with versions above the old ones.
         hibernate = requests.patch(f"{second.base}/api/v1/sessions/{name}", json={"state": "hibernated"},
-                                   headers=auth, timeout=10)
+                                   headers=auth, timeout=REQUEST_TIMEOUT)
         assert hibernate.status_code == 200, hibernate.text
-        wait_for(lambda: phase(second, auth, "Hibernated"), 60, f"session {name} to hibernate after the restart")
+        wait_for(lambda: phase(second, auth, "Hibernated"), CEILING, f"session {name} to hibernate after the restart")
         assert _owned(data_dir, name)["session_rv"] > before["session_rv"]
         assert _owned(data_dir, name)["deployments"] == before["deployments"]
     finally:
