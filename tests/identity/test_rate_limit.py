@@ -143,7 +143,8 @@ def test_a_guess_that_queued_for_the_lock_is_stamped_when_it_was_judged(two_inst
             holder.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_key("user:queued"),))
             queued = pool.submit(login, first, "queued", "wrong-queued", ip)
             eventually(lambda: fetch_one(
-                "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
+                " AND wait_event = 'advisory'"
                 " AND clock_timestamp() - xact_start > %s * interval '1 second'", (next_delay + 2,)),
                 f"the guess to have queued for the lock longer than {next_delay} s", timeout=next_delay + 120)
         assert queued.result().status_code == 401
