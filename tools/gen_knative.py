@@ -1,6 +1,6 @@
 """Generate the kustomize base's Knative Services and RBAC from the Helm chart (one source of truth).
 
-    python tools/gen_knative.py          # rewrite knative/serving/ and knative/rbac/
+    python tools/gen_knative.py          # rewrite knative/serving/, knative/rbac/ and the routing
     python tools/gen_knative.py --check  # exit 1 when they are out of date (the tests run this)
 
 It renders knative/chart with its default values (namespace streamspace) through `helm template`,
@@ -69,6 +69,17 @@ def wanted() -> dict[Path, str]:
          "resources": ["streamspace-config.configmap.yaml", *names]}, sort_keys=False)
     rbac = [clean(d) for d in render("templates/rbac.yaml")]
     files[ROOT / "knative" / "rbac" / "rbac.yaml"] = dump(rbac)
+    routing = render("templates/httproute.yaml")
+    route = [clean(d) for d in routing if d["kind"] != "ReferenceGrant"]
+    for doc in route:
+        doc["spec"].pop("hostnames", None)  # any host: set yours with a kustomize patch
+    files[ROOT / "knative" / "routing" / "httproute.yaml"] = dump(route)
+    # The grant lives in the networking layer's namespace: its own kustomization, no namespace override.
+    grants = [d for d in routing if d["kind"] == "ReferenceGrant"]
+    for grant in grants:
+        for key in HELM_LABELS:
+            grant["metadata"].get("labels", {}).pop(key, None)
+    files[ROOT / "knative" / "routing-grant" / "reference-grant.yaml"] = dump(grants)
     return files
 
 

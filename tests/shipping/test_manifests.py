@@ -66,7 +66,9 @@ def test_kustomize_builds_and_validates(overlay: str, kubectl: str, tools: Path,
     docs = kustomize(kubectl, ROOT / overlay)
     assert len(docs) > 30
     assert validate_all(tools, docs, tmp_path) == []
-    assert {d["metadata"].get("namespace") for d in docs if d["kind"] not in ("Namespace",)} <= {"streamspace", None}
+    # Everything in streamspace but the grant that lets the route reach Knative's internal gateway.
+    assert {d["metadata"].get("namespace") for d in docs if d["kind"] not in ("Namespace", "ReferenceGrant")} \
+        <= {"streamspace", None}
 
 
 @pytest.mark.parametrize("variant", sorted(HELM_VARIANTS))
@@ -151,11 +153,12 @@ def test_service_settings(base_docs: list[dict[str, Any]]) -> None:
         assert container["securityContext"]["runAsUser"] == 1000
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         labels = svc["metadata"]["labels"]
-        if fn["kind"] == "cloudevent":
-            assert labels.get("networking.knative.dev/visibility") == "cluster-local", name
-        else:
-            assert "networking.knative.dev/visibility" not in labels, name
+        # Every function is cluster-local: the public entry is the HTTPRoute only (no public /metrics).
+        assert labels.get("networking.knative.dev/visibility") == "cluster-local", name
+        if fn["kind"] == "http":
             assert container["readinessProbe"]["httpGet"]["path"] == "/health"
+        assert "tcpSocket" in container["livenessProbe"], f"{name}: liveness must not depend on the database"
+        assert "periodSeconds" not in container["readinessProbe"], f"{name}: keeps Knative's aggressive probing"
     emitters = {n for n, s in services.items() if s["metadata"]["labels"].get("streamspace.io/emits-events") == "true"}
     assert emitters == {"catalog", "webhooks", "sessions", "portal"}
 

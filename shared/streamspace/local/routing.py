@@ -1,7 +1,7 @@
 """Production routing, read from the Knative manifests so local runs cannot drift from the cluster.
 
-- `knative/routing/httproute.yaml`: path -> HTTP function (longest match wins; Exact beats a
-  PathPrefix of the same length, as in the Gateway API).
+- `knative/routing/httproute.yaml`: path -> HTTP function (the Host each rule rewrites to; longest
+  match wins, Exact beats a PathPrefix of the same length, as in the Gateway API).
 - `knative/eventing/triggers.yaml`: CloudEvent attributes -> CloudEvent function.
 - `knative/eventing/pingsources.yaml`: schedules.
 """
@@ -40,6 +40,16 @@ class PathRule:
         return path == prefix or path.startswith(prefix + "/") or prefix == ""
 
 
+def rule_function(rule: dict[str, Any]) -> str:
+    """The function a route rule reaches: the Host it rewrites to (`<function>.<namespace>.svc...`, the
+    function's cluster-local name behind the networking layer's gateway)."""
+    for item in rule.get("filters") or ():
+        hostname = (item.get("urlRewrite") or {}).get("hostname")
+        if item.get("type") == "URLRewrite" and hostname:
+            return str(hostname).split(".", 1)[0]
+    raise ValueError(f"route rule {rule.get('matches')} rewrites no Host to a function")
+
+
 @lru_cache(maxsize=1)
 def path_rules() -> tuple[PathRule, ...]:
     rules = []
@@ -47,7 +57,7 @@ def path_rules() -> tuple[PathRule, ...]:
         if doc.get("kind") != "HTTPRoute":
             continue
         for rule in doc["spec"]["rules"]:
-            function = rule["backendRefs"][0]["name"]
+            function = rule_function(rule)
             for match in rule.get("matches", []):
                 path = match.get("path", {})
                 rules.append(PathRule(path.get("type", "PathPrefix"), path.get("value", "/"), function))
