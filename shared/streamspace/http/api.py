@@ -229,6 +229,22 @@ class Request:
         return body
 
 
+def _schema_behind() -> str:
+    """Why the database schema is older than this build's migrations ("" when it is current)."""
+    import psycopg
+
+    from streamspace.db import fetch_one
+    from streamspace.db.migrate import available_migrations
+
+    wanted = max((m.version for m in available_migrations()), default=0)
+    try:
+        row = fetch_one("SELECT max(version) AS version FROM schema_migrations", timeout=3)
+    except psycopg.errors.UndefinedTable:
+        row = None
+    have = int((row or {}).get("version") or 0)
+    return "" if have >= wanted else f"schema version {have}, this build needs {wanted}: migrations have not run yet"
+
+
 class Api:
     """One HTTP function's routes plus the built-in health, version, metrics and OpenAPI routes."""
 
@@ -240,6 +256,7 @@ class Api:
         configure_logging(self.settings.log_level)
         self.routes: list[Route] = []
         self._health_check = health
+        self._schema_current = False  # checked by /health until it holds, then never again
         self._add_builtin_routes()
 
     # -- declaration -------------------------------------------------------------------------
@@ -305,6 +322,14 @@ class Api:
         except DatabaseUnavailable as exc:
             return Reply({"status": "unhealthy", "service": "streamspace-api", "function": self.function,
                           "error": "database unreachable", "dependencies": {"database": str(exc)}}, status=503)
+        if not self._schema_current:
+            behind = _schema_behind()
+            if behind:
+                # Readiness waits for the migrations (the Helm hook or `python -m streamspace migrate`):
+                # no instance takes traffic against an older schema.
+                return Reply({"status": "unhealthy", "service": "streamspace-api", "function": self.function,
+                              "error": "migrations pending", "dependencies": {"database": behind}}, status=503)
+            self._schema_current = True
         if self._health_check is not None:
             failed = self._health_check()
             if failed:
