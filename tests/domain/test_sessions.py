@@ -132,7 +132,8 @@ def test_session_to_api():
         "persistentHome": True,
         "idleTimeout": "30m",
         "maxSessionDuration": "8h",
-        "resources": {"memory": "2Gi", "cpu": "1"},
+        "resources": {"memory": "2Gi", "cpu": "1", "requests": {"memory": "2Gi", "cpu": "1"},
+                      "limits": {"memory": "2Gi", "cpu": "1"}},
         "tags": [],
         "status": {
             "phase": "Running",
@@ -156,11 +157,24 @@ def test_session_to_api():
     }
 
 
+def test_session_resources_reads_both_shapes_as_the_crd_defines_them():
+    from streamspace.domain.resources import session_resources
+
+    assert session_resources({"requests": {"cpu": "250m"}, "limits": {"cpu": "1", "memory": "1Gi"}}) == {
+        "memory": "1Gi", "cpu": "1", "requests": {"cpu": "250m", "memory": "1Gi"},
+        "limits": {"cpu": "1", "memory": "1Gi"}}
+    assert session_resources({"limits": {"memory": 1073741824}})["requests"] == {"memory": "1073741824", "cpu": None}
+    nothing = {"memory": None, "cpu": None}
+    for stored in (None, "2Gi", {"requests": "junk"}):
+        assert session_resources(stored) == {**nothing, "requests": nothing, "limits": nothing}
+
+
 def test_session_to_api_fills_defaults_for_bare_objects():
     api = session_to_api(
         {"metadata": {"name": "s"}, "spec": {"user": "bob", "template": "gimp", "resources": {"memory": "1Gi"}}}
     )
     assert api["state"] == "running" and api["persistentHome"] is True and api["idleTimeout"] == "30m"
     assert api["status"]["phase"] == SessionPhase.PENDING
-    assert api["resources"] == {"memory": "1Gi", "cpu": None}
+    partial = {"memory": "1Gi", "cpu": None}
+    assert api["resources"] == {**partial, "requests": partial, "limits": partial}
     assert api["activeConnections"] == 0

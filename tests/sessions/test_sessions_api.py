@@ -40,7 +40,8 @@ def test_full_lifecycle(world: World, sim: Any) -> None:
     assert re.fullmatch(r"alice-firefox-[a-z0-9]{6}", name)
     assert created["user"] == "alice" and created["template"] == "firefox" and created["state"] == "running"
     assert created["namespace"] == NAMESPACE
-    assert created["resources"] == {"memory": "512Mi", "cpu": "500m"}
+    both = {"memory": "512Mi", "cpu": "500m"}
+    assert created["resources"] == {**both, "requests": both, "limits": both}
     assert created["idleTimeout"] == "1h30m" and created["maxSessionDuration"] == "8h"
     assert created["persistentHome"] is True and created["tags"] == ["work"]
     assert created["status"]["phase"] == "Pending" and created["activeConnections"] == 0
@@ -183,10 +184,10 @@ def test_create_refuses_bad_input(world: World, body: dict[str, Any], error: str
 def test_resources_come_from_request_then_template_then_config(world: World) -> None:
     alice = world.alice
     requested = create(alice, resources={"memory": "1Gi"})  # cpu from the template
-    assert requested["resources"] == {"memory": "1Gi", "cpu": "500m"}
+    assert requested["resources"]["limits"] == {"memory": "1Gi", "cpu": "500m"}
     plain = alice.post("/api/v1/sessions", json={"template": "plain"})
     assert plain.status_code == 201, plain.text
-    assert plain.json()["resources"] == {"memory": "2Gi", "cpu": "1"}  # configured 2Gi / 1000m
+    assert plain.json()["resources"]["limits"] == {"memory": "2Gi", "cpu": "1"}  # configured 2Gi / 1000m
     changed = world.admin.patch("/api/v1/config", json={"resources.defaultMemory": "768Mi"})
     assert changed.status_code == 200, changed.text
     plain2 = alice.post("/api/v1/sessions", json={"template": "plain"}).json()
@@ -348,6 +349,28 @@ def test_home_volume_is_charged_once_per_user(world: World) -> None:
         world.alice.delete(f"/api/v1/sessions/{name}")
 
 
+def test_the_session_body_shows_requests_and_limits_and_v02_clients_still_read_the_limits(world: World) -> None:
+    """Issue 17: what the scheduler reserves (requests) and the ceiling (limits), in the created
+    body, the single read and the list (served from the index alone); the flat keys v0.2 clients
+    read stay the limits."""
+    wanted = {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+    created = create(world.alice, resources=wanted)
+    expected = {"memory": "1Gi", "cpu": "1", **wanted}
+    assert created["resources"] == expected
+    row = index_row(created["name"])
+    assert row is not None and (row["cpu_request_millis"], row["memory_request_bytes"]) == (250, 256 * 2**20)
+    assert world.alice.get(f"/api/v1/sessions/{created['name']}").json()["resources"] == expected
+    listed = world.alice.get("/api/v1/sessions").json()["sessions"]
+    assert [s["resources"] for s in listed if s["name"] == created["name"]] == [expected]
+    only_request = create(world.alice, resources={"requests": {"memory": "768Mi"}})
+    assert only_request["resources"]["requests"]["memory"] == only_request["resources"]["limits"]["memory"] == "768Mi"
+    too_much = world.alice.post("/api/v1/sessions", json={"template": "firefox", "resources": {
+        "requests": {"memory": "2Gi"}, "limits": {"memory": "1Gi"}}})
+    assert too_much.status_code == 400 and "exceeds the limit" in too_much.json()["message"]
+    for name in (created["name"], only_request["name"]):
+        assert world.alice.delete(f"/api/v1/sessions/{name}").status_code == 200
+
+
 def test_session_applied_with_kubectl_is_indexed_on_first_access(world: World) -> None:
     from streamspace import kube
     from streamspace.domain.sessions import session_manifest
@@ -360,6 +383,8 @@ def test_session_applied_with_kubectl_is_indexed_on_first_access(world: World) -
     assert got.status_code == 200, got.text
     row = index_row("alice-manual-1")
     assert row is not None and str(row["user_id"]) == world.alice.user_id and row["cpu_millis"] == 250
+    short_form = {"memory": "256Mi", "cpu": "250m"}  # the short form is both request and limit
+    assert got.json()["resources"] == {**short_form, "requests": short_form, "limits": short_form}
     assert world.alice.delete("/api/v1/sessions/alice-manual-1").status_code == 200
 
 

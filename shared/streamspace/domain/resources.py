@@ -37,6 +37,14 @@ class FlatResources(TypedDict):
     cpu: str | None
 
 
+class SessionResources(FlatResources):
+    """A session body's resources: the flat limits v0.2 clients read, plus what the pod requests
+    (what the scheduler reserves) and its limits, side by side."""
+
+    requests: FlatResources
+    limits: FlatResources
+
+
 def _amount(name: ResourceName, value: object, field: str) -> tuple[str, int]:
     """(quantity text to store, exact amount to compare). Numbers are stored as quantity strings."""
     if name == "cpu":
@@ -126,3 +134,23 @@ def flat_resources(value: object) -> FlatResources:
                 flat[name] = str(source[name])
                 break
     return flat
+
+
+def session_resources(value: object) -> SessionResources:
+    """Either shape -> the session body's view, read as ``normalise_resources`` reads it (the short
+    form is both request and limit; a value given only as a request or only as a limit is used for
+    both). Tolerant by design: it reads stored objects and never raises on them."""
+    sections: dict[str, FlatResources] = {}
+    short = value if isinstance(value, Mapping) and not any(key in value for key in _SECTIONS) else None
+    for section, other in (("requests", "limits"), ("limits", "requests")):
+        view: FlatResources = {"memory": None, "cpu": None}
+        sources = [short] if short is not None else (
+            [value.get(section), value.get(other)] if isinstance(value, Mapping) else [])
+        for name in RESOURCE_NAMES:
+            for source in sources:
+                if isinstance(source, Mapping) and source.get(name) is not None:
+                    view[name] = str(source[name])
+                    break
+        sections[section] = view
+    limits = sections["limits"]
+    return {"memory": limits["memory"], "cpu": limits["cpu"], "requests": sections["requests"], "limits": limits}

@@ -26,9 +26,9 @@ from streamspace.domain.resources import (
     RESOURCE_NAMES,
     ResourceRequirements,
     check_requests_within_limits,
-    flat_resources,
     merge_resources,
     normalise_resources,
+    session_resources,
 )
 
 SESSION_API_VERSION = "stream.space/v1alpha1"
@@ -194,7 +194,7 @@ def session_to_api(obj: Mapping[str, Any], active_connections: int = 0) -> dict[
         "persistentHome": spec.get("persistentHome", DEFAULT_PERSISTENT_HOME),
         "idleTimeout": spec.get("idleTimeout", DEFAULT_IDLE_TIMEOUT),
         "maxSessionDuration": spec.get("maxSessionDuration", DEFAULT_MAX_SESSION_DURATION),
-        "resources": flat_resources(spec.get("resources")),
+        "resources": session_resources(spec.get("resources")),
         "tags": list(spec.get("tags") or []),
         "status": {
             "phase": status.get("phase") or str(SessionPhase.PENDING),

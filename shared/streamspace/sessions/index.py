@@ -39,26 +39,31 @@ def heartbeat_window() -> int:
     return settings().heartbeat_window_seconds
 
 
-def _amounts(spec: Mapping[str, Any]) -> tuple[int, int]:
-    """(cpu millicores, memory bytes) of a spec's limits; 0 for what is absent or unreadable."""
+def _amounts(spec: Mapping[str, Any]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((cpu millicores, memory bytes) of a spec's limits, the same of its requests); 0 for what is
+    absent or unreadable."""
     from streamspace.domain.errors import ValidationError
     from streamspace.domain.quantity import cpu_millis, parse_memory
     from streamspace.domain.resources import normalise_resources
 
     try:
-        limits = normalise_resources(spec.get("resources") or {}, "resources")["limits"]
+        resources = normalise_resources(spec.get("resources") or {}, "resources")
     except ValidationError:
-        return 0, 0
-    cpu = memory = 0
-    try:
-        cpu = cpu_millis(limits["cpu"]) if "cpu" in limits else 0
-    except ValidationError:
-        pass
-    try:
-        memory = parse_memory(limits["memory"]) if "memory" in limits else 0
-    except ValidationError:
-        pass
-    return cpu, memory
+        return (0, 0), (0, 0)
+
+    def read(section: Mapping[str, Any]) -> tuple[int, int]:
+        cpu = memory = 0
+        try:
+            cpu = cpu_millis(section["cpu"]) if "cpu" in section else 0
+        except ValidationError:
+            pass
+        try:
+            memory = parse_memory(section["memory"]) if "memory" in section else 0
+        except ValidationError:
+            pass
+        return cpu, memory
+
+    return read(resources["limits"]), read(resources["requests"])
 
 
 def _seconds(value: object) -> int | None:
@@ -71,16 +76,18 @@ def _seconds(value: object) -> int | None:
 
 
 def insert(conn: Conn, *, namespace: str, name: str, user_id: str, username: str, template: str,
-           state: str, cpu_millis: int, memory_bytes: int, storage_bytes: int, persistent_home: bool,
-           idle_timeout_seconds: int | None, max_duration_seconds: int | None, tags: list[str]) -> None:
+           state: str, cpu_millis: int, memory_bytes: int, cpu_request_millis: int, memory_request_bytes: int,
+           storage_bytes: int, persistent_home: bool, idle_timeout_seconds: int | None,
+           max_duration_seconds: int | None, tags: list[str]) -> None:
     """The row of a Session the API is about to create (after quotas.check_and_reserve).
     Raises psycopg.errors.UniqueViolation when the name is taken."""
     conn.execute(
         "INSERT INTO sessions (namespace, name, user_id, username, template, state, cpu_millis, memory_bytes,"
-        " storage_bytes, persistent_home, idle_timeout_seconds, max_duration_seconds, tags)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (namespace, name, user_id, username, template, state, cpu_millis, memory_bytes, storage_bytes,
-         persistent_home, idle_timeout_seconds, max_duration_seconds, tags))
+        " cpu_request_millis, memory_request_bytes, storage_bytes, persistent_home, idle_timeout_seconds,"
+        " max_duration_seconds, tags)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (namespace, name, user_id, username, template, state, cpu_millis, memory_bytes, cpu_request_millis,
+         memory_request_bytes, storage_bytes, persistent_home, idle_timeout_seconds, max_duration_seconds, tags))
 
 
 def home_storage_request(conn: Conn, user_id: str, persistent_home: bool, home_size_bytes: int) -> int:
@@ -160,21 +167,23 @@ def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
-    cpu, memory = _amounts(spec)
+    (cpu, memory), (cpu_request, memory_request) = _amounts(spec)
     state = spec.get("state") if spec.get("state") in (*HOLDING, "terminated") else "running"
     if state == "terminated":
         release(conn, namespace, name)
     tags = [str(t) for t in spec.get("tags") or [] if isinstance(t, str)]
     conn.execute(
         "INSERT INTO sessions (namespace, name, user_id, username, template, state, phase, url, pod_name, message,"
-        " cpu_millis, memory_bytes, persistent_home, idle_timeout_seconds, max_duration_seconds, tags, uid,"
-        " observed_generation, created_at)"
+        " cpu_millis, memory_bytes, cpu_request_millis, memory_request_bytes, persistent_home,"
+        " idle_timeout_seconds, max_duration_seconds, tags, uid, observed_generation, created_at)"
         " VALUES (%(ns)s, %(name)s, (SELECT id FROM users WHERE username = %(owner)s), %(user)s, %(template)s,"
-        "  %(state)s, %(phase)s, %(url)s, %(pod)s, %(message)s, %(cpu)s, %(memory)s, %(home)s, %(idle)s, %(max)s,"
+        "  %(state)s, %(phase)s, %(url)s, %(pod)s, %(message)s, %(cpu)s, %(memory)s, %(cpu_request)s,"
+        "  %(memory_request)s, %(home)s, %(idle)s, %(max)s,"
         "  %(tags)s, %(uid)s, %(gen)s, coalesce(%(created)s::timestamptz, now()))"
         " ON CONFLICT (namespace, name) DO UPDATE SET template = EXCLUDED.template, state = EXCLUDED.state,"
         "  phase = EXCLUDED.phase, url = EXCLUDED.url, pod_name = EXCLUDED.pod_name, message = EXCLUDED.message,"
         "  cpu_millis = EXCLUDED.cpu_millis, memory_bytes = EXCLUDED.memory_bytes,"
+        "  cpu_request_millis = EXCLUDED.cpu_request_millis, memory_request_bytes = EXCLUDED.memory_request_bytes,"
         "  persistent_home = EXCLUDED.persistent_home, idle_timeout_seconds = EXCLUDED.idle_timeout_seconds,"
         "  max_duration_seconds = EXCLUDED.max_duration_seconds, tags = EXCLUDED.tags, uid = EXCLUDED.uid,"
         "  observed_generation = coalesce(EXCLUDED.observed_generation, sessions.observed_generation),"
@@ -184,6 +193,7 @@ def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
          "template": str(spec.get("template") or ""),
          "state": state, "phase": status.get("phase") or "Pending", "url": status.get("url"),
          "pod": status.get("podName"), "message": status.get("message"), "cpu": cpu, "memory": memory,
+         "cpu_request": cpu_request, "memory_request": memory_request,
          "home": spec.get("persistentHome", True) is not False, "idle": _seconds(spec.get("idleTimeout", "30m")),
          "max": _seconds(spec.get("maxSessionDuration", "8h")), "tags": tags, "uid": meta.get("uid"),
          "gen": status.get("observedGeneration"), "created": meta.get("creationTimestamp")})

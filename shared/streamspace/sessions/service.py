@@ -69,7 +69,8 @@ def _not_found(name: str) -> NotFound:
 # The columns of one listed session, shared by the list and the single-row read.
 _SESSION_COLUMNS = (
     "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
-    " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.persistent_home, s.idle_timeout_seconds,"
+    " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.cpu_request_millis, s.memory_request_bytes,"
+    " s.persistent_home, s.idle_timeout_seconds,"
     " s.max_duration_seconds, s.tags,"
     " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at,"
     " to_char(s.last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_activity,"
@@ -105,11 +106,18 @@ _ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
             + " FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s")
 
 
+def _resources_text(cpu: int | None, memory: int | None) -> dict[str, str | None]:
+    """Amounts from the index -> quantity text; 0 or NULL (unknown, or a row from before requests
+    were indexed) reads as null."""
+    return {"memory": _memory_text(memory) if memory else None, "cpu": _cpu_text(cpu) if cpu else None}
+
+
 def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
     """An index row -> the contract's Session object (status from the row: phase, url, podName,
     lastActivity; usage and conditions live on the Session object only). Timestamps arrive as
     RFC 3339 text from the query; this runs per listed session, so it stays lean."""
     idle, longest = row["idle_timeout_seconds"], row["max_duration_seconds"]
+    limits = _resources_text(row["cpu_millis"], row["memory_bytes"])
     return {
         "name": row["name"],
         "namespace": row["namespace"],
@@ -119,8 +127,8 @@ def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
         "persistentHome": row["persistent_home"],
         "idleTimeout": DEFAULT_IDLE_TIMEOUT if idle is None else _duration_text(idle),
         "maxSessionDuration": DEFAULT_MAX_SESSION_DURATION if longest is None else _duration_text(longest),
-        "resources": {"memory": _memory_text(row["memory_bytes"]) if row["memory_bytes"] else None,
-                      "cpu": _cpu_text(row["cpu_millis"]) if row["cpu_millis"] else None},
+        "resources": {**limits, "requests": _resources_text(row["cpu_request_millis"], row["memory_request_bytes"]),
+                      "limits": limits},
         "tags": row["tags"] or [],
         "status": {"phase": row["phase"], "podName": row["pod_name"], "url": row["url"],
                    "lastActivity": row["last_activity"], "resourceUsage": {"memory": None, "cpu": None},
@@ -299,6 +307,8 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
                                  {"memory": config[RESOURCES_MEMORY], "cpu": config[RESOURCES_CPU]})
     resources = _canonical_resources(resolved)  # type: ignore[arg-type]
     cpu, memory = cpu_millis(resources["limits"]["cpu"]), parse_memory(resources["limits"]["memory"])
+    cpu_request = cpu_millis(resources["requests"]["cpu"])
+    memory_request = parse_memory(resources["requests"]["memory"])
     idle_text, idle_seconds = _duration_setting(body.get("idleTimeout", config[SESSION_IDLE_TIMEOUT]), "idleTimeout")
     max_text, max_seconds = _duration_setting(body.get("maxSessionDuration", config[SESSION_MAX_DURATION]),
                                               "maxSessionDuration")
@@ -324,6 +334,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
                     quotas.check_and_reserve(conn, owner_id, quotas.Usage(0, 0, 0, storage))
                 index.insert(conn, namespace=namespace, name=name, user_id=owner_id, username=owner_name,
                              template=template_name, state="running", cpu_millis=cpu, memory_bytes=memory,
+                             cpu_request_millis=cpu_request, memory_request_bytes=memory_request,
                              storage_bytes=storage, persistent_home=persistent_home,
                              idle_timeout_seconds=idle_seconds, max_duration_seconds=max_seconds, tags=tags)
             break
