@@ -40,3 +40,24 @@ def test_owner_lookups_by_label_cannot_confuse_the_two_users(serve, sim):
     assert attacker.get("/api/v1/sessions/cd-by-kubectl").status_code == 404
     row = fetch_one("SELECT user_id FROM sessions WHERE name = 'cd-by-kubectl'")
     assert row is None or row["user_id"] != attacker.user_id
+
+
+# Two usernames whose hashed labels collide (a 40-bit hash: found by a search over separators, which
+# normalise alike; kept here as data). Only such a pair could share a home volume.
+COLLIDING = ("a.b.c.d.e.f.g-h-i._j-k_.l_m.n_o", "a.b.c.d.e.f-g._h.i_.j._k-l._m_n_o")
+
+
+def test_a_username_whose_label_collides_with_another_users_is_refused(serve):
+    from streamspace.db import fetch_one
+
+    first, second = COLLIDING
+    assert first != second and user_label(first) == user_label(second)
+    base = serve("users")
+    admin = client_for(base, "label-admin", role="admin")
+    made = admin.post("/api/v1/users", json={"username": first, "email": "first@example.com",
+                                                 "password": "a long unusual phrase 1"})
+    assert made.status_code == 201, made.text
+    refused = admin.post("/api/v1/users", json={"username": second, "email": "second@example.com",
+                                                    "password": "a long unusual phrase 2"})
+    assert refused.status_code == 409 and refused.json()["error"] == "username taken", refused.text
+    assert fetch_one("SELECT count(*) AS n FROM users WHERE username = %s", (second,))["n"] == 0

@@ -201,7 +201,41 @@ def test_a_collision_with_an_existing_local_account_is_refused_never_merged(url,
     # The same for an email that an existing account already has.
     op.set_account("mail-twin", preferred_username="mail-twin", email="Linus@Example.com")
     assert callback(url, op.authorize(authorization_url(url), "mail-twin")).status_code == 409
-    assert len(refusals("account collision")) == 2
+    assert [r["target"] for r in refusals("account collision") if r["target"] in ("linus", "mail-twin")] \
+        == ["linus", "mail-twin"]
+
+
+def test_first_login_is_refused_when_the_new_users_label_is_another_users(url, op):
+    """Provisioning asks the same label question as an admin's user creation: two users whose
+    Kubernetes labels collide would share a home volume."""
+    from streamspace.db import fetch_one
+    from tests.security.test_home_volumes import COLLIDING
+
+    local, federated = COLLIDING
+    make_user(local, password="local-password")
+    op.set_account("label-twin", preferred_username=federated, email="twin@example.com")
+    answer = callback(url, op.authorize(authorization_url(url), "label-twin"))
+    assert answer.status_code == 409 and answer.json()["error"] == "account exists", answer.text
+    assert fetch_one("SELECT count(*) AS n FROM users WHERE username = %s", (federated,))["n"] == 0
+    assert any(r["target"] == federated for r in refusals("account collision"))
+
+
+def test_an_sso_account_never_gets_a_password_and_a_stored_one_never_logs_in(url, op, admin_headers):
+    """The provider alone authenticates an SSO account (its MFA, its deprovisioning): an admin
+    cannot set it a password, and a hash that got into the row anyway opens nothing."""
+    from streamspace.auth.passwords import hash_password
+    from streamspace.db import execute, fetch_one
+
+    op.set_account("fed", preferred_username="federica")
+    user = sso_login(url, op, "fed")["user"]
+    answer = requests.patch(f"{url}/api/v1/users/{user['id']}", headers=admin_headers,
+                            json={"password": "a long unusual phrase 3"}, timeout=10)
+    assert answer.status_code == 409 and answer.json()["error"] == "password managed by provider", answer.text
+    assert fetch_one("SELECT password_hash FROM users WHERE id = %s", (user["id"],))["password_hash"] is None
+    execute("UPDATE users SET password_hash = %s WHERE id = %s", (hash_password("planted-password"), user["id"]))
+    login = requests.post(f"{url}/api/v1/auth/login", json={"username": "federica", "password": "planted-password"},
+                          timeout=10)
+    assert login.status_code == 401 and login.json()["error"] == "invalid credentials"
 
 
 def test_a_username_claim_that_breaks_our_username_rules_is_refused(url, op):

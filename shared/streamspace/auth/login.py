@@ -148,7 +148,10 @@ def login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
         attempt = begin_attempt(conn, username, client_ip)
         user = _find_user(conn, username=username)
     # The slow part runs with no transaction open: the attempt row is already committed as a failure.
-    ok, upgraded_hash = verify_password(user["password_hash"] if user else None, password)
+    # Only a local account's password counts: an SSO account is authenticated by its provider alone,
+    # even if a hash was ever stored for it (the same answer and cost as an unknown user).
+    local_hash = user["password_hash"] if user and user["provider"] == "local" else None
+    ok, upgraded_hash = verify_password(local_hash, password)
     if not ok or user is None:
         with transaction() as conn:
             audit.record(conn, None, "auth.login.failed", "user", username, client_ip,

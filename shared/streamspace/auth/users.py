@@ -187,20 +187,26 @@ def create_user(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[
 
 
 def _refuse_label_collision(conn: psycopg.Connection[Any], username: str) -> None:
-    """409 when the new user's Kubernetes label (home volume, sessions) is another user's: only
-    possible for two hashed labels on a hash collision, checked among the names that normalise alike."""
+    if label_is_taken(conn, username):
+        raise Conflict(f"username {username!r} is not available (its label is another user's)",
+                       error="username taken")
+
+
+def label_is_taken(conn: psycopg.Connection[Any], username: str) -> bool:
+    """Whether a new user's Kubernetes label (home volume, sessions) is another user's: only
+    possible for two hashed labels on a hash collision, checked among the names that normalise alike.
+    Every way a user is created asks this (here and single sign-on's provisioning), inside the
+    creating transaction: the lock it takes serialises the check with the insert."""
     from streamspace.domain.names import dns_label, is_username_label, user_label
 
     label = user_label(username)
     if is_username_label(label):
-        return  # a name used as is: no other user's label can equal it
+        return False  # a name used as is: no other user's label can equal it
     conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x5353554C,))  # "SSUL": one label check at a time
     prefix = dns_label(username)[:8]
     rows = conn.execute("SELECT username FROM users WHERE regexp_replace(username, '[^a-z0-9]+', '-', 'g')"
                         " LIKE %s", (prefix.replace("%", "").replace("_", r"\_") + "%",)).fetchall()
-    if any(user_label(row["username"]) == label for row in rows):
-        raise Conflict(f"username {username!r} is not available (its label is another user's)",
-                       error="username taken")
+    return any(user_label(row["username"]) == label for row in rows)
 
 
 def _active_admins_other_than(conn: psycopg.Connection[Any], user_id: str) -> int:
@@ -237,7 +243,13 @@ def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip:
     if "password" in body:
         from streamspace.db import fetch_one
 
-        owner = fetch_one("SELECT username FROM users WHERE id = %s", (user_id,))
+        owner = fetch_one("SELECT username, provider FROM users WHERE id = %s", (user_id,))
+        if owner and owner["provider"] != "local":
+            # A password would let the account sign in past its provider (its MFA, its
+            # deprovisioning): the provider is the only one that authenticates it.
+            raise Conflict(f"{owner['username']!r} signs in with single sign-on ({owner['provider']}); "
+                           "its password is kept by the identity provider, not here",
+                           error="password managed by provider")
         changes["password_hash"] = hash_password(valid_password(body["password"],
                                                                 username=owner["username"] if owner else None))
     if ("role" in changes or "active" in changes) and user_id == actor.user_id:

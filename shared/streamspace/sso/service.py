@@ -181,7 +181,7 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
     import psycopg
 
     from streamspace import audit
-    from streamspace.auth.users import EMAIL_RE, USERNAME_RE, _lock_admins
+    from streamspace.auth.users import EMAIL_RE, USERNAME_RE, _lock_admins, label_is_taken
     from streamspace.db import transaction
     from streamspace.sso import store
 
@@ -207,7 +207,7 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
                                          " not a valid StreamSpace username (1-63 lowercase letters, digits, '.', '_'"
                                          " or '-'); ask an admin to set OIDC_USERNAME_CLAIM",
                                          error="invalid username claim"), "invalid username claim")
-                elif store.account_holding(conn, username, email) is not None:
+                elif store.account_holding(conn, username, email) is not None or label_is_taken(conn, username):
                     refusal = (Conflict(f"an account with the username {username!r} or this email already exists;"
                                         " single sign-on never takes over an existing account (ask an admin)",
                                         error="account exists"), "account collision")
