@@ -46,7 +46,7 @@ def _dependencies_answer() -> bool:
 
     try:
         fetch_one("SELECT 1 AS ok")
-        kube.list_objects("Namespace", limit=1)
+        kube.list_objects("Namespace")
     except (DatabaseUnavailable, kube.KubeError):
         return False
     return True

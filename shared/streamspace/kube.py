@@ -263,11 +263,32 @@ def get(kind: str, name: str, namespace: str | None = None) -> dict[str, Any] | 
         raise
 
 
+LIST_PAGE_SIZE = 500  # client-go's pager default: bounds each answer, not the whole list
+
+
 def list_objects(kind: str, namespace: str | None = None, *, label_selector: str | None = None,
-                 limit: int | None = None) -> list[dict[str, Any]]:
-    result = request("GET", _kind(kind).path(namespace), query={"labelSelector": label_selector, "limit": limit})
-    items: list[dict[str, Any]] = result.get("items", [])
-    return items
+                 page_size: int = LIST_PAGE_SIZE) -> list[dict[str, Any]]:
+    """Every matching object, read in pages of `page_size` by following the server's continue tokens.
+
+    A continue token expires (410) when the server has compacted the snapshot it pages through; then
+    the list is read again whole, as client-go's pager does (FullListIfExpired)."""
+    path = _kind(kind).path(namespace)
+    items: list[dict[str, Any]] = []
+    token: str | None = None
+    while True:
+        try:
+            page = request("GET", path, query={"labelSelector": label_selector, "limit": page_size,
+                                               "continue": token})
+        except KubeError as exc:
+            if exc.status == 410 and token is not None:
+                whole: list[dict[str, Any]] = request("GET", path, query={"labelSelector": label_selector}).get(
+                    "items", [])
+                return whole
+            raise
+        items.extend(page.get("items") or [])
+        token = (page.get("metadata") or {}).get("continue") or None
+        if token is None:
+            return items
 
 
 def create(manifest: dict[str, Any]) -> dict[str, Any]:
