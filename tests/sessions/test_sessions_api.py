@@ -445,3 +445,53 @@ def test_heartbeat_moves_session_activity(world: World) -> None:
     listed = world.alice.get("/api/v1/sessions").json()["sessions"][0]
     assert listed["createdAt"].endswith("Z") and listed["status"]["lastActivity"].endswith("Z")
     world.alice.delete(f"/api/v1/sessions/{name}")
+
+
+# -- no database lock held across a Kubernetes call ---------------------------------------------------
+
+def test_a_change_holds_no_row_lock_while_the_cluster_answers(world: World, sim: Any, db_url: str) -> None:
+    """The cluster may take seconds to answer; a row lock held meanwhile would stall the heartbeats,
+    the idle sweep and the reconcile of this session (issue 13: merge_patch ran inside the locked
+    transaction)."""
+    import threading
+
+    import psycopg
+
+    name = create(world.alice)["name"]
+    held = sim.hold_requests("PATCH", rf"/sessions/{name}$")
+    answers: list[Any] = []
+    change = threading.Thread(target=lambda: answers.append(
+        world.alice.patch(f"/api/v1/sessions/{name}", json={"tags": ["held"]})))
+    change.start()
+    try:
+        assert held.arrived.wait(60), "the PATCH never reached the API server"
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            conn.execute("SET lock_timeout = '1s'")
+            try:
+                locked = False
+                conn.execute("SELECT 1 FROM sessions WHERE namespace = %s AND name = %s FOR UPDATE",
+                             (NAMESPACE, name))
+            except psycopg.errors.LockNotAvailable:
+                locked = True
+    finally:
+        held.release()
+        change.join(60)
+    assert not locked, "the session row was locked while its Kubernetes PATCH was in flight"
+    assert answers and answers[0].status_code == 200, answers
+    assert index_row(name)["tags"] == ["held"]  # type: ignore[index]
+    world.alice.delete(f"/api/v1/sessions/{name}")
+
+
+def test_a_change_that_races_another_write_is_applied_on_the_fresh_object(world: World, sim: Any) -> None:
+    """The spec patch is guarded by the resourceVersion it read; a write in between (here a status
+    update, as the reconcile makes) is a conflict that is retried, not lost or reported."""
+    name = create(world.alice)["name"]
+    sim.inject_failure(method="PATCH", path_regex=rf"/sessions/{name}$", status=409, times=2)
+    try:
+        response = world.alice.patch(f"/api/v1/sessions/{name}", json={"state": "hibernated"})
+    finally:
+        sim.clear_failures()
+    assert response.status_code == 200, response.text
+    assert session_object(name)["spec"]["state"] == "hibernated"  # type: ignore[index]
+    assert index_row(name)["state"] == "hibernated"  # type: ignore[index]
+    world.alice.delete(f"/api/v1/sessions/{name}")

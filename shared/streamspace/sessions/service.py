@@ -400,7 +400,7 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
 
     A terminated session cannot be changed (409): create a new one. Waking a hibernated session
     resets its activity, so the idle sweep does not put it straight back to sleep."""
-    from streamspace import audit, kube
+    from streamspace import audit
     from streamspace.db import transaction
     from streamspace.domain.sessions import parse_state, parse_tags, session_to_api
 
@@ -423,16 +423,12 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
 
     namespace = _namespace()
     row = _owned(caller, name)
+    obj, previous = _patch_spec(name, namespace, spec, row["state"])
+    waking = state == "running" and previous == "hibernated"
+    # The cluster took the change: record it in the index. No lock is held across the Kubernetes call
+    # above; should this transaction fail, the reconcile writes the index from the object it sees.
     with transaction() as conn:
-        current = conn.execute("SELECT state FROM sessions WHERE namespace = %s AND name = %s FOR UPDATE",
-                               (namespace, name)).fetchone()
-        if current is None:
-            raise _not_found(name)
-        if current["state"] == "terminated" and spec != {"state": "terminated"}:
-            raise Conflict(f"session {name!r} is terminated and cannot be changed; create a new session",
-                           error="session terminated")
-        waking = state == "running" and current["state"] == "hibernated"
-        if state is not None and state != current["state"]:
+        if state is not None:
             index.set_state(conn, namespace, name, state, reset_activity=waking)
         conn.execute(
             "UPDATE sessions SET"
@@ -443,15 +439,45 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
             {"set_idle": idle is not None, "idle": idle[1] if idle else None, "set_max": longest is not None,
              "max": longest[1] if longest else None, "set_tags": tags is not None, "tags": tags or [],
              "ns": namespace, "name": name})
-        if state is not None and state != current["state"]:
+        if state is not None and state != previous:
             audit.record(conn, caller, f"session.{state}", "session", name, client_ip,
-                         {"from": current["state"], "to": state})
-        # Last, still inside the transaction: if the cluster refuses, the index is left unchanged.
-        obj = kube.merge_patch("Session", name, {"spec": spec}, namespace)
+                         {"from": previous, "to": state})
     api = _with_index_status(session_to_api(obj, int(row["active_connections"])), row)
     if waking:
         api["status"]["lastActivity"] = datetime.now(UTC)
     return api
+
+
+_PATCH_ATTEMPTS = 5
+
+
+def _patch_spec(name: str, namespace: str, spec: dict[str, Any], indexed_state: str) -> tuple[dict[str, Any], str]:
+    """Merge `spec` into the Session on the cluster, guarded by the resourceVersion it was read at (a
+    write in between, such as a reconcile's status, answers 409 and the change is tried again on the
+    fresh object, as client-go's RetryOnConflict does). Returns (the patched Session, its state before).
+
+    A terminated session cannot be changed except to terminate it again (409)."""
+    from streamspace import kube
+
+    attempt = 0
+    while True:
+        attempt += 1
+        current = kube.get("Session", name, namespace)
+        if current is None:
+            raise _not_found(name)
+        previous = str((current.get("spec") or {}).get("state") or "running")
+        if "terminated" in (previous, indexed_state) and spec != {"state": "terminated"}:
+            raise Conflict(f"session {name!r} is terminated and cannot be changed; create a new session",
+                           error="session terminated")
+        version = (current.get("metadata") or {}).get("resourceVersion")
+        try:
+            patched = kube.merge_patch("Session", name, {"metadata": {"resourceVersion": version}, "spec": spec},
+                                       namespace)
+        except kube.KubeError as exc:
+            if exc.conflict and attempt < _PATCH_ATTEMPTS:
+                continue
+            raise
+        return patched, previous
 
 
 def delete_session(caller: Principal, name: str, client_ip: str = "") -> dict[str, Any]:

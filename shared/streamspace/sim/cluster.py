@@ -18,7 +18,7 @@ from .kubelet import Kubelet
 from .logs import LogStore
 from .rbac import Rbac
 from .resources import Registry
-from .server import RequestRecord, SimServer
+from .server import HeldRequests, RequestRecord, SimServer
 from .store import Store
 
 if TYPE_CHECKING:
@@ -178,6 +178,10 @@ class SimCluster:
                        times: int | None = 1, reason: str | None = None, message: str | None = None) -> None:
         """Answer the next `times` matching requests (None: all) with a Status of `status` instead."""
         self.server.inject_failure(method, path_regex, status, times, reason, message)
+
+    def hold_requests(self, method: str | None = "PATCH", path_regex: str = ".*") -> HeldRequests:
+        """Make matching requests wait until the returned hold is released (`arrived` is set when one waits)."""
+        return self.server.hold(method, path_regex)
 
     def clear_failures(self) -> None:
         self.server.clear_failures()

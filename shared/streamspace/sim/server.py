@@ -76,6 +76,7 @@ class SimServer:
         self._log_lock = threading.Lock()
         self._requests: list[RequestRecord] = []
         self._failures: list[InjectedFailure] = []
+        self._holds: list[HeldRequests] = []
         self.stopping = threading.Event()
         self.httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -131,6 +132,24 @@ class SimServer:
         with self._log_lock:
             self._failures.clear()
 
+    def hold(self, method: str | None, path_regex: str) -> HeldRequests:
+        held = HeldRequests(method.upper() if method else None, re.compile(path_regex), threading.Event(),
+                            threading.Event())
+        with self._log_lock:
+            self._holds.append(held)
+        return held
+
+    def wait_if_held(self, method: str, path: str) -> None:
+        with self._log_lock:
+            matching = [h for h in self._holds
+                        if (h.method is None or h.method == method) and h.path_regex.search(path)]
+        for held in matching:
+            held.arrived.set()
+            held.released.wait(HOLD_CEILING_SECONDS)
+        if matching:
+            with self._log_lock:
+                self._holds = [h for h in self._holds if not h.released.is_set()]
+
     def take_failure(self, method: str, path: str) -> InjectedFailure | None:
         with self._log_lock:
             for f in self._failures:
@@ -167,6 +186,22 @@ class SimServer:
                                     or (sub in ("eviction", "log") and rt.plural == "pods" and not rt.group)):
             raise _not_found_path()
         return Route(rt, ns, name, sub, watch_path)
+
+
+@dataclass
+class HeldRequests:
+    """Matching requests wait, before they are served, until `release` (tests observe what a client
+    holds while its Kubernetes call is in flight)."""
+    method: str | None
+    path_regex: re.Pattern[str]
+    arrived: threading.Event
+    released: threading.Event
+
+    def release(self) -> None:
+        self.released.set()
+
+
+HOLD_CEILING_SECONDS = 120.0  # a held request is served after this even if the test never releases it
 
 
 def _not_found_path() -> ApiError:
@@ -240,6 +275,7 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
             try:
                 raw = self._read_body()
                 parts = urlsplit(self.path)
+                sim.wait_if_held(method, parts.path)
                 failure = sim.take_failure(method, parts.path)
                 if failure is not None:
                     self._send(failure.status, status_body(failure.status, failure.reason, failure.message, {}))
