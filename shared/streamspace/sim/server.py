@@ -477,6 +477,9 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Transfer-Encoding", "chunked")
+            # This server closes the connection when the watch ends, so it says so: a client that read a
+            # watch to its end must not reuse the connection (it met a closed socket on its next request).
+            self.send_header("Connection", "close")
             self.send_header(SIM_HEADER, "true")
             self.send_header("Cache-Control", "no-cache, private")
             self.end_headers()
