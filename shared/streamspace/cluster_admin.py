@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamspace import kube
 from streamspace.domain.errors import Invalid, NotFound, ValidationError
+from streamspace.domain.quantity import format_cpu, format_memory
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -128,19 +129,6 @@ def cpu_millicores(value: object) -> int:
 
 def memory_bytes(value: object) -> int:
     return math.ceil(_amount(value))
-
-
-def format_cpu(millis: int) -> str:
-    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
-
-
-def format_memory(size: int) -> str:
-    if size == 0:
-        return "0"
-    for suffix, factor in reversed(_BINARY.items()):
-        if size % factor == 0:
-            return f"{size // factor}{suffix}"
-    return str(size)
 
 
 def _parse_time(value: object) -> datetime | None:

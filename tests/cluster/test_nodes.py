@@ -192,3 +192,15 @@ def test_v02_clients_get_the_shapes_they_read(admin, core):
     assert stats["totalPods"] == current["pods"]
     refused = admin.get(NODES, params={"format": "v9"})
     assert refused.status_code == 400 and refused.json()["error"] == "invalid format"
+
+
+def test_memory_reads_as_the_api_writes_it_everywhere(admin, core):
+    """Decimal amounts keep their suffix, as domain.quantity writes them for sessions and quotas:
+    10^9 bytes is 1G, never 1000000000 (issue 13: two format_memory disagreed)."""
+    name = unique("node")
+    make_node(core, name, cpu="4", memory="8Gi")
+    make_pod(core, unique("web"), name, cpu="500m", memory="1G")
+
+    node = admin.get(f"{NODES}/{name}").json()
+
+    assert node["usage"]["memory"] == "1G"
