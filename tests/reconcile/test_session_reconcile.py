@@ -172,6 +172,21 @@ def test_a_pod_that_cannot_pull_its_image_fails_and_never_runs(url, function_url
     assert row("bob-broken")["phase"] == "Failed"
 
 
+def test_a_pod_no_node_has_room_for_keeps_the_session_pending_with_the_schedulers_reason(url, function_url, sim):
+    huge = {"requests": {"cpu": "500m", "memory": "64Gi"}, "limits": {"cpu": "2", "memory": "64Gi"}}
+    template = kube.create(template_manifest("roomy", defaultResources=huge))
+    template.setdefault("kind", "Template")
+    assert deliver(function_url("template-reconcile"), "add", template) == 200
+    assert deliver(url, "add", create("carol-roomy", user="carol", template="roomy")) == 200
+    assert deliver(url, "update", live("Deployment", "ss-carol-roomy")) == 200
+    obj = live("Session", "carol-roomy")
+    assert obj["status"]["phase"] == "Pending"  # a node may join (autoscaler) or free up: not a failure
+    nodes = len(kube.list_objects("Node", None))
+    assert (f"Unschedulable: 0/{nodes} nodes are available: {nodes} Insufficient memory."
+            in obj["status"]["message"]), obj["status"]["message"]
+    assert row("carol-roomy")["phase"] == "Pending"
+
+
 # -- budgets ----------------------------------------------------------------------------------------
 
 def test_the_echo_of_our_own_status_write_costs_no_request(url, sim):

@@ -31,6 +31,9 @@ class LocalStack:
     api_port: int = 0
     cluster: str = "auto"  # auto | sim | kube
     kubelet_delay: float = 1.0
+    sim_nodes: int = 2  # the simulated cluster's nodes (count, cpu and memory each)
+    sim_node_cpu: str = "8"
+    sim_node_memory: str = "32Gi"
     watch: bool = True
     schedule: bool = True
     announce: Any = print
@@ -74,10 +77,13 @@ class LocalStack:
                     message = f"streamspace: STREAMSPACE_CLUSTER=kube but no cluster answers: {exc.message}"
                     raise SystemExit(message) from None
         from streamspace.sim import SimCluster
+        from streamspace.sim.scheduler import NodeSpec
 
         state = data_dir / SIM_STATE_FILE
+        nodes = [NodeSpec(f"sim-node-{i}", cpu=self.sim_node_cpu, memory=self.sim_node_memory)
+                 for i in range(1, self.sim_nodes + 1)]
         self.sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=self.kubelet_delay,
-                              state_path=state)
+                              state_path=state, nodes=nodes)
         self.sim.start()
         from streamspace.local.identities import serve_as_functions
 
@@ -164,11 +170,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="API port (default API_PORT, 8000)")
     parser.add_argument("--kubelet-delay", type=float, default=1.0,
                         help="seconds the simulated kubelet takes to make a pod Ready")
+    parser.add_argument("--sim-nodes", type=int, default=2, help="nodes of the simulated cluster")
+    parser.add_argument("--sim-node-cpu", default="8", help="cpu of each simulated node")
+    parser.add_argument("--sim-node-memory", default="32Gi", help="memory of each simulated node")
     options = parser.parse_args(argv)
     cfg = settings()
     configure_logging(cfg.log_level)
     stack = LocalStack(api_port=cfg.api_port if options.port is None else options.port, cluster=cfg.cluster_mode,
-                       kubelet_delay=options.kubelet_delay,
+                       kubelet_delay=options.kubelet_delay, sim_nodes=options.sim_nodes,
+                       sim_node_cpu=options.sim_node_cpu, sim_node_memory=options.sim_node_memory,
                        announce=lambda line: print(f"streamspace: {line}", flush=True))
     stopped = threading.Event()
 

@@ -483,6 +483,11 @@ def pod_observation(pods: Sequence[Mapping[str, Any]]) -> tuple[str | None, str 
         return None, None, ""
     pod = live[0]
     name = str((pod.get("metadata") or {}).get("name") or "") or None
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        # kube-scheduler's verdict when no node fits (PodScheduled=False, reason Unschedulable, its
+        # FitError message): the pod stays Pending and the session says why.
+        if condition.get("type") == "PodScheduled" and condition.get("status") == "False":
+            return name, None, f"{condition.get('reason') or 'Unschedulable'}: {condition.get('message') or ''}"
     waiting = ""
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         state = (status.get("state") or {}).get("waiting") or {}

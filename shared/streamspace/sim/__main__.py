@@ -20,10 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kubeconfig", help="write a kubeconfig pointing at the simulation here")
     parser.add_argument("--namespace", default="streamspace", help="namespace of the kubeconfig context")
     parser.add_argument("--kubelet-delay", type=float, default=1.0, help="seconds until a pod becomes Ready")
+    parser.add_argument("--nodes", type=int, default=2, help="how many simulated nodes (8 cpu, 32Gi each)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    sim = SimCluster(crd_paths=args.crds, kubelet_delay=args.kubelet_delay)
+    sim = SimCluster(crd_paths=args.crds, kubelet_delay=args.kubelet_delay, nodes=args.nodes)
     sim.start(args.host, args.port)
     if args.kubeconfig:
         print(f"kubeconfig written to {sim.write_kubeconfig(args.kubeconfig, args.namespace)}", file=sys.stderr)

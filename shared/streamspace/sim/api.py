@@ -512,6 +512,29 @@ class Api:
             return self.out(rt, stored)
         return self.out(rt, self.store.put(rt.store_key, new, "MODIFIED"))
 
+    # ------------------------------------------------------------ binding
+
+    def bind(self, ns: str, name: str, node: str) -> dict[str, Any]:
+        """pods/binding: set spec.nodeName and PodScheduled=True, as the registry's binding REST does
+        (pkg/registry/core/pod/storage/storage.go setPodHostAndAnnotations); a bound pod answers 409."""
+        rt = self.registry.get("", "v1", "pods")
+        assert rt is not None
+        with self.store.txn():
+            pod = self._existing(rt, ns, name)
+            if pod["metadata"].get("deletionTimestamp"):
+                raise conflict(rt.qualified, name, rt.group, rt.plural,
+                               f"pod {name} is being deleted, cannot be assigned to a host")
+            if (pod.get("spec") or {}).get("nodeName"):
+                raise conflict(rt.qualified, name, rt.group, rt.plural,
+                               f'pod {name} is already assigned to node "{pod["spec"]["nodeName"]}"')
+            bound = copy.deepcopy(pod)
+            bound["spec"]["nodeName"] = node
+            status = bound.setdefault("status", {})
+            others = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+            status["conditions"] = [{"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                                     "lastTransitionTime": now()}, *others]
+            return self.out(rt, self.store.put(rt.store_key, bound, "MODIFIED"))
+
     # ------------------------------------------------------------ delete
 
     def delete(self, rt: ResourceType, ns: str, name: str, options: dict[str, Any] | None = None,

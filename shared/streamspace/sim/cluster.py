@@ -18,6 +18,7 @@ from .kubelet import Kubelet
 from .logs import LogStore
 from .rbac import Rbac
 from .resources import Registry
+from .scheduler import NodeSpec, Scheduler, node_specs
 from .server import HeldRequests, RequestRecord, SimServer
 from .store import Store
 
@@ -28,6 +29,7 @@ log = logging.getLogger("streamspace.sim")
 
 BANNER = "SIMULATED Kubernetes API server (test/demo harness, not a cluster) at {url}"
 DEFAULT_NAMESPACES = ("default", "streamspace")
+DEFAULT_NODE_COUNT = 2
 
 
 def _crd_documents(path: Path) -> list[dict[str, Any]]:
@@ -45,9 +47,12 @@ class SimCluster:
 
     def __init__(self, crd_paths: Iterable[str | os.PathLike[str]] = (), kubelet_delay: float = 0.0,
                  image_fails: Callable[[str], bool] | None = None, history_size: int = 10000,
-                 state_path: str | os.PathLike[str] | None = None) -> None:
+                 state_path: str | os.PathLike[str] | None = None,
+                 nodes: int | Iterable[NodeSpec] = DEFAULT_NODE_COUNT) -> None:
         """`state_path`: a file that keeps the cluster's objects across restarts (`make run` keeps it
-        in the data folder); without it the cluster starts empty and forgets everything."""
+        in the data folder); without it the cluster starts empty and forgets everything.
+        `nodes`: how many default nodes (8 cpu, 32Gi, 110 pods each) or the NodeSpecs to register; pods
+        are scheduled onto them by their requests (0: every pod stays Pending, unschedulable)."""
         self.registry = Registry()
         self.store = Store(history_size)
         self.restored = 0
@@ -57,13 +62,16 @@ class SimCluster:
                 self.registry.register_crd(crd)
         self.api = Api(self.registry, self.store)
         self.logs = LogStore(self.store)
-        self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails, self.logs)
+        self.scheduler = Scheduler(self.api, self.store)
+        self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails, self.logs,
+                               self.scheduler)
         self.garbage_collector = GarbageCollector(self.api, self.store)
         self.rbac = Rbac(self.store, self.registry)
         self.server = SimServer(self.api, self.registry, self.store, self.logs, self.rbac)
         self.desktops = SimDesktops(self.store)  # stand-in pages of Running sessions' pods
         for ns in DEFAULT_NAMESPACES:
             self.api.ensure_namespace(ns)
+        self.scheduler.ensure_nodes(node_specs(nodes))
         self.load_crds(crd_paths)
 
     # ------------------------------------------------------------ lifecycle

@@ -1,8 +1,10 @@
 """Simulated controllers and kubelet: Deployment -> Pods -> Ready, with status written back through the API.
 
-Collapses the ReplicaSet controller, scheduler and kubelet into one level-triggered loop. Pods are created
-as soon as a Deployment wants them (Pending, as a real cluster shows them first) and become Running and
-Ready `delay` seconds later, unless their image "cannot be pulled". Status writes go through the normal
+Collapses the ReplicaSet controller, scheduler (`scheduler.py`) and the nodes' kubelets into one
+level-triggered loop. Pods are created as soon as a Deployment wants them (Pending, as a real cluster shows
+them first), bound to a node that fits them (or left Pending with `PodScheduled=False`, retried when nodes
+or pods change), and become Running and Ready `delay` seconds later on a node that exists, unless their
+image "cannot be pulled". Status writes go through the normal
 write path, so watchers see the same MODIFIED events a real cluster produces, and unchanged status is a
 no-op (no event), which keeps the loop from feeding itself.
 
@@ -27,15 +29,15 @@ from .api import Api, now, random_suffix
 from .errors import ApiError
 from .logs import LogStore
 from .resources import Registry, ResourceType
+from .scheduler import NODE_KEY, Scheduler
 from .store import Event, Store
 
 log = logging.getLogger("streamspace.sim.kubelet")
 
-Task = tuple[str, str, str]  # ("deploy" | "pod", namespace, name)
+Task = tuple[str, str, str]  # ("deploy" | "pod" | "unbound" | "node", namespace, name)
 DEPLOY_KEY = ("apps", "deployments")
 POD_KEY = ("", "pods")
 MANAGER = "kube-controller-manager"
-NODE = "sim-node"
 
 
 def default_image_fails(image: str) -> bool:
@@ -75,8 +77,10 @@ def _pod_ready(pod: dict[str, Any]) -> bool:
 
 class Kubelet:
     def __init__(self, api: Api, store: Store, registry: Registry, delay: float = 0.0,
-                 image_fails: Callable[[str], bool] | None = None, logs: LogStore | None = None) -> None:
+                 image_fails: Callable[[str], bool] | None = None, logs: LogStore | None = None,
+                 scheduler: Scheduler | None = None) -> None:
         self.api = api
+        self.scheduler = scheduler if scheduler is not None else Scheduler(api, store)
         self.logs = logs if logs is not None else LogStore(store)
         self.store = store
         self.registry = registry
@@ -121,14 +125,24 @@ class Kubelet:
         if self._stopped:
             return
         ns = ev.obj["metadata"].get("namespace", "")
-        if ev.key == DEPLOY_KEY:
+        if ev.key == NODE_KEY and ev.type != "DELETED":
+            # A node joined or changed (uncordoned, capacity, taints): pending pods may fit now, and
+            # pods already bound to a node that had not registered can start.
+            self._schedule(("unbound", "", ""), 0.0)
+            if ev.type == "ADDED":
+                self._schedule(("node", "", ev.obj["metadata"]["name"]), self.delay)
+        elif ev.key == DEPLOY_KEY:
             self._schedule(("deploy", ns, ev.obj["metadata"]["name"]), 0.0)
         elif ev.key == POD_KEY:
             owner = _controller_name(ev.obj)
             if owner:
                 self._schedule(("deploy", ns, owner), 0.0)
-            if ev.type == "ADDED":
+            bound_now = (ev.obj.get("spec") or {}).get("nodeName") and not ((ev.prev or {}).get("spec") or {}).get(
+                "nodeName")
+            if ev.type == "ADDED" or (ev.type == "MODIFIED" and bound_now):
                 self._schedule(("pod", ns, ev.obj["metadata"]["name"]), self.delay)
+            elif ev.type == "DELETED" and (ev.obj.get("spec") or {}).get("nodeName"):
+                self._schedule(("unbound", "", ""), 0.0)  # capacity freed
 
     def _schedule(self, task: Task, delay: float) -> None:
         if self.delay == 0:
@@ -159,7 +173,7 @@ class Kubelet:
                     return
                 _, _, task = heapq.heappop(self._heap)
                 # Later duplicates of a task that is due now are redundant: the loop is level-triggered.
-                if task[0] == "deploy":
+                if task[0] in ("deploy", "unbound"):
                     self._heap = [h for h in self._heap if h[2] != task or h[0] > time.monotonic()]
                     heapq.heapify(self._heap)
             with self._lock:
@@ -169,6 +183,10 @@ class Kubelet:
         try:
             if task[0] == "deploy":
                 self._sync_deployment(task[1], task[2])
+            elif task[0] == "unbound":
+                self._retry_unbound()
+            elif task[0] == "node":
+                self._start_bound_to(task[2])
             else:
                 self._run_pod(task[1], task[2])
         except ApiError as exc:
@@ -230,7 +248,6 @@ class Kubelet:
         labels = dict(tmeta.get("labels") or {})
         labels["pod-template-hash"] = thash
         pod_spec = copy.deepcopy(template.get("spec") or {})
-        pod_spec["nodeName"] = NODE
         body: dict[str, Any] = {
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {
@@ -245,16 +262,43 @@ class Kubelet:
             body["metadata"]["annotations"] = dict(tmeta["annotations"])
         self.api.create(pod_rt, meta.get("namespace", ""), body, manager=MANAGER)
 
+    def _retry_unbound(self) -> None:
+        with self.store.txn():
+            unbound = [(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in self.store.items(POD_KEY)
+                       if not (o.get("spec") or {}).get("nodeName") and not o["metadata"].get("deletionTimestamp")]
+        for ns, name in unbound:
+            if self.scheduler.schedule(ns, name) is not None:
+                self._schedule(("pod", ns, name), self.delay)
+
+    def _start_bound_to(self, node: str) -> None:
+        with self.store.txn():
+            waiting = [(o["metadata"].get("namespace", ""), o["metadata"]["name"]) for o in self.store.items(POD_KEY)
+                       if (o.get("spec") or {}).get("nodeName") == node
+                       and not (o.get("status") or {}).get("startTime")]
+        for ns, name in waiting:
+            self._run_pod(ns, name)
+
     def _run_pod(self, ns: str, name: str) -> None:
         _, pod_rt = self._types()
         with self.store.txn():
             pod = self.store.get(POD_KEY, ns, name)
             if pod is None or pod["metadata"].get("deletionTimestamp"):
                 return
+            if not (pod.get("spec") or {}).get("nodeName"):
+                if self.scheduler.schedule(ns, name) is None:
+                    return  # Pending until a node fits; retried when nodes or pods change
+                pod = self.store.get(POD_KEY, ns, name)
+                if pod is None:
+                    return
+            node = self.store.get(NODE_KEY, "", str(pod["spec"]["nodeName"]))
             pod = copy.deepcopy(pod)
+        if node is None:
+            return  # bound to a node that has not registered: no kubelet runs it (yet)
         status = pod.get("status") or {}
         if status.get("startTime"):
             return  # already started by us; the simulated containers never crash
+        host_ip = next((a.get("address") for a in (node.get("status") or {}).get("addresses") or []
+                        if a.get("type") == "InternalIP"), "10.0.0.10")
         containers = (pod.get("spec") or {}).get("containers") or []
         failing = [c for c in containers if self.image_fails(str(c.get("image", "")))]
         started = now()
@@ -284,7 +328,7 @@ class Kubelet:
                 {"type": "ContainersReady", "status": ready, "lastTransitionTime": started, **cond_reason},
                 {"type": "Ready", "status": ready, "lastTransitionTime": started, **cond_reason},
             ],
-            "hostIP": "10.0.0.10", "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
+            "hostIP": host_ip, "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
             "containerStatuses": statuses, "qosClass": status.get("qosClass", "BestEffort"),
         }
         body = copy.deepcopy(pod)

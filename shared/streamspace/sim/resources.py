@@ -180,6 +180,8 @@ class Registry:
             if rt.plural == "pods" and not rt.group:
                 resources.append({"name": "pods/eviction", "singularName": "", "namespaced": True,
                                   "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]})
+                resources.append({"name": "pods/binding", "singularName": "", "namespaced": True, "kind": "Binding",
+                                  "verbs": ["create"]})
                 resources.append({"name": "pods/log", "singularName": "", "namespaced": True, "kind": "Pod",
                                   "verbs": ["get"]})
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/{version}" if group else

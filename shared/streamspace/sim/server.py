@@ -182,8 +182,9 @@ class SimServer:
         sub = rest[2] if len(rest) > 2 else None
         if (ns is not None and not rt.namespaced) or (rt.namespaced and name is not None and ns is None):
             raise _not_found_path()
+        pod_subresources = ("eviction", "log", "binding")
         if sub is not None and not ((sub == "status" and rt.has_status)
-                                    or (sub in ("eviction", "log") and rt.plural == "pods" and not rt.group)):
+                                    or (sub in pod_subresources and rt.plural == "pods" and not rt.group)):
             raise _not_found_path()
         return Route(rt, ns, name, sub, watch_path)
 
@@ -356,17 +357,25 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                     api.delete(rt, obj_ns, name, dry_run=dry_run)
                     self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                      "code": 201})
+                elif sub == "binding":
+                    binding = self._parse(raw)
+                    target = (binding.get("target") or {}) if isinstance(binding, dict) else {}
+                    if target.get("kind", "Node") != "Node" or not target.get("name"):
+                        raise ApiError(422, "Invalid", "Binding: target: a Node name is required")
+                    api.bind(obj_ns, name, str(target["name"]))
+                    self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                                     "code": 201})
                 else:
                     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                    "resource")
             elif method == "PUT":
-                if name is None or sub in ("log", "eviction"):
+                if name is None or sub in ("log", "eviction", "binding"):
                     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                    "resource")
                 self._send(200, api.replace(rt, obj_ns, name, self._parse(raw), subresource=sub, manager=manager,
                                             dry_run=dry_run, strict=strict))
             elif method == "PATCH":
-                if name is None or sub in ("log", "eviction"):
+                if name is None or sub in ("log", "eviction", "binding"):
                     raise ApiError(405, "MethodNotAllowed", "the server does not allow this method on the requested "
                                    "resource")
                 ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
