@@ -1,0 +1,84 @@
+"""Every object desired_objects() produces, for every sample Template, in every shape a Session can take,
+validates strictly (unknown fields refused) against the official schemas of the oldest Kubernetes the
+docs support (README / docs/deploy.md: >= 1.28), the one the e2e workflow runs (1.32) and the newest
+kubernetes-validate ships: the simulator accepts what a real API server might refuse, this does not."""
+
+from __future__ import annotations
+
+import functools
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from kubernetes_validate import utils as kv
+from referencing import Registry, Resource
+
+from streamspace.domain.templates import parse_template_spec
+from streamspace.reconcile.desired import ReconcileConfig, desired_objects
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLES = sorted((ROOT / "crds" / "samples").glob("template-*.yaml"))
+OLDEST, E2E = "1.28.0", "1.32.0"
+NEWEST = max((p.name[1:].removesuffix("-local-strict") for p in (Path(kv.__file__).parent / "kubernetes-json-schema")
+              .glob("v*-local-strict")), key=lambda v: tuple(int(x) for x in v.split(".")))
+SECRETS = ("kasm-vnc",)  # what an admin marks for templates (the gimp sample reads its VNC password there)
+CONFIGS = {
+    "traefik": ReconcileConfig(env_secrets=SECRETS),
+    "nginx with TLS and a storage class": ReconcileConfig(ingress_controller="nginx", ingress_class="nginx",
+                                                          ingress_tls_secret="wildcard-tls", storage_class="fast",
+                                                          ingress_port=8443, env_secrets=SECRETS),
+}
+SESSIONS = {
+    "running": {},
+    "hibernated": {"state": "hibernated"},
+    "without a persistent home": {"persistentHome": False},
+    "with its own resources": {"resources": {"requests": {"cpu": "250m", "memory": "1Gi"},
+                                             "limits": {"cpu": "1", "memory": "3Gi"}}},
+}
+
+
+@functools.cache
+def _definitions(version: str) -> Any:
+    return kv.schema_contents(f"kubernetes-json-schema/v{version}-local-strict/_definitions.json", version)
+
+
+@functools.cache
+def _validator(version: str, kind: str, api_version: str) -> jsonschema.Draft202012Validator:
+    """kubernetes_validate.validate(obj, version, strict=True), with the schemas loaded once (the shared
+    definitions file is large: loading it for every object would take minutes)."""
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)  # as kubernetes_validate names its files
+    schema = kv.schema_contents(f"kubernetes-json-schema/v{version}-local-strict/{kind.lower()}-{api}.json", version)
+    registry = Resource.from_contents(_definitions(version)) @ (Resource.from_contents(schema) @ Registry())
+    return jsonschema.Draft202012Validator(schema, registry=registry)
+
+
+def _session(name: str, **spec: Any) -> dict[str, Any]:
+    return {"apiVersion": "stream.space/v1alpha1", "kind": "Session",
+            "metadata": {"name": f"alice-{name}-x1", "namespace": "streamspace", "uid": "0b7f7ab6-uid",
+                         "generation": 1},
+            "spec": {"user": "alice", "template": name, "state": "running", **spec}}
+
+
+def test_the_samples_are_all_checked():
+    assert len(SAMPLES) >= 6 and tuple(int(x) for x in NEWEST.split(".")) >= (1, 32)
+
+
+@pytest.mark.parametrize("version", [OLDEST, E2E, NEWEST])
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.stem)
+def test_desired_objects_validate_strictly_against_the_official_schemas(sample, version):
+    template = yaml.safe_load(sample.read_text())
+    spec = parse_template_spec(template["spec"])
+    problems = []
+    kinds = set()
+    for config_name, config in CONFIGS.items():
+        for shape, extra in SESSIONS.items():
+            for obj in desired_objects(_session(template["metadata"]["name"], **extra), spec, config):
+                kinds.add(obj["kind"])
+                for err in _validator(version, obj["kind"], obj["apiVersion"]).iter_errors(obj):
+                    where = "/".join(str(p) for p in err.path)
+                    problems.append(f"{config_name}, {shape}: {obj['kind']}: {err.message} at {where}")
+    assert not problems, "\n".join(problems)
+    assert {"Deployment", "Service", "NetworkPolicy", "Ingress", "PersistentVolumeClaim"} <= kinds
