@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.error
 import urllib.request
@@ -236,3 +237,65 @@ def test_networkpolicy_and_pvc_roundtrip(api_client, core, ns):
         "metadata": {"name": "home-bob"},
         "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}}}})
     assert pvc.status.phase == "Bound" and pvc.status.capacity == {"storage": "50Gi"}
+
+
+def test_continued_pages_are_a_consistent_snapshot_of_the_first_pages_resource_version(core, ns):
+    for i in range(5):
+        core.create_namespaced_config_map(ns, {"metadata": {"name": f"snap-{i}"}, "data": {"n": str(i)}})
+    first = core.list_namespaced_config_map(ns, limit=2)
+    assert [c.metadata.name for c in first.items] == ["snap-0", "snap-1"] and first.metadata.remaining_item_count == 3
+    # Changes after the first page are not seen by the rest of this listing (etcd serves it at that revision).
+    core.delete_namespaced_config_map("snap-3", ns)
+    core.patch_namespaced_config_map("snap-2", ns, {"data": {"n": "changed"}})
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "snap-9"}})
+    rest = core.list_namespaced_config_map(ns, limit=10, _continue=first.metadata._continue)
+    assert [c.metadata.name for c in rest.items] == ["snap-2", "snap-3", "snap-4"]
+    assert rest.items[0].data == {"n": "2"} and rest.metadata.resource_version == first.metadata.resource_version
+    assert rest.metadata._continue is None
+
+
+def test_a_continue_token_expires_with_410_after_compaction_and_offers_an_inconsistent_remainder(sim, core, ns):
+    for i in range(3):
+        core.create_namespaced_config_map(ns, {"metadata": {"name": f"old-{i}"}})
+    first = core.list_namespaced_config_map(ns, limit=1)
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "old-5"}})
+    sim.compact()  # the API server compacts etcd every 5 minutes by default
+    with pytest.raises(client.ApiException) as expired:
+        core.list_namespaced_config_map(ns, limit=1, _continue=first.metadata._continue)
+    assert expired.value.status == 410
+    status = json.loads(expired.value.body)
+    assert status["reason"] == "Expired" and "too old to display a consistent list result" in status["message"]
+    remainder = core.list_namespaced_config_map(ns, _continue=status["metadata"]["continue"])
+    assert [c.metadata.name for c in remainder.items] == ["old-1", "old-2", "old-5"]  # created since: inconsistent
+
+
+def test_a_forged_continue_token_is_a_bad_request(core, ns):
+    for token in ("not-base64!", base64.urlsafe_b64encode(b'{"o": 2}').decode()):
+        with pytest.raises(client.ApiException) as refused:
+            core.list_namespaced_config_map(ns, limit=1, _continue=token)
+        assert refused.value.status == 400
+
+
+def test_periodic_compaction_expires_tokens_older_than_one_interval():
+    from sim_helpers import eventually
+
+    from streamspace.sim import SimCluster
+
+    with SimCluster(compaction_interval=0.1, nodes=0) as small:
+        api_client = small.api_client()
+        core = client.CoreV1Api(api_client)
+        for i in range(2):
+            core.create_namespaced_config_map("default", {"metadata": {"name": f"tick-{i}"}})
+        token = core.list_namespaced_config_map("default", limit=1).metadata._continue
+        core.create_namespaced_config_map("default", {"metadata": {"name": "tick-later"}})
+
+        def expired() -> bool:
+            try:
+                core.list_namespaced_config_map("default", limit=1, _continue=token)
+            except ApiException as exc:
+                assert exc.status == 410
+                return True
+            return False
+
+        eventually(expired, "the token's revision is compacted away")
+        api_client.close()

@@ -83,7 +83,7 @@ class LocalStack:
         nodes = [NodeSpec(f"sim-node-{i}", cpu=self.sim_node_cpu, memory=self.sim_node_memory)
                  for i in range(1, self.sim_nodes + 1)]
         self.sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=self.kubelet_delay,
-                              state_path=state, nodes=nodes)
+                              state_path=state, nodes=nodes, compaction_interval=300.0)
         self.sim.start()
         from streamspace.local.identities import serve_as_functions
 

@@ -21,7 +21,7 @@ from .errors import ApiError, already_exists, bad_request, conflict, invalid, no
 from .resources import CRD_GROUP, CrdError, Registry, ResourceType
 from .schema import validate_and_default
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
-from .store import Store
+from .store import Store, TooOld
 
 NS_KEY = ("", "namespaces")
 CRD_KEY = (CRD_GROUP, "customresourcedefinitions")
@@ -76,6 +76,38 @@ def _pruned(before: Any, after: Any, path: str = "") -> list[str]:
         for i, (b, a) in enumerate(zip(before, after, strict=False)):
             out += _pruned(b, a, f"{path}[{i}]")
     return out
+
+
+CONTINUE_EXPIRED = ("The provided continue parameter is too old to display a consistent list result. You can start a "
+                    "new list without the continue parameter, or use the continue token in this response to retrieve "
+                    "the remainder of the results. Continuing with the provided token results in an inconsistent "
+                    "list - objects that were created, modified, or deleted between the time the first chunk was "
+                    "returned and now may show up in the list.")
+
+
+def _object_key(obj: dict[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def _encode_continue(rv: int, after: str) -> str:
+    # As storage.EncodeContinue: {"v": "meta.k8s.io/v1", "rv": ..., "start": <key to start from>}.
+    token = {"v": "meta.k8s.io/v1", "rv": rv, "start": after + "\x00"}
+    return base64.urlsafe_b64encode(json.dumps(token).encode()).decode()
+
+
+def _decode_continue(token: str) -> tuple[int, str]:
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if data.get("v") != "meta.k8s.io/v1":
+            raise ValueError("version")
+        rv, start = int(data["rv"]), str(data["start"])
+    except (ValueError, KeyError, TypeError, AttributeError):
+        raise bad_request("continue key is not valid: the continue token could not be decoded") from None
+    if rv == 0 or rv < -1 or not start.endswith("\x00"):
+        raise bad_request("continue key is not valid: incorrect encoded start resourceVersion (version "
+                          "meta.k8s.io/v1)")
+    return rv, start[:-1]
 
 
 def _entry_key(entry: dict[str, Any]) -> tuple[str, str, str]:
@@ -281,30 +313,45 @@ class Api:
     def list(self, rt: ResourceType, ns: str | None, *, label_selector: str | None = None,
              field_selector: str | None = None, limit: int | None = None,
              continue_token: str | None = None) -> dict[str, Any]:
+        """A list, paged like the API server's etcd3 store (k8s.io/apiserver pkg/storage/etcd3/store.go,
+        pkg/storage/continue.go): the continue token carries the first page's resourceVersion and the key
+        to resume after; later pages are served from the snapshot at that resourceVersion, and once the
+        history was compacted past it the token is expired (410, reason Expired) and the error carries a
+        fresh token for an inconsistent remainder."""
         try:
             by_label = parse_label_selector(label_selector)
             by_field = parse_field_selector(field_selector)
         except SelectorError as exc:
             raise bad_request(str(exc)) from None
+        scope = ns if rt.namespaced else None
+        start = ""
         with self.store.txn():
             rv = self.store.current_rv
-            items = [self.out(rt, o) for o in self.store.items(rt.store_key, ns if rt.namespaced else None)
-                     if by_label((o.get("metadata") or {}).get("labels") or {}) and by_field(o)]
+            if not continue_token:
+                objects = self.store.items(rt.store_key, scope)
+            else:
+                token_rv, start = _decode_continue(continue_token)
+                if token_rv == -1:  # the token a 410 hands out: the remainder as it is now
+                    objects = self.store.items(rt.store_key, scope)
+                elif token_rv > rv:
+                    raise bad_request("continue key is not valid: incorrect encoded start resourceVersion")
+                else:
+                    rv = token_rv
+                    try:
+                        objects = self.store.snapshot(rt.store_key, scope, rv)
+                    except TooOld:
+                        expired = ApiError(410, "Expired", CONTINUE_EXPIRED)
+                        expired.list_meta = {"continue": _encode_continue(-1, start)}
+                        raise expired from None
+            # In the order of the etcd keys (<namespace>/<name>), which the continue key points into.
+            items = [self.out(rt, o) for o in sorted(objects, key=_object_key)
+                     if _object_key(o) > start
+                     and by_label((o.get("metadata") or {}).get("labels") or {}) and by_field(o)]
         meta: dict[str, Any] = {"resourceVersion": str(rv)}
-        start = 0
-        if continue_token:
-            try:
-                start = int(json.loads(base64.urlsafe_b64decode(continue_token.encode()))["o"])
-            except (ValueError, KeyError, TypeError):
-                raise ApiError(410, "Expired", "The provided continue parameter is too old or invalid") from None
-        if limit and limit > 0:
-            page = items[start:start + limit]
-            if start + limit < len(items):
-                meta["continue"] = base64.urlsafe_b64encode(json.dumps({"o": start + limit}).encode()).decode()
-                meta["remainingItemCount"] = len(items) - start - limit
-            items = page
-        elif start:
-            items = items[start:]
+        if limit and limit > 0 and len(items) > limit:
+            meta["continue"] = _encode_continue(rv, _object_key(items[limit - 1]))
+            meta["remainingItemCount"] = len(items) - limit
+            items = items[:limit]
         return {"kind": f"{rt.kind}List", "apiVersion": rt.api_version, "metadata": meta, "items": items}
 
     # ------------------------------------------------------------ update / patch

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
@@ -48,11 +49,16 @@ class SimCluster:
     def __init__(self, crd_paths: Iterable[str | os.PathLike[str]] = (), kubelet_delay: float = 0.0,
                  image_fails: Callable[[str], bool] | None = None, history_size: int = 10000,
                  state_path: str | os.PathLike[str] | None = None,
-                 nodes: int | Iterable[NodeSpec] = DEFAULT_NODE_COUNT) -> None:
+                 nodes: int | Iterable[NodeSpec] = DEFAULT_NODE_COUNT,
+                 compaction_interval: float | None = None) -> None:
         """`state_path`: a file that keeps the cluster's objects across restarts (`make run` keeps it
         in the data folder); without it the cluster starts empty and forgets everything.
         `nodes`: how many default nodes (8 cpu, 32Gi, 110 pods each) or the NodeSpecs to register; pods
-        are scheduled onto them by their requests (0: every pod stays Pending, unschedulable)."""
+        are scheduled onto them by their requests (0: every pod stays Pending, unschedulable).
+        `compaction_interval`: seconds between history compactions (`make run`: 300, the API server's
+        default); None compacts only when the history is full or `compact()` is called."""
+        self.compaction_interval = compaction_interval
+        self._stopping = threading.Event()
         self.registry = Registry()
         self.store = Store(history_size)
         self.restored = 0
@@ -88,10 +94,14 @@ class SimCluster:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         url = self.server.start(host, port)
         self.kubelet.start()
+        if self.compaction_interval:
+            threading.Thread(target=self._compact_periodically, args=(self.compaction_interval,),
+                             name="streamspace-sim-compaction", daemon=True).start()
         log.warning(BANNER.format(url=url))
         return url
 
     def stop(self) -> None:
+        self._stopping.set()
         self.kubelet.stop()
         self.server.stop()
         self.store.close_journal()
@@ -173,6 +183,19 @@ class SimCluster:
         by_label = parse_label_selector(label_selector)
         return self.store.last_change(found.store_key, namespace,
                                       lambda obj: by_label((obj.get("metadata") or {}).get("labels") or {}))
+
+    def compact(self) -> int:
+        """Compact the history now: watches and continue tokens from before now answer 410 Gone
+        (Expired). Returns the resourceVersion compacted to."""
+        return self.store.compact()
+
+    def _compact_periodically(self, interval: float) -> None:
+        # As the API server (--etcd-compaction-interval, 5m by default): each tick compacts to the
+        # revision seen at the previous tick, so what is younger than one interval stays readable.
+        previous = self.store.current_rv
+        while not self._stopping.wait(interval):
+            self.store.compact(previous)
+            previous = self.store.current_rv
 
     def clear_requests(self) -> None:
         self.server.clear_requests()

@@ -26,9 +26,12 @@ class ApiError(Exception):
         self.reason = reason
         self.message = message
         self.details = details
+        self.list_meta: dict[str, Any] = {}  # Status.metadata (a 410's fresh continue token)
 
     def status(self) -> dict[str, Any]:
-        return status_body(self.code, self.reason, self.message, self.details)
+        body = status_body(self.code, self.reason, self.message, self.details)
+        body["metadata"] = dict(self.list_meta)
+        return body
 
 
 def status_body(code: int, reason: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:

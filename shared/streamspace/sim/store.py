@@ -226,6 +226,36 @@ class Store:
                     return ev.rv
             return self._floor
 
+    def compact(self, to_rv: int | None = None) -> int:
+        """Forget the history up to `to_rv` (default: now), as the API server's periodic etcd compaction
+        does: older resourceVersions can no longer be watched from or continued at. Returns the floor."""
+        with self.lock:
+            target = self._rv if to_rv is None else min(int(to_rv), self._rv)
+            while self._history and self._history[0].rv <= target:
+                self._history.popleft()
+            self._floor = max(self._floor, target)
+            return self._floor
+
+    def snapshot(self, key: StoreKey, ns: str | None, rv: int) -> list[dict[str, Any]]:
+        """The objects of a kind as they were at `rv` (what etcd serves a continued list from), rebuilt by
+        undoing the remembered changes made since; TooOld when the history no longer reaches back."""
+        with self.lock:
+            if rv < self._floor:
+                raise TooOld(rv, self._floor + 1)
+            objs = dict(self._objects[key])
+            for ev in reversed(self._history):
+                if ev.rv <= rv:
+                    break
+                if ev.key != key:
+                    continue
+                meta = ev.obj["metadata"]
+                ident = (meta.get("namespace", ""), meta["name"])
+                if ev.type == "ADDED":
+                    objs.pop(ident, None)
+                elif ev.prev is not None:
+                    objs[ident] = ev.prev
+            return [copy.deepcopy(objs[k]) for k in sorted(objs) if ns is None or k[0] == ns]
+
     # ------------------------------------------------------------ watch
 
     def subscribe(
