@@ -121,23 +121,32 @@ def methods(_: Request) -> dict:
     return login_methods()
 
 
+def _navigating(req: Request) -> bool:
+    """A person's browser loading the page (not a script): a refused sign-in is then a redirect to
+    a page that says why, rather than a JSON body shown raw."""
+    return req.raw.headers.get("Sec-Fetch-Mode") == "navigate" or "text/html" in req.raw.headers.get("Accept", "")
+
+
 @api.get("/api/v1/auth/oidc/login", access=Access.PUBLIC, status=302, query=("redirect_uri", "returnTo"),
          summary="Start single sign-on: redirects to the OpenID Provider (authorization code flow with PKCE)")
 def oidc_login(req: Request) -> Reply:
     from streamspace.sso.service import start_login
 
-    url, cookie = start_login(req.query("redirect_uri"), req.query("returnTo"), req.client_ip)
-    return Reply(None, status=302, headers={"Location": url, "Set-Cookie": cookie})
+    url, cookie = start_login(req.query("redirect_uri"), req.query("returnTo"), req.client_ip,
+                              browser_navigation=_navigating(req))
+    return Reply(None, status=302, headers={"Location": url, **({"Set-Cookie": cookie} if cookie else {})})
 
 
 @api.get("/api/v1/auth/oidc/callback", access=Access.PUBLIC, status=302,
          query=("code", "state", "iss", "error", "error_description"),
-         summary="The OpenID Provider's redirect back; redirects to the return path with ssoCode=<one-time code>")
+         summary="The OpenID Provider's redirect back; redirects to the return path with ssoCode=<one-time code>"
+                 " (a browser whose sign-in is refused: with ssoError=<code>)")
 def oidc_callback(req: Request) -> Reply:
     from streamspace.sso.service import BROWSER_COOKIE, callback
 
     params = {name: req.raw.args.get(name) for name in ("code", "state", "iss", "error", "error_description")}
-    location = callback(params, req.raw.cookies.get(BROWSER_COOKIE), req.client_ip)
+    location = callback(params, req.raw.cookies.get(BROWSER_COOKIE), req.client_ip,
+                        browser_navigation=_navigating(req))
     return Reply(None, status=302, headers={"Location": location})
 
 

@@ -57,7 +57,8 @@ def rsa_jwk(kid: str) -> tuple[dict[str, Any], Any]:
 
 
 class OpenIDProvider:
-    def __init__(self, workdir: Path, redirect_uris: list[str], *, extra_clients: list[dict[str, Any]] = ()):
+    def __init__(self, workdir: Path, redirect_uris: list[str], *, extra_clients: list[dict[str, Any]] = (),
+                 post_logout_redirect_uris: list[str] = ("http://127.0.0.1/logged-out",)):
         self.workdir = workdir
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
@@ -68,7 +69,7 @@ class OpenIDProvider:
         self.redirect_uris = redirect_uris
         self.clients = [{
             "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": redirect_uris,
-            "post_logout_redirect_uris": ["http://127.0.0.1/logged-out"],
+            "post_logout_redirect_uris": list(post_logout_redirect_uris),
             "grant_types": ["authorization_code"], "response_types": ["code"],
         }, *extra_clients]
         self.process: subprocess.Popen | None = None

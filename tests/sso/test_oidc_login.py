@@ -510,3 +510,25 @@ def test_tokens_signed_with_an_unknown_key_are_refused_after_one_refetch(url, op
     # Our kid on a signature made by another key: the signature check catches it, no refetch.
     assert _refused(op, _forged(op, {}, key=stranger)) == "bad signature"
     assert provider._jwks[jwks_uri] is refetched
+
+
+def test_a_browser_whose_sign_in_is_refused_is_sent_to_a_page_with_the_reason_code(url, op):
+    """A person's browser (a navigation) gets a redirect to the return path with ssoError=<code>
+    (the portal turns the code into words) instead of a raw JSON body; the refusal is audited the
+    same way, and API clients still get the 4xx."""
+    navigation = {"Accept": "text/html,application/xhtml+xml", "Sec-Fetch-Mode": "navigate"}
+    browser = requests.Session()
+    browser.headers.update(navigation)
+    answer = start(url, browser, returnTo="/login/sso?next=%2Fsessions")
+    state = query_of(answer.headers["Location"])["state"]
+    cancelled = browser.get(f"{url}/api/v1/auth/oidc/callback", allow_redirects=False, timeout=10,
+                            params={"state": state, "error": "access_denied"})
+    assert cancelled.status_code == 302
+    assert cancelled.headers["Location"] == "/login/sso?next=%2Fsessions&ssoError=denied"
+    assert refusals("provider error")[-1]["details"]["providerError"] == "access_denied"
+    # An unknown state: no return path is known, so the portal's login page.
+    unknown = browser.get(f"{url}/api/v1/auth/oidc/callback", params={"state": "forged", "code": "x"},
+                          allow_redirects=False, timeout=10)
+    assert unknown.status_code == 302 and unknown.headers["Location"] == "/login?ssoError=expired"
+    # The same refusal to a script: the 4xx with its JSON body.
+    assert callback(url, f"{url}/api/v1/auth/oidc/callback?state=forged&code=x").status_code == 400

@@ -23,6 +23,7 @@ LAUNCH_SIZES = (("Small", "1", "2Gi"), ("Medium", "2", "4Gi"), ("Large", "4", "8
 def register(portal: Portal) -> None:
     portal.page("/login", access=Access.PUBLIC, methods=("GET", "POST"))(login)
     portal.page("/login/totp", access=Access.PUBLIC, methods=("POST",))(login_second_step)
+    portal.page("/login/sso", access=Access.PUBLIC)(single_sign_on_landing)
     portal.page("/logout", access=Access.USER, methods=("POST",))(logout)
     portal.page("/", access=Access.USER)(catalog)
     portal.page("/catalog/{name}", access=Access.USER)(template_details)
@@ -40,19 +41,40 @@ def register(portal: Portal) -> None:
 
 # -- login ----------------------------------------------------------------------------------------
 
+def _login_page(page: Page, target: str, *, status: int = 200, errors: dict[str, str] | None = None,
+                username: str = "", reason: str | None = None, sso_error: str | None = None) -> Any:
+    """The login page: the password form and, when single sign-on is configured, a "Sign in with
+    <provider>" link that starts it at the API and comes back to `/login/sso` (then to `target`)."""
+    from urllib.parse import urlencode
+
+    from streamspace.sso.service import login_methods
+
+    methods = login_methods()
+    sso = None
+    if methods["oidc"]:
+        # The return path may not carry a code of its own (the callback refuses it): such a target
+        # is dropped rather than the whole sign-in refused.
+        back = "/login/sso?" + urlencode({"next": target if "ssocode" not in target.lower() else "/"})
+        if len(back) > 512:
+            back = "/login/sso?next=%2F"
+        sso = {"name": methods["oidc"]["name"],
+               "url": methods["oidc"]["loginUrl"] + "?" + urlencode({"returnTo": back})}
+    return page.render("login.html", status=status, next=target, errors=errors or {}, username=username,
+                       reason=reason, sso=sso, password_login=methods["password"], sso_error=sso_error)
+
+
 def login(page: Page) -> Any:
     from streamspace.auth.login import login as do_login
 
     target = local_path(page.query("next") or page.form.get("next"))
     if page.raw.method == "GET":
-        return page.render("login.html", next=target, errors={}, username="", reason=page.query("reason"))
+        return _login_page(page, target, reason=page.query("reason"))
     username = page.field("username")
     try:
         tokens = do_login({"username": username, "password": page.form.get("password", "")}, page.client_ip)
     except Exception as exc:  # noqa: BLE001 - the server's own words, next to the form
         errors, status = refusal(exc)
-        return page.render("login.html", status=status, next=target, errors=errors, username=username,
-                           reason=None)
+        return _login_page(page, target, status=status, errors=errors, username=username)
     if tokens.get("mfaRequired"):
         return _second_step(page, tokens, target, {}, 200)
     return _logged_in(page, tokens, target)
@@ -97,27 +119,64 @@ def login_second_step(page: Page) -> Any:
         if getattr(exc, "error", "") == "invalid code":  # wrong, reused or too old: ask again
             errors = {"code": errors[""]}
         elif status == 401:  # the step expired or is unknown: start over with the password
-            return page.render("login.html", status=401, next=target, errors=errors, username="", reason=None)
+            return _login_page(page, target, status=401, errors=errors)
         step = {"mfaToken": body["mfaToken"], "enrolled": page.form.get("enrolled") == "1"}
         return page.render("login_totp.html", status=status, step=step, next=target, errors=errors,
                            recovery_codes=None, enrolment=None)
     return _logged_in(page, tokens, target)
 
 
+def single_sign_on_landing(page: Page) -> Any:
+    """Where the API's single sign-on callback sends the browser back: `ssoCode` is redeemed for a
+    login (with this browser's binding cookie, so a code pushed into another browser is worthless),
+    or `ssoError` says in words why there is none."""
+    from streamspace.domain.errors import DomainError
+    from streamspace.sso.service import BROWSER_COOKIE, cleared_browser_cookie, exchange, refusal_code
+
+    target = local_path(page.query("next"))
+    failed = page.query("ssoError")
+    if failed is None:
+        try:
+            tokens = exchange(page.query("ssoCode"), page.raw.cookies.get(BROWSER_COOKIE), page.client_ip)
+        except DomainError as exc:
+            failed = refusal_code(exc)
+        else:
+            response = _logged_in(page, tokens, target)
+            response.headers.add("Set-Cookie", cleared_browser_cookie())
+            return response
+    status, message = views.sso_refusal(failed)
+    response = _login_page(page, target, status=status, sso_error=message)
+    response.headers.add("Set-Cookie", cleared_browser_cookie())
+    return response
+
+
+def _signed_out(page: Page, user_id: str, notice: str | None) -> Any:
+    """After our logout: on to the identity provider's logout for a single sign-on user (a page
+    that moves on by itself: the CSP's form-action 'self' governs where a form's redirect may
+    lead), else the login page."""
+    from urllib.parse import quote
+
+    from streamspace.sso.service import end_session_url
+
+    page.log_out()
+    provider_logout = end_session_url(user_id)
+    if provider_logout:
+        return page.render("signed_out.html", provider_logout=provider_logout, notice=notice)
+    return page.redirect("/login" + (f"?reason={quote(notice)}" if notice else ""))
+
+
 def logout(page: Page) -> Any:
     from streamspace.auth.refresh import end_login
 
     end_login(page.caller, page.raw.cookies.get(page.portal.refresh_cookie), page.client_ip)
-    page.new_cookies = {}
-    return page.redirect("/login")
+    return _signed_out(page, page.caller.user_id, None)
 
 
 def logout_everywhere(page: Page) -> Any:
     from streamspace.auth.refresh import end_all_logins
 
     end_all_logins(page.caller, page.client_ip)
-    page.new_cookies = {}
-    return page.redirect("/login?reason=" + "You+were+logged+out+everywhere.")
+    return _signed_out(page, page.caller.user_id, "You were logged out everywhere.")
 
 
 # -- catalog and launch ---------------------------------------------------------------------------

@@ -98,6 +98,31 @@ def failure_in_words(session: dict[str, Any]) -> str | None:
     return "The desktop could not be started."
 
 
+# A refused single sign-on (the `ssoError` code the API hands the browser back), as a person would
+# be told it: (HTTP status of the page, words). The audit log holds the technical reason.
+_SSO_REFUSALS = {
+    "denied": (403, "Signing in was cancelled at {provider}, or {provider} did not allow it. You are not logged in."),
+    "unavailable": (503, "{provider} is not answering right now, so you could not be signed in. Try again in a few"
+                         " minutes."),
+    "expired": (400, "This sign-in expired, was already used, or was started in another browser. Start again."),
+    "username": (403, "Your {provider} account has no username that StreamSpace accepts. Ask an administrator."),
+    "exists": (409, "An account with your username or email already exists here, and signing in with {provider}"
+                    " never takes over an existing account. Ask an administrator."),
+    "disabled": (403, "Your account is disabled. Ask an administrator."),
+    "unconfigured": (501, "Single sign-on is not set up on this server. Log in with your username and password."),
+    "refused": (400, "{provider} answered, but StreamSpace could not verify the answer, so you are not logged in."
+                     " Try again; if it keeps failing, tell an administrator."),
+}
+
+
+def sso_refusal(code: str) -> tuple[int, str]:
+    from streamspace.config import settings
+
+    cfg = settings().oidc
+    status, words = _SSO_REFUSALS.get(code, _SSO_REFUSALS["refused"])
+    return status, words.format(provider=cfg.provider_name if cfg else "The identity provider")
+
+
 def phase_of(session: dict[str, Any]) -> str:
     return str((session.get("status") or {}).get("phase") or "Pending")
 

@@ -149,6 +149,12 @@ class Page:
     def csrf_token(self) -> str:
         return self.portal.csrf_token(self._caller.family_id if self._caller else None)
 
+    def log_out(self) -> None:
+        """This answer clears the login cookies and shows no one as logged in (the login itself is
+        ended by the service first)."""
+        self._caller = None
+        self.new_cookies = {}
+
     def render(self, template_name: str, /, status: int = 200, **context: Any) -> flask.Response:
         import flask
 

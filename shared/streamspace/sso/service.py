@@ -45,6 +45,20 @@ MAX_RETURN_TO = 512
 MAPPING_FIELDS = frozenset({"claimValue", "groupId", "role"})
 MAPPED_ROLES = ("operator", "admin")
 _ROLE_RANK = {"user": 0, "operator": 1, "admin": 2}
+# A browser whose sign-in is refused is sent back to the return path with `ssoError=<code>` (the
+# audit row holds the details): the front end turns the code into words. Where the return path is
+# not known (the state was unknown), it goes to the portal's login page.
+BROWSER_REFUSAL_CODES = {
+    "sso denied": "denied",
+    "identity provider unavailable": "unavailable",
+    "invalid state": "expired",
+    "invalid code": "expired",
+    "invalid username claim": "username",
+    "account exists": "exists",
+    "account disabled": "disabled",
+    "sso not configured": "unconfigured",
+}
+FALLBACK_LANDING = "/login"
 SAML_MESSAGE = ("SAML is not supported; configure your identity provider's OpenID Connect application instead"
                 " (Keycloak, Entra ID, Okta, Google, Authentik and ADFS all speak OIDC): see docs/sso.md")
 
@@ -87,9 +101,35 @@ def browser_cookie(value: str, redirect_uri: str) -> str:
             f"{secure}")
 
 
-def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str) -> tuple[str, str]:
+def refusal_code(error: DomainError) -> str:
+    """The short code a browser is given for a refused sign-in (`ssoError=`)."""
+    return BROWSER_REFUSAL_CODES.get(error.error, "refused")
+
+
+def refusal_location(error: DomainError, return_to: str | None) -> str:
+    """Where a browser goes when its sign-in is refused: its return path (or the login page) with
+    `ssoError=<code>`. Only a path on this site."""
+    try:
+        back = valid_return_to(return_to) if return_to else FALLBACK_LANDING
+    except ValidationError:
+        back = FALLBACK_LANDING
+    return f"{back}{'&' if '?' in back else '?'}ssoError={refusal_code(error)}"
+
+
+def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str, *,
+                browser_navigation: bool = False) -> tuple[str, str | None]:
     """(the provider's authorization URL for a new login, the Set-Cookie that binds the login to
-    this browser)."""
+    this browser). For a browser's navigation a refusal is not raised: it answers
+    (`refusal_location`, None), so the person sees words on a page instead of a JSON body."""
+    try:
+        return _start_login(redirect_uri, return_to, client_ip)
+    except DomainError as exc:
+        if not browser_navigation or exc.kind is ErrorKind.INTERNAL:
+            raise
+        return refusal_location(exc, return_to), None
+
+
+def _start_login(redirect_uri: str | None, return_to: str | None, client_ip: str) -> tuple[str, str]:
     from streamspace.db import transaction
     from streamspace.sso import provider, store
 
@@ -114,30 +154,49 @@ def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str)
     return url, browser_cookie(browser, chosen)
 
 
-def callback(params: dict[str, str | None], browser: str | None, client_ip: str) -> str:
+def callback(params: dict[str, str | None], browser: str | None, client_ip: str, *,
+             browser_navigation: bool = False) -> str:
     """Finish a login from the provider's redirect (`browser`: the binding cookie's value); returns
     where to send the browser: its return path with `ssoCode=<one-time code>` added to its query
-    (like an authorization code: single use, 60 s, so a server-rendered page can redeem it)."""
+    (like an authorization code: single use, 60 s, so a server-rendered page can redeem it).
+    For a browser's navigation a refusal is not raised but answered as where to go: the return
+    path with `ssoError=<code>` (`refusal_location`)."""
+    from streamspace.db import transaction
+    from streamspace.sso import store
+
+    request: dict[str, Any] | None = None
+    try:
+        cfg = oidc_settings()
+        state = params.get("state")
+        if not state or len(state) > 256:
+            raise _refuse(Invalid("the callback has no state", error="invalid state"), "missing state", client_ip)
+        with transaction() as conn:
+            request = store.take_login_request(conn, state)
+        if request is None:
+            raise _refuse(Invalid("unknown, expired or already used state; start the login again",
+                                  error="invalid state"), "wrong state", client_ip)
+        return _finish_login(cfg, request, params, browser, client_ip)
+    except DomainError as exc:
+        if not browser_navigation or exc.kind is ErrorKind.INTERNAL:
+            raise
+        return refusal_location(exc, request["return_to"] if request else None)
+
+
+def _finish_login(cfg: OidcSettings, request: dict[str, Any], params: dict[str, str | None], browser: str | None,
+                  client_ip: str) -> str:
     import hmac
 
     from streamspace.db import transaction
     from streamspace.sso import provider, store
 
-    cfg = oidc_settings()
-    state = params.get("state")
-    if not state or len(state) > 256:
-        raise _refuse(Invalid("the callback has no state", error="invalid state"), "missing state", client_ip)
-    with transaction() as conn:
-        request = store.take_login_request(conn, state)
-    if request is None:
-        raise _refuse(Invalid("unknown, expired or already used state; start the login again",
-                              error="invalid state"), "wrong state", client_ip)
     if not browser or not hmac.compare_digest(bytes(request["browser_hash"] or b""), store.digest(browser)):
         raise _refuse(Invalid("this login was started in another browser (or its cookie was blocked); start"
                               " the login again here", error="invalid state"), "browser mismatch", client_ip)
     if params.get("error"):
         reason = str(params.get("error_description") or params["error"])[:300]
-        raise _refuse(Invalid(f"the identity provider ended the login: {reason}", error="sso refused"),
+        # access_denied: the person cancelled at the provider or was not allowed (RFC 6749 4.1.2.1)
+        error_code = "sso denied" if params["error"] == "access_denied" else "sso refused"
+        raise _refuse(Invalid(f"the identity provider ended the login: {reason}", error=error_code),
                       "provider error", client_ip, providerError=str(params["error"])[:100])
     if params.get("iss") is not None and params.get("iss") != cfg.issuer:  # RFC 9207: mix-up defence
         raise _refuse(Invalid("the callback comes from another issuer", error="sso refused"), "wrong issuer",
@@ -286,6 +345,12 @@ def exchange(code: object, browser: str | None, client_ip: str) -> dict[str, Any
     assert refusal is not None
     reason = "invalid handoff code" if refusal.kind is ErrorKind.INVALID else "account disabled"
     raise _refuse(refusal, reason, client_ip, row["username"] if row else "")
+
+
+def cleared_browser_cookie() -> str:
+    """The Set-Cookie that removes the binding cookie once its login is redeemed (or refused)."""
+    cfg = settings().oidc
+    return browser_cookie("", cfg.redirect_uris[0] if cfg else "")
 
 
 def end_session_url(user_id: str) -> str | None:
