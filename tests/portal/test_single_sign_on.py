@@ -61,17 +61,22 @@ def _account(op: OpenIDProvider) -> str:
     return login
 
 
-def _sign_in_at_provider(me: Pages, op: OpenIDProvider, login: str) -> None:
-    """On the provider's own pages: log in, then (if asked) allow StreamSpace."""
+def _log_in_at_provider(me: Pages, op: OpenIDProvider, login: str) -> None:
+    """On the provider's own login page; it then asks whether to allow StreamSpace."""
     page = me.page
     page.wait_for_url(op.issuer + "/**")
     page.fill("input[name=login]", login)
     page.fill("input[name=password]", "any password")
     page.click("button[type=submit]")
     page.wait_for_load_state()
-    if page.url.startswith(op.issuer) and page.locator("input[name=prompt][value=consent]").count():
-        page.click("button[type=submit]")
-    page.wait_for_load_state()
+    assert page.locator("input[name=prompt][value=consent]").count() == 1, page.url
+
+
+def _sign_in_at_provider(me: Pages, op: OpenIDProvider, login: str) -> None:
+    """On the provider's own pages: log in, then allow StreamSpace."""
+    _log_in_at_provider(me, op, login)
+    me.page.click("button[type=submit]")
+    me.page.wait_for_load_state()
 
 
 def _start(me: Pages, path: str = "/login") -> None:
@@ -145,13 +150,8 @@ def test_cancelling_at_the_provider_is_said_in_words(person, base, op) -> None:
     login = _account(op)
     me = _person_at_provider(person)
     _start(me)
+    _log_in_at_provider(me, op, login)
     page = me.page
-    page.wait_for_url(op.issuer + "/**")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", "any password")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    assert page.locator("input[name=prompt][value=consent]").count() == 1  # the provider asks to allow us
     answer = _navigation(page, lambda: page.get_by_role("link", name="[ Cancel ]").click())
     assert answer.status == 403
     alert = page.locator("[role=alert]").inner_text()
@@ -201,13 +201,8 @@ def test_a_provider_that_goes_down_in_the_middle_of_a_sign_in_is_named(person, b
         route.fulfill(status=303, headers={"Location": callback_url})
 
     _start(me)
+    _log_in_at_provider(me, op, login)
     page = me.page
-    page.wait_for_url(op.issuer + "/**")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", "any password")
-    page.click("button[type=submit]")
-    page.wait_for_load_state()
-    assert page.locator("input[name=prompt][value=consent]").count() == 1
     page.route(lambda url: url.startswith(op.issuer + "/interaction/"), allow_then_provider_dies)
     try:
         answer = _navigation(page, lambda: page.click("button[type=submit]"))
