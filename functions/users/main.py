@@ -88,7 +88,7 @@ def delete_user(req: Request) -> dict:
 @api.get("/api/v1/users/{id}/sessions", access=ADMIN, summary="A user's sessions (from the session index)",
          query=("limit", "offset"))
 def user_sessions(req: Request) -> dict:
-    from streamspace.auth.users import user_sessions as do_sessions
+    from streamspace.sessions.service import user_sessions as do_sessions
 
     limit, offset = req.page()
     return do_sessions(_user_id(req), limit, offset)

@@ -495,3 +495,23 @@ def test_a_change_that_races_another_write_is_applied_on_the_fresh_object(world:
     assert session_object(name)["spec"]["state"] == "hibernated"  # type: ignore[index]
     assert index_row(name)["state"] == "hibernated"  # type: ignore[index]
     world.alice.delete(f"/api/v1/sessions/{name}")
+
+
+def test_a_user_session_reads_the_same_in_the_list_and_under_the_user(world: World, serve: Any) -> None:
+    """One view of a session row: GET /users/{id}/sessions answers the objects GET /sessions does,
+    `user` included (issue 13: the user view said the username where the list says its label)."""
+    import requests
+
+    from tests.conftest import make_user
+
+    user_id = make_user("dana.smith")
+    name = create(world.admin, user="dana.smith")["name"]
+    users = serve("users")
+
+    listed = world.admin.get("/api/v1/sessions", params={"user": "dana.smith"}).json()["sessions"]
+    under_user = requests.get(f"{users}/api/v1/users/{user_id}/sessions", timeout=30,
+                              headers=dict(world.admin.http.headers)).json()
+
+    assert under_user["total"] == 1 and under_user["sessions"] == listed
+    assert listed[0]["user"] == session_object(name)["spec"]["user"] != "dana.smith"  # type: ignore[index]
+    world.admin.delete(f"/api/v1/sessions/{name}")

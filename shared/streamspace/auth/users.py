@@ -318,30 +318,3 @@ def user_groups(user_id: str) -> dict[str, Any]:
         rows = conn.execute(_q("SELECT {cols} FROM groups g JOIN group_members m ON m.group_id = g.id"
                                " WHERE m.user_id = %s ORDER BY g.name", cols=GROUP_COLUMNS), (user_id,)).fetchall()
     return {"groups": [group_to_api(r) for r in rows], "total": len(rows)}
-
-
-def _session_row_to_api(row: dict[str, Any]) -> dict[str, Any]:
-    from streamspace.domain.quantity import format_cpu, format_memory
-
-    return {
-        "name": row["name"], "namespace": row["namespace"], "user": row["username"], "template": row["template"],
-        "state": row["state"], "persistentHome": row["persistent_home"],
-        "resources": {"cpu": format_cpu(int(row["cpu_millis"])), "memory": format_memory(int(row["memory_bytes"]))},
-        "tags": list(row["tags"] or []),
-        "status": {"phase": row["phase"], "podName": row["pod_name"], "url": row["url"],
-                   "lastActivity": row["last_activity"]},
-        "createdAt": row["created_at"],
-    }
-
-
-def user_sessions(user_id: str, limit: int, offset: int) -> dict[str, Any]:
-    """A user's sessions from the session index (no Kubernetes call)."""
-    from streamspace.db import connection
-
-    user_id = parse_uuid(user_id)
-    with connection() as conn:
-        load_user(conn, user_id)
-        total = conn.execute("SELECT count(*) AS n FROM sessions WHERE user_id = %s", (user_id,)).fetchone()
-        rows = conn.execute("SELECT * FROM sessions WHERE user_id = %s ORDER BY created_at DESC LIMIT %s OFFSET %s",
-                            (user_id, limit, offset)).fetchall()
-    return {"sessions": [_session_row_to_api(r) for r in rows], "total": int(total["n"]) if total else 0}

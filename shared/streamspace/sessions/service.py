@@ -141,15 +141,30 @@ def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
 def list_sessions(caller: Principal, *, user: str | None = None, state: str | None = None,
                   template: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
     """The caller's sessions (an admin: everyone's, or one user's with `user`). Index only."""
-    from streamspace.db import fetch_all, fetch_one
-
     if state is not None and state not in STATES:
         raise ValidationError("state", f"expected one of {', '.join(STATES)}, got {state!r}")
     if user is not None and user != caller.username and not caller.is_admin:
         raise Forbidden("only an admin may list another user's sessions", error="forbidden")
-    params = {"ns": _namespace(), "uid": None if caller.is_admin else caller.user_id,
-              "username": user if caller.is_admin else None, "state": state, "template": template,
-              "limit": limit, "offset": offset, "window": heartbeat_window()}
+    return _listing({"uid": None if caller.is_admin else caller.user_id,
+                     "username": user if caller.is_admin else None, "state": state, "template": template},
+                    limit, offset)
+
+
+def user_sessions(user_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """One user's sessions, by user id (the admin's view of a user): the same objects as the list."""
+    from streamspace.auth.users import load_user, parse_uuid
+    from streamspace.db import connection
+
+    user_id = parse_uuid(user_id)
+    with connection() as conn:
+        load_user(conn, user_id)  # 404 for an unknown user
+    return _listing({"uid": user_id, "username": None, "state": None, "template": None}, limit, offset)
+
+
+def _listing(filters: dict[str, str | None], limit: int, offset: int) -> dict[str, Any]:
+    from streamspace.db import fetch_all, fetch_one
+
+    params = {**filters, "ns": _namespace(), "limit": limit, "offset": offset, "window": heartbeat_window()}
     page_sql, count_sql = _list_sql(frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None))
     rows = fetch_all(page_sql, params)
     if rows:
@@ -658,4 +673,4 @@ def sessions_update(caller: Principal) -> dict[str, Any]:
 
 
 __all__ = ["connect", "create_session", "delete_session", "disconnect", "get_session", "heartbeat",
-           "list_connections", "list_sessions", "patch_session", "row_to_api", "sessions_update"]
+           "list_connections", "list_sessions", "patch_session", "row_to_api", "sessions_update", "user_sessions"]
