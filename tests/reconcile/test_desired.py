@@ -13,6 +13,7 @@ from streamspace.reconcile.desired import (
     Observation,
     ReconcileConfig,
     applied_hashes,
+    deployment_ready,
     desired_objects,
     objects_to_apply,
     session_status,
@@ -155,3 +156,21 @@ def test_each_session_ingress_sends_the_ticket_redeem_to_auth_check(controller):
     # the URL names the configured port (make run: <session>.localhost:8000)
     assert session_status(session(), Observation("Running", "PodReady"), config, "t")["url"] == \
         "http://alice-firefox-x1.streamspace.local:8443/"
+
+
+def _deployment(generation: int, **status: int) -> dict:
+    return {"metadata": {"generation": generation}, "status": status}
+
+
+@pytest.mark.parametrize(("deployment", "ready"), [
+    (_deployment(1, observedGeneration=1, replicas=1, updatedReplicas=1, readyReplicas=1), True),
+    # the spec changed (new image): the ready pod is of the old spec until the controller observes it
+    (_deployment(2, observedGeneration=1, replicas=1, updatedReplicas=1, readyReplicas=1), False),
+    # observed, but the new pod is not ready yet while an old one still is
+    (_deployment(2, observedGeneration=2, replicas=2, updatedReplicas=1, readyReplicas=1), False),
+    (_deployment(2, observedGeneration=2, replicas=1, updatedReplicas=1, readyReplicas=0), False),
+    (_deployment(1), False),
+    (None, False),
+])
+def test_a_deployment_is_ready_only_when_its_status_describes_its_current_spec(deployment, ready):
+    assert deployment_ready(deployment) is ready

@@ -471,8 +471,19 @@ class Observation:
 
 
 def deployment_ready(deployment: Mapping[str, Any] | None) -> bool:
-    status = (deployment or {}).get("status") or {}
-    return int(status.get("readyReplicas") or 0) >= 1
+    """Whether a pod of the Deployment's current spec serves, judged as `kubectl rollout status` does:
+    the status must describe this generation of the spec (observedGeneration), hold no pod of an
+    older spec, and have every updated pod ready. A status written for the previous spec (a new image,
+    new resources) says nothing about the pod now starting."""
+    if not deployment:
+        return False
+    status = deployment.get("status") or {}
+    generation = int((deployment.get("metadata") or {}).get("generation") or 0)
+    if int(status.get("observedGeneration") or 0) < generation:
+        return False
+    updated = int(status.get("updatedReplicas") or 0)
+    return (updated >= 1 and int(status.get("replicas") or 0) <= updated
+            and int(status.get("readyReplicas") or 0) >= updated)
 
 
 def pod_observation(pods: Sequence[Mapping[str, Any]]) -> tuple[str | None, str | None, str]:
@@ -565,6 +576,3 @@ def status_differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]
     current = current or {}
     return any((current.get(key) or None) != (desired.get(key) or None) for key in _COMPARED)
 
-
-def describe_duration(value: object) -> str:
-    return str(value) if isinstance(value, str) and value else "its limit"
