@@ -47,8 +47,6 @@ class Limits:
 
 USER_DEFAULTS = Limits(5, 4000, 16 * GiB, 100 * GiB)
 GROUP_DEFAULTS = Limits(20, 16000, 64 * GiB, 500 * GiB)
-HOLDING_STATES = ("running", "hibernated")
-RESOURCES = ("sessions", "cpu", "memory", "storage")
 
 
 def display(resource: str, amount: int) -> str:

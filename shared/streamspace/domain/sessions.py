@@ -71,13 +71,6 @@ class SessionPhase(StrEnum):
     TERMINATED = "Terminated"
 
 
-class SessionCondition(StrEnum):
-    READY = "Ready"
-    SCHEDULED = "Scheduled"
-    HIBERNATED = "Hibernated"
-    TEMPLATE_RESOLVED = "TemplateResolved"
-
-
 def parse_state(value: object, field: str = "state") -> SessionState:
     if isinstance(value, str) and value in {state.value for state in SessionState}:
         return SessionState(value)

@@ -47,11 +47,6 @@ class Capability(StrEnum):
     PRINTING = "Printing"
 
 
-class TemplatePhase(StrEnum):
-    READY = "Ready"
-    INVALID = "Invalid"
-
-
 PORT_PROTOCOLS = ("TCP", "UDP")
 VNC_PROTOCOLS = ("rfb", "websocket")
 DEFAULT_VNC_PORT = 3000

@@ -198,7 +198,3 @@ def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
          "max": _seconds(spec.get("maxSessionDuration", "8h")), "tags": tags, "uid": meta.get("uid"),
          "gen": status.get("observedGeneration"), "created": meta.get("creationTimestamp")})
 
-
-def touch_activity(conn: Conn, namespace: str, name: str) -> None:
-    """Record activity now (the idle sweep measures idleness from last_activity)."""
-    conn.execute("UPDATE sessions SET last_activity = now() WHERE namespace = %s AND name = %s", (namespace, name))
