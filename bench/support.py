@@ -91,7 +91,7 @@ def timed_us(call: Callable[[], object], n: int, warmup: int = 0) -> list[float]
 
 def login_token(user_id: str, username: str, role: str = "user") -> str:
     """An access token of a new login family for `user_id` (every access token carries one)."""
-    from streamspace.auth.refresh import start_family
+    from streamspace.auth.families import start_family
     from streamspace.auth.tokens import issue_access_token
     from streamspace.db import transaction
 
@@ -103,8 +103,8 @@ def login_token(user_id: str, username: str, role: str = "user") -> str:
 def desktop_cookie(user_id: str, username: str, session: str) -> str:
     """The session host's cookie of `user_id` for `session` (a new login, a ticket redeemed), as a
     browser holds it after following connect's openUrl."""
+    from streamspace.auth.families import start_family
     from streamspace.auth.principal import Principal
-    from streamspace.auth.refresh import start_family
     from streamspace.config import settings
     from streamspace.db import transaction
     from streamspace.desktop.access import issue_ticket, redeem

@@ -238,7 +238,7 @@ def client_for(base: str, username: str, role: str = "user") -> Client:
 
 def token_for(user_id: str, username: str, role: str = "user", groups: list[str] | None = None) -> str:
     """An access token as the auth function would issue it: a new login family, no login round trip."""
-    from streamspace.auth.refresh import start_family
+    from streamspace.auth.families import start_family
     from streamspace.auth.tokens import issue_access_token
     from streamspace.db import transaction
 
@@ -252,8 +252,8 @@ def token_for(user_id: str, username: str, role: str = "user", groups: list[str]
 def desktop_cookie(user_id: str, username: str, session: str, role: str = "user",
                    namespace: str = "streamspace", domain: str = "streamspace.local") -> str:
     """A session host's cookie value, made the way a browser gets it: a ticket, redeemed."""
+    from streamspace.auth.families import start_family
     from streamspace.auth.principal import Principal
-    from streamspace.auth.refresh import start_family
     from streamspace.db import transaction
     from streamspace.desktop.access import issue_ticket, redeem
 

@@ -111,7 +111,7 @@ def put_user_quota(req: Request) -> dict:
 
 @api.get("/api/v1/users/{id}/groups", access=ADMIN, summary="The groups of a user")
 def user_groups(req: Request) -> dict:
-    from streamspace.auth.users import user_groups as do_groups
+    from streamspace.auth.groups import user_groups as do_groups
 
     return do_groups(_user_id(req))
 

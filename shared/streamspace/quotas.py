@@ -21,6 +21,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from streamspace.db import compose
 from streamspace.domain.errors import Forbidden, NotFound, ValidationError
 
 if TYPE_CHECKING:
@@ -99,12 +100,6 @@ _USAGE_COLUMNS = ("count(*) AS sessions, coalesce(sum(s.cpu_millis), 0) AS cpu_m
                   " coalesce(sum(s.storage_bytes), 0) AS storage_bytes")
 
 
-def _q(template: str) -> Any:
-    from psycopg import sql
-
-    return sql.SQL(template).format(usage=sql.SQL(_USAGE_COLUMNS))  # type: ignore[arg-type]
-
-
 def _usage(row: dict[str, Any] | None) -> Usage:
     if row is None:
         return Usage(0, 0, 0, 0)
@@ -113,15 +108,16 @@ def _usage(row: dict[str, Any] | None) -> Usage:
 
 def user_usage(conn: psycopg.Connection[Any], user_id: str) -> Usage:
     row = conn.execute(
-        _q("SELECT {usage} FROM sessions s WHERE s.user_id = %s AND s.state IN ('running', 'hibernated')"),
+        compose("SELECT {usage} FROM sessions s WHERE s.user_id = %s AND s.state IN ('running', 'hibernated')",
+                usage=_USAGE_COLUMNS),
         (user_id,)).fetchone()
     return _usage(row)
 
 
 def group_usage(conn: psycopg.Connection[Any], group_id: str) -> Usage:
     row = conn.execute(
-        _q("SELECT {usage} FROM sessions s JOIN group_members gm ON gm.user_id = s.user_id"
-           " WHERE gm.group_id = %s AND s.state IN ('running', 'hibernated')"),
+        compose("SELECT {usage} FROM sessions s JOIN group_members gm ON gm.user_id = s.user_id"
+                " WHERE gm.group_id = %s AND s.state IN ('running', 'hibernated')", usage=_USAGE_COLUMNS),
         (group_id,)).fetchone()
     return _usage(row)
 
@@ -166,9 +162,10 @@ def check_and_reserve(conn: psycopg.Connection[Any], user_id: str, requested: Us
     if not rows:
         return
     usage_rows = conn.execute(
-        _q("SELECT gm.group_id::text AS id, {usage}"
-           "  FROM group_members gm JOIN sessions s ON s.user_id = gm.user_id AND s.state IN ('running', 'hibernated')"
-           " WHERE gm.group_id = ANY(%s::uuid[]) GROUP BY gm.group_id"),
+        compose("SELECT gm.group_id::text AS id, {usage}"
+                "  FROM group_members gm JOIN sessions s ON s.user_id = gm.user_id"
+                "   AND s.state IN ('running', 'hibernated')"
+                " WHERE gm.group_id = ANY(%s::uuid[]) GROUP BY gm.group_id", usage=_USAGE_COLUMNS),
         ([r["id"] for r in rows],)).fetchall()
     usage_by_group = {r["id"]: _usage(r) for r in usage_rows}
     for row in rows:
@@ -284,12 +281,12 @@ def list_user_quotas(limit: int, offset: int) -> dict[str, Any]:
     with connection() as conn:
         total = conn.execute("SELECT count(*) AS n FROM users").fetchone()
         rows = conn.execute(
-            _q("SELECT u.username, q.max_sessions, q.max_cpu_millis, q.max_memory_bytes, q.max_storage_bytes,"
-               "       q.created_at, q.updated_at, used.*"
-               "  FROM users u LEFT JOIN user_quotas q ON q.user_id = u.id"
-               "  CROSS JOIN LATERAL (SELECT {usage} FROM sessions s"
-               "                       WHERE s.user_id = u.id AND s.state IN ('running', 'hibernated')) used"
-               " ORDER BY u.username LIMIT %s OFFSET %s"), (limit, offset)).fetchall()
+            compose("SELECT u.username, q.max_sessions, q.max_cpu_millis, q.max_memory_bytes, q.max_storage_bytes,"
+                    "       q.created_at, q.updated_at, used.*"
+                    "  FROM users u LEFT JOIN user_quotas q ON q.user_id = u.id"
+                    "  CROSS JOIN LATERAL (SELECT {usage} FROM sessions s"
+                    "                       WHERE s.user_id = u.id AND s.state IN ('running', 'hibernated')) used"
+                    " ORDER BY u.username LIMIT %s OFFSET %s", usage=_USAGE_COLUMNS), (limit, offset)).fetchall()
     quotas = [{"username": r["username"], "limits": limits_to_api(_limits(r, USER_DEFAULTS)),
                "used": usage_to_api(_usage(r)), "createdAt": r["created_at"], "updatedAt": r["updated_at"]}
               for r in rows]

@@ -19,7 +19,7 @@ ME = "/api/v1/auth/me"
 
 @pytest.fixture(scope="module")
 def victim(url: str) -> dict:
-    from streamspace.auth.refresh import start_family
+    from streamspace.auth.families import start_family
     from streamspace.db import transaction
 
     user_id = make_user("jwt-victim")

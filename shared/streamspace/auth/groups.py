@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from streamspace.auth.users import _q, load_user, parse_uuid, valid_text
+from streamspace.auth.users import load_user, parse_uuid, valid_text
+from streamspace.db import compose
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
 
 if TYPE_CHECKING:
@@ -77,8 +78,8 @@ def _parent_id(conn: psycopg.Connection[Any], value: object, group_id: str | Non
 
 
 def load_group(conn: psycopg.Connection[Any], group_id: str, *, lock: bool = False) -> dict[str, Any]:
-    query = _q("SELECT {cols} FROM groups g WHERE g.id = %s {lock}", cols=GROUP_COLUMNS,
-               lock="FOR UPDATE OF g" if lock else "")
+    query = compose("SELECT {cols} FROM groups g WHERE g.id = %s {lock}", cols=GROUP_COLUMNS,
+                    lock="FOR UPDATE OF g" if lock else "")
     row = conn.execute(query, (parse_uuid(group_id, "group"),)).fetchone()
     if row is None:
         raise NotFound("no such group", error="not found")
@@ -96,9 +97,10 @@ def list_groups(*, type_: str | None, parent_id: str | None, limit: int, offset:
     where = "(%(type)s::text IS NULL OR g.type = %(type)s) AND (%(parent)s::uuid IS NULL OR g.parent_id = %(parent)s)"
     params = {"type": type_, "parent": parent_id, "limit": limit, "offset": offset}
     with connection() as conn:
-        total = conn.execute(_q("SELECT count(*) AS n FROM groups g WHERE {where}", where=where), params).fetchone()
-        query = _q("SELECT {cols} FROM groups g WHERE {where} ORDER BY g.name LIMIT %(limit)s OFFSET %(offset)s",
-                   cols=GROUP_COLUMNS, where=where)
+        total = conn.execute(compose("SELECT count(*) AS n FROM groups g WHERE {where}", where=where),
+                             params).fetchone()
+        query = compose("SELECT {cols} FROM groups g WHERE {where} ORDER BY g.name LIMIT %(limit)s OFFSET %(offset)s",
+                        cols=GROUP_COLUMNS, where=where)
         rows = conn.execute(query, params).fetchall()
     return {"groups": [group_to_api(r) for r in rows], "total": int(total["n"]) if total else 0}
 
@@ -256,3 +258,14 @@ def remove_member(actor: Principal, group_id: str, user_id: str, client_ip: str)
         if row is None:
             raise NotFound("no such member of this group", error="not found")
         audit.record(conn, actor, "group.member.remove", "group", group["name"], client_ip, {"userId": row["user_id"]})
+
+
+def user_groups(user_id: str) -> dict[str, Any]:
+    from streamspace.db import connection
+
+    user_id = parse_uuid(user_id)
+    with connection() as conn:
+        load_user(conn, user_id)
+        rows = conn.execute(compose("SELECT {cols} FROM groups g JOIN group_members m ON m.group_id = g.id"
+                                    " WHERE m.user_id = %s ORDER BY g.name", cols=GROUP_COLUMNS), (user_id,)).fetchall()
+    return {"groups": [group_to_api(r) for r in rows], "total": len(rows)}

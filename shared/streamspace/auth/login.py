@@ -132,9 +132,10 @@ def login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     """`{username, password}` -> `{token, refreshToken, expiresAt, user}`, or, when the user must
     also give a TOTP code, `{mfaRequired, mfaToken, enrolled, expiresAt}` (mfa.service)."""
     from streamspace import audit
+    from streamspace.auth.families import start_family
     from streamspace.auth.passwords import verify_password
     from streamspace.auth.principal import Principal
-    from streamspace.auth.refresh import start_family, token_response
+    from streamspace.auth.refresh import token_response
     from streamspace.db import transaction
     from streamspace.mfa.service import second_step
     from streamspace.sso.service import password_login_refusal
@@ -197,8 +198,8 @@ def change_password(caller: Principal, body: dict[str, Any], client_ip: str) -> 
     """`{oldPassword, newPassword}`: checks the old one (rate limited like a login), stores the
     new one, and ends every other login of the user (the caller's own stays) and every desktop cookie."""
     from streamspace import audit
+    from streamspace.auth.families import revoke_user_families
     from streamspace.auth.passwords import hash_password, verify_password
-    from streamspace.auth.refresh import revoke_user_families
     from streamspace.auth.users import valid_password
     from streamspace.db import transaction
     from streamspace.desktop.access import revoke_user as revoke_desktops

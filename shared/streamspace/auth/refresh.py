@@ -9,12 +9,12 @@ revoked, which also ends every access token carrying that family id (`sid`), sin
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from streamspace.auth.families import hash_token, new_refresh_token, revoke_family, revoke_user_families
+from streamspace.auth.users import load_user, user_to_api
 from streamspace.domain.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
@@ -26,46 +26,6 @@ REFRESH_FIELDS = frozenset({"refreshToken", "token"})
 _MAX_TOKEN_LENGTH = 512
 
 
-def hash_token(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
-
-
-def new_refresh_token(conn: psycopg.Connection[Any], user_id: str, family_id: str) -> str:
-    from streamspace.config import settings
-
-    token = secrets.token_urlsafe(32)
-    conn.execute(
-        "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
-        " VALUES (%s, %s, %s, now() + %s * interval '1 second')",
-        (hash_token(token), family_id, user_id, settings().refresh_token_ttl_seconds))
-    return token
-
-
-def start_family(conn: psycopg.Connection[Any], user_id: str) -> tuple[str, str]:
-    """A new login: (family id, its first refresh token). Also drops this user's expired tokens."""
-    conn.execute("DELETE FROM refresh_tokens WHERE user_id = %s AND expires_at < now()", (user_id,))
-    row = conn.execute("INSERT INTO token_families (user_id) VALUES (%s) RETURNING id::text AS id",
-                       (user_id,)).fetchone()
-    assert row is not None
-    family_id = str(row["id"])
-    return family_id, new_refresh_token(conn, user_id, family_id)
-
-
-def revoke_family(conn: psycopg.Connection[Any], family_id: str, reason: str) -> bool:
-    row = conn.execute("UPDATE token_families SET revoked_at = now(), revoked_reason = %s"
-                       " WHERE id = %s AND revoked_at IS NULL RETURNING id", (reason, family_id)).fetchone()
-    return row is not None
-
-
-def revoke_user_families(conn: psycopg.Connection[Any], user_id: str, reason: str,
-                         keep: str | None = None) -> int:
-    """Revoke every live login of a user except `keep` (the caller's own, on a password change)."""
-    return conn.execute(
-        "UPDATE token_families SET revoked_at = now(), revoked_reason = %s"
-        " WHERE user_id = %s AND revoked_at IS NULL AND (%s::uuid IS NULL OR id <> %s::uuid)",
-        (reason, user_id, keep, keep)).rowcount
-
-
 def rfc3339(unix_time: int) -> str:
     return datetime.fromtimestamp(unix_time, UTC).isoformat().replace("+00:00", "Z")
 
@@ -73,7 +33,6 @@ def rfc3339(unix_time: int) -> str:
 def token_response(conn: psycopg.Connection[Any], user_id: str, family_id: str, refresh_token: str) -> dict[str, Any]:
     """`{token, refreshToken, expiresAt, user}`: an access token for the user as it is now."""
     from streamspace.auth.tokens import issue_access_token
-    from streamspace.auth.users import load_user, user_to_api
 
     user = user_to_api(load_user(conn, user_id))
     token, expires = issue_access_token(user_id=user["id"], username=user["username"], role=user["role"],

@@ -11,6 +11,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from streamspace.config import ROLES
+from streamspace.db import compose
 from streamspace.domain.errors import Conflict, Forbidden, NotFound, ValidationError
 
 if TYPE_CHECKING:
@@ -110,16 +111,9 @@ def user_to_api(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _q(template: str, **fragments: str) -> Any:
-    """Compose fixed SQL fragments (constants of this module) into a statement."""
-    from psycopg import sql
-
-    return sql.SQL(template).format(**{k: sql.SQL(v) for k, v in fragments.items()})  # type: ignore[arg-type]
-
-
 def load_user(conn: psycopg.Connection[Any], user_id: str, *, lock: bool = False) -> dict[str, Any]:
-    query = _q("SELECT {cols} FROM users u WHERE u.id = %s {lock}", cols=USER_COLUMNS,
-               lock="FOR UPDATE OF u" if lock else "")
+    query = compose("SELECT {cols} FROM users u WHERE u.id = %s {lock}", cols=USER_COLUMNS,
+                    lock="FOR UPDATE OF u" if lock else "")
     row = conn.execute(query, (user_id,)).fetchone()
     if row is None:
         raise NotFound("no such user", error="not found")
@@ -144,9 +138,10 @@ def list_users(*, role: str | None, provider: str | None, active: bool | None, l
              " AND (%(active)s::boolean IS NULL OR u.active = %(active)s)")
     params = {"role": role, "provider": provider, "active": active, "limit": limit, "offset": offset}
     with connection() as conn:
-        total = conn.execute(_q("SELECT count(*) AS n FROM users u WHERE {where}", where=where), params).fetchone()
-        rows = conn.execute(_q("SELECT {cols} FROM users u WHERE {where} ORDER BY u.username"
-                               " LIMIT %(limit)s OFFSET %(offset)s", cols=USER_COLUMNS, where=where), params).fetchall()
+        total = conn.execute(compose("SELECT count(*) AS n FROM users u WHERE {where}", where=where), params).fetchone()
+        rows = conn.execute(compose("SELECT {cols} FROM users u WHERE {where} ORDER BY u.username"
+                                    " LIMIT %(limit)s OFFSET %(offset)s", cols=USER_COLUMNS, where=where),
+                            params).fetchall()
     return {"users": [user_to_api(r) for r in rows], "total": int(total["n"]) if total else 0}
 
 
@@ -225,8 +220,8 @@ def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip:
     import psycopg
 
     from streamspace import audit
+    from streamspace.auth.families import revoke_user_families
     from streamspace.auth.passwords import hash_password
-    from streamspace.auth.refresh import revoke_user_families
     from streamspace.db import transaction
     from streamspace.desktop.access import revoke_user as revoke_desktops
 
@@ -308,13 +303,3 @@ def delete_user(actor: Principal, user_id: str, client_ip: str) -> None:
         audit.record(conn, actor, "user.delete", "user", before["username"], client_ip, {"id": user_id})
 
 
-def user_groups(user_id: str) -> dict[str, Any]:
-    from streamspace.auth.groups import GROUP_COLUMNS, group_to_api
-    from streamspace.db import connection
-
-    user_id = parse_uuid(user_id)
-    with connection() as conn:
-        load_user(conn, user_id)
-        rows = conn.execute(_q("SELECT {cols} FROM groups g JOIN group_members m ON m.group_id = g.id"
-                               " WHERE m.user_id = %s ORDER BY g.name", cols=GROUP_COLUMNS), (user_id,)).fetchall()
-    return {"groups": [group_to_api(r) for r in rows], "total": len(rows)}

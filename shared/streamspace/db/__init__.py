@@ -129,6 +129,14 @@ def transaction() -> Iterator[psycopg.Connection[Any]]:
         yield conn
 
 
+def compose(template: str, **fragments: str) -> Any:
+    """A statement from `template` with `{name}` replaced by fixed SQL fragments (constants of the
+    calling module, never input: values are always bound parameters)."""
+    from psycopg import sql
+
+    return sql.SQL(template).format(**{k: sql.SQL(v) for k, v in fragments.items()})  # type: ignore[arg-type]
+
+
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
               timeout: float | None = None) -> dict[str, Any] | None:
     with connection(timeout) as conn:

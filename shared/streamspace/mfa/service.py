@@ -218,9 +218,10 @@ def complete_login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     """`{mfaToken, code}` or `{mfaToken, recoveryCode}` -> a login (plus `recoveryCodes` when this
     code confirmed an enrolment made during the login)."""
     from streamspace import audit
+    from streamspace.auth.families import start_family
     from streamspace.auth.login import begin_attempt
     from streamspace.auth.principal import Principal
-    from streamspace.auth.refresh import start_family, token_response
+    from streamspace.auth.refresh import token_response
     from streamspace.catalog.credentials import decrypt
     from streamspace.db import transaction
     from streamspace.mfa import store

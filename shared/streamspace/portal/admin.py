@@ -110,7 +110,8 @@ def users(page: Page) -> Any:
 
 
 def user_details(page: Page) -> Any:
-    from streamspace.auth.users import get_user, parse_uuid, update_user, user_groups
+    from streamspace.auth.groups import user_groups
+    from streamspace.auth.users import get_user, parse_uuid, update_user
     from streamspace.quotas import set_user_quota, user_quota
 
     user_id = parse_uuid(page.param("id"), "user")

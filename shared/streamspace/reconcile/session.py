@@ -41,6 +41,7 @@ from streamspace.reconcile.desired import (
     session_status,
     status_differs,
 )
+from streamspace.reconcile.resolve import resolve_for_session
 
 log = logging.getLogger("streamspace.reconcile.session")
 
@@ -234,7 +235,6 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
     """Apply what differs from the desired set (running or hibernated) and observe the result."""
     from streamspace import kube
     from streamspace.domain.errors import ValidationError
-    from streamspace.reconcile.template import resolve_for_session
 
     meta, spec = session["metadata"], session["spec"]
     namespace, name = meta["namespace"], meta["name"]

@@ -12,41 +12,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace.domain.conversion import LEGACY_API_VERSION
 from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
 from streamspace.reconcile import context, legacy
+from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
+from streamspace.reconcile.session import reconcile_session
 
 log = logging.getLogger("streamspace.reconcile.template")
-
-MESSAGE_LIMIT = 32768
-
-
-@dataclass(frozen=True)
-class Resolution:
-    """A Session's Template: its parsed spec, or why there is none."""
-
-    spec: Any  # streamspace.domain.templates.TemplateSpec when usable
-    problem: str | None = None  # TemplateMissing | TemplateInvalid
-    message: str = ""
-
-
-def validate(spec: object) -> tuple[str, str]:
-    """(phase, message) of a Template spec: Ready, or Invalid with every problem listed (including
-    env entries reading a Secret or ConfigMap an admin has not marked for templates)."""
-    from streamspace.domain.templates import env_reference_problems, parse_template_spec, validate_template_spec
-
-    problems = validate_template_spec(spec)
-    if not problems:
-        config = context.load_config()
-        problems = env_reference_problems(parse_template_spec(spec).env, config.env_secrets,
-                                          config.env_config_maps)
-    if problems:
-        return "Invalid", "; ".join(problems)[:MESSAGE_LIMIT]
-    return "Ready", ""
-
 
 def spec_warnings(spec: object) -> str:
     """What was accepted but changed or ignored (unknown capabilities kept as tags), one line."""
@@ -152,36 +126,11 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
     return "reconciled"
 
 
-def resolve_for_session(namespace: str, name: str, row: Mapping[str, Any] | None) -> Resolution:
-    """The Template a Session names, from its index row; read from the cluster (and indexed) only
-    when template-reconcile has not recorded it yet."""
-    from streamspace import kube
-    from streamspace.domain.errors import ValidationError
-    from streamspace.domain.templates import parse_template_spec
-
-    if row is None:
-        obj = kube.get("Template", name, namespace)
-        if obj is None:
-            return Resolution(None, "TemplateMissing", f"template {name!r} does not exist in namespace {namespace}")
-        meta = obj.get("metadata") or {}
-        phase, message = validate(obj.get("spec"))
-        context.upsert_template(namespace, name, str(meta.get("uid") or ""), int(meta.get("generation") or 0),
-                                obj.get("spec"), phase, message)
-        row = {"spec": obj.get("spec"), "phase": phase, "message": message}
-    if row.get("phase") != "Ready":
-        return Resolution(None, "TemplateInvalid", f"template {name!r} is invalid: {row.get('message') or ''}")
-    try:
-        return Resolution(parse_template_spec(row.get("spec")))
-    except ValidationError as exc:  # validated under an older reader: treat as invalid
-        return Resolution(None, "TemplateInvalid", f"template {name!r} is invalid: {exc}")
-
-
 def reconcile_sessions_of(namespace: str, template: str) -> int:
     """Reconcile every Session of a Template (by label, plus index rows: kubectl-made Sessions may
     lack the label). One failing Session does not stop the others; the event is retried after."""
     from streamspace import kube
     from streamspace.reconcile.desired import LABEL_TEMPLATE
-    from streamspace.reconcile.session import reconcile_session
 
     sessions = {str((s.get("metadata") or {}).get("name")): s
                 for s in kube.list_objects("Session", namespace, label_selector=f"{LABEL_TEMPLATE}={template}")}

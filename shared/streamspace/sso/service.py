@@ -316,8 +316,9 @@ def exchange(code: object, browser: str | None, client_ip: str) -> dict[str, Any
     """A callback's one-time code, presented with the binding cookie of the browser that did the
     login (`browser`) -> `{token, refreshToken, expiresAt, user}` (a new login family)."""
     from streamspace import audit
+    from streamspace.auth.families import start_family
     from streamspace.auth.principal import Principal
-    from streamspace.auth.refresh import start_family, token_response
+    from streamspace.auth.refresh import token_response
     from streamspace.db import transaction
     from streamspace.sso import store
 
