@@ -3,14 +3,63 @@
 import functions_framework
 
 from streamspace.http import Access, Api, Request
-from streamspace.metrics_summary import platform_summary
+from streamspace.metrics_summary import dead_letter_counts, platform_summary
+from streamspace.observability import metrics
 
 api = Api("metrics")
+# Prometheus scrapes this function cluster-local: how many dead letters wait, read from Postgres at each scrape.
+metrics.gauge_at_scrape("streamspace_dead_letters_stored", "Dead CloudEvents kept, by status", "status",
+                        dead_letter_counts)
 
 
 @api.get("/api/v1/metrics", access=Access.USER, summary="Platform summary (a user's own sessions; all for operators)")
 def summary(req: Request) -> dict:
     return platform_summary(req.caller)
+
+
+# -- dead letters (recorded by the dead-letter function) ------------------------------------------
+
+@api.get("/api/v1/admin/dead-letters", access=Access.ADMIN, query=("status", "limit", "offset"),
+         summary="Dead CloudEvents, newest first (status: open | handled | retried), without their data")
+def list_dead_letters(req: Request) -> dict:
+    from streamspace.dead_letters.service import list_dead_letters as do_list
+
+    limit, offset = req.page()
+    return do_list(req.query("status"), limit, offset)
+
+
+@api.get("/api/v1/admin/dead-letters/{id}", access=Access.ADMIN, summary="One dead CloudEvent with its data")
+def get_dead_letter(req: Request) -> dict:
+    from streamspace.dead_letters.service import get_dead_letter as do_get
+
+    return do_get(_letter_id(req))
+
+
+@api.post("/api/v1/admin/dead-letters/{id}/handled", access=Access.ADMIN,
+          summary="Mark a dead letter handled (an optional note says how); audited",
+          body={"type": "object", "properties": {"note": {"type": "string"}}, "additionalProperties": False})
+def mark_handled(req: Request) -> dict:
+    from streamspace.dead_letters.service import mark_handled as do_mark
+
+    body = req.json(allowed={"note"}, optional_body=True)
+    return do_mark(req.caller, _letter_id(req), body.get("note"), req.client_ip)
+
+
+@api.post("/api/v1/admin/dead-letters/{id}/retry", access=Access.ADMIN,
+          summary="Send an open dead letter back to the broker (not ApiServerSource snapshots); audited")
+def retry_dead_letter(req: Request) -> dict:
+    from streamspace.dead_letters.service import retry
+
+    return retry(req.caller, _letter_id(req), req.client_ip)
+
+
+def _letter_id(req: Request) -> int:
+    from streamspace.domain.errors import NotFound
+
+    text = req.param("id")
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound(f"no dead letter {text[:40]!r}", error="dead letter not found")
+    return int(text)
 
 
 @functions_framework.http

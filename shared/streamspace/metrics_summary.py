@@ -49,7 +49,15 @@ def platform_summary(caller: Principal) -> dict[str, Any]:
         "repositories": row.get("repositories", 0),
         "templates": row.get("templates", 0),
         "cluster": cluster_summary() if everything else None,
+        # Dead CloudEvents by status (operators and admins): open ones need someone to look.
+        "deadLetters": dead_letter_counts() if everything else None,
     }
+
+
+def dead_letter_counts() -> dict[str, int]:
+    from streamspace.dead_letters.service import counts
+
+    return counts()
 
 
 def cluster_summary() -> dict[str, Any]:

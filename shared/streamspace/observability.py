@@ -11,6 +11,7 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any
 
@@ -70,6 +71,9 @@ class _Metrics:
         self.requests: dict[tuple[str, str, str, str], int] = {}
         self.latency: dict[tuple[str, str], list[float]] = {}  # per-bucket counts, then sum, then count
         self.events: dict[tuple[str, str, str], int] = {}
+        self.dead_letters: dict[tuple[str, str, str], int] = {}
+        # Gauges read at scrape time (name -> (help, label, read)): state kept elsewhere, e.g. the database.
+        self._gauges: dict[str, tuple[str, str, Callable[[], dict[str, float]]]] = {}
         self._registry: Any = None
 
     def observe_request(self, function: str, method: str, route: str, status: int, seconds: float) -> None:
@@ -88,12 +92,25 @@ class _Metrics:
             key = (function, event_type, outcome)
             self.events[key] = self.events.get(key, 0) + 1
 
+    def observe_dead_letter(self, event_type: str, code: int | None, outcome: str) -> None:
+        """A dead CloudEvent reached the dead-letter function (outcome: recorded | duplicate | reopened)."""
+        with self._lock:
+            key = (event_type, "" if code is None else str(code), outcome)
+            self.dead_letters[key] = self.dead_letters.get(key, 0) + 1
+
+    def gauge_at_scrape(self, name: str, help_text: str, label: str, read: Callable[[], dict[str, float]]) -> None:
+        """Expose `read()` ({label value: number}) as gauge `name` whenever /metrics is scraped; a read
+        that fails leaves the gauge out of that scrape instead of failing it."""
+        with self._lock:
+            self._gauges[name] = (help_text, label, read)
+
     def _collect(self) -> Any:
         from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
         with self._lock:
             requests, latency, events = dict(self.requests), {k: list(v) for k, v in self.latency.items()}, dict(
                 self.events)
+            dead_letters = dict(self.dead_letters)
         counter = CounterMetricFamily("streamspace_http_requests", "HTTP requests handled",
                                       labels=["function", "method", "route", "status"])
         for labels, value in requests.items():
@@ -110,6 +127,28 @@ class _Metrics:
         for event_labels, count in events.items():
             handled.add_metric(list(event_labels), count)
         yield handled
+        dead = CounterMetricFamily("streamspace_dead_letters", "Dead CloudEvents received by the dead-letter function",
+                                   labels=["type", "code", "outcome"])
+        for dead_labels, count in dead_letters.items():
+            dead.add_metric(list(dead_labels), count)
+        yield dead
+        yield from self._collect_gauges()
+
+    def _collect_gauges(self) -> Any:
+        from prometheus_client.core import GaugeMetricFamily
+
+        with self._lock:
+            gauges = dict(self._gauges)
+        for name, (help_text, label, read) in gauges.items():
+            try:
+                values = read()
+            except Exception:  # noqa: BLE001 - the database may be down: the other metrics still count
+                logging.getLogger("streamspace.metrics").warning("gauge not read", extra={"gauge": name})
+                continue
+            gauge = GaugeMetricFamily(name, help_text, labels=[label])
+            for value_label, value in values.items():
+                gauge.add_metric([value_label], value)
+            yield gauge
 
     def exposition(self) -> tuple[bytes, str]:
         from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest

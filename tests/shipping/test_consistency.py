@@ -77,6 +77,6 @@ def test_trigger_subscribers_and_route_backends_exist() -> None:
     pings = load_docs((ROOT / "knative" / "eventing" / "pingsources.yaml").read_text())
     sources = {f"/apis/v1/namespaces/streamspace/pingsources/{p['metadata']['name']}" for p in pings}
     for trig in triggers:
-        for cond in trig["spec"]["filters"][0]["all"]:
+        for cond in (trig["spec"].get("filters") or [{"all": []}])[0]["all"]:
             if "source" in cond.get("exact", {}):
                 assert cond["exact"]["source"] in sources, trig["metadata"]["name"]

@@ -160,7 +160,8 @@ def test_service_settings(base_docs: list[dict[str, Any]]) -> None:
         assert "tcpSocket" in container["livenessProbe"], f"{name}: liveness must not depend on the database"
         assert "periodSeconds" not in container["readinessProbe"], f"{name}: keeps Knative's aggressive probing"
     emitters = {n for n, s in services.items() if s["metadata"]["labels"].get("streamspace.io/emits-events") == "true"}
-    assert emitters == {"catalog", "webhooks", "sessions", "portal"}
+    # metrics: an admin's retry sends a dead letter back to the broker
+    assert emitters == {"catalog", "webhooks", "sessions", "portal", "metrics"}
 
 
 def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
@@ -177,7 +178,15 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
             if res["kind"] == "Deployment":
                 assert res["selector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "streamspace"}
     services = by_kind(base_docs, "Service", "serving.knative.dev/")
-    for trig in by_kind(base_docs, "Trigger").values():
+    triggers = by_kind(base_docs, "Trigger")
+    # The dead-letter broker's one Trigger takes everything to the dead-letter function and has no
+    # dead-letter sink of its own (a loop otherwise); it retries long enough to outlast a database restart.
+    last_stop = triggers.pop("dead-letter")
+    assert last_stop["spec"]["broker"] == "streamspace-dlq" and "filters" not in last_stop["spec"]
+    assert last_stop["spec"]["subscriber"]["ref"]["name"] == "dead-letter"
+    assert "deadLetterSink" not in last_stop["spec"]["delivery"] and last_stop["spec"]["delivery"]["retry"] >= 5
+    assert {t["spec"]["broker"] for t in triggers.values()} == {"streamspace"}
+    for trig in triggers.values():
         delivery = trig["spec"]["delivery"]
         function = trig["spec"]["subscriber"]["ref"]["name"]
         if function in ("catalog-sync", "resync"):
@@ -240,7 +249,7 @@ def test_rbac_least_privilege(base_docs: list[dict[str, Any]]) -> None:
     tokenless = {name for name, sa in by_kind(base_docs, "ServiceAccount").items()
                  if sa.get("automountServiceAccountToken") is False}
     assert {f"streamspace-{fn}" for fn in ("auth", "auth-check", "users", "config", "webhooks",
-                                          "catalog-sync")} <= tokenless
+                                          "catalog-sync", "dead-letter")} <= tokenless
     bound = {s["name"] for kind in ("RoleBinding", "ClusterRoleBinding")
              for b in by_kind(base_docs, kind).values() for s in b["subjects"]}
     assert not tokenless & bound

@@ -168,9 +168,16 @@ def emit(event_type: str, source: str, data: dict[str, Any], *, subject: str | N
     """POST a CloudEvent to the broker (K_SINK, injected by a SinkBinding). Returns False when no
     sink is configured or it refused: callers treat emission as a hint that a schedule backs up."""
     import json
+
+    return send_to_broker(binary_headers(event_type, source, subject=subject), json.dumps(data).encode())
+
+
+def send_to_broker(headers: dict[str, str], body: bytes) -> bool:
+    """POST one binary-mode CloudEvent to the broker (K_SINK); True when it accepted it."""
     import urllib.error
     import urllib.request
 
+    event_type = headers.get("ce-type", "")
     sink = settings().k_sink
     if not sink:
         log.info("no K_SINK configured; event not emitted", extra={"type": event_type})
@@ -178,8 +185,7 @@ def emit(event_type: str, source: str, data: dict[str, Any], *, subject: str | N
     if not sink.startswith(("http://", "https://")):
         log.warning("K_SINK is not an http(s) URL; event not emitted", extra={"type": event_type})
         return False
-    request = urllib.request.Request(sink, data=json.dumps(data).encode(), method="POST",  # noqa: S310
-                                     headers=binary_headers(event_type, source, subject=subject))
+    request = urllib.request.Request(sink, data=body, method="POST", headers=headers)  # noqa: S310
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 - K_SINK: operator config
             return 200 <= response.status < 300

@@ -5,7 +5,9 @@
 - Runs the PingSource schedules from `knative/eventing/pingsources.yaml`.
 - Accepts CloudEvents POSTed to it (it is `K_SINK` for the HTTP functions in local runs).
 - Routes every event by the Triggers in `knative/eventing/triggers.yaml` and delivers it over HTTP
-  with the Trigger delivery semantics (retry with exponential backoff on 5xx, 404, 408, 409, 429).
+  with the Trigger delivery semantics (retry with exponential backoff on 5xx, 404, 408, 409, 429);
+  an event that fails for good goes, as Knative's dispatcher sends it, to the dead-letter broker's
+  Trigger (the dead-letter function records it).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ from datetime import datetime
 from typing import Any
 
 from streamspace.events.apiserver import apiserver_event, ping_event
-from streamspace.local.routing import Schedule, route_event, schedules
+from streamspace.events.dead_letter import dead_letter_event
+from streamspace.local.routing import MAIN_BROKER, Schedule, dead_letter_sink, route_event, schedules
 
 log = logging.getLogger("streamspace.relay")
 
@@ -43,6 +46,7 @@ class Delivery:
     headers: dict[str, str]
     body: bytes
     attempt: int = 0
+    broker: str = MAIN_BROKER
 
 
 def attributes_of(headers: dict[str, str]) -> dict[str, str]:
@@ -96,12 +100,12 @@ class Relay:
         self.seen_version: dict[str, int] = {kind: 0 for kind, _ in WATCHED}
 
     # -- intake ----------------------------------------------------------------------------------
-    def publish(self, headers: dict[str, str], body: bytes) -> list[str]:
-        """Route one event by the Triggers; returns the functions it was queued for."""
-        targets = [f for f in route_event(attributes_of(headers)) if f in self.function_urls]
+    def publish(self, headers: dict[str, str], body: bytes, broker: str = MAIN_BROKER) -> list[str]:
+        """Route one event by `broker`'s Triggers; returns the functions it was queued for."""
+        targets = [f for f in route_event(attributes_of(headers), broker) if f in self.function_urls]
         for function in targets:
             self._count(+1)
-            self._queue.put(Delivery(function, headers, body))
+            self._queue.put(Delivery(function, headers, body, broker=broker))
         return targets
 
     def _count(self, change: int) -> None:
@@ -133,29 +137,43 @@ class Relay:
             item = self._queue.get()
             if item is None:
                 return
-            status = self._post(item)
+            status, answer = self._post(item)
             self.delivered.append((item.function, attributes_of(item.headers).get("type", ""), status))
             if (status >= 500 or status in RETRYABLE or status == 0) and item.attempt + 1 < self.max_attempts:
                 delay = self.backoff * (2 ** item.attempt)
-                retry = Delivery(item.function, item.headers, item.body, item.attempt + 1)
+                retry = Delivery(item.function, item.headers, item.body, item.attempt + 1, item.broker)
                 timer = threading.Timer(delay, self._queue.put, args=(retry,))
                 timer.daemon = True
                 timer.start()
                 continue  # still outstanding until the retry is answered
             if status >= 300 or status == 0:
-                log.warning("event dropped (dead letter)", extra={"function": item.function, "status": status})
+                self._dead_letter(item, status, answer)
             self._count(-1)
 
-    def _post(self, item: Delivery) -> int:
+    def _dead_letter(self, item: Delivery, status: int, answer: bytes) -> None:
+        """Like the Trigger's deadLetterSink: the original event, with Knative's error extensions, to the
+        dead-letter broker (whose Trigger records it); dropped when it already came from there."""
+        sink = dead_letter_sink(item.function) if item.broker == MAIN_BROKER else None
+        log.warning("event failed for good (dead letter)", extra={"function": item.function, "status": status,
+                                                                  "deadLetterSink": sink or "none"})
+        if sink is None:
+            return
+        headers, body = dead_letter_event(item.headers, item.body, code=status,
+                                          dest=self.function_urls[item.function].rstrip("/") + "/",
+                                          response_body=answer)
+        self.publish(headers, body, sink)
+
+    def _post(self, item: Delivery) -> tuple[int, bytes]:
+        """(status, response body); status 0 when the function could not be reached."""
         url = self.function_urls[item.function].rstrip("/") + "/"
         request = urllib.request.Request(url, data=item.body, headers=item.headers, method="POST")  # noqa: S310
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310 - loopback only
-                return int(response.status)
+                return int(response.status), response.read()
         except urllib.error.HTTPError as exc:
-            return int(exc.code)
-        except (urllib.error.URLError, OSError):
-            return 0
+            return int(exc.code), exc.read()
+        except (urllib.error.URLError, OSError) as exc:
+            return 0, str(exc).encode()
 
     # -- sources ---------------------------------------------------------------------------------
     def _watch_forever(self, kind: str, label_selector: str | None) -> None:

@@ -78,6 +78,7 @@ class TriggerRule:
     name: str
     function: str
     filters: tuple[tuple[str, str, str], ...]  # (operator, attribute, value); all must hold
+    broker: str = "streamspace"
 
     def matches(self, attributes: dict[str, str]) -> bool:
         for operator, attribute, expected in self.filters:
@@ -114,13 +115,26 @@ def trigger_rules() -> tuple[TriggerRule, ...]:
         if doc.get("kind") != "Trigger":
             continue
         spec = doc["spec"]
-        rules.append(TriggerRule(doc["metadata"]["name"], spec["subscriber"]["ref"]["name"], _filters(spec)))
+        rules.append(TriggerRule(doc["metadata"]["name"], spec["subscriber"]["ref"]["name"], _filters(spec),
+                                 str(spec.get("broker") or "default")))
     return tuple(rules)
 
 
-def route_event(attributes: dict[str, str]) -> list[str]:
-    """The functions a broker would deliver an event with these attributes to (one per Trigger)."""
-    return [rule.function for rule in trigger_rules() if rule.matches(attributes)]
+MAIN_BROKER = "streamspace"
+DEAD_LETTER_BROKER = "streamspace-dlq"
+
+
+def route_event(attributes: dict[str, str], broker: str = MAIN_BROKER) -> list[str]:
+    """The functions `broker` would deliver an event with these attributes to (one per Trigger)."""
+    return [rule.function for rule in trigger_rules() if rule.broker == broker and rule.matches(attributes)]
+
+
+def dead_letter_sink(trigger_function: str) -> str | None:
+    """The broker a failed delivery to `trigger_function` goes to (its Trigger's deadLetterSink; the
+    kustomize patch gives every main-broker Trigger the dead-letter broker), or None for the
+    dead-letter broker's own Triggers."""
+    owners = {rule.broker for rule in trigger_rules() if rule.function == trigger_function}
+    return DEAD_LETTER_BROKER if MAIN_BROKER in owners else None
 
 
 @dataclass(frozen=True)
