@@ -22,6 +22,7 @@ from .resources import CRD_GROUP, CrdError, Registry, ResourceType
 from .schema import validate_and_default
 from .selectors import SelectorError, parse_field_selector, parse_label_selector
 from .store import Store, TooOld
+from .structural import structural_errors
 
 NS_KEY = ("", "namespaces")
 CRD_KEY = (CRD_GROUP, "customresourcedefinitions")
@@ -160,8 +161,10 @@ class Api:
                 from .resources import types_from_crd
 
                 types_from_crd(obj)
-                for served in (obj.get("spec") or {}).get("versions") or []:
-                    errors += cel.check_rules_compile(((served.get("schema") or {}).get("openAPIV3Schema")) or {})
+                for index, served in enumerate((obj.get("spec") or {}).get("versions") or []):
+                    schema = ((served.get("schema") or {}).get("openAPIV3Schema")) or {}
+                    errors += structural_errors(schema, f"spec.versions[{index}].schema.openAPIV3Schema")
+                    errors += cel.check_rules_compile(schema)
             except (CrdError, cel.CelUnsupported) as exc:
                 errors.append(str(exc))
         if errors:
