@@ -10,6 +10,7 @@ import pytest
 
 from streamspace import kube
 from streamspace.db import fetch_one
+from tests.sim.sim_helpers import eventually
 
 from .reconcile_helpers import (
     NS,
@@ -278,8 +279,8 @@ def test_delete_removes_the_index_row_and_a_late_event_changes_nothing(url, sim)
     kube.delete("Session", "alice-del", NS)
     assert deliver(url, "delete", last) == 200
     assert row("alice-del") is None
-    for kind in ("Deployment", "Service", "Ingress", "NetworkPolicy"):
-        assert get(kind, "ss-alice-del") is None, kind  # garbage collection by ownerReference
+    for kind in ("Deployment", "Service", "Ingress", "NetworkPolicy"):  # the garbage collector's, asynchronously
+        eventually(lambda kind=kind: get(kind, "ss-alice-del") is None, f"the {kind} is collected")
     assert get("PersistentVolumeClaim", "home-alice") is not None
     # A redelivered add / update arriving after the delete must not bring anything back.
     assert deliver(url, "add", session) == 200
@@ -293,7 +294,7 @@ def test_a_session_deleted_before_its_event_is_handled_leaves_nothing_behind(url
     kube.delete("Session", "alice-gone", NS)  # its delete event is lost
     assert deliver(url, "add", session) == 200
     for kind in ("Deployment", "Service", "Ingress", "NetworkPolicy"):
-        assert get(kind, "ss-alice-gone") is None, kind
+        eventually(lambda kind=kind: get(kind, "ss-alice-gone") is None, f"no {kind} is left behind")
     assert row("alice-gone") is None
 
 

@@ -12,7 +12,7 @@ import copy
 import json
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import builtin, cel, listtypes
@@ -25,6 +25,9 @@ from .store import Store, TooOld
 from .structural import structural_errors
 
 NS_KEY = ("", "namespaces")
+POD_KEY = ("", "pods")
+FOREGROUND_FINALIZER = "foregroundDeletion"
+ORPHAN_FINALIZER = "orphan"
 CRD_KEY = (CRD_GROUP, "customresourcedefinitions")
 _META_MANAGED = ("labels", "annotations", "finalizers", "ownerReferences")
 _GEN_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -36,8 +39,31 @@ APPLY = "application/apply-patch+yaml"
 APPLY_CBOR = "application/apply-patch+cbor"
 
 
-def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+def now(after_seconds: int = 0) -> str:
+    return (datetime.now(UTC) + timedelta(seconds=after_seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _pod_grace_period(pod: dict[str, Any], requested: Any) -> int:
+    """pkg/registry/core/pod/strategy.go CheckGracefulDelete: the requested period, else the pod's
+    terminationGracePeriodSeconds; 0 for a pod no node runs (unscheduled) or one that has finished."""
+    spec = pod.get("spec") or {}
+    if not spec.get("nodeName") or (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
+        return 0
+    period = requested if requested is not None else spec.get("terminationGracePeriodSeconds", 30)
+    try:
+        return max(0, int(period))
+    except (TypeError, ValueError):
+        raise bad_request("gracePeriodSeconds must be an integer") from None
+
+
+def _deletion_complete(rt: ResourceType, obj: dict[str, Any]) -> bool:
+    meta = obj["metadata"]
+    if not meta.get("deletionTimestamp") or meta.get("finalizers"):
+        return False
+    if int(meta.get("deletionGracePeriodSeconds") or 0):
+        return False
+    # A namespace also waits for its own finalizers (spec.finalizers: the namespace controller's "kubernetes").
+    return rt.store_key != NS_KEY or not (obj.get("spec") or {}).get("finalizers")
 
 
 def random_suffix(n: int = 5) -> str:
@@ -269,6 +295,14 @@ class Api:
                                                       "required"])
         name = meta["name"]
         self._require_namespace(rt, ns)
+        namespace = self.store.get(NS_KEY, "", ns) if rt.namespaced else None
+        if namespace is not None and namespace["metadata"].get("deletionTimestamp"):
+            # The NamespaceLifecycle admission plugin (plugin/pkg/admission/namespace/lifecycle).
+            why = f"unable to create new content in namespace {ns} because it is being terminated"
+            raise ApiError(403, "Forbidden", f'{rt.qualified} "{name}" is forbidden: {why}',
+                           {"name": name, **({"group": rt.group} if rt.group else {}), "kind": rt.plural,
+                            "causes": [{"reason": "NamespaceTerminating", "message": why,
+                                        "field": "metadata.namespace"}]})
         if self.store.get(rt.store_key, ns if rt.namespaced else "", name) is not None:
             raise already_exists(rt.qualified, name, rt.group, rt.plural)
         obj["apiVersion"] = rt.api_version
@@ -556,10 +590,9 @@ class Api:
             return self.out(rt, new)
         if rt.store_key == CRD_KEY:
             self._register_crd(new)
-        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
-            stored = self.store.put(rt.store_key, new, "MODIFIED")
-            self._remove_cascade(rt.store_key, stored, "Background")
-            return self.out(rt, stored)
+        if _deletion_complete(rt, new):
+            # The last finalizer is gone (store.go shouldDeleteDuringUpdate: and no grace period left).
+            return self.out(rt, self._remove(rt.store_key, self.store.put(rt.store_key, new, "MODIFIED")))
         return self.out(rt, self.store.put(rt.store_key, new, "MODIFIED"))
 
     # ------------------------------------------------------------ binding
@@ -589,10 +622,19 @@ class Api:
 
     def delete(self, rt: ResourceType, ns: str, name: str, options: dict[str, Any] | None = None,
                propagation: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """DELETE as the API server's generic registry does it (k8s.io/apiserver pkg/registry/generic/registry/
+        store.go): an object with finalizers, a pod with a grace period (pkg/registry/core/pod/strategy.go
+        CheckGracefulDelete), or a namespace (pkg/registry/core/namespace/storage) only gets a
+        deletionTimestamp; Foreground and Orphan propagation add the `foregroundDeletion` / `orphan`
+        finalizer for the garbage collector (gc.py); otherwise the object is removed at once and the
+        collector deletes its dependents afterwards, asynchronously."""
         options = options or {}
         policy = propagation or options.get("propagationPolicy")
-        if policy is None and options.get("orphanDependents") is True:
-            policy = "Orphan"
+        if policy is None and options.get("orphanDependents") is not None:
+            policy = "Orphan" if options["orphanDependents"] else "Background"
+        if policy not in (None, "Background", "Foreground", "Orphan"):
+            raise bad_request(f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
+                              f'"{policy}": supported values: "Foreground", "Background", "Orphan"')
         with self.store.txn():
             obj = self._existing(rt, ns, name)
             pre = options.get("preconditions") or {}
@@ -606,57 +648,52 @@ class Api:
                                "try again")
             if dry_run:
                 return self.out(rt, obj)
-            if obj["metadata"].get("finalizers"):
-                if obj["metadata"].get("deletionTimestamp"):
+            meta = obj["metadata"]
+            grace = _pod_grace_period(obj, options.get("gracePeriodSeconds")) if rt.store_key == POD_KEY else 0
+            finalizers = list(meta.get("finalizers") or [])
+            if policy == "Foreground":
+                finalizers = [f for f in finalizers if f != ORPHAN_FINALIZER]
+                if FOREGROUND_FINALIZER not in finalizers:
+                    finalizers.append(FOREGROUND_FINALIZER)
+            elif policy == "Orphan":
+                finalizers = [f for f in finalizers if f != FOREGROUND_FINALIZER]
+                if ORPHAN_FINALIZER not in finalizers:
+                    finalizers.append(ORPHAN_FINALIZER)
+            if meta.get("deletionTimestamp"):
+                # Being deleted already: a pod's shorter grace period (the kubelet's final delete with 0)
+                # finishes it once no finalizer is left; a new propagation policy changes the finalizers.
+                changed = copy.deepcopy(obj)
+                changed["metadata"]["finalizers"] = finalizers
+                if rt.store_key == POD_KEY and grace < int(meta.get("deletionGracePeriodSeconds") or 0):
+                    changed["metadata"]["deletionGracePeriodSeconds"] = grace
+                if not finalizers:
+                    changed["metadata"].pop("finalizers")
+                if changed == obj:
                     return self.out(rt, obj)
+                if _deletion_complete(rt, changed):
+                    return self.out(rt, self._remove(rt.store_key, obj))
+                return self.out(rt, self.store.put(rt.store_key, changed, "MODIFIED"))
+            if finalizers or grace > 0 or rt.store_key == NS_KEY:
                 marked = copy.deepcopy(obj)
-                marked["metadata"]["deletionTimestamp"] = now()
-                marked["metadata"]["deletionGracePeriodSeconds"] = 0
+                marked["metadata"]["deletionTimestamp"] = now(grace)
+                marked["metadata"]["deletionGracePeriodSeconds"] = grace
+                if finalizers:
+                    marked["metadata"]["finalizers"] = finalizers
+                if rt.store_key == NS_KEY:
+                    marked.setdefault("status", {})["phase"] = "Terminating"
                 return self.out(rt, self.store.put(rt.store_key, marked, "MODIFIED"))
-            last = self._remove_cascade(rt.store_key, obj, policy or "Background")
-            return self.out(rt, last)
+            return self.out(rt, self._remove(rt.store_key, obj))
 
-    def collect_orphan(self, key: tuple[str, str], obj: dict[str, Any]) -> None:
-        """The garbage collector's delete of an object whose owners are all gone."""
-        with self.store.txn():
-            self._remove_cascade(key, obj, "Background")
-
-    def _remove_cascade(self, key: tuple[str, str], obj: dict[str, Any], policy: str) -> dict[str, Any]:
+    def _remove(self, key: tuple[str, str], obj: dict[str, Any]) -> dict[str, Any]:
+        """Take the object out of storage; its dependents are the garbage collector's (asynchronously)."""
         meta = obj["metadata"]
-        if self.store.get(key, meta.get("namespace", ""), meta["name"]) is None:
-            return obj
-        uid = meta.get("uid")
-        if key == NS_KEY:
-            for k, child in list(self.store.all_objects()):
-                if child["metadata"].get("namespace") == meta["name"]:
-                    self._remove_cascade(k, child, "Background")
         if key == CRD_KEY:
+            # Not modelled: the CRD's cleanup finalizer; its custom objects go with it at once.
             types = self.registry.unregister_crd(meta["name"])
             if types:
                 self.store.drop_kind(types[0].store_key)
         last = self.store.remove(key, meta.get("namespace", ""), meta["name"])
-        assert last is not None
-        live_uids = {o["metadata"].get("uid") for _, o in self.store.all_objects()}
-        for dep_key, dep in list(self.store.all_objects()):
-            refs = dep["metadata"].get("ownerReferences") or []
-            if not any(r.get("uid") == uid for r in refs):
-                continue
-            remaining = [r for r in refs if r.get("uid") != uid]
-            if policy == "Orphan" or any(r.get("uid") in live_uids for r in remaining):
-                changed = copy.deepcopy(dep)
-                if remaining:
-                    changed["metadata"]["ownerReferences"] = remaining
-                else:
-                    changed["metadata"].pop("ownerReferences", None)
-                self.store.put(dep_key, changed, "MODIFIED")
-            elif dep["metadata"].get("finalizers"):
-                if not dep["metadata"].get("deletionTimestamp"):
-                    marked = copy.deepcopy(dep)
-                    marked["metadata"]["deletionTimestamp"] = now()
-                    self.store.put(dep_key, marked, "MODIFIED")
-            elif self.store.get(dep_key, dep["metadata"].get("namespace", ""), dep["metadata"]["name"]) is not None:
-                self._remove_cascade(dep_key, dep, policy)
-        return last
+        return last if last is not None else obj
 
     def delete_collection(self, rt: ResourceType, ns: str | None, *, label_selector: str | None = None,
                           field_selector: str | None = None, propagation: str | None = None) -> dict[str, Any]:

@@ -101,6 +101,7 @@ class SimCluster:
         return url
 
     def stop(self) -> None:
+        self.garbage_collector.stop()
         self._stopping.set()
         self.kubelet.stop()
         self.server.stop()

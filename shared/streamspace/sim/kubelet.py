@@ -34,7 +34,7 @@ from .store import Event, Store
 
 log = logging.getLogger("streamspace.sim.kubelet")
 
-Task = tuple[str, str, str]  # ("deploy" | "pod" | "unbound" | "node", namespace, name)
+Task = tuple[str, str, str]  # ("deploy" | "pod" | "unbound" | "node" | "kill", namespace, name)
 DEPLOY_KEY = ("apps", "deployments")
 POD_KEY = ("", "pods")
 MANAGER = "kube-controller-manager"
@@ -141,6 +141,11 @@ class Kubelet:
                 "nodeName")
             if ev.type == "ADDED" or (ev.type == "MODIFIED" and bound_now):
                 self._schedule(("pod", ns, ev.obj["metadata"]["name"]), self.delay)
+            if ev.type == "MODIFIED" and ev.obj["metadata"].get("deletionTimestamp") and not (
+                    (ev.prev or {}).get("metadata") or {}).get("deletionTimestamp"):
+                # Graceful deletion: the kubelet stops the containers (the simulated ones exit on SIGTERM
+                # at once) and deletes the pod with grace period 0, which removes it.
+                self._schedule(("kill", ns, ev.obj["metadata"]["name"]), self.delay)
             elif ev.type == "DELETED" and (ev.obj.get("spec") or {}).get("nodeName"):
                 self._schedule(("unbound", "", ""), 0.0)  # capacity freed
 
@@ -187,6 +192,8 @@ class Kubelet:
                 self._retry_unbound()
             elif task[0] == "node":
                 self._start_bound_to(task[2])
+            elif task[0] == "kill":
+                self._delete_pod(self._types()[1], task[1], task[2], grace=0)
             else:
                 self._run_pod(task[1], task[2])
         except ApiError as exc:
@@ -235,9 +242,9 @@ class Kubelet:
             self._create_pod(pod_rt, dep, template, thash)
         self._write_deployment_status(deploy_rt, ns, name, want, thash)
 
-    def _delete_pod(self, pod_rt: ResourceType, ns: str, name: str) -> None:
+    def _delete_pod(self, pod_rt: ResourceType, ns: str, name: str, grace: int | None = None) -> None:
         try:
-            self.api.delete(pod_rt, ns, name)
+            self.api.delete(pod_rt, ns, name, {} if grace is None else {"gracePeriodSeconds": grace})
         except ApiError as exc:
             if exc.code != 404:
                 raise

@@ -354,7 +354,10 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                     self._send(201, api.create(rt, obj_ns, self._parse(raw), manager=query.get("fieldManager")
                                                or manager, dry_run=dry_run, strict=strict))
                 elif sub == "eviction":
-                    api.delete(rt, obj_ns, name, dry_run=dry_run)
+                    eviction = self._parse(raw) if raw.strip() else {}
+                    delete_options = (eviction.get("deleteOptions") or {}) if isinstance(eviction, dict) else {}
+                    api.delete(rt, obj_ns, name, delete_options if isinstance(delete_options, dict) else {},
+                               dry_run=dry_run)
                     self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                      "code": 201})
                 elif sub == "binding":
@@ -395,13 +398,19 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                     parsed = self._parse(raw)
                     options = parsed if isinstance(parsed, dict) else {}
                 propagation = query.get("propagationPolicy")
+                if query.get("gracePeriodSeconds", "").isdigit():
+                    options.setdefault("gracePeriodSeconds", int(query["gracePeriodSeconds"]))
                 if name is None:
                     self._send(200, api.delete_collection(rt, ns, label_selector=query.get("labelSelector"),
                                                           field_selector=query.get("fieldSelector"),
                                                           propagation=propagation))
                     return
                 deleted = api.delete(rt, obj_ns, name, options, propagation, dry_run=dry_run)
-                if rt.is_crd or rt.plural in _OBJECT_ON_DELETE:
+                with sim.store.txn():
+                    pending = sim.store.get(rt.store_key, obj_ns, name) is not None
+                # An object whose deletion waits (finalizers, grace period) is answered as it is now
+                # (apiserver registry store.go Delete), one removed at once with a Status for most kinds.
+                if rt.is_crd or rt.plural in _OBJECT_ON_DELETE or (pending and not dry_run):
                     self._send(200, deleted)
                 else:
                     details: dict[str, Any] = {"name": name}
