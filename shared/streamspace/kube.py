@@ -11,9 +11,12 @@ applying are removed by the API server rather than left behind.
 
 from __future__ import annotations
 
+import contextvars
 import json
+import logging
 import os
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +25,8 @@ from streamspace.observability import function_var
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
+
+log = logging.getLogger("streamspace.kube")
 
 GROUP = "stream.space"
 VERSION = "v1alpha1"
@@ -175,9 +180,12 @@ def _load_client(context: str | None) -> ApiClient:
 
 
 def reset_client() -> None:
-    """Forget the clients (tests and the local runner switch clusters)."""
+    """Forget the clients and the watched lists (tests and the local runner switch clusters)."""
     global _contexts
     with _lock:
+        for watched_list in _watched.values():
+            watched_list.stop()
+        _watched.clear()
         for client in _clients.values():
             client.close()
         _clients.clear()
@@ -188,7 +196,12 @@ def request(method: str, path: str, *, body: Any = None, query: dict[str, Any] |
             content_type: str = "application/json", timeout: float = 15.0) -> dict[str, Any]:
     """One REST call; returns the decoded JSON body, raises KubeError on any non-2xx answer."""
     data = _call(method, path, body, query, content_type, "application/json", timeout)
-    return json.loads(data) if data else {}
+    result: dict[str, Any] = json.loads(data) if data else {}
+    if method != "GET" and _watched:
+        for watched_list in list(_watched.values()):
+            if watched_list.covers(path):
+                watched_list.await_write(method, path, result)
+    return result
 
 
 def request_text(method: str, path: str, *, query: dict[str, Any] | None = None, timeout: float = 15.0) -> str:
@@ -334,3 +347,201 @@ def delete(kind: str, name: str, namespace: str | None = None, *, propagation: s
         raise
     return True
 
+
+
+# -- watches --------------------------------------------------------------------------------------
+WATCH_SECONDS = 60  # each watch request ends after this (the server closes it); it resumes at once
+WATCH_READ_TIMEOUT = WATCH_SECONDS + 30  # silence longer than this is a dead connection
+WRITE_VISIBLE_SECONDS = 5.0  # a write waits at most this long for its own watch event
+
+
+def watch(path: str, resource_version: str, *, label_selector: str | None = None,
+          timeout_seconds: int = 300, read_timeout: float | None = None,
+          opened: list[Any] | None = None) -> Iterator[dict[str, Any]]:
+    """Stream a watch of the collection at `path` from `resource_version` as decoded watch events
+    (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR), as the running function's identity.
+    `opened`, when given, receives the open response (another thread may shut it down)."""
+    client = api_client()
+    query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(timeout_seconds))]
+    if resource_version:
+        query.append(("resourceVersion", resource_version))
+    if label_selector:
+        query.append(("labelSelector", label_selector))
+    params = client.param_serialize(method="GET", resource_path=path, query_params=query,
+                                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+    method, url, headers, _body, _post = params
+    response = client.rest_client.pool_manager.request(method, url, headers=headers, preload_content=False,
+                                                       timeout=read_timeout)
+    if opened is not None:
+        opened.append(response)
+    try:
+        if response.status >= 400:
+            raise _kube_error(response.status, response.read())
+        buffer = b""
+        for chunk in response.stream(4096, decode_content=True):
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                if line.strip():
+                    yield json.loads(line)
+    finally:
+        response.release_conn()
+
+
+def _version(obj: dict[str, Any]) -> int | None:
+    text = (obj.get("metadata") or {}).get("resourceVersion") or ""
+    return int(text) if text.isdigit() else None
+
+
+class WatchedList:
+    """The objects of one kind in one namespace, kept current by a LIST and then a watch (what
+    client-go calls an informer), so that frequent reads cost no API request.
+
+    Freshness: a change made elsewhere is seen once its watch event arrives (milliseconds on a
+    healthy watch). A write this process makes through `request` returns only after the watch has
+    delivered it (at most WRITE_VISIBLE_SECONDS, else the list is dropped), so a process reads its
+    own writes. While the list is not in sync (before the first LIST, after a watch error or an
+    expired resourceVersion, after a write the watch did not deliver), `snapshot()` answers None
+    and callers ask the API server instead. A connection silent for WATCH_READ_TIMEOUT counts as
+    broken. resourceVersions are compared as integers, as the API server's etcd revisions are.
+    """
+
+    def __init__(self, kind: str, namespace: str | None) -> None:
+        self.kind = kind
+        self.path = _kind(kind).path(namespace)
+        self._changed = threading.Condition()
+        self._objects: dict[str, dict[str, Any]] = {}
+        self._version = 0  # the newest resourceVersion the list reflects
+        self.generation = 0  # bumped on every change: lets readers reuse what they derived
+        self._synced = False
+        self._relist = False
+        self._stopped = threading.Event()
+        self._responses: list[Any] = []
+        context = contextvars.copy_context()  # the starting function's identity (kubeconfig context)
+        self._thread = threading.Thread(target=context.run, args=(self._run,), daemon=True,
+                                        name=f"watch-{kind}")
+        self._thread.start()
+
+    def covers(self, path: str) -> bool:
+        return path == self.path or path.startswith(self.path + "/")
+
+    def snapshot(self) -> tuple[int, list[dict[str, Any]]] | None:
+        """(generation, the objects by name) while in sync, else None. The objects are shared:
+        read them, never change them."""
+        with self._changed:
+            if not self._synced:
+                return None
+            return self.generation, [self._objects[name] for name in sorted(self._objects)]
+
+    def wait_synced(self, timeout: float) -> bool:
+        with self._changed:
+            return self._changed.wait_for(lambda: self._synced, timeout)
+
+    def await_write(self, method: str, path: str, result: dict[str, Any]) -> None:
+        """Return once the watch has delivered this process's write (`result` is the API server's
+        answer to it); if it does not in time, stop serving from the list until it is listed again."""
+        name = path[len(self.path) + 1:].split("/", 1)[0] or (result.get("metadata") or {}).get("name", "")
+        version = _version(result) if result.get("kind") != "Status" else None
+        deleted = method == "DELETE" and not (result.get("metadata") or {}).get("deletionTimestamp")
+
+        def visible() -> bool:
+            if not self._synced:
+                return True  # reads go to the API server anyway
+            if version is None:
+                return False
+            if deleted:  # gone, or replaced by something newer than the delete
+                current = self._objects.get(name)
+                return current is None or (_version(current) or 0) > version
+            return self._version >= version
+
+        with self._changed:
+            if not self._changed.wait_for(visible, WRITE_VISIBLE_SECONDS):
+                log.warning("a write was not seen on the watch in time: listing again",
+                            extra={"kind": self.kind, "path": path})
+                self._drop()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        with self._changed:
+            self._drop()
+        for response in list(self._responses):
+            try:
+                response.shutdown()
+            except Exception:  # noqa: BLE001, S110 - already closed
+                pass
+
+    def _drop(self) -> None:  # caller holds self._changed
+        self._synced = False
+        self._relist = True
+        self._changed.notify_all()
+
+    def _run(self) -> None:
+        failures = 0
+        version = ""
+        while not self._stopped.is_set():
+            try:
+                if not version or self._relist:
+                    listed = request("GET", self.path)
+                    version = (listed.get("metadata") or {}).get("resourceVersion", "")
+                    with self._changed:
+                        self._objects = {o["metadata"]["name"]: o for o in listed.get("items", [])}
+                        self._version = int(version) if version.isdigit() else 0
+                        self.generation += 1
+                        self._synced = version.isdigit()
+                        self._relist = False
+                        self._changed.notify_all()
+                    if not version.isdigit():
+                        raise ValueError(f"unexpected list resourceVersion {version!r}")
+                self._responses = []
+                for event in watch(self.path, version, timeout_seconds=WATCH_SECONDS,
+                                   read_timeout=WATCH_READ_TIMEOUT, opened=self._responses):
+                    if self._stopped.is_set():
+                        return
+                    version = self._apply(event)
+                    if not version:
+                        break
+                failures = 0
+            except Exception as exc:  # noqa: BLE001 - a gap in the watch: read from the server meanwhile
+                if self._stopped.is_set():
+                    return
+                log.warning("watch interrupted", extra={"kind": self.kind, "reason": str(exc)[:200]})
+                with self._changed:
+                    self._drop()
+                version = ""
+                failures += 1
+                self._stopped.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+
+    def _apply(self, event: dict[str, Any]) -> str:
+        """One watch event into the list; the resourceVersion to resume from ('' to list again)."""
+        kind = event.get("type")
+        obj = event.get("object") or {}
+        version = _version(obj)
+        with self._changed:
+            if kind == "ERROR" or version is None or self._relist:  # e.g. 410 Expired: list again
+                self._drop()
+                return ""
+            if kind in ("ADDED", "MODIFIED"):
+                self._objects[obj["metadata"]["name"]] = obj
+            elif kind == "DELETED":
+                self._objects.pop(obj["metadata"]["name"], None)
+            if kind != "BOOKMARK":
+                self.generation += 1
+            self._version = max(self._version, version)
+            self._changed.notify_all()
+        return str(version)
+
+
+_watched: dict[tuple[str, str | None, str], WatchedList] = {}
+
+
+def watched_list(kind: str, namespace: str | None) -> WatchedList:
+    """The process's watched list of `kind` in `namespace` for the running function's identity,
+    started on first use."""
+    key = (kind, namespace, _context_for(function_var.get()))
+    found = _watched.get(key)
+    if found is None:
+        with _lock:
+            found = _watched.get(key)
+            if found is None:
+                found = _watched[key] = WatchedList(kind, namespace)
+    return found

@@ -1,7 +1,9 @@
 """The /api/v1/templates operations: Template objects in the StreamSpace namespace, in the REST shape.
 
-Kubernetes is the store (there is no Template table): a list is one LIST call in the namespace,
-filtered here. Writes are admin-only (declared by the function) and audited.
+Kubernetes is the store (there is no Template table). Lists are served from the process's watched
+list of Templates (kube.WatchedList: one LIST, then a watch), filtered here; while that list is not
+in sync a list is one LIST call. Writes are admin-only (declared by the function) and audited; a
+write returns once this process's watch has seen it.
 """
 
 from __future__ import annotations
@@ -25,20 +27,39 @@ def _namespace() -> str:
 
 def list_templates(*, category: str | None = None, tag: str | None = None, app_type: str | None = None,
                    limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    from streamspace import kube
-    from streamspace.domain.templates import template_to_api
-
     if app_type is not None and app_type not in APP_TYPES:
         raise ValidationError("appType", f"expected one of {', '.join(APP_TYPES)}, got {app_type!r}")
-    items = [template_to_api(obj) for obj in kube.list_objects("Template", _namespace())]
     selected = [
-        t for t in items
+        t for t in _all_templates()
         if (category is None or (t["category"] or "").lower() == category.lower())
         and (tag is None or tag in t["tags"])
         and (app_type is None or t["appType"] == app_type)
     ]
-    selected.sort(key=lambda t: t["name"] or "")
     return {"templates": selected[offset:offset + limit], "total": len(selected)}
+
+
+_converted: tuple[object, int, list[dict[str, Any]]] | None = None  # (watched list, generation, templates)
+
+
+def _all_templates() -> list[dict[str, Any]]:
+    """Every Template of the namespace in the REST shape, sorted by name: from the process's
+    watched list while it is in sync (converted once per change), else from one LIST."""
+    global _converted
+    from streamspace import kube
+    from streamspace.domain.templates import template_to_api
+
+    watched = kube.watched_list("Template", _namespace())
+    snapshot = watched.snapshot()
+    if snapshot is None:
+        items = [template_to_api(obj) for obj in kube.list_objects("Template", _namespace())]
+        return sorted(items, key=lambda t: t["name"] or "")
+    generation, objects = snapshot
+    done = _converted
+    if done is not None and done[0] is watched and done[1] == generation:
+        return done[2]
+    items = [template_to_api(obj) for obj in objects]  # already sorted by name
+    _converted = (watched, generation, items)
+    return items
 
 
 def get_template(name: str) -> dict[str, Any]:

@@ -192,7 +192,7 @@ class Relay:
                     # Replace is a no-op): only changes after this resourceVersion are.
                     self._note_version(kind, version)
                     self._watching[kind].set()
-                for change in _stream(path, version, label_selector):
+                for change in kube.watch(path, version, label_selector=label_selector):
                     if self._stop.is_set():
                         return
                     if change.get("type") == "ERROR":
@@ -299,34 +299,3 @@ class Relay:
             with self._outstanding_changed:
                 self._outstanding_changed.wait(min(0.2, remaining))
         return True
-
-
-def _stream(path: str, version: str, label_selector: str | None) -> Iterable[dict[str, Any]]:
-    """Stream a watch as decoded events (plain REST through the shared client)."""
-    import json
-
-    from streamspace import kube
-
-    client = kube.api_client()
-    query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", "300")]
-    if version:
-        query.append(("resourceVersion", version))
-    if label_selector:
-        query.append(("labelSelector", label_selector))
-    params = client.param_serialize(method="GET", resource_path=path, query_params=query,
-                                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-    method, url, headers, _body, _post = params
-    response = client.rest_client.pool_manager.request(method, url, headers=headers, preload_content=False,
-                                                       timeout=None)
-    try:
-        if response.status >= 400:
-            raise RuntimeError(f"watch {path}: HTTP {response.status}")
-        buffer = b""
-        for chunk in response.stream(4096, decode_content=True):
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                if line.strip():
-                    yield json.loads(line)
-    finally:
-        response.release_conn()
