@@ -52,10 +52,12 @@ def disconnect(req: Request) -> dict:
     return service.disconnect(req.caller, req.param("id"), req.query("connectionId"))
 
 
-@api.post("/api/v1/sessions/{id}/heartbeat", access=Access.USER, query=("connectionId",),
+@api.post("/api/v1/sessions/{id}/heartbeat", access=Access.USER, query=("connectionId",), standing_in_statement=True,
           summary="Keep a connection alive and record activity (the hot path: one SQL statement)")
 def heartbeat(req: Request) -> dict:
-    return service.heartbeat(req.caller, req.param("id"), req.query("connectionId"))
+    caller, answer = service.heartbeat(req.claimant, req.param("id"), req.query("connectionId"))
+    req.stand(caller)
+    return answer
 
 
 @api.get("/api/v1/sessions/{id}/connections", access=Access.USER, summary="Live connections of a session")

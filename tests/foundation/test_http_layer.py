@@ -31,6 +31,10 @@ def _echo_api() -> Api:
     def private(req: Request) -> dict:
         return {"caller": req.caller.username}
 
+    @api.get("/api/v1/forgets-standing", access=Access.USER, standing_in_statement=True)
+    def forgets_standing(req: Request) -> dict:
+        return {"claimed": req.claimant.user_id}  # answers without ever reading the caller's standing
+
     return api
 
 
@@ -150,3 +154,21 @@ def test_health_is_503_naming_the_database_when_it_is_down(base: str, db_url: st
         use_database(db_url)
     assert requests.get(base + "/health", timeout=10).status_code == 200
     assert os.environ["DATABASE_URL"] == db_url
+
+
+def test_a_route_that_reads_standing_itself_and_forgets_to_is_refused_not_answered(base: str, db_url: str) -> None:
+    """standing_in_statement moves the caller's standing check into the handler's statement; a
+    handler that never records it must fail closed (500, nothing of its answer sent)."""
+    from tests.conftest import make_user, token_for
+
+    user_id = make_user("forgetful")
+    token = token_for(user_id, "forgetful")
+    answer = requests.get(base + "/api/v1/forgets-standing", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    assert answer.status_code == 500 and "claimed" not in answer.text
+    assert requests.get(base + "/api/v1/forgets-standing", timeout=30).status_code == 401
+
+
+def test_standing_in_statement_is_refused_on_routes_with_a_role_rule() -> None:
+    api = Api("echo")
+    with pytest.raises(TypeError, match="Access.USER routes only"):
+        api.get("/api/v1/admin-only", access=Access.ADMIN, standing_in_statement=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any
 
 import pytest
@@ -418,13 +419,26 @@ def test_heartbeat_authenticates_like_every_other_route(world: World) -> None:
     assert beat(family_token).status_code == 200
     assert beat(None).status_code == 401
     assert beat("not-a-token").status_code == 401
+    def last_beat_is_old() -> bool:  # a refused caller's beat must write nothing
+        row = fetch_one("SELECT last_heartbeat < now() - interval '10 seconds' AS old FROM connections WHERE id = %s",
+                        (cid,))
+        return bool(row and row["old"])
+
+    execute("UPDATE connections SET last_heartbeat = now() - interval '20 seconds' WHERE id = %s", (cid,))
     execute("UPDATE token_families SET revoked_at = now() WHERE id = %s", (family["id"],))
     revoked = beat(family_token)
     assert revoked.status_code == 401 and revoked.json()["error"] == "token revoked"
+    assert last_beat_is_old()
     assert beat(carol_token).status_code == 200
+    execute("UPDATE connections SET last_heartbeat = now() - interval '20 seconds' WHERE id = %s", (cid,))
     execute("UPDATE users SET active = false WHERE id = %s", (carol_id,))
     disabled = beat(carol_token)
     assert disabled.status_code == 403 and disabled.json()["error"] == "account disabled"
+    assert last_beat_is_old()
+    stranger, _ = issue_access_token(user_id=str(uuid.uuid4()), username="carol", role="admin", groups=[],
+                                     family_id=family["id"])
+    assert beat(stranger).status_code == 401  # a signed token of a user who does not exist
+    assert last_beat_is_old()
     # the same answers as a route the Api authenticates
     assert carol.get(base, timeout=30).status_code == 403
     execute("UPDATE users SET active = true WHERE id = %s", (carol_id,))

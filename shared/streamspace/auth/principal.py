@@ -37,9 +37,43 @@ _CALLER_SQL = """
 SELECT u.username, u.role, u.active,
        (f.id IS NULL OR f.revoked_at IS NOT NULL) AS revoked
   FROM users u
-  LEFT JOIN token_families f ON f.id = %(sid)s::uuid AND f.user_id = u.id
- WHERE u.id = %(sub)s::uuid
+  LEFT JOIN token_families f ON f.id = %(caller_sid)s::uuid AND f.user_id = u.id
+ WHERE u.id = %(caller_sub)s::uuid
 """
+
+# The same standing check as the opening of a route's own statement (one round trip per request):
+# `standing` holds the caller's row (username, role now) when it may act, no row otherwise; the route's
+# work joins it, so nothing is read or written for a refused caller. STANDING_COLUMNS go into the
+# statement's result for `Claimant.standing`.
+STANDING_CTE = ("caller AS (" + _CALLER_SQL + "),"  # noqa: S608 - constants only, values are bound parameters
+                " standing AS (SELECT username, role FROM caller WHERE active AND NOT revoked)")
+STANDING_COLUMNS = ("EXISTS (SELECT 1 FROM caller) AS caller_exists, (SELECT username FROM caller) AS caller_username,"
+                    " (SELECT role FROM caller) AS caller_role, (SELECT active FROM caller) AS caller_active,"
+                    " (SELECT revoked FROM caller) AS caller_revoked")
+
+
+@dataclass(frozen=True)
+class Claimant:
+    """A caller whose token checked out (signature, expiry, issuer, audience, well-formed ids) but
+    whose standing is still to be read, by a route that reads it within its own statement
+    (STANDING_CTE, with `params`) and then calls `standing` on the statement's row."""
+
+    user_id: str
+    family_id: str
+    groups: tuple[str, ...]
+
+    @property
+    def params(self) -> dict[str, str]:
+        return {"caller_sub": self.user_id, "caller_sid": self.family_id}
+
+    def standing(self, row: dict[str, Any] | None) -> Principal:
+        """The caller as it stands, from a row with STANDING_COLUMNS; refused as `authenticate` refuses."""
+        if row is None or not row["caller_exists"]:
+            require_standing(None)
+        assert row is not None
+        require_standing({"revoked": row["caller_revoked"], "active": row["caller_active"]})
+        return Principal(user_id=self.user_id, username=row["caller_username"], role=row["caller_role"],
+                         groups=self.groups, family_id=self.family_id)
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -78,19 +112,25 @@ def require_standing(row: dict[str, Any] | None) -> None:
         raise Forbidden("this account is disabled", error="account disabled")
 
 
-def authenticate(authorization: str | None, alternate_token: str | None = None) -> Principal:
-    """Resolve the caller from a bearer token (or, when no Authorization header came, a token from a
-    cookie or query parameter), refusing disabled users and revoked logins even while the token
-    itself has not expired."""
-    from streamspace.db import fetch_one
-
+def claimant(authorization: str | None, alternate_token: str | None = None) -> Claimant:
+    """The caller a bearer token (or, when no Authorization header came, a token from a cookie or
+    query parameter) claims to be, its standing not read yet."""
     token = alternate_token if (alternate_token and not authorization) else bearer_token(authorization)
     claims = verified_claims(token)
-    row = fetch_one(_CALLER_SQL, {"sub": claims.user_id, "sid": claims.family_id})
+    return Claimant(user_id=claims.user_id, family_id=claims.family_id, groups=claims.groups)
+
+
+def authenticate(authorization: str | None, alternate_token: str | None = None) -> Principal:
+    """Resolve the caller from a bearer token (or a token from a cookie or query parameter),
+    refusing disabled users and revoked logins even while the token itself has not expired."""
+    from streamspace.db import fetch_one
+
+    claimed = claimant(authorization, alternate_token)
+    row = fetch_one(_CALLER_SQL, claimed.params)
     require_standing(row)
     assert row is not None
-    return Principal(user_id=claims.user_id, username=row["username"], role=row["role"], groups=claims.groups,
-                     family_id=claims.family_id)
+    return Principal(user_id=claimed.user_id, username=row["username"], role=row["role"], groups=claimed.groups,
+                     family_id=claimed.family_id)
 
 
 def still_standing(caller: Principal) -> bool:
@@ -98,5 +138,5 @@ def still_standing(caller: Principal) -> bool:
     long-lived stream asks again before it sends more)."""
     from streamspace.db import fetch_one
 
-    row = fetch_one(_CALLER_SQL, {"sub": caller.user_id, "sid": caller.family_id})
+    row = fetch_one(_CALLER_SQL, {"caller_sub": caller.user_id, "caller_sid": caller.family_id})
     return row is not None and not row["revoked"] and bool(row["active"])

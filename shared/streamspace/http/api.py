@@ -33,7 +33,7 @@ from streamspace.observability import configure_logging, function_var, metrics, 
 if TYPE_CHECKING:
     import flask
 
-    from streamspace.auth.principal import Principal
+    from streamspace.auth.principal import Claimant, Principal
 
 log = logging.getLogger("streamspace.http")
 
@@ -86,6 +86,9 @@ class Route:
     query: tuple[str, ...]
     regex: re.Pattern[str]
     token_in_query: bool = False  # EventSource/WebSocket clients cannot set headers: accept ?token=
+    # The handler reads the caller's standing within its own statement (Request.claimant, then
+    # Request.stand): one SQL round trip for the hottest routes. Only for Access.USER routes.
+    standing_in_statement: bool = False
 
     @property
     def params(self) -> list[str]:
@@ -138,6 +141,7 @@ class Request:
         self.request_id = request_id
         self._max_body = max_body_bytes
         self._caller: Principal | None = None
+        self._claimant: Claimant | None = None
         self._body: bytes | None = None
         self._client_ip: str | None = None
 
@@ -146,6 +150,21 @@ class Request:
         if self._caller is None:  # only reachable from a route that declared no token was needed
             raise Forbidden("this route has no authenticated caller")
         return self._caller
+
+    @property
+    def claimant(self) -> Claimant:
+        """The token's caller on a standing_in_statement route, whose standing the handler reads
+        (auth.principal.STANDING_CTE) and hands to `stand` before it answers."""
+        if self._claimant is None:
+            raise Forbidden("this route has no authenticated caller")
+        return self._claimant
+
+    def stand(self, caller: Principal) -> Principal:
+        """Record the standing the handler read for its claimant (the route's role rule applies)."""
+        if not role_allows(caller.role, self.route.access):
+            raise Forbidden(f"this operation requires the {self.route.access.value} role")
+        self._caller = caller
+        return caller
 
     @property
     def client_ip(self) -> str:
@@ -262,10 +281,15 @@ class Api:
     # -- declaration -------------------------------------------------------------------------
     def route(self, method: str, path: str, *, access: Access, summary: str = "", status: int = 200,
               body: dict[str, Any] | None = None, query: tuple[str, ...] = (),
-              token_in_query: bool = False, upgrades: bool = False) -> Callable[[Handler], Handler]:
-        """Declare a route. `upgrades`: the route also answers WebSocket upgrade requests."""
+              token_in_query: bool = False, upgrades: bool = False,
+              standing_in_statement: bool = False) -> Callable[[Handler], Handler]:
+        """Declare a route. `upgrades`: the route also answers WebSocket upgrade requests.
+        `standing_in_statement`: the handler reads the caller's standing in its own statement."""
         if not isinstance(access, Access):
             raise TypeError(f"{method} {path}: access must be an Access value")
+        if standing_in_statement and access is not Access.USER:
+            # every role may call a USER route, so nothing runs before the role rule could refuse
+            raise TypeError(f"{method} {path}: standing_in_statement is for Access.USER routes only")
         if token_in_query and not access.needs_token:
             raise TypeError(f"{method} {path}: token_in_query needs a route that requires a token")
         if token_in_query and "token" not in query:
@@ -276,7 +300,7 @@ class Api:
 
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method.upper(), path, handler, access, summary or (handler.__doc__ or "").strip(),
-                                     status, body, query, _compile(path), token_in_query))
+                                     status, body, query, _compile(path), token_in_query, standing_in_statement))
             return handler
 
         return register
@@ -385,6 +409,8 @@ class Api:
                 if route.access.needs_token:
                     self._authorize(req, route)
                 result = route.handler(req)
+                if route.access.needs_token and req._caller is None:  # fail closed: standing never read
+                    raise RuntimeError(f"{route.method} {route.path} answered without checking its caller's standing")
                 reply = result if isinstance(result, Reply) else Reply(result, status=route.status)
                 status, response = reply.status, self._respond(reply, request_id, cors)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a contract-shaped answer
@@ -403,9 +429,12 @@ class Api:
         return response
 
     def _authorize(self, req: Request, route: Route) -> None:
-        from streamspace.auth.principal import authenticate
+        from streamspace.auth.principal import authenticate, claimant
 
         query_token = req.raw.args.get("token") if route.token_in_query else None
+        if route.standing_in_statement:
+            req._claimant = claimant(req.raw.headers.get("Authorization"), alternate_token=query_token)
+            return
         caller = authenticate(req.raw.headers.get("Authorization"), alternate_token=query_token)
         if not role_allows(caller.role, route.access):
             raise Forbidden(f"this operation requires the {route.access.value} role")

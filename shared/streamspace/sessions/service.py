@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from streamspace.auth.principal import STANDING_COLUMNS, STANDING_CTE
 from streamspace.domain.duration import format_duration
 from streamspace.domain.errors import Conflict, Forbidden, Invalid, NotFound, ValidationError
 from streamspace.domain.names import user_label
@@ -35,7 +36,7 @@ from streamspace.sessions import index
 from streamspace.sessions.index import heartbeat_window
 
 if TYPE_CHECKING:
-    from streamspace.auth.principal import Principal
+    from streamspace.auth.principal import Claimant, Principal
 
 CREATE_FIELDS = frozenset({"user", "template", "resources", "persistentHome", "idleTimeout", "maxSessionDuration",
                            "tags"})
@@ -574,21 +575,24 @@ def _configured_session_url(name: str) -> str:
     return session_url(name, load_config())
 
 
-# The hot path: ONE statement per heartbeat, the caller's authentication included.
+# The hot path: ONE statement per heartbeat, the caller's standing included.
 #
-# `caller` makes exactly the checks of streamspace.auth.principal.authenticate (_CALLER_SQL): the
-# token's user exists and is active, and its login (token family) is not revoked; the role comes
-# from the database, not the token. Keep the two in step (tests/sessions covers disabled users and
-# revoked logins on this route). The connection must be live (no disconnect, heartbeat inside the
+# STANDING_CTE makes exactly the checks of streamspace.auth.principal.authenticate (the same SQL):
+# the token's user exists and is active, and its login (token family) is not revoked; the role comes
+# from the database, not the token. Nothing is written for a refused caller (`s` joins `standing`).
+# The connection must be live (no disconnect, heartbeat inside the
 # window) and belong to a session the caller may reach. The session's activity moves with it, at
 # most every ACTIVITY_RESOLUTION_SECONDS (idle timeouts are minutes; this keeps a session with many
 # viewers from rewriting its row on every beat). The transaction commits without waiting for the
 # WAL flush (synchronous_commit off, for this statement only): a crash can lose the last fraction
 # of a second of heartbeats, which costs nothing, and never corrupts or reorders anything.
 ACTIVITY_RESOLUTION_SECONDS = 10
+# Composed from constants only; every value is a bound parameter.
 _HEARTBEAT_SQL = (
-    "WITH s AS (SELECT x.namespace, x.name FROM sessions x"
-    "            WHERE x.namespace = %(ns)s AND x.name = %(name)s AND (%(admin)s OR x.user_id = %(uid)s::uuid)),"
+    "WITH " + STANDING_CTE + ","  # noqa: S608
+    " s AS (SELECT x.namespace, x.name FROM sessions x, standing"
+    "        WHERE x.namespace = %(ns)s AND x.name = %(name)s"
+    "          AND (standing.role = 'admin' OR x.user_id = %(caller_sub)s::uuid)),"
     " c AS (UPDATE connections c SET last_heartbeat = now() FROM s"
     "        WHERE c.id = %(cid)s::uuid AND c.session_namespace = s.namespace AND c.session_name = s.name"
     "          AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
@@ -598,25 +602,28 @@ _HEARTBEAT_SQL = (
     "          AND x.last_activity < now() - make_interval(secs => %(resolution)s) RETURNING 1),"
     # A lost heartbeat is harmless (the next one follows within seconds): skip the WAL flush wait.
     " commit_mode AS (SELECT set_config('synchronous_commit', 'off', true) AS mode)"
-    " SELECT (SELECT count(*) FROM c) AS updated, (SELECT count(*) FROM a) AS touched,"
+    " SELECT " + STANDING_COLUMNS + ","
+    "        (SELECT count(*) FROM c) AS updated, (SELECT count(*) FROM a) AS touched,"
     "        (SELECT mode FROM commit_mode) AS commit_mode"
 )
 
 
-def heartbeat(caller: Principal, name: str, connection_id: str | None) -> dict[str, Any]:
-    """POST /sessions/{id}/heartbeat: one indexed UPDATE of the connection and, at most every
-    ACTIVITY_RESOLUTION_SECONDS, of the session's last activity. 404 for an unknown, expired or
-    someone else's connection."""
+def heartbeat(claimant: Claimant, name: str, connection_id: str | None) -> tuple[Principal, dict[str, Any]]:
+    """POST /sessions/{id}/heartbeat: one statement that reads the caller's standing and updates
+    the connection and, at most every ACTIVITY_RESOLUTION_SECONDS, the session's last activity.
+    Returns the caller as it stands and the answer; 401/403 for a caller who may not act (nothing
+    written), 404 for an unknown, expired or someone else's connection."""
     from streamspace.db import fetch_one
 
     cid = _connection_id(connection_id)
-    row = fetch_one(_HEARTBEAT_SQL, {"ns": _namespace(), "name": name, "admin": caller.is_admin,
-                                     "uid": caller.user_id, "cid": cid, "window": heartbeat_window(),
-                                     "resolution": ACTIVITY_RESOLUTION_SECONDS})
-    if row is None or not row["updated"]:
+    row = fetch_one(_HEARTBEAT_SQL, {**claimant.params, "ns": _namespace(), "name": name, "cid": cid,
+                                     "window": heartbeat_window(), "resolution": ACTIVITY_RESOLUTION_SECONDS})
+    caller = claimant.standing(row)
+    assert row is not None
+    if not row["updated"]:
         raise NotFound("unknown or expired connection; call GET /api/v1/sessions/{id}/connect again",
                        error="not found")
-    return {"status": "ok"}
+    return caller, {"status": "ok"}
 
 
 _DISCONNECT_SQL = (
