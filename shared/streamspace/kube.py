@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from streamspace.domain.conversion import API_VERSION
 from streamspace.domain.errors import DomainError, ErrorKind
 from streamspace.observability import function_var
 
@@ -27,10 +28,6 @@ if TYPE_CHECKING:
     from kubernetes.client import ApiClient
 
 log = logging.getLogger("streamspace.kube")
-
-GROUP = "stream.space"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
 FIELD_MANAGER = "streamspace"
 
 

@@ -21,8 +21,10 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamspace.db import compose
+from streamspace import audit
+from streamspace.db import compose, connection, transaction
 from streamspace.domain.errors import Forbidden, NotFound, ValidationError
+from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
 
 if TYPE_CHECKING:
     import psycopg
@@ -52,8 +54,6 @@ GROUP_DEFAULTS = Limits(20, 16000, 64 * GiB, 500 * GiB)
 
 def display(resource: str, amount: int) -> str:
     """A resource amount as clients read it: sessions as a number, cpu/memory/storage as quantities."""
-    from streamspace.domain.quantity import format_cpu, format_memory
-
     if resource == "sessions":
         return str(amount)
     if resource == "cpu":
@@ -214,16 +214,12 @@ def group_quota_on(conn: psycopg.Connection[Any], group_id: str) -> dict[str, An
 
 def user_quota(user_id: str) -> dict[str, Any]:
     """The contract's UserQuota object: `{username, limits, used, createdAt, updatedAt}`."""
-    from streamspace.db import connection
-
     with connection() as conn:
         return user_quota_on(conn, user_id)
 
 
 def group_quota(group_id: str) -> dict[str, Any]:
     """A group's quota in the same shape: `{groupId, name, limits, used, createdAt, updatedAt}`."""
-    from streamspace.db import connection
-
     with connection() as conn:
         return group_quota_on(conn, group_id)
 
@@ -237,8 +233,6 @@ _COLUMNS = {"maxSessions": "max_sessions", "maxCPU": "max_cpu_millis", "maxMemor
 
 def parse_limits(body: dict[str, Any]) -> dict[str, int | None]:
     """The limit fields present in `body` as column -> value (None: back to the default)."""
-    from streamspace.domain.quantity import cpu_millis, parse_memory
-
     out: dict[str, int | None] = {}
     for name in sorted(LIMIT_FIELDS & set(body)):
         value = body[name]
@@ -276,8 +270,6 @@ def set_limits(conn: psycopg.Connection[Any], table: str, key_column: str, key: 
 
 def list_user_quotas(limit: int, offset: int) -> dict[str, Any]:
     """Every user's UserQuota (defaults where none was set), in one query."""
-    from streamspace.db import connection
-
     with connection() as conn:
         total = conn.execute("SELECT count(*) AS n FROM users").fetchone()
         rows = conn.execute(
@@ -304,9 +296,6 @@ def user_id_by_name(conn: psycopg.Connection[Any], username: object) -> str:
 
 def set_user_quota(actor: Any, user_id: str, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     """Set the given limits of a user (absent fields unchanged, null back to the default)."""
-    from streamspace import audit
-    from streamspace.db import transaction
-
     limits = parse_limits(body)
     with transaction() as conn:
         quota = user_quota_on(conn, user_id)  # 404 for an unknown user
@@ -319,9 +308,6 @@ def set_user_quota(actor: Any, user_id: str, body: dict[str, Any], client_ip: st
 
 def reset_user_quota(actor: Any, user_id: str, client_ip: str) -> dict[str, Any]:
     """Back to the defaults: the user's quota row is removed."""
-    from streamspace import audit
-    from streamspace.db import transaction
-
     with transaction() as conn:
         quota = user_quota_on(conn, user_id)
         conn.execute("DELETE FROM user_quotas WHERE user_id = %s", (user_id,))
@@ -330,9 +316,6 @@ def reset_user_quota(actor: Any, user_id: str, client_ip: str) -> dict[str, Any]
 
 
 def set_group_quota(actor: Any, group_id: str, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
-    from streamspace import audit
-    from streamspace.db import transaction
-
     limits = parse_limits(body)
     with transaction() as conn:
         quota = group_quota_on(conn, group_id)

@@ -11,18 +11,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit, kube
+from streamspace.config import settings
+from streamspace.db import transaction
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
+from streamspace.domain.names import is_dns_label
+from streamspace.domain.templates import merge_template_patch, template_from_api, template_to_api
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
 
 APP_TYPES = ("desktop", "webapp")
-
-
-def _namespace() -> str:
-    from streamspace.config import settings
-
-    return settings().namespace
 
 
 def list_templates(*, category: str | None = None, tag: str | None = None, app_type: str | None = None,
@@ -48,10 +47,10 @@ def _all_templates() -> list[dict[str, Any]]:
     from streamspace import kube
     from streamspace.domain.templates import template_to_api
 
-    watched = kube.watched_list("Template", _namespace())
+    watched = kube.watched_list("Template", settings().namespace)
     snapshot = watched.snapshot()
     if snapshot is None:
-        items = [template_to_api(obj) for obj in kube.list_objects("Template", _namespace())]
+        items = [template_to_api(obj) for obj in kube.list_objects("Template", settings().namespace)]
         return sorted(items, key=lambda t: t["name"] or "")
     generation, objects = snapshot
     done = _converted
@@ -63,20 +62,14 @@ def _all_templates() -> list[dict[str, Any]]:
 
 
 def get_template(name: str) -> dict[str, Any]:
-    from streamspace import kube
-    from streamspace.domain.templates import template_to_api
-
-    obj = kube.get("Template", name, _namespace()) if _plausible_name(name) else None
+    obj = kube.get("Template", name, settings().namespace) if _plausible_name(name) else None
     if obj is None:
         raise NotFound(f"template {name!r} not found")
     return template_to_api(obj)
 
 
 def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
-    from streamspace import kube
-    from streamspace.domain.templates import template_from_api, template_to_api
-
-    manifest = template_from_api(body, None, _namespace())
+    manifest = template_from_api(body, None, settings().namespace)
     name = manifest["metadata"]["name"]
     try:
         created = kube.create(manifest)
@@ -92,10 +85,7 @@ def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = 
 def update_template(name: str, patch: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
     """Partial update (merge-patch semantics on the REST fields). The object is replaced under its
     resourceVersion, so an update racing another answers 409 instead of losing either."""
-    from streamspace import kube
-    from streamspace.domain.templates import merge_template_patch, template_to_api
-
-    namespace = _namespace()
+    namespace = settings().namespace
     current = kube.get("Template", name, namespace) if _plausible_name(name) else None
     if current is None:
         raise NotFound(f"template {name!r} not found")
@@ -115,23 +105,16 @@ def update_template(name: str, patch: Mapping[str, Any], actor: Principal, clien
 
 
 def delete_template(name: str, actor: Principal, client_ip: str = "") -> dict[str, Any]:
-    from streamspace import kube
-
-    if not _plausible_name(name) or not kube.delete("Template", name, _namespace()):
+    if not _plausible_name(name) or not kube.delete("Template", name, settings().namespace):
         raise NotFound(f"template {name!r} not found")
     _audit(actor, "template.delete", name, client_ip)
     return {"message": f"template {name} deleted"}
 
 
 def _plausible_name(name: str) -> bool:
-    from streamspace.domain.names import is_dns_label
-
     return is_dns_label(name)
 
 
 def _audit(actor: Principal, action: str, name: str, client_ip: str, details: Mapping[str, Any] | None = None) -> None:
-    from streamspace import audit
-    from streamspace.db import transaction
-
     with transaction() as conn:
         audit.record(conn, actor, action, "template", name, client_ip, details)

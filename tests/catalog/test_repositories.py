@@ -27,6 +27,9 @@ def test_bad_repository_input_is_refused(base, admin, user, tmp_path):
         ({"name": "x", "url": "https://140.82.112.3/org/repo.git", "authType": "basic", "authSecret": "nocolon"},
          "invalid authSecret"),
         ({"name": "x", "url": "https://140.82.112.3/org/repo.git", "authType": "token"}, "invalid authSecret"),
+        # not a string: refused by validation, not by an assert that `python -O` would remove (issue 13)
+        ({"name": "x", "url": "https://140.82.112.3/org/repo.git", "authType": "token", "authSecret": 12345},
+         "invalid authSecret"),
         ({"name": "x", "url": "https://140.82.112.3/org/repo.git", "authSecret": "tok"}, "invalid authSecret"),
         ({"name": "x", "url": "git@140.82.112.3:org/repo.git", "authType": "ssh", "authSecret": "not a key"},
          "invalid authSecret"),

@@ -4,7 +4,7 @@ from pathlib import Path
 import yaml
 
 from streamspace.domain.convert_cli import main
-from streamspace.domain.templates import TEMPLATE_API_VERSION
+from streamspace.domain.templates import API_VERSION
 
 LEGACY = Path(__file__).resolve().parents[2] / "crds" / "legacy"
 
@@ -15,7 +15,7 @@ def test_converts_every_legacy_file_to_one_stream():
     assert main(files, stdout=out) == 0
     docs = list(yaml.safe_load_all(out.getvalue()))
     assert len(docs) == len(files)
-    assert all(doc["apiVersion"] == TEMPLATE_API_VERSION and "kasmvnc" not in doc["spec"] for doc in docs)
+    assert all(doc["apiVersion"] == API_VERSION and "kasmvnc" not in doc["spec"] for doc in docs)
 
 
 def test_reads_stdin_and_writes_output_file(tmp_path):
@@ -62,7 +62,7 @@ def test_everything_converted_exits_zero():
     out = io.StringIO()
     assert main([str(EARLIER / "gimp.yaml"), str(EARLIER / "vscode.yaml")], stdout=out) == 0
     gimp = next(yaml.safe_load_all(out.getvalue()))
-    assert gimp["apiVersion"] == TEMPLATE_API_VERSION
+    assert gimp["apiVersion"] == API_VERSION
     assert gimp["spec"]["capabilities"] == ["Network", "Clipboard"]
     assert gimp["spec"]["defaultResources"]["limits"] == {"memory": "2Gi", "cpu": "1000m"}
     assert gimp["spec"]["vnc"]["port"] == 3000

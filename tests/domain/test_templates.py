@@ -6,7 +6,7 @@ import yaml
 
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.templates import (
-    TEMPLATE_API_VERSION,
+    API_VERSION,
     AppType,
     Capability,
     convert_template_manifest,
@@ -166,7 +166,7 @@ def test_legacy_manifests_convert(path):
     doc = load(path)
     assert doc["apiVersion"] == "stream.streamspace.io/v1alpha1"
     manifest = normalise_template_manifest(doc)
-    assert manifest["apiVersion"] == TEMPLATE_API_VERSION and manifest["kind"] == "Template"
+    assert manifest["apiVersion"] == API_VERSION and manifest["kind"] == "Template"
     assert "kasmvnc" not in manifest["spec"] and "status" not in manifest
     assert set(manifest["spec"]["defaultResources"]) == {"requests", "limits"}
     assert all(isinstance(var.get("value", ""), str) for var in manifest["spec"].get("env", []))
@@ -185,16 +185,16 @@ def test_normalise_refuses_other_documents():
         normalise_template_manifest({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}})
     assert caught.value.field == "apiVersion"
     with pytest.raises(ValidationError) as caught:
-        normalise_template_manifest({"apiVersion": TEMPLATE_API_VERSION, "kind": "Session", "metadata": {"name": "x"}})
+        normalise_template_manifest({"apiVersion": API_VERSION, "kind": "Session", "metadata": {"name": "x"}})
     assert caught.value.field == "kind"
     with pytest.raises(ValidationError) as caught:
-        normalise_template_manifest({"apiVersion": TEMPLATE_API_VERSION, "kind": "Template", "spec": minimal_spec()})
+        normalise_template_manifest({"apiVersion": API_VERSION, "kind": "Template", "spec": minimal_spec()})
     assert caught.value.field == "metadata.name"
 
 
 def test_normalise_fixes_names_and_drops_server_metadata():
     doc = {
-        "apiVersion": TEMPLATE_API_VERSION,
+        "apiVersion": API_VERSION,
         "kind": "Template",
         "metadata": {"name": "My_Firefox", "uid": "123", "resourceVersion": "9", "labels": {"a": "b"}},
         "spec": minimal_spec(),
@@ -227,7 +227,7 @@ def test_conversion_reports_every_problem_of_a_document():
 
 def stored(spec, **meta):
     return {
-        "apiVersion": TEMPLATE_API_VERSION,
+        "apiVersion": API_VERSION,
         "kind": "Template",
         "metadata": {
             "name": "firefox",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit
 from streamspace.auth.users import load_user, parse_uuid, valid_text
-from streamspace.db import compose
+from streamspace.db import compose, connection, transaction
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
 
 if TYPE_CHECKING:
@@ -87,8 +88,6 @@ def load_group(conn: psycopg.Connection[Any], group_id: str, *, lock: bool = Fal
 
 
 def list_groups(*, type_: str | None, parent_id: str | None, limit: int, offset: int) -> dict[str, Any]:
-    from streamspace.db import connection
-
     if parent_id is not None:
         try:
             parent_id = parse_uuid(parent_id, "group")
@@ -106,8 +105,6 @@ def list_groups(*, type_: str | None, parent_id: str | None, limit: int, offset:
 
 
 def get_group(group_id: str) -> dict[str, Any]:
-    from streamspace.db import connection
-
     with connection() as conn:
         return group_to_api(load_group(conn, group_id))
 
@@ -119,8 +116,6 @@ def _name_taken(exc: Exception) -> Conflict:
 def create_group(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     import psycopg
 
-    from streamspace import audit
-    from streamspace.db import transaction
 
     name = valid_group_name(body.get("name"))
     display_name = valid_text(body.get("displayName", "") or "", "displayName")
@@ -132,7 +127,8 @@ def create_group(actor: Principal, body: dict[str, Any], client_ip: str) -> dict
             row = conn.execute(
                 "INSERT INTO groups (name, display_name, description, type, parent_id) VALUES (%s, %s, %s, %s, %s)"
                 " RETURNING id::text AS id", (name, display_name, description, type_, parent)).fetchone()
-            assert row is not None
+            if row is None:
+                raise RuntimeError("invariant broken: row is None")
             audit.record(conn, actor, "group.create", "group", name, client_ip, {"id": row["id"], "type": type_})
             return group_to_api(load_group(conn, row["id"]))
     except psycopg.errors.UniqueViolation as exc:
@@ -142,8 +138,6 @@ def create_group(actor: Principal, body: dict[str, Any], client_ip: str) -> dict
 def update_group(actor: Principal, group_id: str, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     from psycopg import sql
 
-    from streamspace import audit
-    from streamspace.db import transaction
 
     changes: dict[str, Any] = {}
     if "displayName" in body:
@@ -167,9 +161,6 @@ def update_group(actor: Principal, group_id: str, body: dict[str, Any], client_i
 
 
 def delete_group(actor: Principal, group_id: str, client_ip: str) -> None:
-    from streamspace import audit
-    from streamspace.db import transaction
-
     with transaction() as conn:
         before = load_group(conn, group_id, lock=True)
         conn.execute("DELETE FROM groups WHERE id = %s", (before["id"],))
@@ -189,8 +180,6 @@ _MEMBER_SQL = ("SELECT m.user_id::text AS user_id, u.username, u.email, u.full_n
 
 
 def list_members(group_id: str, limit: int, offset: int) -> dict[str, Any]:
-    from streamspace.db import connection
-
     with connection() as conn:
         group = load_group(conn, group_id)
         rows = conn.execute(_MEMBER_SQL + " ORDER BY u.username LIMIT %s OFFSET %s",
@@ -208,9 +197,6 @@ def _user_for_member(conn: psycopg.Connection[Any], value: object) -> dict[str, 
 
 
 def add_member(actor: Principal, group_id: str, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
-    from streamspace import audit
-    from streamspace.db import transaction
-
     role = valid_member_role(body.get("role", "member"))
     with transaction() as conn:
         group = load_group(conn, group_id, lock=True)
@@ -223,15 +209,13 @@ def add_member(actor: Principal, group_id: str, body: dict[str, Any], client_ip:
         audit.record(conn, actor, "group.member.add", "group", group["name"], client_ip,
                      {"userId": user["id"], "username": user["username"], "role": role})
         row = conn.execute(_MEMBER_SQL + " AND m.user_id = %s", (group["id"], user["id"])).fetchone()
-        assert row is not None
+        if row is None:
+            raise RuntimeError("invariant broken: row is None")
         return _member_to_api(row)
 
 
 def update_member(actor: Principal, group_id: str, user_id: str, body: dict[str, Any],
                   client_ip: str) -> dict[str, Any]:
-    from streamspace import audit
-    from streamspace.db import transaction
-
     role = valid_member_role(body.get("role"))
     with transaction() as conn:
         group = load_group(conn, group_id, lock=True)
@@ -248,9 +232,6 @@ def update_member(actor: Principal, group_id: str, user_id: str, body: dict[str,
 
 
 def remove_member(actor: Principal, group_id: str, user_id: str, client_ip: str) -> None:
-    from streamspace import audit
-    from streamspace.db import transaction
-
     with transaction() as conn:
         group = load_group(conn, group_id, lock=True)
         row = conn.execute("DELETE FROM group_members WHERE group_id = %s AND user_id = %s"
@@ -261,8 +242,6 @@ def remove_member(actor: Principal, group_id: str, user_id: str, client_ip: str)
 
 
 def user_groups(user_id: str) -> dict[str, Any]:
-    from streamspace.db import connection
-
     user_id = parse_uuid(user_id)
     with connection() as conn:
         load_user(conn, user_id)

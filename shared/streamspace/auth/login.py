@@ -94,13 +94,15 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, 
     # in the order they were judged. With now() a guess that queued for the lock was stamped with the
     # moment it began queueing: the next guess saw the last failure as long past and got through early.
     clock = conn.execute("SELECT clock_timestamp() AS now").fetchone()
-    assert clock is not None
+    if clock is None:
+        raise RuntimeError("invariant broken: clock is None")
     now = clock["now"]
     counts = conn.execute(_FAILURES, {"now": now, "username": username, "ip": client_ip,
                                       "window": cfg.login_window_seconds,
                                       "ip_max": cfg.login_max_address_failures, "max": cfg.login_max_failures,
                                       "per_account": per_account}).fetchone()
-    assert counts is not None
+    if counts is None:
+        raise RuntimeError("invariant broken: counts is None")
     waits = [0.0]
     delay = pair_delay(int(counts["pair_failures"]), cfg.login_max_failures, cfg.login_window_seconds)
     if delay:
@@ -117,7 +119,8 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, 
                  " AND attempted_at < %s::timestamptz - interval '1 day'", (username, client_ip, now))
     row = conn.execute("INSERT INTO login_attempts (username, client_ip, succeeded, attempted_at)"
                        " VALUES (%s, %s, false, %s) RETURNING id", (username, client_ip, now)).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("invariant broken: row is None")
     return int(row["id"])
 
 

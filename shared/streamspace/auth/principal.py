@@ -128,7 +128,8 @@ def authenticate(authorization: str | None, alternate_token: str | None = None) 
     claimed = claimant(authorization, alternate_token)
     row = fetch_one(_CALLER_SQL, claimed.params)
     require_standing(row)
-    assert row is not None
+    if row is None:
+        raise RuntimeError("invariant broken: row is None")
     return Principal(user_id=claimed.user_id, username=row["username"], role=row["role"], groups=claimed.groups,
                      family_id=claimed.family_id)
 

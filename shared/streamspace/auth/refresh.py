@@ -13,8 +13,11 @@ import hmac
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit
 from streamspace.auth.families import hash_token, new_refresh_token, revoke_family, revoke_user_families
+from streamspace.auth.tokens import issue_access_token
 from streamspace.auth.users import load_user, user_to_api
+from streamspace.db import transaction
 from streamspace.domain.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
@@ -32,8 +35,6 @@ def rfc3339(unix_time: int) -> str:
 
 def token_response(conn: psycopg.Connection[Any], user_id: str, family_id: str, refresh_token: str) -> dict[str, Any]:
     """`{token, refreshToken, expiresAt, user}`: an access token for the user as it is now."""
-    from streamspace.auth.tokens import issue_access_token
-
     user = user_to_api(load_user(conn, user_id))
     token, expires = issue_access_token(user_id=user["id"], username=user["username"], role=user["role"],
                                         groups=user["groups"], family_id=family_id)
@@ -60,9 +61,6 @@ SELECT r.token_hash, r.family_id::text AS family_id, r.user_id::text AS user_id,
 
 def refresh(presented: str, client_ip: str) -> dict[str, Any]:
     """Exchange a refresh token for a new access token and the next refresh token."""
-    from streamspace import audit
-    from streamspace.db import transaction
-
     digest = hash_token(presented)  # looked up by its hash: timing reveals nothing about the value
     refused: Exception | None = None
     with transaction() as conn:
@@ -86,7 +84,8 @@ def refresh(presented: str, client_ip: str) -> dict[str, Any]:
             conn.execute("UPDATE refresh_tokens SET rotated_at = now() WHERE token_hash = %s", (digest,))
             token = new_refresh_token(conn, row["user_id"], row["family_id"])
             return token_response(conn, row["user_id"], row["family_id"], token)
-    assert refused is not None
+    if refused is None:
+        raise RuntimeError("invariant broken: refused is None")
     raise refused
 
 
@@ -107,9 +106,6 @@ def logout(conn: psycopg.Connection[Any], user_id: str, family_id: str | None, p
 def end_login(caller: Principal, presented: str | None, client_ip: str) -> int:
     """Log out: revoke the caller's login (and that of `presented`, a refresh token of the same
     user) and record it. The API's logout and the portal's share this."""
-    from streamspace import audit
-    from streamspace.db import transaction
-
     with transaction() as conn:
         revoked = logout(conn, caller.user_id, caller.family_id, presented)
         audit.record(conn, caller, "auth.logout", "user", caller.username, client_ip, {"revokedLogins": revoked})
@@ -118,9 +114,6 @@ def end_login(caller: Principal, presented: str | None, client_ip: str) -> int:
 
 def end_all_logins(caller: Principal, client_ip: str) -> int:
     """Log out everywhere: every login of the caller ends, this one included."""
-    from streamspace import audit
-    from streamspace.db import transaction
-
     with transaction() as conn:
         revoked = revoke_user_families(conn, caller.user_id, "logged out everywhere")
         audit.record(conn, caller, "auth.logout.all", "user", caller.username, client_ip, {"revokedLogins": revoked})

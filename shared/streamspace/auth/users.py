@@ -10,9 +10,14 @@ import re
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit
+from streamspace.auth.families import revoke_user_families
+from streamspace.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, is_common_password
 from streamspace.config import ROLES
-from streamspace.db import compose
+from streamspace.db import compose, connection, transaction
+from streamspace.desktop.access import revoke_user as revoke_desktops
 from streamspace.domain.errors import Conflict, Forbidden, NotFound, ValidationError
+from streamspace.domain.names import dns_label, is_username_label, user_label
 
 if TYPE_CHECKING:
     import psycopg
@@ -65,8 +70,6 @@ def valid_text(value: object, field: str, max_length: int = MAX_NAME_LENGTH) -> 
 def valid_password(value: object, field: str = "password", username: str | None = None) -> str:
     """A new password: 8 to 1024 characters, not only whitespace, not the username, and not on the
     list of the 30,000 most common passwords (shipped in the zxcvbn package; NIST SP 800-63B 5.1.1.2)."""
-    from streamspace.auth.passwords import MIN_PASSWORD_LENGTH, is_common_password
-
     if not isinstance(value, str) or not MIN_PASSWORD_LENGTH <= len(value) <= MAX_PASSWORD_LENGTH:
         raise ValidationError(field, f"expected {MIN_PASSWORD_LENGTH} to {MAX_PASSWORD_LENGTH} characters")
     if not value.strip():
@@ -121,16 +124,12 @@ def load_user(conn: psycopg.Connection[Any], user_id: str, *, lock: bool = False
 
 
 def get_user(user_id: str) -> dict[str, Any]:
-    from streamspace.db import connection
-
     with connection() as conn:
         return user_to_api(load_user(conn, parse_uuid(user_id)))
 
 
 def list_users(*, role: str | None, provider: str | None, active: bool | None, limit: int,
                offset: int) -> dict[str, Any]:
-    from streamspace.db import connection
-
     if role is not None:
         valid_role(role)
     where = ("(%(role)s::text IS NULL OR u.role = %(role)s)"
@@ -157,9 +156,6 @@ def _duplicate(exc: Any) -> Conflict:
 def create_user(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     import psycopg
 
-    from streamspace import audit
-    from streamspace.auth.passwords import hash_password
-    from streamspace.db import transaction
 
     username = valid_username(body.get("username"))
     email = valid_email(body.get("email"))
@@ -174,7 +170,8 @@ def create_user(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[
                 "INSERT INTO users (username, email, full_name, role, provider, password_hash)"
                 " VALUES (%s, %s, %s, %s, 'local', %s) RETURNING id::text AS id",
                 (username, email, full_name, role, password_hash)).fetchone()
-            assert row is not None
+            if row is None:
+                raise RuntimeError("invariant broken: row is None")
             audit.record(conn, actor, "user.create", "user", username, client_ip, {"id": row["id"], "role": role})
             return user_to_api(load_user(conn, row["id"]))
     except psycopg.errors.UniqueViolation as exc:
@@ -192,8 +189,6 @@ def label_is_taken(conn: psycopg.Connection[Any], username: str) -> bool:
     possible for two hashed labels on a hash collision, checked among the names that normalise alike.
     Every way a user is created asks this (here and single sign-on's provisioning), inside the
     creating transaction: the lock it takes serialises the check with the insert."""
-    from streamspace.domain.names import dns_label, is_username_label, user_label
-
     label = user_label(username)
     if is_username_label(label):
         return False  # a name used as is: no other user's label can equal it
@@ -219,11 +214,6 @@ def _lock_admins(conn: psycopg.Connection[Any]) -> None:
 def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     import psycopg
 
-    from streamspace import audit
-    from streamspace.auth.families import revoke_user_families
-    from streamspace.auth.passwords import hash_password
-    from streamspace.db import transaction
-    from streamspace.desktop.access import revoke_user as revoke_desktops
 
     user_id = parse_uuid(user_id)
     changes: dict[str, Any] = {}
@@ -283,9 +273,6 @@ def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip:
 
 
 def delete_user(actor: Principal, user_id: str, client_ip: str) -> None:
-    from streamspace import audit
-    from streamspace.db import transaction
-
     user_id = parse_uuid(user_id)
     if user_id == actor.user_id:
         raise Forbidden("you cannot delete your own account", error="forbidden")

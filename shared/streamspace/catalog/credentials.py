@@ -48,7 +48,8 @@ def check_auth(auth_type: object, secret: object, scheme: str) -> tuple[str, str
         return "none", None
     if not secret:
         raise ValidationError("authSecret", f"required for authType {auth_type}")
-    assert isinstance(secret, str)
+    if not isinstance(secret, str):
+        raise ValidationError("authSecret", "expected a string")
     if len(secret) > MAX_SECRET_LENGTH:
         raise ValidationError("authSecret", f"at most {MAX_SECRET_LENGTH} characters")
     if scheme == "file":

@@ -29,15 +29,15 @@ import yaml
 
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.templates import (
-    LEGACY_TEMPLATE_API_VERSION,
-    TEMPLATE_API_VERSION,
+    API_VERSION,
+    LEGACY_API_VERSION,
     TEMPLATE_KIND,
     normalise_template_manifest,
     validate_template_spec,
 )
 
 YAML_SUFFIXES = (".yaml", ".yml")
-OUR_GROUPS = tuple(v.split("/", 1)[0] for v in (TEMPLATE_API_VERSION, LEGACY_TEMPLATE_API_VERSION))
+OUR_GROUPS = tuple(v.split("/", 1)[0] for v in (API_VERSION, LEGACY_API_VERSION))
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -229,7 +229,7 @@ def parse_text(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[l
                                           "are expanded", number))
             continue
         if ours is None:
-            errors.append(FileError(path, f"apiVersion: required ({TEMPLATE_API_VERSION})", number))
+            errors.append(FileError(path, f"apiVersion: required ({API_VERSION})", number))
             continue
         try:
             entries.append(_entry(doc, path, limits))

@@ -123,7 +123,8 @@ def add_repository(body: dict[str, Any], caller: Principal, client_ip: str) -> d
                 " sync_requested_at) VALUES (%s, %s, %s, %s, %s, %s, 'pending', now()) RETURNING id",
                 (name, parsed.raw, parsed.normalized, branch, auth_type, sealed),
             ).fetchone()
-            assert row is not None
+            if row is None:
+                raise RuntimeError("invariant broken: row is None")
             repository_id = str(row["id"])
             audit.record(conn, caller, "catalog.repository.add", "repository", name, client_ip,
                          {"id": repository_id, "url": parsed.raw, "branch": branch, "authType": auth_type})

@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# The earlier StreamSpace's API group, for Templates and Sessions alike.
+# Our API group and version (Templates and Sessions), and the earlier StreamSpace's, for both alike.
+API_GROUP = "stream.space"
+API_VERSION = f"{API_GROUP}/v1alpha1"
 LEGACY_API_VERSION = "stream.streamspace.io/v1alpha1"
 
 # Set on a converted object whose name had to change to meet the name rule, so people can find it.

@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from streamspace.domain.conversion import (
+    API_VERSION,
     CONVERSION_NOTES_ANNOTATION,
     LEGACY_API_VERSION,
     ORIGINAL_NAME_ANNOTATION,
@@ -31,7 +32,6 @@ from streamspace.domain.resources import (
     session_resources,
 )
 
-SESSION_API_VERSION = "stream.space/v1alpha1"
 SESSION_KIND = "Session"
 
 # Where a desktop may NOT connect by default: the cluster's internal ranges (private, shared, link-local;
@@ -149,7 +149,7 @@ def session_manifest(
     if tag_list:
         spec["tags"] = tag_list
     return {
-        "apiVersion": SESSION_API_VERSION,
+        "apiVersion": API_VERSION,
         "kind": SESSION_KIND,
         "metadata": {
             "name": name,
@@ -231,8 +231,8 @@ def convert_session_manifest(doc: object) -> Conversion:
             problems.append(str(error))
             return None
 
-    if doc.get("apiVersion") not in (SESSION_API_VERSION, LEGACY_API_VERSION):
-        problems.append(f"apiVersion: expected {SESSION_API_VERSION} or {LEGACY_API_VERSION}, "
+    if doc.get("apiVersion") not in (API_VERSION, LEGACY_API_VERSION):
+        problems.append(f"apiVersion: expected {API_VERSION} or {LEGACY_API_VERSION}, "
                         f"got {doc.get('apiVersion')!r}")
     if doc.get("kind") != SESSION_KIND:
         problems.append(f"kind: expected {SESSION_KIND}, got {doc.get('kind')!r}")

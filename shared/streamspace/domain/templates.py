@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, TypeVar
 
 from streamspace.domain.conversion import (
+    API_VERSION,
     CONVERSION_NOTES_ANNOTATION,
     LEGACY_API_VERSION,
     ORIGINAL_NAME_ANNOTATION,
@@ -29,8 +30,6 @@ from streamspace.domain.resources import (
     normalise_resources,
 )
 
-TEMPLATE_API_VERSION = "stream.space/v1alpha1"
-LEGACY_TEMPLATE_API_VERSION = LEGACY_API_VERSION
 TEMPLATE_KIND = "Template"
 
 
@@ -615,7 +614,8 @@ def validate_template_spec(spec: object, field: str = "spec") -> list[str]:
 def stream_port(spec: object) -> int:
     """The port a session of this Template exposes; ValidationError when the spec is invalid."""
     port = parse_template_spec(spec).stream_port
-    assert port is not None  # parse_template_spec refuses specs without one
+    if port is None:  # parse_template_spec refuses specs without one
+        raise RuntimeError("invariant broken: port is None")
     return port
 
 
@@ -632,7 +632,7 @@ def _template_manifest(
         if metadata and isinstance(metadata.get(key), Mapping) and metadata[key]:
             meta[key] = {str(k): str(v) for k, v in metadata[key].items()}
     return {
-        "apiVersion": TEMPLATE_API_VERSION,
+        "apiVersion": API_VERSION,
         "kind": TEMPLATE_KIND,
         "metadata": meta,
         "spec": spec.to_spec(),
@@ -652,8 +652,8 @@ def convert_template_manifest(doc: object) -> Conversion:
         return Conversion(None, (f"<document>: expected a Template manifest (a mapping), got {_describe(doc)}",))
     problems: list[str] = []
     api_version = doc.get("apiVersion")
-    if api_version not in (TEMPLATE_API_VERSION, LEGACY_TEMPLATE_API_VERSION):
-        problems.append(f"apiVersion: expected {TEMPLATE_API_VERSION} or {LEGACY_TEMPLATE_API_VERSION}, "
+    if api_version not in (API_VERSION, LEGACY_API_VERSION):
+        problems.append(f"apiVersion: expected {API_VERSION} or {LEGACY_API_VERSION}, "
                         f"got {api_version!r}")
     if doc.get("kind") != TEMPLATE_KIND:
         problems.append(f"kind: expected {TEMPLATE_KIND}, got {doc.get('kind')!r}")
@@ -775,7 +775,8 @@ def template_from_api(body: object, name: str | None, namespace: str | None) -> 
     `name` defaults to the body's `name`; when both are given they must agree.
     """
     fields = _api_spec_fields(body)
-    assert isinstance(body, Mapping)
+    if not isinstance(body, Mapping):
+        raise RuntimeError("invariant broken: not isinstance(body, Mapping)")
     body_name = body.get("name")
     if name is None:
         name = body_name if isinstance(body_name, str) else None
@@ -809,7 +810,8 @@ def merge_template_patch(obj: Mapping[str, Any], patch: object) -> dict[str, Any
     shape; `kasmvnc` is treated as `vnc`. The result is validated as a whole (ValidationError).
     """
     fields = _api_spec_fields(patch)
-    assert isinstance(patch, Mapping)
+    if not isinstance(patch, Mapping):
+        raise RuntimeError("invariant broken: not isinstance(patch, Mapping)")
     meta = obj.get("metadata") or {}
     for key in ("name", "namespace"):
         if patch.get(key) is not None and patch[key] != meta.get(key):

@@ -89,7 +89,8 @@ def status(caller: Principal) -> dict[str, Any]:
         cred = store.credential(conn, caller.user_id)
         user = store.user_role_and_provider(conn, caller.user_id)
         left = store.recovery_codes_left(conn, caller.user_id)
-    assert user is not None
+    if user is None:
+        raise RuntimeError("invariant broken: user is None")
     return {"enrolled": bool(cred and cred["confirmed"]), "required": required_for(user["role"], user["provider"],
                                                                                    policy()),
             "recoveryCodesLeft": left}
@@ -101,7 +102,8 @@ def enroll(caller: Principal) -> dict[str, Any]:
 
     with transaction() as conn:
         user = store.user_role_and_provider(conn, caller.user_id)
-        assert user is not None
+        if user is None:
+            raise RuntimeError("invariant broken: user is None")
         _local_only(user["provider"])
         secret = _new_pending_secret(conn, caller.user_id)
     return _enrolment(secret, caller.username)
@@ -236,7 +238,8 @@ def complete_login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     with transaction() as conn:  # committed on its own: a failed try must count
         found = _live_challenge(conn, token)
         attempt = begin_attempt(conn, "totp:" + found["username"], client_ip, per_account=True)
-    assert isinstance(token, str)
+    if not isinstance(token, str):
+        raise RuntimeError("invariant broken: not isinstance(token, str)")
     user_id, username = found["user_id"], found["username"]
     with transaction() as conn:
         found = _live_challenge(conn, token)  # again, locked: two tries at once cannot both pass

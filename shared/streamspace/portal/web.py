@@ -342,7 +342,8 @@ class Portal:
         error = as_http_error(exc, self.function)
         if page is None:
             found = self.match("GET", "/login")
-            assert found is not None
+            if found is None:
+                raise RuntimeError("invariant broken: found is None")
             page = Page(self, request, found[0], {})
         try:
             html = self.jinja.get_template("error.html").render(page=page, caller=page._caller, error=error)

@@ -15,7 +15,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streamspace.config import settings
+from streamspace.db import execute, fetch_all, fetch_one, transaction
+from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.reconcile.desired import ReconcileConfig
+from streamspace.sessions import index
+from streamspace.settings_store import DEFAULTS, get_config
 
 
 @dataclass(frozen=True)
@@ -40,31 +45,23 @@ SELECT (SELECT to_jsonb(s) FROM sessions s WHERE s.namespace = %(ns)s AND s.name
 
 
 def config_from_values(values: Mapping[str, Any]) -> ReconcileConfig:
-    from streamspace.config import settings
-    from streamspace.settings_store import DEFAULTS
-
     return ReconcileConfig.from_values({**DEFAULTS, **values}, settings().namespace,
                                        controller=settings().ingress_controller)
 
 
 def load_config() -> ReconcileConfig:
-    from streamspace.settings_store import get_config
-
     return config_from_values(get_config())
 
 
 def load_session_context(namespace: str, name: str, uid: str, template: str) -> SessionContext:
-    from streamspace.db import fetch_one
-
     found = fetch_one(_CONTEXT_SQL, {"ns": namespace, "name": name, "uid": uid, "template": template})
-    assert found is not None
+    if found is None:
+        raise RuntimeError("invariant broken: found is None")
     return SessionContext(row=found["row"], template=found["template"], tombstoned=bool(found["tombstoned"]),
                           config=config_from_values(found["config"] or {}))
 
 
 def load_template_row(namespace: str, name: str) -> dict[str, Any] | None:
-    from streamspace.db import fetch_one
-
     found = fetch_one("SELECT to_jsonb(t) AS t FROM template_index t WHERE namespace = %s AND name = %s",
                       (namespace, name))
     return found["t"] if found else None
@@ -100,8 +97,6 @@ def index_differs(row: Mapping[str, Any] | None, session: Mapping[str, Any], sta
 
 def _seconds(value: object) -> int | None:
     """A spec duration as the index stores it (as sessions.index.upsert_from_object does)."""
-    from streamspace.domain.duration import DurationError, parse_duration
-
     try:
         return parse_duration(value, "duration")
     except DurationError:
@@ -114,9 +109,6 @@ def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], statu
     A wake (the row says hibernated, the spec says running) restarts the activity clock, so the
     idle sweep does not put the session straight back to sleep.
     """
-    from streamspace.db import transaction
-    from streamspace.sessions import index
-
     meta = session.get("metadata") or {}
     spec = session.get("spec") or {}
     namespace, name = str(meta.get("namespace")), str(meta.get("name"))
@@ -135,9 +127,6 @@ def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], statu
 def forget_session(namespace: str, name: str, uid: str | None) -> None:
     """A Session is gone: drop its index row (unless it belongs to a newer Session of the same name)
     and remember its uid, so late events for it change nothing."""
-    from streamspace.db import transaction
-    from streamspace.sessions import index
-
     with transaction() as conn:
         _lock_session_name(conn, namespace, name)
         if uid:
@@ -160,8 +149,6 @@ def _lock_session_name(conn: Any, namespace: str, name: str) -> None:
 
 def upsert_template(namespace: str, name: str, uid: str | None, generation: int, spec: Any, phase: str,
                     message: str) -> None:
-    from streamspace.db import execute
-
     execute(
         "INSERT INTO template_index (namespace, name, uid, generation, spec, phase, message)"
         " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)"
@@ -171,13 +158,9 @@ def upsert_template(namespace: str, name: str, uid: str | None, generation: int,
 
 
 def delete_template(namespace: str, name: str) -> bool:
-    from streamspace.db import execute
-
     return execute("DELETE FROM template_index WHERE namespace = %s AND name = %s", (namespace, name)) > 0
 
 
 def sessions_of_template(namespace: str, template: str) -> list[str]:
-    from streamspace.db import fetch_all
-
     return [r["name"] for r in fetch_all("SELECT name FROM sessions WHERE namespace = %s AND template = %s",
                                          (namespace, template))]

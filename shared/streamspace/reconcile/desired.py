@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamspace.desktop.access import AUTH_PATH as DESKTOP_AUTH_PATH
+from streamspace.domain.conversion import API_VERSION
 from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import dns_label, home_claim_name, owned_name
@@ -27,7 +28,6 @@ from streamspace.domain.resources import ResourceRequirements
 from streamspace.domain.sessions import DEFAULT_EGRESS_DENY, resolve_resources
 from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec, env_reference_problems
 
-SESSION_API_VERSION = "stream.space/v1alpha1"
 MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER_NAME = "streamspace"
 APP_NAME = "app.kubernetes.io/name"
@@ -253,7 +253,8 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
     if problems:  # the admin unmarked an object after the Template was validated
         raise ValidationError("template", problems[0])
     port = template.stream_port
-    assert port is not None  # a parsed TemplateSpec always has a stream port
+    if port is None:  # a parsed TemplateSpec always has a stream port
+        raise RuntimeError("invariant broken: port is None")
     resources = session_resources(session, template, config)
     owned = owned_name(name)
     labels = {
@@ -265,7 +266,7 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
     }
     selector = {APP_NAME: SESSION_APP, LABEL_SESSION: name}
     owner = [{
-        "apiVersion": SESSION_API_VERSION, "kind": "Session", "name": name, "uid": str(meta.get("uid") or ""),
+        "apiVersion": API_VERSION, "kind": "Session", "name": name, "uid": str(meta.get("uid") or ""),
         "controller": True, "blockOwnerDeletion": True,
     }]
 

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamspace import kube
-from streamspace.domain.conversion import LEGACY_API_VERSION, Conversion
+from streamspace.domain.conversion import API_VERSION, LEGACY_API_VERSION, Conversion
 from streamspace.domain.sessions import convert_session_manifest
 from streamspace.domain.templates import convert_template_manifest
 from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339
@@ -86,7 +86,7 @@ def legacy_status(obj: Mapping[str, Any], conversion: Conversion, converted_name
         "observedGeneration": int(meta.get("generation") or 0),
         "conditions": [{"type": "Converted", "status": value, "reason": reason,
                         "message": message[:MESSAGE_LIMIT], "lastTransitionTime": since}],
-        "convertedTo": ({"apiVersion": "stream.space/v1alpha1", "kind": kind, "name": converted_name}
+        "convertedTo": ({"apiVersion": API_VERSION, "kind": kind, "name": converted_name}
                         if converted_name else None),
     }
     return status

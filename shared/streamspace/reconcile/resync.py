@@ -15,7 +15,15 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamspace import kube
+from streamspace.config import settings
+from streamspace.db import execute, fetch_all
+from streamspace.domain.names import home_claim_name, owned_name
 from streamspace.events import RetryLater
+from streamspace.reconcile import context
+from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
+from streamspace.reconcile.session import Source, reconcile_session
+from streamspace.reconcile.template import reconcile_template
 
 log = logging.getLogger("streamspace.reconcile.resync")
 
@@ -41,14 +49,6 @@ def _name(obj: dict[str, Any]) -> str:
 
 
 def run_resync(namespace: str | None = None) -> ResyncResult:
-    from streamspace import kube
-    from streamspace.config import settings
-    from streamspace.db import execute, fetch_all
-    from streamspace.reconcile import context
-    from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
-    from streamspace.reconcile.session import reconcile_session
-    from streamspace.reconcile.template import reconcile_template
-
     ns = namespace or settings().namespace
     result = ResyncResult()
 
@@ -92,7 +92,6 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
         "SELECT to_jsonb(t) AS t FROM template_index t WHERE namespace = %s", (ns,))}
     config = context.load_config()
 
-    from streamspace.domain.names import home_claim_name, owned_name
 
     for session in sessions:
         name = _name(session)
@@ -114,7 +113,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
                                      tombstoned=False, config=config)
         before = (session.get("status") or {}, rows.get(name))
         try:
-            reconcile_session(session, action="read", deployment=owned["Deployment"].get(child),
+            reconcile_session(session, source=Source.READ, deployment=owned["Deployment"].get(child),
                               force_apply=force, ctx=ctx, pods=pods.get(name, []))
         except (kube.KubeError, RetryLater) as exc:
             result.failed.append(f"session/{name}")

@@ -18,8 +18,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from enum import StrEnum
 from typing import Any
 
+from streamspace import kube
+from streamspace.domain.errors import ValidationError
+from streamspace.domain.names import owned_name
 from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
 from streamspace.reconcile import context
 from streamspace.reconcile.desired import (
@@ -46,6 +50,24 @@ from streamspace.reconcile.resolve import resolve_for_session
 log = logging.getLogger("streamspace.reconcile.session")
 
 
+class Source(StrEnum):
+    """Where the copy of the Session being reconciled comes from."""
+
+    ADDED = "add"  # an add event's copy: may be older than what the cluster holds now
+    UPDATED = "update"  # an update event's copy: as above, or the echo of our own status write
+    READ = "read"  # just read from the API server
+
+
+class Outcome(StrEnum):
+    """What a reconcile did."""
+
+    RECONCILED = "reconciled"  # objects, status and index are in line with the spec
+    UNCHANGED = "unchanged"  # the echo of our own status write: nothing to do
+    DELETING = "deleting"  # the Session is being deleted; its delete event finishes it
+    DELETED = "deleted"  # the Session is gone; its index row was removed
+    IGNORED = "ignored"  # the event is about nothing this reconcile manages (or no longer exists)
+
+
 class _Unread:
     """The Deployment was not read (a Session never reconciled: nothing of it is expected to exist)."""
 
@@ -58,7 +80,7 @@ DeploymentView = dict[str, Any] | None | _Unread
 REJECTED = (400, 403, 422)
 
 
-def handle_session_event(event: Any) -> str:
+def handle_session_event(event: Any) -> Outcome:
     """The session-reconcile entry point: Session events and events of the Deployments we own."""
     ev = parse_resource_event(event)
     if not ev.namespace:
@@ -68,52 +90,47 @@ def handle_session_event(event: Any) -> str:
             raise MalformedEvent(f"a Session event must carry a stream.space object, not {ev.api_version!r}")
         if ev.action == "delete":
             return session_deleted(ev.namespace, ev.name, str(ev.obj["metadata"].get("uid") or ""))
-        return reconcile_session(ev.obj, action=ev.action)
+        return reconcile_session(ev.obj, source=Source(ev.action))
     if ev.kind == "Deployment":
         return _deployment_event(ev)
     raise MalformedEvent(f"session-reconcile handles Session and Deployment events, not {ev.kind}")
 
 
-def _deployment_event(ev: ResourceEvent) -> str:
+def _deployment_event(ev: ResourceEvent) -> Outcome:
     """A Deployment we own changed (pod readiness, scale, deletion): reconcile its Session, re-read,
     since the event's copy of the Session is not in it and its copy of the Deployment may be stale."""
-    from streamspace import kube
-
     meta = ev.obj.get("metadata") or {}
     labels = meta.get("labels") or {}
     if labels.get(MANAGED_BY) != MANAGER_NAME or labels.get(APP_NAME, SESSION_APP) != SESSION_APP:
-        return "ignored"
+        return Outcome.IGNORED
     session_name = labels.get(LABEL_SESSION)
     if not session_name:
         session_name = next((ref.get("name") for ref in meta.get("ownerReferences") or []
                              if ref.get("kind") == "Session" and ref.get("controller")), None)
     if not isinstance(session_name, str) or not session_name:
-        return "ignored"
-    assert ev.namespace is not None
+        return Outcome.IGNORED
+    if ev.namespace is None:
+        raise RuntimeError("invariant broken: ev.namespace is None")
     session = kube.get("Session", session_name, ev.namespace)
     if session is None:
-        return "ignored"  # garbage collection removes what it owned; its delete event cleans the index
-    return reconcile_session(session, action="read")
+        return Outcome.IGNORED  # garbage collection removes what it owned; its delete event cleans the index
+    return reconcile_session(session, source=Source.READ)
 
 
-def session_deleted(namespace: str, name: str, uid: str) -> str:
+def session_deleted(namespace: str, name: str, uid: str) -> Outcome:
     """A Session's delete event: its owned objects go by ownerReference (the home PVC stays); the
     index row goes. The event may be older than a re-create of the same name, so look first."""
-    from streamspace import kube
-
     live = kube.get("Session", name, namespace)
     if live is not None and str((live.get("metadata") or {}).get("uid") or "") != uid:
-        return reconcile_session(live, action="read")
+        return reconcile_session(live, source=Source.READ)
     context.forget_session(namespace, name, uid or None)
-    return "deleted"
+    return Outcome.DELETED
 
 
-def _session_gone(namespace: str, name: str, uid: str) -> str:
+def _session_gone(namespace: str, name: str, uid: str) -> Outcome:
     """The Session vanished while being reconciled: remove what this reconcile may have created
     (garbage collection would, but not before the next status write fails again) and forget it."""
-    from streamspace import kube
-
-    owned = _owned_name(name)
+    owned = owned_name(name)
     for kind in DELETE_ORDER:
         try:
             kube.delete(kind, owned, namespace)
@@ -121,13 +138,7 @@ def _session_gone(namespace: str, name: str, uid: str) -> str:
             log.warning("could not remove an object of a deleted session",
                         extra={"session": name, "kind": kind, "reason": exc.message})
     context.forget_session(namespace, name, uid or None)
-    return "deleted"
-
-
-def _owned_name(name: str) -> str:
-    from streamspace.domain.names import owned_name
-
-    return owned_name(name)
+    return Outcome.DELETED
 
 
 def _checked(session: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -142,81 +153,104 @@ def _checked(session: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return meta, spec
 
 
-def reconcile_session(session: Mapping[str, Any], *, action: str, deployment: DeploymentView = UNREAD,
+def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment: DeploymentView = UNREAD,
                       force_apply: bool = False, ctx: context.SessionContext | None = None,
-                      pods: list[dict[str, Any]] | None = None) -> str:
+                      pods: list[dict[str, Any]] | None = None) -> Outcome:
     """Bring one Session's objects, status and index row in line with its spec.
 
-    `action`: the event's (add | update) or "read" when `session` was just read from the API server.
+    `source`: where `session` comes from (an event's copy, or just read from the API server).
     `deployment`: the Deployment when the caller already has it (resync), else it is read if needed.
     `force_apply`: apply the whole set even if the Deployment's record says it is in place (resync
     found an owned object missing). `ctx`, `pods`: already loaded by the caller (resync).
-    Returns what was done: unchanged | reconciled | deleted | deleting.
     """
-    from streamspace import kube
-
     meta, spec = _checked(session)
     namespace, name = meta["namespace"], meta["name"]
     uid = str(meta.get("uid") or "")
     if meta.get("deletionTimestamp"):
-        return "deleting"
+        return Outcome.DELETING
     if ctx is None:
         ctx = context.load_session_context(namespace, name, uid, spec["template"])
     if ctx.tombstoned:
-        return "deleted"
+        return Outcome.DELETED
+    if source is not Source.READ:
+        current = _current_copy(session, ctx, force_apply)
+        if isinstance(current, Outcome):
+            return current
+        if current is not session:
+            session, source = current, Source.READ
+            meta, spec = _checked(session)
     row = ctx.row or {}
-    same = ctx.row is not None and row.get("uid") == uid
-    if action != "read" and ctx.row is not None and row.get("uid") and not same:
-        # The index knows another Session of this name: this event may be about an older one.
-        fresh = kube.get("Session", name, namespace)
-        if fresh is None or (fresh.get("metadata") or {}).get("uid") != uid:
-            if fresh is None:
-                return "ignored"
-            return reconcile_session(fresh, action="read", force_apply=force_apply)
-    if action != "read" and same and int(row.get("observed_generation") or 0) > int(meta.get("generation") or 0):
-        # Older than what was already reconciled (reordered delivery): reconcile what is there now.
-        fresh = kube.get("Session", name, namespace)
-        if fresh is None:
-            return _session_gone(namespace, name, uid)
-        if fresh.get("metadata", {}).get("uid") != uid or (fresh.get("spec") or {}).get("template") != spec[
-                "template"]:
-            return reconcile_session(fresh, action="read", force_apply=force_apply)
-        session, action = fresh, "read"
-        meta, spec = _checked(session)
     generation = int(meta.get("generation") or 0)
     status = session.get("status") or {}
-    if (action == "update" and not force_apply and same and row.get("observed_generation") == generation
-            and status.get("observedGeneration") == generation and row.get("phase") == status.get("phase")):
-        return "unchanged"  # the echo of our own status write: nothing else can have changed
+    if (source is Source.UPDATED and not force_apply and row.get("uid") == uid
+            and row.get("observed_generation") == generation and status.get("observedGeneration") == generation
+            and row.get("phase") == status.get("phase")):
+        return Outcome.UNCHANGED  # the echo of our own status write: nothing else can have changed
 
     if deployment is UNREAD and ctx.reconciled(uid):
-        deployment = kube.get("Deployment", _owned_name(name), namespace)
+        deployment = kube.get("Deployment", owned_name(name), namespace)
     state = spec.get("state") or "running"
-    annotations = meta.get("annotations") or {}
     if state == "terminated":
-        if deployment is not None or force_apply:
-            for kind in DELETE_ORDER:  # the Deployment last: once it is gone, everything is
-                kube.delete(kind, _owned_name(name), namespace)
-        reason = "MaxSessionDurationExceeded" if annotations.get(ANN_TERMINATION_REASON) == \
-            "MaxSessionDurationExceeded" else "Requested"  # never an arbitrary annotation value as a reason
-        message = ("terminated: the session exceeded its maximum duration of "
-                   f"{spec.get('maxSessionDuration')}" if reason == "MaxSessionDurationExceeded"
-                   else "terminated on request")
-        observed = Observation("Terminated", reason, message)
+        observed = _terminate(session, deployment, force_apply)
     else:
         observed = _converge(session, state, ctx, deployment, force_apply, pods)
-        if state == "running" and annotations.get(ANN_HIBERNATION_REASON):
+        if state == "running" and (meta.get("annotations") or {}).get(ANN_HIBERNATION_REASON):
             # Woken: the idle sweep's reason belongs to the hibernation that just ended.
             kube.merge_patch("Session", name, {"metadata": {"annotations": {ANN_HIBERNATION_REASON: None}}},
                              namespace)
 
     new_status = session_status(session, observed, ctx.config, now_rfc3339())
-    if status_differs(status, new_status) and not (action != "read" and _index_records(ctx.row, uid, new_status)):
+    already_written = source is not Source.READ and _index_records(ctx.row, uid, new_status)
+    if status_differs(status, new_status) and not already_written:
         if not kube.apply_status("Session", name, namespace, new_status):
             return _session_gone(namespace, name, uid)
     if context.index_differs(ctx.row, session, new_status):
         context.write_index(ctx.row, session, new_status)
-    return "reconciled"
+    return Outcome.RECONCILED
+
+
+def _current_copy(session: Mapping[str, Any], ctx: context.SessionContext,
+                  force_apply: bool) -> Mapping[str, Any] | Outcome:
+    """The copy of the Session to reconcile when an event brought it: the event's own, or the one on
+    the cluster now when the event may be stale (the index knows a newer incarnation or generation).
+    An Outcome when the question is settled on the way (the Session is gone, or another one of the
+    same name was reconciled instead)."""
+    meta, spec = session["metadata"], session["spec"]
+    namespace, name, uid = meta["namespace"], meta["name"], str(meta.get("uid") or "")
+    row = ctx.row
+    if row is None:
+        return session
+    if row.get("uid") and row.get("uid") != uid:
+        # The index knows another Session of this name: this event may be about an older one.
+        fresh = kube.get("Session", name, namespace)
+        if fresh is None:
+            return Outcome.IGNORED
+        if (fresh.get("metadata") or {}).get("uid") != uid:
+            return reconcile_session(fresh, source=Source.READ, force_apply=force_apply)
+        return session
+    if row.get("uid") == uid and int(row.get("observed_generation") or 0) > int(meta.get("generation") or 0):
+        # Older than what was already reconciled (reordered delivery): reconcile what is there now.
+        fresh = kube.get("Session", name, namespace)
+        if fresh is None:
+            return _session_gone(namespace, name, uid)
+        if (fresh.get("metadata") or {}).get("uid") != uid or (fresh.get("spec") or {}).get("template") \
+                != spec["template"]:
+            return reconcile_session(fresh, source=Source.READ, force_apply=force_apply)
+        return fresh
+    return session
+
+
+def _terminate(session: Mapping[str, Any], deployment: DeploymentView, force_apply: bool) -> Observation:
+    """A terminated Session keeps no objects (its home volume stays); the status says why it ended."""
+    meta, spec = session["metadata"], session["spec"]
+    if deployment is not None or force_apply:
+        for kind in DELETE_ORDER:  # the Deployment last: once it is gone, everything is
+            kube.delete(kind, owned_name(meta["name"]), meta["namespace"])
+    exceeded = (meta.get("annotations") or {}).get(ANN_TERMINATION_REASON) == "MaxSessionDurationExceeded"
+    if exceeded:  # never an arbitrary annotation value as a reason
+        return Observation("Terminated", "MaxSessionDurationExceeded",
+                           f"terminated: the session exceeded its maximum duration of {spec.get('maxSessionDuration')}")
+    return Observation("Terminated", "Requested", "terminated on request")
 
 
 def _index_records(row: Mapping[str, Any] | None, uid: str, status: Mapping[str, Any]) -> bool:
@@ -233,9 +267,6 @@ def _index_records(row: Mapping[str, Any] | None, uid: str, status: Mapping[str,
 def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContext, deployment: DeploymentView,
               force_apply: bool, pods: list[dict[str, Any]] | None) -> Observation:
     """Apply what differs from the desired set (running or hibernated) and observe the result."""
-    from streamspace import kube
-    from streamspace.domain.errors import ValidationError
-
     meta, spec = session["metadata"], session["spec"]
     namespace, name = meta["namespace"], meta["name"]
     resolution = resolve_for_session(namespace, spec["template"], ctx.template)
@@ -291,8 +322,6 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
 def _pods(namespace: str, name: str) -> list[dict[str, Any]]:
     """The session's pods; none when we may not list pods (the status then lacks podName and image
     pull failures stay Pending, which is better than retrying the event forever)."""
-    from streamspace import kube
-
     try:
         return kube.list_objects("Pod", namespace, label_selector=f"{LABEL_SESSION}={name}")
     except kube.KubeError as exc:
@@ -305,8 +334,6 @@ def _pods(namespace: str, name: str) -> list[dict[str, Any]]:
 def _apply(obj: dict[str, Any]) -> dict[str, Any]:
     """Server-side apply; the home claim is only ever created (its size and class are immutable
     once bound, and it is shared by the user's sessions)."""
-    from streamspace import kube
-
     if obj["kind"] == "PersistentVolumeClaim":
         try:
             return kube.create(obj)

@@ -18,8 +18,13 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from streamspace import audit, kube
+from streamspace.db import transaction
+from streamspace.domain.conversion import API_VERSION
 from streamspace.events import RetryLater, now_rfc3339
-from streamspace.reconcile.desired import ANN_HIBERNATION_REASON, ANN_TERMINATION_REASON, SESSION_API_VERSION
+from streamspace.reconcile.context import load_config
+from streamspace.reconcile.desired import ANN_HIBERNATION_REASON, ANN_TERMINATION_REASON
+from streamspace.sessions import index
 
 log = logging.getLogger("streamspace.reconcile.sweep")
 
@@ -77,10 +82,6 @@ class SweepResult:
 
 
 def run_idle_sweep() -> SweepResult:
-    from streamspace.db import transaction
-    from streamspace.reconcile.context import load_config
-    from streamspace.sessions import index
-
     config = load_config()
     result = SweepResult()
     with transaction() as conn:
@@ -125,8 +126,6 @@ def _reason(row: dict[str, Any]) -> tuple[str, str]:
 
 def _transition(row: dict[str, Any]) -> str:
     """Patch the Session's spec.state and post a Kubernetes Event: done | gone | failed."""
-    from streamspace import kube
-
     reason, message = _reason(row)
     annotation = ANN_TERMINATION_REASON if row["target"] == "terminated" else ANN_HIBERNATION_REASON
     try:
@@ -146,7 +145,7 @@ def _transition(row: dict[str, Any]) -> str:
         "apiVersion": "v1", "kind": "Event",
         "metadata": {"name": f"{row['name']}.{uuid.uuid4().hex[:16]}", "namespace": row["namespace"],
                      "labels": {"app.kubernetes.io/managed-by": "streamspace"}},
-        "involvedObject": {"apiVersion": SESSION_API_VERSION, "kind": "Session", "name": row["name"],
+        "involvedObject": {"apiVersion": API_VERSION, "kind": "Session", "name": row["name"],
                            "namespace": row["namespace"], **({"uid": uid} if uid else {})},
         "reason": reason, "message": message, "type": "Normal",
         "source": {"component": COMPONENT}, "reportingComponent": COMPONENT,
@@ -163,10 +162,6 @@ def _transition(row: dict[str, Any]) -> str:
 def _record(done: list[dict[str, Any]], gone: list[dict[str, Any]], undo: list[dict[str, Any]]) -> None:
     """One transaction: the audit rows of every transition, the index rows of Sessions that no longer
     exist removed, and the claims of failed patches released (the next tick retries them)."""
-    from streamspace import audit
-    from streamspace.db import transaction
-    from streamspace.sessions import index
-
     if not done and not undo and not gone:
         return
     with transaction() as conn:

@@ -14,18 +14,19 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from streamspace import kube
 from streamspace.domain.conversion import LEGACY_API_VERSION
+from streamspace.domain.templates import review_template_spec
 from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
 from streamspace.reconcile import context, legacy
+from streamspace.reconcile.desired import LABEL_TEMPLATE
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
-from streamspace.reconcile.session import reconcile_session
+from streamspace.reconcile.session import Source, reconcile_session
 
 log = logging.getLogger("streamspace.reconcile.template")
 
 def spec_warnings(spec: object) -> str:
     """What was accepted but changed or ignored (unknown capabilities kept as tags), one line."""
-    from streamspace.domain.templates import review_template_spec
-
     return "; ".join(review_template_spec(spec).warnings)[:MESSAGE_LIMIT]
 
 
@@ -76,8 +77,6 @@ def handle_template_event(event: Any) -> str:
 
 
 def template_deleted(namespace: str, name: str, uid: str) -> str:
-    from streamspace import kube
-
     live = kube.get("Template", name, namespace)  # a delete may be older than a re-create
     if live is not None and not (live.get("metadata") or {}).get("deletionTimestamp"):
         return reconcile_template(live, action="read")
@@ -89,8 +88,6 @@ def template_deleted(namespace: str, name: str, uid: str) -> str:
 def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = True) -> str:
     """Validate one Template, write its status and index row; reconcile its Sessions when what they
     see of it changed. Returns what was done ("unchanged", "reconciled", "deleted")."""
-    from streamspace import kube
-
     meta = obj.get("metadata") or {}
     if not isinstance(meta.get("name"), str) or not isinstance(meta.get("namespace"), str):
         raise MalformedEvent("the Template has no metadata.name / metadata.namespace")
@@ -129,9 +126,6 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
 def reconcile_sessions_of(namespace: str, template: str) -> int:
     """Reconcile every Session of a Template (by label, plus index rows: kubectl-made Sessions may
     lack the label). One failing Session does not stop the others; the event is retried after."""
-    from streamspace import kube
-    from streamspace.reconcile.desired import LABEL_TEMPLATE
-
     sessions = {str((s.get("metadata") or {}).get("name")): s
                 for s in kube.list_objects("Session", namespace, label_selector=f"{LABEL_TEMPLATE}={template}")}
     for name in context.sessions_of_template(namespace, template):
@@ -144,7 +138,7 @@ def reconcile_sessions_of(namespace: str, template: str) -> int:
         if (session.get("spec") or {}).get("template") != template:
             continue
         try:
-            reconcile_session(session, action="read")
+            reconcile_session(session, source=Source.READ)
         except (kube.KubeError, RetryLater) as exc:
             failed += 1
             log.warning("session reconcile failed; the template event will be retried",

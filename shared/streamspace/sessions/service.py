@@ -26,14 +26,38 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit, kube, quotas
 from streamspace.auth.principal import STANDING_COLUMNS, STANDING_CTE
-from streamspace.domain.duration import format_duration
+from streamspace.auth.users import load_user, parse_uuid
+from streamspace.config import settings
+from streamspace.db import connection, fetch_all, fetch_one, transaction
+from streamspace.desktop.access import issue_ticket, open_url
+from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Conflict, Forbidden, Invalid, NotFound, ValidationError
-from streamspace.domain.names import user_label
-from streamspace.domain.quantity import format_cpu, format_memory
-from streamspace.domain.sessions import DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_SESSION_DURATION
+from streamspace.domain.names import SESSION_NAME_MAX, is_dns_label, user_label
+from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
+from streamspace.domain.sessions import (
+    DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_SESSION_DURATION,
+    parse_state,
+    parse_tags,
+    resolve_resources,
+    session_manifest,
+    session_to_api,
+)
+from streamspace.domain.templates import validate_template_spec
+from streamspace.reconcile.context import load_config
+from streamspace.reconcile.desired import session_url
 from streamspace.sessions import index
 from streamspace.sessions.index import heartbeat_window
+from streamspace.settings_store import (
+    RESOURCES_CPU,
+    RESOURCES_MEMORY,
+    SESSION_IDLE_TIMEOUT,
+    SESSION_MAX_DURATION,
+    STORAGE_DEFAULT_SIZE,
+    get_config,
+)
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Claimant, Principal
@@ -46,12 +70,6 @@ _SUFFIX_ALPHABET = string.ascii_lowercase + string.digits
 _SUFFIX_LENGTH = 6
 _NAME_ATTEMPTS = 4
 _USER_AGENT_MAX = 512
-
-
-def _namespace() -> str:
-    from streamspace.config import settings
-
-    return settings().namespace
 
 
 # Formatting the same few values over and over (every list): remember them.
@@ -153,9 +171,6 @@ def list_sessions(caller: Principal, *, user: str | None = None, state: str | No
 
 def user_sessions(user_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
     """One user's sessions, by user id (the admin's view of a user): the same objects as the list."""
-    from streamspace.auth.users import load_user, parse_uuid
-    from streamspace.db import connection
-
     user_id = parse_uuid(user_id)
     with connection() as conn:
         load_user(conn, user_id)  # 404 for an unknown user
@@ -163,9 +178,7 @@ def user_sessions(user_id: str, limit: int = 100, offset: int = 0) -> dict[str, 
 
 
 def _listing(filters: dict[str, str | None], limit: int, offset: int) -> dict[str, Any]:
-    from streamspace.db import fetch_all, fetch_one
-
-    params = {**filters, "ns": _namespace(), "limit": limit, "offset": offset, "window": heartbeat_window()}
+    params = {**filters, "ns": settings().namespace, "limit": limit, "offset": offset, "window": heartbeat_window()}
     page_sql, count_sql = _list_sql(frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None))
     rows = fetch_all(page_sql, params)
     if rows:
@@ -178,9 +191,7 @@ def _listing(filters: dict[str, str | None], limit: int, offset: int) -> dict[st
 
 
 def _row(name: str) -> dict[str, Any] | None:
-    from streamspace.db import fetch_one
-
-    return fetch_one(_ROW_SQL, {"ns": _namespace(), "name": name, "window": heartbeat_window()})
+    return fetch_one(_ROW_SQL, {"ns": settings().namespace, "name": name, "window": heartbeat_window()})
 
 
 def _owned(caller: Principal, name: str) -> dict[str, Any]:
@@ -188,10 +199,6 @@ def _owned(caller: Principal, name: str) -> dict[str, Any]:
 
     A Session on the cluster that has no row yet (applied with kubectl, not indexed yet) is
     indexed here, so every route sees it the same way."""
-    from streamspace import kube
-    from streamspace.db import transaction
-    from streamspace.domain.names import SESSION_NAME_MAX, is_dns_label, user_label
-
     if not is_dns_label(name, SESSION_NAME_MAX):
         raise _not_found(name)
     row = _row(name)
@@ -199,7 +206,7 @@ def _owned(caller: Principal, name: str) -> dict[str, Any]:
         if not caller.may_access(row["user_id"]):
             raise _not_found(name)
         return row
-    obj = kube.get("Session", name, _namespace())
+    obj = kube.get("Session", name, settings().namespace)
     if obj is None:
         raise _not_found(name)
     owner = (obj.get("spec") or {}).get("user")
@@ -220,11 +227,8 @@ def _with_index_status(api: dict[str, Any], row: Mapping[str, Any]) -> dict[str,
 
 
 def get_session(caller: Principal, name: str) -> dict[str, Any]:
-    from streamspace import kube
-    from streamspace.domain.sessions import session_to_api
-
     row = _owned(caller, name)
-    obj = kube.get("Session", name, _namespace())
+    obj = kube.get("Session", name, settings().namespace)
     if obj is None:
         raise _not_found(name)
     return _with_index_status(session_to_api(obj, int(row["active_connections"])), row)
@@ -234,8 +238,6 @@ def get_session(caller: Principal, name: str) -> dict[str, Any]:
 
 def _owner(caller: Principal, user: object) -> tuple[str, str]:
     """(user id, username) the new session belongs to."""
-    from streamspace.db import fetch_one
-
     if user is None or user == caller.username:
         return caller.user_id, caller.username
     if not isinstance(user, str) or not user:
@@ -251,13 +253,9 @@ def _owner(caller: Principal, user: object) -> tuple[str, str]:
 
 
 def _usable_template(name: object) -> dict[str, Any]:
-    from streamspace import kube
-    from streamspace.domain.names import is_dns_label
-    from streamspace.domain.templates import validate_template_spec
-
     if not isinstance(name, str) or not is_dns_label(name):
         raise ValidationError("template", f"expected a Template name (a DNS-1123 label), got {name!r}")
-    template = kube.get("Template", name, _namespace())
+    template = kube.get("Template", name, settings().namespace)
     if template is None:
         raise ValidationError("template", f"unknown template {name!r}; GET /api/v1/templates lists the templates")
     status = template.get("status") or {}
@@ -274,8 +272,6 @@ def _usable_template(name: object) -> dict[str, Any]:
 
 def _canonical_resources(resources: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
     """Quantities in their canonical text (1000m -> 1), so the object and the index read the same."""
-    from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
-
     out: dict[str, dict[str, str]] = {}
     for section in ("requests", "limits"):
         values = resources.get(section) or {}
@@ -288,8 +284,6 @@ def _canonical_resources(resources: Mapping[str, Mapping[str, str]]) -> dict[str
 
 
 def _duration_setting(value: object, field: str) -> tuple[str, int]:
-    from streamspace.domain.duration import format_duration, parse_duration
-
     seconds = parse_duration(value, field)
     return format_duration(seconds), seconds
 
@@ -301,23 +295,12 @@ def _random_suffix() -> str:
 def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = "") -> dict[str, Any]:
     import psycopg.errors
 
-    from streamspace import audit, kube, quotas
-    from streamspace.db import transaction
-    from streamspace.domain.quantity import cpu_millis, parse_memory
-    from streamspace.domain.sessions import parse_tags, resolve_resources, session_manifest, session_to_api
-    from streamspace.settings_store import (
-        RESOURCES_CPU,
-        RESOURCES_MEMORY,
-        SESSION_IDLE_TIMEOUT,
-        SESSION_MAX_DURATION,
-        STORAGE_DEFAULT_SIZE,
-        get_config,
-    )
 
     owner_id, owner_name = _owner(caller, body.get("user"))
     template_name = body.get("template")
     template = _usable_template(template_name)
-    assert isinstance(template_name, str)
+    if not isinstance(template_name, str):  # _usable_template refused anything else
+        raise ValidationError("template", "expected a Template name")
     config = get_config()
     resolved = resolve_resources(body.get("resources"), (template.get("spec") or {}).get("defaultResources"),
                                  {"memory": config[RESOURCES_MEMORY], "cpu": config[RESOURCES_CPU]})
@@ -333,7 +316,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
         raise ValidationError("persistentHome", f"expected true or false, got {persistent_home!r}")
     tags = parse_tags(body.get("tags"))
     home_size = parse_memory(config[STORAGE_DEFAULT_SIZE], STORAGE_DEFAULT_SIZE)
-    namespace = _namespace()
+    namespace = settings().namespace
 
     manifest: dict[str, Any] | None = None
     for _ in range(_NAME_ATTEMPTS):
@@ -358,7 +341,8 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
             continue
     else:
         raise Conflict("could not find a free session name; try again", error="conflict")
-    assert manifest is not None
+    if manifest is None:
+        raise RuntimeError("invariant broken: manifest is None")
 
     try:
         created = kube.create(manifest)
@@ -385,7 +369,6 @@ def _forget(namespace: str, name: str) -> None:
     """Compensation: drop the index row (the reservation) of a Session that was not created."""
     import logging
 
-    from streamspace.db import transaction
 
     try:
         with transaction() as conn:
@@ -399,7 +382,6 @@ def _undo_create(namespace: str, name: str) -> None:
     """Compensation: the Session exists but its index row could not be completed: remove both."""
     import logging
 
-    from streamspace import kube
 
     try:
         kube.delete("Session", name, namespace)
@@ -416,10 +398,6 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
 
     A terminated session cannot be changed (409): create a new one. Waking a hibernated session
     resets its activity, so the idle sweep does not put it straight back to sleep."""
-    from streamspace import audit
-    from streamspace.db import transaction
-    from streamspace.domain.sessions import parse_state, parse_tags, session_to_api
-
     if not body:
         raise Invalid(f"give at least one of: {', '.join(sorted(PATCH_FIELDS))}", error="invalid body")
     spec: dict[str, Any] = {}
@@ -437,7 +415,7 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
     if tags is not None:
         spec["tags"] = tags
 
-    namespace = _namespace()
+    namespace = settings().namespace
     row = _owned(caller, name)
     obj, previous = _patch_spec(name, namespace, spec, row["state"])
     waking = state == "running" and previous == "hibernated"
@@ -473,8 +451,6 @@ def _patch_spec(name: str, namespace: str, spec: dict[str, Any], indexed_state: 
     fresh object, as client-go's RetryOnConflict does). Returns (the patched Session, its state before).
 
     A terminated session cannot be changed except to terminate it again (409)."""
-    from streamspace import kube
-
     attempt = 0
     while True:
         attempt += 1
@@ -499,11 +475,8 @@ def _patch_spec(name: str, namespace: str, spec: dict[str, Any], indexed_state: 
 def delete_session(caller: Principal, name: str, client_ip: str = "") -> dict[str, Any]:
     """Delete the Session (its owned objects go with it by ownerReference) and its index row,
     which releases its quota."""
-    from streamspace import audit, kube
-    from streamspace.db import transaction
-
     _owned(caller, name)
-    namespace = _namespace()
+    namespace = settings().namespace
     kube.delete("Session", name, namespace)
     with transaction() as conn:
         index.remove(conn, namespace, name)
@@ -528,12 +501,8 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
     """Open a connection record; a hibernated session is woken (spec.state -> running). `openUrl`
     opens the desktop in a browser: a single-use ticket on the session's own host
     (streamspace.desktop.access)."""
-    from streamspace import audit, kube
-    from streamspace.db import transaction
-    from streamspace.desktop.access import issue_ticket, open_url
-
     row = _owned(caller, name)
-    namespace = _namespace()
+    namespace = settings().namespace
     obj = kube.get("Session", name, namespace)
     if obj is None:
         raise _not_found(name)
@@ -553,7 +522,8 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
         if waking:
             audit.record(conn, caller, "session.wake", "session", name, client_ip)
         ticket = issue_ticket(conn, caller, namespace, name)
-    assert created is not None
+    if created is None:
+        raise RuntimeError("invariant broken: created is None")
     status = obj.get("status") or {}
     session_url = status.get("url") or _configured_session_url(name)
     phase = status.get("phase") or "Pending"
@@ -569,9 +539,6 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
 
 def _configured_session_url(name: str) -> str:
     """The URL the reconcile will publish for a session that has none yet."""
-    from streamspace.reconcile.context import load_config
-    from streamspace.reconcile.desired import session_url
-
     return session_url(name, load_config())
 
 
@@ -613,13 +580,12 @@ def heartbeat(claimant: Claimant, name: str, connection_id: str | None) -> tuple
     the connection and, at most every ACTIVITY_RESOLUTION_SECONDS, the session's last activity.
     Returns the caller as it stands and the answer; 401/403 for a caller who may not act (nothing
     written), 404 for an unknown, expired or someone else's connection."""
-    from streamspace.db import fetch_one
-
     cid = _connection_id(connection_id)
-    row = fetch_one(_HEARTBEAT_SQL, {**claimant.params, "ns": _namespace(), "name": name, "cid": cid,
+    row = fetch_one(_HEARTBEAT_SQL, {**claimant.params, "ns": settings().namespace, "name": name, "cid": cid,
                                      "window": heartbeat_window(), "resolution": ACTIVITY_RESOLUTION_SECONDS})
     caller = claimant.standing(row)
-    assert row is not None
+    if row is None:  # standing() refused a caller without a row
+        raise RuntimeError("invariant broken: row is None")
     if not row["updated"]:
         raise NotFound("unknown or expired connection; call GET /api/v1/sessions/{id}/connect again",
                        error="not found")
@@ -642,10 +608,8 @@ _DISCONNECT_SQL = (
 
 
 def disconnect(caller: Principal, name: str, connection_id: str | None) -> dict[str, Any]:
-    from streamspace.db import fetch_one
-
     cid = _connection_id(connection_id)
-    row = fetch_one(_DISCONNECT_SQL, {"ns": _namespace(), "name": name, "admin": caller.is_admin,
+    row = fetch_one(_DISCONNECT_SQL, {"ns": settings().namespace, "name": name, "admin": caller.is_admin,
                                       "uid": caller.user_id, "cid": cid, "window": heartbeat_window()})
     if not row or not row["found"]:
         raise _not_found(name)
@@ -656,15 +620,13 @@ def disconnect(caller: Principal, name: str, connection_id: str | None) -> dict[
 
 def list_connections(caller: Principal, name: str) -> dict[str, Any]:
     """The session's live connections (heartbeat inside the window, not disconnected)."""
-    from streamspace.db import fetch_all
-
     _owned(caller, name)
     rows = fetch_all(
         "SELECT c.id::text AS id, c.username, c.client_ip, c.user_agent, c.connected_at, c.last_heartbeat"
         "  FROM connections c WHERE c.session_namespace = %(ns)s AND c.session_name = %(name)s"
         "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
         " ORDER BY c.connected_at",
-        {"ns": _namespace(), "name": name, "window": heartbeat_window()})
+        {"ns": settings().namespace, "name": name, "window": heartbeat_window()})
     connections = [{"id": r["id"], "user": r["username"], "clientIp": r["client_ip"], "userAgent": r["user_agent"],
                     "connectedAt": r["connected_at"], "lastHeartbeat": r["last_heartbeat"]} for r in rows]
     return {"connections": connections, "total": len(connections)}

@@ -138,17 +138,20 @@ def authorization_url(cfg: OidcSettings, *, state: str, nonce: str, code_challen
 def _client_auth(cfg: OidcSettings, token_endpoint: str) -> tuple[dict[str, str], dict[str, str]]:
     """(extra form fields, extra headers) that authenticate us at the token endpoint."""
     if cfg.token_auth_method == "client_secret_basic":
-        assert cfg.client_secret is not None
+        if cfg.client_secret is None:
+            raise RuntimeError("invariant broken: cfg.client_secret is None")
         pair = f"{urllib.parse.quote(cfg.client_id, safe='')}:{urllib.parse.quote(cfg.client_secret, safe='')}"
         return {}, {"Authorization": "Basic " + base64.b64encode(pair.encode()).decode()}
     if cfg.token_auth_method == "client_secret_post":
-        assert cfg.client_secret is not None
+        if cfg.client_secret is None:
+            raise RuntimeError("invariant broken: cfg.client_secret is None")
         return {"client_id": cfg.client_id, "client_secret": cfg.client_secret}, {}
     import jwt
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    assert cfg.private_key_pem is not None
+    if cfg.private_key_pem is None:
+        raise RuntimeError("invariant broken: cfg.private_key_pem is None")
     key = load_pem_private_key(cfg.private_key_pem.encode(), password=None)
     alg = "ES256" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS256"
     now = int(time.time())

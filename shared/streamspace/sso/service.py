@@ -286,7 +286,8 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
                    "account collision")
     if refusal is not None:
         raise _refuse(refusal[0], refusal[1], client_ip, username or subject, subject=subject)
-    assert user is not None
+    if user is None:
+        raise RuntimeError("invariant broken: user is None")
     return user
 
 
@@ -336,14 +337,16 @@ def exchange(code: object, browser: str | None, client_ip: str) -> dict[str, Any
         elif not row["active"]:
             refusal = Forbidden("this account is disabled", error="account disabled")
         else:
-            assert user_id is not None
+            if user_id is None:
+                raise RuntimeError("invariant broken: user_id is None")
             family_id, refresh_token = start_family(conn, user_id)
             who = Principal(user_id=user_id, username=row["username"], role=row["role"], groups=(),
                             family_id=family_id)
             audit.record(conn, who, "auth.login", "user", row["username"], client_ip,
                          {"family": family_id, "method": "oidc"})
             return token_response(conn, user_id, family_id, refresh_token)
-    assert refusal is not None
+    if refusal is None:
+        raise RuntimeError("invariant broken: refusal is None")
     reason = "invalid handoff code" if refusal.kind is ErrorKind.INVALID else "account disabled"
     raise _refuse(refusal, reason, client_ip, row["username"] if row else "")
 

@@ -80,7 +80,8 @@ def create_oidc_user(conn: psycopg.Connection[Any], *, username: str, email: str
     row = conn.execute("INSERT INTO users (username, email, full_name, role, provider, password_hash)"
                        " VALUES (%s, %s, %s, 'user', 'oidc', NULL) RETURNING id::text AS id, username, role, active,"
                        " provider", (username, email, full_name)).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("invariant broken: row is None")
     conn.execute("INSERT INTO oidc_identities (issuer, subject, user_id) VALUES (%s, %s, %s)",
                  (issuer, subject, row["id"]))
     return dict(row)
@@ -108,7 +109,8 @@ def insert_mapping(conn: psycopg.Connection[Any], claim_value: str, group_id: st
                    role: str | None) -> dict[str, Any]:
     row = conn.execute("INSERT INTO oidc_claim_mappings (claim_value, group_id, role) VALUES (%s, %s, %s)"
                        " RETURNING id::text AS id", (claim_value, group_id, role)).fetchone()
-    assert row is not None
+    if row is None:
+        raise RuntimeError("invariant broken: row is None")
     return load_mapping(conn, row["id"]) or {}
 
 
