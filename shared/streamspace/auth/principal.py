@@ -69,8 +69,8 @@ class Claimant:
     def standing(self, row: dict[str, Any] | None) -> Principal:
         """The caller as it stands, from a row with STANDING_COLUMNS; refused as `authenticate` refuses."""
         if row is None or not row["caller_exists"]:
-            require_standing(None)
-        assert row is not None
+            require_standing(None)  # raises: no such caller
+            raise RuntimeError("require_standing accepted a caller that does not exist")
         require_standing({"revoked": row["caller_revoked"], "active": row["caller_active"]})
         return Principal(user_id=self.user_id, username=row["caller_username"], role=row["caller_role"],
                          groups=self.groups, family_id=self.family_id)
