@@ -32,9 +32,9 @@ def test_drain_evicts_pods_and_skips_daemonset_pods(admin, core, sim):
     make_pod(core, mirror, node, annotations={"kubernetes.io/config.mirror": "abc"})
     make_pod(core, guarded, node)
     make_pod(core, elsewhere, other)
-    # A PodDisruptionBudget refuses this one eviction, as the API server does: 429.
-    sim.inject_failure("POST", rf"/pods/{guarded}/eviction$", status=429,
-                       message="Cannot evict pod as it would violate the pod's disruption budget.")
+    # A PodDisruptionBudget that needs the guarded pod: the Eviction API refuses it (429).
+    client.PolicyV1Api(core.api_client).create_namespaced_pod_disruption_budget(NAMESPACE, {
+        "metadata": {"name": guarded}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": guarded}}}})
     sim.clear_requests()
 
     response = admin.post(f"{NODES}/{node}/drain", json={"grace_period_seconds": 30})

@@ -68,6 +68,7 @@ BUILTINS: tuple[ResourceType, ...] = (
     _b("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", namespaced=False),
     _b("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", namespaced=False),
     _b("coordination.k8s.io", "v1", "leases", "Lease"),
+    _b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", short=("pdb",), status=True),
     _b(CRD_GROUP, "v1", "customresourcedefinitions", "CustomResourceDefinition", namespaced=False,
        short=("crd", "crds"), status=True),
 )

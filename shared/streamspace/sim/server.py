@@ -21,6 +21,7 @@ import yaml
 
 from . import api as apimod
 from . import table
+from .disruption import check_eviction
 from .errors import ApiError, bad_request, reason_for, status_body
 from .logs import LogStore
 from .rbac import Rbac
@@ -356,8 +357,10 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 elif sub == "eviction":
                     eviction = self._parse(raw) if raw.strip() else {}
                     delete_options = (eviction.get("deleteOptions") or {}) if isinstance(eviction, dict) else {}
-                    api.delete(rt, obj_ns, name, delete_options if isinstance(delete_options, dict) else {},
-                               dry_run=dry_run)
+                    with sim.store.txn():
+                        check_eviction(sim.store, api.get(rt, obj_ns, name))
+                        api.delete(rt, obj_ns, name, delete_options if isinstance(delete_options, dict) else {},
+                                   dry_run=dry_run)
                     self._send(201, {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                                      "code": 201})
                 elif sub == "binding":
