@@ -115,13 +115,17 @@ def test_generation_bumps_on_spec_change_only(custom, ns):
     assert gen() == 2
 
 
-def test_generation_of_spec_less_kind_bumps_on_data_change(core, ns):
+def test_generation_only_on_kinds_whose_strategy_sets_it(core, ns):
     cm = core.create_namespaced_config_map(ns, {"metadata": {"name": "cm"}, "data": {"a": "1"}})
-    assert cm.metadata.generation == 1
-    cm = core.patch_namespaced_config_map("cm", ns, {"metadata": {"labels": {"x": "y"}}})
-    assert cm.metadata.generation == 1
     cm = core.patch_namespaced_config_map("cm", ns, {"data": {"a": "2"}})
-    assert cm.metadata.generation == 2
+    assert cm.metadata.generation is None
+    svc = core.create_namespaced_service(ns, {"metadata": {"name": "svc"}, "spec": {"ports": [{"port": 80}]}})
+    assert svc.metadata.generation is None
+    net = client.NetworkingV1Api(core.api_client)
+    policy = net.create_namespaced_network_policy(ns, {"metadata": {"name": "np"}, "spec": {"podSelector": {}}})
+    assert policy.metadata.generation == 1
+    policy = net.patch_namespaced_network_policy("np", ns, {"spec": {"policyTypes": ["Ingress"]}})
+    assert policy.metadata.generation == 2
 
 
 def test_noop_update_keeps_resource_version(custom, ns):

@@ -315,7 +315,8 @@ class Api:
         self._validate(rt, obj, None, strict)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now()
-        meta["generation"] = 1
+        if rt.has_generation:
+            meta["generation"] = 1
         self._update_managed_fields(rt, None, obj, manager, None, applied_paths)
         if dry_run:
             return self.out(rt, obj)
@@ -578,7 +579,7 @@ class Api:
                 raise invalid(rt.kind, name, rt.group, ["metadata.finalizers: Forbidden: no new finalizers can be "
                                                         "added if the object is being deleted"])
         self._validate(rt, new, old, strict)
-        if _generation_view(new) != _generation_view(old):
+        if rt.has_generation and _generation_view(new) != _generation_view(old):
             meta["generation"] = int(old_meta.get("generation") or 1) + 1
         self._update_managed_fields(rt, old, new, manager, subresource, applied_paths)
         if not meta.get("managedFields"):

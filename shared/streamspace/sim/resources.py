@@ -36,9 +36,24 @@ class ResourceType:
         return f"{self.plural}.{self.group}" if self.group else self.plural
 
     @property
+    def has_generation(self) -> bool:
+        """Only kinds whose registry strategy sets metadata.generation have one (PrepareForCreate's
+        `Generation = 1` in pkg/registry/apps/deployment, networking/ingress, networkpolicy, ingressclass,
+        policy/poddisruptionbudget, apiextensions; custom resources always): not ConfigMaps, Services,
+        Pods (before 1.33's pod generation), PVCs, Namespaces, Nodes, RBAC or Events."""
+        return self.is_crd or self.store_key in GENERATION_KINDS
+
+    @property
     def store_key(self) -> tuple[str, str]:
         # Objects are shared across versions of one group/resource (no conversion is simulated).
         return (self.group, self.plural)
+
+
+GENERATION_KINDS = frozenset({
+    ("apps", "deployments"), ("networking.k8s.io", "ingresses"), ("networking.k8s.io", "networkpolicies"),
+    ("networking.k8s.io", "ingressclasses"), ("policy", "poddisruptionbudgets"),
+    (CRD_GROUP, "customresourcedefinitions"),
+})
 
 
 def _b(group: str, version: str, plural: str, kind: str, namespaced: bool = True, short: tuple[str, ...] = (),
