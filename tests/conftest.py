@@ -271,14 +271,19 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
 
     Each function calls it as its own ServiceAccount (the kustomize tree's Roles and bindings are
     enforced); the test itself, calling `kube` or the official client directly, is the administrator.
+    The tests run Sessions in the control plane's namespace (SESSIONS_NAMESPACE unset), so the sessions
+    Roles are granted there, as the chart renders them with `sessions.namespace` set to the release's;
+    tests/shipping/test_rbac_enforced.py runs the split trees as rendered.
     """
     from streamspace import kube
+    from streamspace.config import settings
     from streamspace.local.identities import serve_as_functions
     from streamspace.sim import SimCluster
 
     cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0)
     cluster.start()
-    kubeconfig = serve_as_functions(cluster, tmp_path_factory.mktemp("kube") / "config")
+    kubeconfig = serve_as_functions(cluster, tmp_path_factory.mktemp("kube") / "config",
+                                    sessions_namespace=settings().sessions_namespace)
     previous = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(kubeconfig)
     kube.reset_client()

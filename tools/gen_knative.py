@@ -1,6 +1,6 @@
 """Generate the kustomize base's Knative Services and RBAC from the Helm chart (one source of truth).
 
-    python tools/gen_knative.py          # rewrite knative/serving/, knative/rbac/ and the routing
+    python tools/gen_knative.py          # rewrite knative/serving/, knative/rbac/, knative/sessions/ and the routing
     python tools/gen_knative.py --check  # exit 1 when they are out of date (the tests run this)
 
 It renders knative/chart with its default values (namespace streamspace) through `helm template`,
@@ -46,11 +46,13 @@ def render(template: str) -> list[dict[str, Any]]:
 
 
 def clean(doc: dict[str, Any]) -> dict[str, Any]:
-    meta = doc["metadata"]
-    meta.pop("namespace", None)
-    labels = meta.get("labels", {})
+    doc["metadata"].pop("namespace", None)
+    return strip_helm_labels(doc)
+
+
+def strip_helm_labels(doc: dict[str, Any]) -> dict[str, Any]:
     for key in HELM_LABELS:
-        labels.pop(key, None)
+        doc["metadata"].get("labels", {}).pop(key, None)
     return doc
 
 
@@ -67,18 +69,21 @@ def wanted() -> dict[Path, str]:
     files[ROOT / "knative" / "serving" / "kustomization.yaml"] = HEADER + yaml.safe_dump(
         {"apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
          "resources": ["streamspace-config.configmap.yaml", *names]}, sort_keys=False)
-    rbac = [clean(d) for d in render("templates/rbac.yaml")]
-    files[ROOT / "knative" / "rbac" / "rbac.yaml"] = dump(rbac)
+    # The Roles in the sessions namespace keep their namespace: knative/sessions has no namespace override.
+    rbac = render("templates/rbac.yaml")
+    files[ROOT / "knative" / "rbac" / "rbac.yaml"] = dump(
+        [clean(d) for d in rbac if d["metadata"].get("namespace") in (None, "streamspace")])
+    sessions = [d for d in rbac if d["metadata"].get("namespace") not in (None, "streamspace")]
+    files[ROOT / "knative" / "sessions" / "rbac.yaml"] = dump([strip_helm_labels(d) for d in sessions])
+    files[ROOT / "knative" / "sessions" / "namespace.yaml"] = dump(
+        [strip_helm_labels(d) for d in render("templates/sessions-namespace.yaml")])
     routing = render("templates/httproute.yaml")
     route = [clean(d) for d in routing if d["kind"] != "ReferenceGrant"]
     for doc in route:
         doc["spec"].pop("hostnames", None)  # any host: set yours with a kustomize patch
     files[ROOT / "knative" / "routing" / "httproute.yaml"] = dump(route)
     # The grant lives in the networking layer's namespace: its own kustomization, no namespace override.
-    grants = [d for d in routing if d["kind"] == "ReferenceGrant"]
-    for grant in grants:
-        for key in HELM_LABELS:
-            grant["metadata"].get("labels", {}).pop(key, None)
+    grants = [strip_helm_labels(d) for d in routing if d["kind"] == "ReferenceGrant"]
     files[ROOT / "knative" / "routing-grant" / "reference-grant.yaml"] = dump(grants)
     return files
 

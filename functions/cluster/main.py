@@ -30,7 +30,7 @@ def _page(req: Request, plural: str, items: list[dict[str, Any]]) -> dict[str, A
 
 
 def _namespace(req: Request) -> str | None:
-    """The StreamSpace namespace unless the caller names one (`?namespace=`) or asks for all (`?allNamespaces=true`)."""
+    """The sessions namespace unless the caller names one (`?namespace=`) or asks for all (`?allNamespaces=true`)."""
     namespace = req.query("namespace")
     every = req.query_bool("allNamespaces")
     if every and namespace is not None:
@@ -39,7 +39,7 @@ def _namespace(req: Request) -> str | None:
         return None
     if namespace is not None:
         return cluster_admin.validate_dns_label(namespace, "namespace")
-    return api.settings.namespace
+    return api.settings.sessions_namespace
 
 
 # -- /api/v1/admin/nodes -------------------------------------------------------------------------------
@@ -137,7 +137,7 @@ def _view(plural: str) -> None:
         return _page(req, plural, cluster_admin.list_view(plural, namespace))
 
     query = ("limit", "offset") if plural == "namespaces" else ("namespace", "allNamespaces", "limit", "offset")
-    scope = "" if plural == "namespaces" else " in the StreamSpace namespace (or ?namespace=, ?allNamespaces=true)"
+    scope = "" if plural == "namespaces" else " in the sessions namespace (or ?namespace=, ?allNamespaces=true)"
     api.get(f"{CLUSTER}/{plural}", access=ADMIN, summary=f"{plural.title()}{scope}", query=query)(handler)
 
 

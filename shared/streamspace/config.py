@@ -33,7 +33,10 @@ class Settings:
     api_port: int
     api_host: str
     data_dir: Path
-    namespace: str
+    namespace: str  # the control plane's: the functions, their Secret, broker and sources
+    # Where Sessions and Templates live with every object a Session owns (pods, claims, Services,
+    # Ingresses, NetworkPolicies): ownerReferences never cross namespaces. Defaults to `namespace`.
+    sessions_namespace: str
     ingress_domain: str
     ingress_class: str
     ingress_controller: str  # traefik | nginx: which forward-auth headers to read, which annotations to write
@@ -298,6 +301,14 @@ def _dev_secret(data_dir: Path, name: str) -> str:
         return path.read_text().strip()
 
 
+def _namespace(env: Mapping[str, str], name: str, default: str) -> str:
+    value = env.get(name, "").strip() or default
+    if len(value) > 63 or not all(c.islower() or c.isdigit() or c == "-" for c in value) \
+            or value.startswith("-") or value.endswith("-"):
+        raise ConfigError(f"{name}: expected a DNS label (a namespace name), got {value!r}")
+    return value
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
     app_env = _choice(env, "STREAMSPACE_ENV", "development", ("development", "production"))
@@ -315,9 +326,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raise ConfigError("CORS_ALLOWED_ORIGINS: list the allowed origins explicitly; '*' is refused")
     admin_username = env.get("ADMIN_USERNAME", "admin").strip() or "admin"
     oidc = _oidc(env, production, admin_username)
-    namespace = env.get("STREAMSPACE_NAMESPACE", "streamspace").strip()
-    if not namespace or len(namespace) > 63 or not all(c.isalnum() or c == "-" for c in namespace):
-        raise ConfigError(f"STREAMSPACE_NAMESPACE: expected a DNS label, got {namespace!r}")
+    namespace = _namespace(env, "STREAMSPACE_NAMESPACE", "streamspace")
+    sessions_namespace = _namespace(env, "SESSIONS_NAMESPACE", namespace)
     return Settings(
         env=app_env,
         database_url=database_url,
@@ -332,6 +342,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         api_host=env.get("API_HOST", "127.0.0.1").strip() or "127.0.0.1",
         data_dir=data_dir,
         namespace=namespace,
+        sessions_namespace=sessions_namespace,
         ingress_domain=env.get("INGRESS_DOMAIN", "").strip(),
         ingress_class=env.get("INGRESS_CLASS", "").strip(),
         ingress_controller=_choice(env, "INGRESS_CONTROLLER", "traefik", INGRESS_CONTROLLERS),

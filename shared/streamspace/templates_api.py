@@ -47,10 +47,10 @@ def _all_templates() -> list[dict[str, Any]]:
     from streamspace import kube
     from streamspace.domain.templates import template_to_api
 
-    watched = kube.watched_list("Template", settings().namespace)
+    watched = kube.watched_list("Template", settings().sessions_namespace)
     snapshot = watched.snapshot()
     if snapshot is None:
-        items = [template_to_api(obj) for obj in kube.list_objects("Template", settings().namespace)]
+        items = [template_to_api(obj) for obj in kube.list_objects("Template", settings().sessions_namespace)]
         return sorted(items, key=lambda t: t["name"] or "")
     generation, objects = snapshot
     done = _converted
@@ -62,14 +62,14 @@ def _all_templates() -> list[dict[str, Any]]:
 
 
 def get_template(name: str) -> dict[str, Any]:
-    obj = kube.get("Template", name, settings().namespace) if _plausible_name(name) else None
+    obj = kube.get("Template", name, settings().sessions_namespace) if _plausible_name(name) else None
     if obj is None:
         raise NotFound(f"template {name!r} not found")
     return template_to_api(obj)
 
 
 def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
-    manifest = template_from_api(body, None, settings().namespace)
+    manifest = template_from_api(body, None, settings().sessions_namespace)
     name = manifest["metadata"]["name"]
     try:
         created = kube.create(manifest)
@@ -85,7 +85,7 @@ def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = 
 def update_template(name: str, patch: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
     """Partial update (merge-patch semantics on the REST fields). The object is replaced under its
     resourceVersion, so an update racing another answers 409 instead of losing either."""
-    namespace = settings().namespace
+    namespace = settings().sessions_namespace
     current = kube.get("Template", name, namespace) if _plausible_name(name) else None
     if current is None:
         raise NotFound(f"template {name!r} not found")
@@ -105,7 +105,7 @@ def update_template(name: str, patch: Mapping[str, Any], actor: Principal, clien
 
 
 def delete_template(name: str, actor: Principal, client_ip: str = "") -> dict[str, Any]:
-    if not _plausible_name(name) or not kube.delete("Template", name, settings().namespace):
+    if not _plausible_name(name) or not kube.delete("Template", name, settings().sessions_namespace):
         raise NotFound(f"template {name!r} not found")
     _audit(actor, "template.delete", name, client_ip)
     return {"message": f"template {name} deleted"}

@@ -187,6 +187,8 @@ BAD_TEMPLATES = {
         "spec.volumeMounts[0].mountPath",
     ),
     "javascript icon": (template(icon="javascript:alert(1)"), "spec.icon"),
+    "root user": (template(runAsUser=0), "spec.runAsUser"),
+    "group without user": (template(runAsGroup=1000), "spec.runAsGroup"),
 }
 
 

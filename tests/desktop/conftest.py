@@ -15,7 +15,7 @@ import requests
 
 from tests.conftest import environment, make_user
 
-NS = "streamspace"
+NS = "streamspace-sessions"  # where `make run` puts Sessions (knative/sessions), apart from the control plane
 
 
 def eventually(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
@@ -35,12 +35,15 @@ def stack(db_url: str) -> Iterator[Any]:
     from tests.reconcile.reconcile_helpers import template_manifest
 
     # The stack points these at its own simulated cluster and event broker: give them back after.
-    kept = {name: os.environ.get(name) for name in ("KUBECONFIG", "K_SINK", "DATABASE_URL")}
+    kept = {name: os.environ.get(name) for name in ("KUBECONFIG", "K_SINK", "DATABASE_URL", "SESSIONS_NAMESPACE")}
     with environment(**kept):
         running = LocalStack(api_port=0, cluster="sim", kubelet_delay=0.0, schedule=False,
                              announce=lambda _line: None).start()
         try:
-            kube.create(template_manifest("firefox"))
+            assert os.environ["SESSIONS_NAMESPACE"] == NS
+            template = template_manifest("firefox")
+            template["metadata"]["namespace"] = NS
+            kube.create(template)
             yield running
         finally:
             running.stop()

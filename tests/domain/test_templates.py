@@ -87,6 +87,10 @@ def test_no_stream_port_is_invalid():
         (minimal_spec(kasmvnc={"enabled": True}), "spec.kasmvnc"),
         (minimal_spec(colour="blue"), "spec.colour"),
         (minimal_spec(tags="a,b"), "spec.tags"),
+        (minimal_spec(runAsUser=0), "spec.runAsUser"),
+        (minimal_spec(runAsUser="1000"), "spec.runAsUser"),
+        (minimal_spec(runAsUser=1000, runAsGroup=-1), "spec.runAsGroup"),
+        (minimal_spec(runAsGroup=1000), "spec.runAsGroup"),
     ],
 )
 def test_invalid_specs_name_the_field(spec, field):
@@ -360,3 +364,10 @@ def test_merge_template_patch_on_legacy_object():
     obj = stored({"displayName": "X", "baseImage": "x", "kasmvnc": {"enabled": True, "port": 3000}})
     spec = merge_template_patch(obj, {"vnc": {"port": 6901}})["spec"]
     assert "kasmvnc" not in spec and spec["vnc"]["port"] == 6901
+
+
+def test_a_template_opting_into_non_root_keeps_its_user_and_group():
+    spec = parse_template_spec(minimal_spec(runAsUser=1000, runAsGroup=1001))
+    assert (spec.run_as_user, spec.run_as_group) == (1000, 1001)
+    assert {k: spec.to_spec()[k] for k in ("runAsUser", "runAsGroup")} == {"runAsUser": 1000, "runAsGroup": 1001}
+    assert "runAsUser" not in parse_template_spec(minimal_spec()).to_spec()

@@ -56,6 +56,7 @@ def test_database_url_wins_when_given() -> None:
         ({"STREAMSPACE_CLUSTER": "minikube"}, "STREAMSPACE_CLUSTER"),
         ({"CATALOG_ALLOW_FILE_URLS": "maybe"}, "CATALOG_ALLOW_FILE_URLS"),
         ({"STREAMSPACE_NAMESPACE": "Not A Label"}, "STREAMSPACE_NAMESPACE"),
+        ({"SESSIONS_NAMESPACE": "Sessions_NS"}, "SESSIONS_NAMESPACE"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:

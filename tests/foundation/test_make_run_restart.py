@@ -15,6 +15,9 @@ import yaml
 
 from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, free_port, wait_for
 
+# `make run` places Sessions where the kustomize tree does, apart from the control plane (knative/sessions).
+SESSIONS_NAMESPACE = "streamspace-sessions"
+
 
 def _cluster(data_dir: Path) -> Any:
     from kubernetes import client, config
@@ -29,14 +32,15 @@ def _owned(data_dir: Path, session: str) -> dict[str, Any]:
     with _cluster(data_dir) as api:
         core, apps, custom = client.CoreV1Api(api), client.AppsV1Api(api), client.CustomObjectsApi(api)
         selector = f"stream.space/session={session}"
-        obj = custom.get_namespaced_custom_object("stream.space", "v1alpha1", "streamspace", "sessions", session)
+        obj = custom.get_namespaced_custom_object("stream.space", "v1alpha1", SESSIONS_NAMESPACE, "sessions",
+                                                  session)
         return {
             "deployments": sorted(d.metadata.uid for d in
-                                  apps.list_namespaced_deployment("streamspace", label_selector=selector).items),
+                                  apps.list_namespaced_deployment(SESSIONS_NAMESPACE, label_selector=selector).items),
             "services": sorted(s.metadata.uid for s in
-                               core.list_namespaced_service("streamspace", label_selector=selector).items),
+                               core.list_namespaced_service(SESSIONS_NAMESPACE, label_selector=selector).items),
             "pods": sorted(p.metadata.name for p in
-                           core.list_namespaced_pod("streamspace", label_selector=selector).items),
+                           core.list_namespaced_pod(SESSIONS_NAMESPACE, label_selector=selector).items),
             "session_uid": obj["metadata"]["uid"],
             "session_rv": int(obj["metadata"]["resourceVersion"]),
         }

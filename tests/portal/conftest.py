@@ -37,8 +37,8 @@ def stack(db_url: str) -> Iterator[Any]:
     from streamspace.local.runner import LocalStack
     from tests.conftest import environment
 
-    # LocalStack points DATABASE_URL, KUBECONFIG and K_SINK at what it started: put them back after.
-    kept = {key: os.environ.get(key) for key in ("DATABASE_URL", "KUBECONFIG", "K_SINK")}
+    # LocalStack points DATABASE_URL, KUBECONFIG, K_SINK and SESSIONS_NAMESPACE at what it started: put them back after.
+    kept = {key: os.environ.get(key) for key in ("DATABASE_URL", "KUBECONFIG", "K_SINK", "SESSIONS_NAMESPACE")}
     with environment(CATALOG_ALLOW_FILE_URLS="true", **kept):  # the test repositories are local git folders
         local = LocalStack(cluster="sim", kubelet_delay=0.3, announce=lambda line: None).start()
         yield local

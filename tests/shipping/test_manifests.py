@@ -66,9 +66,12 @@ def test_kustomize_builds_and_validates(overlay: str, kubectl: str, tools: Path,
     docs = kustomize(kubectl, ROOT / overlay)
     assert len(docs) > 30
     assert validate_all(tools, docs, tmp_path) == []
-    # Everything in streamspace but the grant that lets the route reach Knative's internal gateway.
+    # Everything in streamspace but the grant that lets the route reach Knative's internal gateway and,
+    # in the sessions namespace, the functions' Roles and the ticket redeem's Service.
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] not in ("Namespace", "ReferenceGrant")} \
-        <= {"streamspace", None}
+        <= {"streamspace", "streamspace-sessions", None}
+    assert {d["kind"] for d in docs if d["metadata"].get("namespace") == "streamspace-sessions"} \
+        == {"Role", "RoleBinding", "Service"}
 
 
 @pytest.mark.parametrize("variant", sorted(HELM_VARIANTS))

@@ -32,8 +32,8 @@ def enforced_level(docs: list[dict[str, Any]], namespace: str) -> str:
     return str(level)
 
 
-def session_pod(sample: Path, namespace: str) -> dict[str, Any]:
-    template = parse_template_spec(yaml.safe_load(sample.read_text())["spec"])
+def session_pod(sample: Path, namespace: str, **opt_in: Any) -> dict[str, Any]:
+    template = parse_template_spec({**yaml.safe_load(sample.read_text())["spec"], **opt_in})
     session = {"apiVersion": "stream.space/v1alpha1", "kind": "Session",
                "metadata": {"name": "s1", "namespace": namespace, "uid": "u-1", "generation": 1},
                "spec": {"user": "alice", "template": sample.stem, "state": "running"}}
@@ -42,21 +42,49 @@ def session_pod(sample: Path, namespace: str) -> dict[str, Any]:
                    if kind == "secretKeyRef")
     objects = desired_objects(session, template, ReconcileConfig(env_secrets=marked))
     deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert {o["metadata"]["namespace"] for o in objects} == {namespace}, "a Session's objects live with it"
     return dict(deployment["spec"]["template"])
 
 
-def config_namespace(docs: list[dict[str, Any]], default: str) -> str:
+def configured(docs: list[dict[str, Any]], setting: str) -> str:
     maps = [d for d in docs if d.get("kind") == "ConfigMap" and d["metadata"]["name"] == "streamspace-config"]
-    return str((maps[0].get("data") or {}).get("STREAMSPACE_NAMESPACE") or default) if maps else default
+    assert len(maps) == 1
+    return str(maps[0]["data"][setting])
+
+
+@pytest.mark.parametrize("tree", ["kustomize", "chart"])
+def test_sessions_run_apart_from_the_control_plane(tree: str, trees: dict) -> None:
+    """The control plane's namespace enforces restricted, the sessions namespace baseline (and warns and
+    audits restricted); the functions' Roles are in the sessions namespace, bound to their accounts."""
+    docs = trees[tree]
+    control, sessions = configured(docs, "STREAMSPACE_NAMESPACE"), configured(docs, "SESSIONS_NAMESPACE")
+    assert control != sessions
+    # The chart cannot label the release namespace it is installed into (docs/deploy.md labels it).
+    assert enforced_level(trees["kustomize"], "streamspace") == "restricted"
+    assert enforced_level(docs, sessions) == "baseline"
+    labels = next(d for d in docs if d.get("kind") == "Namespace" and d["metadata"]["name"] == sessions)["metadata"]
+    assert labels["labels"]["pod-security.kubernetes.io/warn"] == "restricted"
+    roles = [d for d in docs if d.get("kind") in ("Role", "RoleBinding")]
+    assert {d["metadata"].get("namespace", control) for d in roles
+            if d["metadata"]["name"] != "streamspace-apiserversource-events"} == {sessions}
+    for binding in (d for d in roles if d["kind"] == "RoleBinding"):
+        assert all(s["namespace"] == control for s in binding["subjects"]), binding["metadata"]["name"]
+    pods = [d for d in docs if d.get("kind") in ("StatefulSet", "Job")
+            or (d.get("kind") == "Service" and str(d.get("apiVersion")).startswith("serving.knative.dev/"))]
+    assert pods and all(d["metadata"].get("namespace", control) == control for d in pods)
+    # Session Ingresses send the ticket redeem to a Service of their own namespace.
+    redeem = [d for d in docs if d.get("kind") == "Service" and d["metadata"]["name"] == "auth-check-redeem"
+              and d["metadata"].get("namespace") == sessions]
+    assert redeem and redeem[0]["spec"]["externalName"] == f"auth-check-redeem.{control}.svc.cluster.local"
 
 
 @pytest.mark.parametrize("tree", ["kustomize", "chart"])
 @pytest.mark.parametrize("sample", SAMPLES, ids=[s.stem for s in SAMPLES])
 def test_session_pods_pass_their_namespaces_level(tree: str, sample: Path, trees: dict) -> None:
     docs = trees[tree]
-    namespace = config_namespace(docs, "streamspace")
-    level = enforced_level(trees["kustomize"] if tree == "chart" else docs, namespace)
-    assert level in ("baseline", "restricted")
+    namespace = configured(docs, "SESSIONS_NAMESPACE")
+    level = enforced_level(docs, namespace)
+    assert level == "baseline"
     pod = session_pod(sample, namespace)
     assert violations(pod["spec"], level, pod.get("metadata")) == []
     spec = pod["spec"]
@@ -67,11 +95,23 @@ def test_session_pods_pass_their_namespaces_level(tree: str, sample: Path, trees
     assert context["allowPrivilegeEscalation"] is False and context["capabilities"]["drop"] == ["ALL"]
 
 
+@pytest.mark.parametrize("sample", SAMPLES, ids=[s.stem for s in SAMPLES])
+def test_templates_that_opt_into_non_root_pass_restricted(sample: Path) -> None:
+    """spec.runAsUser: the image runs as that user, so the pod passes restricted (without it, a root
+    desktop does not: test_the_checks_refuse_what_pod_security_admission_refuses)."""
+    pod = session_pod(sample, "streamspace-sessions", runAsUser=1000)
+    assert violations(pod["spec"], "restricted", pod.get("metadata")) == []
+    context = pod["spec"]["securityContext"]
+    assert context["runAsNonRoot"] is True and context["runAsUser"] == 1000 and context["fsGroup"] == 1000
+    assert "add" not in pod["spec"]["containers"][0]["securityContext"]["capabilities"]
+
+
 @pytest.mark.parametrize("tree", ["kustomize", "chart"])
 def test_control_plane_pods_pass_restricted(tree: str, trees: dict) -> None:
     pods = [(f"Service/{d['metadata']['name']}", d["spec"]["template"]) for d in trees[tree]
             if d.get("kind") == "Service" and str(d.get("apiVersion")).startswith("serving.knative.dev/")]
-    pods += [(f"Job/{d['metadata']['name']}", d["spec"]["template"]) for d in trees[tree] if d.get("kind") == "Job"]
+    pods += [(f"{d['kind']}/{d['metadata']['name']}", d["spec"]["template"]) for d in trees[tree]
+             if d.get("kind") in ("Job", "StatefulSet")]
     assert len(pods) > 15
     for name, template in pods:
         assert violations(template["spec"], "restricted", template.get("metadata")) == [], name

@@ -6,7 +6,6 @@ runs OwnerReferencesPermissionEnforcement); a Role missing a verb fails here (is
 from __future__ import annotations
 
 import copy
-import os
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,11 +18,25 @@ from streamspace import kube
 from streamspace.db import execute
 from streamspace.local.identities import function_accounts, serve_as_functions
 from streamspace.sim import SimCluster
-from tests.conftest import ROOT, client_for
-from tests.reconcile.reconcile_helpers import NS, deliver, live, ping, session_manifest, template_manifest
+from tests.conftest import ROOT, client_for, environment
+from tests.reconcile.reconcile_helpers import deliver, ping, session_manifest, template_manifest
 from tests.shipping.conftest import helm_template, kustomize
 
 EVENT_FUNCTIONS = ("session-reconcile", "template-reconcile", "idle-sweep", "resync", "catalog-sync")
+# Both trees run sessions apart from the control plane (streamspace): their Roles are granted there.
+NS = "streamspace-sessions"
+
+
+def live(kind: str, name: str) -> dict[str, Any]:
+    obj = kube.get(kind, name, NS)
+    assert obj is not None, f"{kind} {name} does not exist in {NS}"
+    obj.setdefault("kind", kind)
+    return obj
+
+
+def in_sessions_namespace(manifest: dict[str, Any]) -> dict[str, Any]:
+    manifest["metadata"]["namespace"] = NS
+    return manifest
 
 
 @pytest.fixture(scope="module")
@@ -52,17 +65,13 @@ def cluster_with(docs: list[dict[str, Any]], tmp: Path) -> Iterator[SimCluster]:
     """A simulated cluster enforcing `docs`' RBAC, with each function acting as its ServiceAccount."""
     sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0)
     sim.start()
-    previous = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = serve_as_functions(sim, tmp / f"kubeconfig-{uuid.uuid4().hex[:6]}", docs)
+    kubeconfig = serve_as_functions(sim, tmp / f"kubeconfig-{uuid.uuid4().hex[:6]}", docs)
     kube.reset_client()
     try:
-        yield sim
+        with environment(KUBECONFIG=kubeconfig, SESSIONS_NAMESPACE=NS):
+            yield sim
     finally:
         kube.reset_client()
-        if previous is None:
-            os.environ.pop("KUBECONFIG", None)
-        else:
-            os.environ["KUBECONFIG"] = previous
         sim.stop()
 
 
@@ -92,7 +101,7 @@ def without_verb(docs: list[dict[str, Any]], role: str, resource: str, verb: str
 
 
 def install_template(event_url: Callable[[str], str], name: str) -> None:
-    template = kube.create(template_manifest(name))
+    template = kube.create(in_sessions_namespace(template_manifest(name)))
     template.setdefault("kind", "Template")
     assert deliver(event_url("template-reconcile"), "add", template) == 200
 
@@ -101,7 +110,7 @@ def install_template(event_url: Callable[[str], str], name: str) -> None:
 def test_every_function_works_as_its_own_service_account(tree: str, trees: dict, api: str, event_url: Callable,
                                                           tmp_path: Path) -> None:
     docs = trees[tree]
-    accounts = function_accounts(docs, NS)
+    accounts = function_accounts(docs, "streamspace")
     assert set(accounts) == {p.parent.name for p in (ROOT / "functions").glob("*/main.py")}
     assert len({a for a in accounts.values() if a is not None}) == len([a for a in accounts.values() if a]), \
         "two functions share a ServiceAccount"
@@ -163,7 +172,7 @@ def test_the_reconciler_without_sessions_finalizers_cannot_own_objects(tree: str
     docs = without_verb(trees[tree], "streamspace-session-reconcile", "sessions/finalizers", "update")
     with cluster_with(docs, tmp_path) as sim:
         install_template(event_url, "firefox")
-        session = kube.create(session_manifest(f"nofin-{tree}"))
+        session = kube.create(in_sessions_namespace(session_manifest(f"nofin-{tree}")))
         session.setdefault("kind", "Session")
         # A refusal is permanent for the reconciler: the Session fails with the API server's reason.
         assert deliver(event_url("session-reconcile"), "add", session) == 200

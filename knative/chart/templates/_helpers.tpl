@@ -24,3 +24,9 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "streamspace.secretName" -}}
 {{- .Values.secrets.existingSecret | default "streamspace-secrets" -}}
 {{- end -}}
+
+{{/* Where Sessions, Templates and the session pods live (Pod Security baseline): sessions.namespace,
+     else "<release namespace>-sessions". */}}
+{{- define "streamspace.sessionsNamespace" -}}
+{{- .Values.sessions.namespace | default (printf "%s-sessions" .Release.Namespace) -}}
+{{- end -}}

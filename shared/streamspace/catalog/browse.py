@@ -124,7 +124,7 @@ def install_template(template_id: str, caller: Principal, client_ip: str) -> dic
     row = get_template(template_id)
     manifest = normalise_template_manifest(row["manifest"])  # today's rules, even for an old sync
     metadata = manifest["metadata"]
-    metadata["namespace"] = settings().namespace
+    metadata["namespace"] = settings().sessions_namespace
     labels = dict(metadata.get("labels") or {})
     labels[CATALOG_LABEL] = "true"
     labels["app.kubernetes.io/managed-by"] = "streamspace"

@@ -136,7 +136,7 @@ def redeem(ticket: str | None, session: str, domain: str, client_ip: str = "") -
         if row is None:
             reason: str | None = "unknown or used"
         else:
-            reason = _refusal_reason(row, session, cfg.namespace, domain)
+            reason = _refusal_reason(row, session, cfg.sessions_namespace, domain)
             actor = Principal(row["user_id"], row["username"], row["role"], (), row["family_id"])
             if reason is None:
                 store.add_grant(conn, digest(grant), row["user_id"], row["family_id"], row["session_namespace"],
@@ -157,7 +157,7 @@ def ticket_pending(ticket: str | None, session: str) -> bool:
     from streamspace.desktop import store
 
     presented = _presented(ticket)
-    return presented is not None and store.ticket_is_live(digest(presented), settings().namespace, session)
+    return presented is not None and store.ticket_is_live(digest(presented), settings().sessions_namespace, session)
 
 
 def admit(cookie: str | None, session: str, domain: str) -> Admitted:
@@ -169,7 +169,7 @@ def admit(cookie: str | None, session: str, domain: str) -> Admitted:
     if presented is None:
         raise Unauthenticated("open this desktop from StreamSpace to reach it", error="missing credential",
                               scheme=None)
-    row = store.grant_for_session(digest(presented), settings().namespace, session)
+    row = store.grant_for_session(digest(presented), settings().sessions_namespace, session)
     if row is None or row["ended"] or row["revoked"]:
         # No grant for THIS session (forged, copied from another session's host, logged out, ended).
         raise Unauthenticated("open this desktop from StreamSpace to reach it", error="invalid credential",

@@ -88,6 +88,8 @@ _SPEC_FIELDS = frozenset(
         "kasmvnc",
         "webapp",
         "capabilities",
+        "runAsUser",
+        "runAsGroup",
     }
 )
 # Fields of the REST Template object that are not part of the spec; accepted on input, never stored.
@@ -143,6 +145,10 @@ class TemplateSpec:
     vnc: VncSpec | None = None
     webapp: WebappSpec | None = None
     capabilities: tuple[Capability, ...] = ()
+    # The non-root user (and group) the image runs as, when the Template opts in: then the session pod
+    # passes Pod Security `restricted`. None: the image starts as root (baseline).
+    run_as_user: int | None = None
+    run_as_group: int | None = None
 
     @property
     def stream_port(self) -> int | None:
@@ -206,6 +212,10 @@ class TemplateSpec:
             spec["webapp"] = webapp
         if self.capabilities:
             spec["capabilities"] = [str(c) for c in self.capabilities]
+        if self.run_as_user is not None:
+            spec["runAsUser"] = self.run_as_user
+        if self.run_as_group is not None:
+            spec["runAsGroup"] = self.run_as_group
         return spec
 
 
@@ -286,6 +296,16 @@ class _Reader:
     def port(self, value: object, field: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
             self.fail(field, f"expected a port number 1-65535, got {_describe(value)}")
+            return None
+        return value
+
+    def id_number(self, value: object, field: str, minimum: int) -> int | None:
+        """A user or group id (Kubernetes: int64 up to 2^31-1 for these)."""
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= 2147483647:
+            self.fail(field, f"expected an id {minimum}-2147483647, got {_describe(value)}"
+                      + (" (0 is root: leave it unset instead)" if value == 0 and minimum else ""))
             return None
         return value
 
@@ -586,7 +606,11 @@ def _read_template_spec(r: _Reader, spec: object, field: str) -> TemplateSpec | 
         vnc=_read_vnc(r, spec, field),
         webapp=_read_webapp(r, spec.get("webapp"), at("webapp")),
         capabilities=capabilities,
+        run_as_user=r.id_number(spec.get("runAsUser"), at("runAsUser"), 1),
+        run_as_group=r.id_number(spec.get("runAsGroup"), at("runAsGroup"), 0),
     )
+    if template.run_as_group is not None and template.run_as_user is None:
+        r.fail(at("runAsGroup"), "needs runAsUser: set the non-root user the image runs as (for example 1000)")
     if template.stream_port is None:
         r.fail(field or "spec", "no stream port: enable vnc, set webapp.port, or list at least one port")
     if len(template.tags) > LIST_MAX_ITEMS:
@@ -737,6 +761,8 @@ def template_to_api(obj: Mapping[str, Any]) -> dict[str, Any]:
         "webapp": copy.deepcopy(spec.get("webapp")),
         "volumeMounts": copy.deepcopy(list(spec.get("volumeMounts") or [])),
         "capabilities": [c for c in spec.get("capabilities") or [] if c in KNOWN_CAPABILITIES],
+        "runAsUser": spec.get("runAsUser"),
+        "runAsGroup": spec.get("runAsGroup"),
         # An applied object may still carry the earlier StreamSpace's free-form capabilities: shown as tags.
         "tags": list(dict.fromkeys([*(spec.get("tags") or []),
                                     *(c for c in spec.get("capabilities") or [] if c not in KNOWN_CAPABILITIES)])),

@@ -57,7 +57,8 @@ class Gateway:
         from streamspace.local.ingress import SessionIngress
 
         apps = {info.name: load_function_app(info.name) for info in discover() if info.kind == "http"}
-        ingress = SessionIngress(apps["auth-check"], desktops, settings().namespace) if desktops is not None else None
+        ingress = (SessionIngress(apps["auth-check"], desktops, settings().sessions_namespace)
+                   if desktops is not None else None)
         return cls(apps, ingress)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -20,9 +20,12 @@ ROOT = Path(__file__).resolve().parents[3]
 KNATIVE = ROOT / "knative"
 
 
-def knative_documents(namespace: str = "streamspace") -> list[dict[str, Any]]:
-    """The Knative Services and the RBAC of the kustomize tree (knative/serving, knative/rbac) with their
-    namespace set as kustomize sets it; the plain files, so `make run` needs no kubectl."""
+def knative_documents(namespace: str = "streamspace", sessions_namespace: str | None = None) -> list[dict[str, Any]]:
+    """The Knative Services and the RBAC of the kustomize tree (knative/serving, knative/rbac, knative/sessions)
+    with their namespace set as kustomize sets it; the plain files, so `make run` needs no kubectl.
+
+    The Roles of knative/sessions are granted in `sessions_namespace` when given (as the chart renders them
+    for `sessions.namespace`, e.g. the control plane's own namespace), else in the one they name."""
     docs: list[dict[str, Any]] = []
     for path in [*sorted((KNATIVE / "serving").glob("*.yaml")), KNATIVE / "rbac" / "rbac.yaml"]:
         for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
@@ -31,7 +34,19 @@ def knative_documents(namespace: str = "streamspace") -> list[dict[str, Any]]:
                 if doc["kind"] not in ("ClusterRole", "ClusterRoleBinding"):
                     doc["metadata"].setdefault("namespace", namespace)
                 docs.append(doc)
+    for doc in yaml.safe_load_all((KNATIVE / "sessions" / "rbac.yaml").read_text(encoding="utf-8")):
+        if isinstance(doc, dict):
+            if sessions_namespace:
+                doc["metadata"]["namespace"] = sessions_namespace
+            docs.append(doc)
     return docs
+
+
+def deployed_setting(name: str) -> str | None:
+    """A setting as the kustomize tree deploys it (knative/serving/streamspace-config.configmap.yaml)."""
+    config = yaml.safe_load((KNATIVE / "serving" / "streamspace-config.configmap.yaml").read_text(encoding="utf-8"))
+    value = (config.get("data") or {}).get(name)
+    return None if value is None else str(value)
 
 
 def function_accounts(docs: Iterable[Mapping[str, Any]], namespace: str) -> dict[str, tuple[str, str] | None]:
@@ -59,9 +74,10 @@ def kubeconfig_identities(docs: Iterable[Mapping[str, Any]], namespace: str) -> 
 
 
 def serve_as_functions(sim: Any, kubeconfig: str | Path, docs: Iterable[Mapping[str, Any]] | None = None,
-                       namespace: str = "streamspace") -> str:
-    """Load the manifests' RBAC into the simulated cluster `sim` and write a kubeconfig whose
+                       namespace: str = "streamspace", sessions_namespace: str | None = None) -> str:
+    """Load the manifests' RBAC (by default the kustomize tree's, its sessions Roles granted in
+    `sessions_namespace` when given) into the simulated cluster `sim` and write a kubeconfig whose
     per-function contexts carry each function's ServiceAccount token; returns its path."""
-    rendered = list(docs) if docs is not None else knative_documents(namespace)
+    rendered = list(docs) if docs is not None else knative_documents(namespace, sessions_namespace)
     sim.load_rbac(rendered, namespace)
     return str(sim.write_kubeconfig(kubeconfig, namespace, kubeconfig_identities(rendered, namespace)))

@@ -80,10 +80,11 @@ def _field_matches(field: str, value: int) -> bool:
 
 
 class Relay:
-    def __init__(self, function_urls: dict[str, str], namespace: str, *, max_attempts: int = 5,
-                 backoff_seconds: float = 0.2) -> None:
+    def __init__(self, function_urls: dict[str, str], namespace: str, source_namespace: str | None = None, *,
+                 max_attempts: int = 5, backoff_seconds: float = 0.2) -> None:
         self.function_urls = function_urls
-        self.namespace = namespace
+        self.namespace = namespace  # watched, as the ApiServerSources' namespaceSelector picks it
+        self.source_namespace = source_namespace or namespace  # where the PingSources live (the control plane)
         self.max_attempts = max_attempts
         self.backoff = backoff_seconds
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
@@ -231,7 +232,7 @@ class Relay:
             self._stop.wait(1.0)
 
     def fire(self, schedule: Schedule) -> list[str]:
-        headers, body = ping_event(self.namespace, schedule.name, schedule.data, schedule.content_type)
+        headers, body = ping_event(self.source_namespace, schedule.name, schedule.data, schedule.content_type)
         return self.publish(headers, body)
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -85,14 +85,17 @@ class LocalStack:
         self.sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=self.kubelet_delay,
                               state_path=state, nodes=nodes, compaction_interval=300.0)
         self.sim.start()
-        from streamspace.local.identities import serve_as_functions
+        from streamspace.local.identities import deployed_setting, serve_as_functions
 
+        # Sessions live apart from the control plane, as deployed (knative/sessions), unless set.
+        os.environ.setdefault("SESSIONS_NAMESPACE", deployed_setting("SESSIONS_NAMESPACE") or "streamspace-sessions")
         # Every function acts as its own ServiceAccount, authorized by knative/rbac as in a cluster.
-        kubeconfig = serve_as_functions(self.sim, data_dir / "sim-kubeconfig")
+        kubeconfig = serve_as_functions(self.sim, data_dir / "sim-kubeconfig",
+                                        sessions_namespace=os.environ["SESSIONS_NAMESPACE"])
         os.environ["KUBECONFIG"] = str(kubeconfig)
         kube.reset_client()
         self.announce(f"cluster: SIMULATED Kubernetes API server (test/demo harness, not a cluster) at {self.sim.url};"
-                      f" kubectl --kubeconfig {kubeconfig} get ss")
+                      f" kubectl --kubeconfig {kubeconfig} get ss -n {os.environ['SESSIONS_NAMESPACE']}")
         self.announce(f"cluster state: {state} ({self.sim.restored} objects restored; delete the file to start empty)")
 
     def _start_functions(self) -> None:
@@ -103,7 +106,7 @@ class LocalStack:
         from streamspace.local.server import BackgroundServer, GunicornServer
 
         event_urls: dict[str, str] = {}
-        relay = Relay(event_urls, settings().namespace)
+        relay = Relay(event_urls, settings().sessions_namespace, settings().namespace)
         self.relay = relay
         broker = BackgroundServer(relay.wsgi_app).start()
         self.servers.append(broker)

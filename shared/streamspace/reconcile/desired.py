@@ -367,6 +367,18 @@ SESSION_CONTAINER_SECURITY: dict[str, Any] = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "DAC_OVERRIDE", "FOWNER", "KILL", "SETGID", "SETUID"]},
 }
+# A Template that opts into non-root (spec.runAsUser) needs none of them: its pod passes `restricted`.
+NON_ROOT_CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def _pod_security_context(template: TemplateSpec) -> dict[str, Any]:
+    context: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if template.run_as_user is not None:
+        group = template.run_as_group if template.run_as_group is not None else template.run_as_user
+        # fsGroup: the home claim (and emptyDirs) writable by that group.
+        context.update({"runAsNonRoot": True, "runAsUser": template.run_as_user, "runAsGroup": group,
+                        "fsGroup": group})
+    return context
 
 
 def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int, persistent_home: bool,
@@ -421,7 +433,8 @@ def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int
         "ports": ports,
         "resources": copy.deepcopy(dict(resources)),
         "readinessProbe": probe,
-        "securityContext": copy.deepcopy(SESSION_CONTAINER_SECURITY),
+        "securityContext": copy.deepcopy(NON_ROOT_CONTAINER_SECURITY if template.run_as_user is not None
+                                         else SESSION_CONTAINER_SECURITY),
         "volumeMounts": mounts,
     }
     if template.env:
@@ -429,7 +442,7 @@ def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int
     return {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
+        "securityContext": _pod_security_context(template),
         "containers": [container],
         "volumes": volumes,
     }

@@ -49,7 +49,7 @@ def _name(obj: dict[str, Any]) -> str:
 
 
 def run_resync(namespace: str | None = None) -> ResyncResult:
-    ns = namespace or settings().namespace
+    ns = namespace or settings().sessions_namespace
     result = ResyncResult()
 
     # Templates first: Sessions resolve them from the index.

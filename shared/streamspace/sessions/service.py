@@ -178,7 +178,7 @@ def user_sessions(user_id: str, limit: int = 100, offset: int = 0) -> dict[str, 
 
 
 def _listing(filters: dict[str, str | None], limit: int, offset: int) -> dict[str, Any]:
-    params = {**filters, "ns": settings().namespace, "limit": limit, "offset": offset, "window": heartbeat_window()}
+    params = {**filters, "ns": settings().sessions_namespace, "limit": limit, "offset": offset, "window": heartbeat_window()}
     page_sql, count_sql = _list_sql(frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None))
     rows = fetch_all(page_sql, params)
     if rows:
@@ -191,7 +191,7 @@ def _listing(filters: dict[str, str | None], limit: int, offset: int) -> dict[st
 
 
 def _row(name: str) -> dict[str, Any] | None:
-    return fetch_one(_ROW_SQL, {"ns": settings().namespace, "name": name, "window": heartbeat_window()})
+    return fetch_one(_ROW_SQL, {"ns": settings().sessions_namespace, "name": name, "window": heartbeat_window()})
 
 
 def _owned(caller: Principal, name: str) -> dict[str, Any]:
@@ -206,7 +206,7 @@ def _owned(caller: Principal, name: str) -> dict[str, Any]:
         if not caller.may_access(row["user_id"]):
             raise _not_found(name)
         return row
-    obj = kube.get("Session", name, settings().namespace)
+    obj = kube.get("Session", name, settings().sessions_namespace)
     if obj is None:
         raise _not_found(name)
     owner = (obj.get("spec") or {}).get("user")
@@ -228,7 +228,7 @@ def _with_index_status(api: dict[str, Any], row: Mapping[str, Any]) -> dict[str,
 
 def get_session(caller: Principal, name: str) -> dict[str, Any]:
     row = _owned(caller, name)
-    obj = kube.get("Session", name, settings().namespace)
+    obj = kube.get("Session", name, settings().sessions_namespace)
     if obj is None:
         raise _not_found(name)
     return _with_index_status(session_to_api(obj, int(row["active_connections"])), row)
@@ -255,7 +255,7 @@ def _owner(caller: Principal, user: object) -> tuple[str, str]:
 def _usable_template(name: object) -> dict[str, Any]:
     if not isinstance(name, str) or not is_dns_label(name):
         raise ValidationError("template", f"expected a Template name (a DNS-1123 label), got {name!r}")
-    template = kube.get("Template", name, settings().namespace)
+    template = kube.get("Template", name, settings().sessions_namespace)
     if template is None:
         raise ValidationError("template", f"unknown template {name!r}; GET /api/v1/templates lists the templates")
     status = template.get("status") or {}
@@ -316,7 +316,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
         raise ValidationError("persistentHome", f"expected true or false, got {persistent_home!r}")
     tags = parse_tags(body.get("tags"))
     home_size = parse_memory(config[STORAGE_DEFAULT_SIZE], STORAGE_DEFAULT_SIZE)
-    namespace = settings().namespace
+    namespace = settings().sessions_namespace
 
     manifest: dict[str, Any] | None = None
     for _ in range(_NAME_ATTEMPTS):
@@ -415,7 +415,7 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
     if tags is not None:
         spec["tags"] = tags
 
-    namespace = settings().namespace
+    namespace = settings().sessions_namespace
     row = _owned(caller, name)
     obj, previous = _patch_spec(name, namespace, spec, row["state"])
     waking = state == "running" and previous == "hibernated"
@@ -476,7 +476,7 @@ def delete_session(caller: Principal, name: str, client_ip: str = "") -> dict[st
     """Delete the Session (its owned objects go with it by ownerReference) and its index row,
     which releases its quota."""
     _owned(caller, name)
-    namespace = settings().namespace
+    namespace = settings().sessions_namespace
     kube.delete("Session", name, namespace)
     with transaction() as conn:
         index.remove(conn, namespace, name)
@@ -502,7 +502,7 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
     opens the desktop in a browser: a single-use ticket on the session's own host
     (streamspace.desktop.access)."""
     row = _owned(caller, name)
-    namespace = settings().namespace
+    namespace = settings().sessions_namespace
     obj = kube.get("Session", name, namespace)
     if obj is None:
         raise _not_found(name)
@@ -581,7 +581,7 @@ def heartbeat(claimant: Claimant, name: str, connection_id: str | None) -> tuple
     Returns the caller as it stands and the answer; 401/403 for a caller who may not act (nothing
     written), 404 for an unknown, expired or someone else's connection."""
     cid = _connection_id(connection_id)
-    row = fetch_one(_HEARTBEAT_SQL, {**claimant.params, "ns": settings().namespace, "name": name, "cid": cid,
+    row = fetch_one(_HEARTBEAT_SQL, {**claimant.params, "ns": settings().sessions_namespace, "name": name, "cid": cid,
                                      "window": heartbeat_window(), "resolution": ACTIVITY_RESOLUTION_SECONDS})
     caller = claimant.standing(row)
     if row is None:  # standing() refused a caller without a row
@@ -609,7 +609,7 @@ _DISCONNECT_SQL = (
 
 def disconnect(caller: Principal, name: str, connection_id: str | None) -> dict[str, Any]:
     cid = _connection_id(connection_id)
-    row = fetch_one(_DISCONNECT_SQL, {"ns": settings().namespace, "name": name, "admin": caller.is_admin,
+    row = fetch_one(_DISCONNECT_SQL, {"ns": settings().sessions_namespace, "name": name, "admin": caller.is_admin,
                                       "uid": caller.user_id, "cid": cid, "window": heartbeat_window()})
     if not row or not row["found"]:
         raise _not_found(name)
@@ -626,7 +626,7 @@ def list_connections(caller: Principal, name: str) -> dict[str, Any]:
         "  FROM connections c WHERE c.session_namespace = %(ns)s AND c.session_name = %(name)s"
         "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
         " ORDER BY c.connected_at",
-        {"ns": settings().namespace, "name": name, "window": heartbeat_window()})
+        {"ns": settings().sessions_namespace, "name": name, "window": heartbeat_window()})
     connections = [{"id": r["id"], "user": r["username"], "clientIp": r["client_ip"], "userAgent": r["user_agent"],
                     "connectedAt": r["connected_at"], "lastHeartbeat": r["last_heartbeat"]} for r in rows]
     return {"connections": connections, "total": len(connections)}
