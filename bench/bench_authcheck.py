@@ -43,7 +43,7 @@ def run() -> dict[str, Any]:
     from streamspace.reconcile.authcheck import check
 
     user = {"id": bench_user_and_session()}
-    namespace = settings().namespace
+    namespace = settings().sessions_namespace
     grant = desktop_cookie(user["id"], "bench", "bench-firefox-1")
     headers = Headers({"X-Forwarded-Host": "bench-firefox-1.streamspace.local",
                        "Cookie": f"streamspace_desktop={grant}"})

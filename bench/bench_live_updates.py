@@ -60,7 +60,7 @@ def run() -> dict[str, Any]:
     os.environ["LIVE_STREAM_SECONDS"] = "540s"
     reset_settings()
     user = {"id": bench_user_and_session()}
-    namespace = settings().namespace
+    namespace = settings().sessions_namespace
     token = login_token(user["id"], "bench")
 
     def change(phase: str) -> None:

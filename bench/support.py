@@ -57,7 +57,7 @@ def bench_user_and_session(session: str = "bench-firefox-1") -> str:
                      " 'user', 'x') RETURNING id::text AS id")
     assert user is not None
     execute("INSERT INTO sessions (namespace, name, user_id, username, template)"
-            " VALUES (%s, %s, %s, 'bench', 'firefox')", (settings().namespace, session, user["id"]))
+            " VALUES (%s, %s, %s, 'bench', 'firefox')", (settings().sessions_namespace, session, user["id"]))
     return str(user["id"])
 
 
@@ -111,6 +111,6 @@ def desktop_cookie(user_id: str, username: str, session: str) -> str:
 
     with transaction() as conn:
         family_id, _ = start_family(conn, user_id)
-        ticket = issue_ticket(conn, Principal(user_id, username, "user", (), family_id), settings().namespace,
+        ticket = issue_ticket(conn, Principal(user_id, username, "user", (), family_id), settings().sessions_namespace,
                               session)
     return redeem(ticket, session, "streamspace.local")[0]

@@ -126,7 +126,7 @@ def test_a_refused_launch_and_a_failed_session_are_explained(person, base) -> No
     me.page.wait_for_url(f"{base}/sessions/{username}-kate-*")
     session = me.page.url.rsplit("/", 1)[1]
     expect(me.page.locator("#phase")).to_have_text("Running", timeout=30_000)
-    kube.delete("Template", "kate", settings().namespace)  # the template goes away under a live session
+    kube.delete("Template", "kate", settings().sessions_namespace)  # the template goes away under a live session
     me.goto("/sessions")
     me.page.click(f"#hibernate-{session}")
     me.page.click(f"#wake-{session}")
