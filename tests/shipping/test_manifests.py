@@ -173,6 +173,19 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
     sources = by_kind(base_docs, "ApiServerSource")
     watched = {r["kind"] for s in sources.values() for r in s["spec"]["resources"]}
     assert watched == {"Session", "Template", "Deployment"}
+    # Owned Deployments in the sessions namespace; Sessions and Templates everywhere, so that those outside
+    # it are answered (issue 17 item 5), which the adapters' ClusterRole allows (Knative checks get, list
+    # and watch in every namespace the source selects).
+    for src in sources.values():
+        kinds = {r["kind"] for r in src["spec"]["resources"]}
+        assert src["spec"]["namespaceSelector"] == ({"matchLabels": {"kubernetes.io/metadata.name":
+                                                                      "streamspace-sessions"}}
+                                                    if kinds == {"Deployment"} else {}), src["metadata"]["name"]
+    everywhere = _rules(base_docs, "ClusterRole", "streamspace-apiserversource-streamspace")
+    assert everywhere == {(g, r, v) for g in ("stream.space", "stream.streamspace.io")
+                          for r in ("sessions", "templates") for v in ("get", "list", "watch")}
+    assert _rules(base_docs, "Role", "streamspace-apiserversource") == {
+        ("apps", "deployments", v) for v in ("get", "list", "watch")}
     for src in sources.values():
         assert src["spec"]["mode"] == "Resource"
         broker = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "streamspace"}

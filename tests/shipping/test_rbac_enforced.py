@@ -160,6 +160,15 @@ def test_every_function_works_as_its_own_service_account(tree: str, trees: dict,
         # deletes
         assert alice.delete(f"/api/v1/sessions/{name}").status_code in (200, 204)
         assert admin.delete("/api/v1/templates/firefox").status_code in (200, 204)
+        # Sessions and Templates in another namespace are answered, through the reconcilers' ClusterRoles.
+        kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "workspaces"}})
+        for kind, manifest, function in (("Template", template_manifest("elsewhere"), "template-reconcile"),
+                                         ("Session", session_manifest("elsewhere"), "session-reconcile")):
+            manifest["metadata"]["namespace"] = "workspaces"
+            created = {"kind": kind, **kube.create(manifest)}
+            assert deliver(event_url(function), "add", created) == 200
+            status = kube.get(kind, "elsewhere", "workspaces")["status"]
+            assert status["conditions"][0]["reason"] == "NamespaceNotServed", kind
         assert refused(sim) == [], "a function was refused by its own ServiceAccount's RBAC"
         assert any(r.method == "PATCH" and r.path.endswith("/status") for r in sim.requests)
 

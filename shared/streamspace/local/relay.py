@@ -182,7 +182,10 @@ class Relay:
         from streamspace import kube
 
         resource = kube.KINDS[kind]
-        path = resource.path(self.namespace)
+        # As the ApiServerSources do: owned Deployments in the sessions namespace, Sessions and Templates in
+        # every namespace (those elsewhere are answered with a condition saying why they are not served).
+        path = resource.path(self.namespace) if kind == "Deployment" else \
+            kube.Kind(resource.api_version, resource.plural, namespaced=False).path(None)
         version = ""
         while not self._stop.is_set():
             try:

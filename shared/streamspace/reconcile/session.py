@@ -25,7 +25,7 @@ from streamspace import kube
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import owned_name
 from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
-from streamspace.reconcile import context
+from streamspace.reconcile import context, namespaces
 from streamspace.reconcile.desired import (
     ANN_HIBERNATION_REASON,
     ANN_TERMINATION_REASON,
@@ -88,11 +88,14 @@ def handle_session_event(event: Any) -> Outcome:
     if ev.kind == "Session":
         if not ev.api_version.startswith("stream.space/"):
             raise MalformedEvent(f"a Session event must carry a stream.space object, not {ev.api_version!r}")
+        if not namespaces.served(ev.namespace):
+            return "ignored" if ev.action == "delete" else \
+                namespaces.answer_not_served(ev.api_version, ev.kind, ev.namespace, ev.name)
         if ev.action == "delete":
             return session_deleted(ev.namespace, ev.name, str(ev.obj["metadata"].get("uid") or ""))
         return reconcile_session(ev.obj, source=Source(ev.action))
     if ev.kind == "Deployment":
-        return _deployment_event(ev)
+        return _deployment_event(ev) if namespaces.served(ev.namespace) else "ignored"
     raise MalformedEvent(f"session-reconcile handles Session and Deployment events, not {ev.kind}")
 
 

@@ -18,7 +18,7 @@ from streamspace import kube
 from streamspace.domain.conversion import LEGACY_API_VERSION
 from streamspace.domain.templates import review_template_spec
 from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
-from streamspace.reconcile import context, legacy
+from streamspace.reconcile import context, legacy, namespaces
 from streamspace.reconcile.desired import LABEL_TEMPLATE
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
 from streamspace.reconcile.session import Source, reconcile_session
@@ -65,6 +65,11 @@ def _status_differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any
 
 def handle_template_event(event: Any) -> str:
     ev = parse_resource_event(event)
+    ours = ev.kind == "Template" and ev.api_version.startswith("stream.space/")
+    legacy_object = ev.api_version == LEGACY_API_VERSION and ev.kind in legacy.LEGACY_KINDS
+    if ev.namespace and (ours or legacy_object) and not namespaces.served(ev.namespace):
+        return "ignored" if ev.action == "delete" else \
+            namespaces.answer_not_served(ev.api_version, ev.kind, ev.namespace, ev.name)
     if ev.api_version == LEGACY_API_VERSION:
         return legacy.handle_legacy_event(ev)
     if ev.kind != "Template":
