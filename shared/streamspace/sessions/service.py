@@ -178,7 +178,8 @@ def user_sessions(user_id: str, limit: int = 100, offset: int = 0) -> dict[str, 
 
 
 def _listing(filters: dict[str, str | None], limit: int, offset: int) -> dict[str, Any]:
-    params = {**filters, "ns": settings().sessions_namespace, "limit": limit, "offset": offset, "window": heartbeat_window()}
+    params = {**filters, "ns": settings().sessions_namespace, "limit": limit, "offset": offset,
+              "window": heartbeat_window()}
     page_sql, count_sql = _list_sql(frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None))
     rows = fetch_all(page_sql, params)
     if rows:
