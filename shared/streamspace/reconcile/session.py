@@ -88,14 +88,15 @@ def handle_session_event(event: Any) -> Outcome:
     if ev.kind == "Session":
         if not ev.api_version.startswith("stream.space/"):
             raise MalformedEvent(f"a Session event must carry a stream.space object, not {ev.api_version!r}")
-        if not namespaces.served(ev.namespace):
-            return "ignored" if ev.action == "delete" else \
+        if not namespaces.served(ev.namespace):  # answered with a condition saying why, nothing more
+            if ev.action != "delete":
                 namespaces.answer_not_served(ev.api_version, ev.kind, ev.namespace, ev.name)
+            return Outcome.IGNORED
         if ev.action == "delete":
             return session_deleted(ev.namespace, ev.name, str(ev.obj["metadata"].get("uid") or ""))
         return reconcile_session(ev.obj, source=Source(ev.action))
     if ev.kind == "Deployment":
-        return _deployment_event(ev) if namespaces.served(ev.namespace) else "ignored"
+        return _deployment_event(ev) if namespaces.served(ev.namespace) else Outcome.IGNORED
     raise MalformedEvent(f"session-reconcile handles Session and Deployment events, not {ev.kind}")
 
 
