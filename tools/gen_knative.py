@@ -51,8 +51,13 @@ def clean(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def strip_helm_labels(doc: dict[str, Any]) -> dict[str, Any]:
+    """Without the labels and annotations only Helm reads."""
     for key in HELM_LABELS:
         doc["metadata"].get("labels", {}).pop(key, None)
+    annotations = doc["metadata"].get("annotations", {})
+    annotations.pop("helm.sh/resource-policy", None)
+    if not annotations:
+        doc["metadata"].pop("annotations", None)
     return doc
 
 

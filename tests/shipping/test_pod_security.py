@@ -64,6 +64,8 @@ def test_sessions_run_apart_from_the_control_plane(tree: str, trees: dict) -> No
     assert enforced_level(docs, sessions) == "baseline"
     labels = next(d for d in docs if d.get("kind") == "Namespace" and d["metadata"]["name"] == sessions)["metadata"]
     assert labels["labels"]["pod-security.kubernetes.io/warn"] == "restricted"
+    if tree == "chart":  # the users' home claims live there: helm uninstall keeps it
+        assert labels["annotations"]["helm.sh/resource-policy"] == "keep"
     roles = [d for d in docs if d.get("kind") in ("Role", "RoleBinding")]
     assert {d["metadata"].get("namespace", control) for d in roles
             if d["metadata"]["name"] != "streamspace-apiserversource-events"} == {sessions}
