@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import sys
 from collections.abc import Mapping
@@ -18,6 +19,11 @@ from urllib.parse import quote
 
 ROLES = ("user", "operator", "admin")
 INGRESS_CONTROLLERS = ("traefik", "nginx")
+# Ingress classes a session Ingress may have: those the configured controller serves, where the forward-auth
+# annotations it writes take effect. A class served by anything else would ignore them and publish the
+# desktop open, so the session reconciler refuses it (INGRESS_AUTH_CLASSES names more classes of the
+# same controller, e.g. a second Traefik installation's `traefik-internal`).
+FORWARD_AUTH_CLASSES = {"traefik": ("traefik",), "nginx": ("nginx",)}
 
 
 class ConfigError(Exception):
@@ -40,6 +46,7 @@ class Settings:
     ingress_domain: str
     ingress_class: str
     ingress_controller: str  # traefik | nginx: which forward-auth headers to read, which annotations to write
+    ingress_auth_classes: tuple[str, ...]  # ingress classes that controller serves (FORWARD_AUTH_CLASSES)
     sync_interval_seconds: int
     jwt_signing_kid: str
     jwt_keys: Mapping[str, str] = field(repr=False)  # kid -> secret; verification accepts all of them
@@ -222,6 +229,18 @@ def _duration(env: Mapping[str, str], name: str, default: str, minimum: int = 1,
     return seconds
 
 
+_CLASS_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+
+
+def _ingress_classes(env: Mapping[str, str], controller: str) -> tuple[str, ...]:
+    """The controller's own class names plus INGRESS_AUTH_CLASSES (comma-separated IngressClass names)."""
+    extra = [name.strip() for name in env.get("INGRESS_AUTH_CLASSES", "").split(",") if name.strip()]
+    for name in extra:
+        if not _CLASS_NAME.fullmatch(name):
+            raise ConfigError(f"INGRESS_AUTH_CLASSES: expected comma-separated IngressClass names served by the"
+                              f" {controller} controller, got {name!r}")
+    return tuple(dict.fromkeys([*FORWARD_AUTH_CLASSES[controller], *extra]))
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
     raw = (env.get(name) or default).strip()
     if raw not in choices:
@@ -328,6 +347,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     oidc = _oidc(env, production, admin_username)
     namespace = _namespace(env, "STREAMSPACE_NAMESPACE", "streamspace")
     sessions_namespace = _namespace(env, "SESSIONS_NAMESPACE", namespace)
+    controller = _choice(env, "INGRESS_CONTROLLER", "traefik", INGRESS_CONTROLLERS)
     return Settings(
         env=app_env,
         database_url=database_url,
@@ -345,7 +365,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         sessions_namespace=sessions_namespace,
         ingress_domain=env.get("INGRESS_DOMAIN", "").strip(),
         ingress_class=env.get("INGRESS_CLASS", "").strip(),
-        ingress_controller=_choice(env, "INGRESS_CONTROLLER", "traefik", INGRESS_CONTROLLERS),
+        ingress_controller=controller,
+        ingress_auth_classes=_ingress_classes(env, controller),
         sync_interval_seconds=_duration(env, "SYNC_INTERVAL", "1h", minimum=10),
         jwt_signing_kid=kid,
         jwt_keys=keys,

@@ -19,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from streamspace.config import FORWARD_AUTH_CLASSES
 from streamspace.desktop.access import AUTH_PATH as DESKTOP_AUTH_PATH
 from streamspace.domain.conversion import API_VERSION
 from streamspace.domain.duration import DurationError, parse_duration
@@ -58,6 +59,7 @@ APPLY_ORDER = ("PersistentVolumeClaim", *OWNED_KINDS)
 # means the whole set is gone.
 DELETE_ORDER = ("Service", "Ingress", "NetworkPolicy", "Deployment")
 
+INGRESS_CLASS_UNSUPPORTED = "IngressClassUnsupported"
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
 
 
@@ -69,6 +71,9 @@ class ReconcileConfig:
     ingress_port: int | None = None  # in session URLs; None: the scheme's own
     ingress_class: str = "traefik"
     ingress_controller: str = "traefik"  # traefik | nginx (setting INGRESS_CONTROLLER): which annotations
+    # The ingress classes that controller serves (config.FORWARD_AUTH_CLASSES, INGRESS_AUTH_CLASSES): any
+    # other class would ignore its forward-auth annotations, so no Ingress is made for it.
+    forward_auth_classes: tuple[str, ...] = ("traefik",)
     ingress_tls_secret: str = ""
     ingress_controller_namespace: str = "traefik"
     auth_url: str = "http://auth-check.streamspace.svc.cluster.local/api/v1/auth/session-check"
@@ -87,7 +92,7 @@ class ReconcileConfig:
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], namespace: str = "streamspace",
-                    controller: str = "traefik") -> ReconcileConfig:
+                    controller: str = "traefik", auth_classes: tuple[str, ...] | None = None) -> ReconcileConfig:
         """From configuration key/values (the `configuration` table), missing keys at their defaults,
         for the ingress controller `controller` (a process setting: auth-check must agree with it).
 
@@ -120,6 +125,7 @@ class ReconcileConfig:
             else None,
             ingress_class=ingress_class,
             ingress_controller=controller,
+            forward_auth_classes=auth_classes if auth_classes is not None else FORWARD_AUTH_CLASSES[controller],
             ingress_tls_secret=text("ingress.tlsSecret", ""),
             ingress_controller_namespace=text("ingress.controllerNamespace", controller_ns),
             auth_url=text("auth.checkUrl",
@@ -183,6 +189,17 @@ def applied_hashes(deployment: Mapping[str, Any] | None) -> dict[str, str]:
     if not deployment:
         return {}
     return decode_hashes(((deployment.get("metadata") or {}).get("annotations") or {}).get(ANN_HASHES))
+
+
+def ingress_refusal(config: ReconcileConfig) -> str | None:
+    """Why no session Ingress may be made with this configuration, or None: its class must be one the
+    configured controller serves, or the forward-auth annotations are ignored and the desktop is open."""
+    if config.ingress_class in config.forward_auth_classes:
+        return None
+    return (f"ingress class {config.ingress_class!r} is not served by the {config.ingress_controller} controller"
+            f" (INGRESS_CONTROLLER), so its forward authentication would not apply; supported classes:"
+            f" {', '.join(config.forward_auth_classes)} (setting ingress.class; more classes of that controller:"
+            f" INGRESS_AUTH_CLASSES)")
 
 
 def ingress_annotations(config: ReconcileConfig) -> dict[str, str]:
@@ -482,6 +499,7 @@ class Observation:
     message: str = ""
     pod_name: str | None = None
     template_problem: str | None = None  # TemplateMissing | TemplateInvalid when the Template failed
+    ingress_refused: bool = False  # no Ingress may be made (ingress_refusal): condition IngressProtected False
 
 
 def deployment_ready(deployment: Mapping[str, Any] | None) -> bool:
@@ -561,6 +579,9 @@ def session_status(session: Mapping[str, Any], observed: Observation, config: Re
     else:
         conditions.append(_condition(old.get("TemplateResolved"), "TemplateResolved", True, "TemplateReady",
                                      f"template {spec.get('template')} is ready", now))
+    if observed.ingress_refused:
+        conditions.append(_condition(old.get("IngressProtected"), "IngressProtected", False,
+                                     INGRESS_CLASS_UNSUPPORTED, observed.message, now))
     hibernated = phase == "Hibernated"
     conditions.append(_condition(old.get("Hibernated"), "Hibernated", hibernated,
                                  observed.reason if hibernated else "NotHibernated",

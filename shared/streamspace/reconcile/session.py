@@ -31,6 +31,7 @@ from streamspace.reconcile.desired import (
     ANN_TERMINATION_REASON,
     APP_NAME,
     DELETE_ORDER,
+    INGRESS_CLASS_UNSUPPORTED,
     LABEL_SESSION,
     MANAGED_BY,
     MANAGER_NAME,
@@ -40,6 +41,7 @@ from streamspace.reconcile.desired import (
     deployment_drifted,
     deployment_ready,
     desired_objects,
+    ingress_refusal,
     objects_to_apply,
     pod_observation,
     session_status,
@@ -276,6 +278,15 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
     resolution = resolve_for_session(namespace, spec["template"], ctx.template)
     if resolution.problem is not None:
         return Observation("Failed", resolution.problem, resolution.message, template_problem=resolution.problem)
+    refusal = ingress_refusal(ctx.config)
+    if refusal is not None:
+        # Never an Ingress the controller would serve without forward auth. A set made under an earlier
+        # class goes as on termination (the home volume stays), so no desktop runs that nobody can reach
+        # safely, and a supported class later applies the whole set again.
+        if isinstance(deployment, dict) or force_apply:
+            for kind in DELETE_ORDER:  # the Deployment last: once it is gone, everything is
+                kube.delete(kind, owned_name(name), namespace)
+        return Observation("Failed", INGRESS_CLASS_UNSUPPORTED, refusal, ingress_refused=True)
     try:
         desired = desired_objects(session, resolution.spec, ctx.config)
     except ValidationError as exc:
