@@ -113,6 +113,9 @@ PLATFORMS ?= linux/amd64,linux/arm64
 DOCKER ?= docker
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 NAMESPACE ?= streamspace
+# The kustomize tree kn-deploy builds: knative (ingress-nginx sessions, or no Traefik CRDs), or an overlay
+# such as knative/overlays/traefik (adds the ForwardAuth Middleware) or knative/overlays/kafka-broker.
+KUSTOMIZE_DIR ?= knative
 BUILD_ARGS = --build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) --build-arg BUILD_DATE=$(BUILD_DATE)
 
 # helm and kubectl (kustomize inside): PATH first, else the copies `make tools` extracts into tools/bin.
@@ -195,7 +198,7 @@ k8s-apply-crds: ## Apply the CustomResourceDefinitions in crds/ and wait until t
 kn-deploy: $(STAMP) ## Deploy to Knative: `kn service apply` per function (when kn exists) + everything else via kustomize
 	@rm -rf build/kn-deploy && mkdir -p build/kn-deploy
 	@{ echo "apiVersion: kustomize.config.k8s.io/v1beta1"; echo "kind: Kustomization"; \
-	   echo "resources: [../../knative]"; echo "images:"; \
+	   echo "resources: [../../$(KUSTOMIZE_DIR)]"; echo "images:"; \
 	   for f in $(FUNCTIONS); do echo "  - {name: ghcr.io/streamspace/streamspace-$$f, newName: $(IMAGE_PREFIX)$$f, newTag: $(VERSION)}"; done; \
 	 } > build/kn-deploy/kustomization.yaml
 	@$(KUBECTL) kustomize build/kn-deploy > build/kn-deploy/all.yaml

@@ -81,7 +81,7 @@ def test_the_shipped_traefik_middleware_never_passes_a_client_sent_host_to_the_c
     import yaml
 
     root = Path(__file__).resolve().parents[2]
-    middleware = yaml.safe_load((root / "knative/routing/traefik-forward-auth.yaml").read_text())
+    middleware = yaml.safe_load((root / "knative/components/traefik-forward-auth/middleware.yaml").read_text())
     assert middleware["spec"]["forwardAuth"]["trustForwardHeader"] is False
     chart = (root / "knative/chart/templates/traefik-middleware.yaml").read_text()
     assert "trustForwardHeader: false" in chart and "trustForwardHeader: true" not in chart

@@ -61,7 +61,7 @@ def chart_docs(helm: str) -> list[dict[str, Any]]:
 
 # --- schema validation ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("overlay", ["knative", "knative/overlays/kafka-broker"])
+@pytest.mark.parametrize("overlay", ["knative", "knative/overlays/kafka-broker", "knative/overlays/traefik"])
 def test_kustomize_builds_and_validates(overlay: str, kubectl: str, tools: Path, tmp_path: Path) -> None:
     docs = kustomize(kubectl, ROOT / overlay)
     assert len(docs) > 30
@@ -72,6 +72,27 @@ def test_kustomize_builds_and_validates(overlay: str, kubectl: str, tools: Path,
         <= {"streamspace", "streamspace-sessions", None}
     assert {d["kind"] for d in docs if d["metadata"].get("namespace") == "streamspace-sessions"} \
         == {"Role", "RoleBinding", "Service"}
+
+
+def test_the_traefik_middleware_comes_only_with_traefik_session_ingresses(kubectl: str, helm: str) -> None:
+    """`kubectl apply -k knative/` works without Traefik's CRDs; the Middleware the session Ingresses name
+    under Traefik comes with the traefik overlay, and with the chart when the sessions' controller is Traefik."""
+    base = kustomize(kubectl, KNATIVE)
+    assert not [d for d in base if str(d["apiVersion"]).startswith("traefik.io/")]
+    with_traefik = kustomize(kubectl, KNATIVE / "overlays" / "traefik")
+    middleware = by_kind(with_traefik, "Middleware", "traefik.io/")["streamspace-auth"]
+    # The name the reconciler writes on every session Ingress: <namespace>-<name>@kubernetescrd.
+    assert middleware["metadata"]["namespace"] == "streamspace"
+    assert middleware["spec"]["forwardAuth"]["trustForwardHeader"] is False
+    assert middleware["spec"]["forwardAuth"]["address"].startswith("http://auth-check.streamspace.svc")
+    assert {(d["kind"], d["metadata"]["name"]) for d in with_traefik} - {(d["kind"], d["metadata"]["name"])
+                                                                        for d in base} == {("Middleware",
+                                                                                            "streamspace-auth")}
+    assert "Middleware" in {d["kind"] for d in helm_template(helm)}
+    # Keyed to the sessions' controller, not to the API's GatewayClass.
+    assert "Middleware" in {d["kind"] for d in helm_template(helm, "--set", "ingress.className=nginx")}
+    assert "Middleware" not in {d["kind"] for d in helm_template(helm, "--set", "config.INGRESS_CONTROLLER=nginx",
+                                                                 "--set", "config.INGRESS_CLASS=nginx")}
 
 
 @pytest.mark.parametrize("variant", sorted(HELM_VARIANTS))
