@@ -120,8 +120,10 @@ def _absolute_url(raw: str, name: str, production: bool) -> str:
     return raw
 
 
-def _oidc(env: Mapping[str, str], production: bool, admin_username: str) -> OidcSettings | None:
-    """The OIDC_* group: all or nothing, each bad value named in one line."""
+def _oidc(env: Mapping[str, str], production: bool, admin_username: str, *,
+          client_credential: bool = True) -> OidcSettings | None:
+    """The OIDC_* group: all or nothing, each bad value named in one line. `client_credential` False: this
+    process is not given the client's credential (MOUNTED_SECRETS), so it never exchanges a code."""
     issuer = env.get("OIDC_ISSUER", "").strip().rstrip("/")
     disable_password = _bool(env, "OIDC_DISABLE_PASSWORD_LOGIN", False)
     if not issuer:
@@ -135,7 +137,7 @@ def _oidc(env: Mapping[str, str], production: bool, admin_username: str) -> Oidc
         raise ConfigError("OIDC_CLIENT_ID: required when OIDC_ISSUER is set (the client id registered at the provider)")
     secret = env.get("OIDC_CLIENT_SECRET") or None
     key_file = env.get("OIDC_CLIENT_PRIVATE_KEY_FILE", "").strip()
-    if bool(secret) == bool(key_file):
+    if client_credential and bool(secret) == bool(key_file):
         raise ConfigError("OIDC_CLIENT_SECRET: set exactly one of OIDC_CLIENT_SECRET or OIDC_CLIENT_PRIVATE_KEY_FILE")
     private_key = None
     if key_file:
@@ -147,7 +149,7 @@ def _oidc(env: Mapping[str, str], production: bool, admin_username: str) -> Oidc
             raise ConfigError(f"OIDC_CLIENT_PRIVATE_KEY_FILE: expected a PEM private key (RSA or EC) in {key_file!r}")
     method = _choice(env, "OIDC_TOKEN_AUTH_METHOD", "private_key_jwt" if key_file else "client_secret_basic",
                      _TOKEN_AUTH_METHODS)
-    if (method == "private_key_jwt") != bool(key_file):
+    if client_credential and (method == "private_key_jwt") != bool(key_file):
         raise ConfigError(f"OIDC_TOKEN_AUTH_METHOD: {method} does not fit the credential given"
                           " (private_key_jwt needs OIDC_CLIENT_PRIVATE_KEY_FILE, the others OIDC_CLIENT_SECRET)")
     scopes = tuple(dict.fromkeys((env.get("OIDC_SCOPES") or "openid profile email").replace(",", " ").split()))
@@ -241,8 +243,12 @@ def _ingress_classes(env: Mapping[str, str], controller: str) -> tuple[str, ...]
                               f" {controller} controller, got {name!r}")
     return tuple(dict.fromkeys([*FORWARD_AUTH_CLASSES[controller], *extra]))
 
-def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...], *,
+            upper: bool = False) -> str:
     raw = (env.get(name) or default).strip()
+    if upper:
+        raw = raw.upper()
     if raw not in choices:
         raise ConfigError(f"{name}: expected one of {', '.join(choices)}, got {raw!r}")
     return raw
@@ -280,14 +286,18 @@ def _database_url(env: Mapping[str, str]) -> str | None:
     return f"postgresql://{auth}@{host}:{port}/{quote(name, safe='')}?sslmode={sslmode}"
 
 
-def _jwt_keys(env: Mapping[str, str], production: bool, data_dir: Path) -> tuple[str, dict[str, str]]:
+def _jwt_keys(env: Mapping[str, str], production: bool, data_dir: Path, *,
+              absent_allowed: bool = False) -> tuple[str, dict[str, str]]:
     """The signing key and every key still accepted for verification (rotation).
 
     JWT_SECRET signs (key id JWT_KEY_ID, default k1); JWT_PREVIOUS_SECRETS lists `kid:secret`
-    pairs, comma separated, that verify tokens issued before a rotation.
+    pairs, comma separated, that verify tokens issued before a rotation. `absent_allowed`: a production
+    process not given JWT_SECRET (MOUNTED_SECRETS) has no keys: it neither issues nor accepts tokens.
     """
     kid = env.get("JWT_KEY_ID", "k1").strip() or "k1"
     secret = env.get("JWT_SECRET", "")
+    if absent_allowed and not secret:
+        return kid, {}
     if production:
         if len(secret.encode()) < 32:
             raise ConfigError("JWT_SECRET: required in production, at least 32 bytes (e.g. `openssl rand -hex 32`)")
@@ -303,6 +313,23 @@ def _jwt_keys(env: Mapping[str, str], production: bool, data_dir: Path) -> tuple
         keys[old_kid] = old_secret
     return kid, keys
 
+
+SECRET_NAMES = ("DB_PASSWORD", "DATABASE_URL", "JWT_SECRET", "JWT_PREVIOUS_SECRETS", "STREAMSPACE_SECRET_KEY",
+                "WEBHOOK_SECRET", "ADMIN_USERNAME", "ADMIN_PASSWORD", "OIDC_CLIENT_SECRET")
+
+
+def _mounted_secrets(env: Mapping[str, str]) -> frozenset[str] | None:
+    """MOUNTED_SECRETS: the keys of the Secret this process was given, one by one (the chart gives each
+    function only the keys it uses). Then only those of them production requires must be present; unset
+    (compose, a whole Secret as envFrom): every secret production requires."""
+    raw = env.get("MOUNTED_SECRETS")
+    if raw is None:
+        return None
+    names = frozenset(n.strip() for n in raw.split(",") if n.strip())
+    unknown = sorted(names - set(SECRET_NAMES))
+    if unknown:
+        raise ConfigError(f"MOUNTED_SECRETS: unknown key {unknown[0]!r}; expected names from {', '.join(SECRET_NAMES)}")
+    return names
 
 def _dev_secret(data_dir: Path, name: str) -> str:
     """A random secret kept in the data folder, so development restarts keep tokens valid."""
@@ -336,15 +363,18 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     database_url = _database_url(env)
     if production and database_url is None:
         raise ConfigError("DATABASE_URL: required in production (or DB_HOST/DB_PORT/DB_USER/DB_PASSWORD/DB_NAME)")
-    kid, keys = _jwt_keys(env, production, data_dir)
+    mounted = _mounted_secrets(env)
+    kid, keys = _jwt_keys(env, production and (mounted is None or "JWT_SECRET" in mounted), data_dir,
+                          absent_allowed=production and mounted is not None and "JWT_SECRET" not in mounted)
     secret_key = env.get("STREAMSPACE_SECRET_KEY") or None
-    if production and not secret_key:
+    if production and not secret_key and (mounted is None or "STREAMSPACE_SECRET_KEY" in mounted):
         raise ConfigError("STREAMSPACE_SECRET_KEY: required in production (a Fernet key, 32 url-safe base64 bytes)")
     origins = tuple(o.strip().rstrip("/") for o in env.get("CORS_ALLOWED_ORIGINS", "").split(",") if o.strip())
     if "*" in origins:
         raise ConfigError("CORS_ALLOWED_ORIGINS: list the allowed origins explicitly; '*' is refused")
     admin_username = env.get("ADMIN_USERNAME", "admin").strip() or "admin"
-    oidc = _oidc(env, production, admin_username)
+    oidc = _oidc(env, production, admin_username,
+                 client_credential=mounted is None or "OIDC_CLIENT_SECRET" in mounted)
     namespace = _namespace(env, "STREAMSPACE_NAMESPACE", "streamspace")
     sessions_namespace = _namespace(env, "SESSIONS_NAMESPACE", namespace)
     controller = _choice(env, "INGRESS_CONTROLLER", "traefik", INGRESS_CONTROLLERS)
@@ -389,7 +419,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         login_max_failures=_int(env, "LOGIN_MAX_FAILURES", 5, 1, 1000),
         login_max_address_failures=_int(env, "LOGIN_MAX_ADDRESS_FAILURES", 20, 1, 100000),
         login_window_seconds=_duration(env, "LOGIN_WINDOW", "5m", minimum=1),
-        log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR")),
+        # Any case: the shipped ConfigMap and values say `info`, as operators write it.
+        log_level=_choice(env, "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"), upper=True),
         k_sink=env.get("K_SINK") or None,
         catalog_allow_file_urls=_bool(env, "CATALOG_ALLOW_FILE_URLS", False),
         catalog_allow_private_urls=_bool(env, "CATALOG_ALLOW_PRIVATE_URLS", False),

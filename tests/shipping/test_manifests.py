@@ -171,7 +171,7 @@ def test_service_settings(base_docs: list[dict[str, Any]]) -> None:
         assert 1 <= spec["timeoutSeconds"] <= 600 and spec["containerConcurrency"] > 0
         assert {e["name"] for e in container["env"]} >= {"WORKERS", "THREADS", "CLOUD_RUN_TIMEOUT_SECONDS"}
         refs = [next(iter(r.values()))["name"] for r in container["envFrom"]]
-        assert refs == ["streamspace-config", "streamspace-secrets"]
+        assert refs == ["streamspace-config"]  # the Secret key by key (test_secrets_per_function)
         assert container["readinessProbe"] and container["livenessProbe"]
         assert container["resources"]["requests"] and container["resources"]["limits"]
         assert container["securityContext"]["runAsUser"] == 1000

@@ -30,3 +30,31 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- define "streamspace.sessionsNamespace" -}}
 {{- .Values.sessions.namespace | default (printf "%s-sessions" .Release.Namespace) -}}
 {{- end -}}
+
+{{/* Only the Secret keys a workload uses, one env var each, and MOUNTED_SECRETS naming them (the process
+     then requires only those): (list $ (list "KEY" ...)). Keys that may be absent are optional. */}}
+{{- define "streamspace.secretEnv" -}}
+{{- $root := index . 0 -}}{{- $keys := index . 1 -}}
+- name: MOUNTED_SECRETS
+  value: {{ join "," $keys | quote }}
+{{- range $keys }}
+- name: {{ . }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "streamspace.secretName" $root }}
+      key: {{ . }}
+      {{- if has . (list "DB_PASSWORD" "DATABASE_URL" "JWT_PREVIOUS_SECRETS" "OIDC_CLIENT_SECRET" "ADMIN_PASSWORD") }}
+      optional: true
+      {{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The Secret keys of a function: the database's for all, JWT_SECRET for the HTTP functions (they verify
+     access tokens), then its own values.functions.F.secretKeys. (list $ $fn) */}}
+{{- define "streamspace.functionSecretKeys" -}}
+{{- $fn := index . 1 -}}
+{{- $keys := list "DB_PASSWORD" "DATABASE_URL" -}}
+{{- if eq $fn.kind "http" -}}{{- $keys = concat $keys (list "JWT_SECRET" "JWT_PREVIOUS_SECRETS") -}}{{- end -}}
+{{- $keys = concat $keys ($fn.secretKeys | default list) -}}
+{{- toJson $keys -}}
+{{- end -}}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamspace.config import Settings, settings
-from streamspace.domain.errors import Unauthenticated
+from streamspace.domain.errors import DomainError, Unauthenticated
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid"]
@@ -49,6 +49,8 @@ def issue_access_token(*, user_id: str, username: str, role: str, groups: list[s
         "jti": uuid.uuid4().hex,
         "sid": family_id,
     }
+    if cfg.jwt_signing_kid not in cfg.jwt_keys:
+        raise DomainError("this function is not given JWT_SECRET (MOUNTED_SECRETS), so it issues no tokens")
     token = jwt.encode(claims, cfg.jwt_keys[cfg.jwt_signing_kid], algorithm=ALGORITHM,
                        headers={"kid": cfg.jwt_signing_kid})
     return token, expires

@@ -17,7 +17,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
-from streamspace.domain.errors import ValidationError
+from streamspace.domain.errors import DomainError, ValidationError
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -82,6 +82,8 @@ def _key() -> str:
     conf = settings()
     if conf.secret_key:
         return conf.secret_key
+    if conf.production:  # never a key of its own in production: nothing else could read what it encrypted
+        raise DomainError("this function is not given STREAMSPACE_SECRET_KEY (MOUNTED_SECRETS)")
     from cryptography.fernet import Fernet
 
     path = conf.data_dir / DEV_KEY_FILE
