@@ -95,6 +95,40 @@ def test_the_traefik_middleware_comes_only_with_traefik_session_ingresses(kubect
                                                                  "--set", "config.INGRESS_CLASS=nginx")}
 
 
+def _broker_wiring(docs: list[dict[str, Any]]) -> tuple[set[str], set[str], set[str]]:
+    """(Broker names, Trigger names, every Broker name a Trigger, source or dead-letter sink refers to)."""
+    brokers = set(by_kind(docs, "Broker", "eventing.knative.dev/"))
+    triggers = by_kind(docs, "Trigger", "eventing.knative.dev/")
+    referred = {t["spec"]["broker"] for t in triggers.values()}
+    for doc in docs:
+        spec = doc.get("spec") or {}
+        for ref in ((spec.get("sink") or {}).get("ref"), ((spec.get("delivery") or {}).get("deadLetterSink") or {})
+                    .get("ref")):
+            if ref and ref.get("kind") == "Broker":
+                referred.add(ref["name"])
+    return brokers, set(triggers), referred
+
+
+def test_the_kafka_broker_applies_over_an_installed_default_broker(kubectl: str, helm: str) -> None:
+    """A Broker's class and a Trigger's broker are immutable (Knative's webhooks refuse a change): the Kafka
+    overlay and the chart's Kafka class make Brokers and Triggers of their own names and point everything
+    at them, so applying them over the default install creates objects instead of changing immutable ones."""
+    base_brokers, base_triggers, _ = _broker_wiring(kustomize(kubectl, KNATIVE))
+    for docs in (kustomize(kubectl, KNATIVE / "overlays" / "kafka-broker"),
+                 helm_template(helm, "--set", "eventing.brokerClass=Kafka")):
+        brokers, triggers, referred = _broker_wiring(docs)
+        assert brokers == {"streamspace-kafka", "streamspace-dlq-kafka"}
+        assert not brokers & base_brokers and not triggers & base_triggers
+        assert triggers == {f"{name}-kafka" for name in base_triggers}
+        assert referred == brokers  # nothing still sends to, or subscribes at, the default brokers
+        for broker in by_kind(docs, "Broker", "eventing.knative.dev/").values():
+            assert broker["metadata"]["annotations"]["eventing.knative.dev/broker.class"] == "Kafka"
+    overlay = kustomize(kubectl, KNATIVE / "overlays" / "kafka-broker")
+    # The label the documented clean-up selects the default install's Brokers and Triggers by.
+    assert {d["metadata"]["labels"].get("streamspace.io/broker-class") for d in overlay
+            if d["kind"] in ("Broker", "Trigger")} == {"kafka"}
+
+
 @pytest.mark.parametrize("variant", sorted(HELM_VARIANTS))
 def test_helm_template_validates(variant: str, helm: str, tools: Path, tmp_path: Path) -> None:
     docs = helm_template(helm, *HELM_VARIANTS[variant])

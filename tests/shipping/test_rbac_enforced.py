@@ -214,3 +214,40 @@ def test_a_function_without_a_token_is_refused_not_promoted(trees: dict, api: st
             function_var.reset(token)
         assert refusal.value.status == 401
         assert refused(sim)
+
+
+@pytest.mark.parametrize("tree", ["kustomize", "chart"])
+def test_the_local_relay_watches_as_the_sources_service_account(tree: str, trees: dict, tmp_path: Path) -> None:
+    """`make run`'s relay stands in for the ApiServerSource adapters and acts as their ServiceAccount, not
+    as the harness administrator: with the sources' Role its watches start; without `list` on sessions
+    the Session watch is refused."""
+    from streamspace.local.relay import Relay
+    from tests.sim.sim_helpers import eventually
+
+    docs = trees[tree]
+    with cluster_with(docs, tmp_path) as sim:
+        relay = Relay({}, NS).start(watch=True, schedule=False)
+        try:
+            assert relay.wait_watching(120)
+        finally:
+            relay.stop()
+        assert refused(sim) == []
+    # Take `list` on sessions from every rule that grants it to the sources' account (Role or ClusterRole).
+    narrowed = copy.deepcopy(docs)
+    taken = 0
+    for doc in narrowed:
+        if doc.get("kind") in ("Role", "ClusterRole") and doc["metadata"]["name"].startswith(
+                "streamspace-apiserversource"):
+            for rule in doc["rules"]:
+                if "sessions" in rule["resources"] and "list" in rule["verbs"]:
+                    rule["verbs"] = [v for v in rule["verbs"] if v != "list"]
+                    taken += 1
+    assert taken
+    with cluster_with(narrowed, tmp_path) as sim:
+        relay = Relay({}, NS).start(watch=True, schedule=False)
+        try:
+            eventually(lambda: any(r.status == 403 and r.path.endswith("/sessions") for r in sim.requests),
+                       "the Session watch's list refused")
+            assert not relay.wait_watching(0)
+        finally:
+            relay.stop()

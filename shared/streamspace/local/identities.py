@@ -68,9 +68,27 @@ def function_accounts(docs: Iterable[Mapping[str, Any]], namespace: str) -> dict
     return accounts
 
 
+# The local relay's watches stand in for the ApiServerSource adapters, and act as their ServiceAccount.
+SOURCE_IDENTITY = "apiserversource"
+
+
+def source_account(namespace: str) -> tuple[str, str]:
+    """(namespace, ServiceAccount) of the ApiServerSources (knative/eventing/apiserversources.yaml)."""
+    accounts = {str(doc["spec"]["serviceAccountName"])
+                for doc in yaml.safe_load_all((KNATIVE / "eventing" / "apiserversources.yaml").read_text("utf-8"))
+                if isinstance(doc, dict) and doc.get("kind") == "ApiServerSource"}
+    if len(accounts) != 1:
+        raise ValueError(f"the ApiServerSources name {len(accounts)} ServiceAccounts; the relay acts as one")
+    return namespace, accounts.pop()
+
+
 def kubeconfig_identities(docs: Iterable[Mapping[str, Any]], namespace: str) -> dict[str, tuple[str, str] | None]:
-    """The per-function kubeconfig contexts (kube.function_context) for SimCluster.write_kubeconfig."""
-    return {function_context(fn): account for fn, account in function_accounts(docs, namespace).items()}
+    """The per-function kubeconfig contexts (kube.function_context) for SimCluster.write_kubeconfig, and the
+    ApiServerSources' for the relay's watches."""
+    identities: dict[str, tuple[str, str] | None] = {
+        function_context(fn): account for fn, account in function_accounts(docs, namespace).items()}
+    identities[function_context(SOURCE_IDENTITY)] = source_account(namespace)
+    return identities
 
 
 def serve_as_functions(sim: Any, kubeconfig: str | Path, docs: Iterable[Mapping[str, Any]] | None = None,

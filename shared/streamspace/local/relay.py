@@ -178,8 +178,14 @@ class Relay:
 
     # -- sources ---------------------------------------------------------------------------------
     def _watch_forever(self, kind: str, label_selector: str | None) -> None:
-        """ApiServerSource: list to learn the resourceVersion, then stream changes as events."""
+        """ApiServerSource: list to learn the resourceVersion, then stream changes as events, as the
+        sources' own ServiceAccount (never the harness administrator), so a verb their Role lacks fails
+        here as it would fail the adapter in a cluster."""
         from streamspace import kube
+        from streamspace.local.identities import SOURCE_IDENTITY
+        from streamspace.observability import function_var
+
+        function_var.set(SOURCE_IDENTITY)  # this thread's calls go through the sources' kubeconfig context
 
         resource = kube.KINDS[kind]
         # As the ApiServerSources do: owned Deployments in the sessions namespace, Sessions and Templates in
