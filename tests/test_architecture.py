@@ -3,6 +3,7 @@ top-level module, so a new module cannot slip in beside the layers unchecked."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import tomllib
@@ -30,3 +31,28 @@ def test_the_layers_name_every_top_level_module() -> None:
     named = {m.strip() for layer in layers for m in layer.replace(":", "|").split("|")}
     assert top_level - named == set(), "place the new module in a layer of the library-layers contract"
     assert named - top_level == set(), "the layers name a module that no longer exists"
+
+
+# SQL that reads or writes the sessions and connections tables. Their store is the only code that
+# should (issue 13); the others listed here still do, each a piece of work, not a permission: a new
+# module that speaks SQL to these tables fails this test.
+_SESSION_TABLES = re.compile(r"\b(FROM|JOIN|UPDATE|INTO)\s+(sessions|connections)\b")
+SESSIONS_STORE = "sessions/store.py"
+NOT_YET_THROUGH_THE_STORE = {
+    "auth/users.py",  # a user with sessions cannot be deleted
+    "desktop/store.py",  # tickets and grants join the session they open
+    "metrics_summary.py",
+    "quotas.py",  # usage is derived from the session rows
+    "reconcile/context.py",  # the reconcile's one-statement context
+    "reconcile/resync.py",
+    "reconcile/sweep.py",
+}
+
+
+def test_only_the_sessions_store_speaks_sql_to_the_sessions_tables() -> None:
+    speaking = {str(p.relative_to(LIBRARY)) for p in LIBRARY.rglob("*.py")
+                if "sim" not in p.parts and _SESSION_TABLES.search(p.read_text())}
+    assert SESSIONS_STORE in speaking, "the pattern no longer finds the store's own SQL"
+    assert speaking - {SESSIONS_STORE} - NOT_YET_THROUGH_THE_STORE == set(), \
+        "read and write sessions and connections through streamspace.sessions.store"
+    assert NOT_YET_THROUGH_THE_STORE - speaking == set(), "moved to the store: drop it from the list"

@@ -14,7 +14,7 @@ from streamspace import audit
 from streamspace.auth.families import revoke_user_families
 from streamspace.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, is_common_password
 from streamspace.config import ROLES
-from streamspace.db import compose, connection, transaction
+from streamspace.db import compose, connection, fetch_one, transaction
 from streamspace.desktop.access import revoke_user as revoke_desktops
 from streamspace.domain.errors import Conflict, Forbidden, NotFound, ValidationError
 from streamspace.domain.names import dns_label, is_username_label, user_label
@@ -112,6 +112,11 @@ def user_to_api(row: dict[str, Any]) -> dict[str, Any]:
         "lastLogin": row["last_login"],
         "groups": list(row["groups"] or []),
     }
+
+
+def user_by_username(username: str) -> dict[str, Any] | None:
+    """{id, username, active} of the user of that name, or None."""
+    return fetch_one("SELECT id::text AS id, username, active FROM users WHERE username = %s", (username,))
 
 
 def load_user(conn: psycopg.Connection[Any], user_id: str, *, lock: bool = False) -> dict[str, Any]:

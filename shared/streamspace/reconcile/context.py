@@ -19,7 +19,7 @@ from streamspace.config import settings
 from streamspace.db import execute, fetch_all, fetch_one, transaction
 from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.reconcile.desired import ReconcileConfig
-from streamspace.sessions import index
+from streamspace.sessions import store as session_store
 from streamspace.settings_store import DEFAULTS, get_config
 
 
@@ -97,7 +97,7 @@ def index_differs(row: Mapping[str, Any] | None, session: Mapping[str, Any], sta
 
 
 def _seconds(value: object) -> int | None:
-    """A spec duration as the index stores it (as sessions.index.upsert_from_object does)."""
+    """A spec duration as the index stores it (as sessions.store.upsert_from_object does)."""
     try:
         return parse_duration(value, "duration")
     except DurationError:
@@ -121,8 +121,8 @@ def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], statu
         if uid and conn.execute("SELECT 1 FROM session_tombstones WHERE uid = %s", (uid,)).fetchone():
             return  # deleted while this reconcile ran (events are delivered concurrently): no row again
         if waking:
-            index.set_state(conn, namespace, name, "running", reset_activity=True)
-        index.upsert_from_object(conn, obj)
+            session_store.set_state(conn, namespace, name, "running", reset_activity=True)
+        session_store.upsert_from_object(conn, obj)
 
 
 def forget_session(namespace: str, name: str, uid: str | None) -> None:
@@ -136,7 +136,7 @@ def forget_session(namespace: str, name: str, uid: str | None) -> None:
         row = conn.execute("SELECT uid FROM sessions WHERE namespace = %s AND name = %s FOR UPDATE",
                            (namespace, name)).fetchone()
         if row is not None and (not uid or row["uid"] is None or row["uid"] == uid):
-            index.remove(conn, namespace, name)
+            session_store.remove(conn, namespace, name)
 
 
 def _lock_session_name(conn: Any, namespace: str, name: str) -> None:

@@ -24,7 +24,7 @@ from streamspace.domain.conversion import API_VERSION
 from streamspace.events import RetryLater, now_rfc3339
 from streamspace.reconcile.context import load_config
 from streamspace.reconcile.desired import ANN_HIBERNATION_REASON, ANN_TERMINATION_REASON
-from streamspace.sessions import index
+from streamspace.sessions import store as session_store
 
 log = logging.getLogger("streamspace.reconcile.sweep")
 
@@ -92,7 +92,7 @@ def run_idle_sweep() -> SweepResult:
             return result
         for row in due:
             if row["action"] == "terminate":  # hand its home-volume quota charge on first
-                index.release(conn, row["namespace"], row["name"])
+                session_store.release(conn, row["namespace"], row["name"])
         claimed = conn.execute(_CLAIM_SQL, {
             "ns": [r["namespace"] for r in due], "name": [r["name"] for r in due],
             "previous": [r["state"] for r in due],
@@ -171,7 +171,7 @@ def _record(done: list[dict[str, Any]], gone: list[dict[str, Any]], undo: list[d
               "lastActivity": row["last_activity"], "createdAt": row["created_at"]})
             for row in done], actor_name="system:idle-sweep")
         for row in gone:
-            index.remove(conn, row["namespace"], row["name"])
+            session_store.remove(conn, row["namespace"], row["name"])
         for row in undo:
             conn.execute("UPDATE sessions SET state = %s WHERE namespace = %s AND name = %s AND state = %s",
                          (row["previous"], row["namespace"], row["name"], row["target"]))

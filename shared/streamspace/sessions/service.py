@@ -27,10 +27,9 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from streamspace import audit, kube, quotas
-from streamspace.auth.principal import STANDING_COLUMNS, STANDING_CTE
-from streamspace.auth.users import load_user, parse_uuid
+from streamspace.auth.users import load_user, parse_uuid, user_by_username
 from streamspace.config import settings
-from streamspace.db import connection, fetch_all, fetch_one, transaction
+from streamspace.db import connection, transaction
 from streamspace.desktop.access import issue_ticket, open_url
 from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Conflict, Forbidden, Invalid, NotFound, ValidationError
@@ -48,8 +47,7 @@ from streamspace.domain.sessions import (
 from streamspace.domain.templates import validate_template_spec
 from streamspace.reconcile.context import load_config
 from streamspace.reconcile.desired import session_url
-from streamspace.sessions import index
-from streamspace.sessions.index import heartbeat_window
+from streamspace.sessions import store
 from streamspace.settings_store import (
     RESOURCES_CPU,
     RESOURCES_MEMORY,
@@ -81,48 +79,6 @@ _cpu_text = lru_cache(maxsize=1024)(format_cpu)
 
 def _not_found(name: str) -> NotFound:
     return NotFound(f"session {name!r} not found", error="not found")
-
-
-# -- reading the index --------------------------------------------------------------------------
-
-# The columns of one listed session, shared by the list and the single-row read.
-_SESSION_COLUMNS = (
-    "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
-    " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.cpu_request_millis, s.memory_request_bytes,"
-    " s.persistent_home, s.idle_timeout_seconds,"
-    " s.max_duration_seconds, s.tags,"
-    " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at,"
-    " to_char(s.last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_activity,"
-    " (SELECT count(*) FROM connections c WHERE c.session_namespace = s.namespace AND c.session_name = s.name"
-    "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s))"
-    " AS active_connections"
-)
-
-# The list's optional filters: a statement holds only the conditions of the filters given, so each
-# combination is its own prepared statement and a generic plan can still use an index (it cannot for
-# `(%(x)s IS NULL OR col = %(x)s)`). Without a window count over every matching row, the page is read
-# in index order and stops at LIMIT; the total is one count, evaluated once per statement.
-_LIST_FILTERS = (
-    ("uid", "s.user_id = %(uid)s::uuid"),
-    ("username", "s.username = %(username)s::text"),
-    ("state", "s.state = %(state)s::text"),
-    ("template", "s.template = %(template)s::text"),
-)
-
-
-@lru_cache(maxsize=2 ** len(_LIST_FILTERS))
-def _list_sql(given: frozenset[str]) -> tuple[str, str]:
-    """(page statement, count statement) for the filters `given`; composed from constants only,
-    every value is a bound parameter."""
-    where = " WHERE s.namespace = %(ns)s" + "".join(f" AND {cond}" for name, cond in _LIST_FILTERS if name in given)
-    count = "SELECT count(*) AS total FROM sessions s" + where  # noqa: S608
-    page = ("SELECT " + _SESSION_COLUMNS + ", (" + count + ") AS total FROM sessions s" + where  # noqa: S608
-            + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s")
-    return page, count
-
-
-_ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
-            + " FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s")
 
 
 def _resources_text(cpu: int | None, memory: int | None) -> dict[str, str | None]:
@@ -178,21 +134,8 @@ def user_sessions(user_id: str, limit: int = 100, offset: int = 0) -> dict[str, 
 
 
 def _listing(filters: dict[str, str | None], limit: int, offset: int) -> dict[str, Any]:
-    params = {**filters, "ns": settings().sessions_namespace, "limit": limit, "offset": offset,
-              "window": heartbeat_window()}
-    page_sql, count_sql = _list_sql(frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None))
-    rows = fetch_all(page_sql, params)
-    if rows:
-        total = int(rows[0]["total"])
-    elif offset:
-        total = int((fetch_one(count_sql, params) or {"total": 0})["total"])
-    else:
-        total = 0
+    rows, total = store.listed_page(settings().sessions_namespace, filters, limit, offset)
     return {"sessions": [row_to_api(r) for r in rows], "total": total}
-
-
-def _row(name: str) -> dict[str, Any] | None:
-    return fetch_one(_ROW_SQL, {"ns": settings().sessions_namespace, "name": name, "window": heartbeat_window()})
 
 
 def _owned(caller: Principal, name: str) -> dict[str, Any]:
@@ -202,7 +145,7 @@ def _owned(caller: Principal, name: str) -> dict[str, Any]:
     indexed here, so every route sees it the same way."""
     if not is_dns_label(name, SESSION_NAME_MAX):
         raise _not_found(name)
-    row = _row(name)
+    row = store.listed_row(settings().sessions_namespace, name)
     if row is not None:
         if not caller.may_access(row["user_id"]):
             raise _not_found(name)
@@ -214,8 +157,8 @@ def _owned(caller: Principal, name: str) -> dict[str, Any]:
     if not caller.is_admin and owner != user_label(caller.username):
         raise _not_found(name)
     with transaction() as conn:
-        index.upsert_from_object(conn, obj)
-    row = _row(name)
+        store.upsert_from_object(conn, obj)
+    row = store.listed_row(settings().sessions_namespace, name)
     if row is None or not caller.may_access(row["user_id"]):
         raise _not_found(name)
     return row
@@ -245,7 +188,7 @@ def _owner(caller: Principal, user: object) -> tuple[str, str]:
         raise ValidationError("user", f"expected a username, got {user!r}")
     if not caller.is_admin:
         raise Forbidden("only an admin may create a session for another user", error="forbidden")
-    row = fetch_one("SELECT id::text AS id, username, active FROM users WHERE username = %s", (user,))
+    row = user_by_username(user)
     if row is None:
         raise ValidationError("user", f"unknown user {user!r}")
     if not row["active"]:
@@ -329,10 +272,10 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
         try:
             with transaction() as conn:
                 quotas.check_and_reserve(conn, owner_id, quotas.Usage(1, cpu, memory, 0))
-                storage = index.home_storage_request(conn, owner_id, persistent_home, home_size)
+                storage = store.home_storage_request(conn, owner_id, persistent_home, home_size)
                 if storage:  # the first holding session with a home volume carries its size
                     quotas.check_and_reserve(conn, owner_id, quotas.Usage(0, 0, 0, storage))
-                index.insert(conn, namespace=namespace, name=name, user_id=owner_id, username=owner_name,
+                store.insert(conn, namespace=namespace, name=name, user_id=owner_id, username=owner_name,
                              template=template_name, state="running", cpu_millis=cpu, memory_bytes=memory,
                              cpu_request_millis=cpu_request, memory_request_bytes=memory_request,
                              storage_bytes=storage, persistent_home=persistent_home,
@@ -355,7 +298,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
         raise
     try:
         with transaction() as conn:
-            if not index.update_status(conn, namespace, name, created.get("status") or {},
+            if not store.update_status(conn, namespace, name, created.get("status") or {},
                                        uid=(created.get("metadata") or {}).get("uid")):
                 raise Conflict(f"session {name!r} was deleted while it was being created", error="conflict")
             audit.record(conn, caller, "session.create", "session", name, client_ip,
@@ -373,7 +316,7 @@ def _forget(namespace: str, name: str) -> None:
 
     try:
         with transaction() as conn:
-            index.remove(conn, namespace, name)
+            store.remove(conn, namespace, name)
     except Exception:  # noqa: BLE001 - the original failure is what the caller must see
         logging.getLogger("streamspace.sessions").exception(
             "could not drop the index row of a Session that was not created", extra={"session": name})
@@ -420,20 +363,13 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
     row = _owned(caller, name)
     obj, previous = _patch_spec(name, namespace, spec, row["state"])
     waking = state == "running" and previous == "hibernated"
-    # The cluster took the change: record it in the index. No lock is held across the Kubernetes call
+    # The cluster took the change: record it in the store. No lock is held across the Kubernetes call
     # above; should this transaction fail, the reconcile writes the index from the object it sees.
     with transaction() as conn:
         if state is not None:
-            index.set_state(conn, namespace, name, state, reset_activity=waking)
-        conn.execute(
-            "UPDATE sessions SET"
-            " idle_timeout_seconds = CASE WHEN %(set_idle)s THEN %(idle)s ELSE idle_timeout_seconds END,"
-            " max_duration_seconds = CASE WHEN %(set_max)s THEN %(max)s ELSE max_duration_seconds END,"
-            " tags = CASE WHEN %(set_tags)s THEN %(tags)s::text[] ELSE tags END, updated_at = now()"
-            " WHERE namespace = %(ns)s AND name = %(name)s",
-            {"set_idle": idle is not None, "idle": idle[1] if idle else None, "set_max": longest is not None,
-             "max": longest[1] if longest else None, "set_tags": tags is not None, "tags": tags or [],
-             "ns": namespace, "name": name})
+            store.set_state(conn, namespace, name, state, reset_activity=waking)
+        store.set_limits(conn, namespace, name, idle_seconds=idle[1] if idle else None,
+                         max_seconds=longest[1] if longest else None, tags=tags)
         if state is not None and state != previous:
             audit.record(conn, caller, f"session.{state}", "session", name, client_ip,
                          {"from": previous, "to": state})
@@ -480,7 +416,7 @@ def delete_session(caller: Principal, name: str, client_ip: str = "") -> dict[st
     namespace = settings().sessions_namespace
     kube.delete("Session", name, namespace)
     with transaction() as conn:
-        index.remove(conn, namespace, name)
+        store.remove(conn, namespace, name)
         audit.record(conn, caller, "session.delete", "session", name, client_ip)
     return {"message": f"session {name} deleted"}
 
@@ -514,17 +450,12 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
     if waking:
         obj = kube.merge_patch("Session", name, {"spec": {"state": "running"}}, namespace)
     with transaction() as conn:
-        index.set_state(conn, namespace, name, "running", reset_activity=True)
-        created = conn.execute(
-            "INSERT INTO connections (session_namespace, session_name, user_id, username, client_ip, user_agent)"
-            " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id::text AS id",
-            (namespace, name, caller.user_id, caller.username, client_ip or "",
-             (user_agent or "")[:_USER_AGENT_MAX])).fetchone()
+        store.set_state(conn, namespace, name, "running", reset_activity=True)
+        connection_id = store.open_connection(conn, namespace, name, caller.user_id, caller.username,
+                                              client_ip or "", (user_agent or "")[:_USER_AGENT_MAX])
         if waking:
             audit.record(conn, caller, "session.wake", "session", name, client_ip)
         ticket = issue_ticket(conn, caller, namespace, name)
-    if created is None:
-        raise RuntimeError("invariant broken: created is None")
     status = obj.get("status") or {}
     session_url = status.get("url") or _configured_session_url(name)
     phase = status.get("phase") or "Pending"
@@ -534,7 +465,7 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
         message = "session is ready"
     else:
         message = f"session is starting (phase {phase}); it is ready when its phase is Running"
-    return {"connectionId": created["id"], "sessionUrl": status.get("url"), "openUrl": open_url(session_url, ticket),
+    return {"connectionId": connection_id, "sessionUrl": status.get("url"), "openUrl": open_url(session_url, ticket),
             "state": "running", "message": message}
 
 
@@ -543,47 +474,13 @@ def _configured_session_url(name: str) -> str:
     return session_url(name, load_config())
 
 
-# The hot path: ONE statement per heartbeat, the caller's standing included.
-#
-# STANDING_CTE makes exactly the checks of streamspace.auth.principal.authenticate (the same SQL):
-# the token's user exists and is active, and its login (token family) is not revoked; the role comes
-# from the database, not the token. Nothing is written for a refused caller (`s` joins `standing`).
-# The connection must be live (no disconnect, heartbeat inside the
-# window) and belong to a session the caller may reach. The session's activity moves with it, at
-# most every ACTIVITY_RESOLUTION_SECONDS (idle timeouts are minutes; this keeps a session with many
-# viewers from rewriting its row on every beat). The transaction commits without waiting for the
-# WAL flush (synchronous_commit off, for this statement only): a crash can lose the last fraction
-# of a second of heartbeats, which costs nothing, and never corrupts or reorders anything.
-ACTIVITY_RESOLUTION_SECONDS = 10
-# Composed from constants only; every value is a bound parameter.
-_HEARTBEAT_SQL = (
-    "WITH " + STANDING_CTE + ","  # noqa: S608
-    " s AS (SELECT x.namespace, x.name FROM sessions x, standing"
-    "        WHERE x.namespace = %(ns)s AND x.name = %(name)s"
-    "          AND (standing.role = 'admin' OR x.user_id = %(caller_sub)s::uuid)),"
-    " c AS (UPDATE connections c SET last_heartbeat = now() FROM s"
-    "        WHERE c.id = %(cid)s::uuid AND c.session_namespace = s.namespace AND c.session_name = s.name"
-    "          AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
-    "        RETURNING c.session_namespace, c.session_name),"
-    " a AS (UPDATE sessions x SET last_activity = now() FROM c"
-    "        WHERE x.namespace = c.session_namespace AND x.name = c.session_name"
-    "          AND x.last_activity < now() - make_interval(secs => %(resolution)s) RETURNING 1),"
-    # A lost heartbeat is harmless (the next one follows within seconds): skip the WAL flush wait.
-    " commit_mode AS (SELECT set_config('synchronous_commit', 'off', true) AS mode)"
-    " SELECT " + STANDING_COLUMNS + ","
-    "        (SELECT count(*) FROM c) AS updated, (SELECT count(*) FROM a) AS touched,"
-    "        (SELECT mode FROM commit_mode) AS commit_mode"
-)
-
-
 def heartbeat(claimant: Claimant, name: str, connection_id: str | None) -> tuple[Principal, dict[str, Any]]:
     """POST /sessions/{id}/heartbeat: one statement that reads the caller's standing and updates
     the connection and, at most every ACTIVITY_RESOLUTION_SECONDS, the session's last activity.
     Returns the caller as it stands and the answer; 401/403 for a caller who may not act (nothing
     written), 404 for an unknown, expired or someone else's connection."""
     cid = _connection_id(connection_id)
-    row = fetch_one(_HEARTBEAT_SQL, {**claimant.params, "ns": settings().sessions_namespace, "name": name, "cid": cid,
-                                     "window": heartbeat_window(), "resolution": ACTIVITY_RESOLUTION_SECONDS})
+    row = store.heartbeat(settings().sessions_namespace, name, cid, claimant.params)
     caller = claimant.standing(row)
     if row is None:  # standing() refused a caller without a row
         raise RuntimeError("invariant broken: row is None")
@@ -593,26 +490,10 @@ def heartbeat(claimant: Claimant, name: str, connection_id: str | None) -> tuple
     return caller, {"status": "ok"}
 
 
-_DISCONNECT_SQL = (
-    "WITH s AS (SELECT namespace, name FROM sessions"
-    "            WHERE namespace = %(ns)s AND name = %(name)s AND (%(admin)s OR user_id = %(uid)s::uuid)),"
-    " d AS (UPDATE connections c SET disconnected_at = now() FROM s"
-    "        WHERE c.id = %(cid)s::uuid AND c.session_namespace = s.namespace AND c.session_name = s.name"
-    "          AND c.disconnected_at IS NULL RETURNING c.id),"
-    " a AS (UPDATE sessions x SET last_activity = now() FROM s, d"
-    "        WHERE x.namespace = s.namespace AND x.name = s.name RETURNING 1)"
-    " SELECT (SELECT count(*) FROM s) AS found, (SELECT count(*) FROM d) AS disconnected,"
-    "        (SELECT count(*) FROM connections c, s WHERE c.session_namespace = s.namespace"
-    "          AND c.session_name = s.name AND c.id <> %(cid)s::uuid AND c.disconnected_at IS NULL"
-    "          AND c.last_heartbeat > now() - make_interval(secs => %(window)s)) AS active"
-)
-
-
 def disconnect(caller: Principal, name: str, connection_id: str | None) -> dict[str, Any]:
     cid = _connection_id(connection_id)
-    row = fetch_one(_DISCONNECT_SQL, {"ns": settings().sessions_namespace, "name": name, "admin": caller.is_admin,
-                                      "uid": caller.user_id, "cid": cid, "window": heartbeat_window()})
-    if not row or not row["found"]:
+    row = store.disconnect(settings().sessions_namespace, name, cid, None if caller.is_admin else caller.user_id)
+    if not row["found"]:
         raise _not_found(name)
     if not row["disconnected"]:
         raise NotFound("unknown or already closed connection", error="not found")
@@ -622,12 +503,7 @@ def disconnect(caller: Principal, name: str, connection_id: str | None) -> dict[
 def list_connections(caller: Principal, name: str) -> dict[str, Any]:
     """The session's live connections (heartbeat inside the window, not disconnected)."""
     _owned(caller, name)
-    rows = fetch_all(
-        "SELECT c.id::text AS id, c.username, c.client_ip, c.user_agent, c.connected_at, c.last_heartbeat"
-        "  FROM connections c WHERE c.session_namespace = %(ns)s AND c.session_name = %(name)s"
-        "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
-        " ORDER BY c.connected_at",
-        {"ns": settings().sessions_namespace, "name": name, "window": heartbeat_window()})
+    rows = store.live_connections(settings().sessions_namespace, name)
     connections = [{"id": r["id"], "user": r["username"], "clientIp": r["client_ip"], "userAgent": r["user_agent"],
                     "connectedAt": r["connected_at"], "lastHeartbeat": r["last_heartbeat"]} for r in rows]
     return {"connections": connections, "total": len(connections)}

@@ -1,0 +1,363 @@
+"""The sessions store: the only code that speaks SQL to the tables `sessions` (one row per Session
+object, kept in step with Kubernetes: the session index) and `connections`.
+
+Listing, ownership checks, quotas, the idle sweep and heartbeats read this table and never call
+Kubernetes. The API writes the row when it creates, changes or deletes a Session; the reconcile
+functions call `upsert_from_object` / `update_status` / `remove` with what they see on the cluster
+(Sessions applied with kubectl included), so both paths converge on the same row.
+
+Every helper takes the caller's connection (`with transaction() as conn:`), so an index write
+commits together with whatever else the caller changes (audit rows, connections...).
+
+Storage quota: a user's home volume (`home-<user>`) is one claim shared by all of that user's
+sessions, so it is charged once: to exactly one of the user's holding persistent-home sessions.
+`home_storage_request` says whether a new session must carry the charge; `release` hands it on to
+another holding session when the one carrying it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+from streamspace.auth.principal import STANDING_COLUMNS, STANDING_CTE
+from streamspace.config import settings
+from streamspace.db import fetch_all, fetch_one
+from streamspace.domain.duration import DurationError, parse_duration
+from streamspace.domain.errors import ValidationError
+from streamspace.domain.names import is_username_label
+from streamspace.domain.quantity import cpu_millis, parse_memory
+from streamspace.domain.resources import normalise_resources
+
+if TYPE_CHECKING:
+    import psycopg
+
+    Conn = psycopg.Connection[Any]
+
+HOLDING = ("running", "hibernated")
+
+# Live connections (computed at read time, never by a background job): no disconnect, and a
+# heartbeat inside the window: c.disconnected_at IS NULL
+#                               AND c.last_heartbeat > now() - make_interval(secs => <window seconds>)
+
+
+def heartbeat_window() -> int:
+    return settings().heartbeat_window_seconds
+
+
+def _amounts(spec: Mapping[str, Any]) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((cpu millicores, memory bytes) of a spec's limits, the same of its requests); 0 for what is
+    absent or unreadable."""
+    try:
+        resources = normalise_resources(spec.get("resources") or {}, "resources")
+    except ValidationError:
+        return (0, 0), (0, 0)
+
+    def read(section: Mapping[str, Any]) -> tuple[int, int]:
+        cpu = memory = 0
+        try:
+            cpu = cpu_millis(section["cpu"]) if "cpu" in section else 0
+        except ValidationError:
+            pass
+        try:
+            memory = parse_memory(section["memory"]) if "memory" in section else 0
+        except ValidationError:
+            pass
+        return cpu, memory
+
+    return read(resources["limits"]), read(resources["requests"])
+
+
+def _seconds(value: object) -> int | None:
+    try:
+        return parse_duration(value, "duration")
+    except DurationError:
+        return None
+
+
+def insert(conn: Conn, *, namespace: str, name: str, user_id: str, username: str, template: str,
+           state: str, cpu_millis: int, memory_bytes: int, cpu_request_millis: int, memory_request_bytes: int,
+           storage_bytes: int, persistent_home: bool, idle_timeout_seconds: int | None,
+           max_duration_seconds: int | None, tags: list[str]) -> None:
+    """The row of a Session the API is about to create (after quotas.check_and_reserve).
+    Raises psycopg.errors.UniqueViolation when the name is taken."""
+    conn.execute(
+        "INSERT INTO sessions (namespace, name, user_id, username, template, state, cpu_millis, memory_bytes,"
+        " cpu_request_millis, memory_request_bytes, storage_bytes, persistent_home, idle_timeout_seconds,"
+        " max_duration_seconds, tags)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (namespace, name, user_id, username, template, state, cpu_millis, memory_bytes, cpu_request_millis,
+         memory_request_bytes, storage_bytes, persistent_home, idle_timeout_seconds, max_duration_seconds, tags))
+
+
+def home_storage_request(conn: Conn, user_id: str, persistent_home: bool, home_size_bytes: int) -> int:
+    """Storage a new session must reserve: the home volume's size when no holding session of this
+    user carries it yet, else 0 (call after quotas' locks, i.e. inside the create transaction)."""
+    if not persistent_home:
+        return 0
+    row = conn.execute(
+        "SELECT 1 FROM sessions WHERE user_id = %s AND state IN ('running', 'hibernated')"
+        " AND storage_bytes > 0 LIMIT 1", (user_id,)).fetchone()
+    return 0 if row else home_size_bytes
+
+
+def release(conn: Conn, namespace: str, name: str) -> None:
+    """Before a row stops holding (terminated or removed): hand its home-volume charge, if any, to
+    another holding persistent-home session of the same user."""
+    conn.execute(
+        "WITH gone AS (SELECT user_id, storage_bytes FROM sessions"
+        "               WHERE namespace = %(ns)s AND name = %(name)s AND storage_bytes > 0"
+        "                 AND state IN ('running', 'hibernated')),"
+        " heir AS (SELECT s.namespace, s.name FROM sessions s, gone"
+        "           WHERE s.user_id = gone.user_id AND s.persistent_home AND s.state IN ('running', 'hibernated')"
+        "             AND NOT (s.namespace = %(ns)s AND s.name = %(name)s)"
+        "           ORDER BY s.created_at LIMIT 1)"
+        " UPDATE sessions s SET storage_bytes = gone.storage_bytes FROM heir, gone"
+        "  WHERE s.namespace = heir.namespace AND s.name = heir.name",
+        {"ns": namespace, "name": name})
+    conn.execute("UPDATE sessions SET storage_bytes = 0 WHERE namespace = %s AND name = %s AND storage_bytes > 0",
+                 (namespace, name))
+
+
+def set_state(conn: Conn, namespace: str, name: str, state: str, *, reset_activity: bool = False) -> bool:
+    """Record a new desired state; `terminated` releases the row's quota. False: no such row."""
+    if state not in (*HOLDING, "terminated"):
+        raise ValueError(f"unknown session state {state!r}")
+    if state == "terminated":
+        release(conn, namespace, name)
+    row = conn.execute(
+        "UPDATE sessions SET state = %s, updated_at = now(),"
+        " last_activity = CASE WHEN %s THEN now() ELSE last_activity END"
+        " WHERE namespace = %s AND name = %s RETURNING 1",
+        (state, reset_activity, namespace, name)).fetchone()
+    return row is not None
+
+
+def remove(conn: Conn, namespace: str, name: str) -> bool:
+    """Drop a Session's row (and its connections). False: there was none."""
+    release(conn, namespace, name)
+    row = conn.execute("DELETE FROM sessions WHERE namespace = %s AND name = %s RETURNING 1",
+                       (namespace, name)).fetchone()
+    return row is not None
+
+
+def update_status(conn: Conn, namespace: str, name: str, status: Mapping[str, Any], *,
+                  uid: str | None = None) -> bool:
+    """Copy a Session's status (phase, url, podName, message, observedGeneration) into its row."""
+    row = conn.execute(
+        "UPDATE sessions SET phase = coalesce(%s, phase), url = %s, pod_name = %s, message = %s,"
+        " observed_generation = coalesce(%s, observed_generation), uid = coalesce(%s, uid), updated_at = now()"
+        " WHERE namespace = %s AND name = %s RETURNING 1",
+        (status.get("phase"), status.get("url"), status.get("podName"), status.get("message"),
+         status.get("observedGeneration"), uid, namespace, name)).fetchone()
+    return row is not None
+
+
+def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
+    """Make the row match a Session object as found on the cluster (spec and status).
+
+    For objects the API did not create (kubectl apply), the owner is the user whose username is
+    spec.user when spec.user is a username used as is (a hashed label names no one by name: such a
+    row has no owner id and is matched by label only); a row that exists keeps its owner,
+    created_at, activity and storage charge.
+    Such a session was not quota-checked (whoever can apply Sessions is trusted), but from now on it
+    counts against its owner's quota like any other.
+    """
+    meta = obj.get("metadata") or {}
+    spec = obj.get("spec") or {}
+    status = obj.get("status") or {}
+    namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    (cpu, memory), (cpu_request, memory_request) = _amounts(spec)
+    state = spec.get("state") if spec.get("state") in (*HOLDING, "terminated") else "running"
+    if state == "terminated":
+        release(conn, namespace, name)
+    tags = [str(t) for t in spec.get("tags") or [] if isinstance(t, str)]
+    conn.execute(
+        "INSERT INTO sessions (namespace, name, user_id, username, template, state, phase, url, pod_name, message,"
+        " cpu_millis, memory_bytes, cpu_request_millis, memory_request_bytes, persistent_home,"
+        " idle_timeout_seconds, max_duration_seconds, tags, uid, observed_generation, created_at)"
+        " VALUES (%(ns)s, %(name)s, (SELECT id FROM users WHERE username = %(owner)s), %(user)s, %(template)s,"
+        "  %(state)s, %(phase)s, %(url)s, %(pod)s, %(message)s, %(cpu)s, %(memory)s, %(cpu_request)s,"
+        "  %(memory_request)s, %(home)s, %(idle)s, %(max)s,"
+        "  %(tags)s, %(uid)s, %(gen)s, coalesce(%(created)s::timestamptz, now()))"
+        " ON CONFLICT (namespace, name) DO UPDATE SET template = EXCLUDED.template, state = EXCLUDED.state,"
+        "  phase = EXCLUDED.phase, url = EXCLUDED.url, pod_name = EXCLUDED.pod_name, message = EXCLUDED.message,"
+        "  cpu_millis = EXCLUDED.cpu_millis, memory_bytes = EXCLUDED.memory_bytes,"
+        "  cpu_request_millis = EXCLUDED.cpu_request_millis, memory_request_bytes = EXCLUDED.memory_request_bytes,"
+        "  persistent_home = EXCLUDED.persistent_home, idle_timeout_seconds = EXCLUDED.idle_timeout_seconds,"
+        "  max_duration_seconds = EXCLUDED.max_duration_seconds, tags = EXCLUDED.tags, uid = EXCLUDED.uid,"
+        "  observed_generation = coalesce(EXCLUDED.observed_generation, sessions.observed_generation),"
+        "  updated_at = now()",
+        {"ns": namespace, "name": name, "user": str(spec.get("user") or ""),
+         "owner": str(spec.get("user") or "") if is_username_label(str(spec.get("user") or "")) else None,
+         "template": str(spec.get("template") or ""),
+         "state": state, "phase": status.get("phase") or "Pending", "url": status.get("url"),
+         "pod": status.get("podName"), "message": status.get("message"), "cpu": cpu, "memory": memory,
+         "cpu_request": cpu_request, "memory_request": memory_request,
+         "home": spec.get("persistentHome", True) is not False, "idle": _seconds(spec.get("idleTimeout", "30m")),
+         "max": _seconds(spec.get("maxSessionDuration", "8h")), "tags": tags, "uid": meta.get("uid"),
+         "gen": status.get("observedGeneration"), "created": meta.get("creationTimestamp")})
+
+
+# -- the API's reads --------------------------------------------------------------------------
+
+# The columns of one listed session, shared by the list and the single-row read.
+_SESSION_COLUMNS = (
+    "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
+    " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.cpu_request_millis, s.memory_request_bytes,"
+    " s.persistent_home, s.idle_timeout_seconds,"
+    " s.max_duration_seconds, s.tags,"
+    " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at,"
+    " to_char(s.last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_activity,"
+    " (SELECT count(*) FROM connections c WHERE c.session_namespace = s.namespace AND c.session_name = s.name"
+    "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s))"
+    " AS active_connections"
+)
+
+# The list's optional filters: a statement holds only the conditions of the filters given, so each
+# combination is its own prepared statement and a generic plan can still use an index (it cannot for
+# `(%(x)s IS NULL OR col = %(x)s)`). Without a window count over every matching row, the page is read
+# in index order and stops at LIMIT; the total is one count, evaluated once per statement.
+_LIST_FILTERS = (
+    ("uid", "s.user_id = %(uid)s::uuid"),
+    ("username", "s.username = %(username)s::text"),
+    ("state", "s.state = %(state)s::text"),
+    ("template", "s.template = %(template)s::text"),
+)
+
+
+@lru_cache(maxsize=2 ** len(_LIST_FILTERS))
+def _list_sql(given: frozenset[str]) -> tuple[str, str]:
+    """(page statement, count statement) for the filters `given`; composed from constants only,
+    every value is a bound parameter."""
+    where = " WHERE s.namespace = %(ns)s" + "".join(f" AND {cond}" for name, cond in _LIST_FILTERS if name in given)
+    count = "SELECT count(*) AS total FROM sessions s" + where  # noqa: S608
+    page = ("SELECT " + _SESSION_COLUMNS + ", (" + count + ") AS total FROM sessions s" + where  # noqa: S608
+            + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s")
+    return page, count
+
+
+_ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
+            + " FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s")
+
+
+def listed_page(namespace: str, filters: Mapping[str, str | None], limit: int,
+                offset: int) -> tuple[list[dict[str, Any]], int]:
+    """(one page of rows as the API lists them, the total matching) for the filters given (uid,
+    username, state, template; None: not filtered)."""
+    params = {**filters, "ns": namespace, "limit": limit, "offset": offset, "window": heartbeat_window()}
+    page_sql, count_sql = _list_sql(frozenset(k for k, _ in _LIST_FILTERS if params.get(k) is not None))
+    rows = fetch_all(page_sql, params)
+    if rows:
+        return rows, int(rows[0]["total"])
+    if offset:
+        return rows, int((fetch_one(count_sql, params) or {"total": 0})["total"])
+    return rows, 0
+
+
+def listed_row(namespace: str, name: str) -> dict[str, Any] | None:
+    """One session's row as the API lists it."""
+    return fetch_one(_ROW_SQL, {"ns": namespace, "name": name, "window": heartbeat_window()})
+
+
+def set_limits(conn: Conn, namespace: str, name: str, *, idle_seconds: int | None, max_seconds: int | None,
+               tags: list[str] | None) -> None:
+    """Record new limits and tags; None leaves that one as it is."""
+    conn.execute(
+        "UPDATE sessions SET"
+        " idle_timeout_seconds = CASE WHEN %(set_idle)s THEN %(idle)s ELSE idle_timeout_seconds END,"
+        " max_duration_seconds = CASE WHEN %(set_max)s THEN %(max)s ELSE max_duration_seconds END,"
+        " tags = CASE WHEN %(set_tags)s THEN %(tags)s::text[] ELSE tags END, updated_at = now()"
+        " WHERE namespace = %(ns)s AND name = %(name)s",
+        {"set_idle": idle_seconds is not None, "idle": idle_seconds, "set_max": max_seconds is not None,
+         "max": max_seconds, "set_tags": tags is not None, "tags": tags or [], "ns": namespace, "name": name})
+
+
+# -- connections ----------------------------------------------------------------------------------
+
+def open_connection(conn: Conn, namespace: str, name: str, user_id: str, username: str, client_ip: str,
+                    user_agent: str) -> str:
+    """A new connection record; its id."""
+    row = conn.execute(
+        "INSERT INTO connections (session_namespace, session_name, user_id, username, client_ip, user_agent)"
+        " VALUES (%s, %s, %s, %s, %s, %s) RETURNING id::text AS id",
+        (namespace, name, user_id, username, client_ip, user_agent)).fetchone()
+    if row is None:  # INSERT ... RETURNING answers its row or raises
+        raise RuntimeError("a new connection was not returned")
+    return str(row["id"])
+
+
+# The hot path: ONE statement per heartbeat, the caller's standing included.
+#
+# STANDING_CTE makes exactly the checks of streamspace.auth.principal.authenticate (the same SQL):
+# the token's user exists and is active, and its login (token family) is not revoked; the role comes
+# from the database, not the token. Nothing is written for a refused caller (`s` joins `standing`).
+# The connection must be live (no disconnect, heartbeat inside the
+# window) and belong to a session the caller may reach. The session's activity moves with it, at
+# most every ACTIVITY_RESOLUTION_SECONDS (idle timeouts are minutes; this keeps a session with many
+# viewers from rewriting its row on every beat). The transaction commits without waiting for the
+# WAL flush (synchronous_commit off, for this statement only): a crash can lose the last fraction
+# of a second of heartbeats, which costs nothing, and never corrupts or reorders anything.
+ACTIVITY_RESOLUTION_SECONDS = 10
+# Composed from constants only; every value is a bound parameter.
+_HEARTBEAT_SQL = (
+    "WITH " + STANDING_CTE + ","  # noqa: S608
+    " s AS (SELECT x.namespace, x.name FROM sessions x, standing"
+    "        WHERE x.namespace = %(ns)s AND x.name = %(name)s"
+    "          AND (standing.role = 'admin' OR x.user_id = %(caller_sub)s::uuid)),"
+    " c AS (UPDATE connections c SET last_heartbeat = now() FROM s"
+    "        WHERE c.id = %(cid)s::uuid AND c.session_namespace = s.namespace AND c.session_name = s.name"
+    "          AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
+    "        RETURNING c.session_namespace, c.session_name),"
+    " a AS (UPDATE sessions x SET last_activity = now() FROM c"
+    "        WHERE x.namespace = c.session_namespace AND x.name = c.session_name"
+    "          AND x.last_activity < now() - make_interval(secs => %(resolution)s) RETURNING 1),"
+    # A lost heartbeat is harmless (the next one follows within seconds): skip the WAL flush wait.
+    " commit_mode AS (SELECT set_config('synchronous_commit', 'off', true) AS mode)"
+    " SELECT " + STANDING_COLUMNS + ","
+    "        (SELECT count(*) FROM c) AS updated, (SELECT count(*) FROM a) AS touched,"
+    "        (SELECT mode FROM commit_mode) AS commit_mode"
+)
+
+
+def heartbeat(namespace: str, name: str, connection_id: str, standing: Mapping[str, str]) -> dict[str, Any] | None:
+    """Keep a live connection of the session alive, for the caller `standing` names (its
+    Claimant.params). The row holds STANDING_COLUMNS (the caller as it stands) and `updated` (1: the
+    connection was live and is the caller's to keep, or the caller is an admin)."""
+    return fetch_one(_HEARTBEAT_SQL, {**standing, "ns": namespace, "name": name, "cid": connection_id,
+                                      "window": heartbeat_window(), "resolution": ACTIVITY_RESOLUTION_SECONDS})
+
+
+_DISCONNECT_SQL = (
+    "WITH s AS (SELECT namespace, name FROM sessions"
+    "            WHERE namespace = %(ns)s AND name = %(name)s AND (%(admin)s OR user_id = %(uid)s::uuid)),"
+    " d AS (UPDATE connections c SET disconnected_at = now() FROM s"
+    "        WHERE c.id = %(cid)s::uuid AND c.session_namespace = s.namespace AND c.session_name = s.name"
+    "          AND c.disconnected_at IS NULL RETURNING c.id),"
+    " a AS (UPDATE sessions x SET last_activity = now() FROM s, d"
+    "        WHERE x.namespace = s.namespace AND x.name = s.name RETURNING 1)"
+    " SELECT (SELECT count(*) FROM s) AS found, (SELECT count(*) FROM d) AS disconnected,"
+    "        (SELECT count(*) FROM connections c, s WHERE c.session_namespace = s.namespace"
+    "          AND c.session_name = s.name AND c.id <> %(cid)s::uuid AND c.disconnected_at IS NULL"
+    "          AND c.last_heartbeat > now() - make_interval(secs => %(window)s)) AS active"
+)
+
+
+def disconnect(namespace: str, name: str, connection_id: str, owner_id: str | None) -> dict[str, int]:
+    """Close a connection: {found: the session (as owner_id may reach it), disconnected: the connection
+    was open, active: the session's other live connections}."""
+    row = fetch_one(_DISCONNECT_SQL, {"ns": namespace, "name": name, "admin": owner_id is None, "uid": owner_id,
+                                      "cid": connection_id, "window": heartbeat_window()})
+    row = row or {"found": 0, "disconnected": 0, "active": 0}
+    return {"found": int(row["found"]), "disconnected": int(row["disconnected"]), "active": int(row["active"])}
+
+
+def live_connections(namespace: str, name: str) -> list[dict[str, Any]]:
+    """The session's live connections (not closed, a heartbeat inside the window), oldest first."""
+    return fetch_all(
+        "SELECT c.id::text AS id, c.username, c.client_ip, c.user_agent, c.connected_at, c.last_heartbeat"
+        "  FROM connections c WHERE c.session_namespace = %(ns)s AND c.session_name = %(name)s"
+        "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
+        " ORDER BY c.connected_at",
+        {"ns": namespace, "name": name, "window": heartbeat_window()})
