@@ -111,14 +111,15 @@ def test_login_takes_two_steps_and_the_first_token_works_only_for_the_second(url
                          timeout=10).status_code == 401
     wrong = second_step(url, {"mfaToken": mfa_token, "code": "123456" if code(secret, 1) != "123456" else "654321"})
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid code"
-    done = second_step(url, {"mfaToken": mfa_token, "code": code(secret, 1)})
+    used = code(secret, 1)  # once: read again after a 30 s step boundary it would be another code
+    done = second_step(url, {"mfaToken": mfa_token, "code": used})
     assert done.status_code == 200, done.text
     assert jwt.decode(done.json()["token"], options={"verify_signature": False})["sid"]
     assert requests.get(f"{url}/api/v1/auth/me", headers=bearer(done.json()["token"]), timeout=10).status_code == 200
     # The first-step token was spent.
-    assert second_step(url, {"mfaToken": mfa_token, "code": code(secret, 1)}).status_code == 401
+    assert second_step(url, {"mfaToken": mfa_token, "code": used}).status_code == 401
     # The same code in a new login: replay, refused.
-    replay = second_step(url, {"mfaToken": password_login(url, "tess")["mfaToken"], "code": code(secret, 1)})
+    replay = second_step(url, {"mfaToken": password_login(url, "tess")["mfaToken"], "code": used})
     assert replay.status_code == 401 and replay.json()["error"] == "invalid code"
     # So is an earlier step's code (the one that confirmed enrolment).
     earlier = second_step(url, {"mfaToken": password_login(url, "tess")["mfaToken"], "code": code(secret)})
