@@ -76,19 +76,22 @@ def get_template(req: Request) -> dict:
     return browse.template_json(browse.get_template(req.param("id")))
 
 
-@api.post(f"{BASE}/templates/{{id}}/install", access=Access.ADMIN, status=201,
-          summary="Install a catalog template: create or update the Template in the cluster")
+@api.post(f"{BASE}/templates/{{id}}/install", access=Access.ADMIN, status=201, query=("overwrite",),
+          summary="Install a catalog template: create or update the Template in the cluster (409 when it was "
+                  "changed outside the catalog, unless overwrite=true)")
 def install(req: Request) -> Reply:
-    return Reply(browse.install_template(req.param("id"), req.caller, req.client_ip), status=201)
+    return Reply(browse.install_template(req.param("id"), req.caller, req.client_ip,
+                                         overwrite=bool(req.query_bool("overwrite"))), status=201)
 
 
-@api.post(f"{BASE}/install", access=Access.ADMIN, status=201, query=("id",),
+@api.post(f"{BASE}/install", access=Access.ADMIN, status=201, query=("id", "overwrite"),
           summary="Install a catalog template (id in the query)")
 def install_by_query(req: Request) -> Reply:
     template_id = req.query("id")
     if not template_id:
         raise BadRequest("query parameter id is required", error="invalid id")
-    return Reply(browse.install_template(template_id, req.caller, req.client_ip), status=201)
+    return Reply(browse.install_template(template_id, req.caller, req.client_ip,
+                                         overwrite=bool(req.query_bool("overwrite"))), status=201)
 
 
 @functions_framework.http

@@ -312,12 +312,14 @@ def merge_patch(kind: str, name: str, patch: dict[str, Any], namespace: str | No
                    content_type="application/merge-patch+json")
 
 
-def apply(manifest: dict[str, Any], *, subresource: str | None = None) -> dict[str, Any]:
-    """Server-side apply under our field manager (force: we own what we apply)."""
+def apply(manifest: dict[str, Any], *, subresource: str | None = None, force: bool = True) -> dict[str, Any]:
+    """Server-side apply under our field manager. Controllers force (we own what we apply, as the
+    Kubernetes SSA docs advise controllers); `force=False` where a field another manager set must not be
+    overwritten silently: the API server then answers 409 naming the conflicting managers and fields."""
     meta = manifest["metadata"]
     return request("PATCH", _kind_of_manifest(manifest).path(meta.get("namespace"), meta["name"], subresource),
                    body=manifest, content_type="application/apply-patch+yaml",
-                   query={"fieldManager": FIELD_MANAGER, "force": "true"})
+                   query={"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"})
 
 
 def apply_status(kind: str, name: str, namespace: str | None, status: dict[str, Any]) -> bool:

@@ -110,3 +110,38 @@ def test_install_refusals(base, admin, user, synced, sim) -> None:
     assert requests.post(f"{base}/templates/garbage/install", headers=admin, timeout=30).status_code == 404
     assert requests.post(f"{base}/install", headers=admin, timeout=30).status_code == 400
     assert requests.get(f"{base}/templates/{any_id}", headers=user, timeout=30).json()["id"] == any_id
+
+
+def test_install_over_a_template_changed_outside_the_catalog_is_a_conflict_unless_overwritten(
+        base, admin, user, synced, sim) -> None:
+    """The install applies unforced: a field someone else set (here with kubectl edit) is never silently
+    undone; the API server's 409 names the manager and field, and overwrite=true takes it back."""
+    from kubernetes import client
+
+    from streamspace import kube
+
+    # inkscape: its two installs tie with firefox's in the install-count order, and it sorts after firefox.
+    inkscape = next(t for t in listing(base, user, repository=synced["second"])["templates"]
+                    if t["name"] == "inkscape")
+    url = f"{base}/templates/{inkscape['id']}/install"
+    assert requests.post(url, headers=admin, timeout=30).status_code == 201
+    api_client = sim.api_client()
+    client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
+        "stream.space", "v1alpha1", "streamspace", "templates", "inkscape",
+        {"spec": {"displayName": "Inkscape (pinned by ops)"}}, field_manager="kubectl-edit")
+    api_client.close()
+    installs = {t["name"]: t["installCount"] for t in listing(base, user, repository=synced["second"])["templates"]}
+
+    refused = requests.post(url, headers=admin, timeout=30)
+    assert refused.status_code == 409, refused.text
+    body = refused.json()
+    assert body["error"] == "template changed"
+    assert "kubectl-edit" in body["message"] and "displayName" in body["message"]
+    assert kube.get("Template", "inkscape", "streamspace")["spec"]["displayName"] == "Inkscape (pinned by ops)"
+    after = {t["name"]: t["installCount"] for t in listing(base, user, repository=synced["second"])["templates"]}
+    assert after["inkscape"] == installs["inkscape"]
+
+    assert requests.post(url, params={"overwrite": "maybe"}, headers=admin, timeout=30).status_code == 400
+    forced = requests.post(url, params={"overwrite": "true"}, headers=admin, timeout=30)
+    assert forced.status_code == 201, forced.text
+    assert kube.get("Template", "inkscape", "streamspace")["spec"]["displayName"] == "Inkscape"

@@ -15,7 +15,7 @@ from streamspace import audit
 from streamspace.catalog.repositories import parse_id
 from streamspace.db import fetch_all, fetch_one, transaction
 from streamspace.domain.conversion import CONVERSION_NOTES_ANNOTATION, ORIGINAL_NAME_ANNOTATION
-from streamspace.domain.errors import NotFound, ValidationError
+from streamspace.domain.errors import Conflict, NotFound, ValidationError
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -114,9 +114,13 @@ def get_template(template_id: str) -> dict[str, Any]:
     return row
 
 
-def install_template(template_id: str, caller: Principal, client_ip: str) -> dict[str, Any]:
+def install_template(template_id: str, caller: Principal, client_ip: str, *, overwrite: bool = False) -> dict[str, Any]:
     """Create or update the Template object in the StreamSpace namespace (server-side apply), count
-    the install -> the REST Template JSON of the object as the cluster stored it."""
+    the install -> the REST Template JSON of the object as the cluster stored it.
+
+    The apply is not forced: installing again over a Template someone changed by other means (kubectl,
+    GitOps) would silently undo their change, so that is a Conflict naming the fields unless the admin
+    asks to `overwrite`."""
     from streamspace import kube
     from streamspace.config import settings
     from streamspace.domain.templates import normalise_template_manifest, template_to_api
@@ -133,7 +137,13 @@ def install_template(template_id: str, caller: Principal, client_ip: str) -> dic
     annotations["stream.space/catalog-repository"] = str(row["repository_name"])
     annotations["stream.space/catalog-id"] = str(row["id"])
     metadata["annotations"] = annotations
-    applied = kube.apply(manifest)
+    try:
+        applied = kube.apply(manifest, force=overwrite)
+    except kube.KubeError as exc:
+        if exc.status != 409:
+            raise
+        raise Conflict(f"Template {metadata['name']} was changed outside the catalog ({exc.message}); install "
+                       f"with overwrite=true to replace those changes", error="template changed") from None
     with transaction() as conn:
         conn.execute("UPDATE catalog_templates SET install_count = install_count + 1 WHERE id = %s", (row["id"],))
         audit.record(conn, caller, "catalog.template.install", "template", metadata["name"], client_ip,
