@@ -68,8 +68,11 @@ def run() -> dict:
     from streamspace.reconcile.context import load_config
     from streamspace.reconcile.sweep import _FIND_SQL, MAX_PER_TICK, run_idle_sweep
     from streamspace.sim import SimCluster
+    from streamspace.sim.scheduler import NodeSpec
 
-    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0)
+    # One node with room for every session: the bench measures us, not the simulated capacity.
+    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0,
+                         nodes=[NodeSpec("bench-node", cpu="10000", memory="100Ti", pods=100000)])
     cluster.start()
     os.environ["KUBECONFIG"] = cluster.write_kubeconfig(Path(tempfile.mkdtemp(prefix="ssb-kube-")) / "config")
     kube.reset_client()

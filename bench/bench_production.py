@@ -264,11 +264,14 @@ def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_
 def run() -> dict[str, Any]:
     from streamspace import kube
     from streamspace.sim import SimCluster
+    from streamspace.sim.scheduler import NodeSpec
 
     before = _machine()
     tmp = Path(tempfile.mkdtemp(prefix="ssb-prod-"))
     url = benchmark_database()
-    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0)
+    # One node with room for every session: the bench measures us, not the simulated capacity.
+    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0,
+                         nodes=[NodeSpec("bench-node", cpu="10000", memory="100Ti", pods=100000)])
     cluster.start()
     os.environ["KUBECONFIG"] = cluster.write_kubeconfig(tmp / "kubeconfig")
     kube.reset_client()

@@ -66,10 +66,13 @@ def run() -> dict[str, Any]:
     from streamspace import kube
     from streamspace.events.apiserver import apiserver_event
     from streamspace.sim import SimCluster
+    from streamspace.sim.scheduler import NodeSpec
 
     tmp = Path(tempfile.mkdtemp(prefix="ssb-scale-"))
     url = benchmark_database()
-    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0)
+    # One node with room for every session: the bench measures us, not the simulated capacity.
+    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0,
+                         nodes=[NodeSpec("bench-node", cpu="10000", memory="100Ti", pods=100000)])
     cluster.start()
     os.environ["KUBECONFIG"] = cluster.write_kubeconfig(tmp / "kubeconfig")
     kube.reset_client()

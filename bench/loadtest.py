@@ -147,7 +147,9 @@ def run(users: int = 200, seconds: float = 180, heartbeat_interval: float = 3.0,
     env.pop("DATABASE_URL", None)
     env.pop("KUBECONFIG", None)
     # The command `make run` runs, with a port of its own.
-    system = subprocess.Popen([sys.executable, "-m", "streamspace", "run", "--port", str(port)], cwd=ROOT, env=env,
+    # Simulated nodes enough for every user's desktop (8 of the default 1-cpu desktops fit on one).
+    system = subprocess.Popen([sys.executable, "-m", "streamspace", "run", "--port", str(port),
+                               "--sim-nodes", str(users // 8 + 2)], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     stop = threading.Event()
     samples: list[int] = []
