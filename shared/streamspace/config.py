@@ -60,6 +60,9 @@ class Settings:
     admin_username: str = "admin"
     admin_password: str | None = field(default=None, repr=False)
     cluster_mode: str = "auto"
+    # The simulated cluster (make run): seconds to pull an image a node lacks, and to start a container.
+    sim_image_pull_seconds: float = 0.0
+    sim_start_seconds: float = 0.0
     max_body_bytes: int = 1024 * 1024
     heartbeat_window_seconds: int = 60
     desktop_ticket_ttl_seconds: int = 30  # an openUrl's ticket; at most a minute
@@ -201,6 +204,20 @@ def _int(env: Mapping[str, str], name: str, default: int, lo: int, hi: int) -> i
         raise ConfigError(f"{name}: expected an integer from {lo} to {hi}, got {raw!r}") from None
     if not lo <= value <= hi:
         raise ConfigError(f"{name}: expected an integer from {lo} to {hi}, got {raw!r}")
+    return value
+
+
+def _seconds(env: Mapping[str, str], name: str, hi: float) -> float:
+    """A number of seconds (fractions allowed) from 0 to `hi`; unset is 0."""
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return 0.0
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a number of seconds from 0 to {hi:g}, got {raw!r}") from None
+    if not 0 <= value <= hi:  # also refuses nan
+        raise ConfigError(f"{name}: expected a number of seconds from 0 to {hi:g}, got {raw!r}")
     return value
 
 
@@ -408,6 +425,8 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         admin_username=admin_username,
         admin_password=env.get("ADMIN_PASSWORD") or None,
         cluster_mode=_choice(env, "STREAMSPACE_CLUSTER", "auto", ("auto", "sim", "kube")),
+        sim_image_pull_seconds=_seconds(env, "SIM_IMAGE_PULL_SECONDS", 3600),
+        sim_start_seconds=_seconds(env, "SIM_START_SECONDS", 3600),
         max_body_bytes=_int(env, "MAX_BODY_BYTES", 1024 * 1024, 1024, 64 * 1024 * 1024),
         heartbeat_window_seconds=_duration(env, "HEARTBEAT_WINDOW", "60s", minimum=5),
         live_stream_seconds=_duration(env, "LIVE_STREAM_SECONDS", "120s", minimum=1, maximum=540),

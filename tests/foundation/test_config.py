@@ -57,12 +57,21 @@ def test_database_url_wins_when_given() -> None:
         ({"CATALOG_ALLOW_FILE_URLS": "maybe"}, "CATALOG_ALLOW_FILE_URLS"),
         ({"STREAMSPACE_NAMESPACE": "Not A Label"}, "STREAMSPACE_NAMESPACE"),
         ({"SESSIONS_NAMESPACE": "Sessions_NS"}, "SESSIONS_NAMESPACE"),
+        ({"SIM_IMAGE_PULL_SECONDS": "slow"}, "SIM_IMAGE_PULL_SECONDS"),
+        ({"SIM_IMAGE_PULL_SECONDS": "nan"}, "SIM_IMAGE_PULL_SECONDS"),
+        ({"SIM_START_SECONDS": "-1"}, "SIM_START_SECONDS"),
     ],
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings({**BASE, **env})
     assert str(caught.value).startswith(variable + ":")
+
+
+def test_the_simulated_kubelet_times_are_seconds_with_fractions() -> None:
+    cfg = load_settings({**BASE, "SIM_IMAGE_PULL_SECONDS": "8", "SIM_START_SECONDS": "0.5"})
+    assert (cfg.sim_image_pull_seconds, cfg.sim_start_seconds) == (8.0, 0.5)
+    assert (load_settings(BASE).sim_image_pull_seconds, load_settings(BASE).sim_start_seconds) == (0.0, 0.0)
 
 
 def test_sync_interval_accepts_go_durations() -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from kubernetes import client, watch
-from sim_helpers import CEILING, deployment
+from sim_helpers import CEILING, deployment, eventually
 
 from streamspace.sim import SimCluster
 
@@ -106,3 +106,63 @@ def test_bare_pod_runs_and_eviction_deletes_it(core, ns):
     core.create_namespaced_pod_eviction("bare", ns, {"apiVersion": "policy/v1", "kind": "Eviction",
                                                      "metadata": {"name": "bare", "namespace": ns}})
     assert core.list_namespaced_pod(ns).items == []
+
+
+def _pod_events(core, ns: str, pod: str) -> list[tuple[str, str]]:
+    events = [e for e in core.list_namespaced_event(ns).items if e.involved_object.name == pod]
+    events.sort(key=lambda e: int(e.metadata.resource_version))
+    return [(e.reason, e.message) for e in events]
+
+
+def test_a_node_pulls_an_image_once_and_the_next_pod_finds_it_present():
+    with SimCluster(kubelet_delay=0, image_pull_seconds=0.3, start_seconds=0.1, nodes=1) as sim:
+        ac = sim.api_client()
+        apps, core = client.AppsV1Api(ac), client.CoreV1Api(ac)
+        apps.create_namespaced_deployment("default", deployment("first", image="example.org/desk:1"))
+        pod = eventually(lambda: core.list_namespaced_pod("default", label_selector="app=first").items,
+                         "the first pod")[0]
+        # While the image is pulled, the pod is bound but its container waits in ContainerCreating.
+        waiting = eventually(lambda: core.read_namespaced_pod(pod.metadata.name, "default").status.container_statuses,
+                             "the pulling pod's container status")
+        assert waiting[0].state.waiting is not None or waiting[0].state.running is not None
+        eventually(lambda: core.read_namespaced_pod(pod.metadata.name, "default").status.phase == "Running",
+                   "the first pod running")
+        first = _pod_events(core, "default", pod.metadata.name)
+        assert [reason for reason, _ in first] == ["Scheduled", "Pulling", "Pulled", "Created", "Started"], first
+        assert first[0][1] == f"Successfully assigned default/{pod.metadata.name} to sim-node-1"
+        assert first[2][1].startswith('Successfully pulled image "example.org/desk:1"')
+        node = core.read_node(core.read_namespaced_pod(pod.metadata.name, "default").spec.node_name)
+        assert [image.names for image in node.status.images] == [["example.org/desk:1"]]
+
+        apps.create_namespaced_deployment("default", deployment("second", image="example.org/desk:1"))
+        pod = eventually(lambda: core.list_namespaced_pod("default", label_selector="app=second").items,
+                         "the second pod")[0]
+        eventually(lambda: core.read_namespaced_pod(pod.metadata.name, "default").status.phase == "Running",
+                   "the second pod running")
+        second = _pod_events(core, "default", pod.metadata.name)
+        assert [reason for reason, _ in second] == ["Scheduled", "Pulled", "Created", "Started"], second
+        assert second[1][1] == 'Container image "example.org/desk:1" already present on machine'
+
+
+def test_a_failed_pull_is_recorded_as_a_warning_event(apps, core, ns):
+    apps.create_namespaced_deployment(ns, deployment("nopull", image="registry.example/invalid-image:1"))
+    pod = core.list_namespaced_pod(ns).items[0]
+    events = [e for e in core.list_namespaced_event(ns).items if e.involved_object.name == pod.metadata.name]
+    failed = [e for e in events if e.reason == "Failed"]
+    assert len(failed) == 1 and failed[0].type == "Warning"
+    assert failed[0].involved_object.field_path == "spec.containers{main}"
+
+
+def test_a_pod_relabelled_out_of_the_selector_is_released_and_replaced(apps, core, ns):
+    """The ReplicaSet controller's ClaimPods: an owned pod that stops matching the selector is
+    released (its ownerReference removed) and a new one takes its place; the released pod lives on."""
+    created = apps.create_namespaced_deployment(ns, deployment("pool", replicas=2))
+    taken = core.list_namespaced_pod(ns, label_selector="app=pool").items[0].metadata.name
+    core.patch_namespaced_pod(taken, ns, {"metadata": {"labels": {"app": "claimed"}}})
+    released = core.read_namespaced_pod(taken, ns)
+    assert not released.metadata.owner_references
+    assert released.status.phase == "Running"
+    pool = core.list_namespaced_pod(ns, label_selector="app=pool").items
+    assert len(pool) == 2 and taken not in {p.metadata.name for p in pool}
+    assert all(p.metadata.owner_references[0].uid == created.metadata.uid for p in pool)
+    assert apps.read_namespaced_deployment("pool", ns).status.ready_replicas == 2

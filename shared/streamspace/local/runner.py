@@ -76,14 +76,17 @@ class LocalStack:
                 if mode == "kube":
                     message = f"streamspace: STREAMSPACE_CLUSTER=kube but no cluster answers: {exc.message}"
                     raise SystemExit(message) from None
+        from streamspace.config import settings
         from streamspace.sim import SimCluster
         from streamspace.sim.scheduler import NodeSpec
 
         state = data_dir / SIM_STATE_FILE
         nodes = [NodeSpec(f"sim-node-{i}", cpu=self.sim_node_cpu, memory=self.sim_node_memory)
                  for i in range(1, self.sim_nodes + 1)]
+        cfg = settings()
         self.sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=self.kubelet_delay,
-                              state_path=state, nodes=nodes, compaction_interval=300.0)
+                              state_path=state, nodes=nodes, compaction_interval=300.0,
+                              image_pull_seconds=cfg.sim_image_pull_seconds, start_seconds=cfg.sim_start_seconds)
         self.sim.start()
         from streamspace.local.identities import deployed_setting, serve_as_functions
 
@@ -96,6 +99,8 @@ class LocalStack:
         kube.reset_client()
         self.announce(f"cluster: SIMULATED Kubernetes API server (test/demo harness, not a cluster) at {self.sim.url};"
                       f" kubectl --kubeconfig {kubeconfig} get ss -n {os.environ['SESSIONS_NAMESPACE']}")
+        self.announce(f"simulated kubelet: image pull {cfg.sim_image_pull_seconds:g}s on a node that lacks the image"
+                      f" (SIM_IMAGE_PULL_SECONDS), container start {cfg.sim_start_seconds:g}s (SIM_START_SECONDS)")
         self.announce(f"cluster state: {state} ({self.sim.restored} objects restored; delete the file to start empty)")
 
     def _start_functions(self) -> None:

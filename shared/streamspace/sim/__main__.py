@@ -21,10 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--namespace", default="streamspace", help="namespace of the kubeconfig context")
     parser.add_argument("--kubelet-delay", type=float, default=1.0, help="seconds until a pod becomes Ready")
     parser.add_argument("--nodes", type=int, default=2, help="how many simulated nodes (8 cpu, 32Gi each)")
+    parser.add_argument("--image-pull-seconds", type=float, default=0.0,
+                        help="seconds a node takes to pull an image it does not have yet")
+    parser.add_argument("--start-seconds", type=float, default=0.0, help="seconds to start a container")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
-    sim = SimCluster(crd_paths=args.crds, kubelet_delay=args.kubelet_delay, nodes=args.nodes)
+    sim = SimCluster(crd_paths=args.crds, kubelet_delay=args.kubelet_delay, nodes=args.nodes,
+                     image_pull_seconds=args.image_pull_seconds, start_seconds=args.start_seconds)
     sim.start(args.host, args.port)
     if args.kubeconfig:
         print(f"kubeconfig written to {sim.write_kubeconfig(args.kubeconfig, args.namespace)}", file=sys.stderr)

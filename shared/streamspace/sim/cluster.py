@@ -50,13 +50,16 @@ class SimCluster:
                  image_fails: Callable[[str], bool] | None = None, history_size: int = 10000,
                  state_path: str | os.PathLike[str] | None = None,
                  nodes: int | Iterable[NodeSpec] = DEFAULT_NODE_COUNT,
-                 compaction_interval: float | None = None) -> None:
+                 compaction_interval: float | None = None, image_pull_seconds: float = 0.0,
+                 start_seconds: float = 0.0) -> None:
         """`state_path`: a file that keeps the cluster's objects across restarts (`make run` keeps it
         in the data folder); without it the cluster starts empty and forgets everything.
         `nodes`: how many default nodes (8 cpu, 32Gi, 110 pods each) or the NodeSpecs to register; pods
         are scheduled onto them by their requests (0: every pod stays Pending, unschedulable).
         `compaction_interval`: seconds between history compactions (`make run`: 300, the API server's
-        default); None compacts only when the history is full or `compact()` is called."""
+        default); None compacts only when the history is full or `compact()` is called.
+        `image_pull_seconds`: how long a node takes to pull an image it does not have yet;
+        `start_seconds`: how long a container takes to start (both after `kubelet_delay`)."""
         self.compaction_interval = compaction_interval
         self._stopping = threading.Event()
         self.registry = Registry()
@@ -70,7 +73,7 @@ class SimCluster:
         self.logs = LogStore(self.store)
         self.scheduler = Scheduler(self.api, self.store)
         self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails, self.logs,
-                               self.scheduler)
+                               self.scheduler, pull_seconds=image_pull_seconds, start_seconds=start_seconds)
         self.garbage_collector = GarbageCollector(self.api, self.store)
         self.rbac = Rbac(self.store, self.registry)
         self.server = SimServer(self.api, self.registry, self.store, self.logs, self.rbac)

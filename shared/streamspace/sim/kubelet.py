@@ -3,12 +3,17 @@
 Collapses the ReplicaSet controller, scheduler (`scheduler.py`) and the nodes' kubelets into one
 level-triggered loop. Pods are created as soon as a Deployment wants them (Pending, as a real cluster shows
 them first), bound to a node that fits them (or left Pending with `PodScheduled=False`, retried when nodes
-or pods change), and become Running and Ready `delay` seconds later on a node that exists, unless their
-image "cannot be pulled". Status writes go through the normal
+or pods change), and started `delay` seconds later on a node that exists: an image the node does not have
+yet takes `pull_seconds` to pull (events Pulling, Pulled), one it has is "already present on machine"
+(the node's `status.images` lists what it pulled, as a real node's does); the container then takes
+`start_seconds` to start (events Created, Started) and the pod becomes Running and Ready, unless its
+image "cannot be pulled". A Deployment releases a pod whose labels stopped matching its selector
+(removes its ownerReference) and replaces it, as the ReplicaSet controller does (`ClaimPods`: owned
+but not matching -> release). Status writes go through the normal
 write path, so watchers see the same MODIFIED events a real cluster produces, and unchanged status is a
 no-op (no event), which keeps the loop from feeding itself.
 
-With delay 0 all of this runs synchronously in the thread that made the triggering write, before the HTTP
+With every time 0 all of this runs synchronously in the thread that made the triggering write, before the HTTP
 response is sent, which makes tests deterministic.
 """
 
@@ -34,10 +39,11 @@ from .store import Event, Store
 
 log = logging.getLogger("streamspace.sim.kubelet")
 
-Task = tuple[str, str, str]  # ("deploy" | "pod" | "unbound" | "node" | "kill", namespace, name)
+Task = tuple[str, str, str]  # ("deploy" | "pod" | "pulled" | "started" | "unbound" | "node" | "kill", namespace, name)
 DEPLOY_KEY = ("apps", "deployments")
 POD_KEY = ("", "pods")
 MANAGER = "kube-controller-manager"
+SIMULATED_IMAGE_BYTES = 500 * 1024 * 1024  # what a node reports for each image it pulled
 
 
 def default_image_fails(image: str) -> bool:
@@ -70,6 +76,33 @@ def _controller_name(obj: dict[str, Any]) -> str | None:
     return None
 
 
+def _matches(selector: dict[str, Any], pod: dict[str, Any]) -> bool:
+    labels = pod["metadata"].get("labels") or {}
+    return all(labels.get(k) == v for k, v in selector.items())
+
+
+def _unready_conditions(when: str, unready: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A bound pod's conditions while the `unready` containers are not ready."""
+    names = " ".join(str(c.get("name")) for c in unready)
+    why = {"reason": "ContainersNotReady", "message": f"containers with unready status: [{names}]"}
+    return [
+        {"type": "PodScheduled", "status": "True", "lastTransitionTime": when},
+        {"type": "Initialized", "status": "True", "lastTransitionTime": when},
+        {"type": "ContainersReady", "status": "False", "lastTransitionTime": when, **why},
+        {"type": "Ready", "status": "False", "lastTransitionTime": when, **why},
+    ]
+
+
+def _node_images(node: dict[str, Any]) -> set[str]:
+    """The images a node reports it has (status.images[].names)."""
+    return {str(name) for image in (node.get("status") or {}).get("images") or [] for name in image.get("names") or []}
+
+
+def _host_ip(node: dict[str, Any] | None) -> str:
+    return next((a.get("address") for a in ((node or {}).get("status") or {}).get("addresses") or []
+                 if a.get("type") == "InternalIP"), "10.0.0.10")
+
+
 def _pod_ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
@@ -78,13 +111,17 @@ def _pod_ready(pod: dict[str, Any]) -> bool:
 class Kubelet:
     def __init__(self, api: Api, store: Store, registry: Registry, delay: float = 0.0,
                  image_fails: Callable[[str], bool] | None = None, logs: LogStore | None = None,
-                 scheduler: Scheduler | None = None) -> None:
+                 scheduler: Scheduler | None = None, pull_seconds: float = 0.0, start_seconds: float = 0.0) -> None:
         self.api = api
+        self.pull_seconds = max(0.0, float(pull_seconds))
+        self.start_seconds = max(0.0, float(start_seconds))
         self.scheduler = scheduler if scheduler is not None else Scheduler(api, store)
         self.logs = logs if logs is not None else LogStore(store)
         self.store = store
         self.registry = registry
         self.delay = max(0.0, float(delay))
+        # Anything that takes time runs on the kubelet's thread; with no time at all, synchronously.
+        self.timed = self.delay > 0 or self.pull_seconds > 0 or self.start_seconds > 0
         self.image_fails = image_fails or default_image_fails
         self._lock = threading.RLock()
         self._local = threading.local()
@@ -99,7 +136,7 @@ class Kubelet:
     # ------------------------------------------------------------ scheduling
 
     def start(self) -> None:
-        if self.delay > 0 and self._thread is None:
+        if self.timed and self._thread is None:
             self._thread = threading.Thread(target=self._run, name="streamspace-sim-kubelet", daemon=True)
             self._thread.start()
         self.resync()
@@ -137,6 +174,9 @@ class Kubelet:
             owner = _controller_name(ev.obj)
             if owner:
                 self._schedule(("deploy", ns, owner), 0.0)
+            previous = _controller_name(ev.prev) if ev.prev is not None else None
+            if previous and previous != owner:  # released or re-owned: the old controller counts again
+                self._schedule(("deploy", ns, previous), 0.0)
             bound_now = (ev.obj.get("spec") or {}).get("nodeName") and not ((ev.prev or {}).get("spec") or {}).get(
                 "nodeName")
             if ev.type == "ADDED" or (ev.type == "MODIFIED" and bound_now):
@@ -150,7 +190,7 @@ class Kubelet:
                 self._schedule(("unbound", "", ""), 0.0)  # capacity freed
 
     def _schedule(self, task: Task, delay: float) -> None:
-        if self.delay == 0:
+        if not self.timed:
             pending: list[Task] | None = getattr(self._local, "pending", None)
             if pending is not None:
                 if task not in pending:
@@ -194,12 +234,16 @@ class Kubelet:
                 self._start_bound_to(task[2])
             elif task[0] == "kill":
                 self._delete_pod(self._types()[1], task[1], task[2], grace=0)
+            elif task[0] == "pulled":
+                self._pulled(task[1], task[2])
+            elif task[0] == "started":
+                self._started(task[1], task[2])
             else:
                 self._run_pod(task[1], task[2])
         except ApiError as exc:
             # Lost a race with a client write: the write's own event schedules another pass.
             log.debug("simulated kubelet: %s %s/%s: %s", task[0], task[1], task[2], exc.message)
-            if exc.code == 409 and self.delay > 0:
+            if exc.code == 409 and self.timed:
                 self._schedule(task, 0.05)
 
     # ------------------------------------------------------------ reconcile
@@ -229,6 +273,10 @@ class Kubelet:
                         if _controller_uid(p) == uid and not p["metadata"].get("deletionTimestamp")]
 
         pods = owned()
+        selector = (spec.get("selector") or {}).get("matchLabels") or {}
+        for pod in [p for p in pods if not _matches(selector, p)]:
+            self._release_pod(pod_rt, ns, pod["metadata"]["name"], uid)
+        pods = [p for p in pods if _matches(selector, p)]
         for pod in pods:
             if (pod["metadata"].get("labels") or {}).get("pod-template-hash") != thash:
                 self._delete_pod(pod_rt, ns, pod["metadata"]["name"])
@@ -241,6 +289,18 @@ class Kubelet:
         for _ in range(want - len(current)):
             self._create_pod(pod_rt, dep, template, thash)
         self._write_deployment_status(deploy_rt, ns, name, want, thash)
+
+    def _release_pod(self, pod_rt: ResourceType, ns: str, name: str, owner_uid: str) -> None:
+        """Drop our ownerReference from a pod that no longer matches the selector (a fresh read, with
+        its resourceVersion as precondition: a concurrent writer's change is never overwritten)."""
+        with self.store.txn():
+            pod = self.store.get(POD_KEY, ns, name)
+            if pod is None:
+                return
+            refs = [r for r in pod["metadata"].get("ownerReferences") or [] if str(r.get("uid")) != owner_uid]
+            rv = pod["metadata"].get("resourceVersion")
+        self.api.patch(pod_rt, ns, name, "application/merge-patch+json",
+                       {"metadata": {"resourceVersion": rv, "ownerReferences": refs or None}}, manager=MANAGER)
 
     def _delete_pod(self, pod_rt: ResourceType, ns: str, name: str, grace: int | None = None) -> None:
         try:
@@ -286,30 +346,154 @@ class Kubelet:
             self._run_pod(ns, name)
 
     def _run_pod(self, ns: str, name: str) -> None:
+        """Bind the pod (if the scheduler has not) and pull what its node lacks (or fail the pull)."""
         _, pod_rt = self._types()
         with self.store.txn():
             pod = self.store.get(POD_KEY, ns, name)
             if pod is None or pod["metadata"].get("deletionTimestamp"):
                 return
+            bound_here = False
             if not (pod.get("spec") or {}).get("nodeName"):
                 if self.scheduler.schedule(ns, name) is None:
                     return  # Pending until a node fits; retried when nodes or pods change
                 pod = self.store.get(POD_KEY, ns, name)
                 if pod is None:
                     return
-            node = self.store.get(NODE_KEY, "", str(pod["spec"]["nodeName"]))
+                bound_here = True
+            node_name = str(pod["spec"]["nodeName"])
+            node = self.store.get(NODE_KEY, "", node_name)
             pod = copy.deepcopy(pod)
+        if bound_here:
+            self._event(pod, "Scheduled", f"Successfully assigned {ns}/{name} to {node_name}", "default-scheduler")
         if node is None:
             return  # bound to a node that has not registered: no kubelet runs it (yet)
         status = pod.get("status") or {}
-        if status.get("startTime"):
-            return  # already started by us; the simulated containers never crash
-        host_ip = next((a.get("address") for a in (node.get("status") or {}).get("addresses") or []
-                        if a.get("type") == "InternalIP"), "10.0.0.10")
+        if status.get("startTime") or status.get("phase") == "Pending" and any(
+                ((c.get("state") or {}).get("waiting") or {}).get("reason") == "ContainerCreating"
+                for c in status.get("containerStatuses") or []):
+            return  # already started (the simulated containers never crash), or already pulling
         containers = (pod.get("spec") or {}).get("containers") or []
         failing = [c for c in containers if self.image_fails(str(c.get("image", "")))]
+        if failing:
+            self._fail_pull(pod_rt, pod, node, failing)
+            return
+        present = _node_images(node)
+        missing = [c for c in containers if str(c.get("image", "")) not in present]
+        if self.pull_seconds > 0 or self.start_seconds > 0:
+            self._write_status(pod_rt, pod, self._pending_status(pod, node, "ContainerCreating"))
+        if missing and self.pull_seconds > 0:
+            for c in missing:
+                self._event(pod, "Pulling", f'Pulling image "{c.get("image")}"', container=str(c.get("name")))
+            self._schedule(("pulled", ns, name), self.pull_seconds)
+        else:
+            self._pulled(ns, name)
+
+    def _pulled(self, ns: str, name: str) -> None:
+        """Every image is on the node: create the containers; they are started `start_seconds` later."""
+        pod = self._live_pod(ns, name)
+        if pod is None or (pod.get("status") or {}).get("startTime"):
+            return
+        node_name = str((pod.get("spec") or {}).get("nodeName") or "")
+        with self.store.txn():
+            node = self.store.get(NODE_KEY, "", node_name)
+        if node is None:
+            return
+        present = _node_images(node)
+        pulled = []
+        for c in (pod.get("spec") or {}).get("containers") or []:
+            image = str(c.get("image", ""))
+            if image in present:
+                self._event(pod, "Pulled", f'Container image "{image}" already present on machine',
+                            container=str(c.get("name")))
+            else:
+                pulled.append(image)
+                present.add(image)
+                self._event(pod, "Pulled", f'Successfully pulled image "{image}" in {self.pull_seconds:g}s',
+                            container=str(c.get("name")))
+            self._event(pod, "Created", f"Created container: {c.get('name')}", container=str(c.get("name")))
+        if pulled:
+            self._record_images(node_name, pulled)
+        if self.start_seconds > 0:
+            self._schedule(("started", ns, name), self.start_seconds)
+        else:
+            self._started(ns, name)
+
+    def _started(self, ns: str, name: str) -> None:
+        _, pod_rt = self._types()
+        pod = self._live_pod(ns, name)
+        if pod is None or (pod.get("status") or {}).get("startTime"):
+            return
+        with self.store.txn():
+            node = self.store.get(NODE_KEY, "", str((pod.get("spec") or {}).get("nodeName") or ""))
+        containers = (pod.get("spec") or {}).get("containers") or []
         started = now()
         ip = f"10.244.0.{next(self._ip) % 250 + 2}"
+        status = pod.get("status") or {}
+        scheduled = next((c.get("lastTransitionTime") for c in status.get("conditions") or []
+                          if c.get("type") == "PodScheduled" and c.get("status") == "True"), None) or started
+        statuses = [{"name": c.get("name"), "image": str(c.get("image", "")), "imageID": f"sim://{c.get('image', '')}",
+                     "ready": True, "started": True, "restartCount": 0, "state": {"running": {"startedAt": started}},
+                     "containerID": f"sim://{random_suffix(12)}"} for c in containers]
+        new_status = {
+            "phase": "Running",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True", "lastTransitionTime": scheduled},
+                {"type": "Initialized", "status": "True", "lastTransitionTime": scheduled},
+                {"type": "ContainersReady", "status": "True", "lastTransitionTime": started},
+                {"type": "Ready", "status": "True", "lastTransitionTime": started},
+            ],
+            "hostIP": _host_ip(node), "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
+            "containerStatuses": statuses, "qosClass": status.get("qosClass", "BestEffort"),
+        }
+        for c in containers:  # the containers start, then the pod reports Ready
+            self._event(pod, "Started", f"Started container {c.get('name')}", container=str(c.get("name")))
+        self._write_status(pod_rt, pod, new_status)
+        for c in containers:
+            self.logs.write(ns, name, str(c.get("name")), f"{started} simulated kubelet: started container "
+                            f"{c.get('name')} (image {c.get('image')})")
+
+    def _record_images(self, node_name: str, images: list[str]) -> None:
+        """Add pulled images to the node's status.images, as the kubelet reports them."""
+        node_rt = self.registry.get("", "v1", "nodes")
+        assert node_rt is not None
+        with self.store.txn():
+            node = self.store.get(NODE_KEY, "", node_name)
+            if node is None:
+                return
+            body = copy.deepcopy(node)
+            listed = list((body.get("status") or {}).get("images") or [])
+            known = _node_images(body)
+            listed.extend({"names": [image], "sizeBytes": SIMULATED_IMAGE_BYTES} for image in images
+                          if image not in known)
+            body.setdefault("status", {})["images"] = listed
+            self.api.replace(node_rt, "", node_name, body, subresource="status", manager="kubelet")
+
+    def _live_pod(self, ns: str, name: str) -> dict[str, Any] | None:
+        with self.store.txn():
+            pod = self.store.get(POD_KEY, ns, name)
+            if pod is None or pod["metadata"].get("deletionTimestamp"):
+                return None
+            return copy.deepcopy(pod)
+
+    def _pending_status(self, pod: dict[str, Any], node: dict[str, Any], reason: str) -> dict[str, Any]:
+        """Bound to its node, containers waiting (ContainerCreating while images are pulled)."""
+        containers = (pod.get("spec") or {}).get("containers") or []
+        scheduled = next((c.get("lastTransitionTime") for c in (pod.get("status") or {}).get("conditions") or []
+                          if c.get("type") == "PodScheduled" and c.get("status") == "True"), None) or now()
+        return {
+            "phase": "Pending",
+            "conditions": _unready_conditions(scheduled, containers),
+            "hostIP": _host_ip(node),
+            "containerStatuses": [{"name": c.get("name"), "image": str(c.get("image", "")), "imageID": "",
+                                   "ready": False, "started": False, "restartCount": 0,
+                                   "state": {"waiting": {"reason": reason}}} for c in containers],
+            "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
+        }
+
+    def _fail_pull(self, pod_rt: ResourceType, pod: dict[str, Any], node: dict[str, Any],
+                   failing: list[dict[str, Any]]) -> None:
+        started = now()
+        containers = (pod.get("spec") or {}).get("containers") or []
         statuses = []
         for c in containers:
             image = str(c.get("image", ""))
@@ -317,34 +501,55 @@ class Kubelet:
                 state: dict[str, Any] = {"waiting": {
                     "reason": "ErrImagePull",
                     "message": f'failed to pull and unpack image "{image}": simulated registry: not found'}}
+                self._event(pod, "Failed", f'Failed to pull image "{image}": simulated registry: not found',
+                            container=str(c.get("name")), kind="Warning")
             else:
                 state = {"running": {"startedAt": started}}
             statuses.append({"name": c.get("name"), "image": image, "imageID": "" if c in failing else
                              f"sim://{image}", "ready": c not in failing, "started": c not in failing,
                              "restartCount": 0, "state": state,
                              **({} if c in failing else {"containerID": f"sim://{random_suffix(12)}"})})
-        ready = "False" if failing else "True"
-        cond_reason = {"reason": "ContainersNotReady",
-                       "message": "containers with unready status: [" +
-                       " ".join(str(c.get("name")) for c in failing) + "]"} if failing else {}
+        ip = f"10.244.0.{next(self._ip) % 250 + 2}"
         new_status = {
-            "phase": "Pending" if failing else "Running",
-            "conditions": [
-                {"type": "PodScheduled", "status": "True", "lastTransitionTime": started},
-                {"type": "Initialized", "status": "True", "lastTransitionTime": started},
-                {"type": "ContainersReady", "status": ready, "lastTransitionTime": started, **cond_reason},
-                {"type": "Ready", "status": ready, "lastTransitionTime": started, **cond_reason},
-            ],
-            "hostIP": host_ip, "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
-            "containerStatuses": statuses, "qosClass": status.get("qosClass", "BestEffort"),
+            "phase": "Pending",
+            "conditions": _unready_conditions(started, failing),
+            "hostIP": _host_ip(node), "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
+            "containerStatuses": statuses, "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
         }
+        self._write_status(pod_rt, pod, new_status)
+
+    def _write_status(self, pod_rt: ResourceType, pod: dict[str, Any], status: dict[str, Any]) -> None:
         body = copy.deepcopy(pod)
-        body["status"] = new_status
-        self.api.replace(pod_rt, ns, name, body, subresource="status", manager="kubelet")
-        for c in containers:
-            if c not in failing:
-                self.logs.write(ns, name, str(c.get("name")), f"{started} simulated kubelet: started container "
-                                f"{c.get('name')} (image {c.get('image')})")
+        body["status"] = status
+        meta = pod["metadata"]
+        self.api.replace(pod_rt, meta.get("namespace", ""), meta["name"], body, subresource="status",
+                         manager="kubelet")
+
+    def _event(self, pod: dict[str, Any], reason: str, message: str, component: str = "kubelet", *,
+               container: str | None = None, kind: str = "Normal") -> None:
+        """A core/v1 Event about the pod, as the scheduler and kubelet record them."""
+        event_rt = self.registry.get("", "v1", "events")
+        assert event_rt is not None
+        meta = pod["metadata"]
+        ns = meta.get("namespace", "")
+        node = str((pod.get("spec") or {}).get("nodeName") or "")
+        stamp = now()
+        involved: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "namespace": ns,
+                                    "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+        if container:
+            involved["fieldPath"] = f"spec.containers{{{container}}}"
+        body = {
+            "apiVersion": "v1", "kind": "Event",
+            "metadata": {"name": f"{meta['name']}.{random_suffix(10)}", "namespace": ns},
+            "involvedObject": involved, "reason": reason, "message": message, "type": kind,
+            "source": {"component": component, **({"host": node} if component == "kubelet" else {})},
+            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
+            "reportingComponent": component, "reportingInstance": node if component == "kubelet" else "",
+        }
+        try:
+            self.api.create(event_rt, ns, body, manager=component)
+        except ApiError as exc:  # a namespace being deleted: the event is lost, as on a real cluster
+            log.debug("simulated kubelet: event %s for %s/%s: %s", reason, ns, meta["name"], exc.message)
 
     def _write_deployment_status(self, deploy_rt: ResourceType, ns: str, name: str, want: int, thash: str) -> None:
         with self.store.txn():
