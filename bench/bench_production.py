@@ -180,6 +180,7 @@ def _throughput(hello: Served, cases: dict[str, dict[str, Any]]) -> dict[str, di
 def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_token: str, admin_token: str,
                  session: str, desktop: dict[str, str]) -> dict[str, dict[str, Any]]:
     from streamspace.events.apiserver import apiserver_event, ping_event
+    from streamspace.events.dead_letter import dead_letter_event
 
     user = {"Authorization": f"Bearer {user_token}"}
     admin = {"Authorization": f"Bearer {admin_token}"}
@@ -221,6 +222,10 @@ def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_
         "resync": event(ping_event(NS, "resync", json.dumps({"task": "resync"}))),
         "session-reconcile": event(apiserver_event("update", session_obj, "sessions")),
         "template-reconcile": event(apiserver_event("update", template_obj, "templates")),
+        # a reconcile event that failed its delivery, as the dispatcher hands it to the dead-letter sink
+        "dead-letter": event(dead_letter_event(*apiserver_event("update", session_obj, "sessions"), code=500,
+                                               dest="http://session-reconcile.streamspace.svc.cluster.local",
+                                               response_body=b'{"error": "bench"}')),
     }
     missing = sorted({p.parent.name for p in (ROOT / "functions").glob("*/main.py")} - set(routes))
     if missing:
