@@ -159,7 +159,8 @@ def run() -> dict[str, Any]:
                                        "defaultResources": {"cpu": "1", "memory": "1Gi"},
                                        "vnc": {"enabled": True, "port": 3000}}, admin)
         deadline = time.monotonic() + 30
-        while templates_api.get_template("firefox")["status"]["phase"] != "Ready" and time.monotonic() < deadline:
+        while (templates_api.get_template("firefox", admin)["status"]["phase"] != "Ready"
+               and time.monotonic() < deadline):
             time.sleep(0.1)
         user_id = make_user("bench-user", password=PASSWORD)
         session = create_session(Principal(user_id, "bench-user", "user", (), None), {"template": "firefox"})["name"]

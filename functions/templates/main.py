@@ -8,12 +8,14 @@ from streamspace.http import Access, Api, Reply, Request
 api = Api("templates")
 
 
-@api.get("/api/v1/templates", access=Access.USER, query=("category", "tag", "appType", "limit", "offset"),
-         summary="List Templates (filters: category, tag, appType)")
+@api.get("/api/v1/templates", access=Access.USER,
+         query=("category", "tag", "appType", "enabled", "limit", "offset"),
+         summary="List Templates (filters: category, tag, appType, enabled); users see enabled Templates only")
 def list_templates(req: Request) -> dict:
     limit, offset = req.page()
-    return templates_api.list_templates(category=req.query("category"), tag=req.query("tag"),
-                                        app_type=req.query("appType"), limit=limit, offset=offset)
+    return templates_api.list_templates(req.caller, category=req.query("category"), tag=req.query("tag"),
+                                        app_type=req.query("appType"), enabled=req.query_bool("enabled"),
+                                        limit=limit, offset=offset)
 
 
 @api.post("/api/v1/templates", access=Access.ADMIN, status=201, summary="Create a Template (409 if it exists)")
@@ -21,12 +23,13 @@ def create_template(req: Request) -> Reply:
     return Reply(templates_api.create_template(req.json(), req.caller, req.client_ip), status=201)
 
 
-@api.get("/api/v1/templates/{id}", access=Access.USER, summary="One Template")
+@api.get("/api/v1/templates/{id}", access=Access.USER, summary="One Template (a disabled one: admins only, else 404)")
 def get_template(req: Request) -> dict:
-    return templates_api.get_template(req.param("id"))
+    return templates_api.get_template(req.param("id"), req.caller)
 
 
-@api.patch("/api/v1/templates/{id}", access=Access.ADMIN, summary="Change a Template (partial; 409 on a stale update)")
+@api.patch("/api/v1/templates/{id}", access=Access.ADMIN,
+           summary="Change a Template (partial; 409 on a stale update); enabled=false takes it out of use")
 def patch_template(req: Request) -> dict:
     return templates_api.update_template(req.param("id"), req.json(), req.caller, req.client_ip)
 

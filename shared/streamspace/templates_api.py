@@ -3,7 +3,8 @@
 Kubernetes is the store (there is no Template table). Lists are served from the process's watched
 list of Templates (kube.WatchedList: one LIST, then a watch), filtered here; while that list is not
 in sync a list is one LIST call. Writes are admin-only (declared by the function) and audited; a
-write returns once this process's watch has seen it.
+write returns once this process's watch has seen it. A disabled template
+(`spec.enabled: false`) exists for admins only: users neither list nor read it (404).
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from streamspace.config import settings
 from streamspace.db import transaction
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
 from streamspace.domain.names import is_dns_label
-from streamspace.domain.templates import merge_template_patch, template_from_api, template_to_api
+from streamspace.domain.templates import (
+    merge_template_patch,
+    template_enabled,
+    template_from_api,
+    template_to_api,
+    visible_in_catalog,
+)
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -24,15 +31,18 @@ if TYPE_CHECKING:
 APP_TYPES = ("desktop", "webapp")
 
 
-def list_templates(*, category: str | None = None, tag: str | None = None, app_type: str | None = None,
-                   limit: int = 100, offset: int = 0) -> dict[str, Any]:
+def list_templates(caller: Principal, *, category: str | None = None, tag: str | None = None,
+                   app_type: str | None = None, enabled: bool | None = None, limit: int = 100,
+                   offset: int = 0) -> dict[str, Any]:
     if app_type is not None and app_type not in APP_TYPES:
         raise ValidationError("appType", f"expected one of {', '.join(APP_TYPES)}, got {app_type!r}")
     selected = [
         t for t in _all_templates()
-        if (category is None or (t["category"] or "").lower() == category.lower())
+        if visible_in_catalog(t["enabled"], admin=caller.is_admin)
+        and (category is None or (t["category"] or "").lower() == category.lower())
         and (tag is None or tag in t["tags"])
         and (app_type is None or t["appType"] == app_type)
+        and (enabled is None or t["enabled"] is enabled)
     ]
     return {"templates": selected[offset:offset + limit], "total": len(selected)}
 
@@ -61,9 +71,9 @@ def _all_templates() -> list[dict[str, Any]]:
     return items
 
 
-def get_template(name: str) -> dict[str, Any]:
+def get_template(name: str, caller: Principal) -> dict[str, Any]:
     obj = kube.get("Template", name, settings().sessions_namespace) if _plausible_name(name) else None
-    if obj is None:
+    if obj is None or not visible_in_catalog(template_enabled(obj), admin=caller.is_admin):
         raise NotFound(f"template {name!r} not found")
     return template_to_api(obj)
 
@@ -100,7 +110,10 @@ def update_template(name: str, patch: Mapping[str, Any], actor: Principal, clien
         if exc.not_found:
             raise NotFound(f"template {name!r} not found") from None
         raise
-    _audit(actor, "template.update", name, client_ip, {"fields": sorted(patch)})
+    details: dict[str, Any] = {"fields": sorted(patch)}
+    if "enabled" in patch:  # taking a template out of use (or back) is what an auditor looks for
+        details["enabled"] = template_to_api(stored)["enabled"]
+    _audit(actor, "template.update", name, client_ip, details)
     return template_to_api(stored)
 
 

@@ -116,6 +116,13 @@ def test_converted_legacy_templates_accepted(objects, path):
     assert status == 201 and created["spec"]["vnc"]
 
 
+def test_a_template_is_enabled_unless_it_says_otherwise(objects):
+    created, _ = create(objects, "templates", template(vnc={}))
+    assert created["spec"]["enabled"] is True  # the schema's default, filled in by the API server
+    disabled, _ = create(objects, "templates", {**template(vnc={}, enabled=False), "metadata": {"name": "t-off"}})
+    assert disabled["spec"]["enabled"] is False
+
+
 def test_legacy_kasmvnc_key_accepted_as_is(objects):
     created, _ = create(objects, "templates", template(kasmvnc={"enabled": True, "port": 3000}))
     assert created["spec"]["kasmvnc"] == {"enabled": True, "port": 3000}
@@ -189,6 +196,7 @@ BAD_TEMPLATES = {
     "javascript icon": (template(icon="javascript:alert(1)"), "spec.icon"),
     "root user": (template(runAsUser=0), "spec.runAsUser"),
     "group without user": (template(runAsGroup=1000), "spec.runAsGroup"),
+    "enabled not a boolean": (template(enabled="no"), "spec.enabled"),
 }
 
 
@@ -269,7 +277,7 @@ def test_template_status_phase_enum(objects):
     ("plural", "kind", "short", "columns"),
     [
         ("sessions", "Session", "ss", ["User", "Template", "State", "Phase", "URL", "Age"]),
-        ("templates", "Template", "tpl", ["Display Name", "Category", "Image", "Phase", "Age"]),
+        ("templates", "Template", "tpl", ["Display Name", "Category", "Image", "Phase", "Enabled", "Age"]),
     ],
 )
 def test_definition(plural, kind, short, columns):

@@ -146,7 +146,7 @@ def test_kubectl_get_shows_the_printer_columns(objects, kubectl):
     objects.create_namespaced_custom_object("stream.space", "v1alpha1", NS, "sessions",
                                             session("alice-tbl", template="firefox-tbl"))
     lines = kubectl("get", "tpl", "firefox-tbl").stdout.splitlines()
-    assert lines[0].split() == ["NAME", "DISPLAY", "NAME", "CATEGORY", "IMAGE", "PHASE", "AGE"]
+    assert lines[0].split() == ["NAME", "DISPLAY", "NAME", "CATEGORY", "IMAGE", "PHASE", "ENABLED", "AGE"]
     assert lines[1].split()[:3] == ["firefox-tbl", "firefox-tbl", "lscr.io/linuxserver/firefox:latest"]
     lines = kubectl("get", "ss").stdout.splitlines()
     assert lines[0].split() == ["NAME", "USER", "TEMPLATE", "STATE", "PHASE", "URL", "AGE"]

@@ -152,7 +152,8 @@ def make_template(name: str, **spec: Any) -> dict[str, Any]:
             "category": spec.pop("category", "Desktops"), "baseImage": spec.pop("baseImage", f"example.com/{name}:1"),
             "defaultResources": {"cpu": "1", "memory": "1Gi"}, "vnc": {"enabled": True, "port": 3000}, **spec}
     created = templates_api.create_template(body, admin_principal())
-    wait_until(lambda: templates_api.get_template(name)["status"]["phase"] == "Ready", f"template {name} Ready")
+    wait_until(lambda: templates_api.get_template(name, admin_principal())["status"]["phase"] == "Ready",
+               f"template {name} Ready")
     return created
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from kubernetes import client
+from playwright.sync_api import expect
 
 from tests.catalog.gitrepo import GitRepo
 from tests.portal.conftest import ADMIN_PASSWORD, make_template, new_user, principal, wait_until
@@ -162,6 +163,52 @@ def test_add_a_repository_and_see_its_sync_result(admin, repository) -> None:
     assert admin.page.locator(".notice").inner_text() == "Template installed."
     assert "Inkscape" in admin.page.locator("table").first.inner_text()
     admin.check("admin-templates")
+
+
+def test_disable_a_template_then_enable_it_again(admin, person, base) -> None:
+    """Disabled: gone from users' catalog, marked for admins, not launchable (the refusal in words),
+    while a session already running from it stays Running; enabled again: back for everyone."""
+    from streamspace.sessions.service import create_session, get_session
+
+    make_template("mypaint", displayName="MyPaint", category="Graphics")
+    username, user_id = new_user()
+    owner = principal(user_id, username)
+    running = create_session(owner, {"template": "mypaint"})["name"]
+    wait_until(lambda: get_session(owner, running)["status"]["phase"] == "Running", "the session Running")
+
+    admin.goto("/admin/templates")
+    admin.page.click("button[aria-label='Disable MyPaint']")
+    assert admin.page.locator(".notice").inner_text().startswith("Template disabled")
+    assert "Disabled" in admin.page.locator("tr", has_text="MyPaint").inner_text()
+    admin.check("admin-templates-disabled")
+    admin.goto("/?q=mypaint")  # admins still see it, marked
+    assert "Disabled" in admin.page.locator(".tile", has_text="MyPaint").inner_text()
+    admin.goto("/catalog/mypaint")
+    assert "This template is disabled" in admin.page.locator("#launch-h + [role=status]").inner_text()
+    admin.check("template-disabled")
+    admin.page.click("button.primary")  # even an admin cannot launch it; the refusal says why
+    assert "disabled by an administrator" in admin.page.locator("#size-error").inner_text()
+
+    user = person()
+    user.login(username, path="/login?next=/")
+    assert "MyPaint" not in user.page.locator(".tile h2").all_inner_texts()
+    assert user.goto("/catalog/mypaint").status == 404
+    user.check("catalog-template-hidden")
+    # The session started before goes on: it is still Running, and it hibernates and wakes (the
+    # reconcile builds its desktop again from the disabled template).
+    user.goto("/sessions")
+    row = user.page.locator(f"#row-{running}")
+    assert "running · Running" in row.inner_text()
+    user.page.click(f"#hibernate-{running}")
+    expect(row).to_contain_text("hibernated · Hibernated", timeout=30_000)
+    user.page.click(f"#wake-{running}")
+    expect(row).to_contain_text("running · Running", timeout=30_000)
+
+    admin.goto("/admin/templates")
+    admin.page.click("button[aria-label='Enable MyPaint']")
+    assert admin.page.locator(".notice").inner_text().startswith("Template enabled")
+    user.goto("/?q=mypaint")
+    assert user.page.locator(".tile h2").all_inner_texts() == ["MyPaint"]
 
 
 def test_cordon_label_and_taint_a_node(admin, node, stack) -> None:

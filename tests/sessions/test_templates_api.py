@@ -138,3 +138,51 @@ def test_the_api_refuses_names_the_crd_refuses_and_says_how_to_fix_them(world: W
     launch = world.alice.post("/api/v1/sessions", json={"template": "changedetection.io"})
     assert launch.status_code == 400
     assert "DNS-1123 label" in launch.json()["message"]
+
+
+def test_a_disabled_template_is_hidden_from_users_cannot_be_launched_and_leaves_sessions_running(world: World) -> None:
+    from streamspace import kube
+    from streamspace.db import fetch_all
+
+    put_template("retired")
+    admin, alice = world.admin, world.alice
+    started = alice.post("/api/v1/sessions", json={"template": "retired"})
+    assert started.status_code == 201, started.text
+    session = started.json()["name"]
+
+    assert admin.patch("/api/v1/templates/retired", json={"enabled": "no"}).status_code == 400  # nothing changes
+    assert alice.get("/api/v1/templates/retired").json()["enabled"] is True
+    disabled = admin.patch("/api/v1/templates/retired", json={"enabled": False})
+    assert disabled.status_code == 200 and disabled.json()["enabled"] is False
+    assert kube.get("Template", "retired", NAMESPACE)["spec"]["enabled"] is False
+    audit = fetch_all("SELECT details FROM audit_log WHERE action = 'template.update' AND target = 'retired'")
+    assert audit[-1]["details"] == {"fields": ["enabled"], "enabled": False}
+
+    # Users: gone from the catalog, and not readable either.
+    assert "retired" not in [t["name"] for t in alice.get("/api/v1/templates").json()["templates"]]
+    assert alice.get("/api/v1/templates?enabled=false").json() == {"templates": [], "total": 0}
+    assert alice.get("/api/v1/templates/retired").status_code == 404
+    # Admins: still there, marked disabled, and filterable.
+    assert [t["name"] for t in admin.get("/api/v1/templates?enabled=false").json()["templates"]] == ["retired"]
+    assert "retired" not in [t["name"] for t in admin.get("/api/v1/templates?enabled=true").json()["templates"]]
+    assert admin.get("/api/v1/templates/retired").json()["enabled"] is False
+    assert admin.get("/api/v1/templates?enabled=maybe").status_code == 400
+
+    # Nobody launches it, admins included; nothing is created.
+    sessions_before = len(kube.list_objects("Session", NAMESPACE))
+    for who in (alice, admin):
+        refused = who.post("/api/v1/sessions", json={"template": "retired"})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["error"] == "template disabled"
+        assert "disabled by an administrator" in refused.json()["message"]
+    assert len(kube.list_objects("Session", NAMESPACE)) == sessions_before
+
+    # The session started before goes on: it hibernates and wakes as before.
+    assert alice.patch(f"/api/v1/sessions/{session}", json={"state": "hibernated"}).status_code == 200
+    woken = alice.patch(f"/api/v1/sessions/{session}", json={"state": "running"})
+    assert woken.status_code == 200 and woken.json()["state"] == "running"
+
+    # Enabled again: back in the catalog and launchable.
+    assert admin.patch("/api/v1/templates/retired", json={"enabled": True}).json()["enabled"] is True
+    assert "retired" in [t["name"] for t in alice.get("/api/v1/templates").json()["templates"]]
+    assert alice.post("/api/v1/sessions", json={"template": "retired"}).status_code == 201

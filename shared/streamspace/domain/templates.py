@@ -21,7 +21,7 @@ from streamspace.domain.conversion import (
     ORIGINAL_NAME_ANNOTATION,
     Conversion,
 )
-from streamspace.domain.errors import ValidationError, join_field
+from streamspace.domain.errors import Conflict, ValidationError, join_field
 from streamspace.domain.names import DNS_LABEL_PATTERN, dns_label, is_dns_label
 from streamspace.domain.resources import (
     ResourceRequirements,
@@ -90,6 +90,7 @@ _SPEC_FIELDS = frozenset(
         "capabilities",
         "runAsUser",
         "runAsGroup",
+        "enabled",
     }
 )
 # Fields of the REST Template object that are not part of the spec; accepted on input, never stored.
@@ -149,6 +150,7 @@ class TemplateSpec:
     # passes Pod Security `restricted`. None: the image starts as root (baseline).
     run_as_user: int | None = None
     run_as_group: int | None = None
+    enabled: bool = True  # False: hidden from users' catalog and not launchable (`ensure_launchable`)
 
     @property
     def stream_port(self) -> int | None:
@@ -216,6 +218,8 @@ class TemplateSpec:
             spec["runAsUser"] = self.run_as_user
         if self.run_as_group is not None:
             spec["runAsGroup"] = self.run_as_group
+        if not self.enabled:  # absent means enabled (the CRD's default)
+            spec["enabled"] = False
         return spec
 
 
@@ -608,6 +612,7 @@ def _read_template_spec(r: _Reader, spec: object, field: str) -> TemplateSpec | 
         capabilities=capabilities,
         run_as_user=r.id_number(spec.get("runAsUser"), at("runAsUser"), 1),
         run_as_group=r.id_number(spec.get("runAsGroup"), at("runAsGroup"), 0),
+        enabled=r.flag(spec.get("enabled"), at("enabled"), True),
     )
     if template.run_as_group is not None and template.run_as_user is None:
         r.fail(at("runAsGroup"), "needs runAsUser: set the non-root user the image runs as (for example 1000)")
@@ -712,6 +717,31 @@ def normalise_template_manifest(doc: object) -> dict[str, Any]:
     return conversion.manifest
 
 
+# --- enabled and disabled templates ------------------------------------------------------------
+# An admin disables a Template to take it out of use without deleting it: users no longer see it
+# in the catalog and nobody can launch it, while sessions already started from it go on (they
+# can hibernate, wake and end as before). Admins still see it, marked disabled, to enable it again.
+
+
+def template_enabled(obj: Mapping[str, Any]) -> bool:
+    """Whether a stored Template object is enabled (absent = enabled, the CRD's default)."""
+    spec = obj.get("spec")
+    return not isinstance(spec, Mapping) or spec.get("enabled") is not False
+
+
+def visible_in_catalog(enabled: bool, *, admin: bool) -> bool:
+    """Users see enabled templates only; admins see every template."""
+    return admin or enabled
+
+
+def ensure_launchable(obj: Mapping[str, Any]) -> None:
+    """A new session may start only from an enabled template (for admins too: enable it first)."""
+    if not template_enabled(obj):
+        name = (obj.get("metadata") or {}).get("name")
+        raise Conflict(f"template {name!r} is disabled by an administrator; it cannot be launched until it is"
+                       " enabled again (running sessions are not affected)", error="template disabled")
+
+
 # --- REST view -----------------------------------------------------------------------------------
 
 
@@ -766,6 +796,7 @@ def template_to_api(obj: Mapping[str, Any]) -> dict[str, Any]:
         # An applied object may still carry the earlier StreamSpace's free-form capabilities: shown as tags.
         "tags": list(dict.fromkeys([*(spec.get("tags") or []),
                                     *(c for c in spec.get("capabilities") or [] if c not in KNOWN_CAPABILITIES)])),
+        "enabled": template_enabled(obj),
         "status": {"phase": status.get("phase"), "message": status.get("message")},
         "createdAt": meta.get("creationTimestamp"),
     }

@@ -235,14 +235,21 @@ def templates(page: Page) -> Any:
     errors: dict[str, str] = {}
     status = 200
     if page.raw.method == "POST":
-        reply, errors, status = _submit(
-            page, lambda: browse.install_template(page.field("id"), page.caller, page.client_ip), "installed")
+        action = page.field("action")
+        if action in ("enable", "disable"):  # the API's PATCH {enabled}
+            name = page.field("template")
+            reply, errors, status = _submit(
+                page, lambda: templates_api.update_template(name, {"enabled": action == "enable"}, page.caller,
+                                                            page.client_ip), f"{action}d")
+        else:
+            reply, errors, status = _submit(
+                page, lambda: browse.install_template(page.field("id"), page.caller, page.client_ip), "installed")
         if reply is not None:
             return reply
     q = page.query("q")
     catalog = browse.list_templates(category=None, tag=None, q=q, repository=None, limit=200, offset=0)
     return page.render("admin/templates.html", status=status,
-                       installed=templates_api.list_templates(limit=1000)["templates"],
+                       installed=templates_api.list_templates(page.caller, limit=1000)["templates"],
                        catalog=catalog["templates"], q=q or "", errors=errors, done=page.done)
 
 

@@ -185,7 +185,7 @@ def catalog(page: Page) -> Any:
     from streamspace.templates_api import list_templates
 
     category, q = page.query("category"), (page.query("q") or "").strip()
-    everything = list_templates(limit=1000)["templates"]
+    everything = list_templates(page.caller, limit=1000)["templates"]  # users: the enabled ones
     categories = sorted({t["category"] for t in everything if t["category"]}, key=str.lower)
     shown = [t for t in everything
              if (not category or (t["category"] or "").lower() == category.lower())
@@ -195,10 +195,10 @@ def catalog(page: Page) -> Any:
                        total=len(everything))
 
 
-def _template(name: str) -> dict[str, Any]:
+def _template(page: Page) -> dict[str, Any]:
     from streamspace.templates_api import get_template
 
-    return get_template(name)
+    return get_template(page.param("name"), page.caller)
 
 
 def _launch_choices(page: Page, template: dict[str, Any]) -> tuple[list[dict[str, Any]], list[views.Bar]]:
@@ -223,7 +223,7 @@ def _launch_choices(page: Page, template: dict[str, Any]) -> tuple[list[dict[str
 
 
 def template_details(page: Page, errors: dict[str, str] | None = None, status: int = 200) -> Any:
-    template = _template(page.param("name"))
+    template = _template(page)
     choices, bars = _launch_choices(page, template)
     chosen = page.form.get("size") or next((c["value"] for c in choices if c["fits"]), "0")
     return page.render("template.html", status=status, template=template, choices=choices, bars=bars,
@@ -233,7 +233,7 @@ def template_details(page: Page, errors: dict[str, str] | None = None, status: i
 def launch(page: Page) -> Any:
     from streamspace.sessions.service import create_session
 
-    template = _template(page.param("name"))
+    template = _template(page)
     size = page.field("size") or "0"
     body: dict[str, Any] = {"template": template["name"]}
     if size != "0":

@@ -44,7 +44,7 @@ from streamspace.domain.sessions import (
     session_manifest,
     session_to_api,
 )
-from streamspace.domain.templates import validate_template_spec
+from streamspace.domain.templates import ensure_launchable, validate_template_spec
 from streamspace.reconcile.context import load_config
 from streamspace.reconcile.desired import session_url
 from streamspace.sessions import store
@@ -202,6 +202,7 @@ def _usable_template(name: object) -> dict[str, Any]:
     template = kube.get("Template", name, settings().sessions_namespace)
     if template is None:
         raise ValidationError("template", f"unknown template {name!r}; GET /api/v1/templates lists the templates")
+    ensure_launchable(template)
     status = template.get("status") or {}
     phase = status.get("phase")
     if phase == "Ready":
