@@ -81,10 +81,10 @@ class Pages:
     """One browser context (one person) with the checks every visited page gets."""
 
     def __init__(self, browser: Any, base: str, *, width: int = 1280, height: int = 900,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, **context_options: Any) -> None:
         self.base = base
         self.context = browser.new_context(viewport={"width": width, "height": height},
-                                           extra_http_headers=headers or {})
+                                           extra_http_headers=headers or {}, **context_options)
         self.page = self.context.new_page()
         self.csp_violations: list[str] = []
         self.dialogs: list[str] = []
