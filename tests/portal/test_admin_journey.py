@@ -123,6 +123,7 @@ def test_create_a_user_and_set_their_quota(admin, base) -> None:
 
 def test_groups_members_and_group_quota(admin) -> None:
     admin.goto("/admin/groups")
+    admin.check("admin-groups")
     name = f"team-{uuid.uuid4().hex[:6]}"
     admin.page.fill("#f-name", name)
     admin.page.click("section.card button.primary")
@@ -139,6 +140,7 @@ def test_groups_members_and_group_quota(admin) -> None:
 
 def test_add_a_repository_and_see_its_sync_result(admin, repository) -> None:
     admin.goto("/admin/repositories")
+    admin.check("admin-repositories")
     admin.page.fill("#f-name", "team-catalog")
     admin.page.fill("#f-url", "not a url")
     admin.page.click("section.card button.primary")

@@ -207,6 +207,17 @@ def test_a_disabled_user_is_logged_out_of_the_portal(base) -> None:
     assert again.status_code == 403 and "this account is disabled" in again.text
 
 
+def test_error_pages_are_accessible_too(person, base) -> None:
+    username, _ = new_user(prefix="err")
+    me = person()
+    me.login(username)
+    assert me.goto("/admin").status == 403  # a user on an admin page
+    assert "admin role" in me.page.locator("main").inner_text()
+    me.check("error-forbidden")
+    assert me.goto("/catalog/no-such-template").status == 404  # the portal's own "not found" page
+    me.check("error-not-found")
+
+
 def test_bad_requests_change_nothing(base, victim) -> None:
     http = _login(base, victim["username"])
     csrf = _csrf(http, base)
