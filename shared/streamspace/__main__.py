@@ -8,6 +8,10 @@
   version                 print the build version
   convert-template PATH   convert Template manifests of the earlier StreamSpace to stream.space/v1alpha1
   convert-session PATH    the same for Session manifests (files, folders or -; a report per file)
+  backup                  run one backup of the database and the cluster to the object store (docs/s3.md)
+  backups                 list the complete backups in the object store
+  restore KEY [--database-url URL] [--force] [--sha256 HEX] [--no-cluster]
+                          verify and restore a backup into an empty database, re-apply its Templates and Sessions
 """
 
 from __future__ import annotations
@@ -65,6 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         from streamspace.domain.convert_cli import main as convert_main
 
         return convert_main(args, command=command)
+    if command in ("backup", "backups", "restore"):
+        from streamspace.backups.cli import main as backup_main
+
+        return backup_main(command, args)
     print(__doc__)
     return 0 if command in ("help", "-h", "--help") else 2
 

@@ -82,6 +82,8 @@ class Settings:
     db_pool_timeout_seconds: float = 2.0  # waiting for a pooled connection, then 503
     # Proxies whose X-Forwarded-For entries are believed (empty: the header is ignored).
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    s3: S3Settings | None = None  # None: no object store configured (backups and S3 homes refused)
+    backup_keep: BackupRetention = field(default_factory=lambda: BackupRetention(7, 4, 6))
 
     @property
     def production(self) -> bool:
@@ -106,6 +108,69 @@ class OidcSettings:
     post_logout_redirect_uri: str | None
     disable_password_login: bool
     break_glass_admin: str
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """The object store of backups and persistent profiles (S3_*); credentials come from the
+    standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a web identity on EKS), never from here."""
+
+    bucket: str
+    prefix: str  # "" or ends with "/"
+    region: str
+    endpoint_url: str | None  # an S3-compatible store (MinIO, Ceph); None: AWS
+    sse: str  # AES256 (S3-managed keys) | aws:kms | none (a store without server-side encryption)
+    kms_key_id: str | None
+
+
+@dataclass(frozen=True)
+class BackupRetention:
+    """How many backups to keep: the newest of each of the last `daily` days, `weekly` ISO weeks and
+    `monthly` months (a backup may count for several)."""
+
+    daily: int
+    weekly: int
+    monthly: int
+
+
+_SSE_MODES = ("AES256", "aws:kms", "none")
+
+
+def _s3(env: Mapping[str, str]) -> S3Settings | None:
+    """The S3_* group: S3_BUCKET turns it on; any other S3_* without it is a mistake, named."""
+    import re
+
+    bucket = env.get("S3_BUCKET", "").strip()
+    if not bucket:
+        others = sorted(k for k in env if k.startswith("S3_") and env[k].strip())
+        if others:
+            raise ConfigError(f"S3_BUCKET: required when {others[0]} is set (the bucket of backups and profiles)")
+        return None
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket) or ".." in bucket:
+        raise ConfigError(f"S3_BUCKET: expected a bucket name (3-63 lowercase letters, digits, dots, hyphens), "
+                          f"got {bucket!r}")
+    prefix = env.get("S3_PREFIX", "").strip().strip("/")
+    if prefix and (not re.fullmatch(r"[A-Za-z0-9!_.*'()/-]+", prefix) or "//" in prefix
+                   or any(part in (".", "..") for part in prefix.split("/"))):
+        raise ConfigError(f"S3_PREFIX: expected a key prefix such as streamspace/prod (letters, digits, -_.!*'()/), "
+                          f"got {env.get('S3_PREFIX')!r}")
+    region = env.get("S3_REGION", "").strip() or env.get("AWS_REGION", "").strip() or "us-east-1"
+    if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", region):
+        raise ConfigError(f"S3_REGION: expected a region such as eu-west-1, got {region!r}")
+    endpoint = env.get("S3_ENDPOINT_URL", "").strip().rstrip("/") or None
+    if endpoint:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.query or parts.fragment:
+            raise ConfigError(f"S3_ENDPOINT_URL: expected an http(s):// URL of an S3-compatible store, "
+                              f"got {endpoint!r}")
+    sse = _choice(env, "S3_SSE", "AES256", _SSE_MODES)
+    kms_key = env.get("S3_KMS_KEY_ID", "").strip() or None
+    if (sse == "aws:kms") != bool(kms_key):
+        raise ConfigError("S3_KMS_KEY_ID: set it exactly when S3_SSE is aws:kms (the KMS key id or ARN)")
+    return S3Settings(bucket=bucket, prefix=f"{prefix}/" if prefix else "", region=region, endpoint_url=endpoint,
+                      sse=sse, kms_key_id=kms_key)
 
 
 _TOKEN_AUTH_METHODS = ("client_secret_basic", "client_secret_post", "private_key_jwt")
@@ -392,6 +457,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     admin_username = env.get("ADMIN_USERNAME", "admin").strip() or "admin"
     oidc = _oidc(env, production, admin_username,
                  client_credential=mounted is None or "OIDC_CLIENT_SECRET" in mounted)
+    s3 = _s3(env)
     namespace = _namespace(env, "STREAMSPACE_NAMESPACE", "streamspace")
     sessions_namespace = _namespace(env, "SESSIONS_NAMESPACE", namespace)
     controller = _choice(env, "INGRESS_CONTROLLER", "traefik", INGRESS_CONTROLLERS)
@@ -449,6 +515,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         trusted_proxies=_networks(env, "TRUSTED_PROXIES"),
         api_server=_choice(env, "API_SERVER", "werkzeug", ("werkzeug", "gunicorn")),
         db_pool_timeout_seconds=float(_int(env, "DB_POOL_TIMEOUT", 2, 1, 60)),
+        s3=s3,
+        backup_keep=BackupRetention(daily=_int(env, "BACKUP_KEEP_DAILY", 7, 0, 3660),
+                                    weekly=_int(env, "BACKUP_KEEP_WEEKLY", 4, 0, 520),
+                                    monthly=_int(env, "BACKUP_KEEP_MONTHLY", 6, 0, 1200)),
     )
 
 

@@ -52,7 +52,11 @@ def test_compose_follows_the_guide() -> None:
     assert "/health" in (ROOT / "deploy/docker/healthcheck.py").read_text()
     assert api["healthcheck"]["test"][-1].endswith("healthcheck.py")
     assert set(doc["volumes"]) == {"streamspace-postgres-data", "streamspace-pgadmin-data",
-                                   "streamspace-prometheus-data", "streamspace-grafana-data"}
+                                   "streamspace-prometheus-data", "streamspace-grafana-data", "streamspace-minio-data"}
+    # The s3 profile's MinIO (docs/s3.md): off by default, its bucket made by minio-init.
+    assert svc["minio"]["profiles"] == ["s3"] and svc["minio-init"]["profiles"] == ["s3"]
+    assert svc["minio-init"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert api["environment"]["S3_BUCKET"] == "${S3_BUCKET:-}" and api["environment"]["S3_SSE"] == "${S3_SSE:-none}"
     assert doc["networks"]["streamspace"]["driver"] == "bridge"
     assert all(s["networks"] == ["streamspace"] for s in svc.values())
     for mount in svc["prometheus"]["volumes"] + svc["grafana"]["volumes"] + svc["pgadmin"]["volumes"]:

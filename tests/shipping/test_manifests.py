@@ -260,7 +260,7 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
     for trig in triggers.values():
         delivery = trig["spec"]["delivery"]
         function = trig["spec"]["subscriber"]["ref"]["name"]
-        if function in ("catalog-sync", "resync"):
+        if function in ("catalog-sync", "resync", "backup"):
             # Long work: never redelivered while it may still run (catalog-sync's budget is 420 s).
             seconds = int(delivery["timeout"].removeprefix("PT").removesuffix("S"))
             assert 420 < seconds <= services[function]["spec"]["template"]["spec"]["timeoutSeconds"]
@@ -272,7 +272,7 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
         assert delivery["timeout"] and delivery["backoffDelay"]
     binding = next(iter(by_kind(base_docs, "SinkBinding").values()))
     assert binding["spec"]["subject"]["kind"] == "Service"
-    assert set(by_kind(base_docs, "PingSource")) == {"idle-sweep", "resync", "catalog-sync"}
+    assert set(by_kind(base_docs, "PingSource")) == {"idle-sweep", "resync", "catalog-sync", "backup"}
     job = by_kind(base_docs, "Job")["streamspace-migrate"]
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "streamspace", "migrate",
                                                                           "--bootstrap"]

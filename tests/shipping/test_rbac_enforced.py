@@ -116,7 +116,7 @@ def test_every_function_works_as_its_own_service_account(tree: str, trees: dict,
         "two functions share a ServiceAccount"
     # Functions that make no Kubernetes calls get no token at all.
     assert {fn for fn, a in accounts.items() if a is None} == {
-        "auth", "auth-check", "users", "config", "webhooks", "catalog-sync", "dead-letter"}
+        "auth", "auth-check", "users", "config", "webhooks", "catalog-sync", "dead-letter", "storage"}
     suffix = uuid.uuid4().hex[:6]
     with cluster_with(docs, tmp_path) as sim:
         admin = client_for(api, f"root-{tree}-{suffix}", "admin")
