@@ -8,6 +8,15 @@
 ARG PYTHON_IMAGE=python:3.12.8-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------------
+# The profile agent of persistent profiles in S3 (docs/s3.md): standard library only, its own image,
+# run in session pods as an init container (restore) and a sidecar (save on SIGTERM).
+#   docker build --target profile-agent -t ghcr.io/streamspace/streamspace-profile-agent:v0.2.0 .
+FROM ${PYTHON_IMAGE} AS profile-agent
+COPY --chmod=0755 deploy/docker/profile_agent.py /usr/local/bin/streamspace-profile-agent
+USER 1000:1000
+ENTRYPOINT ["python", "/usr/local/bin/streamspace-profile-agent"]
+
+# ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 ARG FUNCTION
 ARG VERSION=dev

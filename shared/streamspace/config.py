@@ -84,6 +84,9 @@ class Settings:
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     s3: S3Settings | None = None  # None: no object store configured (backups and S3 homes refused)
     backup_keep: BackupRetention = field(default_factory=lambda: BackupRetention(7, 4, 6))
+    home_storage: str = "volume"  # volume (a home-<user> claim) | s3 (persistent profiles in the object store)
+    profile_keep: int = 5  # saved versions kept per user (the current one included)
+    profile_url_ttl_seconds: int = 600  # how long a presigned profile URL is good for
 
     @property
     def production(self) -> bool:
@@ -458,6 +461,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     oidc = _oidc(env, production, admin_username,
                  client_credential=mounted is None or "OIDC_CLIENT_SECRET" in mounted)
     s3 = _s3(env)
+    home_storage = _choice(env, "HOME_STORAGE", "volume", ("volume", "s3"))
+    if home_storage == "s3" and s3 is None:
+        raise ConfigError("HOME_STORAGE: s3 needs the object store (set S3_BUCKET and the other S3_* settings)")
     namespace = _namespace(env, "STREAMSPACE_NAMESPACE", "streamspace")
     sessions_namespace = _namespace(env, "SESSIONS_NAMESPACE", namespace)
     controller = _choice(env, "INGRESS_CONTROLLER", "traefik", INGRESS_CONTROLLERS)
@@ -519,6 +525,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         backup_keep=BackupRetention(daily=_int(env, "BACKUP_KEEP_DAILY", 7, 0, 3660),
                                     weekly=_int(env, "BACKUP_KEEP_WEEKLY", 4, 0, 520),
                                     monthly=_int(env, "BACKUP_KEEP_MONTHLY", 6, 0, 1200)),
+        home_storage=home_storage,
+        profile_keep=_int(env, "PROFILE_KEEP", 5, 1, 100),
+        profile_url_ttl_seconds=_duration(env, "PROFILE_URL_TTL", "10m", minimum=60, maximum=3600),
     )
 
 

@@ -153,6 +153,18 @@ def upload_stream(object_key: str, chunks: Iterable[bytes], *, content_type: str
     return Written(object_key, size, digest.hexdigest())
 
 
+def presigned(operation: str, object_key: str, ttl_seconds: int, **params: str) -> str:
+    """A URL that allows exactly one operation (get_object / put_object) on exactly one key, for
+    `ttl_seconds`: what a desktop's profile agent gets instead of credentials."""
+    s3 = configured()
+    try:
+        url: str = client().generate_presigned_url(operation, Params={"Bucket": s3.bucket, "Key": object_key, **params},
+                                                   ExpiresIn=ttl_seconds)
+    except _botocore_errors() as exc:
+        raise _failure(exc, f"signing a URL for {object_key}") from None
+    return url
+
+
 def put_bytes(object_key: str, data: bytes, *, content_type: str = "application/json") -> Written:
     s3 = configured()
     try:

@@ -38,7 +38,7 @@ def test_hadolint_rejects_a_broken_copy(tmp_path: Path) -> None:
 
 def test_required_args_labels_user_healthcheck() -> None:
     assert re.search(r"^ARG PYTHON_IMAGE=python:3\.12\.\d+-slim-\w+$", TEXT, re.M), "base image pinned by tag"
-    assert TEXT.count("FROM ${PYTHON_IMAGE} AS") == 2, "multi-stage"
+    assert TEXT.count("FROM ${PYTHON_IMAGE} AS") == 3, "multi-stage, and the profile agent's own target"
     for arg in ("FUNCTION", "VERSION=dev", "COMMIT=unknown", 'BUILD_DATE=""'):
         assert re.search(rf"^ARG {re.escape(arg)}$", TEXT, re.M), arg
     for label in ("title", "description", "vendor", "source", "version", "created", "revision"):

@@ -1,4 +1,4 @@
-"""The S3_* and BACKUP_KEEP_* settings: all or nothing, each bad value one line naming its variable."""
+"""The S3_*, BACKUP_KEEP_*, HOME_STORAGE and PROFILE_* settings: each bad value one line naming its variable."""
 
 from __future__ import annotations
 
@@ -30,6 +30,10 @@ def test_a_full_s3_group_is_read_and_normalised() -> None:
         "acme-streamspace", "prod/eu/", "eu-west-1", "http://minio:9000")
     assert (cfg.s3.sse, cfg.s3.kms_key_id) == ("aws:kms", "arn:aws:kms:eu-west-1:111122223333:key/abc")
     assert cfg.backup_keep.daily == 3
+    assert (cfg.home_storage, cfg.profile_keep, cfg.profile_url_ttl_seconds) == ("volume", 5, 600)
+    homes = load_settings({**BASE, "S3_BUCKET": "abc", "HOME_STORAGE": "s3", "PROFILE_KEEP": "2",
+                           "PROFILE_URL_TTL": "5m"})
+    assert (homes.home_storage, homes.profile_keep, homes.profile_url_ttl_seconds) == ("s3", 2, 300)
     minimal = load_settings({**BASE, "S3_BUCKET": "abc"}).s3
     assert minimal is not None and (minimal.sse, minimal.prefix, minimal.region) == ("AES256", "", "us-east-1")
 
@@ -52,6 +56,10 @@ def test_a_full_s3_group_is_read_and_normalised() -> None:
         ({"S3_BUCKET": "abc", "S3_KMS_KEY_ID": "k"}, "S3_KMS_KEY_ID"),
         ({"BACKUP_KEEP_DAILY": "-1"}, "BACKUP_KEEP_DAILY"),
         ({"BACKUP_KEEP_MONTHLY": "many"}, "BACKUP_KEEP_MONTHLY"),
+        ({"HOME_STORAGE": "s3"}, "HOME_STORAGE"),  # no object store configured
+        ({"HOME_STORAGE": "nfs", "S3_BUCKET": "abc"}, "HOME_STORAGE"),
+        ({"PROFILE_KEEP": "0"}, "PROFILE_KEEP"),
+        ({"PROFILE_URL_TTL": "2h"}, "PROFILE_URL_TTL"),
     ],
 )
 def test_bad_s3_settings_name_the_variable(env: dict[str, str], variable: str) -> None:

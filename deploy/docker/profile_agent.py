@@ -1,0 +1,178 @@
+"""StreamSpace profile agent: restores a session's home from the user's current profile archive, and
+saves it back as a new archive. Python standard library only: its own small image
+(`docker build --target profile-agent .`), docs/s3.md.
+
+    profile_agent.py restore   (init container) fetch the current profile into HOME_DIR
+    profile_agent.py save      save HOME_DIR once, now
+    profile_agent.py sidecar   wait for SIGTERM (the pod stopping: hibernate or terminate), then save
+
+It never holds storage credentials. It asks the platform (PROFILE_API, authenticated by its session's
+PROFILE_TOKEN, valid for that one session and user) for short-lived presigned URLs of that user's own
+keys, moves the bytes itself, and asks the platform to commit a save: the platform checks the size and
+SHA-256 of what arrived (and the quota) before making it current, so an interrupted save never
+replaces the last good profile.
+
+Environment: PROFILE_API (the platform's base URL), PROFILE_TOKEN (or PROFILE_TOKEN_FILE),
+HOME_DIR (default /config).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import sys
+import tarfile
+import tempfile
+import threading
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+CHUNK = 1024 * 1024
+TIMEOUT = 60
+# Left in the home when the profile could not be restored: the session starts anyway, with this note.
+RESTORE_FAILED_NOTE = ".streamspace-profile-not-restored.txt"
+
+
+class AgentError(Exception):
+    pass
+
+
+def _settings() -> tuple[str, str, Path]:
+    api = os.environ.get("PROFILE_API", "").rstrip("/")
+    token = os.environ.get("PROFILE_TOKEN", "")
+    token_file = os.environ.get("PROFILE_TOKEN_FILE", "")
+    if not token and token_file:
+        token = Path(token_file).read_text().strip()
+    if not api.startswith(("http://", "https://")) or not token:
+        raise AgentError("PROFILE_API (an http(s) URL) and PROFILE_TOKEN (or PROFILE_TOKEN_FILE) are required")
+    return api, token, Path(os.environ.get("HOME_DIR", "/config"))
+
+
+def _http_url(url: object) -> str:
+    """Only http(s) URLs are ever opened (never file: or another scheme, whatever an answer says)."""
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        raise AgentError(f"expected an http(s) URL from the platform, got {url!r}")
+    return url
+
+
+def _call(method: str, url: str, token: str, body: dict | None = None) -> dict:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers={  # noqa: S310 - http(s), checked
+        "Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=TIMEOUT) as answer:  # noqa: S310 - the platform's URL
+            text = answer.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:500]
+        raise AgentError(f"{method} {url}: HTTP {exc.code}: {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise AgentError(f"{method} {url}: {exc}") from None
+    return json.loads(text) if text else {}
+
+
+def restore(api: str, token: str, home: Path) -> str:
+    """Extract the current profile into `home`; returns what happened. The stored profile is only read."""
+    answer = _call("GET", f"{api}/api/v1/profiles/agent/current", token)
+    if not answer.get("downloadUrl"):
+        return "no profile yet: the home starts empty"
+    url = _http_url(answer["downloadUrl"])
+    home.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile() as archive:
+        digest = hashlib.sha256()
+        try:
+            with urllib.request.urlopen(url, timeout=TIMEOUT) as download:  # noqa: S310 - presigned URL
+                while chunk := download.read(CHUNK):
+                    digest.update(chunk)
+                    archive.write(chunk)
+        except (urllib.error.URLError, OSError) as exc:
+            raise AgentError(f"downloading the profile: {exc}") from None
+        if answer.get("sha256") and digest.hexdigest() != answer["sha256"]:
+            raise AgentError(f"the profile's checksum does not match (expected {answer['sha256']}, "
+                             f"got {digest.hexdigest()})")
+        archive.seek(0)
+        with tarfile.open(fileobj=archive, mode="r:gz") as tar:
+            # The data filter refuses absolute paths, .. and links out of the folder, devices, setuid bits.
+            tar.extractall(home, filter="data")
+    return f"profile {answer.get('id')} restored"
+
+
+def _archive(home: Path, target: Path) -> tuple[int, str]:
+    with tarfile.open(target, "w:gz") as tar:
+        for entry in sorted(home.iterdir()):
+            if entry.name == RESTORE_FAILED_NOTE:
+                continue
+            tar.add(entry, arcname=entry.name)
+    digest = hashlib.sha256()
+    with target.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return target.stat().st_size, digest.hexdigest()
+
+
+def save(api: str, token: str, home: Path) -> str:
+    """Archive `home`, upload it to a new key, ask the platform to verify and make it current."""
+    with tempfile.TemporaryDirectory() as scratch:
+        archive = Path(scratch) / "profile.tar.gz"
+        size, sha256 = _archive(home, archive)
+        upload = _call("POST", f"{api}/api/v1/profiles/agent/uploads", token, {"size": size, "sha256": sha256})
+        headers = {**upload.get("headers", {}), "Content-Length": str(size)}
+        with archive.open("rb") as body:
+            url = _http_url(upload.get("uploadUrl"))
+            request = urllib.request.Request(url, data=body, method="PUT", headers=headers)  # noqa: S310
+            try:
+                with urllib.request.urlopen(request, timeout=TIMEOUT):  # noqa: S310 - presigned URL
+                    pass
+            except urllib.error.HTTPError as exc:
+                raise AgentError(f"uploading the profile: HTTP {exc.code}: "
+                                 f"{exc.read().decode(errors='replace')[:300]}") from None
+            except (urllib.error.URLError, OSError) as exc:
+                raise AgentError(f"uploading the profile: {exc}") from None
+        done = _call("POST", f"{api}/api/v1/profiles/agent/uploads/{upload['id']}/commit", token,
+                     {"size": size, "sha256": sha256})
+    return f"profile {done.get('id')} saved ({size} bytes) and current"
+
+
+def main(argv: list[str]) -> int:
+    command = argv[0] if argv else ""
+    if command not in ("restore", "save", "sidecar"):
+        print(__doc__, file=sys.stderr)
+        return 2
+    try:
+        api, token, home = _settings()
+    except (AgentError, OSError) as exc:
+        print(f"profile-agent: {exc}", file=sys.stderr)
+        return 2
+    if command == "restore":
+        try:
+            print(f"profile-agent: {restore(api, token, home)}", flush=True)
+        except (AgentError, tarfile.TarError, OSError) as exc:
+            # Start anyway, saying so in the home; the stored profile was only read, never changed.
+            message = f"Your profile could not be restored ({exc}). This session started with an empty home " \
+                      "and will not be saved over it: your saved profile is unchanged."
+            print(f"profile-agent: {message}", file=sys.stderr, flush=True)
+            home.mkdir(parents=True, exist_ok=True)
+            (home / RESTORE_FAILED_NOTE).write_text(message + "\n")
+        return 0
+    if command == "sidecar":
+        stopping = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+        signal.signal(signal.SIGINT, lambda *_: stopping.set())
+        print("profile-agent: waiting for the session to stop", flush=True)
+        stopping.wait()
+    if (home / RESTORE_FAILED_NOTE).exists():
+        # The restore failed: saving this (empty or partial) home would bury the good profile under it.
+        print("profile-agent: not saving: this session's home was not restored from the profile", file=sys.stderr)
+        return 1
+    try:
+        print(f"profile-agent: {save(api, token, home)}", flush=True)
+    except (AgentError, OSError, tarfile.TarError) as exc:
+        print(f"profile-agent: save failed, the previous profile stays current: {exc}", file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,62 @@
+"""The `profiles` table: the only code that speaks SQL to it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streamspace.db import execute, fetch_all, fetch_one
+
+COLUMNS = ("p.id::text AS id, p.user_id::text AS user_id, u.username, p.object_key, p.status, p.is_current,"
+           " p.size_bytes, p.sha256, p.session, p.created_at")
+
+
+def insert_uploading(user_id: str, object_key: str, size: int, sha256: str, session: str | None) -> str:
+    row = fetch_one("INSERT INTO profiles (user_id, object_key, status, size_bytes, sha256, session)"
+                    " VALUES (%s, %s, 'uploading', %s, %s, %s) RETURNING id::text AS id",
+                    (user_id, object_key, size, sha256, session))
+    assert row is not None
+    return str(row["id"])
+
+
+def get(profile_id: str) -> dict[str, Any] | None:
+    return fetch_one(f"SELECT {COLUMNS} FROM profiles p JOIN users u ON u.id = p.user_id"  # noqa: S608 - constant
+                     " WHERE p.id = %s", (profile_id,))
+
+
+def current(user_id: str) -> dict[str, Any] | None:
+    return fetch_one(f"SELECT {COLUMNS} FROM profiles p JOIN users u ON u.id = p.user_id"  # noqa: S608 - constant
+                     " WHERE p.user_id = %s AND p.is_current", (user_id,))
+
+
+def list_for(user_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """A user's versions (None: everyone's), newest first."""
+    return fetch_all(f"SELECT {COLUMNS} FROM profiles p JOIN users u ON u.id = p.user_id"  # noqa: S608 - constant
+                     " WHERE p.status = 'ready' AND (%s::uuid IS NULL OR p.user_id = %s::uuid)"
+                     " ORDER BY p.created_at DESC, p.id LIMIT %s", (user_id, user_id, limit))
+
+
+def ready_bytes(conn: Any, user_id: str, excluding: str | None = None) -> int:
+    row = conn.execute("SELECT coalesce(sum(size_bytes), 0) AS total FROM profiles"
+                       " WHERE user_id = %s AND status = 'ready' AND (%s::uuid IS NULL OR id <> %s::uuid)",
+                       (user_id, excluding, excluding)).fetchone()
+    return int(row["total"])
+
+
+def make_current(conn: Any, user_id: str, profile_id: str) -> None:
+    """Inside the caller's transaction: this ready version becomes the user's current one."""
+    conn.execute("UPDATE profiles SET is_current = false WHERE user_id = %s AND is_current", (user_id,))
+    conn.execute("UPDATE profiles SET status = 'ready', is_current = true WHERE id = %s", (profile_id,))
+
+
+def older_than_newest(conn: Any, user_id: str, keep: int) -> list[dict[str, Any]]:
+    """Ready, not current versions beyond the newest `keep` (retention)."""
+    return conn.execute("SELECT id::text AS id, object_key FROM profiles WHERE user_id = %s AND status = 'ready'"
+                        " AND NOT is_current ORDER BY created_at DESC, id OFFSET %s",
+                        (user_id, max(0, keep - 1))).fetchall()
+
+
+def delete(profile_id: str, conn: Any = None) -> bool:
+    sql = "DELETE FROM profiles WHERE id = %s AND NOT is_current"
+    if conn is not None:
+        return bool(conn.execute(sql, (profile_id,)).rowcount == 1)
+    return execute(sql, (profile_id,)) == 1
