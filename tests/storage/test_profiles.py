@@ -139,6 +139,15 @@ def test_an_interrupted_or_partial_upload_leaves_the_previous_profile_current(ap
 
     versions = carol.get("/api/v1/profiles").json()["profiles"]
     assert [(v["id"], v["current"]) for v in versions] == [(good["id"], True)]
+    # An announced save never committed is cleaned up a day later, when the user's next save starts.
+    from streamspace.db import execute, fetch_one
+
+    execute("UPDATE profiles SET created_at = now() - interval '2 days' WHERE user_id = %s AND status = 'uploading'",
+            (carol.user_id,))
+    _announce(api, token(carol.user_id), b"next")
+    left = fetch_one("SELECT count(*) AS n FROM profiles WHERE user_id = %s AND status = 'uploading'"
+                     " AND created_at < now() - interval '1 day'", (carol.user_id,))
+    assert left is not None and left["n"] == 0
     restored = tmp_path / "restored"
     assert agent(api, token(carol.user_id), restored, "restore").returncode == 0
     assert (restored / "good.txt").read_text() == "the last good profile"
@@ -225,6 +234,12 @@ def test_agent_tokens_are_checked_and_scoped_to_their_user(api: str) -> None:
     assert requests.get(f"{api}/api/v1/profiles/agent/current", timeout=30,
                         headers={"Authorization": f"Bearer {henry.http.headers['Authorization'][7:]}"}
                         ).status_code == 401  # a user's access token is not an agent token
+    from streamspace.db import execute
+
+    execute("UPDATE users SET active = false WHERE id = %s", (ivy.user_id,))
+    assert requests.get(f"{api}/api/v1/profiles/agent/current", timeout=30,
+                        headers={"Authorization": f"Bearer {token(ivy.user_id)}"}).status_code == 401
+    execute("UPDATE users SET active = true WHERE id = %s", (ivy.user_id,))
     body = b"x" * 10
     upload = _announce(api, token(henry.user_id), body)
     assert "X-Amz-Credential" in upload["uploadUrl"] and "X-Amz-Expires" in upload["uploadUrl"]

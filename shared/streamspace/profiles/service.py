@@ -26,6 +26,7 @@ log = logging.getLogger("streamspace.profiles")
 
 FOLDER = "profiles"
 _TOKEN_PREFIX = "ssp1"
+STALE_UPLOAD_HOURS = 24  # an announced save not committed by then was interrupted: its row and object go
 
 
 # -- the agent's credential --------------------------------------------------------------------------
@@ -39,17 +40,18 @@ def agent_token(namespace: str, session: str, user_id: str) -> str:
     """The profile agent's credential for one session of one user: stable for the session's life (the
     desired Deployment stays the same), good for that user's profile operations only."""
     mac = hmac.new(_token_key(), f"{namespace}\x00{session}\x00{user_id}".encode(), hashlib.sha256).hexdigest()
-    return f"{_TOKEN_PREFIX}.{namespace}.{session}.{user_id}.{mac}"
+    return f"{_TOKEN_PREFIX}:{namespace}:{session}:{user_id}:{mac}"  # ':' is in no Kubernetes name
 
 
 def agent_of(token: str | None) -> tuple[str, str, str]:
     """(namespace, session, user id) of a valid agent token; anything else is 401 (then 501 where homes
     are volumes: the credential is checked first, as on every route)."""
-    parts = (token or "").split(".")
+    parts = (token or "").split(":")
     if len(parts) != 5 or parts[0] != _TOKEN_PREFIX:
         raise Unauthenticated("a profile agent token is required")
     _, namespace, session, user_id, mac = parts
-    if not hmac.compare_digest(agent_token(namespace, session, user_id).rsplit(".", 1)[1], mac):
+    if not hmac.compare_digest(agent_token(namespace, session, user_id).rsplit(":", 1)[1], mac) \
+            or not store.user_active(user_id):  # a deleted or deactivated user's sessions save nothing more
         raise Unauthenticated("a profile agent token is required")
     if settings().home_storage != "s3":
         raise NotImplementedYet("homes are volumes on this server (HOME_STORAGE=volume): no profile agents",
@@ -87,6 +89,8 @@ def start_upload(user_id: str, session: str, body: dict[str, Any]) -> dict[str, 
     objectstore.configured()
     size, sha256 = _announced(body)
     _check_quota(user_id, size, None)
+    for stale in store.stale_uploads(user_id, STALE_UPLOAD_HOURS):  # announced, never committed
+        _discard(stale)
     key = objectstore.key(FOLDER, user_id, f"{uuid.uuid4()}.tar.gz")
     profile_id = store.insert_uploading(user_id, key, size, sha256, session)
     encryption = objectstore.encryption()

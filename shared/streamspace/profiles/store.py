@@ -60,3 +60,13 @@ def delete(profile_id: str, conn: Any = None) -> bool:
     if conn is not None:
         return bool(conn.execute(sql, (profile_id,)).rowcount == 1)
     return execute(sql, (profile_id,)) == 1
+
+
+def user_active(user_id: str) -> bool:
+    row = fetch_one("SELECT active FROM users WHERE id = %s", (user_id,))
+    return bool(row and row["active"])
+
+
+def stale_uploads(user_id: str, hours: int) -> list[dict[str, Any]]:
+    return fetch_all("SELECT id::text AS id, object_key FROM profiles WHERE user_id = %s AND status = 'uploading'"
+                     " AND created_at < now() - make_interval(hours => %s)", (user_id, hours))
