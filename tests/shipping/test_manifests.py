@@ -67,11 +67,12 @@ def test_kustomize_builds_and_validates(overlay: str, kubectl: str, tools: Path,
     assert len(docs) > 30
     assert validate_all(tools, docs, tmp_path) == []
     # Everything in streamspace but the grant that lets the route reach Knative's internal gateway and,
-    # in the sessions namespace, the functions' Roles and the ticket redeem's Service.
+    # in the sessions namespace, the functions' Roles, the ticket redeem's Service and (with Traefik) the
+    # ForwardAuth Middleware the session Ingresses name.
     assert {d["metadata"].get("namespace") for d in docs if d["kind"] not in ("Namespace", "ReferenceGrant")} \
         <= {"streamspace", "streamspace-sessions", None}
     assert {d["kind"] for d in docs if d["metadata"].get("namespace") == "streamspace-sessions"} \
-        == {"Role", "RoleBinding", "Service"}
+        == {"Role", "RoleBinding", "Service"} | ({"Middleware"} if overlay.endswith("traefik") else set())
 
 
 def test_the_traefik_middleware_comes_only_with_traefik_session_ingresses(kubectl: str, helm: str) -> None:
@@ -81,8 +82,15 @@ def test_the_traefik_middleware_comes_only_with_traefik_session_ingresses(kubect
     assert not [d for d in base if str(d["apiVersion"]).startswith("traefik.io/")]
     with_traefik = kustomize(kubectl, KNATIVE / "overlays" / "traefik")
     middleware = by_kind(with_traefik, "Middleware", "traefik.io/")["streamspace-auth"]
-    # The name the reconciler writes on every session Ingress: <namespace>-<name>@kubernetescrd.
-    assert middleware["metadata"]["namespace"] == "streamspace"
+    # Beside the session Ingresses (Traefik refuses cross-namespace references by default), under the
+    # name the reconciler writes on each of them: <namespace>-<name>@kubernetescrd.
+    assert middleware["metadata"]["namespace"] == "streamspace-sessions"
+    from streamspace.reconcile.desired import ReconcileConfig
+
+    named = ReconcileConfig.from_values({}, "streamspace", sessions_namespace="streamspace-sessions")
+    assert named.traefik_middleware == "streamspace-sessions-streamspace-auth@kubernetescrd"
+    charted = by_kind(helm_template(helm, "--set", "sessions.namespace=desktops"), "Middleware", "traefik.io/")
+    assert charted["streamspace-auth"]["metadata"]["namespace"] == "desktops"
     assert middleware["spec"]["forwardAuth"]["trustForwardHeader"] is False
     assert middleware["spec"]["forwardAuth"]["address"].startswith("http://auth-check.streamspace.svc")
     assert {(d["kind"], d["metadata"]["name"]) for d in with_traefik} - {(d["kind"], d["metadata"]["name"])

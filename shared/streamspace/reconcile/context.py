@@ -47,7 +47,8 @@ SELECT (SELECT to_jsonb(s) FROM sessions s WHERE s.namespace = %(ns)s AND s.name
 def config_from_values(values: Mapping[str, Any]) -> ReconcileConfig:
     return ReconcileConfig.from_values({**DEFAULTS, **values}, settings().namespace,
                                        controller=settings().ingress_controller,
-                                       auth_classes=settings().ingress_auth_classes)
+                                       auth_classes=settings().ingress_auth_classes,
+                                       sessions_namespace=settings().sessions_namespace)
 
 
 def load_config() -> ReconcileConfig:

@@ -77,7 +77,7 @@ class ReconcileConfig:
     ingress_tls_secret: str = ""
     ingress_controller_namespace: str = "traefik"
     auth_url: str = "http://auth-check.streamspace.svc.cluster.local/api/v1/auth/session-check"
-    traefik_middleware: str = "streamspace-streamspace-auth@kubernetescrd"
+    traefik_middleware: str = "streamspace-streamspace-auth@kubernetescrd"  # from_values: the sessions namespace's
     auth_service: str = "auth-check-redeem"  # the Service (sessions' namespace) behind /.streamspace/auth
     storage_class: str = ""
     storage_size: str = "50Gi"
@@ -92,9 +92,12 @@ class ReconcileConfig:
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], namespace: str = "streamspace",
-                    controller: str = "traefik", auth_classes: tuple[str, ...] | None = None) -> ReconcileConfig:
+                    controller: str = "traefik", auth_classes: tuple[str, ...] | None = None,
+                    sessions_namespace: str | None = None) -> ReconcileConfig:
         """From configuration key/values (the `configuration` table), missing keys at their defaults,
         for the ingress controller `controller` (a process setting: auth-check must agree with it).
+        `namespace` is the control plane's (auth-check runs there), `sessions_namespace` the session
+        Ingresses' (and so the Traefik Middleware's; default: `namespace`).
 
         Keys beyond the seeded ones: `ingress.tlsSecret`, `ingress.controllerNamespace` (where the
         ingress controller runs: the only namespace a session's pod accepts traffic from),
@@ -130,7 +133,8 @@ class ReconcileConfig:
             ingress_controller_namespace=text("ingress.controllerNamespace", controller_ns),
             auth_url=text("auth.checkUrl",
                           f"http://auth-check.{namespace}.svc.cluster.local/api/v1/auth/session-check"),
-            traefik_middleware=text("auth.traefikMiddleware", f"{namespace}-streamspace-auth@kubernetescrd"),
+            traefik_middleware=text("auth.traefikMiddleware",
+                                    f"{sessions_namespace or namespace}-streamspace-auth@kubernetescrd"),
             auth_service=text("auth.service", "auth-check-redeem"),
             storage_class=text("storage.className", ""),
             storage_size=text("storage.defaultSize", "50Gi"),
