@@ -20,8 +20,12 @@ EXPECTED = {
     "catalog": TOKENS | {"STREAMSPACE_SECRET_KEY"},
     "webhooks": TOKENS | {"WEBHOOK_SECRET"},
     "catalog-sync": {"STREAMSPACE_SECRET_KEY"},
-    **{fn: TOKENS for fn in ("auth-check", "sessions", "templates", "users", "cluster", "config", "metrics")},
-    **{fn: set() for fn in ("session-reconcile", "template-reconcile", "idle-sweep", "resync", "dead-letter")},
+    # storage also derives the profile agents' token key from the signing key; S3 credentials come from a
+    # Secret of the operator's own (s3.existingSecret), given to backup and storage alone (docs/s3.md)
+    **{fn: TOKENS for fn in ("auth-check", "sessions", "templates", "users", "cluster", "config", "metrics",
+                             "storage")},
+    **{fn: set() for fn in ("session-reconcile", "template-reconcile", "idle-sweep", "resync", "dead-letter",
+                            "backup")},
 }
 SECRET = {
     "DB_PASSWORD": "pw", "JWT_SECRET": "j" * 48, "STREAMSPACE_SECRET_KEY": "k" * 43 + "=",
