@@ -104,13 +104,17 @@ class ChangeFeed:
 
         while self._targets():
             try:
-                with psycopg.connect(database_url(), autocommit=True, connect_timeout=5) as conn:
+                url = database_url()
+                with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     if self._listening.is_set():
                         for subscriber in self._targets():  # reconnected: changes may have been missed
                             subscriber.wake()
                     self._listening.set()
-                    while self._targets():
+                    # Listen where the process's database is now: a process whose configured
+                    # database changed (tests give each module its own) would otherwise keep
+                    # listening to the old one while an earlier stream keeps the feed alive.
+                    while self._targets() and database_url() == url:
                         for note in conn.notifies(timeout=1.0):
                             self._dispatch(note.payload)
             except Exception:  # noqa: BLE001 - the feed must outlive a database restart
