@@ -207,6 +207,16 @@ def test_a_disabled_user_is_logged_out_of_the_portal(base) -> None:
     assert again.status_code == 403 and "this account is disabled" in again.text
 
 
+def test_the_login_page_says_only_its_own_words_whatever_the_link_carries(base) -> None:
+    """A crafted link (/login?reason=...) cannot put text of its own on our login page; the codes we
+    send people there with read as our sentences."""
+    crafted = "Your account was compromised. Call +1 555 0100 and read out your password"
+    page = requests.get(base + "/login", params={"reason": crafted}, timeout=30)
+    assert page.status_code == 200 and "compromised" not in page.text and "555" not in page.text
+    disabled = requests.get(base + "/login", params={"reason": "account-disabled"}, timeout=30)
+    assert "This account is disabled. Ask an administrator." in disabled.text
+
+
 def test_error_pages_are_accessible_too(person, base) -> None:
     username, _ = new_user(prefix="err")
     me = person()

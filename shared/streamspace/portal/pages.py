@@ -68,7 +68,7 @@ def login(page: Page) -> Any:
 
     target = local_path(page.query("next") or page.form.get("next"))
     if page.raw.method == "GET":
-        return _login_page(page, target, reason=page.query("reason"))
+        return _login_page(page, target, reason=views.login_notice(page.query("reason")))
     username = page.field("username")
     try:
         tokens = do_login({"username": username, "password": page.form.get("password", "")}, page.client_ip)
@@ -150,7 +150,7 @@ def single_sign_on_landing(page: Page) -> Any:
     return response
 
 
-def _signed_out(page: Page, user_id: str, notice: str | None) -> Any:
+def _signed_out(page: Page, user_id: str, notice: str | None) -> Any:  # notice: a LOGIN_NOTICES code
     """After our logout: on to the identity provider's logout for a single sign-on user (a page
     that moves on by itself: the CSP's form-action 'self' governs where a form's redirect may
     lead), else the login page."""
@@ -161,7 +161,7 @@ def _signed_out(page: Page, user_id: str, notice: str | None) -> Any:
     page.log_out()
     provider_logout = end_session_url(user_id)
     if provider_logout:
-        return page.render("signed_out.html", provider_logout=provider_logout, notice=notice)
+        return page.render("signed_out.html", provider_logout=provider_logout, notice=views.login_notice(notice))
     return page.redirect("/login" + (f"?reason={quote(notice)}" if notice else ""))
 
 
@@ -176,7 +176,7 @@ def logout_everywhere(page: Page) -> Any:
     from streamspace.auth.refresh import end_all_logins
 
     end_all_logins(page.caller, page.client_ip)
-    return _signed_out(page, page.caller.user_id, "You were logged out everywhere.")
+    return _signed_out(page, page.caller.user_id, "logged-out-everywhere")
 
 
 # -- catalog and launch ---------------------------------------------------------------------------

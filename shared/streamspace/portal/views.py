@@ -98,6 +98,18 @@ def failure_in_words(session: dict[str, Any]) -> str | None:
     return "The desktop could not be started."
 
 
+# What the login page may say on arrival (`/login?reason=<code>`): fixed sentences chosen by code,
+# never text taken from the address, so a crafted link cannot put words of its own on our login page.
+LOGIN_NOTICES = {
+    "account-disabled": "This account is disabled. Ask an administrator.",
+    "logged-out-everywhere": "You were logged out everywhere.",
+}
+
+
+def login_notice(code: str | None) -> str | None:
+    return LOGIN_NOTICES.get(code or "")
+
+
 # A refused single sign-on (the `ssoError` code the API hands the browser back), as a person would
 # be told it: (HTTP status of the page, words). The audit log holds the technical reason.
 _SSO_REFUSALS = {

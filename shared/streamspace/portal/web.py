@@ -258,7 +258,8 @@ class Portal:
         response.set_cookie(self.refresh_cookie, tokens["refreshToken"], max_age=lifetime, path="/",
                             secure=secure, httponly=True, samesite="Lax")
 
-    def _to_login(self, page: Page, message: str | None = None) -> flask.Response:
+    def _to_login(self, page: Page, notice: str | None = None) -> flask.Response:
+        """To the login page, back here afterwards; `notice`: a code of views.LOGIN_NOTICES."""
         import flask
 
         if page.raw.method == "GET":
@@ -267,8 +268,8 @@ class Portal:
             referer = urlsplit(page.raw.headers.get("Referer", ""))
             back = referer.path if referer.netloc == page.raw.host and referer.path else "/"
         location = "/login?next=" + quote(local_path(back), safe="/")
-        if message:
-            location += "&reason=" + quote(message)
+        if notice:
+            location += "&reason=" + quote(notice)
         if page.raw.headers.get("X-Requested-With") == "streamspace-portal":  # our script: it navigates
             response = flask.Response("", status=401, headers={"X-Login": location})
         else:
@@ -319,8 +320,8 @@ class Portal:
                     page._caller = self._resolve_caller(page)
                 except Unauthorized:
                     return self._to_login(page)
-                except Forbidden as exc:
-                    return self._to_login(page, exc.message)
+                except Forbidden:  # the one refusal of a valid login: the account was disabled
+                    return self._to_login(page, "account-disabled")
                 if not role_allows(page._caller.role, route.access):
                     raise Forbidden(f"this page is for the {route.access.value} role")
             if request.method == "POST":
