@@ -119,15 +119,12 @@ def merge_resources(*layers: ResourceRequirements) -> ResourceRequirements:
     return merged
 
 
-def flat_resources(value: object) -> FlatResources:
-    """Either shape -> ``{memory, cpu}`` as the REST contract shows it (limits first, then requests).
-
-    Tolerant by design: it reads stored objects and never raises on them.
-    """
+def _first_given(value: object, sections: tuple[str, ...]) -> FlatResources:
+    """Per resource, the first of `value`'s sections (then its short-form keys) that names it."""
     flat: FlatResources = {"memory": None, "cpu": None}
     if not isinstance(value, Mapping):
         return flat
-    sources = [value.get("limits"), value.get("requests"), value]
+    sources = [*(value.get(section) for section in sections), value]
     for name in RESOURCE_NAMES:
         for source in sources:
             if isinstance(source, Mapping) and source.get(name) is not None:
@@ -136,21 +133,17 @@ def flat_resources(value: object) -> FlatResources:
     return flat
 
 
+def flat_resources(value: object) -> FlatResources:
+    """Either shape -> ``{memory, cpu}`` as the REST contract shows it (limits first, then requests).
+
+    Tolerant by design: it reads stored objects and never raises on them.
+    """
+    return _first_given(value, ("limits", "requests"))
+
+
 def session_resources(value: object) -> SessionResources:
     """Either shape -> the session body's view, read as ``normalise_resources`` reads it (the short
     form is both request and limit; a value given only as a request or only as a limit is used for
     both). Tolerant by design: it reads stored objects and never raises on them."""
-    sections: dict[str, FlatResources] = {}
-    short = value if isinstance(value, Mapping) and not any(key in value for key in _SECTIONS) else None
-    for section, other in (("requests", "limits"), ("limits", "requests")):
-        view: FlatResources = {"memory": None, "cpu": None}
-        sources = [short] if short is not None else (
-            [value.get(section), value.get(other)] if isinstance(value, Mapping) else [])
-        for name in RESOURCE_NAMES:
-            for source in sources:
-                if isinstance(source, Mapping) and source.get(name) is not None:
-                    view[name] = str(source[name])
-                    break
-        sections[section] = view
-    limits = sections["limits"]
-    return {"memory": limits["memory"], "cpu": limits["cpu"], "requests": sections["requests"], "limits": limits}
+    limits = flat_resources(value)
+    return {**limits, "requests": _first_given(value, ("requests", "limits")), "limits": limits}
