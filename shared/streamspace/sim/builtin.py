@@ -108,6 +108,31 @@ def _default_pod_spec(spec: dict[str, Any]) -> None:
                 p.setdefault("protocol", "TCP")
 
 
+def _default_daemonset(obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+    """SetDefaults_DaemonSet, and the registry strategy's template generation (pkg/registry/apps/daemonset:
+    1 on create, one more whenever the pod template changes, mirrored in the deprecated annotation)."""
+    spec = obj.setdefault("spec", {})
+    spec.setdefault("revisionHistoryLimit", 10)
+    spec.setdefault("minReadySeconds", 0)
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
+    template = spec.setdefault("template", {})
+    if isinstance(template.get("spec"), dict):
+        _default_pod_spec(template["spec"])
+    # apps/v1 has no spec.templateGeneration: the internal field travels in this annotation.
+    key = "deprecated.daemonset.template.generation"
+    generation = 1
+    if old is not None:
+        previous = str(((old.get("metadata") or {}).get("annotations") or {}).get(key) or "1")
+        changed = ((old.get("spec") or {}).get("template") != template)
+        generation = (int(previous) if previous.isdigit() else 1) + (1 if changed else 0)
+    obj.setdefault("metadata", {}).setdefault("annotations", {})[key] = str(generation)
+
+
 def apply_defaults(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None = None) -> None:
     if rt.group == "" and rt.plural == "pods":
         _default_pod_spec(obj.setdefault("spec", {}))
@@ -123,6 +148,8 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | 
         template = spec.setdefault("template", {})
         if isinstance(template.get("spec"), dict):
             _default_pod_spec(template["spec"])
+    elif rt.group == "apps" and rt.plural == "daemonsets":
+        _default_daemonset(obj, old)
     elif rt.group == "" and rt.plural == "services":
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
@@ -164,6 +191,10 @@ def initial_status(rt: ResourceType, obj: dict[str, Any]) -> None:
         requests = ((obj.get("spec") or {}).get("resources") or {}).get("requests") or {}
         obj["status"] = {"phase": "Bound", "accessModes": (obj.get("spec") or {}).get("accessModes", []),
                          "capacity": {"storage": requests.get("storage", "1Gi")}}
+    elif rt.group == "apps" and rt.plural == "daemonsets":
+        # DaemonSetStatus's four counts have no omitempty: an empty status serialises them as 0.
+        obj["status"] = {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
+                         "numberReady": 0}
     elif rt.group == "" and rt.plural == "services":
         obj["status"] = {"loadBalancer": {}}
     elif rt.group == "" and rt.plural == "namespaces":
@@ -240,6 +271,25 @@ def _matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
     return True
 
 
+def _selector_template_errors(spec: Any, old: dict[str, Any] | None) -> list[str]:
+    """A workload's selector (required, matching its template, immutable) and its pod template."""
+    spec = spec if isinstance(spec, dict) else {}
+    errs: list[str] = []
+    selector = spec.get("selector")
+    template = spec.get("template") or {}
+    labels = (template.get("metadata") or {}).get("labels") or {}
+    if not selector:
+        errs.append("spec.selector: Required value")
+    elif not _matches(selector, labels):
+        errs.append(f"spec.template.metadata.labels: Invalid value: {labels!r}: `selector` does not match "
+                    "template `labels`")
+    errs += label_errors("spec.template.metadata.labels", labels)
+    errs += _pod_spec_errors(template.get("spec"), "spec.template.spec")
+    if old is not None and selector and (old.get("spec") or {}).get("selector") != selector:
+        errs.append(f"spec.selector: Invalid value: {selector!r}: field is immutable")
+    return errs
+
+
 def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> list[str]:
     errs: list[str] = []
     spec = obj.get("spec")
@@ -247,21 +297,12 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
         errs += _pod_spec_errors(spec, "spec")
     elif rt.group == "apps" and rt.plural == "deployments":
         spec = spec if isinstance(spec, dict) else {}
-        selector = spec.get("selector")
-        template = spec.get("template") or {}
-        labels = (template.get("metadata") or {}).get("labels") or {}
-        if not selector:
-            errs.append("spec.selector: Required value")
-        elif not _matches(selector, labels):
-            errs.append(f"spec.template.metadata.labels: Invalid value: {labels!r}: `selector` does not match "
-                        "template `labels`")
-        errs += label_errors("spec.template.metadata.labels", labels)
-        errs += _pod_spec_errors(template.get("spec"), "spec.template.spec")
+        errs += _selector_template_errors(spec, old)
         replicas = spec.get("replicas")
         if isinstance(replicas, int) and replicas < 0:
             errs.append(f"spec.replicas: Invalid value: {replicas}: must be greater than or equal to 0")
-        if old is not None and selector and (old.get("spec") or {}).get("selector") != selector:
-            errs.append(f"spec.selector: Invalid value: {selector!r}: field is immutable")
+    elif rt.group == "apps" and rt.plural == "daemonsets":
+        errs += _selector_template_errors(spec, old)
     elif rt.group == "" and rt.plural == "services":
         spec = spec if isinstance(spec, dict) else {}
         for i, p in enumerate(spec.get("ports") or []):

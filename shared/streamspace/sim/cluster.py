@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from .api import CRD_KEY, Api
+from .daemonset import DaemonSetController
 from .desktops import SimDesktops
 from .gc import GarbageCollector
 from .kubelet import Kubelet
@@ -74,6 +75,7 @@ class SimCluster:
         self.scheduler = Scheduler(self.api, self.store)
         self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails, self.logs,
                                self.scheduler, pull_seconds=image_pull_seconds, start_seconds=start_seconds)
+        self.daemonsets = DaemonSetController(self.api, self.store, self.kubelet)
         self.garbage_collector = GarbageCollector(self.api, self.store)
         self.rbac = Rbac(self.store, self.registry)
         self.server = SimServer(self.api, self.registry, self.store, self.logs, self.rbac)
@@ -97,6 +99,7 @@ class SimCluster:
     def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
         url = self.server.start(host, port)
         self.kubelet.start()
+        self.daemonsets.resync()
         if self.compaction_interval:
             threading.Thread(target=self._compact_periodically, args=(self.compaction_interval,),
                              name="streamspace-sim-compaction", daemon=True).start()

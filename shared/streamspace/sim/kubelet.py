@@ -98,6 +98,24 @@ def _node_images(node: dict[str, Any]) -> set[str]:
     return {str(name) for image in (node.get("status") or {}).get("images") or [] for name in image.get("names") or []}
 
 
+def _all_containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    """Init containers, then containers: the kubelet pulls every one's image before the pod runs."""
+    spec = pod.get("spec") or {}
+    return [c for c in (spec.get("initContainers") or []) + (spec.get("containers") or []) if isinstance(c, dict)]
+
+
+def _init_statuses(pod: dict[str, Any], when: str) -> dict[str, Any]:
+    """Init containers that ran to completion (the simulated ones exit 0 at once), as status reports them."""
+    inits = (pod.get("spec") or {}).get("initContainers") or []
+    if not inits:
+        return {}
+    return {"initContainerStatuses": [
+        {"name": c.get("name"), "image": str(c.get("image", "")), "imageID": f"sim://{c.get('image', '')}",
+         "ready": True, "started": False, "restartCount": 0, "containerID": f"sim://{random_suffix(12)}",
+         "state": {"terminated": {"exitCode": 0, "reason": "Completed", "startedAt": when, "finishedAt": when}}}
+        for c in inits]}
+
+
 def _host_ip(node: dict[str, Any] | None) -> str:
     return next((a.get("address") for a in ((node or {}).get("status") or {}).get("addresses") or []
                  if a.get("type") == "InternalIP"), "10.0.0.10")
@@ -131,6 +149,8 @@ class Kubelet:
         self._stopped = False
         self._ip = itertools.count(2)
         self._thread: threading.Thread | None = None
+        # Other simulated controllers run their tasks ("kind", namespace, name) on this queue too.
+        self.handlers: dict[str, Callable[[str, str], None]] = {}
         store.add_listener(self._on_event)
 
     # ------------------------------------------------------------ scheduling
@@ -189,6 +209,10 @@ class Kubelet:
             elif ev.type == "DELETED" and (ev.obj.get("spec") or {}).get("nodeName"):
                 self._schedule(("unbound", "", ""), 0.0)  # capacity freed
 
+    def enqueue(self, task: Task, delay: float) -> None:
+        """Run `task` (a kind registered in `handlers`) after `delay` seconds, or at once when untimed."""
+        self._schedule(task, delay)
+
     def _schedule(self, task: Task, delay: float) -> None:
         if not self.timed:
             pending: list[Task] | None = getattr(self._local, "pending", None)
@@ -218,7 +242,7 @@ class Kubelet:
                     return
                 _, _, task = heapq.heappop(self._heap)
                 # Later duplicates of a task that is due now are redundant: the loop is level-triggered.
-                if task[0] in ("deploy", "unbound"):
+                if task[0] in ("deploy", "unbound") or task[0] in self.handlers:
                     self._heap = [h for h in self._heap if h[2] != task or h[0] > time.monotonic()]
                     heapq.heapify(self._heap)
             with self._lock:
@@ -226,7 +250,9 @@ class Kubelet:
 
     def _run_task(self, task: Task) -> None:
         try:
-            if task[0] == "deploy":
+            if task[0] in self.handlers:
+                self.handlers[task[0]](task[1], task[2])
+            elif task[0] == "deploy":
                 self._sync_deployment(task[1], task[2])
             elif task[0] == "unbound":
                 self._retry_unbound()
@@ -372,7 +398,7 @@ class Kubelet:
                 ((c.get("state") or {}).get("waiting") or {}).get("reason") == "ContainerCreating"
                 for c in status.get("containerStatuses") or []):
             return  # already started (the simulated containers never crash), or already pulling
-        containers = (pod.get("spec") or {}).get("containers") or []
+        containers = _all_containers(pod)
         failing = [c for c in containers if self.image_fails(str(c.get("image", "")))]
         if failing:
             self._fail_pull(pod_rt, pod, node, failing)
@@ -400,7 +426,7 @@ class Kubelet:
             return
         present = _node_images(node)
         pulled = []
-        for c in (pod.get("spec") or {}).get("containers") or []:
+        for c in _all_containers(pod):
             image = str(c.get("image", ""))
             if image in present:
                 self._event(pod, "Pulled", f'Container image "{image}" already present on machine',
@@ -444,6 +470,7 @@ class Kubelet:
             ],
             "hostIP": _host_ip(node), "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
             "containerStatuses": statuses, "qosClass": status.get("qosClass", "BestEffort"),
+            **_init_statuses(pod, started),
         }
         for c in containers:  # the containers start, then the pod reports Ready
             self._event(pod, "Started", f"Started container {c.get('name')}", container=str(c.get("name")))
@@ -494,27 +521,41 @@ class Kubelet:
                    failing: list[dict[str, Any]]) -> None:
         started = now()
         containers = (pod.get("spec") or {}).get("containers") or []
+        inits = (pod.get("spec") or {}).get("initContainers") or []
+        init_failing = [c for c in inits if c in failing]
+        init_statuses = []
+        for c in inits:  # an init container's pull failed: the pod never gets past initialisation
+            image = str(c.get("image", ""))
+            if c in init_failing:
+                self._event(pod, "Failed", f'Failed to pull image "{image}": simulated registry: not found',
+                            container=str(c.get("name")), kind="Warning")
+            init_statuses.append({"name": c.get("name"), "image": image, "imageID": "", "ready": False,
+                                  "started": False, "restartCount": 0, "state": {"waiting": {
+                                      "reason": "ErrImagePull" if c in init_failing else "PodInitializing"}}})
         statuses = []
         for c in containers:
             image = str(c.get("image", ""))
-            if c in failing:
-                state: dict[str, Any] = {"waiting": {
+            if init_failing:
+                state: dict[str, Any] = {"waiting": {"reason": "PodInitializing"}}
+            elif c in failing:
+                state = {"waiting": {
                     "reason": "ErrImagePull",
                     "message": f'failed to pull and unpack image "{image}": simulated registry: not found'}}
                 self._event(pod, "Failed", f'Failed to pull image "{image}": simulated registry: not found',
                             container=str(c.get("name")), kind="Warning")
             else:
                 state = {"running": {"startedAt": started}}
-            statuses.append({"name": c.get("name"), "image": image, "imageID": "" if c in failing else
-                             f"sim://{image}", "ready": c not in failing, "started": c not in failing,
-                             "restartCount": 0, "state": state,
-                             **({} if c in failing else {"containerID": f"sim://{random_suffix(12)}"})})
+            running = "running" in state
+            statuses.append({"name": c.get("name"), "image": image, "imageID": f"sim://{image}" if running else "",
+                             "ready": running, "started": running, "restartCount": 0, "state": state,
+                             **({"containerID": f"sim://{random_suffix(12)}"} if running else {})})
         ip = f"10.244.0.{next(self._ip) % 250 + 2}"
         new_status = {
             "phase": "Pending",
-            "conditions": _unready_conditions(started, failing),
+            "conditions": _unready_conditions(started, containers if init_failing else failing),
             "hostIP": _host_ip(node), "podIP": ip, "podIPs": [{"ip": ip}], "startTime": started,
             "containerStatuses": statuses, "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort"),
+            **({"initContainerStatuses": init_statuses} if init_statuses else {}),
         }
         self._write_status(pod_rt, pod, new_status)
 
