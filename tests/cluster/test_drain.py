@@ -28,7 +28,16 @@ def test_drain_evicts_pods_and_skips_daemonset_pods(admin, core, sim):
     daemon, mirror, guarded = unique("ds"), unique("mirror"), unique("pdb")
     make_pod(core, replica, node, owner_kind="ReplicaSet")
     make_pod(core, bare, node, namespace="default")
-    make_pod(core, daemon, node, owner_kind="DaemonSet")
+    # A real DaemonSet's pod on the node (the simulated controller makes it; a pod naming a DaemonSet
+    # that does not exist would be garbage-collected, as on a real cluster).
+    client.AppsV1Api(core.api_client).create_namespaced_daemon_set(NAMESPACE, {
+        "metadata": {"name": daemon}, "spec": {"selector": {"matchLabels": {"app": daemon}}, "template": {
+            "metadata": {"labels": {"app": daemon}},
+            "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+                     "containers": [{"name": "main", "image": "busybox:1"}]}}}})
+    # With no kubelet delay the controller has made the pod before the create is answered.
+    [daemon] = [p.metadata.name for p in core.list_namespaced_pod(NAMESPACE, label_selector=f"app={daemon}").items
+                if p.spec.node_name == node]
     make_pod(core, mirror, node, annotations={"kubernetes.io/config.mirror": "abc"})
     make_pod(core, guarded, node)
     make_pod(core, elsewhere, other)
