@@ -114,17 +114,11 @@ def _pod_node(pod: dict[str, Any]) -> str:
     return ""
 
 
-def _owner_uid(pod: dict[str, Any]) -> str | None:
-    for ref in pod["metadata"].get("ownerReferences") or []:
+def _owner(pod: dict[str, Any] | None, key: str) -> str | None:
+    """`key` ("uid" or "name") of the pod's controlling DaemonSet, if a DaemonSet controls it."""
+    for ref in (pod or {}).get("metadata", {}).get("ownerReferences") or []:
         if ref.get("controller") and ref.get("kind") == "DaemonSet":
-            return str(ref.get("uid"))
-    return None
-
-
-def owner_name(pod: dict[str, Any]) -> str | None:
-    for ref in pod["metadata"].get("ownerReferences") or []:
-        if ref.get("controller") and ref.get("kind") == "DaemonSet":
-            return str(ref.get("name"))
+            return str(ref.get(key))
     return None
 
 
@@ -166,7 +160,7 @@ class DaemonSetController:
         elif ev.key == POD_KEY:
             ns = ev.obj["metadata"].get("namespace", "")
             for pod in (ev.obj, ev.prev):
-                owner = owner_name(pod) if pod is not None else None
+                owner = _owner(pod, "name")
                 if owner:
                     self.kubelet.enqueue(("daemonset", ns, owner), 0.0)
         elif ev.key == NODE_KEY:
@@ -189,7 +183,7 @@ class DaemonSetController:
             nodes = [copy.deepcopy(n) for n in self.store.items(NODE_KEY)]
             uid = ds["metadata"]["uid"]
             # A terminating pod still occupies its node until it is gone (`getNodesToDaemonPods`).
-            pods = [copy.deepcopy(p) for p in self.store.items(POD_KEY, ns) if _owner_uid(p) == uid]
+            pods = [copy.deepcopy(p) for p in self.store.items(POD_KEY, ns) if _owner(p, "uid") == uid]
         by_node: dict[str, list[dict[str, Any]]] = {}
         for pod in sorted(pods, key=lambda p: (not (p.get("spec") or {}).get("nodeName"),
                                                p["metadata"].get("creationTimestamp", ""), p["metadata"]["name"])):
