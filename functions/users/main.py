@@ -91,7 +91,7 @@ def user_sessions(req: Request) -> dict:
     from streamspace.sessions.service import user_sessions as do_sessions
 
     limit, offset = req.page()
-    return do_sessions(_user_id(req), limit, offset)
+    return do_sessions(req.caller, _user_id(req), limit, offset)
 
 
 @api.get("/api/v1/users/{id}/quota", access=ADMIN, summary="A user's quota and usage")

@@ -529,3 +529,68 @@ def test_a_user_session_reads_the_same_in_the_list_and_under_the_user(world: Wor
     assert under_user["total"] == 1 and under_user["sessions"] == listed
     assert listed[0]["user"] == session_object(name)["spec"]["user"] != "dana.smith"  # type: ignore[index]
     world.admin.delete(f"/api/v1/sessions/{name}")
+
+
+def test_list_reads_the_callers_standing_and_role_as_they_are_now(world: World) -> None:
+    """The list reads the caller's standing in its own statement: a revoked login or a disabled
+    account is refused, and the role is the database's now, not the token's."""
+    import requests
+
+    from streamspace.db import execute
+    from tests.conftest import make_user, token_for
+
+    dora_id = make_user("dora")
+    dora_token = token_for(dora_id, "dora")  # the token says: user
+    alices = create(world.alice)["name"]
+
+    def listed(token: str, **params: Any) -> requests.Response:
+        return requests.get(world.base + "/api/v1/sessions", params=params,
+                            headers={"Authorization": f"Bearer {token}"}, timeout=30)
+
+    assert listed(dora_token).json() == {"sessions": [], "total": 0}
+    assert listed(dora_token, user="alice").status_code == 403
+    execute("UPDATE users SET role = 'admin' WHERE id = %s", (dora_id,))  # promoted after the token
+    assert alices in {s["name"] for s in listed(dora_token).json()["sessions"]}
+    assert {s["user"] for s in listed(dora_token, user="alice").json()["sessions"]} == {"alice"}
+    root_token = token_for(make_user("demoted"), "demoted", role="admin")  # the token says: admin
+    execute("UPDATE users SET role = 'user' WHERE username = 'demoted'")
+    assert listed(root_token).json() == {"sessions": [], "total": 0}
+    assert listed(root_token, user="alice").status_code == 403
+    execute("UPDATE users SET active = false WHERE id = %s", (dora_id,))
+    disabled = listed(dora_token)
+    assert disabled.status_code == 403 and disabled.json()["error"] == "account disabled"
+    execute("UPDATE token_families SET revoked_at = now() WHERE user_id = %s", (dora_id,))
+    execute("UPDATE users SET active = true WHERE id = %s", (dora_id,))
+    revoked = listed(dora_token, offset=5000)  # past the last page too
+    assert revoked.status_code == 401 and revoked.json()["error"] == "token revoked"
+    world.alice.delete(f"/api/v1/sessions/{alices}")
+
+
+def test_a_list_and_a_heartbeat_are_one_sql_statement_each(world: World) -> None:
+    """The hot paths' round trips are counted (streamspace.db.statement_count), so a change that
+    adds one, a standing check of its own included, fails here: every list, whatever its filters,
+    scope or page, and every heartbeat is ONE statement."""
+    from streamspace.db import statement_count
+
+    alice, admin = world.alice, world.admin
+    names = [create(alice)["name"] for _ in range(3)]
+    cid = alice.get(f"/api/v1/sessions/{names[0]}/connect").json()["connectionId"]
+
+    def statements(client: Any, method: str, path: str, **params: Any) -> int:
+        send = getattr(client, method)
+        assert send(path, params=params).status_code == 200  # warm: prepared statements, a verified token
+        before = statement_count()
+        response = send(path, params=params)
+        assert response.status_code == 200, response.text
+        return statement_count() - before
+
+    assert statements(alice, "get", "/api/v1/sessions") == 1
+    assert statements(alice, "get", "/api/v1/sessions", limit=2, offset=1, state="running", template="firefox") == 1
+    assert statements(alice, "get", "/api/v1/sessions", offset=5000) == 1  # past the last page: the total too
+    assert statements(admin, "get", "/api/v1/sessions") == 1
+    assert statements(admin, "get", "/api/v1/sessions", user="alice", state="running") == 1
+    assert statements(alice, "post", f"/api/v1/sessions/{names[0]}/heartbeat", connectionId=cid) == 1
+    past = alice.get("/api/v1/sessions", params={"offset": 5000}).json()
+    assert past["sessions"] == [] and past["total"] >= 3
+    for name in names:
+        alice.delete(f"/api/v1/sessions/{name}")

@@ -59,11 +59,12 @@ class Claimant:
     (STANDING_CTE, with `params`) and then calls `standing` on the statement's row."""
 
     user_id: str
-    family_id: str
+    family_id: str | None  # None: no login family, which reads as revoked
     groups: tuple[str, ...]
+    role: str  # as the token says: a hint for which statement to run, never a grant
 
     @property
-    def params(self) -> dict[str, str]:
+    def params(self) -> dict[str, str | None]:
         return {"caller_sub": self.user_id, "caller_sid": self.family_id}
 
     def standing(self, row: dict[str, Any] | None) -> Principal:
@@ -74,6 +75,12 @@ class Claimant:
         require_standing({"revoked": row["caller_revoked"], "active": row["caller_active"]})
         return Principal(user_id=self.user_id, username=row["caller_username"], role=row["caller_role"],
                          groups=self.groups, family_id=self.family_id)
+
+    @classmethod
+    def of(cls, caller: Principal) -> Claimant:
+        """An already authenticated caller as a claimant, for a statement that reads its standing
+        once more (for free: it is the same round trip)."""
+        return cls(user_id=caller.user_id, family_id=caller.family_id, groups=caller.groups, role=caller.role)
 
 
 def bearer_token(authorization: str | None) -> str:
@@ -117,7 +124,7 @@ def claimant(authorization: str | None, alternate_token: str | None = None) -> C
     query parameter) claims to be, its standing not read yet."""
     token = alternate_token if (alternate_token and not authorization) else bearer_token(authorization)
     claims = verified_claims(token)
-    return Claimant(user_id=claims.user_id, family_id=claims.family_id, groups=claims.groups)
+    return Claimant(user_id=claims.user_id, family_id=claims.family_id, groups=claims.groups, role=claims.role)
 
 
 def authenticate(authorization: str | None, alternate_token: str | None = None) -> Principal:

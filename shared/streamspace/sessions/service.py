@@ -27,6 +27,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from streamspace import audit, kube, quotas
+from streamspace.auth.principal import Claimant
 from streamspace.auth.users import load_user, parse_uuid, user_by_username
 from streamspace.config import settings
 from streamspace.db import connection, transaction
@@ -58,7 +59,7 @@ from streamspace.settings_store import (
 )
 
 if TYPE_CHECKING:
-    from streamspace.auth.principal import Claimant, Principal
+    from streamspace.auth.principal import Principal
 
 CREATE_FIELDS = frozenset({"user", "template", "resources", "persistentHome", "idleTimeout", "maxSessionDuration",
                            "tags"})
@@ -116,26 +117,44 @@ def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
 def list_sessions(caller: Principal, *, user: str | None = None, state: str | None = None,
                   template: str | None = None, limit: int = 100, offset: int = 0) -> dict[str, Any]:
     """The caller's sessions (an admin: everyone's, or one user's with `user`). Index only."""
-    if state is not None and state not in STATES:
-        raise ValidationError("state", f"expected one of {', '.join(STATES)}, got {state!r}")
-    if user is not None and user != caller.username and not caller.is_admin:
-        raise Forbidden("only an admin may list another user's sessions", error="forbidden")
-    return _listing({"uid": None if caller.is_admin else caller.user_id,
-                     "username": user if caller.is_admin else None, "state": state, "template": template},
-                    limit, offset)
+    return list_claimed_sessions(Claimant.of(caller), user=user, state=state, template=template, limit=limit,
+                                 offset=offset)[1]
 
 
-def user_sessions(user_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
-    """One user's sessions, by user id (the admin's view of a user): the same objects as the list."""
+def user_sessions(caller: Principal, user_id: str, limit: int = 100, offset: int = 0) -> dict[str, Any]:
+    """One user's sessions, by user id (an admin's view of a user): the same objects as the list."""
     user_id = parse_uuid(user_id)
     with connection() as conn:
         load_user(conn, user_id)  # 404 for an unknown user
-    return _listing({"uid": user_id, "username": None, "state": None, "template": None}, limit, offset)
+    return _listing(Claimant.of(caller), {"uid": user_id}, limit, offset)[1]
 
 
-def _listing(filters: dict[str, str | None], limit: int, offset: int) -> dict[str, Any]:
-    rows, total = store.listed_page(settings().sessions_namespace, filters, limit, offset)
-    return {"sessions": [row_to_api(r) for r in rows], "total": total}
+def list_claimed_sessions(claimant: Claimant, *, user: str | None = None, state: str | None = None,
+                          template: str | None = None, limit: int = 100,
+                          offset: int = 0) -> tuple[Principal, dict[str, Any]]:
+    """`list_sessions` in ONE statement with the caller's standing: (the caller as it stands, the list)."""
+    if state is not None and state not in STATES:
+        raise ValidationError("state", f"expected one of {', '.join(STATES)}, got {state!r}")
+    caller, listing = _listing(claimant, {"username": user, "state": state, "template": template}, limit, offset)
+    if user is not None and user != caller.username and not caller.is_admin:
+        raise Forbidden("only an admin may list another user's sessions", error="forbidden")
+    return caller, listing
+
+
+def _listing(claimant: Claimant, filters: dict[str, str | None], limit: int,
+             offset: int) -> tuple[Principal, dict[str, Any]]:
+    """One page of the sessions the claimant may see that match `filters`. The scope (everyone's or
+    the caller's own) follows the role the token claims; when the database says the role changed
+    since, the other scope's statement runs (once)."""
+    namespace = settings().sessions_namespace
+    scope = "admin" if claimant.role == "admin" else "own"
+    standing, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset)
+    caller = claimant.standing(standing)
+    if caller.is_admin != (scope == "admin"):
+        scope = "admin" if caller.is_admin else "own"
+        standing, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset)
+        caller = claimant.standing(standing)
+    return caller, {"sessions": [row_to_api(r) for r in rows], "total": total}
 
 
 def _owned(caller: Principal, name: str) -> dict[str, Any]:

@@ -219,41 +219,50 @@ _SESSION_COLUMNS = (
 # combination is its own prepared statement and a generic plan can still use an index (it cannot for
 # `(%(x)s IS NULL OR col = %(x)s)`). Without a window count over every matching row, the page is read
 # in index order and stops at LIMIT; the total is one count, evaluated once per statement.
+#
+# The caller's standing is read by the same statement (auth.principal.STANDING_CTE: one round trip
+# per list): the rows join `standing`, so a refused caller reads nothing. Whose rows a caller reads is
+# one of two scopes, each its own statement: an admin's reads every row and holds only while the
+# database says admin; a user's reads the caller's own rows (the user index).
 _LIST_FILTERS = (
     ("uid", "s.user_id = %(uid)s::uuid"),
     ("username", "s.username = %(username)s::text"),
     ("state", "s.state = %(state)s::text"),
     ("template", "s.template = %(template)s::text"),
 )
+LIST_SCOPES = {"admin": "standing.role = 'admin'", "own": "s.user_id = %(caller_sub)s::uuid"}
 
 
-@lru_cache(maxsize=2 ** len(_LIST_FILTERS))
-def _list_sql(given: frozenset[str]) -> tuple[str, str]:
-    """(page statement, count statement) for the filters `given`; composed from constants only,
-    every value is a bound parameter."""
-    where = " WHERE s.namespace = %(ns)s" + "".join(f" AND {cond}" for name, cond in _LIST_FILTERS if name in given)
-    count = "SELECT count(*) AS total FROM sessions s" + where  # noqa: S608
-    page = ("SELECT " + _SESSION_COLUMNS + ", (" + count + ") AS total FROM sessions s" + where  # noqa: S608
-            + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s")
-    return page, count
+@lru_cache(maxsize=len(LIST_SCOPES) * 2 ** len(_LIST_FILTERS))
+def _list_sql(scope: str, given: frozenset[str]) -> str:
+    """The page statement of `scope` with the filters `given`. It answers at least one row: every row
+    carries the caller's standing (STANDING_COLUMNS) and the total; a row's `name` is null when no
+    session is on the page. Composed from constants only, every value is a bound parameter."""
+    where = (" WHERE s.namespace = %(ns)s AND " + LIST_SCOPES[scope]
+             + "".join(f" AND {cond}" for name, cond in _LIST_FILTERS if name in given))
+    return ("WITH " + STANDING_CTE + ", page AS (SELECT " + _SESSION_COLUMNS  # noqa: S608
+            + " FROM sessions s, standing" + where
+            + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s)"
+            " SELECT " + STANDING_COLUMNS + ", (SELECT count(*) FROM sessions s, standing" + where + ") AS total,"
+            " page.* FROM (SELECT 1) AS one LEFT JOIN page ON true ORDER BY page.created_at DESC, page.name")
 
 
 _ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
             + " FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s")
 
 
-def listed_page(namespace: str, filters: Mapping[str, str | None], limit: int,
-                offset: int) -> tuple[list[dict[str, Any]], int]:
-    """(one page of rows as the API lists them, the total matching) for the filters given (uid,
-    username, state, template; None: not filtered)."""
-    params = {**filters, "ns": namespace, "limit": limit, "offset": offset, "window": heartbeat_window()}
-    page_sql, count_sql = _list_sql(frozenset(k for k, _ in _LIST_FILTERS if params.get(k) is not None))
-    rows = fetch_all(page_sql, params)
-    if rows:
-        return rows, int(rows[0]["total"])
-    if offset:
-        return rows, int((fetch_one(count_sql, params) or {"total": 0})["total"])
-    return rows, 0
+def listed_page(namespace: str, standing: Mapping[str, str | None], scope: str,
+                filters: Mapping[str, str | None], limit: int,
+                offset: int) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+    """ONE statement: (the caller's standing row, one page of rows as the API lists them, the total
+    matching) for the caller `standing` names (its Claimant.params), read in `scope` (LIST_SCOPES)
+    with the filters given (uid, username, state, template; None: not filtered)."""
+    params = {**standing, **{name: filters.get(name) for name, _ in _LIST_FILTERS}, "ns": namespace,
+              "limit": limit, "offset": offset, "window": heartbeat_window()}
+    rows = fetch_all(_list_sql(scope, frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None)), params)
+    if not rows:  # the outer SELECT answers one row whatever matched
+        raise RuntimeError("invariant broken: the list statement answered no row")
+    return rows[0], [r for r in rows if r["name"] is not None], int(rows[0]["total"])
 
 
 def listed_row(namespace: str, name: str) -> dict[str, Any] | None:
@@ -321,7 +330,8 @@ _HEARTBEAT_SQL = (
 )
 
 
-def heartbeat(namespace: str, name: str, connection_id: str, standing: Mapping[str, str]) -> dict[str, Any] | None:
+def heartbeat(namespace: str, name: str, connection_id: str,
+              standing: Mapping[str, str | None]) -> dict[str, Any] | None:
     """Keep a live connection of the session alive, for the caller `standing` names (its
     Claimant.params). The row holds STANDING_COLUMNS (the caller as it stands) and `updated` (1: the
     connection was live and is the caller's to keep, or the caller is an admin)."""
