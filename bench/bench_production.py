@@ -217,8 +217,12 @@ def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_
         # the portal's login cookie carries the same access token (its first page after login)
         "portal": {"path": "/sessions", "headers": {"Cookie": f"streamspace_portal={user_token}"}},
         "webhooks": webhook(),
+        "storage": {"path": "/api/v1/profiles", "headers": user},
         "catalog-sync": event(ping_event(NS, "catalog-sync", json.dumps({"task": "catalog-sync"}))),
         "idle-sweep": event(ping_event(NS, "idle-sweep", json.dumps({"task": "idle-sweep"}))),
+        # its daily tick; with no object store configured here the run is skipped (a real backup
+        # streams pg_dump to S3: its cost is the dump's, not the function's start)
+        "backup": event(ping_event(NS, "backup", json.dumps({"task": "backup"}))),
         "resync": event(ping_event(NS, "resync", json.dumps({"task": "resync"}))),
         "session-reconcile": event(apiserver_event("update", session_obj, "sessions")),
         "template-reconcile": event(apiserver_event("update", template_obj, "templates")),
