@@ -265,6 +265,34 @@ def desktop_cookie(user_id: str, username: str, session: str, role: str = "user"
 
 # -- the simulated Kubernetes API server ------------------------------------------------------------
 
+@contextmanager
+def simulated_cluster(kubeconfig_dir: Path, rbac: list[dict[str, Any]] | None = None, **options: Any) -> Iterator:
+    """A simulated API server with the project's CRDs and RBAC (`rbac`: these documents instead of
+    knative/'s), made this process's kubeconfig cluster for the block (`options`: SimCluster's,
+    e.g. kubelet timings)."""
+    from streamspace import kube
+    from streamspace.config import settings
+    from streamspace.local.identities import serve_as_functions
+    from streamspace.sim import SimCluster
+
+    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), **{"kubelet_delay": 0.0, **options})
+    cluster.start()
+    kubeconfig = serve_as_functions(cluster, kubeconfig_dir / f"kubeconfig-{uuid.uuid4().hex[:6]}", rbac,
+                                    sessions_namespace=settings().sessions_namespace)
+    previous = os.environ.get("KUBECONFIG")
+    os.environ["KUBECONFIG"] = str(kubeconfig)
+    kube.reset_client()
+    try:
+        yield cluster
+    finally:
+        kube.reset_client()
+        if previous is None:
+            os.environ.pop("KUBECONFIG", None)
+        else:
+            os.environ["KUBECONFIG"] = previous
+        cluster.stop()
+
+
 @pytest.fixture(scope="module")
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """A simulated API server with the project's CRDs and RBAC, made this process's kubeconfig cluster.
@@ -275,22 +303,5 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     Roles are granted there, as the chart renders them with `sessions.namespace` set to the release's;
     tests/shipping/test_rbac_enforced.py runs the split trees as rendered.
     """
-    from streamspace import kube
-    from streamspace.config import settings
-    from streamspace.local.identities import serve_as_functions
-    from streamspace.sim import SimCluster
-
-    cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0)
-    cluster.start()
-    kubeconfig = serve_as_functions(cluster, tmp_path_factory.mktemp("kube") / "config",
-                                    sessions_namespace=settings().sessions_namespace)
-    previous = os.environ.get("KUBECONFIG")
-    os.environ["KUBECONFIG"] = str(kubeconfig)
-    kube.reset_client()
-    yield cluster
-    kube.reset_client()
-    if previous is None:
-        os.environ.pop("KUBECONFIG", None)
-    else:
-        os.environ["KUBECONFIG"] = previous
-    cluster.stop()
+    with simulated_cluster(tmp_path_factory.mktemp("kube")) as cluster:
+        yield cluster

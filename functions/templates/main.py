@@ -3,7 +3,9 @@
 import functions_framework
 
 from streamspace import templates_api
+from streamspace.config import settings
 from streamspace.http import Access, Api, Reply, Request
+from streamspace.sessions import warm
 
 api = Api("templates")
 
@@ -26,6 +28,12 @@ def create_template(req: Request) -> Reply:
 @api.get("/api/v1/templates/{id}", access=Access.USER, summary="One Template (a disabled one: admins only, else 404)")
 def get_template(req: Request) -> dict:
     return templates_api.get_template(req.param("id"), req.caller)
+
+
+@api.get("/api/v1/templates/{id}/warm-pool", access=Access.ADMIN,
+         summary="A Template's warm pool: size, ready, budget, claims, misses, recycles")
+def get_warm_pool(req: Request) -> dict:
+    return warm.pool_report(settings().namespace, req.param("id"))
 
 
 @api.patch("/api/v1/templates/{id}", access=Access.ADMIN,

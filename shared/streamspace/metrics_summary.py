@@ -65,8 +65,10 @@ def cluster_summary() -> dict[str, Any]:
     and users. When the cluster does not answer, `nodes` is null with the reason: the rest still counts."""
     from streamspace import kube
     from streamspace.cluster_admin import cpu_millicores, memory_bytes
+    from streamspace.config import settings
     from streamspace.db import fetch_one
     from streamspace.domain.quantity import format_cpu, format_memory
+    from streamspace.sessions import warm_store
 
     row = fetch_one(_CLUSTER_SQL) or {}
     nodes: dict[str, Any] | None = None
@@ -90,4 +92,6 @@ def cluster_summary() -> dict[str, Any]:
         "resources": {"cpu": format_cpu(int(row.get("cpu_millis", 0))),
                       "memory": format_memory(int(row.get("memory_bytes", 0)))},
         "users": {"total": row.get("users", 0), "active": row.get("active_users", 0)},
+        # Per pooled Template: launches that took a warm desktop, found none, and desktops recycled.
+        "warmPools": warm_store.counters(settings().namespace),
     }

@@ -36,6 +36,8 @@ TOTP_POLICIES = ("off", "admins", "everyone")
 SESSION_EGRESS_DENY = "session.egressDenyCidrs"
 TEMPLATE_ENV_SECRETS = "templates.envSecrets"
 TEMPLATE_ENV_CONFIG_MAPS = "templates.envConfigMaps"
+WARM_POOL_BUDGET = "warmPool.budget"  # warm desktops the platform keeps, all templates together
+WARM_POOL_BUDGET_MAX = 1000
 
 # The seeded values of migration 0001: what a key means when its row is missing.
 DEFAULTS: dict[str, Any] = {
@@ -55,6 +57,7 @@ DEFAULTS: dict[str, Any] = {
     # Secrets / ConfigMaps (by name, in the sessions' namespace) that templates may read in env.
     TEMPLATE_ENV_SECRETS: [],
     TEMPLATE_ENV_CONFIG_MAPS: [],
+    WARM_POOL_BUDGET: 10,
 }
 
 _DNS_SUBDOMAIN_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -104,6 +107,13 @@ def _boolean(value: object, field: str) -> bool:
     if isinstance(value, str) and value.lower() in ("true", "false"):  # v0.2 clients sent strings
         return value.lower() == "true"
     raise ValidationError(field, f"expected true or false, got {value!r}")
+
+
+def _budget(value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= WARM_POOL_BUDGET_MAX:
+        raise ValidationError(field, f"expected a whole number of desktops from 0 to {WARM_POOL_BUDGET_MAX}, "
+                              f"got {value!r}")
+    return value
 
 
 def _totp_policy(value: object, field: str) -> str:
@@ -156,6 +166,7 @@ _VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     SESSION_EGRESS_DENY: _cidrs,
     TEMPLATE_ENV_SECRETS: _template_objects,
     TEMPLATE_ENV_CONFIG_MAPS: _template_objects,
+    WARM_POOL_BUDGET: _budget,
 }
 KNOWN_KEYS: tuple[str, ...] = tuple(_VALIDATORS)
 

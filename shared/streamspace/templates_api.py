@@ -81,6 +81,7 @@ def get_template(name: str, caller: Principal) -> dict[str, Any]:
 def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
     manifest = template_from_api(body, None, settings().sessions_namespace)
     name = manifest["metadata"]["name"]
+    _check_budget(name, manifest["spec"])
     try:
         created = kube.create(manifest)
     except kube.KubeError as exc:
@@ -101,6 +102,7 @@ def update_template(name: str, patch: Mapping[str, Any], actor: Principal, clien
         raise NotFound(f"template {name!r} not found")
     updated = merge_template_patch(current, patch)
     updated.pop("status", None)
+    _check_budget(name, updated["spec"])
     try:
         stored = kube.request("PUT", kube.KINDS["Template"].path(namespace, name), body=updated)
     except kube.KubeError as exc:
@@ -122,6 +124,22 @@ def delete_template(name: str, actor: Principal, client_ip: str = "") -> dict[st
         raise NotFound(f"template {name!r} not found")
     _audit(actor, "template.delete", name, client_ip)
     return {"message": f"template {name} deleted"}
+
+
+def _check_budget(name: str, spec: Mapping[str, Any]) -> None:
+    """A warm pool must fit the platform budget next to every other Template's (400 naming it)."""
+    from streamspace import kube
+    from streamspace.domain.warm import over_budget
+    from streamspace.settings_store import WARM_POOL_BUDGET, get_config
+
+    size = int((spec.get("warmPool") or {}).get("size") or 0)
+    if size <= 0:
+        return
+    sizes = {str(t["metadata"]["name"]): int(((t.get("spec") or {}).get("warmPool") or {}).get("size") or 0)
+             for t in kube.list_objects("Template", settings().namespace)}
+    problem = over_budget(sizes, name, size, int(get_config()[WARM_POOL_BUDGET]))
+    if problem is not None:
+        raise ValidationError("warmPool.size", problem)
 
 
 def _plausible_name(name: str) -> bool:

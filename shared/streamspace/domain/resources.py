@@ -9,10 +9,10 @@ quotas can count.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Final, Literal, TypedDict
+from typing import Any, Final, Literal, TypedDict
 
 from streamspace.domain.errors import ValidationError, join_field
-from streamspace.domain.quantity import cpu_millis, format_cpu, parse_memory
+from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
 
 ResourceName = Literal["cpu", "memory"]
 RESOURCE_NAMES: Final[tuple[ResourceName, ...]] = ("cpu", "memory")
@@ -147,3 +147,17 @@ def session_resources(value: object) -> SessionResources:
     both). Tolerant by design: it reads stored objects and never raises on them."""
     limits = flat_resources(value)
     return {**limits, "requests": _first_given(value, ("requests", "limits")), "limits": limits}
+
+def canonical_resources(resources: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """cpu and memory requests and limits in canonical text (1000m -> 1, 2048Mi -> 2Gi): the same
+    amounts read the same however they were written (a session's index row and object, a warm
+    desktop's fit)."""
+    out: dict[str, dict[str, str]] = {}
+    for section in ("requests", "limits"):
+        values = resources.get(section) or {}
+        out[section] = {}
+        if "cpu" in values:
+            out[section]["cpu"] = format_cpu(cpu_millis(values["cpu"], f"resources.{section}.cpu"))
+        if "memory" in values:
+            out[section]["memory"] = format_memory(parse_memory(values["memory"], f"resources.{section}.memory"))
+    return out

@@ -21,6 +21,7 @@ from streamspace.domain.conversion import (
     ORIGINAL_NAME_ANNOTATION,
     Conversion,
 )
+from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Conflict, ValidationError, join_field
 from streamspace.domain.names import DNS_LABEL_PATTERN, dns_label, is_dns_label
 from streamspace.domain.resources import (
@@ -91,6 +92,8 @@ _SPEC_FIELDS = frozenset(
         "runAsUser",
         "runAsGroup",
         "enabled",
+        "warmPool",
+        "prePull",
     }
 )
 # Fields of the REST Template object that are not part of the spec; accepted on input, never stored.
@@ -122,6 +125,17 @@ class VncSpec:
     encryption: bool = False
 
 
+WARM_POOL_MAX_SIZE = 100  # per Template; the platform budget (warmPool.budget) usually binds first
+
+
+@dataclass(frozen=True)
+class WarmPoolSpec:
+    """How many unassigned, running desktops of a Template to keep, and how old one may get."""
+
+    size: int = 0
+    max_age_seconds: int | None = None
+
+
 @dataclass(frozen=True)
 class WebappSpec:
     enabled: bool = True
@@ -151,6 +165,13 @@ class TemplateSpec:
     run_as_user: int | None = None
     run_as_group: int | None = None
     enabled: bool = True  # False: hidden from users' catalog and not launchable (`ensure_launchable`)
+    warm_pool: WarmPoolSpec | None = None
+    pre_pull: bool = False  # pull the image onto every node ahead of time (pooled templates always are)
+
+    @property
+    def pulls_ahead(self) -> bool:
+        """Whether the image is pre-pulled onto every node."""
+        return self.pre_pull or (self.warm_pool is not None and self.warm_pool.size > 0)
 
     @property
     def stream_port(self) -> int | None:
@@ -220,6 +241,12 @@ class TemplateSpec:
             spec["runAsGroup"] = self.run_as_group
         if not self.enabled:  # absent means enabled (the CRD's default)
             spec["enabled"] = False
+        if self.warm_pool is not None:
+            spec["warmPool"] = {"size": self.warm_pool.size}
+            if self.warm_pool.max_age_seconds is not None:
+                spec["warmPool"]["maxAge"] = format_duration(self.warm_pool.max_age_seconds)
+        if self.pre_pull:
+            spec["prePull"] = True
         return spec
 
 
@@ -501,6 +528,23 @@ def _read_vnc(r: _Reader, spec: Mapping[str, Any], field: str) -> VncSpec | None
     )
 
 
+def _read_warm_pool(r: _Reader, value: object, field: str) -> WarmPoolSpec | None:
+    if value is None:
+        return None
+    pool = r.mapping(value, field, frozenset({"size", "maxAge"}))
+    size = pool.get("size", 0)
+    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= WARM_POOL_MAX_SIZE:
+        r.fail(join_field(field, "size"), f"expected a whole number from 0 to {WARM_POOL_MAX_SIZE}, got "
+               f"{_describe(size)}")
+        size = 0
+    max_age = None
+    if pool.get("maxAge") is not None:
+        max_age = r.attempt(lambda: parse_duration(pool["maxAge"], join_field(field, "maxAge")))
+        if max_age is not None and max_age < 60:
+            r.fail(join_field(field, "maxAge"), f"at least 1m, got {pool['maxAge']!r}")
+    return WarmPoolSpec(size=size, max_age_seconds=max_age)
+
+
 def _read_webapp(r: _Reader, value: object, field: str) -> WebappSpec | None:
     if value is None:
         return None
@@ -613,6 +657,8 @@ def _read_template_spec(r: _Reader, spec: object, field: str) -> TemplateSpec | 
         run_as_user=r.id_number(spec.get("runAsUser"), at("runAsUser"), 1),
         run_as_group=r.id_number(spec.get("runAsGroup"), at("runAsGroup"), 0),
         enabled=r.flag(spec.get("enabled"), at("enabled"), True),
+        warm_pool=_read_warm_pool(r, spec.get("warmPool"), at("warmPool")),
+        pre_pull=r.flag(spec.get("prePull"), at("prePull"), False),
     )
     if template.run_as_group is not None and template.run_as_user is None:
         r.fail(at("runAsGroup"), "needs runAsUser: set the non-root user the image runs as (for example 1000)")
@@ -797,9 +843,22 @@ def template_to_api(obj: Mapping[str, Any]) -> dict[str, Any]:
         "tags": list(dict.fromkeys([*(spec.get("tags") or []),
                                     *(c for c in spec.get("capabilities") or [] if c not in KNOWN_CAPABILITIES)])),
         "enabled": template_enabled(obj),
+        "warmPool": _api_warm_pool(spec.get("warmPool")),
+        "prePull": spec.get("prePull") is True,
         "status": {"phase": status.get("phase"), "message": status.get("message")},
         "createdAt": meta.get("creationTimestamp"),
     }
+
+
+def _api_warm_pool(spec: object) -> dict[str, Any] | None:
+    """The REST view of a Template's warm pool as asked (what is there: GET .../warm-pool)."""
+    if not isinstance(spec, Mapping):
+        return None
+    size = spec.get("size", 0)
+    out: dict[str, Any] = {"size": size if isinstance(size, int) and not isinstance(size, bool) else 0}
+    if isinstance(spec.get("maxAge"), str):
+        out["maxAge"] = spec["maxAge"]
+    return out
 
 
 def _without_nulls(value: Any) -> Any:

@@ -24,19 +24,20 @@ from streamspace.desktop.access import AUTH_PATH as DESKTOP_AUTH_PATH
 from streamspace.domain.conversion import API_VERSION
 from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.domain.errors import ValidationError
+from streamspace.domain.labels import (
+    APP_NAME,
+    HOME_APP,
+    LABEL_SESSION,
+    LABEL_TEMPLATE,
+    LABEL_USER,
+    MANAGED_BY,
+    MANAGER_NAME,
+    SESSION_APP,
+)
 from streamspace.domain.names import dns_label, home_claim_name, owned_name
 from streamspace.domain.resources import ResourceRequirements
 from streamspace.domain.sessions import DEFAULT_EGRESS_DENY, resolve_resources
 from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec, env_reference_problems
-
-MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER_NAME = "streamspace"
-APP_NAME = "app.kubernetes.io/name"
-SESSION_APP = "streamspace-session"
-HOME_APP = "streamspace-home"
-LABEL_SESSION = "stream.space/session"
-LABEL_USER = "stream.space/user"
-LABEL_TEMPLATE = "stream.space/template"
 
 # Annotations. On the Deployment: the per-object hashes of the applied set. On the Session (written
 # by the idle sweep together with spec.state): why it was hibernated or terminated.
@@ -89,6 +90,7 @@ class ReconcileConfig:
     egress_deny_cidrs: tuple[str, ...] = DEFAULT_EGRESS_DENY
     env_secrets: tuple[str, ...] = ()  # marked for templates by an admin (templates.envSecrets)
     env_config_maps: tuple[str, ...] = ()  # likewise (templates.envConfigMaps)
+    warm_pool_budget: int = 10  # warm desktops kept for all templates together (warmPool.budget)
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], namespace: str = "streamspace",
@@ -119,6 +121,7 @@ class ReconcileConfig:
             except DurationError:
                 return default
 
+        budget = values.get("warmPool.budget", 10)
         ingress_class = text("ingress.class", "traefik")
         controller_ns = {"traefik": "traefik", "nginx": "ingress-nginx"}[controller]
         auto = values.get("session.enableAutoHibernation", True)
@@ -147,6 +150,8 @@ class ReconcileConfig:
                 values.get("session.egressDenyCidrs"), list) else DEFAULT_EGRESS_DENY,
             env_secrets=names("templates.envSecrets"),
             env_config_maps=names("templates.envConfigMaps"),
+            warm_pool_budget=budget if isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0
+            else 10,
         )
 
 
@@ -253,10 +258,22 @@ def _covered(cidr: str, others: Sequence[str]) -> bool:
     return any(o != cidr and inner.subnet_of(ipaddress.ip_network(o)) for o in others)  # type: ignore[arg-type]
 
 
+def pod_spec_for(template: TemplateSpec, config: ReconcileConfig) -> tuple[dict[str, Any], ResourceRequirements]:
+    """The pod spec of a desktop of `template` with its default resources and no home volume (a
+    warm desktop), and those resources."""
+    resources = resolve_resources(None, dict(template.default_resources) if template.default_resources else None,
+                                  {"memory": config.default_memory, "cpu": config.default_cpu})
+    port = template.stream_port
+    assert port is not None  # a parsed TemplateSpec always has a stream port
+    return _pod_spec(template, resources, port, False, ""), resources
+
+
 def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
-                    config: ReconcileConfig) -> list[dict[str, Any]]:
+                    config: ReconcileConfig, *, warm: bool = False) -> list[dict[str, Any]]:
     """The complete set of objects `session` wants, in apply order (PVC first, Deployment last).
 
+    `warm`: the session runs in the warm desktop it claimed (alive, ours), so its Deployment keeps
+    no pod of its own; it takes over if that desktop dies or the session is hibernated.
     Pure: the same inputs always give the same objects. Raises ValidationError when the Session's
     resources cannot be resolved. A terminated Session wants nothing.
     """
@@ -363,7 +380,7 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
         "apiVersion": "apps/v1", "kind": "Deployment",
         "metadata": owned_meta(),
         "spec": {
-            "replicas": 1 if state == "running" else 0,
+            "replicas": 1 if state == "running" and not warm else 0,
             "revisionHistoryLimit": 1,
             "strategy": {"type": "Recreate"},  # never two pods of one session on the same home
             "selector": {"matchLabels": dict(selector)},

@@ -3,7 +3,8 @@ sends nothing for objects that existed before it started, and loses changes duri
 
 Every five minutes: list Templates, Sessions, the objects we own and the session pods (eight list
 requests in all, whatever the number of sessions), then reconcile, with what was listed, every
-Template whose status or index row lags, and every Session: a Session whose objects, status and
+Template whose status or index row lags or that keeps a warm pool (reconcile/warm.py: re-applied,
+desktops past maxAge recycled), and every Session: a Session whose objects, status and
 index row are in step costs nothing more; one with a missing owned object has its whole set
 re-applied. Index rows without a Session are removed, Sessions without a row get one.
 """
@@ -61,7 +62,11 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
         row = template_rows.get(_name(template))
         generation = int(meta.get("generation") or 0)
         status = template.get("status") or {}
-        if (row is None or row.get("uid") != meta.get("uid") or int(row.get("generation") or -1) != generation
+        # A pooled Template is reconciled every time: its pool is re-applied (a no-op when in step),
+        # refilled if someone removed it, and its too old or failed desktops are recycled.
+        pooled = bool(((template.get("spec") or {}).get("warmPool") or {}).get("size")) or any(
+            c.get("type") == "WarmPool" for c in status.get("conditions") or [])
+        if (pooled or row is None or row.get("uid") != meta.get("uid") or int(row.get("generation") or -1) != generation
                 or status.get("observedGeneration") != generation or status.get("phase") != row.get("phase")):
             try:
                 reconcile_template(template, action="read", cascade=False)

@@ -24,6 +24,7 @@ from typing import Any
 from streamspace import kube
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import owned_name
+from streamspace.domain.warm import ANN_WARM_POD, pod_ready
 from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
 from streamspace.reconcile import context, namespaces
 from streamspace.reconcile.desired import (
@@ -197,6 +198,7 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
         deployment = kube.get("Deployment", owned_name(name), namespace)
     state = spec.get("state") or "running"
     if state == "terminated":
+        _warm_pod(session, state)  # ends a claimed warm desktop
         observed = _terminate(session, deployment, force_apply)
     else:
         observed = _converge(session, state, ctx, deployment, force_apply, pods)
@@ -287,8 +289,9 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
             for kind in DELETE_ORDER:  # the Deployment last: once it is gone, everything is
                 kube.delete(kind, owned_name(name), namespace)
         return Observation("Failed", INGRESS_CLASS_UNSUPPORTED, refusal, ingress_refused=True)
+    warm_pod = _warm_pod(session, state)
     try:
-        desired = desired_objects(session, resolution.spec, ctx.config)
+        desired = desired_objects(session, resolution.spec, ctx.config, warm=warm_pod is not None)
     except ValidationError as exc:
         return Observation("Failed", "InvalidResources", f"the session's resources are invalid: {exc}")
     if isinstance(deployment, dict) and not force_apply:
@@ -314,6 +317,11 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
         message = ("hibernated after being idle for longer than its idle timeout" if reason == "IdleTimeout"
                    else "hibernated on request")
         return Observation("Hibernated", reason, message)
+    if warm_pod is not None:
+        desktop = str(warm_pod["metadata"]["name"])
+        if pod_ready(warm_pod):
+            return Observation("Running", "PodReady", "", desktop)
+        return Observation("Pending", "PodNotReady", "waiting for the claimed warm desktop to become ready", desktop)
     current = session.get("status") or {}
     if deployment_ready(deployment if isinstance(deployment, dict) else None):
         pod_name = current.get("podName") if current.get("phase") == "Running" else None
@@ -332,6 +340,30 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
     text = f"waiting for the session's pod to become ready ({waiting})" if waiting else \
         "waiting for the session's pod to become ready"
     return Observation("Pending", "PodNotReady", text, pod_name)
+
+
+def _warm_pod(session: Mapping[str, Any], state: str) -> dict[str, Any] | None:
+    """The warm desktop this Session claimed, while it runs in it: alive, labelled for this Session
+    and not owned by anything else. Hibernating ends it (the Session's Deployment starts the next
+    desktop on wake). No request for a Session that claimed none."""
+    from streamspace import kube
+
+    meta = session["metadata"]
+    pod_name = (meta.get("annotations") or {}).get(ANN_WARM_POD)
+    if not isinstance(pod_name, str) or not pod_name:
+        return None
+    pod = kube.get("Pod", pod_name, meta["namespace"])
+    if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    pod_meta = pod.get("metadata") or {}
+    owners = [str(ref.get("uid")) for ref in pod_meta.get("ownerReferences") or []]
+    if (pod_meta.get("labels") or {}).get(LABEL_SESSION) != meta["name"] or any(
+            uid != str(meta.get("uid")) for uid in owners):
+        return None  # not ours: never adopt a pod by an annotation alone
+    if state != "running":
+        kube.delete("Pod", pod_name, meta["namespace"])
+        return None
+    return pod
 
 
 def _pods(namespace: str, name: str) -> list[dict[str, Any]]:

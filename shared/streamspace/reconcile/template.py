@@ -18,12 +18,19 @@ from streamspace import kube
 from streamspace.domain.conversion import LEGACY_API_VERSION
 from streamspace.domain.templates import review_template_spec
 from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
-from streamspace.reconcile import context, legacy, namespaces
+from streamspace.reconcile import context, legacy, namespaces, warm
 from streamspace.reconcile.desired import LABEL_TEMPLATE
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
 from streamspace.reconcile.session import Source, reconcile_session
 
 log = logging.getLogger("streamspace.reconcile.template")
+
+
+def _parsed(spec: object) -> Any:
+    from streamspace.domain.templates import parse_template_spec
+
+    return parse_template_spec(spec)
+
 
 def spec_warnings(spec: object) -> str:
     """What was accepted but changed or ignored (unknown capabilities kept as tags), one line."""
@@ -38,11 +45,14 @@ def _condition(old: Mapping[str, Mapping[str, Any]], now: str, type_: str, value
     return {"type": type_, "status": value, "lastTransitionTime": since, "reason": reason, "message": message}
 
 
-def template_status(obj: Mapping[str, Any], phase: str, message: str, now: str, warnings: str = "") -> dict[str, Any]:
+def template_status(obj: Mapping[str, Any], phase: str, message: str, now: str, warnings: str = "",
+                    warm_pool: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """`warm_pool`: the WarmPool condition (streamspace.reconcile.warm), when the Template has or had a pool."""
     meta = obj.get("metadata") or {}
     old = {str(c.get("type")): c for c in (obj.get("status") or {}).get("conditions") or []
            if isinstance(c, Mapping)}
     ready = phase == "Ready"
+    extra = [dict(warm_pool)] if warm_pool is not None else []
     return {
         "phase": phase,
         "message": message,
@@ -53,6 +63,7 @@ def template_status(obj: Mapping[str, Any], phase: str, message: str, now: str, 
             # Abnormal-true, like the conditions that report problems without blocking use.
             _condition(old, now, "SpecWarnings", "True" if warnings else "False",
                        "UnknownCapabilities" if warnings else "NoWarnings", warnings or "nothing was ignored"),
+            *extra,
         ],
     }
 
@@ -115,7 +126,9 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
 
     spec = obj.get("spec")
     phase, message = validate(spec)
-    desired = template_status(obj, phase, message, now_rfc3339(), spec_warnings(spec) if phase == "Ready" else "")
+    now = now_rfc3339()
+    pool = warm.reconcile_pool(obj, _parsed(spec) if phase == "Ready" else None, now)
+    desired = template_status(obj, phase, message, now, spec_warnings(spec) if phase == "Ready" else "", pool)
     if _status_differs(status, desired):
         if not kube.apply_status("Template", name, namespace, desired):
             return template_deleted(namespace, name, uid)

@@ -36,6 +36,7 @@ from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Conflict, Forbidden, Invalid, NotFound, ValidationError
 from streamspace.domain.names import SESSION_NAME_MAX, is_dns_label, user_label
 from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
+from streamspace.domain.resources import canonical_resources
 from streamspace.domain.sessions import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_SESSION_DURATION,
@@ -46,9 +47,10 @@ from streamspace.domain.sessions import (
     session_to_api,
 )
 from streamspace.domain.templates import ensure_launchable, validate_template_spec
+from streamspace.domain.warm import ANN_WARM_POD
 from streamspace.reconcile.context import load_config
 from streamspace.reconcile.desired import session_url
-from streamspace.sessions import store
+from streamspace.sessions import store, warm
 from streamspace.settings_store import (
     RESOURCES_CPU,
     RESOURCES_MEMORY,
@@ -234,19 +236,6 @@ def _usable_template(name: object) -> dict[str, Any]:
     return template
 
 
-def _canonical_resources(resources: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, str]]:
-    """Quantities in their canonical text (1000m -> 1), so the object and the index read the same."""
-    out: dict[str, dict[str, str]] = {}
-    for section in ("requests", "limits"):
-        values = resources.get(section) or {}
-        out[section] = {}
-        if "cpu" in values:
-            out[section]["cpu"] = format_cpu(cpu_millis(values["cpu"], f"resources.{section}.cpu"))
-        if "memory" in values:
-            out[section]["memory"] = format_memory(parse_memory(values["memory"], f"resources.{section}.memory"))
-    return out
-
-
 def _duration_setting(value: object, field: str) -> tuple[str, int]:
     seconds = parse_duration(value, field)
     return format_duration(seconds), seconds
@@ -268,7 +257,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
     config = get_config()
     resolved = resolve_resources(body.get("resources"), (template.get("spec") or {}).get("defaultResources"),
                                  {"memory": config[RESOURCES_MEMORY], "cpu": config[RESOURCES_CPU]})
-    resources = _canonical_resources(resolved)  # type: ignore[arg-type]
+    resources = canonical_resources(resolved)  # type: ignore[arg-type]
     cpu, memory = cpu_millis(resources["limits"]["cpu"]), parse_memory(resources["limits"]["memory"])
     cpu_request = cpu_millis(resources["requests"]["cpu"])
     memory_request = parse_memory(resources["requests"]["memory"])
@@ -309,24 +298,51 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
         raise RuntimeError("invariant broken: manifest is None")
 
     try:
+        start = _warm_start(namespace, template, persistent_home, resources, name, manifest["spec"]["user"])
+    except Exception:
+        _forget(namespace, name)
+        raise
+    if start.pod is not None:
+        manifest["metadata"].setdefault("annotations", {})[ANN_WARM_POD] = start.pod
+    try:
         created = kube.create(manifest)
     except Exception as exc:
         _forget(namespace, name)
+        if start.pod is not None:
+            warm.release(namespace, start.pod)
         if isinstance(exc, kube.KubeError) and exc.conflict:
             raise Conflict(f"a Session named {name!r} already exists on the cluster; try again",
                            error="conflict") from None
         raise
     try:
+        if start.pod is not None:
+            warm.bind(namespace, start.pod, created)
         with transaction() as conn:
             if not store.update_status(conn, namespace, name, created.get("status") or {},
                                        uid=(created.get("metadata") or {}).get("uid")):
                 raise Conflict(f"session {name!r} was deleted while it was being created", error="conflict")
             audit.record(conn, caller, "session.create", "session", name, client_ip,
-                         {"user": owner_name, "template": template_name, "resources": resources["limits"]})
+                         {"user": owner_name, "template": template_name, "resources": resources["limits"],
+                          "warm": start.pod is not None})
     except Exception:
-        _undo_create(namespace, name)
+        _undo_create(namespace, name)  # a bound warm desktop goes with its Session
+        if start.pod is not None:
+            warm.release(namespace, start.pod)
         raise
-    return session_to_api(created, 0)
+    api = session_to_api(created, 0)
+    api["warmStart"] = start.as_api()
+    return api
+
+
+def _warm_start(namespace: str, template: Mapping[str, Any], persistent_home: bool,
+                resources: Mapping[str, Any], name: str, user: str) -> warm.WarmStart:
+    """A warm desktop claimed for this launch, or why none was used (sessions.warm)."""
+    from streamspace.domain.names import dns_label
+
+    reason = warm.why_not(template, persistent_home)
+    if reason is not None:
+        return warm.WarmStart(None, reason)
+    return warm.claim(namespace, template, resources, name, dns_label(user))
 
 
 def _forget(namespace: str, name: str) -> None:

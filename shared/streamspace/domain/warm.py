@@ -1,0 +1,105 @@
+"""Warm desktops: the rules that say which warm desktop fits a launch and which must be recycled.
+
+A warm desktop is a pod of a Template's pool Deployment (`warm-<template>`), running the Template's
+image with its default resources and no home volume, carrying no user's label, volume or
+credential, and reachable by nobody (a deny-all NetworkPolicy; no Service or Ingress). A launch
+claims one by relabelling it as the session's pod in one write guarded by its resourceVersion: the
+pool Deployment releases it (it no longer matches the selector) and starts a replacement, and
+exactly one of several concurrent claims of the same pod succeeds.
+
+Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+WARM_APP = "streamspace-warm"  # app.kubernetes.io/name of a warm desktop (a session's is streamspace-session)
+LABEL_FIT = "stream.space/warm-fit"  # what a warm desktop was started for (fit_key)
+ANN_WARM_POD = "stream.space/warm-pod"  # on a Session: the warm desktop it claimed
+POOL_PREFIX = "warm-"
+
+
+def pool_name(template: str) -> str:
+    """The pool Deployment (and NetworkPolicy) of a Template."""
+    return f"{POOL_PREFIX}{template}"
+
+
+def fit_key(template_spec: Mapping[str, Any] | None, resources: Mapping[str, Any]) -> str:
+    """What a launch must match to take a warm desktop: the Template's spec as it was when the
+    desktop started, and the resources the session asks. A changed Template gives a new key, so
+    its older desktops never fit again (and the pool replaces them)."""
+    from streamspace.domain.resources import canonical_resources
+
+    text = json.dumps({"template": template_spec or {}, "resources": canonical_resources(resources)},
+                      sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def pod_ready(pod: Mapping[str, Any]) -> bool:
+    meta = pod.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return False
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+def claimable(pods: Sequence[Mapping[str, Any]], fit: str) -> list[Mapping[str, Any]]:
+    """The warm desktops a launch with `fit` may claim: Ready, of this fit, oldest first (the
+    oldest is the first recycled otherwise)."""
+    found = [p for p in pods if ((p.get("metadata") or {}).get("labels") or {}).get(LABEL_FIT) == fit
+             and pod_ready(p)]
+    found.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
+    return found
+
+
+def _created(pod: Mapping[str, Any]) -> datetime | None:
+    text = (pod.get("metadata") or {}).get("creationTimestamp")
+    if not isinstance(text, str):
+        return None
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True)
+class Recycle:
+    pod: str
+    reason: str  # MaxAge | Failed
+
+
+def recycle(pods: Sequence[Mapping[str, Any]], max_age_seconds: int | None, now: datetime) -> list[Recycle]:
+    """The warm desktops to delete (their pool Deployment replaces them): older than the maximum
+    age, or whose image cannot be pulled (a new pod retries the pull)."""
+    out: list[Recycle] = []
+    for pod in pods:
+        meta = pod.get("metadata") or {}
+        if meta.get("deletionTimestamp"):
+            continue
+        name = str(meta.get("name") or "")
+        created = _created(pod)
+        if max_age_seconds and created is not None and (now - created).total_seconds() > max_age_seconds:
+            out.append(Recycle(name, "MaxAge"))
+            continue
+        for status in (pod.get("status") or {}).get("containerStatuses") or []:
+            if ((status.get("state") or {}).get("waiting") or {}).get("reason") in ("ErrImagePull", "ImagePullBackOff"):
+                out.append(Recycle(name, "Failed"))
+                break
+    return out
+
+
+def over_budget(sizes: Mapping[str, int], template: str, size: int, budget: int) -> str | None:
+    """Why `template`'s pool of `size` does not fit the platform budget next to the other pools
+    (`sizes`: template -> size), or None when it fits."""
+    others = sum(n for name, n in sizes.items() if name != template)
+    if others + size <= budget:
+        return None
+    return (f"a warm pool of {size} does not fit the platform budget of {budget} warm desktops "
+            f"({others} already kept by other templates); lower the size or raise warmPool.budget")

@@ -1,0 +1,166 @@
+"""Warm pools: template-reconcile keeps each Template's pool of unassigned desktops in step.
+
+`pool_objects(...)` (pure) is the whole desired pool of a Template: a Deployment `warm-<template>`
+with `warmPool.size` replicas of the Template's desktop (default resources, no home volume, no
+user label), owned by the Template (deleting the Template removes its pool), and a NetworkPolicy
+that lets nothing in. Both are applied with server-side apply; the Deployment controller keeps
+the count: a claimed desktop leaves the pool (relabelled) and is replaced, a dead one likewise.
+A changed Template changes the pod template, so the pool is drained and replaced (strategy
+Recreate); `recycle_pool` deletes desktops older than `maxAge` and those whose image cannot be
+pulled. The pool's state is reported in the Template's `WarmPool` condition.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from streamspace.domain.warm import LABEL_FIT, WARM_APP, fit_key, over_budget, pool_name, recycle
+from streamspace.reconcile.desired import (
+    APP_NAME,
+    LABEL_TEMPLATE,
+    MANAGED_BY,
+    MANAGER_NAME,
+    ReconcileConfig,
+    egress_rules,
+    pod_spec_for,
+)
+
+log = logging.getLogger("streamspace.reconcile.warm")
+
+TEMPLATE_API_VERSION = "stream.space/v1alpha1"
+
+
+def pool_selector(template: str) -> dict[str, str]:
+    return {APP_NAME: WARM_APP, LABEL_TEMPLATE: template}
+
+
+def pool_objects(template_obj: Mapping[str, Any], spec: Any, config: ReconcileConfig,
+                 size: int) -> list[dict[str, Any]]:
+    """The NetworkPolicy and Deployment of a Template's warm pool (`spec`: its parsed TemplateSpec)."""
+    meta = template_obj.get("metadata") or {}
+    name, namespace = str(meta["name"]), str(meta["namespace"])
+    pod_spec, resources = pod_spec_for(spec, config)
+    fit = fit_key(template_obj.get("spec"), resources)
+    labels = {**pool_selector(name), MANAGED_BY: MANAGER_NAME}
+    owner = [{"apiVersion": TEMPLATE_API_VERSION, "kind": "Template", "name": name, "uid": str(meta.get("uid") or ""),
+              "controller": True, "blockOwnerDeletion": True}]
+    common = {"name": pool_name(name), "namespace": namespace, "labels": dict(labels), "ownerReferences": owner}
+    return [
+        {
+            "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
+            "metadata": dict(common),
+            # Nobody reaches an unassigned desktop; once claimed, its session's policy applies.
+            "spec": {"podSelector": {"matchLabels": pool_selector(name)}, "policyTypes": ["Ingress", "Egress"],
+                     "ingress": [], "egress": egress_rules(config)},
+        },
+        {
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": dict(common),
+            "spec": {
+                "replicas": size,
+                "revisionHistoryLimit": 1,
+                "strategy": {"type": "Recreate"},  # a changed Template drains the whole pool first
+                "selector": {"matchLabels": pool_selector(name)},
+                "template": {"metadata": {"labels": {**labels, LABEL_FIT: fit}}, "spec": pod_spec},
+            },
+        },
+    ]
+
+
+def _condition(old: Mapping[str, Any] | None, ok: bool, reason: str, message: str, now: str) -> dict[str, Any]:
+    value = "True" if ok else "False"
+    since = str(old["lastTransitionTime"]) if old and old.get("status") == value and old.get(
+        "lastTransitionTime") else now
+    return {"type": "WarmPool", "status": value, "lastTransitionTime": since, "reason": reason, "message": message}
+
+
+def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict[str, Any] | None:
+    """Apply (or remove) a Template's pool; the WarmPool condition to report, or None when the
+    Template never had a pool (nothing to say, nothing to remove: no request at all).
+
+    `template_obj` is the event's copy, which may be older than the Template: the pool is built
+    from the live Template (one list of the namespace's Templates, which the shared budget needs
+    anyway), so a late event never rolls the pool back to an older spec."""
+    from streamspace import kube
+    from streamspace.reconcile.context import load_config
+
+    meta = template_obj.get("metadata") or {}
+    name, namespace = str(meta["name"]), str(meta["namespace"])
+    if _asked_size(template_obj) == 0 and _old_condition(template_obj) is None:
+        return None
+    templates = {str((t.get("metadata") or {}).get("name")): t for t in kube.list_objects("Template", namespace)}
+    live = templates.get(name)
+    if live is None or (live.get("metadata") or {}).get("uid") != meta.get("uid"):
+        return None  # deleted (its pool goes with it) or re-created (its own events follow)
+    old = _old_condition(live)
+    config = load_config()
+    live_spec = _usable(live.get("spec"), config) if spec is not None else None
+    size = live_spec.warm_pool.size if live_spec is not None and live_spec.warm_pool is not None else 0
+    if size == 0:
+        if old is None:
+            return None
+        _remove_pool(namespace, name)
+        reason = "NoPool" if live_spec is not None else "TemplateInvalid"
+        return _condition(old, False, reason, "no warm desktops are kept", now)
+    problem = over_budget({n: _asked_size(t) for n, t in templates.items()}, name, size, config.warm_pool_budget)
+    if problem is not None:
+        _remove_pool(namespace, name)
+        return _condition(old, False, "OverBudget", problem, now)
+    for obj in pool_objects(live, live_spec, config, size):
+        kube.apply(obj)
+    recycle_pool(namespace, name, live_spec.warm_pool.max_age_seconds)
+    return _condition(old, True, "PoolApplied", f"keeping {size} warm desktop(s)", now)
+
+
+def _old_condition(template_obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return next((c for c in (template_obj.get("status") or {}).get("conditions") or []
+                 if isinstance(c, Mapping) and c.get("type") == "WarmPool"), None)
+
+
+def _asked_size(template_obj: Mapping[str, Any]) -> int:
+    pool = (template_obj.get("spec") or {}).get("warmPool") or {}
+    size = pool.get("size") if isinstance(pool, Mapping) else 0
+    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0
+
+
+def _usable(spec: object, config: ReconcileConfig) -> Any:
+    """The parsed spec when a session could run it (valid, env only from marked objects), else None."""
+    from streamspace.domain.errors import ValidationError
+    from streamspace.domain.templates import env_reference_problems, parse_template_spec
+
+    try:
+        parsed = parse_template_spec(spec)
+    except ValidationError:
+        return None
+    if env_reference_problems(parsed.env, config.env_secrets, config.env_config_maps):
+        return None
+    return parsed
+
+
+def _remove_pool(namespace: str, template: str) -> None:
+    from streamspace import kube
+
+    kube.delete("Deployment", pool_name(template), namespace)
+    kube.delete("NetworkPolicy", pool_name(template), namespace)
+
+
+def recycle_pool(namespace: str, template: str, max_age_seconds: int | None,
+                 now: datetime | None = None) -> list[str]:
+    """Delete the pool's desktops that are too old at `now` or cannot start (the Deployment
+    replaces them); each one counts as a recycle."""
+    from streamspace import kube
+    from streamspace.sessions import warm_store
+
+    selector = ",".join(f"{k}={v}" for k, v in pool_selector(template).items())
+    pods = kube.list_objects("Pod", namespace, label_selector=selector)
+    done = []
+    for item in recycle(pods, max_age_seconds, now or datetime.now(UTC)):
+        if kube.delete("Pod", item.pod, namespace):
+            done.append(item.pod)
+            log.info("warm desktop recycled", extra={"template": template, "pod": item.pod, "reason": item.reason})
+    if done:
+        warm_store.count(namespace, template, recycles=len(done))
+    return done

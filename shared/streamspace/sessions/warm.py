@@ -1,0 +1,154 @@
+"""Claiming a warm desktop for a launch (the pool itself: streamspace.reconcile.warm).
+
+A launch fits a warm desktop when it names a pooled Template, asks the Template's default
+resources and wants no persistent home volume (a warm desktop cannot mount a user's volume before
+it is known whose it is). The claim is one write: a merge patch of the pod's labels carrying the
+pod's resourceVersion as a precondition, which the API server refuses with 409 when anyone else
+changed the pod first. Of several launches racing for one desktop, exactly one wins; the others
+try the next desktop, and start cold when none is left. The relabelled pod stops matching its pool
+Deployment, which lets it go and starts a replacement (the pool refills by itself).
+
+Until the claim, the desktop carries nothing of anyone: no user label, no home volume, no Service
+or Ingress (nobody can reach it), no credential. After it, the session's own objects select it:
+its Service, its NetworkPolicy and its Ingress, behind the forward-auth check of that session only.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from streamspace.domain.labels import APP_NAME, LABEL_SESSION, LABEL_TEMPLATE, LABEL_USER, SESSION_APP
+from streamspace.domain.warm import LABEL_FIT, WARM_APP, claimable, fit_key, pod_ready
+
+log = logging.getLogger("streamspace.sessions.warm")
+
+CLAIM_ATTEMPTS = 8  # desktops tried before starting cold (each lost race costs one request)
+
+
+@dataclass(frozen=True)
+class WarmStart:
+    """The outcome of looking for a warm desktop: the claimed pod, or why none was used."""
+
+    pod: str | None
+    reason: str
+
+    def as_api(self) -> dict[str, Any]:
+        return {"claimed": self.pod is not None, "reason": self.reason}
+
+
+def pool_size(template: Mapping[str, Any]) -> int:
+    pool = (template.get("spec") or {}).get("warmPool") or {}
+    size = pool.get("size") if isinstance(pool, Mapping) else 0
+    return size if isinstance(size, int) and not isinstance(size, bool) else 0
+
+
+def why_not(template: Mapping[str, Any], persistent_home: bool) -> str | None:
+    """Why this launch cannot use a warm desktop at all (None: it may)."""
+    if pool_size(template) <= 0:
+        return "the template keeps no warm desktops"
+    if persistent_home:
+        return ("a session with a persistent home volume starts its own desktop (a warm desktop cannot mount "
+                "your volume); launch with persistentHome: false to use one")
+    return None
+
+
+def candidates(namespace: str, template: Mapping[str, Any],
+               resources: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
+    """(the ready desktops of `template` started with `resources`, oldest first; every desktop of
+    its pool), as listed now."""
+    from streamspace import kube
+
+    template_name = str((template.get("metadata") or {}).get("name"))
+    pods = kube.list_objects("Pod", namespace, label_selector=f"{APP_NAME}={WARM_APP},{LABEL_TEMPLATE}={template_name}")
+    return claimable(pods, fit_key(template.get("spec"), resources)), pods
+
+
+def take(namespace: str, pod: Mapping[str, Any], session: str, user_label: str) -> bool:
+    """Claim `pod` as listed for `session`: one patch guarded by the resourceVersion it was listed
+    with. False when anyone changed it since (another claim won, or it was recycled)."""
+    from streamspace import kube
+
+    meta = pod["metadata"]
+    patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "labels": {
+        APP_NAME: SESSION_APP, LABEL_SESSION: session, LABEL_USER: user_label,
+        LABEL_FIT: None, "pod-template-hash": None}}}
+    try:
+        kube.merge_patch("Pod", meta["name"], patch, namespace)
+    except kube.KubeError as exc:
+        if exc.status in (404, 409):
+            return False
+        raise
+    return True
+
+
+def claim(namespace: str, template: Mapping[str, Any], resources: Mapping[str, Any], session: str,
+          user_label: str) -> WarmStart:
+    """Claim a ready warm desktop of `template` started with `resources` for `session`; the claim
+    is counted (or the miss)."""
+    from streamspace.sessions import warm_store
+
+    template_name = str((template.get("metadata") or {}).get("name"))
+    fitting, pods = candidates(namespace, template, resources)
+    # Spread concurrent launches over the desktops instead of all racing for the oldest.
+    tries = fitting[:CLAIM_ATTEMPTS]
+    random.shuffle(tries)
+    for pod in tries:
+        if take(namespace, pod, session, user_label):
+            warm_store.count(namespace, template_name, claims=1)
+            return WarmStart(str(pod["metadata"]["name"]), "claimed a warm desktop")
+    warm_store.count(namespace, template_name, misses=1)
+    if fitting:
+        return WarmStart(None, "every ready warm desktop was taken by other launches; the pool is refilling")
+    if any(pod_ready(p) for p in pods):
+        return WarmStart(None, "no warm desktop has the resources this session asks (warm desktops run the "
+                               "template's default resources)")
+    return WarmStart(None, "no warm desktop of this template is ready; the pool is refilling")
+
+
+def bind(namespace: str, pod: str, session: Mapping[str, Any]) -> None:
+    """Make the claimed desktop the Session's: deleting the Session deletes it."""
+    from streamspace import kube
+
+    meta = session.get("metadata") or {}
+    owner = {"apiVersion": str(session.get("apiVersion") or "stream.space/v1alpha1"), "kind": "Session",
+             "name": meta.get("name"), "uid": meta.get("uid"), "controller": True, "blockOwnerDeletion": True}
+    kube.merge_patch("Pod", pod, {"metadata": {"ownerReferences": [owner]}}, namespace)
+
+
+def release(namespace: str, pod: str) -> None:
+    """Compensation: a claimed desktop whose Session could not be created is deleted (it may have
+    been shown nothing, but it is no longer anonymous: it carries the user's label)."""
+    from streamspace import kube
+
+    try:
+        kube.delete("Pod", pod, namespace)
+    except kube.KubeError:
+        log.exception("could not delete a claimed warm desktop", extra={"pod": pod})
+
+
+def pool_report(namespace: str, name: str) -> dict[str, Any]:
+    """A Template's warm pool for admins: asked and ready desktops, the shared budget, the claims,
+    misses and recycles counted so far, and the WarmPool condition template-reconcile wrote."""
+    from streamspace import kube
+    from streamspace.domain.errors import NotFound
+    from streamspace.domain.names import is_dns_label
+    from streamspace.domain.warm import pool_name
+    from streamspace.sessions import warm_store
+    from streamspace.settings_store import WARM_POOL_BUDGET, get_config
+
+    obj = kube.get("Template", name, namespace) if is_dns_label(name) else None
+    if obj is None:
+        raise NotFound(f"template {name!r} not found")
+    pool = (obj.get("spec") or {}).get("warmPool") or {}
+    deployment = kube.get("Deployment", pool_name(name), namespace) if pool.get("size") else None
+    ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
+    condition = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "WarmPool"),
+                     None)
+    counted = warm_store.counters(namespace).get(name, {"claims": 0, "misses": 0, "recycles": 0})
+    return {"template": name, "size": int(pool.get("size") or 0), "maxAge": pool.get("maxAge"), "ready": ready,
+            "budget": int(get_config()[WARM_POOL_BUDGET]), **counted,
+            "condition": {k: condition.get(k) for k in ("status", "reason", "message")} if condition else None}

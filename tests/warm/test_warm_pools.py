@@ -1,0 +1,243 @@
+"""Warm pools: a Template keeps N unassigned desktops; a launch claims one atomically; the pool
+refills, drains on a Template change, recycles by age, respects the platform budget and goes with
+its Template. A warm desktop carries nobody's label, volume or route until it is claimed."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from streamspace import kube
+from tests.conftest import client_for
+
+from .conftest import CEILING, NS, converges, phase, pool_pods, ready_pool, template_body
+
+
+def _unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:6]}"
+
+
+def _pooled(admin: Any, relay: Any, size: int, **extra: Any) -> str:
+    name = _unique("warm")
+    created = admin.post("/api/v1/templates", json=template_body(name, size, **extra))
+    assert created.status_code == 201, created.text
+    converges(relay, lambda: len(ready_pool(name)) == size, f"{size} ready warm desktops of {name}")
+    return name
+
+
+def test_parallel_launches_claim_each_warm_desktop_exactly_once_and_the_rest_start_cold(base, admin, relay):
+    template = _pooled(admin, relay, 2)
+    warm_before = {p["metadata"]["name"] for p in ready_pool(template)}
+    users = [client_for(base, _unique("racer")) for _ in range(8)]
+    start = threading.Barrier(len(users))
+
+    def launch(user: Any) -> Any:
+        start.wait(timeout=CEILING)  # all requests leave together
+        return user.post("/api/v1/sessions", json={"template": template, "persistentHome": False})
+
+    with ThreadPoolExecutor(max_workers=len(users)) as pool:
+        answers = list(pool.map(launch, users))
+    assert all(a.status_code == 201 for a in answers), [a.text for a in answers]
+    sessions = [a.json() for a in answers]
+    claimed = [s for s in sessions if s["warmStart"]["claimed"]]
+    assert len(claimed) == 2, [s["warmStart"] for s in sessions]
+
+    for session in sessions:
+        converges(relay, lambda s=session: phase(s["name"]) == "Running", f"{session['name']} running")
+    warm_pods = {kube.get("Session", s["name"], NS)["status"]["podName"] for s in claimed}
+    assert warm_pods == warm_before  # two different desktops, each one taken by one session
+    for session, user in zip(sessions, users, strict=True):
+        obj = kube.get("Session", session["name"], NS)
+        pod = kube.get("Pod", obj["status"]["podName"], NS)
+        labels = pod["metadata"]["labels"]
+        assert labels["stream.space/session"] == session["name"]
+        assert labels["stream.space/user"] == obj["spec"]["user"]
+        if session["warmStart"]["claimed"]:
+            assert pod["metadata"]["ownerReferences"] == [{
+                "apiVersion": "stream.space/v1alpha1", "kind": "Session", "name": session["name"],
+                "uid": obj["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}]
+            assert kube.get("Deployment", f"ss-{session['name']}", NS)["spec"]["replicas"] == 0
+        else:
+            assert session["warmStart"]["reason"]
+            assert pod["metadata"]["ownerReferences"][0]["kind"] == "Deployment"  # its own, started cold
+        assert user.get(f"/api/v1/sessions/{session['name']}").status_code == 200
+
+    # The pool refills in the background, with new desktops.
+    converges(relay, lambda: len(ready_pool(template)) == 2, "the pool refilled")
+    assert not {p["metadata"]["name"] for p in ready_pool(template)} & warm_before
+
+    stats = admin.get(f"/api/v1/templates/{template}/warm-pool").json()
+    assert (stats["size"], stats["ready"], stats["claims"], stats["misses"]) == (2, 2, 2, 6)
+    assert stats["condition"]["reason"] == "PoolApplied"
+    assert admin.get("/api/v1/metrics").json()["cluster"]["warmPools"][template]["claims"] == 2
+    assert users[0].get(f"/api/v1/templates/{template}/warm-pool").status_code == 403
+
+
+def test_of_two_claims_of_one_desktop_listed_at_the_same_time_only_the_first_wins(admin, relay):
+    """The interleaving a race produces, made deterministic: both launches listed the desktop before
+    either claimed it. The second claim carries a resourceVersion that is no longer current."""
+    from streamspace.sessions import warm
+
+    template = _pooled(admin, relay, 1)
+    obj = kube.get("Template", template, NS)
+    resources = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "100m", "memory": "256Mi"}}
+    seen_by_first, _ = warm.candidates(NS, obj, resources)
+    seen_by_second, _ = warm.candidates(NS, obj, resources)
+    assert [p["metadata"]["name"] for p in seen_by_first] == [p["metadata"]["name"] for p in seen_by_second]
+    assert len(seen_by_first) == 1
+    assert warm.take(NS, seen_by_first[0], "first-session", "first") is True
+    assert warm.take(NS, seen_by_second[0], "second-session", "second") is False
+    pod = kube.get("Pod", seen_by_first[0]["metadata"]["name"], NS)
+    assert pod["metadata"]["labels"]["stream.space/session"] == "first-session"
+    kube.delete("Pod", pod["metadata"]["name"], NS)
+
+
+def test_a_warm_desktop_carries_nothing_of_anyone_until_claimed_and_then_only_its_session(base, admin, relay):
+    template = _pooled(admin, relay, 1)
+    desktop = ready_pool(template)[0]
+    labels, spec = desktop["metadata"]["labels"], desktop["spec"]
+    assert "stream.space/user" not in labels and "stream.space/session" not in labels
+    assert not [v for v in spec.get("volumes") or [] if "persistentVolumeClaim" in v]
+    assert spec["automountServiceAccountToken"] is False
+    assert not spec["containers"][0].get("envFrom")
+    # Nobody reaches it: no Service selects it, and its NetworkPolicy lets nothing in.
+    for service in kube.list_objects("Service", NS):
+        selector = (service.get("spec") or {}).get("selector") or {}
+        assert not selector or any(labels.get(k) != v for k, v in selector.items()), service["metadata"]["name"]
+    policy = kube.get("NetworkPolicy", f"warm-{template}", NS)
+    assert policy["spec"]["ingress"] == [] and "Ingress" in policy["spec"]["policyTypes"]
+    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+
+    alice = client_for(base, _unique("alice"))
+    session = alice.post("/api/v1/sessions", json={"template": template, "persistentHome": False}).json()
+    assert session["warmStart"]["claimed"] is True
+    converges(relay, lambda: phase(session["name"]) == "Running", "the warm session running")
+    claimed = kube.get("Pod", desktop["metadata"]["name"], NS)
+    mine = kube.get("Session", session["name"], NS)
+    assert claimed["metadata"]["labels"]["stream.space/user"] == mine["spec"]["user"]
+    assert "stream.space/warm-fit" not in claimed["metadata"]["labels"]
+    # Its session's Service and NetworkPolicy select it now; the pool's policy no longer does.
+    service = kube.get("Service", f"ss-{session['name']}", NS)
+    assert service["spec"]["selector"].items() <= claimed["metadata"]["labels"].items()
+    assert not policy["spec"]["podSelector"]["matchLabels"].items() <= claimed["metadata"]["labels"].items()
+    ingress = kube.get("Ingress", f"ss-{session['name']}", NS)
+    assert ingress["spec"]["rules"][0]["host"].startswith(f"{session['name']}.")
+    # Deleting the session deletes the desktop it claimed (ownerReference, garbage collection).
+    assert alice.delete(f"/api/v1/sessions/{session['name']}").status_code == 200
+    converges(relay, lambda: kube.get("Pod", desktop["metadata"]["name"], NS) is None, "the claimed desktop deleted")
+
+
+def test_a_launch_with_a_home_volume_or_other_resources_starts_cold_and_says_why(base, admin, relay):
+    template = _pooled(admin, relay, 1)
+    bob = client_for(base, _unique("bob"))
+    with_home = bob.post("/api/v1/sessions", json={"template": template}).json()
+    assert with_home["warmStart"]["claimed"] is False
+    assert "persistent home" in with_home["warmStart"]["reason"]
+    bigger = bob.post("/api/v1/sessions", json={"template": template, "persistentHome": False,
+                                                "resources": {"memory": "2Gi", "cpu": "1"}}).json()
+    assert bigger["warmStart"] == {"claimed": False, "reason": bigger["warmStart"]["reason"]}
+    assert "resources" in bigger["warmStart"]["reason"]
+    assert len(ready_pool(template)) == 1  # untouched
+    plain = admin.post("/api/v1/templates", json={**template_body(_unique("cold"), 0)}).json()
+    cold = bob.post("/api/v1/sessions", json={"template": plain["name"], "persistentHome": False}).json()
+    assert cold["warmStart"] == {"claimed": False, "reason": "the template keeps no warm desktops"}
+
+
+def test_a_template_change_drains_the_pool_and_a_claim_never_gets_a_stale_desktop(base, admin, relay):
+    template = _pooled(admin, relay, 2)
+    before = {p["metadata"]["name"] for p in pool_pods(template)}
+    changed = admin.patch(f"/api/v1/templates/{template}", json={"baseImage": "lscr.io/linuxserver/other:2"})
+    assert changed.status_code == 200, changed.text
+    converges(relay, lambda: len(ready_pool(template)) == 2 and not (
+        {p["metadata"]["name"] for p in pool_pods(template)} & before), "the pool replaced")
+    assert {p["spec"]["containers"][0]["image"] for p in pool_pods(template)} == {"lscr.io/linuxserver/other:2"}
+    carol = client_for(base, _unique("carol"))
+    session = carol.post("/api/v1/sessions", json={"template": template, "persistentHome": False}).json()
+    assert session["warmStart"]["claimed"] is True
+    converges(relay, lambda: phase(session["name"]) == "Running", "the session running")
+    pod = kube.get("Pod", kube.get("Session", session["name"], NS)["status"]["podName"], NS)
+    assert pod["spec"]["containers"][0]["image"] == "lscr.io/linuxserver/other:2"
+
+
+def test_desktops_older_than_the_maximum_age_are_recycled_and_replaced(admin, relay):
+    from streamspace.reconcile.warm import recycle_pool
+
+    template = _pooled(admin, relay, 2, warmPool={"size": 2, "maxAge": "10m"})
+    before = {p["metadata"]["name"] for p in pool_pods(template)}
+    assert recycle_pool(NS, template, 600) == []  # young: kept
+    later = datetime.now(UTC) + timedelta(minutes=11)
+    assert set(recycle_pool(NS, template, 600, now=later)) == before
+    converges(relay, lambda: len(ready_pool(template)) == 2 and not (
+        {p["metadata"]["name"] for p in pool_pods(template)} & before), "the pool refilled after recycling")
+    assert admin.get(f"/api/v1/templates/{template}/warm-pool").json()["recycles"] == 2
+
+
+def test_a_desktop_that_cannot_start_is_never_handed_out(base, admin, relay):
+    template = _unique("broken")
+    created = admin.post("/api/v1/templates", json=template_body(
+        template, 1, baseImage="registry.example/invalid-image:1"))
+    assert created.status_code == 201
+    converges(relay, lambda: pool_pods(template), "the pool's desktop created")
+    dave = client_for(base, _unique("dave"))
+    session = dave.post("/api/v1/sessions", json={"template": template, "persistentHome": False}).json()
+    assert session["warmStart"]["claimed"] is False
+    assert "ready" in session["warmStart"]["reason"]
+    assert pool_pods(template)  # still the pool's, unclaimed
+
+
+def test_the_budget_refuses_a_pool_too_large_and_changes_nothing(base, admin, relay):
+    kept = sum(((t.get("spec") or {}).get("warmPool") or {}).get("size", 0) for t in kube.list_objects("Template", NS))
+    budget = kept + 3
+    assert admin.patch("/api/v1/config", json={"warmPool.budget": budget}).status_code == 200
+    try:
+        small = _pooled(admin, relay, 2)
+        name = _unique("huge")
+        refused = admin.post("/api/v1/templates", json=template_body(name, 2))
+        assert refused.status_code == 400, refused.text
+        assert f"budget of {budget}" in refused.json()["message"]
+        assert kube.get("Template", name, NS) is None
+        grown = admin.patch(f"/api/v1/templates/{small}", json={"warmPool": {"size": 4}})
+        assert grown.status_code == 400 and f"budget of {budget}" in grown.json()["message"]
+        assert kube.get("Template", small, NS)["spec"]["warmPool"]["size"] == 2
+        # Applied past the API (kubectl): template-reconcile keeps no pool and says why.
+        kube.create({"apiVersion": "stream.space/v1alpha1", "kind": "Template",
+                     "metadata": {"name": name, "namespace": NS},
+                     "spec": {k: v for k, v in template_body(name, 2).items() if k != "name"}})
+
+        def over_budget() -> bool:
+            status = (kube.get("Template", name, NS) or {}).get("status") or {}
+            return any(c["type"] == "WarmPool" and c["reason"] == "OverBudget" for c in status.get("conditions") or [])
+
+        converges(relay, over_budget, "the WarmPool condition says OverBudget")
+        assert kube.get("Deployment", f"warm-{name}", NS) is None
+    finally:
+        assert admin.patch("/api/v1/config", json={"warmPool.budget": 100}).status_code == 200
+    bad = admin.post("/api/v1/templates", json=template_body(_unique("bad"), -1))
+    assert bad.status_code == 400 and bad.json()["error"] == "invalid warmPool.size"
+
+
+def test_deleting_a_template_removes_its_pool(admin, relay):
+    template = _pooled(admin, relay, 2)
+    assert kube.get("Deployment", f"warm-{template}", NS) is not None
+    assert admin.delete(f"/api/v1/templates/{template}").status_code == 200
+    converges(relay, lambda: kube.get("Deployment", f"warm-{template}", NS) is None and not pool_pods(template)
+              and kube.get("NetworkPolicy", f"warm-{template}", NS) is None, "the pool removed")
+
+
+def test_hibernating_a_warm_session_ends_its_desktop_and_waking_starts_its_own(base, admin, relay):
+    template = _pooled(admin, relay, 1)
+    erin = client_for(base, _unique("erin"))
+    session = erin.post("/api/v1/sessions", json={"template": template, "persistentHome": False}).json()
+    name = session["name"]
+    converges(relay, lambda: phase(name) == "Running", "the warm session running")
+    desktop = kube.get("Session", name, NS)["status"]["podName"]
+    assert erin.patch(f"/api/v1/sessions/{name}", json={"state": "hibernated"}).status_code == 200
+    converges(relay, lambda: phase(name) == "Hibernated" and kube.get("Pod", desktop, NS) is None,
+              "hibernated and the warm desktop gone")
+    assert erin.patch(f"/api/v1/sessions/{name}", json={"state": "running"}).status_code == 200
+    converges(relay, lambda: phase(name) == "Running", "woken")
+    assert kube.get("Session", name, NS)["status"]["podName"] != desktop
+    assert kube.get("Deployment", f"ss-{name}", NS)["spec"]["replicas"] == 1
