@@ -277,7 +277,7 @@ LIST_PAGE_SIZE = 500  # client-go's pager default: bounds each answer, not the w
 
 
 def list_objects(kind: str, namespace: str | None = None, *, label_selector: str | None = None,
-                 page_size: int = LIST_PAGE_SIZE) -> list[dict[str, Any]]:
+                 field_selector: str | None = None, page_size: int = LIST_PAGE_SIZE) -> list[dict[str, Any]]:
     """Every matching object, read in pages of `page_size` by following the server's continue tokens.
 
     A continue token expires (410) when the server has compacted the snapshot it pages through; then
@@ -287,12 +287,12 @@ def list_objects(kind: str, namespace: str | None = None, *, label_selector: str
     token: str | None = None
     while True:
         try:
-            page = request("GET", path, query={"labelSelector": label_selector, "limit": page_size,
-                                               "continue": token})
+            page = request("GET", path, query={"labelSelector": label_selector, "fieldSelector": field_selector,
+                                               "limit": page_size, "continue": token})
         except KubeError as exc:
             if exc.status == 410 and token is not None:
-                whole: list[dict[str, Any]] = request("GET", path, query={"labelSelector": label_selector}).get(
-                    "items", [])
+                whole: list[dict[str, Any]] = request("GET", path, query={
+                    "labelSelector": label_selector, "fieldSelector": field_selector}).get("items", [])
                 return whole
             raise
         items.extend(page.get("items") or [])

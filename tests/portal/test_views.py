@@ -52,3 +52,13 @@ def test_quota_bars() -> None:
     ("https://evil.example/", "/"), ("/\\evil.example", "/"), ("javascript:alert(1)", "/"), ("sessions", "/")])
 def test_next_only_points_into_this_site(target, expected) -> None:
     assert local_path(target) == expected
+
+
+def test_a_starting_session_says_how_long_it_usually_takes_and_why() -> None:
+    starting = {"state": "running", "status": {"phase": "Pending", "startKind": "cold", "expectedReadySeconds": 12.6}}
+    assert views.start_expectation(starting) == \
+        "Usually ready in about 13 s (cold start: the image is downloaded first)."
+    warm = {"state": "running", "status": {"phase": "Pending", "startKind": "warm", "expectedReadySeconds": None}}
+    assert views.start_expectation(warm) == "No estimate yet (warm start: a desktop was waiting for you)."
+    assert views.start_expectation({**starting, "status": {**starting["status"], "phase": "Running"}}) is None
+    assert views.start_expectation({"state": "running", "status": {"phase": "Pending"}}) is None

@@ -241,3 +241,46 @@ def test_hibernating_a_warm_session_ends_its_desktop_and_waking_starts_its_own(b
     converges(relay, lambda: phase(name) == "Running", "woken")
     assert kube.get("Session", name, NS)["status"]["podName"] != desktop
     assert kube.get("Deployment", f"ss-{name}", NS)["spec"]["replicas"] == 1
+
+
+def test_each_start_is_recorded_with_its_phases_and_the_next_launch_is_told_what_to_expect(base, admin, relay):
+    from streamspace.db import fetch_all
+
+    template = _pooled(admin, relay, 1)
+    frank = client_for(base, _unique("frank"))
+    warm_one = frank.post("/api/v1/sessions", json={"template": template, "persistentHome": False}).json()
+    assert warm_one["status"]["startKind"] == "warm"
+    cold = [frank.post("/api/v1/sessions", json={"template": template}).json() for _ in range(3)]
+    assert all(c["warmStart"]["claimed"] is False for c in cold)
+    for session in [warm_one, *cold]:
+        converges(relay, lambda s=session: phase(s["name"]) == "Running", f"{session['name']} running")
+
+    def recorded() -> list[dict[str, Any]]:
+        return fetch_all("SELECT * FROM session_starts WHERE template = %s", (template,))
+
+    converges(relay, lambda: len(recorded()) == 4, "four starts recorded")
+    by_session = {r["session"]: r for r in recorded()}
+    assert by_session[warm_one["name"]]["kind"] == "warm"
+    for session in cold:
+        row = by_session[session["name"]]
+        assert row["kind"] in ("cached", "cold")  # cold on a node that had not pulled the image yet
+        phases = [row["scheduled_seconds"], row["pulled_seconds"], row["started_seconds"], row["ready_seconds"]]
+        assert None not in phases and phases == sorted(phases), phases
+        pod = kube.get("Pod", kube.get("Session", session["name"], NS)["status"]["podName"], NS)
+        assert row["pod"] == pod["metadata"]["name"]
+
+    times = frank.get(f"/api/v1/templates/{template}/start-times").json()
+    assert times["starts"]["warm"]["n"] == 1
+    assert sum(times["starts"].get(k, {}).get("n", 0) for k in ("cached", "cold")) == 3
+    assert frank.get(f"/api/v1/templates/{_unique('nope')}/start-times").status_code == 404
+
+    # The next launch (and its status) says what to expect: a cached start (the template started
+    # recently), at the median the records give (tests/sessions/test_start_times.py checks the math).
+    from streamspace.sessions import starts_store
+
+    expected = starts_store.expected_seconds(NS, "cached", starts_store.percentiles(NS, template))
+    nxt = frank.post("/api/v1/sessions", json={"template": template}).json()
+    assert (nxt["status"]["startKind"], nxt["status"]["expectedReadySeconds"]) == ("cached", expected)
+    listed = {s["name"]: s for s in frank.get("/api/v1/sessions").json()["sessions"]}
+    assert listed[nxt["name"]]["status"]["startKind"] == "cached"
+    assert frank.get(f"/api/v1/sessions/{nxt['name']}").json()["status"]["startKind"] == "cached"

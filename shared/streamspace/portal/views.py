@@ -135,6 +135,21 @@ def sso_refusal(code: str) -> tuple[int, str]:
     return status, words.format(provider=cfg.provider_name if cfg else "The identity provider")
 
 
+def start_expectation(session: dict[str, Any]) -> str | None:
+    """While a session starts: how long it usually takes and what kind of start it is (warm: a
+    desktop was waiting; cached: the image is on the server; cold: it is downloaded first)."""
+    status = session.get("status") or {}
+    kind = status.get("startKind")
+    if phase_of(session) != "Pending" or kind not in ("warm", "cached", "cold"):
+        return None
+    seconds = status.get("expectedReadySeconds")
+    how = {"warm": "a desktop was waiting for you", "cached": "the image is already on the server",
+           "cold": "the image is downloaded first"}[kind]
+    if isinstance(seconds, int | float):
+        return f"Usually ready in about {max(1, round(seconds))} s ({kind} start: {how})."
+    return f"No estimate yet ({kind} start: {how})."
+
+
 def phase_of(session: dict[str, Any]) -> str:
     return str((session.get("status") or {}).get("phase") or "Pending")
 

@@ -212,6 +212,9 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
     if status_differs(status, new_status) and not already_written:
         if not kube.apply_status("Session", name, namespace, new_status):
             return _session_gone(namespace, name, uid)
+    before = (ctx.row or {}).get("phase") if (ctx.row or {}).get("uid") == uid else None
+    if new_status.get("phase") == "Running" and before != "Running":
+        _record_start(session, new_status.get("podName"), waking=before == "Hibernated")
     if context.index_differs(ctx.row, session, new_status):
         context.write_index(ctx.row, session, new_status)
     return Outcome.RECONCILED
@@ -259,6 +262,34 @@ def _terminate(session: Mapping[str, Any], deployment: DeploymentView, force_app
         return Observation("Terminated", "MaxSessionDurationExceeded",
                            f"terminated: the session exceeded its maximum duration of {spec.get('maxSessionDuration')}")
     return Observation("Terminated", "Requested", "terminated on request")
+
+
+def _record_start(session: Mapping[str, Any], pod_name: object, *, waking: bool) -> None:
+    """Keep the phases of the start that just made the session Running (its pod's conditions and
+    Events); a start that cannot be read is skipped, never a reason to fail the reconcile."""
+    from datetime import UTC, datetime
+
+    from streamspace import kube
+    from streamspace.domain.starts import start_record
+    from streamspace.sessions import starts_store
+
+    meta, spec = session["metadata"], session["spec"]
+    namespace = meta["namespace"]
+    if not isinstance(pod_name, str) or not pod_name:
+        return
+    try:
+        pod = kube.get("Pod", pod_name, namespace)
+        if pod is None:
+            return
+        warm = (meta.get("annotations") or {}).get(ANN_WARM_POD) == pod_name
+        events = [] if warm else kube.list_objects("Event", namespace,
+                                                   field_selector=f"involvedObject.name={pod_name}")
+        record = start_record(session, pod, events, warm=warm, waking=waking, observed_at=datetime.now(UTC))
+    except kube.KubeError as exc:
+        log.warning("could not read the start of a session", extra={"session": meta["name"], "reason": exc.message})
+        return
+    if record is not None:
+        starts_store.record(namespace, meta["name"], pod_name, spec["template"], record)
 
 
 def _index_records(row: Mapping[str, Any] | None, uid: str, status: Mapping[str, Any]) -> bool:

@@ -98,8 +98,9 @@ def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict
     old = _old_condition(live)
     config = load_config()
     live_spec = _usable(live.get("spec"), config) if spec is not None else None
-    size = live_spec.warm_pool.size if live_spec is not None and live_spec.warm_pool is not None else 0
-    if size == 0:
+    pool = live_spec.warm_pool if live_spec is not None else None
+    size = pool.size if pool is not None else 0
+    if pool is None or size == 0:
         if old is None:
             return None
         _remove_pool(namespace, name)
@@ -111,7 +112,7 @@ def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict
         return _condition(old, False, "OverBudget", problem, now)
     for obj in pool_objects(live, live_spec, config, size):
         kube.apply(obj)
-    recycle_pool(namespace, name, live_spec.warm_pool.max_age_seconds)
+    recycle_pool(namespace, name, pool.max_age_seconds)
     return _condition(old, True, "PoolApplied", f"keeping {size} warm desktop(s)", now)
 
 

@@ -110,7 +110,8 @@ def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
         "tags": row["tags"] or [],
         "status": {"phase": row["phase"], "podName": row["pod_name"], "url": row["url"],
                    "lastActivity": row["last_activity"], "resourceUsage": {"memory": None, "cpu": None},
-                   "conditions": [], "message": row["message"]},
+                   "conditions": [], "message": row["message"], "startKind": row["start_kind"],
+                   "expectedReadySeconds": row["expected_ready_seconds"]},
         "createdAt": row["created_at"],
         "activeConnections": row["active_connections"],
     }
@@ -186,8 +187,11 @@ def _owned(caller: Principal, name: str) -> dict[str, Any]:
 
 
 def _with_index_status(api: dict[str, Any], row: Mapping[str, Any]) -> dict[str, Any]:
-    # Heartbeats land in the index, not on the object: the row knows the latest activity.
+    # Heartbeats land in the index, not on the object: the row knows the latest activity, and what
+    # was expected of the start when the session was launched.
     api["status"]["lastActivity"] = row["last_activity"]
+    api["status"]["startKind"] = row["start_kind"]
+    api["status"]["expectedReadySeconds"] = row["expected_ready_seconds"]
     return api
 
 
@@ -314,6 +318,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
             raise Conflict(f"a Session named {name!r} already exists on the cluster; try again",
                            error="conflict") from None
         raise
+    kind, expected = _expected_start(namespace, template, start.pod is not None)
     try:
         if start.pod is not None:
             warm.bind(namespace, start.pod, created)
@@ -321,6 +326,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
             if not store.update_status(conn, namespace, name, created.get("status") or {},
                                        uid=(created.get("metadata") or {}).get("uid")):
                 raise Conflict(f"session {name!r} was deleted while it was being created", error="conflict")
+            store.set_expected_start(conn, namespace, name, kind, expected)
             audit.record(conn, caller, "session.create", "session", name, client_ip,
                          {"user": owner_name, "template": template_name, "resources": resources["limits"],
                           "warm": start.pod is not None})
@@ -331,7 +337,25 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
         raise
     api = session_to_api(created, 0)
     api["warmStart"] = start.as_api()
+    api["status"]["startKind"], api["status"]["expectedReadySeconds"] = kind, expected
     return api
+
+
+def _expected_start(namespace: str, template: Mapping[str, Any], claimed: bool) -> tuple[str, float | None]:
+    """How this start will likely go (warm, cached, cold) and its median time so far, from the
+    recorded starts (None until there are enough)."""
+    from streamspace.domain.starts import predicted_kind
+    from streamspace.domain.templates import parse_template_spec
+    from streamspace.sessions import starts_store
+
+    name = str((template.get("metadata") or {}).get("name"))
+    own = starts_store.percentiles(namespace, name)
+    try:
+        pulls_ahead = parse_template_spec(template.get("spec")).pulls_ahead
+    except ValidationError:
+        pulls_ahead = False
+    kind = predicted_kind(claimed, pulls_ahead, {k: v["recent"] for k, v in own.items()})
+    return kind, starts_store.expected_seconds(namespace, kind, own)
 
 
 def _warm_start(namespace: str, template: Mapping[str, Any], persistent_home: bool,

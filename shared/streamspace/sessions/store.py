@@ -207,7 +207,7 @@ _SESSION_COLUMNS = (
     "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
     " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.cpu_request_millis, s.memory_request_bytes,"
     " s.persistent_home, s.idle_timeout_seconds,"
-    " s.max_duration_seconds, s.tags,"
+    " s.max_duration_seconds, s.tags, s.start_kind, s.expected_ready_seconds,"
     " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at,"
     " to_char(s.last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_activity,"
     " (SELECT count(*) FROM connections c WHERE c.session_namespace = s.namespace AND c.session_name = s.name"
@@ -371,3 +371,9 @@ def live_connections(namespace: str, name: str) -> list[dict[str, Any]]:
         "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
         " ORDER BY c.connected_at",
         {"ns": namespace, "name": name, "window": heartbeat_window()})
+
+
+def set_expected_start(conn: Conn, namespace: str, name: str, kind: str, seconds: float | None) -> None:
+    """What was expected of the session's start when it was launched (warm, cached, cold; seconds)."""
+    conn.execute("UPDATE sessions SET start_kind = %s, expected_ready_seconds = %s WHERE namespace = %s AND name = %s",
+                 (kind, seconds, namespace, name))
