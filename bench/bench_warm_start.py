@@ -120,7 +120,7 @@ def run() -> dict[str, Any]:
     stack = LocalStack(cluster="sim", kubelet_delay=0.1, sim_nodes=1, sim_node_cpu="64", sim_node_memory="256Gi",
                        announce=lambda line: None).start()
     try:
-        base, ns = stack.api_url, settings().namespace
+        base, ns = stack.api_url, settings().sessions_namespace
         admin_id, _ = _user("bench-admin")
         admin = Principal(admin_id, "bench-admin", "admin", (), None)
         update_config({WARM_POOL_BUDGET: 100}, admin)

@@ -136,7 +136,7 @@ def _check_budget(name: str, spec: Mapping[str, Any]) -> None:
     if size <= 0:
         return
     sizes = {str(t["metadata"]["name"]): int(((t.get("spec") or {}).get("warmPool") or {}).get("size") or 0)
-             for t in kube.list_objects("Template", settings().namespace)}
+             for t in kube.list_objects("Template", settings().sessions_namespace)}
     problem = over_budget(sizes, name, size, int(get_config()[WARM_POOL_BUDGET]))
     if problem is not None:
         raise ValidationError("warmPool.size", problem)
