@@ -32,6 +32,16 @@ def test_a_launch_fits_the_same_template_and_amounts_however_written():
     assert fit_key(SPEC, ONE_CPU) != fit_key(SPEC, {**ONE_CPU, "requests": {"cpu": "500m", "memory": "1Gi"}})
 
 
+def test_resizing_or_relabelling_a_template_keeps_its_desktops_fitting():
+    """Pool size, schedule, catalog texts and the enabled flag do not shape a desktop: changing them
+    must not drain the pool (a schedule changes the size twice a day)."""
+    kept = {**SPEC, "warmPool": {"size": 5, "maxAge": "4h"}, "prePull": True, "enabled": True,
+            "displayName": "Firefox ESR", "description": "a browser", "category": "Web", "tags": ["web"],
+            "icon": "https://example.com/firefox.png"}
+    assert fit_key(SPEC, ONE_CPU) == fit_key(kept, ONE_CPU)
+    assert fit_key(SPEC, ONE_CPU) != fit_key({**SPEC, "env": [{"name": "A", "value": "1"}]}, ONE_CPU)
+
+
 def test_only_ready_desktops_of_the_fit_are_claimable_oldest_first():
     fit = fit_key(SPEC, ONE_CPU)
     pods = [_pod("young", fit, created="2026-01-01T10:05:00Z"), _pod("old", fit),

@@ -79,6 +79,15 @@ def ready_pool(template: str) -> list[dict[str, Any]]:
     return [p for p in pool_pods(template) if pod_ready(p)]
 
 
+def replaced(template: str, before: set[str], size: int) -> bool:
+    """Whether `size` desktops are ready and none of them is one of `before`, judged on ONE list:
+    counting ready desktops on one read and comparing names on another passes in the moment after
+    the old desktops got their deletionTimestamp and before the new ones are ready (the first read
+    still counts the old ones ready, the second no longer lists them)."""
+    ready = {p["metadata"]["name"] for p in ready_pool(template)}
+    return len(ready) == size and not ready & before
+
+
 def phase(name: str) -> str | None:
     obj = kube.get("Session", name, NS)
     return ((obj or {}).get("status") or {}).get("phase")

@@ -13,7 +13,7 @@ from typing import Any
 from streamspace import kube
 from tests.conftest import client_for
 
-from .conftest import CEILING, NS, converges, phase, pool_pods, ready_pool, template_body
+from .conftest import CEILING, NS, converges, phase, pool_pods, ready_pool, replaced, template_body
 
 
 def _unique(prefix: str) -> str:
@@ -151,15 +151,23 @@ def test_a_template_change_drains_the_pool_and_a_claim_never_gets_a_stale_deskto
     before = {p["metadata"]["name"] for p in pool_pods(template)}
     changed = admin.patch(f"/api/v1/templates/{template}", json={"baseImage": "lscr.io/linuxserver/other:2"})
     assert changed.status_code == 200, changed.text
-    converges(relay, lambda: len(ready_pool(template)) == 2 and not (
-        {p["metadata"]["name"] for p in pool_pods(template)} & before), "the pool replaced")
+    converges(relay, lambda: replaced(template, before, 2), "the pool replaced")
     assert {p["spec"]["containers"][0]["image"] for p in pool_pods(template)} == {"lscr.io/linuxserver/other:2"}
     carol = client_for(base, _unique("carol"))
     session = carol.post("/api/v1/sessions", json={"template": template, "persistentHome": False}).json()
-    assert session["warmStart"]["claimed"] is True
+    assert session["warmStart"]["claimed"] is True, session["warmStart"]
     converges(relay, lambda: phase(session["name"]) == "Running", "the session running")
     pod = kube.get("Pod", kube.get("Session", session["name"], NS)["status"]["podName"], NS)
     assert pod["spec"]["containers"][0]["image"] == "lscr.io/linuxserver/other:2"
+
+
+def test_growing_the_pool_keeps_its_desktops_and_adds_more(admin, relay):
+    template = _pooled(admin, relay, 1)
+    kept = {p["metadata"]["name"] for p in ready_pool(template)}
+    grown = admin.patch(f"/api/v1/templates/{template}", json={"warmPool": {"size": 2}})
+    assert grown.status_code == 200, grown.text
+    converges(relay, lambda: len(ready_pool(template)) == 2, "a second warm desktop")
+    assert kept <= {p["metadata"]["name"] for p in ready_pool(template)}
 
 
 def test_desktops_older_than_the_maximum_age_are_recycled_and_replaced(admin, relay):
@@ -170,8 +178,7 @@ def test_desktops_older_than_the_maximum_age_are_recycled_and_replaced(admin, re
     assert recycle_pool(NS, template, 600) == []  # young: kept
     later = datetime.now(UTC) + timedelta(minutes=11)
     assert set(recycle_pool(NS, template, 600, now=later)) == before
-    converges(relay, lambda: len(ready_pool(template)) == 2 and not (
-        {p["metadata"]["name"] for p in pool_pods(template)} & before), "the pool refilled after recycling")
+    converges(relay, lambda: replaced(template, before, 2), "the pool refilled after recycling")
     assert admin.get(f"/api/v1/templates/{template}/warm-pool").json()["recycles"] == 2
 
 

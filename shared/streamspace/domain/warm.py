@@ -30,13 +30,22 @@ def pool_name(template: str) -> str:
     return f"{POOL_PREFIX}{template}"
 
 
+# Template fields that do not shape the desktop a pod runs: changing them keeps the pool's desktops
+# (a new pool size or schedule must never drain the pool). Any other field, known now or added
+# later, is part of the fit: an unlisted field drains the pool rather than hand out a stale desktop.
+NOT_THE_DESKTOP = frozenset({"warmPool", "prePull", "enabled", "displayName", "description", "category", "icon",
+                             "tags"})
+
+
 def fit_key(template_spec: Mapping[str, Any] | None, resources: Mapping[str, Any]) -> str:
     """What a launch must match to take a warm desktop: the Template's spec as it was when the
-    desktop started, and the resources the session asks. A changed Template gives a new key, so
-    its older desktops never fit again (and the pool replaces them)."""
+    desktop started (the fields that shape a desktop), and the resources the session asks. A
+    changed image, port, env or resources gives a new key, so the older desktops never fit again
+    (and the pool replaces them)."""
     from streamspace.domain.resources import canonical_resources
 
-    text = json.dumps({"template": template_spec or {}, "resources": canonical_resources(resources)},
+    shaping = {k: v for k, v in (template_spec or {}).items() if k not in NOT_THE_DESKTOP}
+    text = json.dumps({"template": shaping, "resources": canonical_resources(resources)},
                       sort_keys=True,
                       separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]

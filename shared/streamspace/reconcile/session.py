@@ -24,7 +24,7 @@ from typing import Any
 from streamspace import kube
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import owned_name
-from streamspace.domain.warm import ANN_WARM_POD, pod_ready
+from streamspace.domain.warm import ANN_WARM_POD, POOL_PREFIX, pod_ready
 from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
 from streamspace.reconcile import context, namespaces
 from streamspace.reconcile.desired import (
@@ -387,14 +387,23 @@ def _warm_pod(session: Mapping[str, Any], state: str) -> dict[str, Any] | None:
     if pod is None or (pod.get("metadata") or {}).get("deletionTimestamp"):
         return None
     pod_meta = pod.get("metadata") or {}
-    owners = [str(ref.get("uid")) for ref in pod_meta.get("ownerReferences") or []]
-    if (pod_meta.get("labels") or {}).get(LABEL_SESSION) != meta["name"] or any(
-            uid != str(meta.get("uid")) for uid in owners):
+    if (pod_meta.get("labels") or {}).get(LABEL_SESSION) != meta["name"] or not all(
+            _claimed_by(ref, str(meta.get("uid"))) for ref in pod_meta.get("ownerReferences") or []):
         return None  # not ours: never adopt a pod by an annotation alone
     if state != "running":
         kube.delete("Pod", pod_name, meta["namespace"])
         return None
     return pod
+
+
+def _claimed_by(owner: Mapping[str, Any], session_uid: str) -> bool:
+    """Whether an ownerReference of a claimed desktop is one it may still carry: this Session's, or
+    its pool's controller (a Deployment warm-<template>, or that Deployment's ReplicaSet) that has
+    not released it yet. The launch binds it to the Session right after creating the Session, and
+    the Session's first event may come before that."""
+    if str(owner.get("uid")) == session_uid:
+        return True
+    return owner.get("kind") in ("Deployment", "ReplicaSet") and str(owner.get("name") or "").startswith(POOL_PREFIX)
 
 
 def _pods(namespace: str, name: str) -> list[dict[str, Any]]:
