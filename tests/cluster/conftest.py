@@ -94,7 +94,8 @@ def make_pod(core: client.CoreV1Api, name: str, node: str, *, namespace: str = N
     if memory:
         requests_["memory"] = memory
     meta: dict[str, Any] = {"name": name, "labels": {"app": name}}
-    if owner_kind:
+    if owner_kind and owner_kind != "ReplicaSet":
+        # A made-up owner: only for kinds the simulated cluster does not serve (the collector keeps the pod).
         meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": owner_kind, "name": f"{name}-owner",
                                     "uid": str(uuid.uuid4()), "controller": True}]
     if annotations:
@@ -103,3 +104,12 @@ def make_pod(core: client.CoreV1Api, name: str, node: str, *, namespace: str = N
         "nodeName": node,
         "containers": [{"name": c, "image": "busybox:1", "resources": {"requests": requests_} if requests_ else {}}
                        for c in containers]}})
+    if owner_kind == "ReplicaSet":
+        # A live ReplicaSet that adopts the pod (an owner that does not exist would have it collected).
+        client.AppsV1Api(core.api_client).create_namespaced_replica_set(namespace, {
+            "metadata": {"name": f"{name}-owner"}, "spec": {
+                "replicas": 1, "selector": {"matchLabels": {"app": name}},
+                "template": {"metadata": {"labels": {"app": name}},
+                             "spec": {"containers": [{"name": "main", "image": "busybox:1"}]}}}})
+        owner = core.read_namespaced_pod(name, namespace).metadata.owner_references
+        assert owner and owner[0].kind == "ReplicaSet" and owner[0].controller

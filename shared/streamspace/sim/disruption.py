@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .builtin import _matches
+from .builtin import selector_matches
 from .errors import ApiError
 
 PDB_KEY = ("policy", "poddisruptionbudgets")
@@ -45,7 +45,7 @@ def check_eviction(store: Any, pod: dict[str, Any]) -> None:
     labels = meta.get("labels") or {}
     budgets = [b for b in store.items(PDB_KEY, ns)
                if (b.get("spec") or {}).get("selector") is not None
-               and _matches((b.get("spec") or {}).get("selector") or {}, labels)]
+               and selector_matches((b.get("spec") or {}).get("selector") or {}, labels)]
     if not budgets:
         return
     if len(budgets) > 1:
@@ -56,7 +56,7 @@ def check_eviction(store: Any, pod: dict[str, Any]) -> None:
     selected = [p for p in store.items(POD_KEY, ns)
                 if not p["metadata"].get("deletionTimestamp")
                 and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                and _matches(spec.get("selector") or {}, p["metadata"].get("labels") or {})]
+                and selector_matches(spec.get("selector") or {}, p["metadata"].get("labels") or {})]
     expected = len(selected)
     healthy = sum(1 for p in selected if _ready(p))
     if spec.get("minAvailable") is not None:

@@ -1,15 +1,15 @@
-"""Simulated controllers and kubelet: Deployment -> Pods -> Ready, with status written back through the API.
+"""Simulated controllers and kubelet: Deployment -> ReplicaSets -> Pods -> Ready, with status written back
+through the API.
 
-Collapses the ReplicaSet controller, scheduler (`scheduler.py`) and the nodes' kubelets into one
-level-triggered loop. Pods are created as soon as a Deployment wants them (Pending, as a real cluster shows
+Runs the workload controllers (`workloads.py`: Deployment and ReplicaSet, as kube-controller-manager),
+the scheduler (`scheduler.py`) and the nodes' kubelets in one level-triggered loop. Pods are created as soon
+as a ReplicaSet wants them (Pending, as a real cluster shows
 them first), bound to a node that fits them (or left Pending with `PodScheduled=False`, retried when nodes
 or pods change), and started `delay` seconds later on a node that exists: an image the node does not have
 yet takes `pull_seconds` to pull (events Pulling, Pulled), one it has is "already present on machine"
 (the node's `status.images` lists what it pulled, as a real node's does); the container then takes
 `start_seconds` to start (events Created, Started) and the pod becomes Running and Ready, unless its
-image "cannot be pulled". A Deployment releases a pod whose labels stopped matching its selector
-(removes its ownerReference) and replaces it, as the ReplicaSet controller does (`ClaimPods`: owned
-but not matching -> release). Status writes go through the normal
+image "cannot be pulled". Status writes go through the normal
 write path, so watchers see the same MODIFIED events a real cluster produces, and unchanged status is a
 no-op (no event), which keeps the loop from feeding itself.
 
@@ -20,10 +20,8 @@ response is sent, which makes tests deterministic.
 from __future__ import annotations
 
 import copy
-import hashlib
 import heapq
 import itertools
-import json
 import logging
 import threading
 import time
@@ -36,49 +34,18 @@ from .logs import LogStore
 from .resources import Registry, ResourceType
 from .scheduler import NODE_KEY, Scheduler
 from .store import Event, Store
+from .workloads import WorkloadControllers, record_event
 
 log = logging.getLogger("streamspace.sim.kubelet")
 
-Task = tuple[str, str, str]  # ("deploy" | "pod" | "pulled" | "started" | "unbound" | "node" | "kill", namespace, name)
-DEPLOY_KEY = ("apps", "deployments")
+# ("deploy" | "rs" | "pod" | "pulled" | "started" | "unbound" | "node" | "kill", namespace, name)
+Task = tuple[str, str, str]
 POD_KEY = ("", "pods")
-MANAGER = "kube-controller-manager"
 SIMULATED_IMAGE_BYTES = 500 * 1024 * 1024  # what a node reports for each image it pulled
 
 
 def default_image_fails(image: str) -> bool:
     return "invalid" in image or image == "does-not-exist"
-
-
-def template_hash(template: dict[str, Any]) -> str:
-    digest = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()
-    # Same alphabet as the real pod-template-hash, which avoids vowels to not spell words.
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    n = int(digest[:16], 16)
-    out = []
-    for _ in range(10):
-        n, r = divmod(n, len(alphabet))
-        out.append(alphabet[r])
-    return "".join(out)
-
-
-def _controller_uid(obj: dict[str, Any]) -> str | None:
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller") and ref.get("kind") == "Deployment":
-            return str(ref.get("uid"))
-    return None
-
-
-def _controller_name(obj: dict[str, Any]) -> str | None:
-    for ref in obj["metadata"].get("ownerReferences") or []:
-        if ref.get("controller") and ref.get("kind") == "Deployment":
-            return str(ref.get("name"))
-    return None
-
-
-def _matches(selector: dict[str, Any], pod: dict[str, Any]) -> bool:
-    labels = pod["metadata"].get("labels") or {}
-    return all(labels.get(k) == v for k, v in selector.items())
 
 
 def _unready_conditions(when: str, unready: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -121,11 +88,6 @@ def _host_ip(node: dict[str, Any] | None) -> str:
                  if a.get("type") == "InternalIP"), "10.0.0.10")
 
 
-def _pod_ready(pod: dict[str, Any]) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in (pod.get("status") or {}).get("conditions") or [])
-
-
 class Kubelet:
     def __init__(self, api: Api, store: Store, registry: Registry, delay: float = 0.0,
                  image_fails: Callable[[str], bool] | None = None, logs: LogStore | None = None,
@@ -137,6 +99,7 @@ class Kubelet:
         self.logs = logs if logs is not None else LogStore(store)
         self.store = store
         self.registry = registry
+        self.workloads = WorkloadControllers(api, store, registry)
         self.delay = max(0.0, float(delay))
         # Anything that takes time runs on the kubelet's thread; with no time at all, synchronously.
         self.timed = self.delay > 0 or self.pull_seconds > 0 or self.start_seconds > 0
@@ -163,13 +126,12 @@ class Kubelet:
 
     def resync(self) -> None:
         """Look at everything once (objects restored from a journal were written while no kubelet ran)."""
+        controllers = self.workloads.all_tasks()
         with self.store.txn():
-            deployments = [(o["metadata"].get("namespace", ""), o["metadata"]["name"])
-                           for o in self.store.items(DEPLOY_KEY)]
             unstarted = [(o["metadata"].get("namespace", ""), o["metadata"]["name"])
                          for o in self.store.items(POD_KEY) if not (o.get("status") or {}).get("startTime")]
-        for ns, name in deployments:
-            self._schedule(("deploy", ns, name), 0.0)
+        for task in controllers:
+            self._schedule(task, 0.0)
         for ns, name in unstarted:
             self._schedule(("pod", ns, name), self.delay)
 
@@ -188,15 +150,10 @@ class Kubelet:
             self._schedule(("unbound", "", ""), 0.0)
             if ev.type == "ADDED":
                 self._schedule(("node", "", ev.obj["metadata"]["name"]), self.delay)
-        elif ev.key == DEPLOY_KEY:
-            self._schedule(("deploy", ns, ev.obj["metadata"]["name"]), 0.0)
-        elif ev.key == POD_KEY:
-            owner = _controller_name(ev.obj)
-            if owner:
-                self._schedule(("deploy", ns, owner), 0.0)
-            previous = _controller_name(ev.prev) if ev.prev is not None else None
-            if previous and previous != owner:  # released or re-owned: the old controller counts again
-                self._schedule(("deploy", ns, previous), 0.0)
+            return
+        for task in self.workloads.tasks_for(ev):
+            self._schedule(task, 0.0)
+        if ev.key == POD_KEY:
             bound_now = (ev.obj.get("spec") or {}).get("nodeName") and not ((ev.prev or {}).get("spec") or {}).get(
                 "nodeName")
             if ev.type == "ADDED" or (ev.type == "MODIFIED" and bound_now):
@@ -242,7 +199,7 @@ class Kubelet:
                     return
                 _, _, task = heapq.heappop(self._heap)
                 # Later duplicates of a task that is due now are redundant: the loop is level-triggered.
-                if task[0] in ("deploy", "unbound") or task[0] in self.handlers:
+                if task[0] in ("deploy", "rs", "unbound") or task[0] in self.handlers:
                     self._heap = [h for h in self._heap if h[2] != task or h[0] > time.monotonic()]
                     heapq.heapify(self._heap)
             with self._lock:
@@ -253,7 +210,9 @@ class Kubelet:
             if task[0] in self.handlers:
                 self.handlers[task[0]](task[1], task[2])
             elif task[0] == "deploy":
-                self._sync_deployment(task[1], task[2])
+                self.workloads.sync_deployment(task[1], task[2])
+            elif task[0] == "rs":
+                self.workloads.sync_replicaset(task[1], task[2])
             elif task[0] == "unbound":
                 self._retry_unbound()
             elif task[0] == "node":
@@ -280,80 +239,12 @@ class Kubelet:
         assert deploy is not None and pod is not None
         return deploy, pod
 
-    def _sync_deployment(self, ns: str, name: str) -> None:
-        deploy_rt, pod_rt = self._types()
-        with self.store.txn():
-            dep = self.store.get(DEPLOY_KEY, ns, name)
-            if dep is None or dep["metadata"].get("deletionTimestamp"):
-                return
-            dep = copy.deepcopy(dep)
-        uid = dep["metadata"]["uid"]
-        spec = dep.get("spec") or {}
-        want = int(spec.get("replicas", 1) if spec.get("replicas") is not None else 1)
-        template = spec.get("template") or {}
-        thash = template_hash(template)
-
-        def owned() -> list[dict[str, Any]]:
-            with self.store.txn():
-                return [copy.deepcopy(p) for p in self.store.items(POD_KEY, ns)
-                        if _controller_uid(p) == uid and not p["metadata"].get("deletionTimestamp")]
-
-        pods = owned()
-        selector = (spec.get("selector") or {}).get("matchLabels") or {}
-        for pod in [p for p in pods if not _matches(selector, p)]:
-            self._release_pod(pod_rt, ns, pod["metadata"]["name"], uid)
-        pods = [p for p in pods if _matches(selector, p)]
-        for pod in pods:
-            if (pod["metadata"].get("labels") or {}).get("pod-template-hash") != thash:
-                self._delete_pod(pod_rt, ns, pod["metadata"]["name"])
-        current = [p for p in pods if (p["metadata"].get("labels") or {}).get("pod-template-hash") == thash]
-        if len(current) > want:
-            # Scale down removes unready pods first, then the newest.
-            current.sort(key=lambda p: (_pod_ready(p), p["metadata"].get("creationTimestamp", "")), reverse=True)
-            for pod in current[want:]:
-                self._delete_pod(pod_rt, ns, pod["metadata"]["name"])
-        for _ in range(want - len(current)):
-            self._create_pod(pod_rt, dep, template, thash)
-        self._write_deployment_status(deploy_rt, ns, name, want, thash)
-
-    def _release_pod(self, pod_rt: ResourceType, ns: str, name: str, owner_uid: str) -> None:
-        """Drop our ownerReference from a pod that no longer matches the selector (a fresh read, with
-        its resourceVersion as precondition: a concurrent writer's change is never overwritten)."""
-        with self.store.txn():
-            pod = self.store.get(POD_KEY, ns, name)
-            if pod is None:
-                return
-            refs = [r for r in pod["metadata"].get("ownerReferences") or [] if str(r.get("uid")) != owner_uid]
-            rv = pod["metadata"].get("resourceVersion")
-        self.api.patch(pod_rt, ns, name, "application/merge-patch+json",
-                       {"metadata": {"resourceVersion": rv, "ownerReferences": refs or None}}, manager=MANAGER)
-
     def _delete_pod(self, pod_rt: ResourceType, ns: str, name: str, grace: int | None = None) -> None:
         try:
             self.api.delete(pod_rt, ns, name, {} if grace is None else {"gracePeriodSeconds": grace})
         except ApiError as exc:
             if exc.code != 404:
                 raise
-
-    def _create_pod(self, pod_rt: ResourceType, dep: dict[str, Any], template: dict[str, Any], thash: str) -> None:
-        meta = dep["metadata"]
-        tmeta = template.get("metadata") or {}
-        labels = dict(tmeta.get("labels") or {})
-        labels["pod-template-hash"] = thash
-        pod_spec = copy.deepcopy(template.get("spec") or {})
-        body: dict[str, Any] = {
-            "apiVersion": "v1", "kind": "Pod",
-            "metadata": {
-                "name": f"{meta['name']}-{thash}-{random_suffix()}", "namespace": meta.get("namespace", ""),
-                "labels": labels,
-                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": meta["name"],
-                                     "uid": meta["uid"], "controller": True, "blockOwnerDeletion": True}],
-            },
-            "spec": pod_spec,
-        }
-        if tmeta.get("annotations"):
-            body["metadata"]["annotations"] = dict(tmeta["annotations"])
-        self.api.create(pod_rt, meta.get("namespace", ""), body, manager=MANAGER)
 
     def _retry_unbound(self) -> None:
         with self.store.txn():
@@ -569,74 +460,6 @@ class Kubelet:
     def _event(self, pod: dict[str, Any], reason: str, message: str, component: str = "kubelet", *,
                container: str | None = None, kind: str = "Normal") -> None:
         """A core/v1 Event about the pod, as the scheduler and kubelet record them."""
-        event_rt = self.registry.get("", "v1", "events")
-        assert event_rt is not None
-        meta = pod["metadata"]
-        ns = meta.get("namespace", "")
-        node = str((pod.get("spec") or {}).get("nodeName") or "")
-        stamp = now()
-        involved: dict[str, Any] = {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "namespace": ns,
-                                    "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
-        if container:
-            involved["fieldPath"] = f"spec.containers{{{container}}}"
-        body = {
-            "apiVersion": "v1", "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{random_suffix(10)}", "namespace": ns},
-            "involvedObject": involved, "reason": reason, "message": message, "type": kind,
-            "source": {"component": component, **({"host": node} if component == "kubelet" else {})},
-            "firstTimestamp": stamp, "lastTimestamp": stamp, "count": 1,
-            "reportingComponent": component, "reportingInstance": node if component == "kubelet" else "",
-        }
-        try:
-            self.api.create(event_rt, ns, body, manager=component)
-        except ApiError as exc:  # a namespace being deleted: the event is lost, as on a real cluster
-            log.debug("simulated kubelet: event %s for %s/%s: %s", reason, ns, meta["name"], exc.message)
-
-    def _write_deployment_status(self, deploy_rt: ResourceType, ns: str, name: str, want: int, thash: str) -> None:
-        with self.store.txn():
-            dep = self.store.get(DEPLOY_KEY, ns, name)
-            if dep is None:
-                return
-            dep = copy.deepcopy(dep)
-            pods = [p for p in self.store.items(POD_KEY, ns)
-                    if _controller_uid(p) == dep["metadata"]["uid"] and not p["metadata"].get("deletionTimestamp")]
-            total = len(pods)
-            updated = sum(1 for p in pods if (p["metadata"].get("labels") or {}).get("pod-template-hash") == thash)
-            ready = sum(1 for p in pods if _pod_ready(p))
-            old = dep.get("status") or {}
-            status: dict[str, Any] = {"observedGeneration": dep["metadata"].get("generation", 1)}
-            if "collisionCount" in old:
-                status["collisionCount"] = old["collisionCount"]
-            # Zero counts are omitted, exactly as the real API serialises DeploymentStatus.
-            for key, value in (("replicas", total), ("updatedReplicas", updated), ("readyReplicas", ready),
-                               ("availableReplicas", ready), ("unavailableReplicas", max(0, want - ready))):
-                if value:
-                    status[key] = value
-            available = ready >= want
-            progressed = updated == want and ready >= want
-            conditions = [
-                self._condition(old, "Available", available,
-                                "MinimumReplicasAvailable" if available else "MinimumReplicasUnavailable",
-                                "Deployment has minimum availability." if available else
-                                "Deployment does not have minimum availability."),
-                self._condition(old, "Progressing", True,
-                                "NewReplicaSetAvailable" if progressed else "ReplicaSetUpdated",
-                                f'ReplicaSet "{name}-{thash}" has successfully progressed.' if progressed else
-                                f'ReplicaSet "{name}-{thash}" is progressing.'),
-            ]
-            status["conditions"] = conditions
-            if status == old:
-                return
-            body = dep
-            body["status"] = status
-            self.api.replace(deploy_rt, ns, name, body, subresource="status", manager=MANAGER)
-
-    @staticmethod
-    def _condition(old_status: dict[str, Any], ctype: str, ok: bool, reason: str, message: str) -> dict[str, Any]:
-        value = "True" if ok else "False"
-        for cond in old_status.get("conditions") or []:
-            if cond.get("type") == ctype and cond.get("status") == value and cond.get("reason") == reason:
-                return dict(cond)
-        ts = now()
-        return {"type": ctype, "status": value, "lastUpdateTime": ts, "lastTransitionTime": ts, "reason": reason,
-                "message": message}
+        node = str((pod.get("spec") or {}).get("nodeName") or "") if component == "kubelet" else ""
+        record_event(self.api, self.registry, pod, reason, message, component=component, kind=kind, host=node,
+                     field_path=f"spec.containers{{{container}}}" if container else None)

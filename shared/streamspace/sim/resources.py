@@ -50,7 +50,8 @@ class ResourceType:
 
 
 GENERATION_KINDS = frozenset({
-    ("apps", "deployments"), ("apps", "daemonsets"), ("networking.k8s.io", "ingresses"),
+    ("apps", "deployments"), ("apps", "replicasets"), ("apps", "daemonsets"),
+    ("networking.k8s.io", "ingresses"),
     ("networking.k8s.io", "networkpolicies"),
     ("networking.k8s.io", "ingressclasses"), ("policy", "poddisruptionbudgets"),
     (CRD_GROUP, "customresourcedefinitions"),
@@ -76,6 +77,7 @@ BUILTINS: tuple[ResourceType, ...] = (
     _b("", "v1", "endpoints", "Endpoints", short=("ep",)),
     _b("apps", "v1", "deployments", "Deployment", short=("deploy",), status=True),
     _b("apps", "v1", "daemonsets", "DaemonSet", short=("ds",), status=True),
+    _b("apps", "v1", "replicasets", "ReplicaSet", short=("rs",), status=True),
     _b("networking.k8s.io", "v1", "ingresses", "Ingress", short=("ing",), status=True),
     _b("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),
     _b("networking.k8s.io", "v1", "ingressclasses", "IngressClass", namespaced=False),
