@@ -62,7 +62,11 @@ def test_parallel_launches_claim_each_warm_desktop_exactly_once_and_the_rest_sta
             assert kube.get("Deployment", f"ss-{session['name']}", NS)["spec"]["replicas"] == 0
         else:
             assert session["warmStart"]["reason"]
-            assert pod["metadata"]["ownerReferences"][0]["kind"] == "Deployment"  # its own, started cold
+            # Its own, started cold: the pod of its Deployment's ReplicaSet.
+            (owner,) = pod["metadata"]["ownerReferences"]
+            replica_set = kube.request("GET", f"/apis/apps/v1/namespaces/{NS}/replicasets/{owner['name']}")
+            assert owner["kind"] == "ReplicaSet" and replica_set["metadata"]["ownerReferences"][0]["name"] == \
+                f"ss-{session['name']}"
         assert user.get(f"/api/v1/sessions/{session['name']}").status_code == 200
 
     # The pool refills in the background, with new desktops.
