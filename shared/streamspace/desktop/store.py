@@ -94,3 +94,12 @@ def revoke_user_grants(conn: psycopg.Connection[Any], user_id: str) -> int:
     conn.execute("DELETE FROM desktop_tickets WHERE user_id = %s", (user_id,))
     return conn.execute("UPDATE desktop_grants SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL",
                         (user_id,)).rowcount
+
+
+def end_session_access(conn: psycopg.Connection[Any], namespace: str, session: str) -> None:
+    """A session stops holding (terminated, removed): its unused tickets go and its cookies are
+    revoked, for good (a row that says running again later does not bring them back)."""
+    conn.execute("DELETE FROM desktop_tickets WHERE session_namespace = %s AND session_name = %s",
+                 (namespace, session))
+    conn.execute("UPDATE desktop_grants SET revoked_at = now()"
+                 " WHERE session_namespace = %s AND session_name = %s AND revoked_at IS NULL", (namespace, session))

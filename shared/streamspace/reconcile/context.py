@@ -30,6 +30,13 @@ class SessionContext:
     tombstoned: bool  # this Session (by uid) was deleted
     config: ReconcileConfig
 
+    def known_generation(self, uid: str) -> int:
+        """The newest generation of this Session's spec the index reflects (0: none, or another uid):
+        an event carrying an older one is a copy from before a change."""
+        if self.row is None or self.row.get("uid") != uid:
+            return 0
+        return max(int(self.row.get("observed_generation") or 0), int(self.row.get("generation") or 0))
+
     def reconciled(self, uid: str) -> bool:
         """Whether this incarnation of the Session was reconciled before (its objects may exist)."""
         return (self.row is not None and self.row.get("uid") == uid
@@ -79,6 +86,7 @@ def index_differs(row: Mapping[str, Any] | None, session: Mapping[str, Any], sta
     spec = session.get("spec") or {}
     wanted = {
         "uid": meta.get("uid"),
+        "generation": meta.get("generation"),
         "state": spec.get("state") or "running",
         "template": spec.get("template"),
         "phase": status.get("phase"),
@@ -105,9 +113,13 @@ def _seconds(value: object) -> int | None:
         return None
 
 
-def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], status: Mapping[str, Any]) -> None:
+def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], status: Mapping[str, Any]) -> bool:
     """Make the index row match the Session (inserting it for a Session created with kubectl).
 
+    `row` is the row as the reconcile loaded it: a row of another uid is replaced only when it is
+    that one (the reconcile found this Session live on the cluster in its place). Nothing is written
+    when, meanwhile, the row was taken by another Session of the name or moved on to a newer
+    generation of this one's spec (sessions.store.upsert_from_object): False.
     A wake (the row says hibernated, the spec says running) restarts the activity clock, so the
     idle sweep does not put the session straight back to sleep.
     """
@@ -120,10 +132,14 @@ def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], statu
         _lock_session_name(conn, namespace, name)
         uid = meta.get("uid")
         if uid and conn.execute("SELECT 1 FROM session_tombstones WHERE uid = %s", (uid,)).fetchone():
-            return  # deleted while this reconcile ran (events are delivered concurrently): no row again
+            return False  # deleted while this reconcile ran (events are delivered concurrently): no row again
+        replaces = row.get("uid") if row is not None and row.get("uid") != uid else None
+        if not session_store.upsert_from_object(conn, obj, replaces=replaces):
+            return False
         if waking:
-            session_store.set_state(conn, namespace, name, "running", reset_activity=True)
-        session_store.upsert_from_object(conn, obj)
+            session_store.set_state(conn, namespace, name, "running", reset_activity=True,
+                                    generation=meta.get("generation"))
+        return True
 
 
 def forget_session(namespace: str, name: str, uid: str | None) -> None:

@@ -239,8 +239,9 @@ def _current_copy(session: Mapping[str, Any], ctx: context.SessionContext,
         if (fresh.get("metadata") or {}).get("uid") != uid:
             return reconcile_session(fresh, source=Source.READ, force_apply=force_apply)
         return session
-    if row.get("uid") == uid and int(row.get("observed_generation") or 0) > int(meta.get("generation") or 0):
-        # Older than what was already reconciled (reordered delivery): reconcile what is there now.
+    if ctx.known_generation(uid) > int(meta.get("generation") or 0):
+        # Older than what the index already reflects (reordered delivery, or a change the API made and
+        # recorded before its event arrived, such as terminate): reconcile what is there now.
         fresh = kube.get("Session", name, namespace)
         if fresh is None:
             return _session_gone(namespace, name, uid)

@@ -140,6 +140,7 @@ def _transition(row: dict[str, Any]) -> str:
                                                                "reason": exc.message})
         return "failed"
     uid = (obj.get("metadata") or {}).get("uid") or row["uid"]
+    row["generation"] = (obj.get("metadata") or {}).get("generation")  # recorded with the audit row
     now = now_rfc3339()
     event = {
         "apiVersion": "v1", "kind": "Event",
@@ -170,6 +171,9 @@ def _record(done: list[dict[str, Any]], gone: list[dict[str, Any]], undo: list[d
              {"reason": _reason(row)[0], "user": row["username"], "namespace": row["namespace"],
               "lastActivity": row["last_activity"], "createdAt": row["created_at"]})
             for row in done], actor_name="system:idle-sweep")
+        for row in done:  # the generation that carries the new state: an older copy never moves it back
+            session_store.set_state(conn, row["namespace"], row["name"], row["target"],
+                                    generation=row.get("generation"))
         for row in gone:
             session_store.remove(conn, row["namespace"], row["name"])
         for row in undo:

@@ -324,7 +324,8 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
             warm.bind(namespace, start.pod, created)
         with transaction() as conn:
             if not store.update_status(conn, namespace, name, created.get("status") or {},
-                                       uid=(created.get("metadata") or {}).get("uid")):
+                                       uid=(created.get("metadata") or {}).get("uid"),
+                                       generation=_generation(created)):
                 raise Conflict(f"session {name!r} was deleted while it was being created", error="conflict")
             store.set_expected_start(conn, namespace, name, kind, expected)
             audit.record(conn, caller, "session.create", "session", name, client_ip,
@@ -425,11 +426,14 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
     waking = state == "running" and previous == "hibernated"
     # The cluster took the change: record it in the store. No lock is held across the Kubernetes call
     # above; should this transaction fail, the reconcile writes the index from the object it sees.
+    # The row records the generation the API server answered: should a reconcile of this or a later
+    # change have committed first, the older write changes nothing.
+    generation = _generation(obj)
     with transaction() as conn:
         if state is not None:
-            store.set_state(conn, namespace, name, state, reset_activity=waking)
+            store.set_state(conn, namespace, name, state, reset_activity=waking, generation=generation)
         store.set_limits(conn, namespace, name, idle_seconds=idle[1] if idle else None,
-                         max_seconds=longest[1] if longest else None, tags=tags)
+                         max_seconds=longest[1] if longest else None, tags=tags, generation=generation)
         if state is not None and state != previous:
             audit.record(conn, caller, f"session.{state}", "session", name, client_ip,
                          {"from": previous, "to": state})
@@ -440,6 +444,12 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
 
 
 _PATCH_ATTEMPTS = 5
+
+
+def _generation(obj: Mapping[str, Any]) -> int | None:
+    """A Session's metadata.generation as the API server answered it (None when absent)."""
+    value = (obj.get("metadata") or {}).get("generation")
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def _patch_spec(name: str, namespace: str, spec: dict[str, Any], indexed_state: str) -> tuple[dict[str, Any], str]:
@@ -510,7 +520,7 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
     if waking:
         obj = kube.merge_patch("Session", name, {"spec": {"state": "running"}}, namespace)
     with transaction() as conn:
-        store.set_state(conn, namespace, name, "running", reset_activity=True)
+        store.set_state(conn, namespace, name, "running", reset_activity=True, generation=_generation(obj))
         connection_id = store.open_connection(conn, namespace, name, caller.user_id, caller.username,
                                               client_ip or "", (user_agent or "")[:_USER_AGENT_MAX])
         if waking:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from streamspace.auth.principal import STANDING_COLUMNS, STANDING_CTE
 from streamspace.config import settings
 from streamspace.db import fetch_all, fetch_one
+from streamspace.desktop import store as desktop_store
 from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import is_username_label
@@ -36,6 +37,12 @@ if TYPE_CHECKING:
     Conn = psycopg.Connection[Any]
 
 HOLDING = ("running", "hibernated")
+
+# Writes of the API that carry a Session's metadata.generation (%(gen)s, None: unknown) record it,
+# and never apply over a row that already reflects a newer one: the API server's answers to two
+# concurrent changes may commit here in either order, and the newer spec must stay.
+_GENERATION_SET = " generation = greatest(generation, %(gen)s::bigint)"
+_GENERATION_NOT_OLDER = "(%(gen)s::bigint IS NULL OR generation IS NULL OR generation <= %(gen)s::bigint)"
 
 # Live connections (computed at read time, never by a background job): no disconnect, and a
 # heartbeat inside the window: c.disconnected_at IS NULL
@@ -104,7 +111,8 @@ def home_storage_request(conn: Conn, user_id: str, persistent_home: bool, home_s
 
 def release(conn: Conn, namespace: str, name: str) -> None:
     """Before a row stops holding (terminated or removed): hand its home-volume charge, if any, to
-    another holding persistent-home session of the same user."""
+    another holding persistent-home session of the same user, and end the session's desktop tickets
+    and cookies."""
     conn.execute(
         "WITH gone AS (SELECT user_id, storage_bytes FROM sessions"
         "               WHERE namespace = %(ns)s AND name = %(name)s AND storage_bytes > 0"
@@ -118,19 +126,26 @@ def release(conn: Conn, namespace: str, name: str) -> None:
         {"ns": namespace, "name": name})
     conn.execute("UPDATE sessions SET storage_bytes = 0 WHERE namespace = %s AND name = %s AND storage_bytes > 0",
                  (namespace, name))
+    # Whatever the row says later (a late event, an operator's edit back to running), no ticket or
+    # cookie issued while it held opens its desktop again: a new one is needed.
+    desktop_store.end_session_access(conn, namespace, name)
 
 
-def set_state(conn: Conn, namespace: str, name: str, state: str, *, reset_activity: bool = False) -> bool:
-    """Record a new desired state; `terminated` releases the row's quota. False: no such row."""
+def set_state(conn: Conn, namespace: str, name: str, state: str, *, reset_activity: bool = False,
+              generation: int | None = None) -> bool:
+    """Record a new desired state; `terminated` releases the row's quota and ends its desktop access.
+    `generation`: the Session's metadata.generation that carries this state (the API server's answer
+    to the change); a row that already reflects a newer generation is left alone. False: no such row,
+    or it was newer."""
     if state not in (*HOLDING, "terminated"):
         raise ValueError(f"unknown session state {state!r}")
     if state == "terminated":
         release(conn, namespace, name)
     row = conn.execute(
-        "UPDATE sessions SET state = %s, updated_at = now(),"
-        " last_activity = CASE WHEN %s THEN now() ELSE last_activity END"
-        " WHERE namespace = %s AND name = %s RETURNING 1",
-        (state, reset_activity, namespace, name)).fetchone()
+        "UPDATE sessions SET state = %(state)s, updated_at = now(),"  # noqa: S608 (constants only)
+        " last_activity = CASE WHEN %(reset)s THEN now() ELSE last_activity END," + _GENERATION_SET +
+        " WHERE namespace = %(ns)s AND name = %(name)s AND " + _GENERATION_NOT_OLDER + " RETURNING 1",
+        {"state": state, "reset": reset_activity, "ns": namespace, "name": name, "gen": generation}).fetchone()
     return row is not None
 
 
@@ -143,19 +158,28 @@ def remove(conn: Conn, namespace: str, name: str) -> bool:
 
 
 def update_status(conn: Conn, namespace: str, name: str, status: Mapping[str, Any], *,
-                  uid: str | None = None) -> bool:
-    """Copy a Session's status (phase, url, podName, message, observedGeneration) into its row."""
+                  uid: str | None = None, generation: int | None = None) -> bool:
+    """Copy a Session's status (phase, url, podName, message, observedGeneration) into its row, and
+    the uid and generation of the object just created (the API's create)."""
     row = conn.execute(
-        "UPDATE sessions SET phase = coalesce(%s, phase), url = %s, pod_name = %s, message = %s,"
-        " observed_generation = coalesce(%s, observed_generation), uid = coalesce(%s, uid), updated_at = now()"
-        " WHERE namespace = %s AND name = %s RETURNING 1",
-        (status.get("phase"), status.get("url"), status.get("podName"), status.get("message"),
-         status.get("observedGeneration"), uid, namespace, name)).fetchone()
+        "UPDATE sessions SET phase = coalesce(%(phase)s, phase), url = %(url)s, pod_name = %(pod)s,"  # noqa: S608
+        " message = %(message)s, observed_generation = coalesce(%(observed)s, observed_generation),"
+        " uid = coalesce(%(uid)s, uid), updated_at = now()," + _GENERATION_SET +
+        " WHERE namespace = %(ns)s AND name = %(name)s RETURNING 1",
+        {"phase": status.get("phase"), "url": status.get("url"), "pod": status.get("podName"),
+         "message": status.get("message"), "observed": status.get("observedGeneration"), "uid": uid,
+         "gen": generation, "ns": namespace, "name": name}).fetchone()
     return row is not None
 
 
-def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
+def upsert_from_object(conn: Conn, obj: Mapping[str, Any], *, replaces: str | None = None) -> bool:
     """Make the row match a Session object as found on the cluster (spec and status).
+
+    Keyed by the Session's uid and generation: the row is written only when it is this Session's and
+    does not already reflect a newer generation of its spec, when it is the API's reservation not yet
+    bound to a uid, or when it is the row of `replaces` (the uid of the earlier Session of this name,
+    which the caller checked is no longer on the cluster). A copy from before a change (a late event,
+    a slow reconcile) or of another Session of the same name changes nothing: False.
 
     For objects the API did not create (kubectl apply), the owner is the user whose username is
     spec.user when spec.user is a username used as is (a hashed label names no one by name: such a
@@ -168,27 +192,41 @@ def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+    uid, generation = meta.get("uid") or None, meta.get("generation") or None
+    current = conn.execute("SELECT uid, generation FROM sessions WHERE namespace = %s AND name = %s FOR UPDATE",
+                           (namespace, name)).fetchone()
+    if current is not None and not _may_overwrite(current, uid, generation, replaces):
+        return False
     (cpu, memory), (cpu_request, memory_request) = _amounts(spec)
     state = spec.get("state") if spec.get("state") in (*HOLDING, "terminated") else "running"
     if state == "terminated":
         release(conn, namespace, name)
     tags = [str(t) for t in spec.get("tags") or [] if isinstance(t, str)]
-    conn.execute(
+    written = conn.execute(
         "INSERT INTO sessions (namespace, name, user_id, username, template, state, phase, url, pod_name, message,"
         " cpu_millis, memory_bytes, cpu_request_millis, memory_request_bytes, persistent_home,"
-        " idle_timeout_seconds, max_duration_seconds, tags, uid, observed_generation, created_at)"
+        " idle_timeout_seconds, max_duration_seconds, tags, uid, generation, observed_generation, created_at)"
         " VALUES (%(ns)s, %(name)s, (SELECT id FROM users WHERE username = %(owner)s), %(user)s, %(template)s,"
         "  %(state)s, %(phase)s, %(url)s, %(pod)s, %(message)s, %(cpu)s, %(memory)s, %(cpu_request)s,"
         "  %(memory_request)s, %(home)s, %(idle)s, %(max)s,"
-        "  %(tags)s, %(uid)s, %(gen)s, coalesce(%(created)s::timestamptz, now()))"
+        "  %(tags)s, %(uid)s, %(generation)s, %(gen)s, coalesce(%(created)s::timestamptz, now()))"
         " ON CONFLICT (namespace, name) DO UPDATE SET template = EXCLUDED.template, state = EXCLUDED.state,"
         "  phase = EXCLUDED.phase, url = EXCLUDED.url, pod_name = EXCLUDED.pod_name, message = EXCLUDED.message,"
         "  cpu_millis = EXCLUDED.cpu_millis, memory_bytes = EXCLUDED.memory_bytes,"
         "  cpu_request_millis = EXCLUDED.cpu_request_millis, memory_request_bytes = EXCLUDED.memory_request_bytes,"
         "  persistent_home = EXCLUDED.persistent_home, idle_timeout_seconds = EXCLUDED.idle_timeout_seconds,"
         "  max_duration_seconds = EXCLUDED.max_duration_seconds, tags = EXCLUDED.tags, uid = EXCLUDED.uid,"
-        "  observed_generation = coalesce(EXCLUDED.observed_generation, sessions.observed_generation),"
-        "  updated_at = now()",
+        "  generation = CASE WHEN sessions.uid = EXCLUDED.uid THEN greatest(sessions.generation, EXCLUDED.generation)"
+        "               ELSE EXCLUDED.generation END,"
+        "  observed_generation = CASE WHEN sessions.uid = EXCLUDED.uid"
+        "   THEN coalesce(EXCLUDED.observed_generation, sessions.observed_generation)"
+        "   ELSE EXCLUDED.observed_generation END,"
+        "  updated_at = now()"
+        # The rule of _may_overwrite again, for a row inserted since the check found none.
+        " WHERE (sessions.uid IS NULL OR sessions.uid = EXCLUDED.uid OR sessions.uid = %(replaces)s)"
+        "   AND (sessions.uid IS DISTINCT FROM EXCLUDED.uid OR sessions.generation IS NULL"
+        "        OR EXCLUDED.generation IS NULL OR sessions.generation <= EXCLUDED.generation)"
+        " RETURNING 1",
         {"ns": namespace, "name": name, "user": str(spec.get("user") or ""),
          "owner": str(spec.get("user") or "") if is_username_label(str(spec.get("user") or "")) else None,
          "template": str(spec.get("template") or ""),
@@ -196,8 +234,19 @@ def upsert_from_object(conn: Conn, obj: Mapping[str, Any]) -> None:
          "pod": status.get("podName"), "message": status.get("message"), "cpu": cpu, "memory": memory,
          "cpu_request": cpu_request, "memory_request": memory_request,
          "home": spec.get("persistentHome", True) is not False, "idle": _seconds(spec.get("idleTimeout", "30m")),
-         "max": _seconds(spec.get("maxSessionDuration", "8h")), "tags": tags, "uid": meta.get("uid"),
-         "gen": status.get("observedGeneration"), "created": meta.get("creationTimestamp")})
+         "max": _seconds(spec.get("maxSessionDuration", "8h")), "tags": tags, "uid": uid, "generation": generation,
+         "gen": status.get("observedGeneration"), "created": meta.get("creationTimestamp"),
+         "replaces": replaces}).fetchone()
+    return written is not None
+
+
+def _may_overwrite(current: Mapping[str, Any], uid: str | None, generation: int | None,
+                   replaces: str | None) -> bool:
+    """Whether a Session (uid, generation) may overwrite the row `current` (its uid and generation)."""
+    if current["uid"] is not None and current["uid"] != uid:
+        return replaces is not None and current["uid"] == replaces
+    return current["uid"] is None or current["generation"] is None or generation is None \
+        or int(current["generation"]) <= int(generation)
 
 
 # -- the API's reads --------------------------------------------------------------------------
@@ -271,16 +320,17 @@ def listed_row(namespace: str, name: str) -> dict[str, Any] | None:
 
 
 def set_limits(conn: Conn, namespace: str, name: str, *, idle_seconds: int | None, max_seconds: int | None,
-               tags: list[str] | None) -> None:
-    """Record new limits and tags; None leaves that one as it is."""
+               tags: list[str] | None, generation: int | None = None) -> None:
+    """Record new limits and tags; None leaves that one as it is. `generation` as for set_state."""
     conn.execute(
         "UPDATE sessions SET"
         " idle_timeout_seconds = CASE WHEN %(set_idle)s THEN %(idle)s ELSE idle_timeout_seconds END,"
         " max_duration_seconds = CASE WHEN %(set_max)s THEN %(max)s ELSE max_duration_seconds END,"
-        " tags = CASE WHEN %(set_tags)s THEN %(tags)s::text[] ELSE tags END, updated_at = now()"
-        " WHERE namespace = %(ns)s AND name = %(name)s",
+        " tags = CASE WHEN %(set_tags)s THEN %(tags)s::text[] ELSE tags END, updated_at = now()," + _GENERATION_SET +
+        " WHERE namespace = %(ns)s AND name = %(name)s AND " + _GENERATION_NOT_OLDER,
         {"set_idle": idle_seconds is not None, "idle": idle_seconds, "set_max": max_seconds is not None,
-         "max": max_seconds, "set_tags": tags is not None, "tags": tags or [], "ns": namespace, "name": name})
+         "max": max_seconds, "set_tags": tags is not None, "tags": tags or [], "ns": namespace, "name": name,
+         "gen": generation})
 
 
 # -- connections ----------------------------------------------------------------------------------
