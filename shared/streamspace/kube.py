@@ -322,10 +322,21 @@ def apply(manifest: dict[str, Any], *, subresource: str | None = None, force: bo
                    query={"fieldManager": FIELD_MANAGER, "force": "true" if force else "false"})
 
 
-def apply_status(kind: str, name: str, namespace: str | None, status: dict[str, Any]) -> bool:
-    """Server-side apply of `status` alone on the object's /status; False when the object is gone."""
+def apply_status(kind: str, name: str, namespace: str | None, status: dict[str, Any], *,
+                 resource_version: str | None = None) -> bool:
+    """Server-side apply of `status` alone on the object's /status; False when the object is gone.
+
+    `resource_version`: the version of the object the status was computed from, a precondition (409,
+    KubeError.conflict, when the object changed or was replaced since). A uid would not do: PATCH
+    carries no preconditions (the patch handler's DefaultUpdatedObjectInfo(nil, ...)) and a custom
+    resource's status strategy copies the stored object over the patched one, uid included, before
+    validation; the resourceVersion is compared before that (registry Store.Update), and no object
+    created since has the one we read."""
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if resource_version:
+        metadata["resourceVersion"] = resource_version
     manifest = {"apiVersion": KINDS[kind].api_version, "kind": KINDS[kind].kind_of(kind),
-                "metadata": {"name": name, "namespace": namespace}, "status": status}
+                "metadata": metadata, "status": status}
     try:
         apply(manifest, subresource="status")
     except KubeError as exc:
@@ -335,11 +346,15 @@ def apply_status(kind: str, name: str, namespace: str | None, status: dict[str, 
     return True
 
 
-def delete(kind: str, name: str, namespace: str | None = None, *, propagation: str = "Background") -> bool:
-    """Delete; returns False when it was already gone."""
+def delete(kind: str, name: str, namespace: str | None = None, *, propagation: str = "Background",
+           uid: str | None = None) -> bool:
+    """Delete; returns False when it was already gone. `uid`: only that object (a precondition: 409,
+    KubeError.conflict, when the name now belongs to another one)."""
+    options: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation}
+    if uid:
+        options["preconditions"] = {"uid": uid}
     try:
-        request("DELETE", _kind(kind).path(namespace, name),
-                body={"kind": "DeleteOptions", "apiVersion": "v1", "propagationPolicy": propagation})
+        request("DELETE", _kind(kind).path(namespace, name), body=options)
     except KubeError as exc:
         if exc.not_found:
             return False

@@ -15,8 +15,9 @@ import pytest
 from streamspace import kube
 from streamspace.db import fetch_one
 from tests.conftest import client_for, desktop_cookie
+from tests.sim.sim_helpers import eventually
 
-from .reconcile_helpers import NS, deliver, get, live, template_manifest
+from .reconcile_helpers import NS, deliver, get, live, owned_specs, session_manifest, template_manifest
 from .test_auth_check import PATH, check, cookie, host
 
 
@@ -108,3 +109,79 @@ def test_terminating_ends_the_sessions_desktop_cookies_for_good(api, reconcile, 
     assert deliver(reconcile, "update", revived) == 200
     assert row(name)["state"] == "running"
     assert desktop_check(api, name, grant) == REFUSED
+
+
+# -- another Session of the same name ---------------------------------------------------------------
+
+def _recreated(reconcile: str, name: str, user: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the first Session as its reconcile left it, the second one of the same name, reconciled):
+    the first was deleted and its delete event is still on its way."""
+    first = kube.create(session_manifest(name, user=user))
+    first.setdefault("kind", "Session")
+    assert deliver(reconcile, "add", first) == 200
+    earlier = live("Session", name)
+    kube.delete("Session", name, NS)
+    for kind in ("Deployment", "Service", "Ingress", "NetworkPolicy"):
+        eventually(lambda kind=kind: get(kind, f"ss-{name}") is None, f"the first Session's {kind} is collected")
+    second = kube.create(session_manifest(name, user=user, state="hibernated"))
+    second.setdefault("kind", "Session")
+    assert deliver(reconcile, "add", second) == 200
+    assert live("Session", name)["status"]["phase"] == "Hibernated"
+    return earlier, live("Session", name)
+
+
+def _untouched(name: str, successor: dict[str, Any], objects: dict[str, Any]) -> None:
+    now = live("Session", name)
+    assert now["metadata"]["uid"] == successor["metadata"]["uid"]
+    assert now["status"] == successor["status"], "the earlier Session's status was written onto its successor"
+    indexed = row(name)
+    assert indexed is not None, "the successor's index row was removed"
+    assert (indexed["uid"], indexed["state"], indexed["phase"]) == (successor["metadata"]["uid"], "hibernated",
+                                                                    "Hibernated")
+    assert owned_specs(name) == objects
+
+
+def test_a_reconcile_of_a_deleted_session_never_writes_onto_its_successor_of_the_same_name(reconcile, sim):
+    """A Deployment event made a reconcile read the Session just before it was deleted and another
+    one of the same name was created and reconciled: that reconcile, finishing last, must touch
+    neither the new Session's status, nor its index row, nor its objects."""
+    from streamspace.reconcile.session import Source, reconcile_session
+
+    earlier, successor = _recreated(reconcile, "olga-again", "olga")
+    objects = owned_specs("olga-again")
+    assert reconcile_session(earlier, source=Source.READ) in ("ignored", "reconciled")
+    _untouched("olga-again", successor, objects)
+    for action in ("add", "update", "delete"):  # and its late events, in the ApiServerSource format
+        assert deliver(reconcile, action, earlier) == 200
+    _untouched("olga-again", successor, objects)
+
+
+def test_a_status_write_is_refused_on_a_session_recreated_since_it_was_read(reconcile, sim):
+    """The status subresource ignores a uid in a PATCH (the custom resource status strategy copies
+    the stored object first): the reconcile's status write carries the resourceVersion of the copy
+    it reconciled, which no recreated Session has."""
+    earlier, successor = _recreated(reconcile, "pia-again", "pia")
+    status = {**earlier["status"], "phase": "Running", "message": "from the earlier Session"}
+    with pytest.raises(kube.KubeError) as refused:
+        kube.apply_status("Session", "pia-again", NS, status, resource_version=earlier["metadata"]["resourceVersion"])
+    assert refused.value.conflict
+    assert live("Session", "pia-again")["status"] == successor["status"]
+
+
+def test_index_writes_and_forgets_of_an_earlier_session_leave_its_successors_row(reconcile, sim):
+    """Index writes are keyed by the Session's uid: a late write or forget of the earlier Session
+    (its reconcile loaded the index before the successor existed) changes nothing of the successor's
+    row, even while the successor's row is still the API's reservation without a uid."""
+    from streamspace.db import execute
+    from streamspace.reconcile import context
+
+    earlier, successor = _recreated(reconcile, "rita-again", "rita")
+    uid = earlier["metadata"]["uid"]
+    slower = context.load_session_context(NS, "rita-again", successor["metadata"]["uid"], "firefox")
+    slower_row = {**(slower.row or {}), "uid": uid}  # as loaded while the row was still the earlier one's
+    objects = owned_specs("rita-again")
+    assert context.write_index(slower_row, earlier, {**earlier["status"], "phase": "Running"}) is False
+    _untouched("rita-again", successor, objects)
+    execute("UPDATE sessions SET uid = NULL WHERE namespace = %s AND name = %s", (NS, "rita-again"))
+    context.forget_session(NS, "rita-again", uid)
+    assert row("rita-again") is not None, "the earlier Session's forget removed the successor's reservation"

@@ -72,3 +72,34 @@ def test_deployment_status_write_ignores_spec(apps, ns):
     out = apps.patch_namespaced_deployment("d", ns, {"status": {"collisionCount": 7}})
     assert out.status.collision_count == before.status.collision_count
     assert out.metadata.resource_version == before.metadata.resource_version
+
+
+def test_a_uid_guards_an_update_but_never_a_status_patch(custom, ns):
+    """As the API server (k8s.io/apiserver): a PUT's metadata.uid is a storage precondition
+    (rest.defaultUpdatedObjectInfo.Preconditions: 409), on /status too. A PATCH has none (the patch
+    handler passes DefaultUpdatedObjectInfo(nil, ...)): a uid it sets is refused as immutable on the
+    main resource (422) and silently dropped on a custom resource's status, whose strategy copies the
+    stored object first (statusStrategy.PrepareForUpdate). Only a resourceVersion guards that."""
+    import pytest
+    from kubernetes.client.rest import ApiException
+
+    created = custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, widget("ud"))
+    other = "00000000-0000-4000-8000-000000000000"
+    stale = {**created, "metadata": {**created["metadata"], "uid": other}}
+    for replace in (custom.replace_namespaced_custom_object, custom.replace_namespaced_custom_object_status):
+        with pytest.raises(ApiException) as refused:
+            replace(GROUP, VERSION, ns, PLURAL, "ud", {**stale, "status": {"phase": "Failed"}})
+        assert refused.value.status == 409 and f"UID in precondition: {other}" in refused.value.body
+    with pytest.raises(ApiException) as immutable:
+        custom.patch_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, "ud", {"metadata": {"uid": other}})
+    assert immutable.value.status == 422 and "metadata.uid" in immutable.value.body
+    body = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "Widget", "metadata": {"name": "ud", "uid": other},
+            "status": {"phase": "Ready"}}
+    out = custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, PLURAL, "ud", body,
+                                                       _content_type=APPLY, field_manager="rec", force=True)
+    assert out["status"]["phase"] == "Ready" and out["metadata"]["uid"] == created["metadata"]["uid"]
+    body["metadata"] = {"name": "ud", "resourceVersion": created["metadata"]["resourceVersion"]}
+    with pytest.raises(ApiException) as moved_on:
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, PLURAL, "ud", body,
+                                                     _content_type=APPLY, field_manager="rec", force=True)
+    assert moved_on.value.status == 409

@@ -143,8 +143,10 @@ def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], statu
 
 
 def forget_session(namespace: str, name: str, uid: str | None) -> None:
-    """A Session is gone: drop its index row (unless it belongs to a newer Session of the same name)
-    and remember its uid, so late events for it change nothing."""
+    """A Session is gone: drop its index row and remember its uid, so late events for it change
+    nothing. Only ITS row: not one of a newer Session of the same name, nor the API's reservation of
+    one whose uid is not recorded yet (None: the caller knows no uid and checked that no Session of
+    the name exists, as resync does)."""
     with transaction() as conn:
         _lock_session_name(conn, namespace, name)
         if uid:
@@ -152,7 +154,7 @@ def forget_session(namespace: str, name: str, uid: str | None) -> None:
                          " ON CONFLICT (uid) DO NOTHING", (uid, namespace, name))
         row = conn.execute("SELECT uid FROM sessions WHERE namespace = %s AND name = %s FOR UPDATE",
                            (namespace, name)).fetchone()
-        if row is not None and (not uid or row["uid"] is None or row["uid"] == uid):
+        if row is not None and (not uid or row["uid"] == uid):
             session_store.remove(conn, namespace, name)
 
 

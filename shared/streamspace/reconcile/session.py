@@ -69,6 +69,7 @@ class Outcome(StrEnum):
     DELETING = "deleting"  # the Session is being deleted; its delete event finishes it
     DELETED = "deleted"  # the Session is gone; its index row was removed
     IGNORED = "ignored"  # the event is about nothing this reconcile manages (or no longer exists)
+    SUPERSEDED = "superseded"  # the Session changed or was replaced since this copy: that change's event follows
 
 
 class _Unread:
@@ -136,16 +137,26 @@ def session_deleted(namespace: str, name: str, uid: str) -> Outcome:
 
 def _session_gone(namespace: str, name: str, uid: str) -> Outcome:
     """The Session vanished while being reconciled: remove what this reconcile may have created
-    (garbage collection would, but not before the next status write fails again) and forget it."""
+    (garbage collection would, but not before the next status write fails again) and forget it.
+    Only objects this Session controls, each by its own uid: a Session of the same name created
+    since keeps its objects, and its index row (context.forget_session)."""
     owned = owned_name(name)
     for kind in DELETE_ORDER:
         try:
-            kube.delete(kind, owned, namespace)
+            obj = kube.get(kind, owned, namespace)
+            if obj is not None and _controller_uid(obj) == uid:
+                kube.delete(kind, owned, namespace, uid=str(obj["metadata"]["uid"]))
         except kube.KubeError as exc:
             log.warning("could not remove an object of a deleted session",
                         extra={"session": name, "kind": kind, "reason": exc.message})
     context.forget_session(namespace, name, uid or None)
     return Outcome.DELETED
+
+
+def _controller_uid(obj: Mapping[str, Any]) -> str | None:
+    """The uid of the Session that controls an owned object (None: no Session does)."""
+    refs = (obj.get("metadata") or {}).get("ownerReferences") or []
+    return next((str(ref.get("uid")) for ref in refs if ref.get("kind") == "Session" and ref.get("controller")), None)
 
 
 def _checked(session: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -179,13 +190,14 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
         ctx = context.load_session_context(namespace, name, uid, spec["template"])
     if ctx.tombstoned:
         return Outcome.DELETED
-    if source is not Source.READ:
-        current = _current_copy(session, ctx, force_apply)
-        if isinstance(current, Outcome):
-            return current
-        if current is not session:
-            session, source = current, Source.READ
-            meta, spec = _checked(session)
+    # Even a copy just read may be older than what the index knows (read before the API changed or
+    # replaced the Session): nothing is applied from it then.
+    current = _current_copy(session, ctx, force_apply)
+    if isinstance(current, Outcome):
+        return current
+    if current is not session:
+        session, source = current, Source.READ
+        meta, spec = _checked(session)
     row = ctx.row or {}
     generation = int(meta.get("generation") or 0)
     status = session.get("status") or {}
@@ -196,6 +208,9 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
 
     if deployment is UNREAD and ctx.reconciled(uid):
         deployment = kube.get("Deployment", owned_name(name), namespace)
+    # Every write to the Session is made on exactly the version reconciled: a change since (or another
+    # Session of the same name, which never has this resourceVersion) answers 409 and is not touched.
+    version = meta.get("resourceVersion")
     state = spec.get("state") or "running"
     if state == "terminated":
         _warm_pod(session, state)  # ends a claimed warm desktop
@@ -204,14 +219,27 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
         observed = _converge(session, state, ctx, deployment, force_apply, pods)
         if state == "running" and (meta.get("annotations") or {}).get(ANN_HIBERNATION_REASON):
             # Woken: the idle sweep's reason belongs to the hibernation that just ended.
-            kube.merge_patch("Session", name, {"metadata": {"annotations": {ANN_HIBERNATION_REASON: None}}},
-                             namespace)
+            try:
+                woken = kube.merge_patch("Session", name, {"metadata": {
+                    "resourceVersion": version, "annotations": {ANN_HIBERNATION_REASON: None}}}, namespace)
+            except kube.KubeError as exc:
+                if exc.not_found:
+                    return _session_gone(namespace, name, uid)
+                if exc.conflict:
+                    return Outcome.SUPERSEDED
+                raise
+            version = (woken.get("metadata") or {}).get("resourceVersion") or version
 
     new_status = session_status(session, observed, ctx.config, now_rfc3339())
     already_written = source is not Source.READ and _index_records(ctx.row, uid, new_status)
     if status_differs(status, new_status) and not already_written:
-        if not kube.apply_status("Session", name, namespace, new_status):
-            return _session_gone(namespace, name, uid)
+        try:
+            if not kube.apply_status("Session", name, namespace, new_status, resource_version=version):
+                return _session_gone(namespace, name, uid)
+        except kube.KubeError as exc:
+            if not exc.conflict:
+                raise
+            return Outcome.SUPERSEDED
     before = (ctx.row or {}).get("phase") if (ctx.row or {}).get("uid") == uid else None
     if new_status.get("phase") == "Running" and before != "Running":
         _record_start(session, new_status.get("podName"), waking=before == "Hibernated")
@@ -231,8 +259,9 @@ def _current_copy(session: Mapping[str, Any], ctx: context.SessionContext,
     row = ctx.row
     if row is None:
         return session
-    if row.get("uid") and row.get("uid") != uid:
-        # The index knows another Session of this name: this event may be about an older one.
+    if row.get("uid") != uid:
+        # The index knows another Session of this name (or the API's reservation of one whose uid is
+        # not recorded yet): this copy may be of an older one.
         fresh = kube.get("Session", name, namespace)
         if fresh is None:
             return Outcome.IGNORED

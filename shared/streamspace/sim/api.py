@@ -82,6 +82,17 @@ def _managed_view(rt: ResourceType, obj: dict[str, Any], subresource: str | None
     return view
 
 
+def _check_uid_unchanged(rt: ResourceType, old: dict[str, Any], uid: Any, subresource: str | None) -> None:
+    """A PATCH (merge, JSON, strategic or apply) carries no preconditions (the patch handler passes
+    rest.DefaultUpdatedObjectInfo(nil, ...)): a metadata.uid it sets is part of the patched object.
+    A custom resource's status strategy copies the stored object over it first (PrepareForUpdate),
+    so it is dropped there; everywhere else ValidateObjectMetaUpdate refuses it as immutable."""
+    if not uid or uid == old["metadata"].get("uid") or (subresource == "status" and rt.is_crd):
+        return
+    raise invalid(rt.kind, old["metadata"]["name"], rt.group,
+                  [f'metadata.uid: Invalid value: "{uid}": field is immutable'])
+
+
 def _generation_view(obj: dict[str, Any]) -> Any:
     if "spec" in obj:
         return obj["spec"]
@@ -402,6 +413,12 @@ class Api:
             raise bad_request(f"the name of the object ({meta['name']}) does not match the name on the URL ({name})")
         with self.store.txn(), listtypes.using(self.list_keys(rt)):
             old = self._existing(rt, ns, name)
+            if meta.get("uid") and meta["uid"] != old["metadata"].get("uid"):
+                # A PUT's metadata.uid is a storage precondition (rest.defaultUpdatedObjectInfo.Preconditions,
+                # checked by GuaranteedUpdate before anything else), on /status too.
+                raise conflict(rt.qualified, name, rt.group, rt.plural,
+                               f"Precondition failed: UID in precondition: {meta['uid']}, UID in object meta: "
+                               f"{old['metadata'].get('uid')}")
             rv = meta.get("resourceVersion")
             if not rv and rt.is_crd:
                 raise invalid(rt.kind, name, rt.group,
@@ -459,6 +476,7 @@ class Api:
                 # Only a resourceVersion the patch itself carries is a precondition.
                 precondition = (body.get("metadata") or {}).get("resourceVersion")
             new_meta["name"] = name
+            _check_uid_unchanged(rt, old, new_meta.get("uid"), subresource)
             return 200, self._write(rt, old, new, subresource=subresource, manager=manager,
                                     precondition_rv=precondition, dry_run=dry_run, strict=strict)
 
@@ -485,6 +503,7 @@ class Api:
                 created = self._create(rt, ns, applied, manager=manager, dry_run=dry_run,
                                        applied_paths=applied_paths, strict=strict)
                 return 201, created
+            _check_uid_unchanged(rt, old, meta.get("uid"), subresource)
             sub = subresource or ""
             mine: set[patchlib.FieldPath] = set()
             others: dict[str, set[patchlib.FieldPath]] = {}
