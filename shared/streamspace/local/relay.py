@@ -90,6 +90,8 @@ class Relay:
         self._queue: queue.Queue[Delivery | None] = queue.Queue()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._retries: set[threading.Timer] = set()  # redeliveries waiting for their backoff
+        self._watches: dict[str, list[Any]] = {kind: [] for kind, _ in WATCHED}  # each watch's open response
         self.delivered: list[tuple[str, str, int]] = []  # (function, type, status): observability for tests
         # Deliveries queued, being posted or waiting for a retry: zero means nothing is in flight.
         self._outstanding = 0
@@ -143,13 +145,25 @@ class Relay:
             if (status >= 500 or status in RETRYABLE or status == 0) and item.attempt + 1 < self.max_attempts:
                 delay = self.backoff * (2 ** item.attempt)
                 retry = Delivery(item.function, item.headers, item.body, item.attempt + 1, item.broker)
-                timer = threading.Timer(delay, self._queue.put, args=(retry,))
-                timer.daemon = True
-                timer.start()
+                self._retry_later(delay, retry)
                 continue  # still outstanding until the retry is answered
             if status >= 300 or status == 0:
                 self._dead_letter(item, status, answer)
             self._count(-1)
+
+    def _retry_later(self, delay: float, retry: Delivery) -> None:
+        def due() -> None:
+            with self._outstanding_changed:
+                self._retries.discard(timer)
+            self._queue.put(retry)
+
+        timer = threading.Timer(delay, due)
+        timer.daemon = True
+        with self._outstanding_changed:
+            if self._stop.is_set():
+                return
+            self._retries.add(timer)
+        timer.start()
 
     def _dead_letter(self, item: Delivery, status: int, answer: bytes) -> None:
         """Like the Trigger's deadLetterSink: the original event, with Knative's error extensions, to the
@@ -202,7 +216,11 @@ class Relay:
                     # Replace is a no-op): only changes after this resourceVersion are.
                     self._note_version(kind, version)
                     self._watching[kind].set()
-                for change in kube.watch(path, version, label_selector=label_selector):
+                opened = self._watches[kind]
+                opened.clear()
+                if self._stop.is_set():
+                    return
+                for change in kube.watch(path, version, label_selector=label_selector, opened=opened):
                     if self._stop.is_set():
                         return
                     if change.get("type") == "ERROR":
@@ -218,6 +236,8 @@ class Relay:
                         self.publish(headers, body)
                     self._note_version(kind, version)
             except Exception as exc:  # noqa: BLE001 - a watch gap: back off and re-list, like the adapter
+                if self._stop.is_set():
+                    return  # stop() shut the watch down
                 log.warning("watch interrupted", extra={"kind": kind, "reason": str(exc)})
                 version = ""
                 self._stop.wait(1.0)
@@ -260,10 +280,31 @@ class Relay:
         thread.start()
         self._threads.append(thread)
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> list[str]:
+        """Stop every thread of the relay and wait until they have ended (at most `timeout` seconds in
+        all): pending retries are cancelled, delivery workers are woken, the watches' open responses
+        are shut down (a watch otherwise blocks in its read until the server ends it, a minute later).
+        Returns the names of threads still running after the wait (none, unless a delivery's POST
+        is still waiting for its function)."""
         self._stop.set()
+        with self._outstanding_changed:
+            retries, self._retries = list(self._retries), set()
+        for timer in retries:
+            timer.cancel()
         for _ in self._threads:
             self._queue.put(None)
+        deadline = time.monotonic() + timeout
+        while True:
+            for opened in self._watches.values():
+                for response in list(opened):  # again each round: a watch may have opened meanwhile
+                    try:
+                        response.shutdown()
+                    except Exception:  # noqa: BLE001, S110 - already closed
+                        pass
+            running = [thread for thread in self._threads if thread.is_alive()]
+            if not running or time.monotonic() >= deadline:
+                return [thread.name for thread in running]
+            running[0].join(min(0.2, max(0.0, deadline - time.monotonic())))
 
     def wait_watching(self, timeout: float = 30.0) -> bool:
         """Wait until every watch has made its first list: changes from then on are delivered."""
