@@ -1,7 +1,8 @@
 """`python -m streamspace <command>`: the operational commands.
 
-  migrate [--bootstrap]   apply database migrations (under an advisory lock); with --bootstrap,
-                          then create the first admin if there are no users (the migration Job)
+  migrate [--bootstrap]   apply database migrations (under an advisory lock), store INGRESS_CLASS and
+                          INGRESS_DOMAIN as their settings unless an admin changed them; with
+                          --bootstrap, then create the first admin if there are no users (the migration Job)
   run                     run the whole system locally (see streamspace.local.runner)
   bootstrap               create the first admin user if there are no users
   openapi [--write]       print (or write into the package) the OpenAPI document
@@ -37,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
         url = database_url()
         applied = migrate(url)
         print(f"migrations applied: {applied or 'none'}; schema version {current_version(url)}")
+        from streamspace.settings_store import apply_install_settings
+
+        stored = apply_install_settings()
+        if stored:
+            print(f"install settings stored: {', '.join(stored)}")
         if "--bootstrap" in args:
             from streamspace.auth.bootstrap import bootstrap_admin
 

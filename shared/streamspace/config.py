@@ -43,6 +43,8 @@ class Settings:
     # Where Sessions and Templates live with every object a Session owns (pods, claims, Services,
     # Ingresses, NetworkPolicies): ownerReferences never cross namespaces. Defaults to `namespace`.
     sessions_namespace: str
+    # The install's values of the settings ingress.domain / ingress.class (INGRESS_DOMAIN, INGRESS_CLASS):
+    # `migrate` stores them while no admin has changed the setting (settings_store.apply_install_settings).
     ingress_domain: str
     ingress_class: str
     ingress_controller: str  # traefik | nginx: which forward-auth headers to read, which annotations to write
@@ -329,6 +331,17 @@ def _ingress_classes(env: Mapping[str, str], controller: str) -> tuple[str, ...]
     return tuple(dict.fromkeys([*FORWARD_AUTH_CLASSES[controller], *extra]))
 
 
+def _install_ingress_class(env: Mapping[str, str], controller: str) -> str:
+    """INGRESS_CLASS: the install's session ingress class ('' when unset), one the controller serves."""
+    name = env.get("INGRESS_CLASS", "").strip()
+    accepted = _ingress_classes(env, controller)
+    if name and name not in accepted:
+        raise ConfigError(f"INGRESS_CLASS: {name!r} is not served by the {controller} ingress controller"
+                          f" (INGRESS_CONTROLLER); expected one of: {', '.join(accepted)}"
+                          f" (INGRESS_AUTH_CLASSES adds classes of the same controller)")
+    return name
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...], *,
             upper: bool = False) -> str:
     raw = (env.get(name) or default).strip()
@@ -483,7 +496,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         namespace=namespace,
         sessions_namespace=sessions_namespace,
         ingress_domain=env.get("INGRESS_DOMAIN", "").strip(),
-        ingress_class=env.get("INGRESS_CLASS", "").strip(),
+        ingress_class=_install_ingress_class(env, controller),
         ingress_controller=controller,
         ingress_auth_classes=_ingress_classes(env, controller),
         sync_interval_seconds=_duration(env, "SYNC_INTERVAL", "1h", minimum=10),

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from streamspace.domain.errors import ValidationError
+from streamspace.domain.errors import Unprocessable, ValidationError
 from streamspace.domain.sessions import DEFAULT_EGRESS_DENY
 
 if TYPE_CHECKING:
@@ -71,6 +71,22 @@ def _dns_name(value: object, field: str, *, allow_empty: bool = False) -> str:
         extra = " or an empty string (the cluster default)" if allow_empty else ""
         raise ValidationError(field, f"expected {DNS_NAME_FORM}{extra}, got {value!r}")
     return value
+
+
+def _ingress_class(value: object, field: str) -> str:
+    """An IngressClass the configured controller serves: only there do the forward-auth annotations
+    the session reconciler writes take effect (any other class would publish desktops open)."""
+    from streamspace.config import settings
+
+    name = _dns_name(value, field)
+    cfg = settings()
+    if name not in cfg.ingress_auth_classes:
+        raise Unprocessable(
+            f"{field}: {name!r} is not served by the {cfg.ingress_controller} ingress controller"
+            f" (INGRESS_CONTROLLER), so its sessions' desktops would have no forward-auth; accepted:"
+            f" {', '.join(cfg.ingress_auth_classes)} (INGRESS_AUTH_CLASSES adds classes of the same controller)",
+            error=f"unsupported {field}")
+    return name
 
 
 def _duration(value: object, field: str) -> str:
@@ -153,7 +169,7 @@ def _cidrs(value: object, field: str) -> list[str]:
 
 _VALIDATORS: dict[str, Callable[[object, str], Any]] = {
     INGRESS_DOMAIN: _dns_name,
-    INGRESS_CLASS: _dns_name,
+    INGRESS_CLASS: _ingress_class,
     INGRESS_PORT: _port,
     STORAGE_CLASS: lambda v, f: _dns_name(v, f, allow_empty=True),
     STORAGE_DEFAULT_SIZE: _memory,
@@ -218,3 +234,30 @@ def update_config(changes: Mapping[str, object], actor: Principal | None, client
 def _current(conn: psycopg.Connection[Any], keys: list[str]) -> dict[str, Any]:
     rows = conn.execute("SELECT key, value FROM configuration WHERE key = ANY(%s) FOR UPDATE", (keys,)).fetchall()
     return {row["key"]: row["value"] for row in rows}
+
+
+INSTALL_PREFIX = "env:"  # updated_by of a value the install set (never a username: ':' is in none)
+
+
+def apply_install_settings() -> list[str]:
+    """Store the install's INGRESS_CLASS and INGRESS_DOMAIN (Helm values, the ConfigMap) as the settings
+    ingress.class / ingress.domain, unless an admin has changed the setting through the API since: the
+    migration Job runs this on every install and upgrade. Returns the keys changed."""
+    from streamspace.config import settings
+    from streamspace.db import transaction
+
+    cfg = settings()
+    wanted = {key: value for key, value in ((INGRESS_CLASS, cfg.ingress_class), (INGRESS_DOMAIN, cfg.ingress_domain))
+              if value}
+    values = validate_changes(wanted) if wanted else {}
+    changed = []
+    with transaction() as conn:
+        for key, value in values.items():
+            env_name = "INGRESS_CLASS" if key == INGRESS_CLASS else "INGRESS_DOMAIN"
+            row = conn.execute(
+                "UPDATE configuration SET value = %s::jsonb, updated_at = now(), updated_by = %s"
+                " WHERE key = %s AND (updated_by IS NULL OR updated_by LIKE %s) AND value <> %s::jsonb RETURNING 1",
+                (json.dumps(value), INSTALL_PREFIX + env_name, key, INSTALL_PREFIX + "%", json.dumps(value))).fetchone()
+            if row is not None:
+                changed.append(key)
+    return changed

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from streamspace import kube
-from streamspace.settings_store import INGRESS_CLASS, update_config
+from streamspace.db import execute
+from streamspace.settings_store import INGRESS_CLASS
 
 from .reconcile_helpers import deliver, get, live, ping, session_manifest, template_manifest
 
@@ -29,9 +30,14 @@ def firefox(function_url: Any, sim: Any) -> None:
 
 @pytest.fixture
 def ingress_class() -> Any:
-    """`ingress_class("haproxy")`: the admin's setting ingress.class for one test (back to traefik after)."""
-    yield lambda name: update_config({INGRESS_CLASS: name}, None)
-    update_config({INGRESS_CLASS: "traefik"}, None)
+    """`ingress_class("haproxy")`: the stored setting ingress.class for one test (back to traefik after).
+    Written in the table: the API refuses a class the controller does not serve (422), so such a value
+    is one stored before, under another INGRESS_CONTROLLER, which the reconciler must still refuse."""
+    def stored(name: str) -> None:
+        execute("UPDATE configuration SET value = to_jsonb(%s::text) WHERE key = %s", (name, INGRESS_CLASS))
+
+    yield stored
+    stored("traefik")
 
 
 def create(name: str) -> dict[str, Any]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from .conftest import World
@@ -71,6 +73,62 @@ def test_patch_refuses_bad_values(world: World, body: dict, error: str) -> None:
 
 def test_patch_is_all_or_nothing(world: World) -> None:
     before = world.admin.get("/api/v1/config").json()["config"]
-    response = world.admin.patch("/api/v1/config", json={"ingress.class": "nginx", "storage.defaultSize": "lots"})
+    response = world.admin.patch("/api/v1/config", json={"ingress.domain": "apps.example.org",
+                                                         "storage.defaultSize": "lots"})
     assert response.status_code == 400 and response.json()["error"] == "invalid storage.defaultSize"
     assert world.admin.get("/api/v1/config").json()["config"] == before
+
+
+@pytest.mark.parametrize("name", ["nginx", "haproxy"])
+def test_an_ingress_class_the_controller_does_not_serve_is_refused_naming_the_accepted_ones(
+        world: World, name: str) -> None:
+    """The session reconciler would refuse it (no forward-auth there: IngressClassUnsupported); the
+    API says so at once, and stores nothing."""
+    before = world.admin.get("/api/v1/config").json()["config"]
+    response = world.admin.patch("/api/v1/config", json={"ingress.class": name, "storage.defaultSize": "20Gi"})
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "unsupported ingress.class"
+    message = response.json()["message"]
+    assert f"{name!r} is not served by the traefik ingress controller" in message
+    assert "accepted: traefik" in message and "INGRESS_AUTH_CLASSES" in message
+    assert world.admin.get("/api/v1/config").json()["config"] == before
+
+
+def test_an_ingress_class_listed_for_the_controller_is_accepted(world: World, setting: Any) -> None:
+    setting(INGRESS_AUTH_CLASSES="traefik-internal")
+    response = world.admin.patch("/api/v1/config", json={"ingress.class": "traefik-internal"})
+    assert response.status_code == 200, response.text
+    assert world.admin.get("/api/v1/config").json()["config"]["ingress.class"] == "traefik-internal"
+    assert world.admin.patch("/api/v1/config", json={"ingress.class": "traefik"}).status_code == 200
+
+
+def test_the_installs_ingress_class_and_domain_are_stored_by_migrate_until_an_admin_changes_them(
+        world: World, setting: Any, capsys: Any) -> None:
+    """INGRESS_CLASS / INGRESS_DOMAIN (Helm values, the ConfigMap) were read and never used: the
+    migration Job now stores them as the settings, on every install and upgrade, unless an admin has
+    changed the setting through the API since."""
+    from streamspace.__main__ import main
+    from streamspace.config import ConfigError, load_settings
+    from streamspace.db import execute
+
+    # As installed: the seeded rows, never changed through the API (other tests of this module may have).
+    execute("UPDATE configuration SET updated_by = NULL WHERE key IN ('ingress.class', 'ingress.domain')")
+    setting(INGRESS_AUTH_CLASSES="traefik-internal", INGRESS_CLASS="traefik-internal",
+            INGRESS_DOMAIN="desktops.example.org")
+    assert main(["migrate"]) == 0
+    assert "install settings stored: ingress.class, ingress.domain" in capsys.readouterr().out
+    config = world.admin.get("/api/v1/config").json()["config"]
+    assert (config["ingress.class"], config["ingress.domain"]) == ("traefik-internal", "desktops.example.org")
+
+    assert world.admin.patch("/api/v1/config", json={"ingress.class": "traefik"}).status_code == 200
+    setting(INGRESS_DOMAIN="upgraded.example.org")
+    assert main(["migrate"]) == 0
+    config = world.admin.get("/api/v1/config").json()["config"]
+    assert (config["ingress.class"], config["ingress.domain"]) == ("traefik", "upgraded.example.org")
+
+    setting(INGRESS_CLASS="haproxy")
+    with pytest.raises(ConfigError, match=r"^INGRESS_CLASS: 'haproxy' is not served by the traefik ingress"
+                                          r" controller \(INGRESS_CONTROLLER\); expected one of: traefik"):
+        load_settings()
+    setting(INGRESS_CLASS=None, INGRESS_DOMAIN=None)
+    assert world.admin.patch("/api/v1/config", json={"ingress.domain": "streamspace.local"}).status_code == 200

@@ -20,6 +20,7 @@ class ErrorKind(enum.StrEnum):
     NOT_FOUND = "not_found"
     CONFLICT = "conflict"
     INVALID = "invalid"
+    UNPROCESSABLE = "unprocessable"  # well-formed, but not something this installation can do (HTTP 422)
     FORBIDDEN = "forbidden"
     UNAVAILABLE = "unavailable"  # a dependency (database, cluster) cannot answer now
     UNAUTHENTICATED = "unauthenticated"  # no valid credential at all (HTTP 401)
@@ -62,6 +63,14 @@ class Conflict(DomainError):
 class Invalid(DomainError, ValueError):
     kind = ErrorKind.INVALID
     default_error = "bad request"
+
+
+class Unprocessable(DomainError):
+    """A well-formed value this installation cannot honour (an ingress class no forward-auth covers):
+    the message names the values it accepts."""
+
+    kind = ErrorKind.UNPROCESSABLE
+    default_error = "unprocessable"
 
 
 class Forbidden(DomainError):

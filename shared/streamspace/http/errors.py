@@ -107,7 +107,8 @@ def to_http(exc: BaseException) -> HttpError | None:
 
 
 _STATUS = {
-    ErrorKind.NOT_FOUND: 404, ErrorKind.CONFLICT: 409, ErrorKind.INVALID: 400, ErrorKind.FORBIDDEN: 403,
+    ErrorKind.NOT_FOUND: 404, ErrorKind.CONFLICT: 409, ErrorKind.INVALID: 400, ErrorKind.UNPROCESSABLE: 422,
+    ErrorKind.FORBIDDEN: 403,
     ErrorKind.UNAVAILABLE: 503, ErrorKind.UNAUTHENTICATED: 401, ErrorKind.RATE_LIMITED: 429,
     ErrorKind.UPSTREAM: 502, ErrorKind.NOT_IMPLEMENTED: 501, ErrorKind.INTERNAL: 500,
 }
