@@ -185,3 +185,49 @@ def test_index_writes_and_forgets_of_an_earlier_session_leave_its_successors_row
     execute("UPDATE sessions SET uid = NULL WHERE namespace = %s AND name = %s", (NS, "rita-again"))
     context.forget_session(NS, "rita-again", uid)
     assert row("rita-again") is not None, "the earlier Session's forget removed the successor's reservation"
+
+
+# -- Templates: what every new session of the template is built from ------------------------------
+
+def template_row(name: str) -> Any:
+    return fetch_one("SELECT * FROM template_index WHERE namespace = %s AND name = %s", (NS, name))
+
+
+def test_an_older_copy_of_a_template_never_moves_its_index_back(function_url, sim):
+    """New sessions are built from the template index: a copy from before an admin's change (a
+    resync's list taken before it, a late event) must not bring the older spec back into it."""
+    from streamspace.reconcile.template import reconcile_template
+
+    url = function_url("template-reconcile")
+    first = kube.create(template_manifest("gimp-late", image="example.org/gimp:2.10-vulnerable"))
+    first.setdefault("kind", "Template")
+    assert deliver(url, "add", first) == 200
+    older = live("Template", "gimp-late")
+    patched = kube.merge_patch("Template", "gimp-late", {"spec": {"baseImage": "example.org/gimp:2.10.38"}}, NS)
+    patched.setdefault("kind", "Template")
+    assert deliver(url, "update", patched) == 200
+    assert template_row("gimp-late")["spec"]["baseImage"] == "example.org/gimp:2.10.38"
+
+    reconcile_template(older, action="read")  # a resync that listed the Templates before the change
+    assert deliver(url, "update", older) == 200  # and the older copy's event, late
+    assert template_row("gimp-late")["spec"]["baseImage"] == "example.org/gimp:2.10.38"
+    assert template_row("gimp-late")["generation"] == patched["metadata"]["generation"]
+
+
+def test_a_deleted_templates_late_event_never_replaces_its_successor_of_the_same_name(function_url, sim):
+    url = function_url("template-reconcile")
+    first = kube.create(template_manifest("inkscape-again", image="example.org/inkscape:old"))
+    first.setdefault("kind", "Template")
+    assert deliver(url, "add", first) == 200
+    earlier = kube.merge_patch("Template", "inkscape-again", {"spec": {"displayName": "Old Inkscape"}}, NS)
+    earlier.setdefault("kind", "Template")  # generation 2: newer-looking than its successor's 1
+    kube.delete("Template", "inkscape-again", NS)  # its events are still on their way
+    second = kube.create(template_manifest("inkscape-again", image="example.org/inkscape:new"))
+    second.setdefault("kind", "Template")
+    assert deliver(url, "add", second) == 200
+    assert deliver(url, "update", earlier) == 200
+    indexed = template_row("inkscape-again")
+    assert (indexed["uid"], indexed["spec"]["baseImage"]) == (second["metadata"]["uid"], "example.org/inkscape:new")
+    assert live("Template", "inkscape-again")["status"]["observedGeneration"] == 1
+    assert deliver(url, "delete", earlier) == 200
+    assert template_row("inkscape-again")["uid"] == second["metadata"]["uid"]

@@ -168,17 +168,27 @@ def _lock_session_name(conn: Any, namespace: str, name: str) -> None:
 # -- the template index -------------------------------------------------------------------------------
 
 def upsert_template(namespace: str, name: str, uid: str | None, generation: int, spec: Any, phase: str,
-                    message: str) -> None:
-    execute(
+                    message: str, *, replaces: str | None = None) -> bool:
+    """Write a Template's index row (what new sessions of it are built from). Keyed by uid and
+    generation: a row of the same Template at a newer generation, or of another Template of the name
+    (unless it is `replaces`, the one the caller found gone from the cluster), is left alone: False."""
+    return execute(
         "INSERT INTO template_index (namespace, name, uid, generation, spec, phase, message)"
-        " VALUES (%s, %s, %s, %s, %s::jsonb, %s, %s)"
+        " VALUES (%(ns)s, %(name)s, %(uid)s, %(generation)s, %(spec)s::jsonb, %(phase)s, %(message)s)"
         " ON CONFLICT (namespace, name) DO UPDATE SET uid = EXCLUDED.uid, generation = EXCLUDED.generation,"
-        "  spec = EXCLUDED.spec, phase = EXCLUDED.phase, message = EXCLUDED.message, updated_at = now()",
-        (namespace, name, uid, generation, json.dumps(spec if spec is not None else {}), phase, message))
+        "  spec = EXCLUDED.spec, phase = EXCLUDED.phase, message = EXCLUDED.message, updated_at = now()"
+        " WHERE (template_index.uid IS NOT DISTINCT FROM EXCLUDED.uid"
+        "        AND template_index.generation <= EXCLUDED.generation)"
+        "    OR (template_index.uid IS DISTINCT FROM EXCLUDED.uid AND template_index.uid = %(replaces)s)",
+        {"ns": namespace, "name": name, "uid": uid, "generation": generation,
+         "spec": json.dumps(spec if spec is not None else {}), "phase": phase, "message": message,
+         "replaces": replaces}) > 0
 
 
-def delete_template(namespace: str, name: str) -> bool:
-    return execute("DELETE FROM template_index WHERE namespace = %s AND name = %s", (namespace, name)) > 0
+def delete_template(namespace: str, name: str, uid: str | None = None) -> bool:
+    """Drop a Template's index row; with `uid`, only that Template's (not a successor's of the name)."""
+    return execute("DELETE FROM template_index WHERE namespace = %s AND name = %s"
+                   " AND (%s::text IS NULL OR uid IS NULL OR uid = %s)", (namespace, name, uid, uid)) > 0
 
 
 def sessions_of_template(namespace: str, template: str) -> list[str]:

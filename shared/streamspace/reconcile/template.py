@@ -96,14 +96,15 @@ def template_deleted(namespace: str, name: str, uid: str) -> str:
     live = kube.get("Template", name, namespace)  # a delete may be older than a re-create
     if live is not None and not (live.get("metadata") or {}).get("deletionTimestamp"):
         return reconcile_template(live, action="read")
-    context.delete_template(namespace, name)
+    context.delete_template(namespace, name, uid or None)
     reconcile_sessions_of(namespace, name)
     return "deleted"
 
 
 def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = True) -> str:
     """Validate one Template, write its status and index row; reconcile its Sessions when what they
-    see of it changed. Returns what was done ("unchanged", "reconciled", "deleted")."""
+    see of it changed. Returns what was done ("unchanged", "reconciled", "deleted", "superseded": the
+    Template changed or was replaced since this copy, and that change's own event reconciles it)."""
     meta = obj.get("metadata") or {}
     if not isinstance(meta.get("name"), str) or not isinstance(meta.get("namespace"), str):
         raise MalformedEvent("the Template has no metadata.name / metadata.namespace")
@@ -111,8 +112,11 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
     uid = str(meta.get("uid") or "")
     generation = int(meta.get("generation") or 0)
     row = context.load_template_row(namespace, name)
-    if action != "read" and row is not None and row.get("uid") == uid and int(row.get("generation") or 0) > generation:
-        fresh = kube.get("Template", name, namespace)  # the event is older than what we validated
+    if row is not None and ((row.get("uid") and row.get("uid") != uid)
+                            or (row.get("uid") == uid and int(row.get("generation") or 0) > generation)):
+        # Older than what we validated (a late event, a resync's list taken before a change), or maybe
+        # of an earlier Template of this name: validate what is there now.
+        fresh = kube.get("Template", name, namespace)
         if fresh is None:
             return template_deleted(namespace, name, uid)
         obj, action = fresh, "read"
@@ -130,12 +134,20 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
     pool = warm.reconcile_pool(obj, _parsed(spec) if phase == "Ready" else None, now)
     desired = template_status(obj, phase, message, now, spec_warnings(spec) if phase == "Ready" else "", pool)
     if _status_differs(status, desired):
-        if not kube.apply_status("Template", name, namespace, desired):
-            return template_deleted(namespace, name, uid)
+        try:  # on exactly the version validated: a change since has its own event, a successor is not ours
+            if not kube.apply_status("Template", name, namespace, desired,
+                                     resource_version=meta.get("resourceVersion")):
+                return template_deleted(namespace, name, uid)
+        except kube.KubeError as exc:
+            if not exc.conflict:
+                raise
+            return "superseded"
     affects_sessions = (row is None or row.get("spec") != spec or row.get("phase") != phase
                         or row.get("message") != message)
     if affects_sessions or row is None or row.get("uid") != uid or int(row.get("generation") or -1) != generation:
-        context.upsert_template(namespace, name, uid, generation, spec, phase, message)
+        replaces = row.get("uid") if row is not None and row.get("uid") != uid else None
+        if not context.upsert_template(namespace, name, uid, generation, spec, phase, message, replaces=replaces):
+            return "superseded"  # a newer generation, or another Template of the name, was indexed meanwhile
     if cascade and affects_sessions:
         reconcile_sessions_of(namespace, name)
     return "reconciled"
