@@ -4,7 +4,8 @@ saves it back as a new archive. Python standard library only: its own small imag
 
     profile_agent.py restore   (init container) fetch the current profile into HOME_DIR
     profile_agent.py save      save HOME_DIR once, now
-    profile_agent.py sidecar   wait for SIGTERM (the pod stopping: hibernate or terminate), then save
+    profile_agent.py sidecar   save every PROFILE_SAVE_INTERVAL seconds when the home changed, and on
+                               SIGTERM (the pod stopping: hibernate or terminate)
 
 It never holds storage credentials. It asks the platform (PROFILE_API, authenticated by its session's
 PROFILE_TOKEN, valid for that one session and user) for short-lived presigned URLs of that user's own
@@ -13,7 +14,7 @@ SHA-256 of what arrived (and the quota) before making it current, so an interrup
 replaces the last good profile.
 
 Environment: PROFILE_API (the platform's base URL), PROFILE_TOKEN (or PROFILE_TOKEN_FILE),
-HOME_DIR (default /config).
+HOME_DIR (default /config), PROFILE_SAVE_INTERVAL (seconds between periodic saves, 0 or unset: none).
 """
 
 from __future__ import annotations
@@ -99,6 +100,21 @@ def restore(api: str, token: str, home: Path) -> str:
     return f"profile {answer.get('id')} restored"
 
 
+def fingerprint(home: Path) -> str:
+    """What the home holds, cheaply (names, sizes, modification times, modes): unchanged means nothing to save."""
+    digest = hashlib.sha256()
+    for root, dirs, files in os.walk(home):
+        dirs.sort()
+        for name in sorted(files) + dirs:
+            path = Path(root) / name
+            try:
+                info = path.lstat()
+            except OSError:
+                continue  # removed while walking: the next look sees it
+            digest.update(f"{path.relative_to(home)}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_mode}\n".encode())
+    return digest.hexdigest()
+
+
 def _archive(home: Path, target: Path) -> tuple[int, str]:
     with tarfile.open(target, "w:gz") as tar:
         for entry in sorted(home.iterdir()):
@@ -157,21 +173,45 @@ def main(argv: list[str]) -> int:
             (home / RESTORE_FAILED_NOTE).write_text(message + "\n")
         return 0
     if command == "sidecar":
-        stopping = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-        signal.signal(signal.SIGINT, lambda *_: stopping.set())
-        print("profile-agent: waiting for the session to stop", flush=True)
-        stopping.wait()
+        return sidecar(api, token, home, _interval())
+    return 0 if _save_once(api, token, home) else 1
+
+
+def _interval() -> int:
+    raw = os.environ.get("PROFILE_SAVE_INTERVAL", "").strip()
+    return int(raw) if raw.isdigit() else 0
+
+
+def _save_once(api: str, token: str, home: Path) -> bool:
     if (home / RESTORE_FAILED_NOTE).exists():
         # The restore failed: saving this (empty or partial) home would bury the good profile under it.
-        print("profile-agent: not saving: this session's home was not restored from the profile", file=sys.stderr)
-        return 1
+        print("profile-agent: not saving: this session's home was not restored from the profile", file=sys.stderr,
+              flush=True)
+        return False
     try:
         print(f"profile-agent: {save(api, token, home)}", flush=True)
     except (AgentError, OSError, tarfile.TarError) as exc:
         print(f"profile-agent: save failed, the previous profile stays current: {exc}", file=sys.stderr, flush=True)
-        return 1
-    return 0
+        return False
+    return True
+
+
+def sidecar(api: str, token: str, home: Path, interval: int) -> int:
+    """Run beside the desktop: a periodic save when the home changed (a node that dies loses at most one
+    interval), and the last save on SIGTERM (with native sidecars, after the desktop has stopped)."""
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    saved = fingerprint(home) if home.exists() else ""  # as restored: nothing new to save yet
+    print("profile-agent: waiting for the session to stop", flush=True)
+    while not stopping.wait(interval or None):
+        now = fingerprint(home)
+        if now != saved and _save_once(api, token, home):
+            saved = now
+    if home.exists() and fingerprint(home) == saved and saved:
+        print("profile-agent: the home is unchanged since the last save: nothing to save", flush=True)
+        return 0
+    return 0 if _save_once(api, token, home) else 1
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from streamspace.backups import service as backups
 from streamspace.http import Access, Api, Reply, Request
 from streamspace.observability import metrics
 from streamspace.profiles import service as profiles
+from streamspace.sessions import store as sessions
 
 api = Api("storage")
 # The backup alerts' gauges, read from the database at each scrape of this function's /metrics (the
@@ -60,14 +61,14 @@ def delete_profile(req: Request) -> dict:
 @api.get("/api/v1/profiles/agent/current", access=Access.SIGNED,
          summary="Profile agent (its session's token): a presigned URL of the user's current profile")
 def agent_current(req: Request) -> dict:
-    _, _, user_id = profiles.agent_of(_bearer(req))
+    _, _, user_id = _agent(req)
     return profiles.current_for_agent(user_id)
 
 
 @api.post("/api/v1/profiles/agent/uploads", access=Access.SIGNED, status=201,
           summary="Profile agent: a new version's presigned upload URL (size and SHA-256 announced)")
 def agent_upload(req: Request) -> Reply:
-    _, session, user_id = profiles.agent_of(_bearer(req))
+    _, session, user_id = _agent(req)
     return Reply(profiles.start_upload(user_id, session, req.json(allowed={"size", "sha256"},
                                                                   required=("size", "sha256"))), status=201)
 
@@ -75,9 +76,14 @@ def agent_upload(req: Request) -> Reply:
 @api.post("/api/v1/profiles/agent/uploads/{id}/commit", access=Access.SIGNED,
           summary="Profile agent: make an uploaded version current once its size and SHA-256 check out")
 def agent_commit(req: Request) -> dict:
-    _, _, user_id = profiles.agent_of(_bearer(req))
+    _, _, user_id = _agent(req)
     return profiles.commit(user_id, req.param("id"), req.json(allowed={"size", "sha256"},
                                                              required=("size", "sha256")))
+
+
+def _agent(req: Request) -> tuple[str, str, str]:
+    """(namespace, session, user id) of the calling profile agent (401 otherwise)."""
+    return profiles.agent_of(_bearer(req), sessions.profile_agent_stands)
 
 
 def _bearer(req: Request) -> str | None:

@@ -17,6 +17,8 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
+from streamspace import __version__
+
 ROLES = ("user", "operator", "admin")
 INGRESS_CONTROLLERS = ("traefik", "nginx")
 # Ingress classes a session Ingress may have: those the configured controller serves, where the forward-auth
@@ -89,6 +91,7 @@ class Settings:
     home_storage: str = "volume"  # volume (a home-<user> claim) | s3 (persistent profiles in the object store)
     profile_keep: int = 5  # saved versions kept per user (the current one included)
     profile_url_ttl_seconds: int = 600  # how long a presigned profile URL is good for
+    profile_agent: ProfileAgentSettings = field(default_factory=lambda: ProfileAgentSettings())
 
     @property
     def production(self) -> bool:
@@ -126,6 +129,21 @@ class S3Settings:
     endpoint_url: str | None  # an S3-compatible store (MinIO, Ceph); None: AWS
     sse: str  # AES256 (S3-managed keys) | aws:kms | none (a store without server-side encryption)
     kms_key_id: str | None
+
+
+@dataclass(frozen=True)
+class ProfileAgentSettings:
+    """How session pods run the profile agent where HOME_STORAGE=s3 (PROFILE_AGENT_*, PROFILE_SAVE_*;
+    docs/s3.md)."""
+
+    image: str = f"ghcr.io/streamspace/streamspace-profile-agent:v{__version__}"
+    api_url: str = ""  # the agent's way to the storage function; "" : http://profile-api.<namespace>.svc.cluster.local
+    # native: an init container with restartPolicy Always (Kubernetes >= 1.29), stopped after the desktop;
+    # container: a regular container (1.28), stopped together with the desktop.
+    sidecar: str = "native"
+    save_interval_seconds: int = 900  # periodic saves while the session runs (0: only when it stops)
+    save_grace_seconds: int = 120  # the pod's terminationGracePeriodSeconds: the desktop's stop and the save
+    home_uid: int = 1000  # the agent's user (owns what it restores) unless the Template sets runAsUser
 
 
 @dataclass(frozen=True)
@@ -255,6 +273,25 @@ def _oidc(env: Mapping[str, str], production: bool, admin_username: str, *,
         groups_claim=claim_names["OIDC_GROUPS_CLAIM"], post_logout_redirect_uri=logout,
         disable_password_login=disable_password,
         break_glass_admin=env.get("OIDC_BREAK_GLASS_ADMIN", "").strip().lower() or admin_username)
+
+
+def _profile_agent(env: Mapping[str, str]) -> ProfileAgentSettings:
+    image = env.get("PROFILE_AGENT_IMAGE", "").strip() or ProfileAgentSettings().image  # this release's
+    if any(c.isspace() for c in image):
+        raise ConfigError(f"PROFILE_AGENT_IMAGE: expected an image reference, got {image!r}")
+    api_url = env.get("PROFILE_API_URL", "").strip().rstrip("/")
+    if api_url and not api_url.startswith(("http://", "https://")):
+        raise ConfigError(f"PROFILE_API_URL: expected an http(s) URL of the storage function, got {api_url!r}")
+    interval = env.get("PROFILE_SAVE_INTERVAL", "").strip()
+    return ProfileAgentSettings(
+        image=image,
+        api_url=api_url,
+        sidecar=_choice(env, "PROFILE_SIDECAR", "native", ("native", "container")),
+        save_interval_seconds=0 if interval in ("0", "off") else _duration(env, "PROFILE_SAVE_INTERVAL", "15m",
+                                                                          minimum=60),
+        save_grace_seconds=_duration(env, "PROFILE_SAVE_GRACE", "2m", minimum=30, maximum=3600),
+        home_uid=_int(env, "PROFILE_HOME_UID", 1000, 1, 2**31 - 1),
+    )
 
 
 def _serving_threads(env: Mapping[str, str]) -> int:
@@ -541,6 +578,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         home_storage=home_storage,
         profile_keep=_int(env, "PROFILE_KEEP", 5, 1, 100),
         profile_url_ttl_seconds=_duration(env, "PROFILE_URL_TTL", "10m", minimum=60, maximum=3600),
+        profile_agent=_profile_agent(env),
     )
 
 

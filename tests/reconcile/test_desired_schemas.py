@@ -16,6 +16,7 @@ import yaml
 from kubernetes_validate import utils as kv
 from referencing import Registry, Resource
 
+from streamspace.config import ProfileAgentSettings
 from streamspace.domain.templates import parse_template_spec
 from streamspace.reconcile.desired import ReconcileConfig, desired_objects
 
@@ -30,7 +31,12 @@ CONFIGS = {
     "nginx with TLS and a storage class": ReconcileConfig(ingress_controller="nginx", ingress_class="nginx",
                                                           ingress_tls_secret="wildcard-tls", storage_class="fast",
                                                           ingress_port=8443, env_secrets=SECRETS),
+    # Persistent profiles: the agent as a native sidecar (>= 1.29) and as a regular container (1.28).
+    "profiles in S3": ReconcileConfig(env_secrets=SECRETS, home_storage="s3"),
+    "profiles in S3, the agent a regular container": ReconcileConfig(
+        env_secrets=SECRETS, home_storage="s3", profile_agent=ProfileAgentSettings(sidecar="container")),
 }
+PROFILE_TOKEN = "ssp1:streamspace:alice-x1:0b7f7ab6-user:" + "0" * 64
 SESSIONS = {
     "running": {},
     "hibernated": {"state": "hibernated"},
@@ -75,10 +81,11 @@ def test_desired_objects_validate_strictly_against_the_official_schemas(sample, 
     kinds = set()
     for config_name, config in CONFIGS.items():
         for shape, extra in SESSIONS.items():
-            for obj in desired_objects(_session(template["metadata"]["name"], **extra), spec, config):
+            session = _session(template["metadata"]["name"], **extra)
+            for obj in desired_objects(session, spec, config, PROFILE_TOKEN):
                 kinds.add(obj["kind"])
                 for err in _validator(version, obj["kind"], obj["apiVersion"]).iter_errors(obj):
                     where = "/".join(str(p) for p in err.path)
                     problems.append(f"{config_name}, {shape}: {obj['kind']}: {err.message} at {where}")
     assert not problems, "\n".join(problems)
-    assert {"Deployment", "Service", "NetworkPolicy", "Ingress", "PersistentVolumeClaim"} <= kinds
+    assert {"Deployment", "Service", "NetworkPolicy", "Ingress", "PersistentVolumeClaim", "Secret"} <= kinds

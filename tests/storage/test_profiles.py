@@ -35,9 +35,22 @@ def agent(api: str, token: str, home: Path, command: str) -> subprocess.Complete
                           timeout=120)
 
 
-def token(user_id: str, session: str = "desk-1") -> str:
-    from streamspace.profiles.service import agent_token
+def token(user_id: str, desk: str = "desk-1") -> str:
+    """The agent token of that user's session `desk`; the session's index row is made if it has none (the
+    storage function honours a token only while its session stands)."""
+    from streamspace.db import fetch_one, transaction
+    from streamspace.profiles.agent_tokens import agent_token
+    from streamspace.sessions import store as session_store
 
+    session = f"{desk}-{user_id[:8]}"  # session names are unique in the namespace, not per user
+    owner = fetch_one("SELECT username FROM users WHERE id = %s", (user_id,))
+    with transaction() as conn:
+        if conn.execute("SELECT 1 FROM sessions WHERE namespace = %s AND name = %s", (NS, session)).fetchone() is None:
+            session_store.insert(conn, namespace=NS, name=session, user_id=user_id,
+                                 username=owner["username"] if owner else "?", template="desktop", state="running",
+                                 cpu_millis=0, memory_bytes=0, cpu_request_millis=0, memory_request_bytes=0,
+                                 storage_bytes=0, persistent_home=True, idle_timeout_seconds=None,
+                                 max_duration_seconds=None, tags=[])
     return agent_token(NS, session, user_id)
 
 
@@ -75,20 +88,20 @@ def test_restore_change_save_then_restore_into_an_empty_home_gives_the_changed_c
     assert snapshot(third) == snapshot(second)
     versions = alice.get("/api/v1/profiles").json()["profiles"]
     assert [v["current"] for v in versions] == [True, False]
-    assert versions[0]["session"] == "desk-2" and versions[0]["sizeBytes"] > 0
+    assert versions[0]["session"].startswith("desk-2-") and versions[0]["sizeBytes"] > 0
 
 
 def test_the_sidecar_saves_on_sigterm(api: str, tmp_path: Path) -> None:
     bob = user(api, "profile-bob")
     home = tmp_path / "home"
     home.mkdir()
-    (home / "work.txt").write_text("unsaved work")
     env = {"PATH": os.environ.get("PATH", ""), "PROFILE_API": api, "PROFILE_TOKEN": token(bob.user_id),
            "HOME_DIR": str(home)}
     sidecar = subprocess.Popen([sys.executable, str(AGENT), "sidecar"], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     assert sidecar.stdout is not None
     assert "waiting" in sidecar.stdout.readline()  # its handler is installed: the pod may stop now
+    (home / "work.txt").write_text("unsaved work")  # the session's work, after the restore
     sidecar.send_signal(signal.SIGTERM)
     out, err = sidecar.communicate(timeout=120)
     assert sidecar.returncode == 0, err
@@ -201,9 +214,9 @@ def test_versions_are_the_owners_an_older_one_can_be_made_current_and_retention_
     admin = Client(api, token_for(admin_id, "profile-admin", "admin"))
     home = tmp_path / "home"
     home.mkdir()
-    for version in range(4):
+    for version in range(4):  # one save per session (a session's later save replaces its earlier ones)
         (home / "version.txt").write_text(str(version))
-        assert agent(api, token(frank.user_id), home, "save").returncode == 0
+        assert agent(api, token(frank.user_id, f"desk-{version}"), home, "save").returncode == 0
     versions = frank.get("/api/v1/profiles").json()["profiles"]
     assert len(versions) == 3  # PROFILE_KEEP=3: the oldest went, with its object
     listed = s3_store.client.list_objects_v2(Bucket=s3_store.bucket, Prefix=f"tests/profiles/{frank.user_id}/")

@@ -10,10 +10,9 @@ allows it; anything else leaves the previous version current.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from streamspace import audit, objectstore
@@ -21,38 +20,39 @@ from streamspace.config import settings
 from streamspace.db import transaction
 from streamspace.domain.errors import Conflict, Invalid, NotFound, NotImplementedYet, Unauthenticated, ValidationError
 from streamspace.profiles import store
+from streamspace.profiles.agent_tokens import token_subject
 
 log = logging.getLogger("streamspace.profiles")
 
 FOLDER = "profiles"
-_TOKEN_PREFIX = "ssp1"
+# Beyond the save grace period after a session ended: the pod's deletion reaches the kubelet a little later.
+AGENT_GRACE_MARGIN_SECONDS = 60
 STALE_UPLOAD_HOURS = 24  # an announced save not committed by then was interrupted: its row and object go
 
 
 # -- the agent's credential --------------------------------------------------------------------------
 
-def _token_key() -> bytes:
-    cfg = settings()
-    return hmac.new(cfg.jwt_keys[cfg.jwt_signing_kid].encode(), b"streamspace profile agent", hashlib.sha256).digest()
+# (namespace, session, user id, grace seconds) -> whether that user's session stands: the sessions store's
+# profile_agent_stands, handed in by the storage function (sessions sit beside profiles, not below them).
+SessionStands = Callable[[str, str, str, int], bool]
 
 
-def agent_token(namespace: str, session: str, user_id: str) -> str:
-    """The profile agent's credential for one session of one user: stable for the session's life (the
-    desired Deployment stays the same), good for that user's profile operations only."""
-    mac = hmac.new(_token_key(), f"{namespace}\x00{session}\x00{user_id}".encode(), hashlib.sha256).hexdigest()
-    return f"{_TOKEN_PREFIX}:{namespace}:{session}:{user_id}:{mac}"  # ':' is in no Kubernetes name
+def agent_of(token: str | None, session_stands: SessionStands) -> tuple[str, str, str]:
+    """(namespace, session, user id) of a valid agent token whose session still stands; anything else
+    is 401 (then 501 where homes are volumes: the credential is checked first, as on every route).
 
-
-def agent_of(token: str | None) -> tuple[str, str, str]:
-    """(namespace, session, user id) of a valid agent token; anything else is 401 (then 501 where homes
-    are volumes: the credential is checked first, as on every route)."""
-    parts = (token or "").split(":")
-    if len(parts) != 5 or parts[0] != _TOKEN_PREFIX:
+    A session stands while it runs or hibernates, and for the save grace period after it was ended
+    (its sidecar saves on the way out); a deleted Session, a deactivated or deleted user, or another
+    user's session of that name stand for nothing."""
+    subject = token_subject(token)
+    if subject is None:
         raise Unauthenticated("a profile agent token is required")
-    _, namespace, session, user_id, mac = parts
-    if not hmac.compare_digest(agent_token(namespace, session, user_id).rsplit(":", 1)[1], mac) \
-            or not store.user_active(user_id):  # a deleted or deactivated user's sessions save nothing more
+    namespace, session, user_id = subject
+    if not store.user_active(user_id):  # a deleted or deactivated user's sessions save nothing more
         raise Unauthenticated("a profile agent token is required")
+    grace = settings().profile_agent.save_grace_seconds + AGENT_GRACE_MARGIN_SECONDS
+    if not session_stands(namespace, session, user_id, grace):
+        raise Unauthenticated("this profile agent's session has ended", error="session ended")
     if settings().home_storage != "s3":
         raise NotImplementedYet("homes are volumes on this server (HOME_STORAGE=volume): no profile agents",
                                 error="profiles not enabled")
@@ -126,9 +126,15 @@ def commit(user_id: str, profile_id: str, body: dict[str, Any]) -> dict[str, Any
         # One transaction: the new version current, retention applied, then the quota checked on what
         # remains; a refusal rolls all of it back and the previous version stays current.
         store.make_current(conn, user_id, profile_id)
-        expired = store.older_than_newest(conn, user_id, settings().profile_keep)
+        # A session's periodic saves are steps towards its last one: the newest replaces them, so the
+        # versions kept are how sessions left the home, not a quarter-hour each.
+        expired = store.superseded(conn, user_id, row["session"], profile_id)
         for old in expired:
             store.delete(old["id"], conn)
+        retired = store.older_than_newest(conn, user_id, settings().profile_keep)
+        for old in retired:
+            store.delete(old["id"], conn)
+        expired += retired
         _check_quota(user_id, store.ready_bytes(conn, user_id), conn)
     _delete_objects([old["object_key"] for old in expired])
     log.info("profile saved", extra={"profile": profile_id, "bytes": size})

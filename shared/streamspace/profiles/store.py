@@ -55,6 +55,15 @@ def older_than_newest(conn: Any, user_id: str, keep: int) -> list[dict[str, Any]
                         (user_id, max(0, keep - 1))).fetchall()
 
 
+def superseded(conn: Any, user_id: str, session: str | None, profile_id: str) -> list[dict[str, Any]]:
+    """The ready, not current versions saved earlier by the same session (none when it has no name)."""
+    if not session:
+        return []
+    return conn.execute("SELECT id::text AS id, object_key FROM profiles WHERE user_id = %s AND session = %s"
+                        " AND status = 'ready' AND NOT is_current AND id <> %s",
+                        (user_id, session, profile_id)).fetchall()
+
+
 def delete(profile_id: str, conn: Any = None) -> bool:
     sql = "DELETE FROM profiles WHERE id = %s AND NOT is_current"
     if conn is not None:

@@ -29,6 +29,14 @@ class SessionContext:
     template: dict[str, Any] | None  # the template_index row of spec.template
     tombstoned: bool  # this Session (by uid) was deleted
     config: ReconcileConfig
+    user_id: str | None = None  # the id of the user named by spec.user (None: no such user, or not loaded)
+
+    def owner_id(self, username: str) -> str | None:
+        """The session's user's id: the index row's owner (the API's sessions), else the user of that name."""
+        row = self.row or {}
+        if row.get("user_id") and row.get("username") == username:
+            return str(row["user_id"])
+        return self.user_id
 
     def known_generation(self, uid: str) -> int:
         """The newest generation of this Session's spec the index reflects (0: none, or another uid):
@@ -47,6 +55,7 @@ _CONTEXT_SQL = """
 SELECT (SELECT to_jsonb(s) FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s) AS row,
        (SELECT to_jsonb(t) FROM template_index t WHERE t.namespace = %(ns)s AND t.name = %(template)s) AS template,
        EXISTS (SELECT 1 FROM session_tombstones WHERE uid = %(uid)s) AS tombstoned,
+       (SELECT id::text FROM users WHERE username = %(user)s) AS user_id,
        (SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) FROM configuration) AS config
 """
 
@@ -55,19 +64,21 @@ def config_from_values(values: Mapping[str, Any]) -> ReconcileConfig:
     return ReconcileConfig.from_values({**DEFAULTS, **values}, settings().namespace,
                                        controller=settings().ingress_controller,
                                        auth_classes=settings().ingress_auth_classes,
-                                       sessions_namespace=settings().sessions_namespace)
+                                       sessions_namespace=settings().sessions_namespace,
+                                       home_storage=settings().home_storage,
+                                       profile_agent=settings().profile_agent)
 
 
 def load_config() -> ReconcileConfig:
     return config_from_values(get_config())
 
 
-def load_session_context(namespace: str, name: str, uid: str, template: str) -> SessionContext:
-    found = fetch_one(_CONTEXT_SQL, {"ns": namespace, "name": name, "uid": uid, "template": template})
+def load_session_context(namespace: str, name: str, uid: str, template: str, user: str = "") -> SessionContext:
+    found = fetch_one(_CONTEXT_SQL, {"ns": namespace, "name": name, "uid": uid, "template": template, "user": user})
     if found is None:
         raise RuntimeError("invariant broken: found is None")
     return SessionContext(row=found["row"], template=found["template"], tombstoned=bool(found["tombstoned"]),
-                          config=config_from_values(found["config"] or {}))
+                          config=config_from_values(found["config"] or {}), user_id=found["user_id"])
 
 
 def load_template_row(namespace: str, name: str) -> dict[str, Any] | None:

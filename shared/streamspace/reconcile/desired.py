@@ -3,7 +3,10 @@
 `desired_objects(session, template, config)` is the complete set of objects a Session needs on the
 cluster for its current spec: the Deployment, Service, Ingress and NetworkPolicy it owns (named
 `ss-<session>`, ownerReference controller=true) and the user's home claim (`home-<user>`, not
-owned: it outlives sessions). A terminated Session wants nothing. Every object carries a hash of
+owned: it outlives sessions). Where homes are persistent profiles in the object store
+(HOME_STORAGE=s3), there is no claim: the home is an emptyDir that the profile agent restores before
+the desktop starts and saves while it runs and when it stops, and the Session also owns the Secret
+holding that agent's session-scoped token. A terminated Session wants nothing. Every object carries a hash of
 its own content; the Deployment, applied last, records the hashes of the whole set in an
 annotation, so one read of the Deployment tells whether anything must be applied.
 
@@ -12,6 +15,7 @@ annotation, so one read of the Deployment tells whether anything must be applied
 
 from __future__ import annotations
 
+import base64
 import copy
 import hashlib
 import json
@@ -19,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from streamspace.config import FORWARD_AUTH_CLASSES
+from streamspace.config import FORWARD_AUTH_CLASSES, ProfileAgentSettings
 from streamspace.desktop.access import AUTH_PATH as DESKTOP_AUTH_PATH
 from streamspace.domain.conversion import API_VERSION
 from streamspace.domain.duration import DurationError, parse_duration
@@ -55,10 +59,32 @@ METADATA_ADDRESS_V6 = "fd00:ec2::254/128"
 # Owned kinds in apply order: the Deployment last, so its hash annotation is only written once
 # everything else was applied (a failure half-way leaves a mismatch the next reconcile repairs).
 OWNED_KINDS = ("Service", "NetworkPolicy", "Ingress", "Deployment")
-APPLY_ORDER = ("PersistentVolumeClaim", *OWNED_KINDS)
+# With HOME_STORAGE=s3 a Session also owns the Secret of its profile agent's token.
+PROFILE_OWNED_KINDS = ("Secret", *OWNED_KINDS)
+APPLY_ORDER = ("PersistentVolumeClaim", *PROFILE_OWNED_KINDS)
 # Deleted in this order when a Session is terminated: the Deployment last, so "no Deployment"
-# means the whole set is gone.
+# means the whole set is gone. The agent read its token when it started: its last save on SIGTERM
+# does not need the Secret any more.
 DELETE_ORDER = ("Service", "Ingress", "NetworkPolicy", "Deployment")
+PROFILE_DELETE_ORDER = ("Service", "Ingress", "NetworkPolicy", "Secret", "Deployment")
+
+
+
+def delete_order(home_storage: str) -> tuple[str, ...]:
+    """The owned kinds in the order a terminated Session's objects are deleted (HOME_STORAGE's)."""
+    return PROFILE_DELETE_ORDER if home_storage == "s3" else DELETE_ORDER
+
+
+# The profile agent's containers (HOME_STORAGE=s3) and what they mount.
+PROFILE_RESTORE = "profile-restore"
+PROFILE_SIDECAR = "profile-sidecar"
+PROFILE_TOKEN_VOLUME = "profile-token"
+PROFILE_TOKEN_DIR = "/var/run/streamspace/profile"
+PROFILE_SCRATCH_VOLUME = "profile-scratch"
+# The storage function's pods, reached on Knative's queue-proxy port through the `profile-api` Service
+# (the Knative route itself is the cluster's shared gateway, which would open every function).
+STORAGE_FUNCTION = "storage"
+QUEUE_PROXY_PORT = 8012
 
 INGRESS_CLASS_UNSUPPORTED = "IngressClassUnsupported"
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull"})
@@ -91,15 +117,30 @@ class ReconcileConfig:
     env_secrets: tuple[str, ...] = ()  # marked for templates by an admin (templates.envSecrets)
     env_config_maps: tuple[str, ...] = ()  # likewise (templates.envConfigMaps)
     warm_pool_budget: int = 10  # warm desktops kept for all templates together (warmPool.budget)
+    home_storage: str = "volume"  # HOME_STORAGE: volume (home-<user> claims) | s3 (persistent profiles)
+    profile_agent: ProfileAgentSettings = ProfileAgentSettings()
+    control_plane_namespace: str = "streamspace"  # where the storage function runs
+
+    @property
+    def profile_api_url(self) -> str:
+        """Where the profile agent reaches the storage function."""
+        return self.profile_agent.api_url or f"http://profile-api.{self.control_plane_namespace}.svc.cluster.local"
+
+    def owned_kinds(self) -> tuple[str, ...]:
+        """The kinds a running Session owns with this configuration."""
+        return PROFILE_OWNED_KINDS if self.home_storage == "s3" else OWNED_KINDS
+
 
     @classmethod
     def from_values(cls, values: Mapping[str, Any], namespace: str = "streamspace",
                     controller: str = "traefik", auth_classes: tuple[str, ...] | None = None,
-                    sessions_namespace: str | None = None) -> ReconcileConfig:
+                    sessions_namespace: str | None = None, home_storage: str = "volume",
+                    profile_agent: ProfileAgentSettings | None = None) -> ReconcileConfig:
         """From configuration key/values (the `configuration` table), missing keys at their defaults,
         for the ingress controller `controller` (a process setting: auth-check must agree with it).
         `namespace` is the control plane's (auth-check runs there), `sessions_namespace` the session
-        Ingresses' (and so the Traefik Middleware's; default: `namespace`).
+        Ingresses' (and so the Traefik Middleware's; default: `namespace`). `home_storage` and
+        `profile_agent` are process settings too (HOME_STORAGE, PROFILE_*).
 
         Keys beyond the seeded ones: `ingress.tlsSecret`, `ingress.controllerNamespace` (where the
         ingress controller runs: the only namespace a session's pod accepts traffic from),
@@ -152,6 +193,9 @@ class ReconcileConfig:
             env_config_maps=names("templates.envConfigMaps"),
             warm_pool_budget=budget if isinstance(budget, int) and not isinstance(budget, bool) and budget >= 0
             else 10,
+            home_storage=home_storage,
+            profile_agent=profile_agent or ProfileAgentSettings(),
+            control_plane_namespace=namespace,
         )
 
 
@@ -240,13 +284,25 @@ def egress_rules(config: ReconcileConfig) -> list[dict[str, Any]]:
         (v4 if network.version == 4 else v6).append(str(network))
     v4 = [c for c in dict.fromkeys(v4) if not (c == METADATA_ADDRESS and _covered(c, v4))]
     v6 = [c for c in dict.fromkeys(v6) if not (c == METADATA_ADDRESS_V6 and _covered(c, v6))]
-    return [
+    rules: list[dict[str, Any]] = [
         {"to": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
                  "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}}}],
          "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
         {"to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": v4}},
                 {"ipBlock": {"cidr": "::/0", "except": v6}}]},
     ]
+    if config.home_storage == "s3":
+        # The profile agent's one way into the cluster: the storage function's pods, on the port that
+        # serves its HTTP (no other function, no database, no gateway that routes by host). A policy
+        # selects pods, not containers: the desktop may reach the same routes, which all want a token
+        # and are the ones the public API serves anyway.
+        rules.append({
+            "to": [{"namespaceSelector": {"matchLabels": {
+                        "kubernetes.io/metadata.name": config.control_plane_namespace}},
+                    "podSelector": {"matchLabels": {"serving.knative.dev/service": STORAGE_FUNCTION}}}],
+            "ports": [{"protocol": "TCP", "port": QUEUE_PROXY_PORT}],
+        })
+    return rules
 
 
 def _covered(cidr: str, others: Sequence[str]) -> bool:
@@ -268,10 +324,12 @@ def pod_spec_for(template: TemplateSpec, config: ReconcileConfig) -> tuple[dict[
     return _pod_spec(template, resources, port, False, ""), resources
 
 
-def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
-                    config: ReconcileConfig, *, warm: bool = False) -> list[dict[str, Any]]:
+def desired_objects(session: Mapping[str, Any], template: TemplateSpec, config: ReconcileConfig,
+                    profile_token: str | None = None, *, warm: bool = False) -> list[dict[str, Any]]:
     """The complete set of objects `session` wants, in apply order (PVC first, Deployment last).
 
+    `profile_token`: the profile agent's token for this session (profiles.agent_tokens.agent_token),
+    needed where HOME_STORAGE=s3 and the session keeps its home.
     `warm`: the session runs in the warm desktop it claimed (alive, ours), so its Deployment keeps
     no pod of its own; it takes over if that desktop dies or the session is hibernated.
     Pure: the same inputs always give the same objects. Raises ValidationError when the Session's
@@ -317,7 +375,18 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
 
     objects: list[dict[str, Any]] = []
     claim = home_claim_name(user)
-    if persistent_home:
+    profile = persistent_home and config.home_storage == "s3"
+    if profile:
+        if not profile_token:
+            raise RuntimeError("invariant broken: a profile home without its agent's token")
+        # Only the agent containers mount it; it goes with the Session (ownerReference).
+        objects.append({
+            "apiVersion": "v1", "kind": "Secret",
+            "metadata": owned_meta(),
+            "type": "Opaque",
+            "data": {"token": base64.b64encode(profile_token.encode()).decode()},
+        })
+    elif persistent_home:
         pvc_spec: dict[str, Any] = {
             "accessModes": ["ReadWriteMany"],
             "resources": {"requests": {"storage": config.storage_size}},
@@ -386,7 +455,8 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec,
             "selector": {"matchLabels": dict(selector)},
             "template": {
                 "metadata": {"labels": dict(labels)},
-                "spec": _pod_spec(template, resources, port, persistent_home, claim),
+                "spec": _pod_spec(template, resources, port, persistent_home, claim,
+                                  _ProfileHome(owned, config) if profile else None),
             },
         },
     })
@@ -419,8 +489,48 @@ def _pod_security_context(template: TemplateSpec) -> dict[str, Any]:
     return context
 
 
+@dataclass(frozen=True)
+class _ProfileHome:
+    """A home restored from and saved to the object store by the profile agent (HOME_STORAGE=s3)."""
+
+    secret: str  # the owned Secret holding the agent's token
+    config: ReconcileConfig
+
+
+def _profile_agent(name: str, command: str, template: TemplateSpec, home: _ProfileHome) -> dict[str, Any]:
+    """One of the agent's containers: it alone mounts the token; it runs as the home's owner, unprivileged."""
+    agent = home.config.profile_agent
+    uid = template.run_as_user if template.run_as_user is not None else agent.home_uid
+    gid = template.run_as_group if template.run_as_group is not None else uid
+    env = [
+        {"name": "PROFILE_API", "value": home.config.profile_api_url},
+        {"name": "PROFILE_TOKEN_FILE", "value": f"{PROFILE_TOKEN_DIR}/token"},
+        {"name": "HOME_DIR", "value": template.home_mount_path},
+        {"name": "TMPDIR", "value": "/tmp"},  # noqa: S108 - the agent's own emptyDir
+    ]
+    if command == "sidecar":
+        env.append({"name": "PROFILE_SAVE_INTERVAL", "value": str(agent.save_interval_seconds)})
+    return {
+        "name": name,
+        "image": agent.image,
+        "imagePullPolicy": "IfNotPresent",
+        "args": [command],
+        "env": env,
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "256Mi"}},
+        "securityContext": {
+            "runAsNonRoot": True, "runAsUser": uid, "runAsGroup": gid, "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [
+            {"name": USER_HOME_VOLUME, "mountPath": template.home_mount_path},
+            {"name": PROFILE_TOKEN_VOLUME, "mountPath": PROFILE_TOKEN_DIR, "readOnly": True},
+            {"name": PROFILE_SCRATCH_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - the archive being written
+        ],
+    }
+
+
 def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int, persistent_home: bool,
-              claim: str) -> dict[str, Any]:
+              claim: str, profile: _ProfileHome | None = None) -> dict[str, Any]:
     ports: list[dict[str, Any]] = []
     seen_names: set[str] = set()
     for p in template.ports:
@@ -446,7 +556,15 @@ def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int
         {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": resources["limits"]["memory"]}},
     ]
     mounts: list[dict[str, Any]] = [{"name": "dshm", "mountPath": "/dev/shm"}]  # noqa: S108 - the pod's own
-    if persistent_home:
+    if profile is not None:
+        # Pod-local: restored by the agent before the desktop starts (no claim, no ReadWriteMany class).
+        volumes += [
+            {"name": USER_HOME_VOLUME, "emptyDir": {"sizeLimit": profile.config.storage_size}},
+            {"name": PROFILE_TOKEN_VOLUME, "secret": {"secretName": profile.secret, "defaultMode": 0o444}},
+            {"name": PROFILE_SCRATCH_VOLUME, "emptyDir": {"sizeLimit": profile.config.storage_size}},
+        ]
+        mounts.append({"name": USER_HOME_VOLUME, "mountPath": template.home_mount_path})
+    elif persistent_home:
         volumes.append({"name": USER_HOME_VOLUME, "persistentVolumeClaim": {"claimName": claim}})
         mounts.append({"name": USER_HOME_VOLUME, "mountPath": template.home_mount_path})
     declared = {v["name"] for v in volumes}
@@ -477,13 +595,27 @@ def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int
     }
     if template.env:
         container["env"] = [copy.deepcopy(var) for var in template.env]
-    return {
+    pod: dict[str, Any] = {
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": _pod_security_context(template),
         "containers": [container],
         "volumes": volumes,
     }
+    if profile is not None:
+        restore = _profile_agent(PROFILE_RESTORE, "restore", template, profile)
+        sidecar = _profile_agent(PROFILE_SIDECAR, "sidecar", template, profile)
+        if profile.config.profile_agent.sidecar == "native":
+            # Kubernetes >= 1.29: an init container with restartPolicy Always starts after the restore,
+            # before the desktop, and is stopped only once the desktop has exited: it saves a quiet home.
+            pod["initContainers"] = [restore, {**sidecar, "restartPolicy": "Always"}]
+        else:
+            # 1.28 (native sidecars alpha, off): a regular container; SIGTERM reaches it with the desktop.
+            pod["initContainers"] = [restore]
+            pod["containers"].append(sidecar)
+        # The desktop's stop and the save share the pod's grace period.
+        pod["terminationGracePeriodSeconds"] = profile.config.profile_agent.save_grace_seconds
+    return pod
 
 
 def objects_to_apply(desired: Sequence[Mapping[str, Any]], recorded: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -22,16 +22,17 @@ from enum import StrEnum
 from typing import Any
 
 from streamspace import kube
+from streamspace.config import settings
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import owned_name
 from streamspace.domain.warm import ANN_WARM_POD, POOL_PREFIX, pod_ready
 from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
+from streamspace.profiles.agent_tokens import agent_token
 from streamspace.reconcile import context, namespaces
 from streamspace.reconcile.desired import (
     ANN_HIBERNATION_REASON,
     ANN_TERMINATION_REASON,
     APP_NAME,
-    DELETE_ORDER,
     INGRESS_CLASS_UNSUPPORTED,
     LABEL_SESSION,
     MANAGED_BY,
@@ -39,6 +40,7 @@ from streamspace.reconcile.desired import (
     SESSION_APP,
     Observation,
     applied_hashes,
+    delete_order,
     deployment_drifted,
     deployment_ready,
     desired_objects,
@@ -141,7 +143,7 @@ def _session_gone(namespace: str, name: str, uid: str) -> Outcome:
     Only objects this Session controls, each by its own uid: a Session of the same name created
     since keeps its objects, and its index row (context.forget_session)."""
     owned = owned_name(name)
-    for kind in DELETE_ORDER:
+    for kind in delete_order(settings().home_storage):
         try:
             obj = kube.get(kind, owned, namespace)
             if obj is not None and _controller_uid(obj) == uid:
@@ -187,7 +189,7 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
     if meta.get("deletionTimestamp"):
         return Outcome.DELETING
     if ctx is None:
-        ctx = context.load_session_context(namespace, name, uid, spec["template"])
+        ctx = context.load_session_context(namespace, name, uid, spec["template"], spec["user"])
     if ctx.tombstoned:
         return Outcome.DELETED
     # Even a copy just read may be older than what the index knows (read before the API changed or
@@ -285,7 +287,7 @@ def _terminate(session: Mapping[str, Any], deployment: DeploymentView, force_app
     """A terminated Session keeps no objects (its home volume stays); the status says why it ended."""
     meta, spec = session["metadata"], session["spec"]
     if deployment is not None or force_apply:
-        for kind in DELETE_ORDER:  # the Deployment last: once it is gone, everything is
+        for kind in delete_order(settings().home_storage):  # the Deployment last: once it is gone, everything is
             kube.delete(kind, owned_name(meta["name"]), meta["namespace"])
     exceeded = (meta.get("annotations") or {}).get(ANN_TERMINATION_REASON) == "MaxSessionDurationExceeded"
     if exceeded:  # never an arbitrary annotation value as a reason
@@ -347,12 +349,20 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
         # class goes as on termination (the home volume stays), so no desktop runs that nobody can reach
         # safely, and a supported class later applies the whole set again.
         if isinstance(deployment, dict) or force_apply:
-            for kind in DELETE_ORDER:  # the Deployment last: once it is gone, everything is
+            for kind in delete_order(settings().home_storage):  # the Deployment last: once it is gone, everything is
                 kube.delete(kind, owned_name(name), namespace)
         return Observation("Failed", INGRESS_CLASS_UNSUPPORTED, refusal, ingress_refused=True)
     warm_pod = _warm_pod(session, state)
+    profile_token = None
+    if ctx.config.home_storage == "s3" and spec.get("persistentHome", True) is not False:
+        owner = ctx.owner_id(spec["user"])
+        if owner is None:  # the profile is the user's: a Session of no known user has none to restore
+            return Observation("Failed", "UserUnknown",
+                               f"homes are profiles in the object store (HOME_STORAGE=s3), and no user "
+                               f"{spec['user']!r} exists to own this session's profile")
+        profile_token = agent_token(namespace, name, owner)
     try:
-        desired = desired_objects(session, resolution.spec, ctx.config, warm=warm_pod is not None)
+        desired = desired_objects(session, resolution.spec, ctx.config, profile_token, warm=warm_pod is not None)
     except ValidationError as exc:
         return Observation("Failed", "InvalidResources", f"the session's resources are invalid: {exc}")
     if isinstance(deployment, dict) and not force_apply:

@@ -319,6 +319,15 @@ def listed_row(namespace: str, name: str) -> dict[str, Any] | None:
     return fetch_one(_ROW_SQL, {"ns": namespace, "name": name, "window": heartbeat_window()})
 
 
+def profile_agent_stands(namespace: str, name: str, user_id: str, grace_seconds: int) -> bool:
+    """Whether this user's session may still use its profile agent: it runs or hibernates, or was ended
+    less than `grace_seconds` ago (its last save happens on the way out)."""
+    return fetch_one(
+        "SELECT 1 FROM sessions WHERE namespace = %s AND name = %s AND user_id = %s"
+        " AND (state <> 'terminated' OR updated_at > now() - make_interval(secs => %s))",
+        (namespace, name, user_id, grace_seconds)) is not None
+
+
 def set_limits(conn: Conn, namespace: str, name: str, *, idle_seconds: int | None, max_seconds: int | None,
                tags: list[str] | None, generation: int | None = None) -> None:
     """Record new limits and tags; None leaves that one as it is. `generation` as for set_state."""
