@@ -59,9 +59,8 @@ METADATA_ADDRESS_V6 = "fd00:ec2::254/128"
 # Owned kinds in apply order: the Deployment last, so its hash annotation is only written once
 # everything else was applied (a failure half-way leaves a mismatch the next reconcile repairs).
 OWNED_KINDS = ("Service", "NetworkPolicy", "Ingress", "Deployment")
-# With HOME_STORAGE=s3 a Session also owns the Secret of its profile agent's token.
-PROFILE_OWNED_KINDS = ("Secret", *OWNED_KINDS)
-APPLY_ORDER = ("PersistentVolumeClaim", *PROFILE_OWNED_KINDS)
+# With HOME_STORAGE=s3 a Session also owns the Secret of its profile agent's token (applied first).
+APPLY_ORDER = ("PersistentVolumeClaim", "Secret", *OWNED_KINDS)
 # Deleted in this order when a Session is terminated: the Deployment last, so "no Deployment"
 # means the whole set is gone. The agent read its token when it started: its last save on SIGTERM
 # does not need the Secret any more.
@@ -125,10 +124,6 @@ class ReconcileConfig:
     def profile_api_url(self) -> str:
         """Where the profile agent reaches the storage function."""
         return self.profile_agent.api_url or f"http://profile-api.{self.control_plane_namespace}.svc.cluster.local"
-
-    def owned_kinds(self) -> tuple[str, ...]:
-        """The kinds a running Session owns with this configuration."""
-        return PROFILE_OWNED_KINDS if self.home_storage == "s3" else OWNED_KINDS
 
 
     @classmethod

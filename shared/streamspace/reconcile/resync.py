@@ -22,7 +22,7 @@ from streamspace.db import execute, fetch_all
 from streamspace.domain.names import home_claim_name, owned_name
 from streamspace.events import RetryLater
 from streamspace.reconcile import context
-from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, SESSION_APP
+from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
 from streamspace.reconcile.session import Source, reconcile_session
 from streamspace.reconcile.template import reconcile_template
 
@@ -83,8 +83,9 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
     managed = f"{MANAGED_BY}=streamspace"
     selector = f"{APP_NAME}={SESSION_APP},{managed}"
     config = context.load_config()
-    owned_kinds = config.owned_kinds()
-    owned = {kind: {_name(o): o for o in kube.list_objects(kind, ns, label_selector=selector)} for kind in owned_kinds}
+    # Not the profile agent's Secret (HOME_STORAGE=s3): resync may not read Secrets. One deleted by hand
+    # comes back with the next apply of the whole set (deleting the Deployment starts one).
+    owned = {kind: {_name(o): o for o in kube.list_objects(kind, ns, label_selector=selector)} for kind in OWNED_KINDS}
     claims = {_name(o) for o in kube.list_objects("PersistentVolumeClaim", ns,
                                                    label_selector=f"{APP_NAME}={HOME_APP},{managed}")}
     pods: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -107,14 +108,13 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
         result.sessions_checked += 1
         child = owned_name(name)
         state = spec.get("state") or "running"
-        present = [kind for kind in owned_kinds if child in owned[kind]]
+        present = [kind for kind in OWNED_KINDS if child in owned[kind]]
         if state == "terminated":
             force = bool(present)
         else:
-            persistent = spec.get("persistentHome", True) is not False
-            missing = [kind for kind in owned_kinds if child not in owned[kind]
-                       and not (kind == "Secret" and not persistent)]  # no profile, no agent token
-            needs_claim = persistent and config.home_storage != "s3" and home_claim_name(spec["user"]) not in claims
+            missing = [kind for kind in OWNED_KINDS if child not in owned[kind]]
+            needs_claim = (spec.get("persistentHome", True) is not False and config.home_storage != "s3"
+                           and home_claim_name(spec["user"]) not in claims)
             # A missing Deployment is re-applied anyway; anything else missing needs the whole set.
             force = needs_claim or bool(missing and missing != ["Deployment"])
         ctx = context.SessionContext(row=rows.get(name), template=template_rows.get(spec["template"]),
