@@ -128,14 +128,13 @@ def delete_template(name: str, actor: Principal, client_ip: str = "") -> dict[st
 
 def _check_budget(name: str, spec: Mapping[str, Any]) -> None:
     """A warm pool must fit the platform budget next to every other Template's (400 naming it)."""
-    from streamspace import kube
-    from streamspace.domain.warm import over_budget
+    from streamspace.domain.warm import over_budget, peak_size
     from streamspace.settings_store import WARM_POOL_BUDGET, get_config
 
-    size = int((spec.get("warmPool") or {}).get("size") or 0)
+    size = peak_size(spec.get("warmPool"))  # a scheduled pool must fit at its largest
     if size <= 0:
         return
-    sizes = {str(t["metadata"]["name"]): int(((t.get("spec") or {}).get("warmPool") or {}).get("size") or 0)
+    sizes = {str(t["metadata"]["name"]): peak_size((t.get("spec") or {}).get("warmPool"))
              for t in kube.list_objects("Template", settings().sessions_namespace)}
     problem = over_budget(sizes, name, size, int(get_config()[WARM_POOL_BUDGET]))
     if problem is not None:

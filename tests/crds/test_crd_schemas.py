@@ -18,7 +18,14 @@ from kubernetes.client.rest import ApiException
 from streamspace.domain.duration import DURATION_PATTERN
 from streamspace.domain.names import DNS_LABEL_PATTERN
 from streamspace.domain.quantity import QUANTITY_PATTERN
-from streamspace.domain.templates import ENV_NAME_PATTERN, ICON_PATTERN, IMAGE_PATTERN, normalise_template_manifest
+from streamspace.domain.templates import (
+    CLOCK_END_PATTERN,
+    CLOCK_PATTERN,
+    ENV_NAME_PATTERN,
+    ICON_PATTERN,
+    IMAGE_PATTERN,
+    normalise_template_manifest,
+)
 from streamspace.sim import SimCluster
 
 CRDS = Path(__file__).resolve().parents[2] / "crds"
@@ -345,4 +352,5 @@ def test_patterns_are_the_domain_library_patterns():
     """The CRD and the Python library must accept the same text; they share the exact regexes."""
     session_patterns, template_patterns = _patterns(schema_of("sessions")), _patterns(schema_of("templates"))
     assert {DURATION_PATTERN, DNS_LABEL_PATTERN, QUANTITY_PATTERN} <= session_patterns
-    assert {DNS_LABEL_PATTERN, QUANTITY_PATTERN, IMAGE_PATTERN, ICON_PATTERN, ENV_NAME_PATTERN} <= template_patterns
+    assert {DNS_LABEL_PATTERN, QUANTITY_PATTERN, IMAGE_PATTERN, ICON_PATTERN, ENV_NAME_PATTERN, CLOCK_PATTERN,
+            CLOCK_END_PATTERN, DURATION_PATTERN} <= template_patterns

@@ -9,7 +9,7 @@ import pytest
 
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.templates import WarmPoolSpec, parse_template_spec
-from streamspace.domain.warm import claimable, fit_key, over_budget, recycle
+from streamspace.domain.warm import claimable, fit_key, over_budget, peak_size, recycle, size_at
 
 SPEC = {"displayName": "Firefox", "baseImage": "lscr.io/linuxserver/firefox:latest", "vnc": {"port": 3000}}
 ONE_CPU = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
@@ -83,3 +83,80 @@ def test_a_bad_warm_pool_names_its_field(pool, field):
     with pytest.raises(ValidationError) as caught:
         parse_template_spec({**SPEC, "warmPool": pool}, "")
     assert caught.value.field == field
+
+
+# -- the schedule -----------------------------------------------------------------------------------
+
+WEEKDAYS_8_TO_18 = {"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "start": "08:00", "end": "18:00", "size": 5}
+OFFICE_HOURS = {"size": 1, "timeZone": "Europe/Berlin", "schedule": [WEEKDAYS_8_TO_18]}
+
+
+def _pool(warm_pool: dict) -> WarmPoolSpec:
+    pool = parse_template_spec({**SPEC, "warmPool": warm_pool}).warm_pool
+    assert pool is not None
+    return pool
+
+
+@pytest.mark.parametrize(("instant", "size"), [
+    (datetime(2026, 12, 7, 7, 0, tzinfo=UTC), 5),  # Monday 08:00 in Berlin: the window opens
+    (datetime(2026, 12, 7, 6, 59, tzinfo=UTC), 1),  # Monday 07:59 in Berlin
+    (datetime(2026, 12, 11, 16, 59, tzinfo=UTC), 5),  # Friday 17:59 in Berlin
+    (datetime(2026, 12, 11, 17, 0, tzinfo=UTC), 1),  # Friday 18:00 in Berlin: the end is exclusive
+    (datetime(2026, 12, 12, 10, 0, tzinfo=UTC), 1),  # Saturday
+    (datetime(2026, 7, 6, 6, 30, tzinfo=UTC), 5),  # a Monday in summer time: 08:30 in Berlin (UTC+2)
+    (datetime(2026, 12, 7, 6, 30, tzinfo=UTC), 1),  # the same UTC time in winter: 07:30 in Berlin
+])
+def test_the_schedule_gives_the_size_at_an_instant_in_the_pools_time_zone(instant, size):
+    assert size_at(_pool(OFFICE_HOURS), instant) == size
+
+
+def test_overlapping_windows_keep_the_largest_and_a_window_may_end_at_midnight():
+    pool = _pool({"size": 0, "schedule": [
+        {"days": ["Mon"], "start": "08:00", "end": "18:00", "size": 3},
+        {"days": ["Mon"], "start": "12:00", "end": "13:00", "size": 7},
+        {"days": ["Sun"], "start": "20:00", "end": "24:00", "size": 2},
+    ]})
+    assert pool.time_zone == "UTC" and pool.peak == 7
+    assert size_at(pool, datetime(2026, 12, 7, 12, 30, tzinfo=UTC)) == 7
+    assert size_at(pool, datetime(2026, 12, 7, 13, 0, tzinfo=UTC)) == 3
+    assert size_at(pool, datetime(2026, 12, 6, 23, 59, tzinfo=UTC)) == 2
+    assert size_at(pool, datetime(2026, 12, 7, 0, 0, tzinfo=UTC)) == 0
+    assert size_at(None, datetime(2026, 12, 7, tzinfo=UTC)) == 0
+
+
+def test_a_schedule_is_written_back_as_read_and_its_peak_is_what_the_budget_holds():
+    spec = parse_template_spec({**SPEC, "warmPool": OFFICE_HOURS})
+    assert spec.to_spec()["warmPool"] == OFFICE_HOURS
+    assert spec.warm_pool is not None and spec.warm_pool.peak == 5
+    assert peak_size(OFFICE_HOURS) == 5 and peak_size({"size": 2}) == 2
+    assert peak_size({"size": 0, "schedule": [{"size": 3}]}) == 3  # pooled even with no base size
+    assert peak_size(None) == 0 and peak_size({"size": "many", "schedule": "x"}) == 0
+    pooled_by_schedule = parse_template_spec({**SPEC, "warmPool": {"size": 0, "schedule": OFFICE_HOURS["schedule"]}})
+    assert pooled_by_schedule.pulls_ahead  # its image is pre-pulled like any pooled template's
+
+
+def _window(**changes: object) -> dict:
+    return {"warmPool": {"size": 1, "schedule": [{"days": ["Mon"], "start": "08:00", "end": "18:00", "size": 5,
+                                                  **changes}]}}
+
+
+@pytest.mark.parametrize(("spec", "field", "words"), [
+    (_window(days=["Monday"]), "warmPool.schedule[0].days[0]", "expected one of Mon, Tue"),
+    (_window(days=["Mon", "Mon"]), "warmPool.schedule[0].days[1]", "listed twice"),
+    (_window(days=[]), "warmPool.schedule[0].days", "expected a list of days"),
+    (_window(start="8:00"), "warmPool.schedule[0].start", "HH:MM"),
+    (_window(start="24:00"), "warmPool.schedule[0].start", "HH:MM"),
+    (_window(end="18:60"), "warmPool.schedule[0].end", "HH:MM"),
+    (_window(start="22:00", end="06:00"), "warmPool.schedule[0].end", "passes midnight is two windows"),
+    (_window(start="08:00", end="08:00"), "warmPool.schedule[0].end", "must be after start"),
+    (_window(size=101), "warmPool.schedule[0].size", "from 0 to 100"),
+    (_window(every="day"), "warmPool.schedule[0].every", "unknown field"),
+    ({"warmPool": {"size": 1, "timeZone": "Mars/Olympus"}}, "warmPool.timeZone", "unknown time zone"),
+    ({"warmPool": {"size": 1, "timeZone": "../../etc/passwd"}}, "warmPool.timeZone", "IANA"),
+    ({"warmPool": {"size": 1, "schedule": [_window()["warmPool"]["schedule"][0]] * 21}}, "warmPool.schedule",
+     "at most 20 windows"),
+])
+def test_a_bad_schedule_names_its_field_and_says_why(spec, field, words):
+    with pytest.raises(ValidationError) as caught:
+        parse_template_spec({**SPEC, **spec}, "")
+    assert caught.value.field == field and words in caught.value.message, caught.value

@@ -167,6 +167,32 @@ def test_add_a_repository_and_see_its_sync_result(admin, repository) -> None:
     admin.check("admin-templates")
 
 
+def test_admins_see_each_warm_pool_with_its_size_ready_desktops_and_counters(admin) -> None:
+    from streamspace.sessions.service import create_session
+
+    make_template("warmdesk", displayName="Warm Desk", warmPool={
+        "size": 1, "maxAge": "4h", "timeZone": "Europe/Berlin",
+        "schedule": [{"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "start": "08:00", "end": "18:00", "size": 2}]})
+    admin.goto("/admin/templates")
+    row = admin.page.locator("#pool-warmdesk")
+    assert "Mon, Tue, Wed, Thu, Fri 08:00–18:00: 2" in row.inner_text()
+    assert "1 outside, up to 2 (Europe/Berlin)" in row.inner_text()
+
+    def cells() -> list[str]:
+        admin.goto("/admin/templates")
+        return admin.page.locator("#pool-warmdesk td").all_inner_texts()
+
+    # Size now, Ready (the schedule decides whether 1 or 2 are kept at the moment the test runs).
+    wait_until(lambda: (lambda c: c[0] in ("1", "2") and c[1] == c[0])(cells()), "the pool ready")
+    username, user_id = new_user()
+    claimed = create_session(principal(user_id, username), {"template": "warmdesk", "persistentHome": False})
+    assert claimed["warmStart"]["claimed"] is True, claimed["warmStart"]
+    texts = cells()
+    assert texts[3:6] == ["1", "0", "0"], texts  # claims, misses, recycles
+    assert "PoolApplied" in texts[6]
+    admin.check("admin-templates-warm-pools")
+
+
 def test_disable_a_template_then_enable_it_again(admin, person, base) -> None:
     """Disabled: gone from users' catalog, marked for admins, not launchable (the refusal in words),
     while a session already running from it stays Running; enabled again: back for everyone."""

@@ -295,3 +295,25 @@ def test_each_start_is_recorded_with_its_phases_and_the_next_launch_is_told_what
     listed = {s["name"]: s for s in frank.get("/api/v1/sessions").json()["sessions"]}
     assert listed[nxt["name"]]["status"]["startKind"] == "cached"
     assert frank.get(f"/api/v1/sessions/{nxt['name']}").json()["status"]["startKind"] == "cached"
+
+
+def test_a_schedule_is_kept_as_given_and_a_bad_one_is_refused_naming_its_field(admin, relay):
+    """The schedule's effect at given instants: tests/reconcile/test_warm_schedule.py (the clock injected)."""
+    office = {"size": 0, "timeZone": "Europe/Berlin", "schedule": [
+        {"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "start": "08:00", "end": "18:00", "size": 1}]}
+    name = _unique("sched")
+    created = admin.post("/api/v1/templates", json=template_body(name, 0, warmPool=office))
+    assert created.status_code == 201, created.text
+    assert created.json()["warmPool"] == office
+    report = admin.get(f"/api/v1/templates/{name}/warm-pool").json()
+    assert (report["baseSize"], report["peak"], report["timeZone"], report["schedule"]) == (
+        0, 1, "Europe/Berlin", office["schedule"])
+
+    overnight = {"size": 1, "schedule": [{"days": ["Mon"], "start": "22:00", "end": "06:00", "size": 2}]}
+    refused = admin.post("/api/v1/templates", json=template_body(_unique("bad"), 1, warmPool=overnight))
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["error"] == "invalid warmPool.schedule[0].end"
+    assert "passes midnight is two windows" in refused.json()["message"]
+    unknown_zone = admin.patch(f"/api/v1/templates/{name}", json={"warmPool": {**office, "timeZone": "Mars/Base"}})
+    assert unknown_zone.status_code == 400 and unknown_zone.json()["error"] == "invalid warmPool.timeZone"
+    assert kube.get("Template", name, NS)["spec"]["warmPool"] == office  # unchanged

@@ -128,12 +128,42 @@ class VncSpec:
 WARM_POOL_MAX_SIZE = 100  # per Template; the platform budget (warmPool.budget) usually binds first
 
 
+WARM_POOL_MAX_WINDOWS = 20
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # index = datetime.weekday()
+# A window's start (00:00-23:59) and end (also 24:00); the CRD schema carries the same regexes.
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+CLOCK_END_PATTERN = r"^(([01][0-9]|2[0-3]):[0-5][0-9]|24:00)$"
+_CLOCK_RE = re.compile(CLOCK_PATTERN)
+_CLOCK_END_RE = re.compile(CLOCK_END_PATTERN)
+
+
+@dataclass(frozen=True)
+class PoolWindow:
+    """A recurring time of the week with its own pool size: on `days` (0 = Monday), from
+    `start_minute` to `end_minute` (minutes after local midnight; end exclusive, at most 1440)."""
+
+    days: frozenset[int]
+    start_minute: int
+    end_minute: int
+    size: int
+
+
 @dataclass(frozen=True)
 class WarmPoolSpec:
-    """How many unassigned, running desktops of a Template to keep, and how old one may get."""
+    """How many unassigned, running desktops of a Template to keep, and how old one may get.
+
+    `size` is kept outside every window of `schedule`; inside one, that window's size (the largest,
+    where windows overlap). The windows' times are local to `time_zone` (IANA name)."""
 
     size: int = 0
     max_age_seconds: int | None = None
+    time_zone: str = "UTC"
+    schedule: tuple[PoolWindow, ...] = ()
+
+    @property
+    def peak(self) -> int:
+        """The most desktops the pool ever keeps: what the platform budget must hold."""
+        return max([self.size, *(w.size for w in self.schedule)])
 
 
 @dataclass(frozen=True)
@@ -171,7 +201,7 @@ class TemplateSpec:
     @property
     def pulls_ahead(self) -> bool:
         """Whether the image is pre-pulled onto every node."""
-        return self.pre_pull or (self.warm_pool is not None and self.warm_pool.size > 0)
+        return self.pre_pull or (self.warm_pool is not None and self.warm_pool.peak > 0)
 
     @property
     def stream_port(self) -> int | None:
@@ -242,9 +272,7 @@ class TemplateSpec:
         if not self.enabled:  # absent means enabled (the CRD's default)
             spec["enabled"] = False
         if self.warm_pool is not None:
-            spec["warmPool"] = {"size": self.warm_pool.size}
-            if self.warm_pool.max_age_seconds is not None:
-                spec["warmPool"]["maxAge"] = format_duration(self.warm_pool.max_age_seconds)
+            spec["warmPool"] = warm_pool_to_spec(self.warm_pool)
         if self.pre_pull:
             spec["prePull"] = True
         return spec
@@ -528,21 +556,112 @@ def _read_vnc(r: _Reader, spec: Mapping[str, Any], field: str) -> VncSpec | None
     )
 
 
+def warm_pool_to_spec(pool: WarmPoolSpec) -> dict[str, Any]:
+    """A parsed warm pool -> its spec (and REST) form, the inverse of reading it."""
+    out: dict[str, Any] = {"size": pool.size}
+    if pool.max_age_seconds is not None:
+        out["maxAge"] = format_duration(pool.max_age_seconds)
+    if pool.schedule:
+        out["timeZone"] = pool.time_zone
+        out["schedule"] = [{"days": [WEEKDAYS[d] for d in sorted(w.days)], "start": _clock(w.start_minute),
+                            "end": _clock(w.end_minute), "size": w.size} for w in pool.schedule]
+    elif pool.time_zone != "UTC":
+        out["timeZone"] = pool.time_zone
+    return out
+
+
+def _clock(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def _read_pool_size(r: _Reader, value: object, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= WARM_POOL_MAX_SIZE:
+        r.fail(field, f"expected a whole number from 0 to {WARM_POOL_MAX_SIZE}, got {_describe(value)}")
+        return 0
+    return value
+
+
+def _read_clock(r: _Reader, value: object, field: str, *, end: bool) -> int | None:
+    """HH:MM -> minutes after midnight (an end may be 24:00)."""
+    if not isinstance(value, str) or (_CLOCK_END_RE if end else _CLOCK_RE).fullmatch(value) is None:
+        r.fail(field, f"expected a time of day HH:MM from 00:00 to {'24:00' if end else '23:59'}, got "
+               f"{_describe(value)}")
+        return None
+    hours, minutes = value.split(":")
+    return int(hours) * 60 + int(minutes)
+
+
+def _read_time_zone(r: _Reader, value: object, field: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if value is None:
+        return "UTC"
+    if not isinstance(value, str) or not value or len(value) > 64 or value.startswith("/") or ".." in value:
+        r.fail(field, f"expected an IANA time zone name such as Europe/Berlin or UTC, got {_describe(value)}")
+        return "UTC"
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        r.fail(field, f"unknown time zone {value!r}: expected an IANA name such as Europe/Berlin or UTC")
+        return "UTC"
+    return value
+
+
+def _read_window(r: _Reader, value: object, field: str) -> PoolWindow | None:
+    window = r.mapping(value, field, frozenset({"days", "start", "end", "size"}))
+    if not window:
+        if isinstance(value, Mapping):
+            r.fail(field, "expected days, start, end and size")
+        return None
+    days_field = join_field(field, "days")
+    days = window.get("days")
+    if not isinstance(days, list) or not days:
+        r.fail(days_field, f"expected a list of days from {', '.join(WEEKDAYS)}, got {_describe(days)}")
+        days = []
+    numbers: set[int] = set()
+    for index, day in enumerate(days):
+        if day not in WEEKDAYS:
+            r.fail(f"{days_field}[{index}]", f"expected one of {', '.join(WEEKDAYS)}, got {_describe(day)}")
+        elif WEEKDAYS.index(day) in numbers:
+            r.fail(f"{days_field}[{index}]", f"{day} is listed twice")
+        else:
+            numbers.add(WEEKDAYS.index(day))
+    start = _read_clock(r, window.get("start"), join_field(field, "start"), end=False)
+    end = _read_clock(r, window.get("end"), join_field(field, "end"), end=True)
+    if start is not None and end is not None and end <= start:
+        r.fail(join_field(field, "end"), f"must be after start ({window.get('start')}); a window that passes "
+               "midnight is two windows, one ending at 24:00 and one starting at 00:00 on the next days")
+    size = _read_pool_size(r, window.get("size"), join_field(field, "size"))
+    if not numbers or start is None or end is None or end <= start:
+        return None
+    return PoolWindow(frozenset(numbers), start, end, size)
+
+
 def _read_warm_pool(r: _Reader, value: object, field: str) -> WarmPoolSpec | None:
     if value is None:
         return None
-    pool = r.mapping(value, field, frozenset({"size", "maxAge"}))
-    size = pool.get("size", 0)
-    if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= WARM_POOL_MAX_SIZE:
-        r.fail(join_field(field, "size"), f"expected a whole number from 0 to {WARM_POOL_MAX_SIZE}, got "
-               f"{_describe(size)}")
-        size = 0
+    pool = r.mapping(value, field, frozenset({"size", "maxAge", "timeZone", "schedule"}))
+    size = _read_pool_size(r, pool.get("size", 0), join_field(field, "size"))
     max_age = None
     if pool.get("maxAge") is not None:
         max_age = r.attempt(lambda: parse_duration(pool["maxAge"], join_field(field, "maxAge")))
         if max_age is not None and max_age < 60:
             r.fail(join_field(field, "maxAge"), f"at least 1m, got {pool['maxAge']!r}")
-    return WarmPoolSpec(size=size, max_age_seconds=max_age)
+    time_zone = _read_time_zone(r, pool.get("timeZone"), join_field(field, "timeZone"))
+    schedule_field = join_field(field, "schedule")
+    raw = pool.get("schedule")
+    windows: list[PoolWindow] = []
+    if raw is not None:
+        if not isinstance(raw, list):
+            r.fail(schedule_field, f"expected a list of windows {{days, start, end, size}}, got {_describe(raw)}")
+        elif len(raw) > WARM_POOL_MAX_WINDOWS:
+            r.fail(schedule_field, f"at most {WARM_POOL_MAX_WINDOWS} windows")
+        else:
+            for index, item in enumerate(raw):
+                window = _read_window(r, item, f"{schedule_field}[{index}]")
+                if window is not None:
+                    windows.append(window)
+    return WarmPoolSpec(size=size, max_age_seconds=max_age, time_zone=time_zone, schedule=tuple(windows))
 
 
 def _read_webapp(r: _Reader, value: object, field: str) -> WebappSpec | None:
@@ -856,8 +975,11 @@ def _api_warm_pool(spec: object) -> dict[str, Any] | None:
         return None
     size = spec.get("size", 0)
     out: dict[str, Any] = {"size": size if isinstance(size, int) and not isinstance(size, bool) else 0}
-    if isinstance(spec.get("maxAge"), str):
-        out["maxAge"] = spec["maxAge"]
+    for key in ("maxAge", "timeZone"):
+        if isinstance(spec.get(key), str):
+            out[key] = spec[key]
+    if isinstance(spec.get("schedule"), list):
+        out["schedule"] = [dict(w) for w in spec["schedule"] if isinstance(w, Mapping)]
     return out
 
 

@@ -17,7 +17,10 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from streamspace.domain.templates import WarmPoolSpec
 
 WARM_APP = "streamspace-warm"  # app.kubernetes.io/name of a warm desktop (a session's is streamspace-session)
 LABEL_FIT = "stream.space/warm-fit"  # what a warm desktop was started for (fit_key)
@@ -104,11 +107,39 @@ def recycle(pods: Sequence[Mapping[str, Any]], max_age_seconds: int | None, now:
     return out
 
 
+def size_at(pool: WarmPoolSpec | None, now: datetime) -> int:
+    """How many desktops `pool` keeps at the instant `now` (timezone-aware): the size of the
+    schedule window it falls in (the largest, where windows overlap), else the base size."""
+    from zoneinfo import ZoneInfo
+
+    if pool is None:
+        return 0
+    if not pool.schedule:
+        return pool.size
+    local = now.astimezone(ZoneInfo(pool.time_zone))
+    minute = local.hour * 60 + local.minute
+    sizes = [w.size for w in pool.schedule if local.weekday() in w.days and w.start_minute <= minute < w.end_minute]
+    return max(sizes) if sizes else pool.size
+
+
+def peak_size(warm_pool: object) -> int:
+    """The most desktops a Template's spec.warmPool (as stored, possibly invalid) ever asks for:
+    its size or a schedule window's, whichever is larger; 0 for anything unreadable. The platform
+    budget holds every pool at its peak, and a pooled Template is one whose peak is above 0."""
+    if not isinstance(warm_pool, Mapping):
+        return 0
+    windows = warm_pool.get("schedule")
+    sizes = [warm_pool.get("size")]
+    if isinstance(windows, list):
+        sizes += [w.get("size") for w in windows if isinstance(w, Mapping)]
+    return max([0, *(n for n in sizes if isinstance(n, int) and not isinstance(n, bool))])
+
+
 def over_budget(sizes: Mapping[str, int], template: str, size: int, budget: int) -> str | None:
     """Why `template`'s pool of `size` does not fit the platform budget next to the other pools
     (`sizes`: template -> size), or None when it fits."""
     others = sum(n for name, n in sizes.items() if name != template)
     if others + size <= budget:
         return None
-    return (f"a warm pool of {size} does not fit the platform budget of {budget} warm desktops "
+    return (f"a warm pool of {size} (at its largest) does not fit the platform budget of {budget} warm desktops "
             f"({others} already kept by other templates); lower the size or raise warmPool.budget")

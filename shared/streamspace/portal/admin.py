@@ -231,6 +231,8 @@ def repository_details(page: Page) -> Any:
 def templates(page: Page) -> Any:
     from streamspace import templates_api
     from streamspace.catalog import browse
+    from streamspace.config import settings
+    from streamspace.sessions import warm
 
     errors: dict[str, str] = {}
     status = 200
@@ -250,6 +252,7 @@ def templates(page: Page) -> Any:
     catalog = browse.list_templates(category=None, tag=None, q=q, repository=None, limit=200, offset=0)
     return page.render("admin/templates.html", status=status,
                        installed=templates_api.list_templates(page.caller, limit=1000)["templates"],
+                       pools=warm.pool_reports(settings().sessions_namespace),
                        catalog=catalog["templates"], q=q or "", errors=errors, done=page.done)
 
 

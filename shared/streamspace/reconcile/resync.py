@@ -20,6 +20,7 @@ from streamspace import kube
 from streamspace.config import settings
 from streamspace.db import execute, fetch_all
 from streamspace.domain.names import home_claim_name, owned_name
+from streamspace.domain.warm import peak_size
 from streamspace.events import RetryLater
 from streamspace.reconcile import context
 from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
@@ -64,7 +65,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
         status = template.get("status") or {}
         # A pooled Template is reconciled every time: its pool is re-applied (a no-op when in step),
         # refilled if someone removed it, and its too old or failed desktops are recycled.
-        pooled = bool(((template.get("spec") or {}).get("warmPool") or {}).get("size")) or any(
+        pooled = peak_size((template.get("spec") or {}).get("warmPool")) > 0 or any(
             c.get("type") == "WarmPool" for c in status.get("conditions") or [])
         if (pooled or row is None or row.get("uid") != meta.get("uid") or int(row.get("generation") or -1) != generation
                 or status.get("observedGeneration") != generation or status.get("phase") != row.get("phase")):

@@ -101,10 +101,11 @@ def template_deleted(namespace: str, name: str, uid: str) -> str:
     return "deleted"
 
 
-def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = True) -> str:
+def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = True, now: str | None = None) -> str:
     """Validate one Template, write its status and index row; reconcile its Sessions when what they
     see of it changed. Returns what was done ("unchanged", "reconciled", "deleted", "superseded": the
-    Template changed or was replaced since this copy, and that change's own event reconciles it)."""
+    Template changed or was replaced since this copy, and that change's own event reconciles it).
+    `now` (RFC 3339, default the clock): the instant its warm pool's schedule is evaluated at."""
     meta = obj.get("metadata") or {}
     if not isinstance(meta.get("name"), str) or not isinstance(meta.get("namespace"), str):
         raise MalformedEvent("the Template has no metadata.name / metadata.namespace")
@@ -130,7 +131,7 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
 
     spec = obj.get("spec")
     phase, message = validate(spec)
-    now = now_rfc3339()
+    now = now or now_rfc3339()
     pool = warm.reconcile_pool(obj, _parsed(spec) if phase == "Ready" else None, now)
     desired = template_status(obj, phase, message, now, spec_warnings(spec) if phase == "Ready" else "", pool)
     if _status_differs(status, desired):

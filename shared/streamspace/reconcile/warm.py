@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from streamspace.domain.warm import LABEL_FIT, WARM_APP, fit_key, over_budget, pool_name, recycle
+from streamspace.domain.warm import LABEL_FIT, WARM_APP, fit_key, over_budget, peak_size, pool_name, recycle, size_at
 from streamspace.reconcile.desired import (
     APP_NAME,
     LABEL_TEMPLATE,
@@ -89,7 +89,7 @@ def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict
 
     meta = template_obj.get("metadata") or {}
     name, namespace = str(meta["name"]), str(meta["namespace"])
-    if _asked_size(template_obj) == 0 and _old_condition(template_obj) is None:
+    if peak_size(_warm_pool(template_obj)) == 0 and _old_condition(template_obj) is None:
         return None
     templates = {str((t.get("metadata") or {}).get("name")): t for t in kube.list_objects("Template", namespace)}
     live = templates.get(name)
@@ -99,21 +99,27 @@ def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict
     config = load_config()
     live_spec = _usable(live.get("spec"), config) if spec is not None else None
     pool = live_spec.warm_pool if live_spec is not None else None
-    size = pool.size if pool is not None else 0
-    if pool is None or size == 0:
+    if pool is None or pool.peak == 0:
         if old is None:
             return None
         _remove_pool(namespace, name)
         reason = "NoPool" if live_spec is not None else "TemplateInvalid"
         return _condition(old, False, reason, "no warm desktops are kept", now)
-    problem = over_budget({n: _asked_size(t) for n, t in templates.items()}, name, size, config.warm_pool_budget)
+    peaks = {n: peak_size(_warm_pool(t)) for n, t in templates.items()}
+    problem = over_budget(peaks, name, pool.peak, config.warm_pool_budget)
     if problem is not None:
         _remove_pool(namespace, name)
         return _condition(old, False, "OverBudget", problem, now)
+    # The schedule is evaluated at every reconcile: the Template's events and resync's tick (every
+    # five minutes), so a window opens or closes at most one tick late.
+    size = size_at(pool, datetime.fromisoformat(now.replace("Z", "+00:00")))
     for obj in pool_objects(live, live_spec, config, size):
         kube.apply(obj)
     recycle_pool(namespace, name, pool.max_age_seconds)
-    return _condition(old, True, "PoolApplied", f"keeping {size} warm desktop(s)", now)
+    message = f"keeping {size} warm desktop(s)"
+    if pool.schedule:
+        message += f" now, by its schedule ({pool.size} outside its windows, {pool.peak} at most)"
+    return _condition(old, True, "PoolApplied", message, now)
 
 
 def _old_condition(template_obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
@@ -121,10 +127,8 @@ def _old_condition(template_obj: Mapping[str, Any]) -> Mapping[str, Any] | None:
                  if isinstance(c, Mapping) and c.get("type") == "WarmPool"), None)
 
 
-def _asked_size(template_obj: Mapping[str, Any]) -> int:
-    pool = (template_obj.get("spec") or {}).get("warmPool") or {}
-    size = pool.get("size") if isinstance(pool, Mapping) else 0
-    return size if isinstance(size, int) and not isinstance(size, bool) and size > 0 else 0
+def _warm_pool(template_obj: Mapping[str, Any]) -> object:
+    return (template_obj.get("spec") or {}).get("warmPool")
 
 
 def _usable(spec: object, config: ReconcileConfig) -> Any:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from streamspace.domain.labels import APP_NAME, LABEL_SESSION, LABEL_TEMPLATE, LABEL_USER, SESSION_APP
-from streamspace.domain.warm import LABEL_FIT, WARM_APP, claimable, fit_key, pod_ready
+from streamspace.domain.warm import LABEL_FIT, WARM_APP, claimable, fit_key, peak_size, pod_ready
+from streamspace.sessions import warm_store
 
 log = logging.getLogger("streamspace.sessions.warm")
 
@@ -40,15 +41,9 @@ class WarmStart:
         return {"claimed": self.pod is not None, "reason": self.reason}
 
 
-def pool_size(template: Mapping[str, Any]) -> int:
-    pool = (template.get("spec") or {}).get("warmPool") or {}
-    size = pool.get("size") if isinstance(pool, Mapping) else 0
-    return size if isinstance(size, int) and not isinstance(size, bool) else 0
-
-
 def why_not(template: Mapping[str, Any], persistent_home: bool) -> str | None:
     """Why this launch cannot use a warm desktop at all (None: it may)."""
-    if pool_size(template) <= 0:
+    if peak_size((template.get("spec") or {}).get("warmPool")) <= 0:
         return "the template keeps no warm desktops"
     if persistent_home:
         return ("a session with a persistent home volume starts its own desktop (a warm desktop cannot mount "
@@ -89,8 +84,6 @@ def claim(namespace: str, template: Mapping[str, Any], resources: Mapping[str, A
           user_label: str) -> WarmStart:
     """Claim a ready warm desktop of `template` started with `resources` for `session`; the claim
     is counted (or the miss)."""
-    from streamspace.sessions import warm_store
-
     template_name = str((template.get("metadata") or {}).get("name"))
     fitting, pods = candidates(namespace, template, resources)
     # Spread concurrent launches over the desktops instead of all racing for the oldest.
@@ -131,24 +124,56 @@ def release(namespace: str, pod: str) -> None:
 
 
 def pool_report(namespace: str, name: str) -> dict[str, Any]:
-    """A Template's warm pool for admins: asked and ready desktops, the shared budget, the claims,
-    misses and recycles counted so far, and the WarmPool condition template-reconcile wrote."""
+    """A Template's warm pool for admins: what it keeps now and is asked to (its size, schedule and
+    largest size), the ready desktops, the shared budget, the claims, misses and recycles counted so
+    far, and the WarmPool condition template-reconcile wrote."""
     from streamspace import kube
     from streamspace.domain.errors import NotFound
     from streamspace.domain.names import is_dns_label
     from streamspace.domain.warm import pool_name
-    from streamspace.sessions import warm_store
     from streamspace.settings_store import WARM_POOL_BUDGET, get_config
 
     obj = kube.get("Template", name, namespace) if is_dns_label(name) else None
     if obj is None:
         raise NotFound(f"template {name!r} not found")
     pool = (obj.get("spec") or {}).get("warmPool") or {}
-    deployment = kube.get("Deployment", pool_name(name), namespace) if pool.get("size") else None
-    ready = int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0)
-    condition = next((c for c in (obj.get("status") or {}).get("conditions") or [] if c.get("type") == "WarmPool"),
-                     None)
-    counted = warm_store.counters(namespace).get(name, {"claims": 0, "misses": 0, "recycles": 0})
-    return {"template": name, "size": int(pool.get("size") or 0), "maxAge": pool.get("maxAge"), "ready": ready,
-            "budget": int(get_config()[WARM_POOL_BUDGET]), **counted,
+    deployment = kube.get("Deployment", pool_name(name), namespace) if peak_size(pool) else None
+    return _report(obj, deployment, warm_store.counters(namespace), int(get_config()[WARM_POOL_BUDGET]))
+
+
+def pool_reports(namespace: str) -> list[dict[str, Any]]:
+    """`pool_report` of every Template that keeps (or kept) a pool, by name: one list of Templates,
+    one of pool Deployments and one counter query, whatever the number of pools."""
+    from streamspace import kube
+    from streamspace.domain.warm import pool_name
+    from streamspace.settings_store import WARM_POOL_BUDGET, get_config
+
+    pooled = [t for t in kube.list_objects("Template", namespace)
+              if peak_size((t.get("spec") or {}).get("warmPool")) or _pool_condition(t)]
+    if not pooled:
+        return []
+    deployments = {str(d["metadata"]["name"]): d for d in kube.list_objects(
+        "Deployment", namespace, label_selector=f"{APP_NAME}={WARM_APP}")}
+    counted, budget = warm_store.counters(namespace), int(get_config()[WARM_POOL_BUDGET])
+    reports = [_report(t, deployments.get(pool_name(str(t["metadata"]["name"]))), counted, budget) for t in pooled]
+    return sorted(reports, key=lambda r: str(r["template"]))
+
+
+def _pool_condition(template: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    return next((c for c in (template.get("status") or {}).get("conditions") or []
+                 if isinstance(c, Mapping) and c.get("type") == "WarmPool"), None)
+
+
+def _report(template: Mapping[str, Any], deployment: Mapping[str, Any] | None,
+            counted: Mapping[str, Mapping[str, int]], budget: int) -> dict[str, Any]:
+    name = str(template["metadata"]["name"])
+    pool = (template.get("spec") or {}).get("warmPool") or {}
+    condition = _pool_condition(template)
+    # size: what the pool keeps now (its Deployment, which a schedule window may have resized);
+    # baseSize: outside the windows; peak: what the budget holds for it.
+    return {"template": name, "size": int(((deployment or {}).get("spec") or {}).get("replicas") or 0),
+            "baseSize": int(pool.get("size") or 0), "peak": peak_size(pool), "maxAge": pool.get("maxAge"),
+            "timeZone": pool.get("timeZone") or "UTC", "schedule": list(pool.get("schedule") or []),
+            "ready": int(((deployment or {}).get("status") or {}).get("readyReplicas") or 0), "budget": budget,
+            **counted.get(name, {"claims": 0, "misses": 0, "recycles": 0}),
             "condition": {k: condition.get(k) for k in ("status", "reason", "message")} if condition else None}
