@@ -17,6 +17,19 @@ def summary(req: Request) -> dict:
     return platform_summary(req.caller)
 
 
+@api.get("/api/v1/metrics/sessions", access=Access.OPERATOR, query=("hours", "step"),
+         summary="Sessions by state over time: the last sample of each step (hours: default 24; step: a "
+                 "duration such as 5m, default 48 points), null where no sample was taken")
+def session_history(req: Request) -> dict:
+    from streamspace.config import settings
+    from streamspace.domain.duration import parse_duration
+    from streamspace.session_history.service import history
+
+    step = req.query("step")
+    return history(req.query_int("hours", 24, 1, settings().session_history_days * 24),
+                   parse_duration(step, "step") if step is not None else None)
+
+
 # -- dead letters (recorded by the dead-letter function) ------------------------------------------
 
 @api.get("/api/v1/admin/dead-letters", access=Access.ADMIN, query=("status", "limit", "offset"),

@@ -92,6 +92,7 @@ class Settings:
     profile_keep: int = 5  # saved versions kept per user (the current one included)
     profile_url_ttl_seconds: int = 600  # how long a presigned profile URL is good for
     profile_agent: ProfileAgentSettings = field(default_factory=lambda: ProfileAgentSettings())
+    session_history_days: int = 30  # how long the per-minute samples of sessions by state are kept
 
     @property
     def production(self) -> bool:
@@ -579,6 +580,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         profile_keep=_int(env, "PROFILE_KEEP", 5, 1, 100),
         profile_url_ttl_seconds=_duration(env, "PROFILE_URL_TTL", "10m", minimum=60, maximum=3600),
         profile_agent=_profile_agent(env),
+        session_history_days=_int(env, "SESSION_HISTORY_DAYS", 30, 1, 400),
     )
 
 

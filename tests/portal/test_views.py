@@ -62,3 +62,26 @@ def test_a_starting_session_says_how_long_it_usually_takes_and_why() -> None:
     assert views.start_expectation(warm) == "No estimate yet (warm start: a desktop was waiting for you)."
     assert views.start_expectation({**starting, "status": {**starting["status"], "phase": "Running"}}) is None
     assert views.start_expectation({"state": "running", "status": {"phase": "Pending"}}) is None
+
+
+def test_the_state_history_plot_breaks_its_lines_where_a_step_has_no_sample() -> None:
+    def point(hour: int, running: int | None) -> dict:
+        values = {"pending": None if running is None else 0, "running": running,
+                  "hibernated": None if running is None else 1, "failed": None if running is None else 0}
+        return {"at": NOW + timedelta(hours=hour), **values}
+
+    history = {"states": ["pending", "running", "hibernated", "failed"],
+               "points": [point(0, 2), point(1, 4), point(2, None), point(3, 1), point(4, None)]}
+    chart = views.state_history_chart(history, left=0, right=400, top_y=0, bottom_y=100)
+    running = next(s for s in chart.series if s.state == "running")
+    assert chart.top == 4
+    # two stretches: hours 0-1, then hour 3 alone (a dot); the gaps at hours 2 and 4 are not bridged
+    assert running.path == "M0.0,50.0 L100.0,0.0 M300.0,75.0 L300.0,75.0"
+    assert running.latest == 1
+    assert [label for _, label in chart.ticks] == ["12:00", "14:00", "16:00"]
+
+
+def test_a_history_without_samples_draws_nothing() -> None:
+    history = {"states": ["running"], "points": [{"at": NOW, "running": None}, {"at": NOW, "running": None}]}
+    chart = views.state_history_chart(history)
+    assert chart.series[0].path == "" and chart.series[0].latest is None and chart.top == 1

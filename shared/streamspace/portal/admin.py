@@ -60,6 +60,7 @@ def _int_or_text(value: str) -> Any:
 def dashboard(page: Page) -> Any:
     from streamspace import audit, cluster_admin
     from streamspace.metrics_summary import platform_summary
+    from streamspace.session_history.service import history
     from streamspace.sessions.service import list_sessions
 
     summary = platform_summary(page.caller)
@@ -81,7 +82,9 @@ def dashboard(page: Page) -> Any:
         node_error = None
     except Exception as exc:  # noqa: BLE001 - the dashboard still shows the rest when the cluster is away
         node_rows, node_error = [], str(exc)
-    return page.render("admin/dashboard.html", summary=summary, by_state=by_state,
+    state_history = history(24)
+    return page.render("admin/dashboard.html", summary=summary, by_state=by_state, state_history=state_history,
+                       state_history_chart=views.state_history_chart(state_history),
                        state_chart=views.bar_chart([(s, float(n)) for s, n in by_state]),
                        template_chart=views.bar_chart([(t, float(n)) for t, n in by_template]),
                        by_template=by_template, timeline=timeline, nodes=node_rows, node_error=node_error,

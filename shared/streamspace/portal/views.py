@@ -226,6 +226,49 @@ def bar_chart(values: list[tuple[str, float]], *, width: int = 360, height: int 
     return columns
 
 
+@dataclass(frozen=True)
+class Series:
+    state: str
+    path: str  # SVG path data: one "M ... L ..." run per stretch of samples, broken where a step has none
+    latest: int | None
+
+
+@dataclass(frozen=True)
+class LineChart:
+    series: list[Series]
+    top: int  # the y axis' highest value
+    ticks: list[tuple[float, str]]  # (x, "HH:MM") under the x axis
+
+
+def state_history_chart(history: dict[str, Any], *, left: float = 28, right: float = 472, top_y: float = 10,
+                        bottom_y: float = 140) -> LineChart:
+    """Geometry of the sessions-by-state plot from the history API's answer (gaps stay gaps)."""
+    points = history["points"]
+    top = max([1, *(p[state] for p in points for state in history["states"] if p[state] is not None)])
+    width = (right - left) / max(1, len(points) - 1)
+
+    def xy(index: int, value: int) -> str:
+        return f"{left + index * width:.1f},{bottom_y - (bottom_y - top_y) * value / top:.1f}"
+
+    series = []
+    for state in history["states"]:
+        runs: list[list[str]] = []
+        previous = None
+        for index, point in enumerate(points):
+            if point[state] is not None:
+                if previous != index - 1:
+                    runs.append([])
+                runs[-1].append(xy(index, point[state]))
+                previous = index
+        latest = next((p[state] for p in reversed(points) if p[state] is not None), None)
+        # a lone sample between gaps is a dot: a zero-length line with round caps
+        series.append(Series(state, " ".join("M" + " L".join(run if len(run) > 1 else [run[0], run[0]])
+                                             for run in runs), latest))
+    ticks = [(left + index * width, parse_time(points[index]["at"]).strftime("%H:%M"))  # type: ignore[union-attr]
+             for index in sorted({0, len(points) // 2, len(points) - 1})] if points else []
+    return LineChart(series, top, ticks)
+
+
 def live_version(data: Any) -> str:
     """A fingerprint of what a live region shows: the page's script swaps the region only when it
     changed (the clocks in it tick in the browser), so a control is never replaced under the user."""

@@ -1,0 +1,51 @@
+"""The SQL of session state samples. Only this module speaks SQL to the session_state_samples table."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import psycopg
+
+STATES = ("pending", "running", "hibernated", "failed")
+
+# Exclusive states, counted over the live sessions only (the sessions_running_created index's
+# predicate): terminated rows, which pile up, are never read.
+_SAMPLE_SQL = """
+INSERT INTO session_state_samples (sampled_at, pending, running, hibernated, failed)
+SELECT clock_timestamp(),
+       count(*) FILTER (WHERE phase <> 'Failed' AND state = 'running' AND phase <> 'Running'),
+       count(*) FILTER (WHERE phase <> 'Failed' AND state = 'running' AND phase = 'Running'),
+       count(*) FILTER (WHERE phase <> 'Failed' AND state = 'hibernated'),
+       count(*) FILTER (WHERE phase = 'Failed')
+  FROM sessions WHERE state <> 'terminated'
+ON CONFLICT (sampled_at) DO NOTHING
+RETURNING sampled_at, pending, running, hibernated, failed
+"""
+
+# The last sample of each step-wide bucket from `start`: the state at the end of that stretch.
+_RANGE_SQL = """
+SELECT DISTINCT ON (bucket) bucket, sampled_at, pending, running, hibernated, failed FROM (
+    SELECT floor(extract(epoch FROM sampled_at - %(start)s) / %(step)s)::bigint AS bucket, *
+      FROM session_state_samples WHERE sampled_at >= %(start)s AND sampled_at < %(end)s
+) AS samples
+ORDER BY bucket, sampled_at DESC
+"""
+
+
+def sample(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
+    """Count the live sessions by state now and keep the counts."""
+    row = conn.execute(_SAMPLE_SQL).fetchone()
+    return dict(row) if row else None
+
+
+def delete_older_than(conn: psycopg.Connection[Any], days: int) -> int:
+    return conn.execute("DELETE FROM session_state_samples WHERE sampled_at < now() - make_interval(days => %s)",
+                        (days,)).rowcount
+
+
+def last_per_bucket(conn: psycopg.Connection[Any], start: datetime, end: datetime,
+                    step_seconds: int) -> list[dict[str, Any]]:
+    """{bucket index -> the last sample in [start + i*step, start + (i+1)*step)} for samples in [start, end)."""
+    return [dict(r) for r in conn.execute(_RANGE_SQL, {"start": start, "end": end, "step": step_seconds})]
