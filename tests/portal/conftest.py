@@ -116,6 +116,33 @@ class Pages:
         assert found == [], f"axe-core on {name} ({page.url}): {found}"
         assert self.csp_violations == [], f"Content-Security-Policy violations on {name}: {self.csp_violations}"
 
+    def check_before_it_moves_on(self, name: str, moves_to: Callable[[str], bool], action: Callable[[], Any]) -> str:
+        """For a page that moves on by itself (a meta refresh): do `action` (which returns the page it
+        opened, or None for this one); the request for where the page moves on to (`moves_to(url)`) is
+        answered 204 No Content, so the browser stays on the page; check it as `check` does. Returns
+        the address it was moving on to: the caller goes there to see the rest work. (Holding the
+        request instead blocks every evaluation in the page until it is let go.)"""
+        leaving: list[str] = []
+
+        def stay(route: Any) -> None:
+            leaving.append(route.request.url)
+            route.fulfill(status=204)
+
+        self.context.route(moves_to, stay)
+        shown = self.page
+        try:
+            with self.context.expect_event("request", predicate=lambda r: moves_to(r.url)):
+                self.page = action() or shown
+            # any playwright call lets the route's handler run
+            wait_until(lambda: self.page.evaluate("document.readyState") == "complete" and leaving,
+                       f"{name} moving on")
+            assert not moves_to(self.page.url), f"{name} moved on before it was checked"
+            self.check(name)
+        finally:
+            self.page = shown
+            self.context.unroute(moves_to, stay)
+        return leaving[0]
+
     def screenshot(self, name: str) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         self.page.screenshot(path=str(ARTIFACTS / f"{re.sub(r'[^a-z0-9-]+', '-', name.lower())}.png"),

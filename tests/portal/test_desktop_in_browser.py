@@ -119,6 +119,29 @@ def test_open_from_the_portal_then_a_replayed_ticket_is_refused(logged_in, brows
     replay.screenshot("desktop-ticket-replayed")
 
 
+def test_the_opening_page_is_axe_clean_before_it_moves_on_to_the_desktop(person, alice) -> None:
+    username, user_id = alice
+    session = _running_session(username, user_id)
+    me = person()  # the page's own CSP in force
+    me.login(username)
+    me.goto("/sessions")
+
+    opened_tabs: list[Any] = []
+
+    def open_it() -> Any:
+        with me.context.expect_page() as opened:
+            me.page.click(f"#open-{session}")
+        opened_tabs.append(opened.value)
+        return opened.value
+
+    url = me.check_before_it_moves_on("desktop-opening", lambda url: "/.streamspace/auth" in url, open_it)
+    assert urlsplit(url).hostname == f"{session}.localhost" and "ticket=" in url
+    opening = opened_tabs[0]
+    assert opening.locator("h1").inner_text() == f"Opening {session}"
+    opening.goto(url)  # where it was moving on to: the ticket, unspent, opens the desktop
+    expect(opening).to_have_title(f"Simulated desktop {session}", timeout=30_000)
+
+
 def test_an_expired_ticket_is_refused(browser_of, alice) -> None:
     from streamspace.db import execute
 

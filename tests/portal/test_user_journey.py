@@ -229,3 +229,31 @@ def test_two_factor_login_in_the_browser(person, base) -> None:
     me.page.fill("#f-code", code_at(secret, time.time()))
     me.page.click("button[type=submit]")
     me.page.wait_for_url(base + "/quota")
+
+
+def test_enrolling_in_two_factor_login_at_login_then_the_recovery_codes(person, base) -> None:
+    import re
+    import time
+
+    from streamspace.mfa.totp import code_at
+    from streamspace.settings_store import AUTH_TOTP_REQUIRED, get_config, update_config
+
+    username, _ = new_user()
+    before = get_config()[AUTH_TOTP_REQUIRED]
+    update_config({AUTH_TOTP_REQUIRED: "everyone"}, admin_principal())
+    try:
+        me = person(headers=_unique_client())
+        me.login(username, path="/login?next=/quota")
+        assert me.page.locator("img.qr").is_visible()
+        me.check("login-two-factor-enrol")
+        secret = re.sub(r"\s", "", me.page.locator("p:has-text('Key:') code").inner_text())
+        me.page.fill("#f-code", code_at(secret, time.time()))
+        me.page.click("button[type=submit]")
+        assert me.page.locator("h1").inner_text() == "Two-factor login is on"
+        codes = me.page.locator("ul.codes code").all_inner_texts()
+        assert len(codes) >= 8 and len(set(codes)) == len(codes)
+        me.check("login-recovery-codes")
+        me.page.get_by_role("link", name="Continue").click()
+        me.page.wait_for_url(base + "/quota")
+    finally:
+        update_config({AUTH_TOTP_REQUIRED: before}, admin_principal())
