@@ -31,9 +31,10 @@ def record_sample() -> dict[str, Any] | None:
     """The tick's part: keep the counts of now and drop samples past SESSION_HISTORY_DAYS."""
     from streamspace.config import settings
     from streamspace.db import transaction
+    from streamspace.sessions import store as session_store
 
     with transaction() as conn:
-        row = store.sample(conn)
+        row = store.insert(conn, session_store.live_counts_by_state(conn))
         store.delete_older_than(conn, settings().session_history_days)
     return row
 

@@ -10,16 +10,9 @@ if TYPE_CHECKING:
 
 STATES = ("pending", "running", "hibernated", "failed")
 
-# Exclusive states, counted over the live sessions only (the sessions_running_created index's
-# predicate): terminated rows, which pile up, are never read.
-_SAMPLE_SQL = """
+_INSERT_SQL = """
 INSERT INTO session_state_samples (sampled_at, pending, running, hibernated, failed)
-SELECT clock_timestamp(),
-       count(*) FILTER (WHERE phase <> 'Failed' AND state = 'running' AND phase <> 'Running'),
-       count(*) FILTER (WHERE phase <> 'Failed' AND state = 'running' AND phase = 'Running'),
-       count(*) FILTER (WHERE phase <> 'Failed' AND state = 'hibernated'),
-       count(*) FILTER (WHERE phase = 'Failed')
-  FROM sessions WHERE state <> 'terminated'
+VALUES (clock_timestamp(), %(pending)s, %(running)s, %(hibernated)s, %(failed)s)
 ON CONFLICT (sampled_at) DO NOTHING
 RETURNING sampled_at, pending, running, hibernated, failed
 """
@@ -34,9 +27,9 @@ ORDER BY bucket, sampled_at DESC
 """
 
 
-def sample(conn: psycopg.Connection[Any]) -> dict[str, Any] | None:
-    """Count the live sessions by state now and keep the counts."""
-    row = conn.execute(_SAMPLE_SQL).fetchone()
+def insert(conn: psycopg.Connection[Any], counts: dict[str, int]) -> dict[str, Any] | None:
+    """Keep one sample: {state: count} of STATES, taken now."""
+    row = conn.execute(_INSERT_SQL, counts).fetchone()
     return dict(row) if row else None
 
 

@@ -149,6 +149,24 @@ def set_state(conn: Conn, namespace: str, name: str, state: str, *, reset_activi
     return row is not None
 
 
+# Exclusive states of the live sessions (the sessions_running_created index's predicate: terminated
+# rows, which pile up, are never read): failed (phase Failed), hibernated, running (phase Running),
+# pending (the rest of those wanted running: scheduling, pulling, starting).
+_LIVE_BY_STATE_SQL = """
+SELECT count(*) FILTER (WHERE phase <> 'Failed' AND state = 'running' AND phase <> 'Running') AS pending,
+       count(*) FILTER (WHERE phase <> 'Failed' AND state = 'running' AND phase = 'Running') AS running,
+       count(*) FILTER (WHERE phase <> 'Failed' AND state = 'hibernated') AS hibernated,
+       count(*) FILTER (WHERE phase = 'Failed') AS failed
+  FROM sessions WHERE state <> 'terminated'
+"""
+
+
+def live_counts_by_state(conn: Conn) -> dict[str, int]:
+    """{pending, running, hibernated, failed}: how many live sessions are in each state now."""
+    row = conn.execute(_LIVE_BY_STATE_SQL).fetchone() or {}  # an aggregate: always one row
+    return {key: int(value) for key, value in row.items()}
+
+
 def remove(conn: Conn, namespace: str, name: str) -> bool:
     """Drop a Session's row (and its connections). False: there was none."""
     release(conn, namespace, name)
