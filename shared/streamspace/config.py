@@ -89,6 +89,8 @@ class Settings:
     s3: S3Settings | None = None  # None: no object store configured (backups and S3 homes refused)
     backup_keep: BackupRetention = field(default_factory=lambda: BackupRetention(7, 4, 6))
     home_storage: str = "volume"  # volume (a home-<user> claim) | s3 (persistent profiles in the object store)
+    # The home claims' access mode: what the storage class can give (kind's local-path: ReadWriteOnce only).
+    home_access_mode: str = "ReadWriteOnce"
     profile_keep: int = 5  # saved versions kept per user (the current one included)
     profile_url_ttl_seconds: int = 600  # how long a presigned profile URL is good for
     profile_agent: ProfileAgentSettings = field(default_factory=lambda: ProfileAgentSettings())
@@ -380,6 +382,11 @@ def _install_ingress_class(env: Mapping[str, str], controller: str) -> str:
     return name
 
 
+# A user's sessions share one home claim: ReadWriteOnce keeps them on the node that holds it,
+# ReadWriteMany (a network file system) lets them run anywhere; ReadWriteOncePod allows one session at a time.
+HOME_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteMany", "ReadWriteOncePod")
+
+
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...], *,
             upper: bool = False) -> str:
     raw = (env.get(name) or default).strip()
@@ -577,6 +584,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
                                     weekly=_int(env, "BACKUP_KEEP_WEEKLY", 4, 0, 520),
                                     monthly=_int(env, "BACKUP_KEEP_MONTHLY", 6, 0, 1200)),
         home_storage=home_storage,
+        home_access_mode=_choice(env, "HOME_ACCESS_MODE", "ReadWriteOnce", HOME_ACCESS_MODES),
         profile_keep=_int(env, "PROFILE_KEEP", 5, 1, 100),
         profile_url_ttl_seconds=_duration(env, "PROFILE_URL_TTL", "10m", minimum=60, maximum=3600),
         profile_agent=_profile_agent(env),

@@ -130,7 +130,7 @@ def test_create_applies_the_owned_set_within_budget_and_reports_pending(url, sim
     blocks = [peer["ipBlock"] for rule in policy["egress"] for peer in rule["to"] if "ipBlock" in peer]
     assert "169.254.0.0/16" in blocks[0]["except"]  # link-local, the metadata service included
     claim = live("PersistentVolumeClaim", "home-alice")
-    assert claim["spec"]["accessModes"] == ["ReadWriteMany"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"]  # HOME_ACCESS_MODE, by default
     assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
     assert not claim["metadata"].get("ownerReferences")
 

@@ -239,8 +239,10 @@ def test_networkpolicy_and_pvc_roundtrip(api_client, core, ns):
     assert net.read_namespaced_network_policy("np", ns).spec.policy_types == ["Ingress"]
     pvc = core.create_namespaced_persistent_volume_claim(ns, {
         "metadata": {"name": "home-bob"},
-        "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "50Gi"}}}})
-    assert pvc.status.phase == "Bound" and pvc.status.capacity == {"storage": "50Gi"}
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "50Gi"}}}})
+    # The default class waits for the first consumer (tests/sim/test_volumes.py binds it).
+    assert pvc.status.phase == "Pending" and pvc.spec.storage_class_name == "standard"
+    assert pvc.spec.resources.requests == {"storage": "50Gi"}
 
 
 def test_continued_pages_are_a_consistent_snapshot_of_the_first_pages_resource_version(core, ns):

@@ -66,7 +66,8 @@ def config_from_values(values: Mapping[str, Any]) -> ReconcileConfig:
                                        auth_classes=settings().ingress_auth_classes,
                                        sessions_namespace=settings().sessions_namespace,
                                        home_storage=settings().home_storage,
-                                       profile_agent=settings().profile_agent)
+                                       profile_agent=settings().profile_agent,
+                                       home_access_mode=settings().home_access_mode)
 
 
 def load_config() -> ReconcileConfig:

@@ -107,6 +107,7 @@ class ReconcileConfig:
     auth_service: str = "auth-check-redeem"  # the Service (sessions' namespace) behind /.streamspace/auth
     storage_class: str = ""
     storage_size: str = "50Gi"
+    home_access_mode: str = "ReadWriteOnce"  # HOME_ACCESS_MODE, a process setting
     default_memory: str = "2Gi"
     default_cpu: str = "1000m"
     default_idle_timeout_seconds: int = 1800
@@ -130,7 +131,8 @@ class ReconcileConfig:
     def from_values(cls, values: Mapping[str, Any], namespace: str = "streamspace",
                     controller: str = "traefik", auth_classes: tuple[str, ...] | None = None,
                     sessions_namespace: str | None = None, home_storage: str = "volume",
-                    profile_agent: ProfileAgentSettings | None = None) -> ReconcileConfig:
+                    profile_agent: ProfileAgentSettings | None = None,
+                    home_access_mode: str = "ReadWriteOnce") -> ReconcileConfig:
         """From configuration key/values (the `configuration` table), missing keys at their defaults,
         for the ingress controller `controller` (a process setting: auth-check must agree with it).
         `namespace` is the control plane's (auth-check runs there), `sessions_namespace` the session
@@ -176,6 +178,7 @@ class ReconcileConfig:
                                     f"{sessions_namespace or namespace}-streamspace-auth@kubernetescrd"),
             auth_service=text("auth.service", "auth-check-redeem"),
             storage_class=text("storage.className", ""),
+            home_access_mode=home_access_mode,
             storage_size=text("storage.defaultSize", "50Gi"),
             default_memory=text("resources.defaultMemory", "2Gi"),
             default_cpu=text("resources.defaultCPU", "1000m"),
@@ -383,7 +386,7 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec, config: 
         })
     elif persistent_home:
         pvc_spec: dict[str, Any] = {
-            "accessModes": ["ReadWriteMany"],
+            "accessModes": [config.home_access_mode],
             "resources": {"requests": {"storage": config.storage_size}},
         }
         if config.storage_class:

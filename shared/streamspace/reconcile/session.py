@@ -408,6 +408,10 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
     pod_name, pull_failure, waiting = pod_observation(pods if pods is not None else _pods(namespace, name))
     if pull_failure is not None:
         return Observation("Failed", "ImagePullFailed", pull_failure, pod_name)
+    claim = next((str(o["metadata"]["name"]) for o in desired if o["kind"] == "PersistentVolumeClaim"), None)
+    unbound = _claim_not_bound(namespace, claim) if claim is not None else None
+    if unbound is not None:
+        return Observation("Pending", "HomeVolumePending", unbound, pod_name)
     text = f"waiting for the session's pod to become ready ({waiting})" if waiting else \
         "waiting for the session's pod to become ready"
     return Observation("Pending", "PodNotReady", text, pod_name)
@@ -444,6 +448,35 @@ def _claimed_by(owner: Mapping[str, Any], session_uid: str) -> bool:
     if str(owner.get("uid")) == session_uid:
         return True
     return owner.get("kind") in ("Deployment", "ReplicaSet") and str(owner.get("name") or "").startswith(POOL_PREFIX)
+
+
+def _claim_not_bound(namespace: str, claim: str) -> str | None:
+    """Why the home claim is still Pending, in the words of its newest Warning event (the provisioner's
+    refusal of the access mode, a storage class that does not exist), or None while nothing is wrong (bound,
+    or waiting for its first consumer). None too when we may not read claims or events."""
+    try:
+        found = kube.get("PersistentVolumeClaim", claim, namespace)
+        if found is None or (found.get("status") or {}).get("phase") != "Pending":
+            return None
+        events = kube.request("GET", kube.KINDS["Event"].path(namespace), query={
+            "fieldSelector": f"involvedObject.kind=PersistentVolumeClaim,involvedObject.name={claim}"}).get("items")
+    except kube.KubeError as exc:
+        if exc.status != 403:
+            raise
+        log.warning("may not read claims or events: grant the reconciler get on persistentvolumeclaims and list "
+                    "on events", extra={"claim": claim})
+        return None
+    uid = (found.get("metadata") or {}).get("uid")
+    warnings = [e for e in events or [] if e.get("type") == "Warning" and (e.get("involvedObject") or {}).get(
+        "uid") == uid]
+    if not warnings:
+        return None
+    newest = max(warnings, key=lambda e: (str(e.get("lastTimestamp") or e.get("eventTime") or ""),
+                                          int((e.get("metadata") or {}).get("resourceVersion") or 0)))
+    class_name = (found.get("spec") or {}).get("storageClassName") or "(none)"
+    return (f"the home volume claim {claim} (storage class {class_name}, access mode "
+            f"{', '.join((found.get('spec') or {}).get('accessModes') or [])}) cannot be bound: "
+            f"{newest.get('message') or newest.get('reason')}")
 
 
 def _pods(namespace: str, name: str) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ import copy
 import json
 import random
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -156,6 +157,8 @@ class Api:
     def __init__(self, registry: Registry, store: Store) -> None:
         self.registry = registry
         self.store = store
+        # Mutating admission plugins the cluster registers (the DefaultStorageClass plugin: volumes.py).
+        self.admission: list[Callable[[ResourceType, dict[str, Any]], None]] = []
 
     # ------------------------------------------------------------ helpers
 
@@ -323,6 +326,8 @@ class Api:
             meta.pop(k, None)
         if rt.has_status:
             builtin.initial_status(rt, obj)
+        for admit in self.admission:
+            admit(rt, obj)
         self._validate(rt, obj, None, strict)
         meta["uid"] = str(uuid.uuid4())
         meta["creationTimestamp"] = now()

@@ -183,7 +183,10 @@ def apply_defaults(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | 
     elif rt.group == "" and rt.plural == "persistentvolumeclaims":
         spec = obj.setdefault("spec", {})
         spec.setdefault("volumeMode", "Filesystem")
-        spec.setdefault("storageClassName", "standard")
+    elif rt.group == "" and rt.plural == "persistentvolumes":
+        spec = obj.setdefault("spec", {})
+        spec.setdefault("persistentVolumeReclaimPolicy", "Retain")
+        spec.setdefault("volumeMode", "Filesystem")
 
 
 def initial_status(rt: ResourceType, obj: dict[str, Any]) -> None:
@@ -193,10 +196,9 @@ def initial_status(rt: ResourceType, obj: dict[str, Any]) -> None:
     elif rt.group == "" and rt.plural == "pods":
         obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
     elif rt.group == "" and rt.plural == "persistentvolumeclaims":
-        # A provisioner binds immediately: the simulation has no storage to wait for.
-        requests = ((obj.get("spec") or {}).get("resources") or {}).get("requests") or {}
-        obj["status"] = {"phase": "Bound", "accessModes": (obj.get("spec") or {}).get("accessModes", []),
-                         "capacity": {"storage": requests.get("storage", "1Gi")}}
+        obj["status"] = {"phase": "Pending"}  # until the volume controller binds it (volumes.py)
+    elif rt.group == "" and rt.plural == "persistentvolumes":
+        obj["status"] = {"phase": "Pending"}
     elif rt.group == "apps" and rt.plural == "daemonsets":
         # DaemonSetStatus's four counts have no omitempty: an empty status serialises them as 0.
         obj["status"] = {"currentNumberScheduled": 0, "numberMisscheduled": 0, "desiredNumberScheduled": 0,
@@ -342,6 +344,8 @@ def validate(rt: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) 
             new_spec = dict(spec)
             for s in (old_spec, new_spec):
                 s.pop("resources", None)
+            if not old_spec.get("volumeName"):
+                new_spec.pop("volumeName", None)  # the binder sets it once
             if old_spec != new_spec:
                 errs.append("spec: Forbidden: spec is immutable after creation except resources.requests")
     return errs

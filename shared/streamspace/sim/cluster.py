@@ -23,6 +23,7 @@ from .resources import Registry
 from .scheduler import NodeSpec, Scheduler, node_specs
 from .server import HeldRequests, RequestRecord, SimServer
 from .store import Store
+from .volumes import KIND_DEFAULT_CLASSES, StorageClassSpec, VolumeController
 
 if TYPE_CHECKING:
     from kubernetes.client import ApiClient
@@ -52,7 +53,8 @@ class SimCluster:
                  state_path: str | os.PathLike[str] | None = None,
                  nodes: int | Iterable[NodeSpec] = DEFAULT_NODE_COUNT,
                  compaction_interval: float | None = None, image_pull_seconds: float = 0.0,
-                 start_seconds: float = 0.0) -> None:
+                 start_seconds: float = 0.0,
+                 storage_classes: Iterable[StorageClassSpec] = KIND_DEFAULT_CLASSES) -> None:
         """`state_path`: a file that keeps the cluster's objects across restarts (`make run` keeps it
         in the data folder); without it the cluster starts empty and forgets everything.
         `nodes`: how many default nodes (8 cpu, 32Gi, 110 pods each) or the NodeSpecs to register; pods
@@ -60,7 +62,9 @@ class SimCluster:
         `compaction_interval`: seconds between history compactions (`make run`: 300, the API server's
         default); None compacts only when the history is full or `compact()` is called.
         `image_pull_seconds`: how long a node takes to pull an image it does not have yet;
-        `start_seconds`: how long a container takes to start (both after `kubelet_delay`)."""
+        `start_seconds`: how long a container takes to start (both after `kubelet_delay`).
+        `storage_classes`: the StorageClasses to create (default: kind's `standard`, rancher.io/local-path,
+        WaitForFirstConsumer, ReadWriteOnce only; see volumes.py)."""
         self.compaction_interval = compaction_interval
         self._stopping = threading.Event()
         self.registry = Registry()
@@ -76,6 +80,7 @@ class SimCluster:
         self.kubelet = Kubelet(self.api, self.store, self.registry, kubelet_delay, image_fails, self.logs,
                                self.scheduler, pull_seconds=image_pull_seconds, start_seconds=start_seconds)
         self.daemonsets = DaemonSetController(self.api, self.store, self.kubelet)
+        self.volumes = VolumeController(self.api, self.store, self.registry, self.kubelet)
         self.garbage_collector = GarbageCollector(self.api, self.store)
         self.rbac = Rbac(self.store, self.registry)
         self.server = SimServer(self.api, self.registry, self.store, self.logs, self.rbac)
@@ -83,6 +88,7 @@ class SimCluster:
         for ns in DEFAULT_NAMESPACES:
             self.api.ensure_namespace(ns)
         self.scheduler.ensure_nodes(node_specs(nodes))
+        self.volumes.ensure_classes(list(storage_classes))
         self.load_crds(crd_paths)
 
     # ------------------------------------------------------------ lifecycle
@@ -100,6 +106,7 @@ class SimCluster:
         url = self.server.start(host, port)
         self.kubelet.start()
         self.daemonsets.resync()
+        self.volumes.resync()
         if self.compaction_interval:
             threading.Thread(target=self._compact_periodically, args=(self.compaction_interval,),
                              name="streamspace-sim-compaction", daemon=True).start()

@@ -69,6 +69,8 @@ BUILTINS: tuple[ResourceType, ...] = (
     _b("", "v1", "pods", "Pod", short=("po",), status=True),
     _b("", "v1", "services", "Service", short=("svc",), status=True),
     _b("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", short=("pvc",), status=True),
+    _b("", "v1", "persistentvolumes", "PersistentVolume", namespaced=False, short=("pv",), status=True),
+    _b("storage.k8s.io", "v1", "storageclasses", "StorageClass", namespaced=False, short=("sc",)),
     _b("", "v1", "events", "Event", short=("ev",)),
     _b("", "v1", "nodes", "Node", namespaced=False, short=("no",), status=True),
     _b("", "v1", "secrets", "Secret"),

@@ -34,6 +34,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from .errors import ApiError
+from .volumes import PV_KEY, PVC_KEY, SC_KEY, SELECTED_NODE, claim_names
 
 if TYPE_CHECKING:
     from .api import Api
@@ -188,10 +189,32 @@ class Verdict:
     message: str = ""
 
 
-def judge(pod: Mapping[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, Any]]) -> Verdict:
+@dataclass
+class VolumeFit:
+    """What the pod's claims demand of a node (kube-scheduler's VolumeBinding plugin)."""
+
+    unresolvable: str = ""  # no node can help: a claim missing, being deleted, or unbound with Immediate binding
+    terms: list[list[Mapping[str, Any]]] = field(default_factory=list)  # bound volumes' required node affinity
+    pinned: str | None = None  # the node chosen for claims already waiting to be provisioned
+    waiting: list[str] = field(default_factory=list)  # WaitForFirstConsumer claims not bound yet
+
+    def fits(self, node: Mapping[str, Any]) -> bool:
+        labels = (node.get("metadata") or {}).get("labels") or {}
+        if self.pinned is not None and (node.get("metadata") or {}).get("name") != self.pinned:
+            return False
+        return all(any(all(_expression_matches(e, labels) for e in term.get("matchExpressions") or [])
+                       for term in terms) for terms in self.terms)
+
+
+def judge(pod: Mapping[str, Any], nodes: list[dict[str, Any]], pods: list[dict[str, Any]],
+          volumes: VolumeFit | None = None) -> Verdict:
     """Where the default scheduler would place `pod` among `nodes`, given the bound `pods`."""
     if not nodes:
         return Verdict(None, "no nodes available to schedule pods")
+    if volumes is not None and volumes.unresolvable:
+        return Verdict(None, f"0/{len(nodes)} nodes are available: {volumes.unresolvable}. preemption: "
+                             f"0/{len(nodes)} nodes are available: {len(nodes)} Preemption is not helpful for "
+                             "scheduling.")
     spec = pod.get("spec") or {}
     tolerations = [t for t in spec.get("tolerations") or [] if isinstance(t, dict)]
     wanted = pod_requests(pod)
@@ -213,6 +236,9 @@ def judge(pod: Mapping[str, Any], nodes: list[dict[str, Any]], pods: list[dict[s
             continue
         if not _affinity_matches(spec, node):
             reasons[name] = ["node(s) didn't match Pod's node affinity/selector"]
+            continue
+        if volumes is not None and not volumes.fits(node):
+            reasons[name] = ["node(s) had volume node affinity conflict"]
             continue
         allocatable = {k: quantity(v) for k, v in ((node.get("status") or {}).get("allocatable") or {}).items()}
         bound = [p for p in pods if (p.get("spec") or {}).get("nodeName") == name and not _terminal(p)]
@@ -289,7 +315,15 @@ class Scheduler:
                 return None  # another scheduler's pod
             nodes = [n for n in self.store.items(NODE_KEY)]
             pods = [p for p in self.store.items(POD_KEY) if (p.get("spec") or {}).get("nodeName")]
-            verdict = judge(pod, nodes, pods)
+            volumes = self._volume_fit(pod)
+            verdict = judge(pod, nodes, pods, volumes)
+            if verdict.node is not None and volumes.waiting:
+                failed = self._provisioning_failed(ns, volumes.waiting)
+                if failed is None:
+                    self._select_node(ns, volumes.waiting, verdict.node)
+                    return None  # bound once the provisioner has made the volumes (their events retry us)
+                verdict = Verdict(None, f'running PreBind plugin "VolumeBinding": binding volumes: provisioning '
+                                        f'failed for PVC "{failed}"')
             if verdict.node is not None:
                 self.api.bind(ns, name, verdict.node)
                 return verdict.node
@@ -298,7 +332,8 @@ class Scheduler:
             old = next((c for c in status.get("conditions") or [] if c.get("type") == "PodScheduled"), None)
             if old is not None and old.get("status") == "False" and old.get("message") == verdict.message:
                 return None  # already said so; nothing changed
-            conditions.insert(0, {"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+            reason = "SchedulerError" if verdict.message.startswith("running PreBind") else "Unschedulable"
+            conditions.insert(0, {"type": "PodScheduled", "status": "False", "reason": reason,
                                   "message": verdict.message, "lastProbeTime": None,
                                   "lastTransitionTime": now()})
             status["conditions"] = conditions
@@ -310,6 +345,59 @@ class Scheduler:
             self.api.replace(rt, ns, name, body, subresource="status", manager=SCHEDULER)
             self._event(pod, verdict.message)
             return None
+
+    def _volume_fit(self, pod: Mapping[str, Any]) -> VolumeFit:
+        """The VolumeBinding plugin's PreFilter and Filter, from the pod's claims (inside the caller's txn)."""
+        ns = str((pod.get("metadata") or {}).get("namespace") or "")
+        fit = VolumeFit()
+        for claim_name in claim_names(dict(pod)):
+            claim = self.store.get(PVC_KEY, ns, claim_name)
+            if claim is None:
+                fit.unresolvable = f'persistentvolumeclaim "{claim_name}" not found'
+                return fit
+            if claim["metadata"].get("deletionTimestamp"):
+                fit.unresolvable = f'persistentvolumeclaim "{claim_name}" is being deleted'
+                return fit
+            volume_name = (claim.get("spec") or {}).get("volumeName")
+            if volume_name and (claim.get("status") or {}).get("phase") == "Bound":
+                volume = self.store.get(PV_KEY, "", str(volume_name)) or {}
+                terms = ((((volume.get("spec") or {}).get("nodeAffinity") or {}).get("required") or {})
+                         .get("nodeSelectorTerms"))
+                if terms:
+                    fit.terms.append(list(terms))
+                continue
+            storage_class = self.store.get(SC_KEY, "", str((claim.get("spec") or {}).get("storageClassName") or ""))
+            if (storage_class or {}).get("volumeBindingMode") != "WaitForFirstConsumer":
+                fit.unresolvable = "pod has unbound immediate PersistentVolumeClaims"
+                return fit
+            fit.waiting.append(claim_name)
+            selected = (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE)
+            if selected:
+                fit.pinned = str(selected)
+        return fit
+
+    def _provisioning_failed(self, ns: str, claims: list[str]) -> str | None:
+        """The first waiting claim its provisioner refused (a ProvisioningFailed event after the node was chosen)."""
+        for claim_name in claims:
+            claim = self.store.get(PVC_KEY, ns, claim_name)
+            if claim is None or not (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE):
+                continue
+            if any(e.get("reason") == "ProvisioningFailed"
+                   and (e.get("involvedObject") or {}).get("uid") == claim["metadata"].get("uid")
+                   for e in self.store.items(("", "events"), ns)):
+                return claim_name
+        return None
+
+    def _select_node(self, ns: str, claims: list[str], node: str) -> None:
+        """Annotate the claims with the chosen node: the provisioner makes their volumes there."""
+        rt = self.api.registry.get("", "v1", "persistentvolumeclaims")
+        assert rt is not None
+        for claim_name in claims:
+            claim = self.store.get(PVC_KEY, ns, claim_name)
+            if claim is None or (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE) == node:
+                continue
+            self.api.patch(rt, ns, claim_name, "application/merge-patch+json",
+                           {"metadata": {"annotations": {SELECTED_NODE: node}}}, manager=SCHEDULER)
 
     def _event(self, pod: dict[str, Any], message: str) -> None:
         from .api import now, random_suffix
