@@ -45,7 +45,8 @@ def get_start_times(req: Request) -> dict:
 
 
 @api.patch("/api/v1/templates/{id}", access=Access.ADMIN,
-           summary="Change a Template (partial; 409 on a stale update); enabled=false takes it out of use")
+           summary="Change a Template (partial; 409 on a stale update); enabled=false takes it out of use; "
+                   "prePull=true keeps its image on every node")
 def patch_template(req: Request) -> dict:
     return templates_api.update_template(req.param("id"), req.json(), req.caller, req.client_ip)
 

@@ -59,6 +59,7 @@ KINDS: dict[str, Kind] = {
     "Session": Kind(API_VERSION, "sessions"),
     "Template": Kind(API_VERSION, "templates"),
     "Deployment": Kind("apps/v1", "deployments"),
+    "DaemonSet": Kind("apps/v1", "daemonsets"),
     "Service": Kind("v1", "services"),
     "PersistentVolumeClaim": Kind("v1", "persistentvolumeclaims"),
     "Pod": Kind("v1", "pods"),

@@ -284,7 +284,8 @@ def test_template_status_phase_enum(objects):
     ("plural", "kind", "short", "columns"),
     [
         ("sessions", "Session", "ss", ["User", "Template", "State", "Phase", "URL", "Age"]),
-        ("templates", "Template", "tpl", ["Display Name", "Category", "Image", "Phase", "Enabled", "Age"]),
+        ("templates", "Template", "tpl", ["Display Name", "Category", "Image", "Phase", "Enabled", "Pre-pulled",
+                                                 "Age"]),
     ],
 )
 def test_definition(plural, kind, short, columns):

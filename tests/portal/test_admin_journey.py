@@ -15,7 +15,7 @@ from kubernetes import client
 from playwright.sync_api import expect
 
 from tests.catalog.gitrepo import GitRepo
-from tests.portal.conftest import ADMIN_PASSWORD, make_template, new_user, principal, wait_until
+from tests.portal.conftest import ADMIN_PASSWORD, admin_principal, make_template, new_user, principal, wait_until
 
 GOOD_TEMPLATE = """\
 apiVersion: stream.space/v1alpha1
@@ -191,6 +191,35 @@ def test_admins_see_each_warm_pool_with_its_size_ready_desktops_and_counters(adm
     assert texts[3:6] == ["1", "0", "0"], texts  # claims, misses, recycles
     assert "PoolApplied" in texts[6]
     admin.check("admin-templates-warm-pools")
+
+
+def test_pre_pull_a_template_and_see_its_nodes_count(admin) -> None:
+    """Pre-pull from the templates page: template-reconcile makes the image puller, its events count the
+    nodes that have the image into the row; stopping removes the puller."""
+    from streamspace import kube, templates_api
+    from streamspace.config import settings
+    from streamspace.reconcile.pullers import puller_name
+
+    image = f"example.com/pullme-{uuid.uuid4().hex[:6]}:1"
+    make_template("pullme", displayName="PullMe", baseImage=image)
+    admin.goto("/admin/templates")
+    admin.page.click("button[aria-label='Pre-pull PullMe']")
+    assert admin.page.locator(".notice").inner_text().startswith("Pre-pull on")
+
+    def counted() -> bool:
+        pulled = templates_api.get_template("pullme", admin_principal())["status"].get("prePull") or {}
+        return bool(pulled.get("nodesDesired")) and pulled["nodesReady"] == pulled["nodesDesired"]
+
+    wait_until(counted, "every node has the image")
+    nodes = templates_api.get_template("pullme", admin_principal())["status"]["prePull"]["nodesDesired"]
+    admin.goto("/admin/templates")
+    row = admin.page.locator("tr", has_text="PullMe")
+    assert row.locator("[data-testid=prepull-nodes]").inner_text() == f"{nodes} of {nodes} nodes"
+    admin.check("admin-templates-prepull")
+    admin.page.click("button[aria-label='Stop pre-pulling PullMe']")
+    assert admin.page.locator(".notice").inner_text().startswith("Pre-pull off")
+    wait_until(lambda: kube.get("DaemonSet", puller_name(image), settings().sessions_namespace) is None,
+               "the puller removed")
 
 
 def test_disable_a_template_then_enable_it_again(admin, person, base) -> None:

@@ -89,3 +89,15 @@ def test_desired_objects_validate_strictly_against_the_official_schemas(sample, 
                     problems.append(f"{config_name}, {shape}: {obj['kind']}: {err.message} at {where}")
     assert not problems, "\n".join(problems)
     assert {"Deployment", "Service", "NetworkPolicy", "Ingress", "PersistentVolumeClaim", "Secret"} <= kinds
+
+
+@pytest.mark.parametrize("version", [OLDEST, E2E, NEWEST])
+def test_the_image_puller_daemonset_validates_strictly_against_the_official_schemas(version):
+    from streamspace.reconcile.pullers import puller_daemonset
+
+    for sample in SAMPLES:
+        image = yaml.safe_load(sample.read_text())["spec"]["baseImage"]
+        obj = puller_daemonset(image, "streamspace-sessions")
+        errors = [f"{err.message} at {'/'.join(str(p) for p in err.path)}"
+                  for err in _validator(version, obj["kind"], obj["apiVersion"]).iter_errors(obj)]
+        assert not errors, f"{sample.stem}: " + "\n".join(errors)

@@ -68,3 +68,20 @@ def test_a_kubectl_session_converges_through_real_event_streams_and_then_falls_q
     assert fetch_one("SELECT 1 FROM sessions WHERE name = 'lena-e2e'") is None, "a late event restored the row"
     assert all(status == 200 for _, _, status in relay.delivered), relay.delivered
     converges(relay, lambda: get("Deployment", "ss-lena-e2e") is None, "the Deployment was not collected")
+
+
+def test_a_prepull_template_converges_through_the_daemonset_events_and_falls_quiet(relay, sim):
+    """The image puller's own events (its status counting nodes) reach template-reconcile through the
+    relay's DaemonSet watch, the Template's status ends up counting every node, and nothing loops."""
+
+    def counted() -> bool:
+        status = ((get("Template", "prepull-e2e") or {}).get("status") or {}).get("prePull") or {}
+        return bool(status.get("nodesDesired")) and status.get("nodesReady") == status.get("nodesDesired")
+
+    kube.create(template_manifest("prepull-e2e", image="registry.example/prepull/e2e:1", prePull=True))
+    converges(relay, counted, "the template never counted the nodes that have its image")
+    falls_quiet(relay, sim)
+    condition = next(c for c in get("Template", "prepull-e2e")["status"]["conditions"]  # type: ignore[index]
+                     if c["type"] == "ImagePrePulled")
+    assert condition["status"] == "True"
+    assert all(status == 200 for _, _, status in relay.delivered), relay.delivered

@@ -57,7 +57,7 @@ def test_a_resync_of_a_converged_namespace_writes_nothing(urls, sim):
     assert ping(urls["resync"], "resync") == 200
     log = sim.requests
     assert not writes(log), log
-    assert len(log) <= 8, log  # lists: Templates, Sessions, 4 owned kinds, claims, pods
+    assert len(log) <= 9, log  # lists: Templates, Sessions, 4 owned kinds, claims, pods, image pullers
 
 
 def test_a_missed_state_change_and_a_deleted_service_are_repaired(urls, sim):

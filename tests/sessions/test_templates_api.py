@@ -186,3 +186,27 @@ def test_a_disabled_template_is_hidden_from_users_cannot_be_launched_and_leaves_
     assert admin.patch("/api/v1/templates/retired", json={"enabled": True}).json()["enabled"] is True
     assert "retired" in [t["name"] for t in alice.get("/api/v1/templates").json()["templates"]]
     assert alice.post("/api/v1/sessions", json={"template": "retired"}).status_code == 201
+
+
+def test_prepull_is_read_and_written_and_a_non_boolean_is_refused(world: World) -> None:
+    from streamspace import kube
+
+    put_template("prepulled")
+    admin = world.admin
+    assert admin.get("/api/v1/templates/prepulled").json()["prePull"] is False
+    before = kube.get("Template", "prepulled", NAMESPACE)
+    for bad in ("yes", 1, {"on": True}):
+        refused = admin.patch("/api/v1/templates/prepulled", json={"prePull": bad})
+        assert refused.status_code == 400 and "prePull" in refused.text, (bad, refused.text)
+    after = kube.get("Template", "prepulled", NAMESPACE)
+    assert after["metadata"]["resourceVersion"] == before["metadata"]["resourceVersion"]  # nothing changed
+    turned_on = admin.patch("/api/v1/templates/prepulled", json={"prePull": True})
+    assert turned_on.status_code == 200 and turned_on.json()["prePull"] is True
+    assert kube.get("Template", "prepulled", NAMESPACE)["spec"]["prePull"] is True
+    created = admin.post("/api/v1/templates", json={
+        "name": "prepulled-new", "displayName": "New", "baseImage": "example.org/new:1", "prePull": "true",
+        "ports": [{"name": "vnc", "containerPort": 3000}]})
+    assert created.status_code == 400 and kube.get("Template", "prepulled-new", NAMESPACE) is None
+    turned_off = admin.patch("/api/v1/templates/prepulled", json={"prePull": False})
+    assert turned_off.json()["prePull"] is False and "prePull" not in kube.get(
+        "Template", "prepulled", NAMESPACE)["spec"]

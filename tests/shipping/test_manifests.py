@@ -235,7 +235,7 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
     assert set(brokers) == {"streamspace", "streamspace-dlq"}
     sources = by_kind(base_docs, "ApiServerSource")
     watched = {r["kind"] for s in sources.values() for r in s["spec"]["resources"]}
-    assert watched == {"Session", "Template", "Deployment"}
+    assert watched == {"Session", "Template", "Deployment", "DaemonSet"}
     # Owned Deployments in the sessions namespace; Sessions and Templates everywhere, so that those outside
     # it are answered (issue 17 item 5), which the adapters' ClusterRole allows (Knative checks get, list
     # and watch in every namespace the source selects).
@@ -243,12 +243,13 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
         kinds = {r["kind"] for r in src["spec"]["resources"]}
         assert src["spec"]["namespaceSelector"] == ({"matchLabels": {"kubernetes.io/metadata.name":
                                                                       "streamspace-sessions"}}
-                                                    if kinds == {"Deployment"} else {}), src["metadata"]["name"]
+                                                    if kinds in ({"Deployment"}, {"DaemonSet"}) else {}), \
+            src["metadata"]["name"]
     everywhere = _rules(base_docs, "ClusterRole", "streamspace-apiserversource-streamspace")
     assert everywhere == {(g, r, v) for g in ("stream.space", "stream.streamspace.io")
                           for r in ("sessions", "templates") for v in ("get", "list", "watch")}
     assert _rules(base_docs, "Role", "streamspace-apiserversource") == {
-        ("apps", "deployments", v) for v in ("get", "list", "watch")}
+        ("apps", kind, v) for kind in ("deployments", "daemonsets") for v in ("get", "list", "watch")}
     for src in sources.values():
         assert src["spec"]["mode"] == "Resource"
         broker = {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": "streamspace"}
@@ -256,6 +257,9 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
         for res in src["spec"]["resources"]:
             if res["kind"] == "Deployment":
                 assert res["selector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "streamspace"}
+            if res["kind"] == "DaemonSet":  # only the image pullers
+                assert res["selector"]["matchLabels"] == {"app.kubernetes.io/managed-by": "streamspace",
+                                                          "app.kubernetes.io/name": "streamspace-image-puller"}
     services = by_kind(base_docs, "Service", "serving.knative.dev/")
     triggers = by_kind(base_docs, "Trigger")
     # The dead-letter broker's one Trigger takes everything to the dead-letter function and has no

@@ -196,7 +196,7 @@ class TemplateSpec:
     run_as_group: int | None = None
     enabled: bool = True  # False: hidden from users' catalog and not launchable (`ensure_launchable`)
     warm_pool: WarmPoolSpec | None = None
-    pre_pull: bool = False  # pull the image onto every node ahead of time (pooled templates always are)
+    pre_pull: bool = False  # True: the image is kept on every node (reconcile/pullers.py)
 
     @property
     def pulls_ahead(self) -> bool:
@@ -964,7 +964,10 @@ def template_to_api(obj: Mapping[str, Any]) -> dict[str, Any]:
         "enabled": template_enabled(obj),
         "warmPool": _api_warm_pool(spec.get("warmPool")),
         "prePull": spec.get("prePull") is True,
-        "status": {"phase": status.get("phase"), "message": status.get("message")},
+        "status": {"phase": status.get("phase"), "message": status.get("message"),
+                   # How many of the nodes sessions run on have the image (a pre-pulled or pooled template).
+                   **({"prePull": copy.deepcopy(status["prePull"])} if isinstance(status.get("prePull"), Mapping)
+                      else {})},
         "createdAt": meta.get("creationTimestamp"),
     }
 

@@ -1,7 +1,7 @@
 """The local stand-in for Knative Eventing: ApiServerSource, PingSource, Broker and Triggers.
 
-- Watches Sessions, Templates and StreamSpace-managed Deployments and sends each change as the
-  CloudEvent an ApiServerSource (Resource mode) would send.
+- Watches Sessions, Templates, StreamSpace-managed Deployments and the image-puller DaemonSets and
+  sends each change as the CloudEvent an ApiServerSource (Resource mode) would send.
 - Runs the PingSource schedules from `knative/eventing/pingsources.yaml`.
 - Accepts CloudEvents POSTed to it (it is `K_SINK` for the HTTP functions in local runs).
 - Routes every event by the Triggers in `knative/eventing/triggers.yaml` and delivers it over HTTP
@@ -35,6 +35,7 @@ WATCHED = (
     ("Session", None),
     ("Template", None),
     ("Deployment", "app.kubernetes.io/managed-by=streamspace"),
+    ("DaemonSet", "app.kubernetes.io/managed-by=streamspace,app.kubernetes.io/name=streamspace-image-puller"),
     ("LegacyTemplate", None),
     ("LegacySession", None),
 )
@@ -202,9 +203,9 @@ class Relay:
         function_var.set(SOURCE_IDENTITY)  # this thread's calls go through the sources' kubeconfig context
 
         resource = kube.KINDS[kind]
-        # As the ApiServerSources do: owned Deployments in the sessions namespace, Sessions and Templates in
-        # every namespace (those elsewhere are answered with a condition saying why they are not served).
-        path = resource.path(self.namespace) if kind == "Deployment" else \
+        # As the ApiServerSources do: owned Deployments and image pullers in the sessions namespace, Sessions
+        # and Templates in every namespace (those elsewhere are answered with a condition saying why).
+        path = resource.path(self.namespace) if kind in ("Deployment", "DaemonSet") else \
             kube.Kind(resource.api_version, resource.plural, namespaced=False).path(None)
         version = ""
         while not self._stop.is_set():

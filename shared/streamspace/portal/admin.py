@@ -246,6 +246,11 @@ def templates(page: Page) -> Any:
             reply, errors, status = _submit(
                 page, lambda: templates_api.update_template(name, {"enabled": action == "enable"}, page.caller,
                                                             page.client_ip), f"{action}d")
+        elif action in ("prepull", "no-prepull"):  # the API's PATCH {prePull}
+            name = page.field("template")
+            reply, errors, status = _submit(
+                page, lambda: templates_api.update_template(name, {"prePull": action == "prepull"}, page.caller,
+                                                            page.client_ip), action)
         else:
             reply, errors, status = _submit(
                 page, lambda: browse.install_template(page.field("id"), page.caller, page.client_ip), "installed")

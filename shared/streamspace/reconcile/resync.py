@@ -25,7 +25,7 @@ from streamspace.events import RetryLater
 from streamspace.reconcile import context
 from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
 from streamspace.reconcile.session import Source, reconcile_session
-from streamspace.reconcile.template import reconcile_template
+from streamspace.reconcile.template import reconcile_template, refresh_prepull_status, sync_pullers
 
 log = logging.getLogger("streamspace.reconcile.resync")
 
@@ -75,6 +75,13 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
             except (kube.KubeError, RetryLater) as exc:
                 result.failed.append(f"template/{_name(template)}")
                 log.warning("template resync failed", extra={"template": _name(template), "reason": str(exc)})
+    try:  # image pullers whose events were missed: made, removed and counted again
+        pulling = sync_pullers(ns, templates)
+        # Those reconciled above wrote their whole status already (the listed copies are older).
+        refresh_prepull_status(ns, [t for t in templates if _name(t) not in result.templates_reconciled], pulling)
+    except kube.KubeError as exc:
+        result.failed.append("image-pullers")
+        log.warning("image puller resync failed", extra={"reason": str(exc)})
     listed = {_name(t) for t in templates}
     for name in template_rows:
         if name not in listed:

@@ -6,6 +6,12 @@ status (server-side apply on /status) and to `template_index`, where session-rec
 Templates without reading the cluster. When a Template's spec or validity changes, or it
 disappears, the Sessions using it are reconciled: they go Failed with TemplateInvalid /
 TemplateMissing, and recover when it is fixed.
+
+Image pre-pull (reconcile/pullers.py): whenever a Template's spec changes or it goes, the image-puller
+DaemonSets of the sessions namespace are made to match what all Templates want (one per image; one
+no Template wants any more is deleted). The events of those DaemonSets come here too: each updates
+`status.prePull` (how many nodes have the image) and the ImagePrePulled condition of the Templates
+of that image, and re-creates a puller someone deleted.
 """
 
 from __future__ import annotations
@@ -15,11 +21,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamspace import kube
+from streamspace.config import settings
 from streamspace.domain.conversion import LEGACY_API_VERSION
 from streamspace.domain.templates import review_template_spec
 from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
-from streamspace.reconcile import context, legacy, namespaces, warm
-from streamspace.reconcile.desired import LABEL_TEMPLATE
+from streamspace.reconcile import context, legacy, namespaces, pullers, warm
+from streamspace.reconcile.desired import APP_NAME, LABEL_TEMPLATE
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
 from streamspace.reconcile.session import Source, reconcile_session
 
@@ -68,10 +75,91 @@ def template_status(obj: Mapping[str, Any], phase: str, message: str, now: str, 
     }
 
 
+def with_prepull(status: Mapping[str, Any], obj: Mapping[str, Any], daemonset: Mapping[str, Any] | None,
+                 now: str) -> dict[str, Any]:
+    """`status` with the Template's pre-pull part: `prePull` and the ImagePrePulled condition when it
+    wants its image on every node, neither when it does not (server-side apply then removes them)."""
+    out = {k: v for k, v in status.items() if k != "prePull"}
+    conditions = [c for c in status.get("conditions") or [] if c.get("type") != pullers.CONDITION]
+    image = pullers.wanted_image(obj)
+    if image is not None:
+        prepull = pullers.prepull_status(image, daemonset)
+        value, reason, message = pullers.prepull_condition(prepull, daemonset)
+        old = {str(c.get("type")): c for c in (obj.get("status") or {}).get("conditions") or []
+               if isinstance(c, Mapping)}
+        condition = _condition(old, now, pullers.CONDITION, value, reason, message)
+        condition["observedGeneration"] = int((obj.get("metadata") or {}).get("generation") or 0)
+        conditions.append(condition)
+        out["prePull"] = prepull
+    out["conditions"] = conditions
+    return out
+
+
 def _status_differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> bool:
     current = current or {}
     return any((current.get(k) or None) != (desired.get(k) or None)
-               for k in ("phase", "message", "observedGeneration", "conditions"))
+               for k in ("phase", "message", "observedGeneration", "conditions", "prePull"))
+
+
+def sync_pullers(namespace: str, templates: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """Make the image-puller DaemonSets match what the Templates want (server-side apply of each
+    wanted one that differs, delete of each no Template wants); returns image -> its live DaemonSet."""
+    if templates is None:
+        templates = kube.list_objects("Template", namespace)
+    wanted = pullers.wanted_images(templates)
+    live = {str(o["metadata"]["name"]): o
+            for o in kube.list_objects("DaemonSet", namespace, label_selector=f"{APP_NAME}={pullers.PULLER_APP}")}
+    out: dict[str, dict[str, Any]] = {}
+    for image in wanted:
+        desired = pullers.puller_daemonset(image, namespace)
+        current = live.get(desired["metadata"]["name"])
+        applied = ((current or {}).get("metadata") or {}).get("annotations") or {}
+        if current is None or applied.get(pullers.ANN_HASH) != desired["metadata"]["annotations"][pullers.ANN_HASH]:
+            current = kube.apply(desired)
+        out[image] = current
+    keep = {pullers.puller_name(image) for image in wanted}
+    for name, obj in live.items():
+        if name not in keep and pullers.is_puller(obj):
+            kube.delete("DaemonSet", name, namespace)
+            log.info("image puller removed: no template wants its image",
+                     extra={"daemonset": name, "image": pullers.puller_image(obj)})
+    return out
+
+
+def daemonset_changed(action: str, obj: Mapping[str, Any], namespace: str) -> str:
+    """An image puller changed (its status counts nodes) or went: re-make what is wanted and refresh the
+    pre-pull status of the Templates of its image."""
+    if namespace != settings().sessions_namespace or not pullers.is_puller(obj):
+        return "ignored"  # not ours: the source's label selector should not have sent it
+    templates = kube.list_objects("Template", namespace)
+    live = sync_pullers(namespace, templates)
+    image = pullers.puller_image(obj)
+    refreshed = refresh_prepull_status(namespace, [t for t in templates
+                                                   if image is not None and pullers.wanted_image(t) == image], live)
+    return "reconciled" if refreshed or action == "delete" else "unchanged"
+
+
+def refresh_prepull_status(namespace: str, templates: list[dict[str, Any]],
+                           live: Mapping[str, Mapping[str, Any]]) -> int:
+    """Write the pre-pull part of these Templates' status where it differs from their pullers' counts
+    (`live`: image -> DaemonSet); returns how many were written."""
+    written = 0
+    for template in templates:
+        meta = template.get("metadata") or {}
+        status = template.get("status") or {}
+        if status.get("observedGeneration") != meta.get("generation"):
+            continue  # not reconciled yet: its own event writes the whole status
+        desired = with_prepull(status, template, live.get(pullers.wanted_image(template) or ""), now_rfc3339())
+        if _status_differs(status, desired):
+            try:  # on exactly the version read: a newer one has its own event
+                kube.apply_status("Template", str(meta.get("name")), namespace, desired,
+                                  resource_version=meta.get("resourceVersion"))
+            except kube.KubeError as exc:
+                if not exc.conflict:
+                    raise
+                continue
+            written += 1
+    return written
 
 
 def handle_template_event(event: Any) -> str:
@@ -83,6 +171,8 @@ def handle_template_event(event: Any) -> str:
             namespaces.answer_not_served(ev.api_version, ev.kind, ev.namespace, ev.name)
     if ev.api_version == LEGACY_API_VERSION:
         return legacy.handle_legacy_event(ev)
+    if ev.kind == "DaemonSet" and ev.api_version == "apps/v1" and ev.namespace:
+        return daemonset_changed(ev.action, ev.obj, ev.namespace)
     if ev.kind != "Template":
         raise MalformedEvent(f"template-reconcile handles Template events, not {ev.kind}")
     if not ev.api_version.startswith("stream.space/") or not ev.namespace:
@@ -97,6 +187,7 @@ def template_deleted(namespace: str, name: str, uid: str) -> str:
     if live is not None and not (live.get("metadata") or {}).get("deletionTimestamp"):
         return reconcile_template(live, action="read")
     context.delete_template(namespace, name, uid or None)
+    sync_pullers(namespace)  # its image's puller goes unless another Template wants the image
     reconcile_sessions_of(namespace, name)
     return "deleted"
 
@@ -134,6 +225,12 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
     now = now or now_rfc3339()
     pool = warm.reconcile_pool(obj, _parsed(spec) if phase == "Ready" else None, now)
     desired = template_status(obj, phase, message, now, spec_warnings(spec) if phase == "Ready" else "", pool)
+    image = pullers.wanted_image(obj)
+    if row is None or row.get("uid") != uid or row.get("spec") != spec:
+        daemonset = sync_pullers(namespace).get(image or "")  # what it wants may have changed
+    else:
+        daemonset = kube.get("DaemonSet", pullers.puller_name(image), namespace) if image else None
+    desired = with_prepull(desired, obj, daemonset, now)
     if _status_differs(status, desired):
         try:  # on exactly the version validated: a change since has its own event, a successor is not ours
             if not kube.apply_status("Template", name, namespace, desired,
