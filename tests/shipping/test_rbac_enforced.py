@@ -17,6 +17,7 @@ import pytest
 from streamspace import kube
 from streamspace.db import execute
 from streamspace.local.identities import function_accounts, serve_as_functions
+from streamspace.reconcile.pullers import puller_name
 from streamspace.sim import SimCluster
 from tests.conftest import ROOT, client_for, environment
 from tests.reconcile.reconcile_helpers import deliver, ping, session_manifest, template_manifest
@@ -124,13 +125,18 @@ def test_every_function_works_as_its_own_service_account(tree: str, trees: dict,
         # templates: create, read, list, replace
         created = admin.post("/api/v1/templates", json={
             "name": "firefox", "displayName": "Firefox", "baseImage": "lscr.io/linuxserver/firefox:latest",
-            "defaultResources": {"memory": "1Gi", "cpu": "500m"}, "vnc": {"enabled": True, "port": 3000}})
+            "defaultResources": {"memory": "1Gi", "cpu": "500m"}, "vnc": {"enabled": True, "port": 3000},
+            "prePull": True})
         assert created.status_code == 201, created.text
         assert admin.patch("/api/v1/templates/firefox", json={"displayName": "Firefox ESR"}).status_code == 200
         assert admin.get("/api/v1/templates").status_code == 200
         # template-reconcile: read it, write its status, look for its Sessions
         assert deliver(event_url("template-reconcile"), "update", live("Template", "firefox")) == 200
         assert live("Template", "firefox")["status"]["phase"] == "Ready"
+        # ... and keep its image puller in the sessions namespace, counted from the puller's own events
+        puller = puller_name("lscr.io/linuxserver/firefox:latest")
+        assert deliver(event_url("template-reconcile"), "update", live("DaemonSet", puller)) == 200
+        assert live("Template", "firefox")["status"]["prePull"]["nodesReady"] >= 1
         # sessions: create; session-reconcile applies the owned set (blockOwnerDeletion) and the status
         launched = alice.post("/api/v1/sessions", json={"template": "firefox"})
         assert launched.status_code == 201, launched.text
@@ -159,7 +165,10 @@ def test_every_function_works_as_its_own_service_account(tree: str, trees: dict,
         assert metrics.json()["cluster"]["nodes"] is not None  # metrics may list nodes (and nothing else)
         # deletes
         assert alice.delete(f"/api/v1/sessions/{name}").status_code in (200, 204)
+        last = live("Template", "firefox")
         assert admin.delete("/api/v1/templates/firefox").status_code in (200, 204)
+        assert deliver(event_url("template-reconcile"), "delete", last) == 200
+        assert kube.get("DaemonSet", puller, NS) is None  # the last template of that image went
         # Sessions and Templates in another namespace are answered, through the reconcilers' ClusterRoles.
         kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "workspaces"}})
         for kind, manifest, function in (("Template", template_manifest("elsewhere"), "template-reconcile"),
