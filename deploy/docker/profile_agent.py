@@ -115,6 +115,14 @@ def fingerprint(home: Path) -> str:
     return digest.hexdigest()
 
 
+def report_failure(api: str, token: str, operation: str, reason: str) -> None:
+    """Tell the platform (the user's page, the alerting metric); best effort: it may be what failed."""
+    try:
+        _call("POST", f"{api}/api/v1/profiles/agent/failures", token, {"operation": operation, "reason": reason[:500]})
+    except AgentError as exc:
+        print(f"profile-agent: could not report the failure: {exc}", file=sys.stderr, flush=True)
+
+
 def _archive(home: Path, target: Path) -> tuple[int, str]:
     with tarfile.open(target, "w:gz") as tar:
         for entry in sorted(home.iterdir()):
@@ -169,6 +177,7 @@ def main(argv: list[str]) -> int:
             message = f"Your profile could not be restored ({exc}). This session started with an empty home " \
                       "and will not be saved over it: your saved profile is unchanged."
             print(f"profile-agent: {message}", file=sys.stderr, flush=True)
+            report_failure(api, token, "restore", str(exc))
             home.mkdir(parents=True, exist_ok=True)
             (home / RESTORE_FAILED_NOTE).write_text(message + "\n")
         return 0
@@ -192,6 +201,7 @@ def _save_once(api: str, token: str, home: Path) -> bool:
         print(f"profile-agent: {save(api, token, home)}", flush=True)
     except (AgentError, OSError, tarfile.TarError) as exc:
         print(f"profile-agent: save failed, the previous profile stays current: {exc}", file=sys.stderr, flush=True)
+        report_failure(api, token, "save", str(exc))
         return False
     return True
 

@@ -5,11 +5,21 @@ import functions_framework
 from streamspace.http import Access, Api, Request
 from streamspace.metrics_summary import dead_letter_counts, platform_summary
 from streamspace.observability import metrics
+from streamspace.profiles import service as profiles
 
 api = Api("metrics")
 # Prometheus scrapes this function cluster-local: how many dead letters wait, read from Postgres at each scrape.
 metrics.gauge_at_scrape("streamspace_dead_letters_stored", "Dead CloudEvents kept, by status", "status",
                         dead_letter_counts)
+# Persistent profiles (docs/s3.md): failed restores and saves (the agents report them) and deleted users' objects
+# still in the store. Alert on streamspace_profile_failures_last_hour > 0 and on
+# streamspace_profile_purge_objects{state="failing"} > 0.
+metrics.gauge_at_scrape("streamspace_profile_failures_last_hour",
+                        "Profile restores and saves that failed in the last hour", "operation",
+                        profiles.failures_last_hour)
+metrics.gauge_at_scrape("streamspace_profile_purge_objects",
+                        "Objects of deleted users' profiles not yet deleted from the store (waiting, failing)",
+                        "state", profiles.purges_pending)
 
 
 @api.get("/api/v1/metrics", access=Access.USER, summary="Platform summary (a user's own sessions; all for operators)")

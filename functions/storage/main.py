@@ -41,9 +41,10 @@ def delete_backup(req: Request) -> dict:
 # -- persistent profiles (HOME_STORAGE=s3) -----------------------------------------------------------
 
 @api.get("/api/v1/profiles", access=Access.USER, query=("limit",),
-         summary="Saved profile versions, newest first (time, size, which is current); admins see everyone's")
+         summary="Saved profile versions, newest first (time, size, which is current); admins see everyone's"
+                 " and the deleted users' objects not yet deleted from the store")
 def list_profiles(req: Request) -> dict:
-    return {"profiles": profiles.list_profiles(req.caller, req.query_int("limit", 100, 1, 1000))}
+    return profiles.list_profiles(req.caller, req.query_int("limit", 100, 1, 1000))
 
 
 @api.post("/api/v1/profiles/{id}/current", access=Access.USER,
@@ -79,6 +80,15 @@ def agent_commit(req: Request) -> dict:
     _, _, user_id = _agent(req)
     return profiles.commit(user_id, req.param("id"), req.json(allowed={"size", "sha256"},
                                                              required=("size", "sha256")))
+
+
+@api.post("/api/v1/profiles/agent/failures", access=Access.SIGNED,
+          summary="Profile agent: a restore or save failed (kept for the user's page and the metric)")
+def agent_failure(req: Request) -> dict:
+    _, session, user_id = _agent(req)
+    profiles.report_failure(user_id, session, req.json(allowed={"operation", "reason"},
+                                                       required=("operation", "reason")))
+    return {"message": "failure recorded"}
 
 
 def _agent(req: Request) -> tuple[str, str, str]:

@@ -226,8 +226,8 @@ def test_service_settings(base_docs: list[dict[str, Any]]) -> None:
         assert "tcpSocket" in container["livenessProbe"], f"{name}: liveness must not depend on the database"
         assert "periodSeconds" not in container["readinessProbe"], f"{name}: keeps Knative's aggressive probing"
     emitters = {n for n, s in services.items() if s["metadata"]["labels"].get("streamspace.io/emits-events") == "true"}
-    # metrics: an admin's retry sends a dead letter back to the broker
-    assert emitters == {"catalog", "webhooks", "sessions", "portal", "metrics"}
+    # metrics: an admin's retry sends a dead letter back to the broker; users: a deleted user's profile objects
+    assert emitters == {"catalog", "webhooks", "sessions", "portal", "metrics", "users"}
 
 
 def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:

@@ -25,6 +25,8 @@ log = logging.getLogger("streamspace.events")
 APISERVER_PREFIX = "dev.knative.apiserver.resource."
 PING_TYPE = "dev.knative.sources.ping"
 SYNC_REQUESTED_TYPE = "io.streamspace.catalog.sync.requested"
+# A user was deleted: the backup function deletes their profile objects from the store (docs/s3.md).
+PROFILES_PURGE_TYPE = "io.streamspace.profiles.purge-requested"
 
 
 class MalformedEvent(Exception):

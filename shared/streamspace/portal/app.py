@@ -6,9 +6,10 @@ from streamspace.portal.web import Portal
 
 
 def build_portal() -> Portal:
-    from streamspace.portal import admin, pages
+    from streamspace.portal import admin, pages, saved_home
 
     portal = Portal("portal")
     pages.register(portal)
     admin.register(portal)
+    saved_home.register(portal)
     return portal

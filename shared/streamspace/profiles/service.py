@@ -18,7 +18,15 @@ from typing import Any
 from streamspace import audit, objectstore
 from streamspace.config import settings
 from streamspace.db import transaction
-from streamspace.domain.errors import Conflict, Invalid, NotFound, NotImplementedYet, Unauthenticated, ValidationError
+from streamspace.domain.errors import (
+    Conflict,
+    DomainError,
+    Invalid,
+    NotFound,
+    NotImplementedYet,
+    Unauthenticated,
+    ValidationError,
+)
 from streamspace.profiles import store
 from streamspace.profiles.agent_tokens import token_subject
 
@@ -166,6 +174,58 @@ def _delete_objects(keys: list[str]) -> None:
         log.warning("could not delete profile objects", extra={"keys": keys, "reason": str(exc)})
 
 
+FAILURE_OPERATIONS = ("restore", "save")
+
+
+def report_failure(user_id: str, session: str, body: dict[str, Any]) -> None:
+    """The agent says a restore or save failed: kept for the user's page and the alerting metric."""
+    operation, reason = body.get("operation"), body.get("reason")
+    if operation not in FAILURE_OPERATIONS:
+        raise ValidationError("operation", "expected restore or save")
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationError("reason", "expected what went wrong, as text")
+    reason = " ".join(reason.split())[:500]
+    store.record_failure(user_id, session, operation, reason)
+    log.warning(f"profile {operation} failed", extra={"session": session, "reason": reason})
+
+
+def failures_last_hour() -> dict[str, float]:
+    """The metric streamspace_profile_failures_last_hour{operation}."""
+    return {operation: float(count) for operation, count in store.failure_counts(1).items()}
+
+
+# -- a deleted user's profile objects ----------------------------------------------------------------
+
+PURGE_BATCH = 1000  # keys per request to the store (S3's most)
+
+
+def purge_deleted_users() -> dict[str, int]:
+    """Delete from the store the objects of deleted users' profiles (recorded when each user was deleted).
+    What the store refuses stays recorded with the reason, for the next run; nothing is raised."""
+    if settings().s3 is None:
+        return {"purged": 0, "failed": 0}
+    purged = failed = 0
+    while keys := [row["object_key"] for row in store.pending_purges(PURGE_BATCH)]:
+        try:
+            objectstore.delete_keys(keys)
+        except DomainError as exc:
+            store.purge_failed(keys, str(exc))
+            failed += len(keys)
+            log.error("deleted users' profile objects could not be deleted: retried at the next tick",
+                      extra={"objects": len(keys), "reason": str(exc)})
+            break
+        store.purged(keys)
+        purged += len(keys)
+    if purged:
+        log.info("deleted users' profile objects deleted", extra={"objects": purged})
+    return {"purged": purged, "failed": failed}
+
+
+def purges_pending() -> dict[str, float]:
+    """The metric streamspace_profile_purge_objects{state}: waiting (never tried) and failing."""
+    return {state: float(count) for state, count in store.purge_counts().items()}
+
+
 # -- what users and admins do -----------------------------------------------------------------------
 
 def _own(user_id: str | None, profile_id: str) -> dict[str, Any]:
@@ -189,8 +249,24 @@ def _scope(caller: Any) -> str | None:
     return None if caller.role == "admin" else caller.user_id
 
 
-def list_profiles(caller: Any, limit: int) -> list[dict[str, Any]]:
-    return [describe(r) for r in store.list_for(_scope(caller), limit)]
+def list_profiles(caller: Any, limit: int) -> dict[str, Any]:
+    """A user's versions (an admin's: everyone's, and the deleted users' objects still to be deleted)."""
+    listing: dict[str, Any] = {"profiles": [describe(r) for r in store.list_for(_scope(caller), limit)]}
+    if caller.role == "admin":
+        listing["pendingDeletion"] = [
+            {"userId": r["user_id"], "username": r["username"], "objects": int(r["objects"]),
+             "sizeBytes": int(r["size_bytes"]), "requestedAt": r["requested_at"].isoformat(),
+             "attempts": int(r["attempts"]), "lastError": r["last_error"]}
+            for r in store.purges_by_user()]
+    return listing
+
+
+def saved_home(user_id: str) -> dict[str, Any]:
+    """What the portal's page shows a user: whether homes are profiles here, their versions (newest first)
+    and their recent failed restores and saves."""
+    return {"enabled": settings().home_storage == "s3",
+            "versions": [describe(r) for r in store.list_for(user_id, 100)],
+            "failures": store.recent_failures(user_id, 5)}
 
 
 def set_current(caller: Any, profile_id: str, client_ip: str) -> dict[str, Any]:

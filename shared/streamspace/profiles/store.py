@@ -1,4 +1,4 @@
-"""The `profiles` table: the only code that speaks SQL to it."""
+"""The `profiles`, `profile_purges` and `profile_failures` tables: the only code that speaks SQL to them."""
 
 from __future__ import annotations
 
@@ -79,3 +79,55 @@ def user_active(user_id: str) -> bool:
 def stale_uploads(user_id: str, hours: int) -> list[dict[str, Any]]:
     return fetch_all("SELECT id::text AS id, object_key FROM profiles WHERE user_id = %s AND status = 'uploading'"
                      " AND created_at < now() - make_interval(hours => %s)", (user_id, hours))
+
+
+# -- a deleted user's objects (rows made by the users_purge_profiles trigger) ------------------------
+
+def pending_purges(limit: int) -> list[dict[str, Any]]:
+    return fetch_all("SELECT object_key FROM profile_purges ORDER BY requested_at, object_key LIMIT %s", (limit,))
+
+
+def purged(keys: list[str]) -> None:
+    execute("DELETE FROM profile_purges WHERE object_key = ANY(%s)", (keys,))
+
+
+def purge_failed(keys: list[str], reason: str) -> None:
+    execute("UPDATE profile_purges SET attempts = attempts + 1, last_error = %s WHERE object_key = ANY(%s)",
+            (reason[:500], keys))
+
+
+def purges_by_user() -> list[dict[str, Any]]:
+    return fetch_all("SELECT user_id::text AS user_id, username, count(*) AS objects, sum(size_bytes) AS size_bytes,"
+                     " min(requested_at) AS requested_at, max(attempts) AS attempts,"
+                     " (array_agg(last_error ORDER BY attempts DESC) FILTER (WHERE last_error IS NOT NULL))[1]"
+                     " AS last_error FROM profile_purges GROUP BY user_id, username ORDER BY min(requested_at)")
+
+
+def purge_counts() -> dict[str, int]:
+    row = fetch_one("SELECT count(*) FILTER (WHERE attempts = 0) AS waiting,"
+                    " count(*) FILTER (WHERE attempts > 0) AS failing FROM profile_purges")
+    return {"waiting": int(row["waiting"]), "failing": int(row["failing"])} if row else {"waiting": 0, "failing": 0}
+
+
+# -- failed restores and saves --------------------------------------------------------------------------
+
+FAILURES_KEPT_DAYS = 30
+
+
+def record_failure(user_id: str, session: str, operation: str, reason: str) -> None:
+    execute("INSERT INTO profile_failures (user_id, session, operation, reason) VALUES (%s, %s, %s, %s)",
+            (user_id, session, operation, reason))
+    execute("DELETE FROM profile_failures WHERE at < now() - make_interval(days => %s)", (FAILURES_KEPT_DAYS,))
+
+
+def recent_failures(user_id: str, limit: int) -> list[dict[str, Any]]:
+    return fetch_all("SELECT operation, session, reason, at FROM profile_failures WHERE user_id = %s"
+                     " ORDER BY at DESC, id DESC LIMIT %s", (user_id, limit))
+
+
+def failure_counts(hours: int) -> dict[str, int]:
+    rows = fetch_all("SELECT operation, count(*) AS n FROM profile_failures"
+                     " WHERE at > now() - make_interval(hours => %s) GROUP BY operation", (hours,))
+    counts = {"restore": 0, "save": 0}
+    counts.update({r["operation"]: int(r["n"]) for r in rows})
+    return counts
