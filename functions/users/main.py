@@ -96,7 +96,7 @@ def user_sessions(req: Request) -> dict:
 
 @api.get("/api/v1/users/{id}/quota", access=ADMIN, summary="A user's quota and usage")
 def get_user_quota(req: Request) -> dict:
-    from streamspace.quotas import user_quota
+    from streamspace.quotas.service import user_quota
 
     return user_quota(_user_id(req))
 
@@ -104,7 +104,8 @@ def get_user_quota(req: Request) -> dict:
 @api.put("/api/v1/users/{id}/quota", access=ADMIN, summary="Set a user's limits (null: back to the default)",
          body=_schema(**LIMITS))
 def put_user_quota(req: Request) -> dict:
-    from streamspace.quotas import LIMIT_FIELDS, set_user_quota
+    from streamspace.domain.quotas import LIMIT_FIELDS
+    from streamspace.quotas.service import set_user_quota
 
     return set_user_quota(req.caller, _user_id(req), req.json(allowed=LIMIT_FIELDS), req.client_ip)
 
@@ -204,7 +205,7 @@ def remove_member(req: Request) -> dict:
 
 @api.get("/api/v1/groups/{id}/quota", access=ADMIN, summary="A group's quota and usage")
 def get_group_quota(req: Request) -> dict:
-    from streamspace.quotas import group_quota
+    from streamspace.quotas.service import group_quota
 
     return group_quota(_group_id(req))
 
@@ -212,7 +213,8 @@ def get_group_quota(req: Request) -> dict:
 @api.put("/api/v1/groups/{id}/quota", access=ADMIN, summary="Set a group's limits (null: back to the default)",
          body=_schema(**LIMITS))
 def put_group_quota(req: Request) -> dict:
-    from streamspace.quotas import LIMIT_FIELDS, set_group_quota
+    from streamspace.domain.quotas import LIMIT_FIELDS
+    from streamspace.quotas.service import set_group_quota
 
     return set_group_quota(req.caller, _group_id(req), req.json(allowed=LIMIT_FIELDS), req.client_ip)
 
@@ -221,7 +223,7 @@ def put_group_quota(req: Request) -> dict:
 
 @api.get("/api/v1/admin/quotas", access=ADMIN, summary="Every user's quota and usage", query=("limit", "offset"))
 def list_quotas(req: Request) -> dict:
-    from streamspace.quotas import list_user_quotas
+    from streamspace.quotas.service import list_user_quotas
 
     limit, offset = req.page()
     return list_user_quotas(limit, offset)
@@ -231,7 +233,8 @@ def list_quotas(req: Request) -> dict:
          body=_schema(("username",), username="string", **LIMITS))
 def put_quota(req: Request) -> dict:
     from streamspace.db import connection
-    from streamspace.quotas import LIMIT_FIELDS, set_user_quota, user_id_by_name
+    from streamspace.domain.quotas import LIMIT_FIELDS
+    from streamspace.quotas.service import set_user_quota, user_id_by_name
 
     body = req.json(allowed=LIMIT_FIELDS | {"username"}, required=("username",))
     with connection() as conn:
@@ -242,7 +245,7 @@ def put_quota(req: Request) -> dict:
 @api.get("/api/v1/admin/quotas/{username}", access=ADMIN, summary="A user's quota by username")
 def get_quota(req: Request) -> dict:
     from streamspace.db import connection
-    from streamspace.quotas import user_id_by_name, user_quota_on
+    from streamspace.quotas.service import user_id_by_name, user_quota_on
 
     with connection() as conn:
         return user_quota_on(conn, user_id_by_name(conn, req.param("username")))
@@ -251,7 +254,7 @@ def get_quota(req: Request) -> dict:
 @api.delete("/api/v1/admin/quotas/{username}", access=ADMIN, summary="Put a user's quota back to the defaults")
 def delete_quota(req: Request) -> Reply:
     from streamspace.db import connection
-    from streamspace.quotas import reset_user_quota, user_id_by_name
+    from streamspace.quotas.service import reset_user_quota, user_id_by_name
 
     with connection() as conn:
         user_id = user_id_by_name(conn, req.param("username"))

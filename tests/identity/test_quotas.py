@@ -28,7 +28,7 @@ def _session(user_id: str, username: str, state: str = "running", cpu: int = 100
 
 
 def test_defaults_and_usage_from_sessions(db_url: str) -> None:
-    from streamspace.quotas import user_quota
+    from streamspace.quotas.service import user_quota
 
     uid = make_user("quota-usage")
     quota = user_quota(uid)
@@ -43,7 +43,7 @@ def test_defaults_and_usage_from_sessions(db_url: str) -> None:
 
 def test_group_defaults(db_url: str) -> None:
     from streamspace.db import fetch_one
-    from streamspace.quotas import group_quota
+    from streamspace.quotas.service import group_quota
 
     row = fetch_one("INSERT INTO groups (name) VALUES ('default-team') RETURNING id::text AS id")
     assert row is not None
@@ -59,7 +59,8 @@ def test_group_defaults(db_url: str) -> None:
 ])
 def test_check_and_reserve_names_the_limit(db_url: str, resource: str, requested: tuple, message_bits: tuple) -> None:
     from streamspace.db import execute, transaction
-    from streamspace.quotas import QuotaExceeded, Usage, check_and_reserve
+    from streamspace.domain.quotas import QuotaExceeded, Usage
+    from streamspace.quotas.service import check_and_reserve
 
     name = f"quota-{resource}"
     uid = make_user(name)
@@ -85,7 +86,8 @@ def test_check_and_reserve_names_the_limit(db_url: str, resource: str, requested
 
 def test_a_group_limit_applies_to_every_member(db_url: str) -> None:
     from streamspace.db import execute, fetch_one, transaction
-    from streamspace.quotas import QuotaExceeded, Usage, check_and_reserve
+    from streamspace.domain.quotas import QuotaExceeded, Usage
+    from streamspace.quotas.service import check_and_reserve
 
     one, two = make_user("member-one"), make_user("member-two")
     group = fetch_one("INSERT INTO groups (name) VALUES ('small-team') RETURNING id::text AS id")
@@ -106,7 +108,8 @@ def test_a_group_limit_applies_to_every_member(db_url: str) -> None:
 
 def test_check_and_reserve_refuses_to_run_outside_a_transaction(db_url: str) -> None:
     from streamspace.db import connection
-    from streamspace.quotas import Usage, check_and_reserve
+    from streamspace.domain.quotas import Usage
+    from streamspace.quotas.service import check_and_reserve
 
     uid = make_user("no-transaction")
     with pytest.raises(RuntimeError), connection() as conn:
@@ -118,7 +121,8 @@ def _race(db_url: str, user_ids: list[str], usernames: list[str], attempts: int)
     import psycopg
     from psycopg.rows import dict_row
 
-    from streamspace.quotas import QuotaExceeded, Usage, check_and_reserve
+    from streamspace.domain.quotas import QuotaExceeded, Usage
+    from streamspace.quotas.service import check_and_reserve
 
     barrier = threading.Barrier(attempts)
 
@@ -162,8 +166,8 @@ def test_concurrent_creates_of_different_users_respect_their_shared_group(db_url
 
 
 def test_the_http_layer_answers_403_with_the_quota_body(db_url: str) -> None:
+    from streamspace.domain.quotas import QuotaExceeded
     from streamspace.functions import load
-    from streamspace.quotas import QuotaExceeded
 
     api = load("users").api
     error = api._as_http_error(QuotaExceeded("cpu", "group:team", "15", "2", "16"))

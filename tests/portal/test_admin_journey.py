@@ -102,7 +102,7 @@ def test_create_a_user_and_set_their_quota(admin, base) -> None:
     admin.page.fill("#f-maxSessions", "3")
     admin.page.get_by_role("button", name="Save quota").click()
     assert admin.page.locator("#f-maxMemory-error").is_visible()
-    from streamspace.quotas import user_quota
+    from streamspace.quotas.service import user_quota
 
     user_id = user_url.rsplit("/", 1)[1]
     assert user_quota(user_id)["limits"]["maxSessions"] != 3  # nothing half-saved

@@ -105,7 +105,7 @@ def test_a_user_launches_watches_and_ends_a_session(person, base) -> None:
 def test_a_refused_launch_and_a_failed_session_are_explained(person, base) -> None:
     from streamspace import kube
     from streamspace.config import settings
-    from streamspace.quotas import set_user_quota
+    from streamspace.quotas.service import set_user_quota
 
     make_template("kate", displayName="Kate")
     username, user_id = new_user()

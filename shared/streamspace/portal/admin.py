@@ -115,7 +115,7 @@ def users(page: Page) -> Any:
 def user_details(page: Page) -> Any:
     from streamspace.auth.groups import user_groups
     from streamspace.auth.users import get_user, parse_uuid, update_user
-    from streamspace.quotas import set_user_quota, user_quota
+    from streamspace.quotas.service import set_user_quota, user_quota
 
     user_id = parse_uuid(page.param("id"), "user")
     errors: dict[str, str] = {}
@@ -166,7 +166,7 @@ def groups(page: Page) -> Any:
 def group_details(page: Page) -> Any:
     from streamspace.auth.groups import add_member, get_group, list_members, remove_member
     from streamspace.auth.users import list_users, parse_uuid
-    from streamspace.quotas import group_quota, set_group_quota
+    from streamspace.quotas.service import group_quota, set_group_quota
 
     group_id = parse_uuid(page.param("id"), "group")
     errors: dict[str, str] = {}

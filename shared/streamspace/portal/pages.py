@@ -204,7 +204,7 @@ def _template(page: Page) -> dict[str, Any]:
 def _launch_choices(page: Page, template: dict[str, Any]) -> tuple[list[dict[str, Any]], list[views.Bar]]:
     """The sizes a user may pick: the template's default and the standard sizes, each marked with
     whether it fits in what is left of the user's quota (the service checks again at launch)."""
-    from streamspace.quotas import user_quota
+    from streamspace.quotas.service import user_quota
 
     bars = views.quota_bars(user_quota(page.caller.user_id))
     left = {bar.label: (None if bar.limit is None else bar.limit - bar.used) for bar in bars}
@@ -337,7 +337,7 @@ def events(page: Page) -> Any:
 # -- quota and profile ----------------------------------------------------------------------------
 
 def quota(page: Page) -> Any:
-    from streamspace.quotas import user_quota
+    from streamspace.quotas.service import user_quota
 
     return page.render("quota.html", bars=views.quota_bars(user_quota(page.caller.user_id)))
 

@@ -27,8 +27,10 @@ from streamspace.domain.errors import (
     Unauthenticated,
     ValidationError,
 )
+from streamspace.domain.quotas import Usage
 from streamspace.profiles import store
 from streamspace.profiles.agent_tokens import token_subject
+from streamspace.quotas.service import check_and_reserve
 
 log = logging.getLogger("streamspace.profiles")
 
@@ -151,13 +153,11 @@ def commit(user_id: str, profile_id: str, body: dict[str, Any]) -> dict[str, Any
 
 def _check_quota(user_id: str, profile_bytes: int, conn: Any) -> None:
     """Profile storage counts against the user's storage quota, with the sessions' volumes."""
-    from streamspace import quotas
-
     if conn is None:
         with transaction() as own:
             _check_quota(user_id, profile_bytes, own)
         return
-    quotas.check_and_reserve(conn, user_id, quotas.Usage(0, 0, 0, profile_bytes))
+    check_and_reserve(conn, user_id, Usage(0, 0, 0, profile_bytes))
 
 
 def _discard(row: dict[str, Any]) -> None:

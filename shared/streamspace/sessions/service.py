@@ -26,7 +26,7 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from streamspace import audit, kube, quotas
+from streamspace import audit, kube
 from streamspace.auth.principal import Claimant
 from streamspace.auth.users import load_user, parse_uuid, user_by_username
 from streamspace.config import settings
@@ -37,6 +37,7 @@ from streamspace.domain.errors import Conflict, Forbidden, Invalid, NotFound, Va
 from streamspace.domain.names import SESSION_NAME_MAX, is_dns_label, user_label
 from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
 from streamspace.domain.resources import canonical_resources
+from streamspace.domain.quotas import Usage
 from streamspace.domain.sessions import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_SESSION_DURATION,
@@ -48,6 +49,7 @@ from streamspace.domain.sessions import (
 )
 from streamspace.domain.templates import ensure_launchable, validate_template_spec
 from streamspace.domain.warm import ANN_WARM_POD
+from streamspace.quotas.service import check_and_reserve
 from streamspace.reconcile.context import load_config
 from streamspace.reconcile.desired import session_url
 from streamspace.sessions import store, warm
@@ -284,10 +286,10 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
                                     persistent_home, idle_text, max_text, tags)
         try:
             with transaction() as conn:
-                quotas.check_and_reserve(conn, owner_id, quotas.Usage(1, cpu, memory, 0))
+                check_and_reserve(conn, owner_id, Usage(1, cpu, memory, 0))
                 storage = store.home_storage_request(conn, owner_id, persistent_home, home_size)
                 if storage:  # the first holding session with a home volume carries its size
-                    quotas.check_and_reserve(conn, owner_id, quotas.Usage(0, 0, 0, storage))
+                    check_and_reserve(conn, owner_id, Usage(0, 0, 0, storage))
                 store.insert(conn, namespace=namespace, name=name, user_id=owner_id, username=owner_name,
                              template=template_name, state="running", cpu_millis=cpu, memory_bytes=memory,
                              cpu_request_millis=cpu_request, memory_request_bytes=memory_request,
