@@ -4,8 +4,7 @@ from typing import Any
 
 import functions_framework
 
-from streamspace import cluster_admin
-from streamspace.domain.errors import ValidationError
+from streamspace.cluster import service as cluster
 from streamspace.http import Access, Api, BadRequest, Request
 
 api = Api("cluster")
@@ -18,10 +17,13 @@ LABEL_BODY = {"type": "object", "additionalProperties": False, "required": ["key
               "properties": {"key": _STRING, "value": _STRING}}
 TAINT_BODY = {"type": "object", "additionalProperties": False, "required": ["key", "effect"],
               "properties": {"key": _STRING, "value": _STRING,
-                             "effect": {"type": "string", "enum": list(cluster_admin.TAINT_EFFECTS)}}}
+                             "effect": {"type": "string", "enum": list(cluster.TAINT_EFFECTS)}}}
+_GRACE = {"type": "integer", "minimum": 0, "maximum": cluster.DRAIN_GRACE_MAX}
 DRAIN_BODY = {"type": "object", "additionalProperties": False,
-              "properties": {"grace_period_seconds": {"type": "integer", "minimum": 0,
-                                                      "maximum": cluster_admin.DRAIN_GRACE_MAX}}}
+              "properties": {"gracePeriodSeconds": _GRACE,
+                             "grace_period_seconds": {**_GRACE, "deprecated": True,
+                                                      "description": "the old name of gracePeriodSeconds,"
+                                                                     " accepted for one release"}}}
 
 
 def _page(req: Request, plural: str, items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -38,7 +40,7 @@ def _namespace(req: Request) -> str | None:
     if every:
         return None
     if namespace is not None:
-        return cluster_admin.validate_dns_label(namespace, "namespace")
+        return cluster.validate_dns_label(namespace, "namespace")
     return api.settings.sessions_namespace
 
 
@@ -47,34 +49,34 @@ def _namespace(req: Request) -> str | None:
 @api.get(NODES, access=ADMIN, summary="Every node with status, roles, capacity and requested usage "
          "(format=v0.2: the earlier contract's bare array, with `pods`)", query=("limit", "offset", "format"))
 def list_nodes(req: Request) -> dict | list:
-    if cluster_admin.node_format(req.query("format")) == "v0.2":
-        return [cluster_admin.node_v02(n) for n in cluster_admin.list_nodes()]
-    return _page(req, "nodes", cluster_admin.list_nodes())
+    if cluster.node_format(req.query("format")) == "v0.2":
+        return [cluster.node_v02(n) for n in cluster.list_nodes()]
+    return _page(req, "nodes", cluster.list_nodes())
 
 
 @api.get(f"{NODES}/stats", access=ADMIN, summary="Cluster totals: nodes by state, CPU, memory, pods "
          "(format=v0.2: totalNodes, readyNodes, totalCapacity)", query=("format",))
 def node_stats(req: Request) -> dict:
-    stats = cluster_admin.node_stats()
-    if cluster_admin.node_format(req.query("format")) == "v0.2":
-        return cluster_admin.node_stats_v02(stats)
+    stats = cluster.node_stats()
+    if cluster.node_format(req.query("format")) == "v0.2":
+        return cluster.node_stats_v02(stats)
     return stats
 
 
 @api.get(f"{NODES}/{{name}}", access=ADMIN, summary="One node")
 def get_node(req: Request) -> dict:
-    return cluster_admin.get_node(req.param("name"))
+    return cluster.get_node(req.param("name"))
 
 
 @api.put(f"{NODES}/{{name}}/labels", access=ADMIN, summary="Set a node label {key, value}",
          body=LABEL_BODY)
 def set_label(req: Request) -> dict:
     body = req.json(allowed={"key", "value"}, required=("key",))
-    return cluster_admin.set_label(req.caller, req.client_ip, req.param("name"), body)
+    return cluster.set_label(req.caller, req.client_ip, req.param("name"), body)
 
 
 def _remove_label(req: Request) -> dict:
-    return cluster_admin.remove_label(req.caller, req.client_ip, req.param("name"), _key(req))
+    return cluster.remove_label(req.caller, req.client_ip, req.param("name"), _key(req))
 
 
 def _key(req: Request) -> str:
@@ -91,11 +93,11 @@ api.delete(f"{NODES}/{{name}}/labels/{{prefix}}/{{key}}", access=ADMIN,
           body=TAINT_BODY)
 def add_taint(req: Request) -> dict:
     body = req.json(allowed={"key", "value", "effect"}, required=("key", "effect"))
-    return cluster_admin.add_taint(req.caller, req.client_ip, req.param("name"), body)
+    return cluster.add_taint(req.caller, req.client_ip, req.param("name"), body)
 
 
 def _remove_taint(req: Request) -> dict:
-    return cluster_admin.remove_taint(req.caller, req.client_ip, req.param("name"), _key(req), req.query("effect"))
+    return cluster.remove_taint(req.caller, req.client_ip, req.param("name"), _key(req), req.query("effect"))
 
 
 api.delete(f"{NODES}/{{name}}/taints/{{key}}", access=ADMIN, query=("effect",),
@@ -106,35 +108,32 @@ api.delete(f"{NODES}/{{name}}/taints/{{prefix}}/{{key}}", access=ADMIN, query=("
 
 @api.post(f"{NODES}/{{name}}/cordon", access=ADMIN, summary="Mark the node unschedulable")
 def cordon(req: Request) -> dict:
-    return cluster_admin.cordon(req.caller, req.client_ip, req.param("name"), True)
+    return cluster.cordon(req.caller, req.client_ip, req.param("name"), True)
 
 
 @api.post(f"{NODES}/{{name}}/uncordon", access=ADMIN, summary="Mark the node schedulable again")
 def uncordon(req: Request) -> dict:
-    return cluster_admin.cordon(req.caller, req.client_ip, req.param("name"), False)
+    return cluster.cordon(req.caller, req.client_ip, req.param("name"), False)
 
 
 @api.post(f"{NODES}/{{name}}/drain", access=ADMIN, body=DRAIN_BODY,
           summary="Cordon, then evict every pod except DaemonSet and mirror pods (Eviction API)")
 def drain(req: Request) -> dict:
-    body = req.json(allowed={"grace_period_seconds", "gracePeriodSeconds"}, optional_body=True)
-    if "grace_period_seconds" in body and "gracePeriodSeconds" in body:
-        raise ValidationError("grace_period_seconds", "give grace_period_seconds once")
-    grace = body.get("grace_period_seconds", body.get("gracePeriodSeconds"))
-    return cluster_admin.drain(req.caller, req.client_ip, req.param("name"), {"grace_period_seconds": grace})
+    body = req.json(allowed=cluster.DRAIN_FIELDS, optional_body=True)
+    return cluster.drain(req.caller, req.client_ip, req.param("name"), body)
 
 
 # -- /api/v1/cluster -------------------------------------------------------------------------------------
 
 @api.get(f"{CLUSTER}/nodes", access=ADMIN, summary="Nodes (as /api/v1/admin/nodes)", query=("limit", "offset"))
 def cluster_nodes(req: Request) -> dict:
-    return _page(req, "nodes", cluster_admin.list_nodes())
+    return _page(req, "nodes", cluster.list_nodes())
 
 
 def _view(plural: str) -> None:
     def handler(req: Request) -> dict:
         namespace = None if plural == "namespaces" else _namespace(req)
-        return _page(req, plural, cluster_admin.list_view(plural, namespace))
+        return _page(req, plural, cluster.list_view(plural, namespace))
 
     query = ("limit", "offset") if plural == "namespaces" else ("namespace", "allNamespaces", "limit", "offset")
     scope = "" if plural == "namespaces" else " in the sessions namespace (or ?namespace=, ?allNamespaces=true)"
@@ -149,9 +148,9 @@ for _plural in ("pods", "deployments", "services", "namespaces"):
          query=("container", "tailLines", "limitBytes"),
          summary="A container's log as JSON text {logs} (tailLines default 200, max 5000; limitBytes max 1 MiB)")
 def pod_logs(req: Request) -> dict:
-    tail = req.query_int("tailLines", cluster_admin.LOG_TAIL_DEFAULT, 0, cluster_admin.LOG_TAIL_MAX)
-    limit = req.query_int("limitBytes", cluster_admin.LOG_BYTES_MAX, 1, 2**62)
-    return cluster_admin.pod_logs(req.param("namespace"), req.param("name"), req.query("container"), tail, limit)
+    tail = req.query_int("tailLines", cluster.LOG_TAIL_DEFAULT, 0, cluster.LOG_TAIL_MAX)
+    limit = req.query_int("limitBytes", cluster.LOG_BYTES_MAX, 1, 2**62)
+    return cluster.pod_logs(req.param("namespace"), req.param("name"), req.query("container"), tail, limit)
 
 
 @functions_framework.http

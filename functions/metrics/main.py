@@ -3,7 +3,7 @@
 import functions_framework
 
 from streamspace.http import Access, Api, Request
-from streamspace.metrics_summary import dead_letter_counts, platform_summary
+from streamspace.metrics.service import dead_letter_counts, platform_summary
 from streamspace.observability import metrics
 from streamspace.profiles import service as profiles
 

@@ -1,4 +1,4 @@
-"""The pure parts of streamspace.cluster_admin: label syntax, reserved prefixes, requests, age."""
+"""The pure parts of streamspace.cluster.service: label syntax, reserved prefixes, requests, age."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from streamspace import cluster_admin as ca
+from streamspace.cluster import service as ca
 from streamspace.domain.errors import ValidationError
 
 

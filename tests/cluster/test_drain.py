@@ -46,7 +46,7 @@ def test_drain_evicts_pods_and_skips_daemonset_pods(admin, core, sim):
         "metadata": {"name": guarded}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": guarded}}}})
     sim.clear_requests()
 
-    response = admin.post(f"{NODES}/{node}/drain", json={"grace_period_seconds": 30})
+    response = admin.post(f"{NODES}/{node}/drain", json={"gracePeriodSeconds": 30})
     assert response.status_code == 200, response.text
     result = response.json()
     assert result["node"] == node and result["cordoned"] is True and result["complete"] is False
@@ -79,10 +79,21 @@ def test_drain_of_an_empty_node_without_body(admin, core):
 def test_drain_refuses_a_bad_grace_period(admin, core):
     node = unique("node")
     make_node(core, node)
-    for grace in (-1, "30", 1.5, True, 10**9):
-        response = admin.post(f"{NODES}/{node}/drain", json={"grace_period_seconds": grace})
-        assert response.status_code == 400, grace
-        assert response.json()["error"] == "invalid grace_period_seconds"
+    for field in ("gracePeriodSeconds", "grace_period_seconds"):
+        for grace in (-1, "30", 1.5, True, 10**9):
+            response = admin.post(f"{NODES}/{node}/drain", json={field: grace})
+            assert response.status_code == 400, grace
+            assert response.json()["error"] == f"invalid {field}"
+    both = admin.post(f"{NODES}/{node}/drain", json={"gracePeriodSeconds": 1, "grace_period_seconds": 1})
+    assert both.status_code == 400 and both.json()["error"] == "invalid gracePeriodSeconds"
     assert admin.post(f"{NODES}/{node}/drain", json={"force": True}).status_code == 400
     spec = core.read_node(node).spec
     assert spec is None or not spec.unschedulable
+
+
+def test_drain_still_takes_the_old_grace_period_name_for_one_release(admin, core):
+    node = unique("node")
+    make_node(core, node)
+    assert admin.post(f"{NODES}/{node}/drain", json={"grace_period_seconds": 7}).status_code == 200
+    rows = fetch_all("SELECT details FROM audit_log WHERE action = 'node.drain' AND target = %s", (node,))
+    assert [r["details"]["gracePeriodSeconds"] for r in rows] == [7]

@@ -58,8 +58,9 @@ def _int_or_text(value: str) -> Any:
 # -- dashboard ------------------------------------------------------------------------------------
 
 def dashboard(page: Page) -> Any:
-    from streamspace import audit, cluster_admin
-    from streamspace.metrics_summary import platform_summary
+    from streamspace import audit
+    from streamspace.cluster import service as cluster
+    from streamspace.metrics.service import platform_summary
     from streamspace.session_history.service import history
     from streamspace.sessions.service import list_sessions
 
@@ -78,7 +79,7 @@ def dashboard(page: Page) -> Any:
     timeline = [{"hour": hour, **{kind: sum(counts.get((hour, action), 0) for action in actions)
                                   for kind, actions in kinds.items()}} for hour in hours]
     try:
-        node_rows = cluster_admin.list_nodes()
+        node_rows = cluster.list_nodes()
         node_error = None
     except Exception as exc:  # noqa: BLE001 - the dashboard still shows the rest when the cluster is away
         node_rows, node_error = [], str(exc)
@@ -88,7 +89,7 @@ def dashboard(page: Page) -> Any:
                        state_chart=views.bar_chart([(s, float(n)) for s, n in by_state]),
                        template_chart=views.bar_chart([(t, float(n)) for t, n in by_template]),
                        by_template=by_template, timeline=timeline, nodes=node_rows, node_error=node_error,
-                       cpu_millicores=cluster_admin.cpu_millicores, memory_bytes=cluster_admin.memory_bytes)
+                       cpu_millicores=cluster.cpu_millicores, memory_bytes=cluster.memory_bytes)
 
 
 # -- users ----------------------------------------------------------------------------------------
@@ -267,23 +268,23 @@ def templates(page: Page) -> Any:
 # -- nodes, settings, audit -----------------------------------------------------------------------
 
 def nodes(page: Page) -> Any:
-    from streamspace import cluster_admin
+    from streamspace.cluster import service as cluster
 
     errors: dict[str, str] = {}
     status = 200
     if page.raw.method == "POST":
         name, action = page.field("node"), page.field("action")
         changes: dict[str, Callable[[], Any]] = {
-            "cordon": lambda: cluster_admin.cordon(page.caller, page.client_ip, name, True),
-            "uncordon": lambda: cluster_admin.cordon(page.caller, page.client_ip, name, False),
-            "drain": lambda: cluster_admin.drain(page.caller, page.client_ip, name, {}),
-            "label": lambda: cluster_admin.set_label(page.caller, page.client_ip, name,
+            "cordon": lambda: cluster.cordon(page.caller, page.client_ip, name, True),
+            "uncordon": lambda: cluster.cordon(page.caller, page.client_ip, name, False),
+            "drain": lambda: cluster.drain(page.caller, page.client_ip, name, {}),
+            "label": lambda: cluster.set_label(page.caller, page.client_ip, name,
                                                      {"key": page.field("key"), "value": page.field("value")}),
-            "unlabel": lambda: cluster_admin.remove_label(page.caller, page.client_ip, name, page.field("key")),
-            "taint": lambda: cluster_admin.add_taint(page.caller, page.client_ip, name,
+            "unlabel": lambda: cluster.remove_label(page.caller, page.client_ip, name, page.field("key")),
+            "taint": lambda: cluster.add_taint(page.caller, page.client_ip, name,
                                                      {"key": page.field("key"), "value": page.field("value"),
                                                       "effect": page.field("effect")}),
-            "untaint": lambda: cluster_admin.remove_taint(page.caller, page.client_ip, name, page.field("key"),
+            "untaint": lambda: cluster.remove_taint(page.caller, page.client_ip, name, page.field("key"),
                                                           page.field("effect") or None),
         }
         if action not in changes:
@@ -293,7 +294,7 @@ def nodes(page: Page) -> Any:
             if reply is not None:
                 return reply
         errors = {f"{name}:{key}": message for key, message in errors.items()}
-    return page.render("admin/nodes.html", status=status, nodes=cluster_admin.list_nodes(), errors=errors,
+    return page.render("admin/nodes.html", status=status, nodes=cluster.list_nodes(), errors=errors,
                        form=page.form, done=page.done)
 
 

@@ -7,10 +7,11 @@ of the requests of the pods bound to a node, which needs no metrics-server.
 
 Views: pods, deployments, services and namespaces summarised for the UI, and one container's log as text.
 
-Everything goes through `streamspace.kube`; a Kubernetes answer becomes an HTTP answer there (404, 409,
-400, 503). Names that reach an API path are validated first, so nothing odd is ever put in a path. Every
-change writes an audit row in the same database transaction that is open while the change is made: a
-change that fails leaves no row, and with the database down no change is made.
+Every Kubernetes call goes through `cluster.store`; a Kubernetes error is a domain error that the HTTP
+layer maps (404, 409, 400, 503). Names that reach an API path are validated first, so nothing odd is
+ever put in a path. Every change writes an audit row in the same database transaction that is open
+while the change is made: a change that fails leaves no row, and with the database down no change
+is made.
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from streamspace import kube
+from streamspace import audit
+from streamspace.cluster import store
+from streamspace.db import transaction
 from streamspace.domain.errors import Invalid, NotFound, ValidationError
 from streamspace.domain.quantity import format_cpu, format_memory
+from streamspace.kube import ClusterUnavailable, KubeError
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -172,20 +176,6 @@ def _percent(part: int, whole: int) -> float:
 
 # -- reading the cluster ---------------------------------------------------------------------------
 
-def _all_namespaces_path(kind: str) -> str:
-    known = kube.KINDS[kind]
-    return kube.Kind(known.api_version, known.plural, namespaced=False).path(None)
-
-
-def list_items(kind: str, namespace: str | None, *, field_selector: str | None = None) -> list[dict[str, Any]]:
-    """Objects of `kind` in one namespace, or in all when `namespace` is None (or the kind is cluster-scoped)."""
-    known = kube.KINDS[kind]
-    path = known.path(namespace) if (namespace is not None or not known.namespaced) else _all_namespaces_path(kind)
-    result = kube.request("GET", path, query={"fieldSelector": field_selector})
-    items: list[dict[str, Any]] = result.get("items") or []
-    return items
-
-
 def _meta(obj: dict[str, Any]) -> dict[str, Any]:
     meta: dict[str, Any] = obj.get("metadata") or {}
     return meta
@@ -276,7 +266,7 @@ def node_summary(node: dict[str, Any], pods: Iterable[dict[str, Any]]) -> dict[s
 
 def _pods_by_node(field_selector: str | None = None) -> dict[str, list[dict[str, Any]]]:
     grouped: dict[str, list[dict[str, Any]]] = {}
-    for pod in list_items("Pod", None, field_selector=field_selector):
+    for pod in store.list_items("Pod", None, field_selector=field_selector):
         node_name = (pod.get("spec") or {}).get("nodeName")
         if node_name and not _is_terminal(pod):
             grouped.setdefault(node_name, []).append(pod)
@@ -284,14 +274,14 @@ def _pods_by_node(field_selector: str | None = None) -> dict[str, list[dict[str,
 
 
 def list_nodes() -> list[dict[str, Any]]:
-    nodes = sorted(list_items("Node", None), key=lambda n: _meta(n).get("name", ""))
+    nodes = sorted(store.list_items("Node", None), key=lambda n: _meta(n).get("name", ""))
     pods = _pods_by_node()
     return [node_summary(n, pods.get(_meta(n).get("name", ""), [])) for n in nodes]
 
 
 def _node(name: str) -> dict[str, Any]:
     validate_dns_subdomain(name, "name")
-    node = kube.get("Node", name)
+    node = store.read_node(name)
     if node is None:
         raise NotFound(f"node {name} not found", error="node not found")
     return node
@@ -370,9 +360,6 @@ def node_stats_v02(stats: dict[str, Any]) -> dict[str, Any]:
 def _audited(caller: Principal, client_ip: str, action: str, node: str, change: Callable[[], T],
              details: Callable[[T], dict[str, Any]]) -> T:
     """Make `change` while an audit transaction is open, recording it only when it succeeded."""
-    from streamspace import audit
-    from streamspace.db import transaction
-
     with transaction() as conn:
         result = change()
         audit.record(conn, caller, action, "node", node, client_ip, details(result))
@@ -384,7 +371,7 @@ def set_label(caller: Principal, client_ip: str, name: str, body: dict[str, Any]
     value = validate_label_value(body.get("value"))
     _node(name)
     _audited(caller, client_ip, "node.label.set", name,
-             lambda: kube.merge_patch("Node", name, {"metadata": {"labels": {key: value}}}),
+             lambda: store.patch_node(name, {"metadata": {"labels": {key: value}}}),
              lambda _: {"key": key, "value": value})
     return get_node(name)
 
@@ -395,7 +382,7 @@ def remove_label(caller: Principal, client_ip: str, name: str, key: str) -> dict
     if key not in (_meta(node).get("labels") or {}):
         raise NotFound(f"node {name} has no label {key}", error="label not found")
     _audited(caller, client_ip, "node.label.remove", name,
-             lambda: kube.merge_patch("Node", name, {"metadata": {"labels": {key: None}}}),
+             lambda: store.patch_node(name, {"metadata": {"labels": {key: None}}}),
              lambda _: {"key": key})
     return get_node(name)
 
@@ -410,9 +397,9 @@ def _update_taints(name: str, edit: Callable[[list[dict[str, Any]]], list[dict[s
         patch = {"metadata": {"resourceVersion": _meta(node).get("resourceVersion")},
                  "spec": {"taints": edit(taints) or None}}
         try:
-            kube.merge_patch("Node", name, patch)
+            store.patch_node(name, patch)
             return
-        except kube.KubeError as exc:
+        except KubeError as exc:
             if not exc.conflict or attempt == 4:
                 raise
 
@@ -459,7 +446,7 @@ def remove_taint(caller: Principal, client_ip: str, name: str, key: str, effect:
 
 def _set_unschedulable(name: str, unschedulable: bool) -> dict[str, Any]:
     # Uncordoning removes the field, as kubectl does (false is its default).
-    return kube.merge_patch("Node", name, {"spec": {"unschedulable": True if unschedulable else None}})
+    return store.patch_node(name, {"spec": {"unschedulable": True if unschedulable else None}})
 
 
 def cordon(caller: Principal, client_ip: str, name: str, unschedulable: bool = True) -> dict[str, Any]:
@@ -476,15 +463,6 @@ def _owner_kind(pod: dict[str, Any]) -> str | None:
     return None
 
 
-def _evict(pod: dict[str, Any], grace: int | None) -> None:
-    meta = _meta(pod)
-    eviction: dict[str, Any] = {"apiVersion": "policy/v1", "kind": "Eviction",
-                                "metadata": {"name": meta["name"], "namespace": meta["namespace"]}}
-    if grace is not None:
-        eviction["deleteOptions"] = {"gracePeriodSeconds": grace}
-    kube.request("POST", kube.KINDS["Pod"].path(meta["namespace"], meta["name"], "eviction"), body=eviction)
-
-
 def drain_node(name: str, grace: int | None) -> dict[str, Any]:
     """Cordon, then evict every pod bound to the node except DaemonSet and mirror pods. One pod's refusal
     (a PodDisruptionBudget answers 429) does not stop the others; the answer lists each outcome."""
@@ -493,7 +471,7 @@ def drain_node(name: str, grace: int | None) -> dict[str, Any]:
     skipped: list[dict[str, str]] = []
     failed: list[dict[str, str]] = []
     unreachable = False
-    pods = sorted(list_items("Pod", None, field_selector=f"spec.nodeName={name}"),
+    pods = sorted(store.list_items("Pod", None, field_selector=f"spec.nodeName={name}"),
                   key=lambda p: (_meta(p).get("namespace", ""), _meta(p).get("name", "")))
     for pod in pods:
         meta = _meta(pod)
@@ -513,12 +491,12 @@ def drain_node(name: str, grace: int | None) -> dict[str, Any]:
             failed.append({**ref, "error": "not attempted: the Kubernetes API became unreachable"})
             continue
         try:
-            _evict(pod, grace)
-        except kube.ClusterUnavailable:
+            store.evict(meta["namespace"], meta["name"], grace)
+        except ClusterUnavailable:
             unreachable = True
             failed.append({**ref, "error": "the Kubernetes API is unreachable"})
             continue
-        except kube.KubeError as exc:
+        except KubeError as exc:
             if exc.not_found:
                 skipped.append({**ref, "reason": "already gone"})
             elif exc.status == 429:
@@ -531,12 +509,21 @@ def drain_node(name: str, grace: int | None) -> dict[str, Any]:
             "complete": not failed}
 
 
+DRAIN_FIELDS = frozenset({"gracePeriodSeconds", "grace_period_seconds"})
+
+
 def drain(caller: Principal, client_ip: str, name: str, body: dict[str, Any]) -> dict[str, Any]:
-    grace = body.get("grace_period_seconds")
+    """`gracePeriodSeconds` as in every other body; `grace_period_seconds`, its old name, is
+    accepted for one release (the OpenAPI document marks it deprecated)."""
+    if DRAIN_FIELDS <= set(body):
+        raise ValidationError("gracePeriodSeconds",
+                              "give gracePeriodSeconds only (grace_period_seconds is its old name)")
+    field = "grace_period_seconds" if "grace_period_seconds" in body else "gracePeriodSeconds"
+    grace = body.get(field)
     if grace is not None and (isinstance(grace, bool) or not isinstance(grace, int)
                               or not 0 <= grace <= DRAIN_GRACE_MAX):
-        raise ValidationError("grace_period_seconds", f"must be an integer from 0 to {DRAIN_GRACE_MAX} "
-                                                      "(omit it to use each pod's own grace period)")
+        raise ValidationError(field, f"must be an integer from 0 to {DRAIN_GRACE_MAX} "
+                                     "(omit it to use each pod's own grace period)")
     _node(name)
     return _audited(caller, client_ip, "node.drain", name, lambda: drain_node(name, grace),
                     lambda r: {"gracePeriodSeconds": grace, "evicted": len(r["evicted"]),
@@ -616,7 +603,7 @@ VIEWS: dict[str, tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = {
 def list_view(plural: str, namespace: str | None) -> list[dict[str, Any]]:
     """Summaries of one kind, in `namespace` (None: every namespace), sorted by namespace then name."""
     kind, view = VIEWS[plural]
-    items = [view(obj) for obj in list_items(kind, namespace)]
+    items = [view(obj) for obj in store.list_items(kind, namespace)]
     return sorted(items, key=lambda v: (v.get("namespace", ""), v["name"]))
 
 
@@ -628,9 +615,8 @@ def pod_logs(namespace: str, name: str, container: str | None, tail_lines: int, 
         validate_dns_label(container, "container")
     limit_bytes = max(1, min(limit_bytes, LOG_BYTES_MAX))
     try:
-        text = kube.request_text("GET", kube.KINDS["Pod"].path(namespace, name, "log"),
-                                 query={"container": container, "tailLines": tail_lines, "limitBytes": limit_bytes})
-    except kube.KubeError as exc:
+        text = store.container_log(namespace, name, container, tail_lines, limit_bytes)
+    except KubeError as exc:
         if exc.status == 400:  # no such container, or it has not started: the API server says which
             raise Invalid(exc.message or "the log is not available", error="logs unavailable") from None
         raise
