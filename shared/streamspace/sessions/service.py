@@ -36,8 +36,8 @@ from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Conflict, Forbidden, Invalid, NotFound, ValidationError
 from streamspace.domain.names import SESSION_NAME_MAX, is_dns_label, user_label
 from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
-from streamspace.domain.resources import canonical_resources
 from streamspace.domain.quotas import Usage
+from streamspace.domain.resources import canonical_resources
 from streamspace.domain.sessions import (
     DEFAULT_IDLE_TIMEOUT,
     DEFAULT_MAX_SESSION_DURATION,
