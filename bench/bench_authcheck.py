@@ -34,7 +34,7 @@ def run() -> dict[str, Any]:
     from werkzeug.datastructures import Headers
     from werkzeug.test import Client
 
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import statement_count
     from streamspace.desktop import store
     from streamspace.desktop.access import digest
@@ -43,7 +43,7 @@ def run() -> dict[str, Any]:
     from streamspace.reconcile.authcheck import check
 
     user = {"id": bench_user_and_session()}
-    namespace = settings().sessions_namespace
+    namespace = environment().sessions_namespace
     grant = desktop_cookie(user["id"], "bench", "bench-firefox-1")
     headers = Headers({"X-Forwarded-Host": "bench-firefox-1.streamspace.local",
                        "Cookie": f"streamspace_desktop={grant}"})

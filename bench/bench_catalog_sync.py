@@ -57,13 +57,13 @@ def run() -> dict[str, Any]:
     from streamspace.catalog.git import fetch
     from streamspace.catalog.parse import parse_checkout
     from streamspace.catalog.urls import parse_repository_url
-    from streamspace.config import reset_settings
+    from streamspace.config import reset_environment
     from streamspace.db import fetch_one
 
     benchmark_database()
     os.environ["CATALOG_ALLOW_FILE_URLS"] = "true"
     os.environ.setdefault("STREAMSPACE_SECRET_KEY", "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=")
-    reset_settings()
+    reset_environment()
     tmp = Path(tempfile.mkdtemp(prefix="ssb-catalog-"))
     repo = tmp / "repo"
     repo.mkdir()

@@ -52,15 +52,15 @@ def run() -> dict[str, Any]:
     import requests
     import websocket
 
-    from streamspace.config import reset_settings, settings
+    from streamspace.config import environment, reset_environment
     from streamspace.db import execute
     from streamspace.local.gateway import load_function_app
     from streamspace.local.server import BackgroundServer
 
     os.environ["LIVE_STREAM_SECONDS"] = "540s"
-    reset_settings()
+    reset_environment()
     user = {"id": bench_user_and_session()}
-    namespace = settings().sessions_namespace
+    namespace = environment().sessions_namespace
     token = login_token(user["id"], "bench")
 
     def change(phase: str) -> None:

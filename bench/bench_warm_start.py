@@ -108,10 +108,10 @@ def run() -> dict[str, Any]:
     from bench.support import benchmark_database
     from streamspace import kube
     from streamspace.auth.principal import Principal
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.domain.warm import WARM_APP, pod_ready
     from streamspace.local.runner import LocalStack
-    from streamspace.settings_store import WARM_POOL_BUDGET, update_config
+    from streamspace.settings.service import WARM_POOL_BUDGET, update_platform_settings
 
     os.environ["SIM_IMAGE_PULL_SECONDS"] = str(PULL_SECONDS)
     os.environ["SIM_START_SECONDS"] = str(START_SECONDS)
@@ -120,10 +120,10 @@ def run() -> dict[str, Any]:
     stack = LocalStack(cluster="sim", kubelet_delay=0.1, sim_nodes=1, sim_node_cpu="64", sim_node_memory="256Gi",
                        announce=lambda line: None).start()
     try:
-        base, ns = stack.api_url, settings().sessions_namespace
+        base, ns = stack.api_url, environment().sessions_namespace
         admin_id, _ = _user("bench-admin")
         admin = Principal(admin_id, "bench-admin", "admin", (), None)
-        update_config({WARM_POOL_BUDGET: 100}, admin)
+        update_platform_settings({WARM_POOL_BUDGET: 100}, admin)
 
         # warm: a pool as large as the samples, filled (pulled once, then started) before timing.
         _template(admin, "warm", "example.org/bench/warm:1", pool=SAMPLES)

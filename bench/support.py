@@ -29,7 +29,7 @@ def hello_world_source(directory: Path) -> Path:
 
 def benchmark_database() -> str:
     """A fresh, migrated database on an embedded server, made this process's database."""
-    from streamspace.config import reset_settings
+    from streamspace.config import reset_environment
     from streamspace.db import close_pool
     from streamspace.db.embedded import ensure_database, start_embedded
     from streamspace.db.migrate import migrate
@@ -44,20 +44,20 @@ def benchmark_database() -> str:
     # The benchmarks play the ingress: their X-Forwarded-For (one address per simulated client) is believed.
     os.environ.setdefault("TRUSTED_PROXIES", "127.0.0.1/32,::1/128")
     close_pool()
-    reset_settings()
+    reset_environment()
     return url
 
 
 def bench_user_and_session(session: str = "bench-firefox-1") -> str:
     """A user `bench` owning one session index row (no cluster object); returns the user's id."""
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import execute, fetch_one
 
     user = fetch_one("INSERT INTO users (username, email, role, password_hash) VALUES ('bench', 'b@example.com',"
                      " 'user', 'x') RETURNING id::text AS id")
     assert user is not None
     execute("INSERT INTO sessions (namespace, name, user_id, username, template)"
-            " VALUES (%s, %s, %s, 'bench', 'firefox')", (settings().sessions_namespace, session, user["id"]))
+            " VALUES (%s, %s, %s, 'bench', 'firefox')", (environment().sessions_namespace, session, user["id"]))
     return str(user["id"])
 
 
@@ -105,12 +105,12 @@ def desktop_cookie(user_id: str, username: str, session: str) -> str:
     browser holds it after following connect's openUrl."""
     from streamspace.auth.families import start_family
     from streamspace.auth.principal import Principal
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import transaction
     from streamspace.desktop.access import issue_ticket, redeem
 
     with transaction() as conn:
         family_id, _ = start_family(conn, user_id)
-        ticket = issue_ticket(conn, Principal(user_id, username, "user", (), family_id), settings().sessions_namespace,
-                              session)
+        ticket = issue_ticket(conn, Principal(user_id, username, "user", (), family_id),
+                              environment().sessions_namespace, session)
     return redeem(ticket, session, "streamspace.local")[0]

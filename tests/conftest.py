@@ -96,12 +96,12 @@ def drop_database(server_url: str, url: str) -> None:
 
 def use_database(url: str) -> None:
     """Point this process's settings and pool at `url`."""
-    from streamspace.config import reset_settings
+    from streamspace.config import reset_environment
     from streamspace.db import close_pool
 
     close_pool()
     os.environ["DATABASE_URL"] = url
-    reset_settings()
+    reset_environment()
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +120,7 @@ def db_url(pg_server_url: str, template_db: str, tmp_path_factory: pytest.TempPa
 @contextmanager
 def environment(**values: str | None) -> Iterator[None]:
     """Set (or, with None, remove) environment variables and reload the settings; restored after."""
-    from streamspace.config import reset_settings
+    from streamspace.config import reset_environment
 
     saved = {name: os.environ.get(name) for name in values}
     for name, value in values.items():
@@ -128,7 +128,7 @@ def environment(**values: str | None) -> Iterator[None]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    reset_settings()
+    reset_environment()
     try:
         yield
     finally:
@@ -137,7 +137,7 @@ def environment(**values: str | None) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = old
-        reset_settings()
+        reset_environment()
 
 
 @pytest.fixture
@@ -270,15 +270,14 @@ def simulated_cluster(kubeconfig_dir: Path, rbac: list[dict[str, Any]] | None = 
     """A simulated API server with the project's CRDs and RBAC (`rbac`: these documents instead of
     knative/'s), made this process's kubeconfig cluster for the block (`options`: SimCluster's,
     e.g. kubelet timings)."""
-    from streamspace import kube
-    from streamspace.config import settings
+    from streamspace import config, kube
     from streamspace.local.identities import serve_as_functions
     from streamspace.sim import SimCluster
 
     cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), **{"kubelet_delay": 0.0, **options})
     cluster.start()
     kubeconfig = serve_as_functions(cluster, kubeconfig_dir / f"kubeconfig-{uuid.uuid4().hex[:6]}", rbac,
-                                    sessions_namespace=settings().sessions_namespace)
+                                    sessions_namespace=config.environment().sessions_namespace)
     previous = os.environ.get("KUBECONFIG")
     os.environ["KUBECONFIG"] = str(kubeconfig)
     kube.reset_client()

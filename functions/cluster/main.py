@@ -41,7 +41,7 @@ def _namespace(req: Request) -> str | None:
         return None
     if namespace is not None:
         return cluster.validate_dns_label(namespace, "namespace")
-    return api.settings.sessions_namespace
+    return api.environment.sessions_namespace
 
 
 # -- /api/v1/admin/nodes -------------------------------------------------------------------------------

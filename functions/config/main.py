@@ -3,20 +3,20 @@
 import functions_framework
 
 from streamspace.http import Access, Api, Request
-from streamspace.settings_store import get_config, update_config
+from streamspace.settings.service import platform_settings, update_platform_settings
 
 api = Api("config")
 
 
 @api.get("/api/v1/config", access=Access.ADMIN, summary="The platform configuration")
 def read_config(req: Request) -> dict:
-    return {"config": get_config()}
+    return {"config": platform_settings()}
 
 
 @api.patch("/api/v1/config", access=Access.ADMIN,
            summary="Change configuration keys (types validated per key; one audit row per change)")
 def patch_config(req: Request) -> dict:
-    return {"config": update_config(req.json(), req.caller, req.client_ip)}
+    return {"config": update_platform_settings(req.json(), req.caller, req.client_ip)}
 
 
 @functions_framework.http

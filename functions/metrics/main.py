@@ -31,12 +31,12 @@ def summary(req: Request) -> dict:
          summary="Sessions by state over time: the last sample of each step (hours: default 24; step: a "
                  "duration such as 5m, default 48 points), null where no sample was taken")
 def session_history(req: Request) -> dict:
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.domain.duration import parse_duration
     from streamspace.session_history.service import history
 
     step = req.query("step")
-    return history(req.query_int("hours", 24, 1, settings().session_history_days * 24),
+    return history(req.query_int("hours", 24, 1, environment().session_history_days * 24),
                    parse_duration(step, "step") if step is not None else None)
 
 

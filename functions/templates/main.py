@@ -3,7 +3,7 @@
 import functions_framework
 
 from streamspace import templates_api
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.http import Access, Api, Reply, Request
 from streamspace.sessions import starts_store, warm
 
@@ -33,7 +33,7 @@ def get_template(req: Request) -> dict:
 @api.get("/api/v1/templates/{id}/warm-pool", access=Access.ADMIN,
          summary="A Template's warm pool: size, ready, budget, claims, misses, recycles")
 def get_warm_pool(req: Request) -> dict:
-    return warm.pool_report(settings().sessions_namespace, req.param("id"))
+    return warm.pool_report(environment().sessions_namespace, req.param("id"))
 
 
 @api.get("/api/v1/templates/{id}/start-times", access=Access.USER,
@@ -41,7 +41,7 @@ def get_warm_pool(req: Request) -> dict:
 def get_start_times(req: Request) -> dict:
     name = req.param("id")
     templates_api.get_template(name, req.caller)  # 404 for a template that does not exist (or is hidden)
-    return {"template": name, "starts": starts_store.percentiles(settings().sessions_namespace, name)}
+    return {"template": name, "starts": starts_store.percentiles(environment().sessions_namespace, name)}
 
 
 @api.patch("/api/v1/templates/{id}", access=Access.ADMIN,

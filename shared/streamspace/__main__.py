@@ -29,16 +29,16 @@ def main(argv: list[str] | None = None) -> int:
         print(build_info().banner())
         return 0
     if command == "migrate":
-        from streamspace.config import settings
+        from streamspace.config import environment
         from streamspace.db import database_url
         from streamspace.db.migrate import current_version, migrate
         from streamspace.observability import configure_logging
 
-        configure_logging(settings().log_level)
+        configure_logging(environment().log_level)
         url = database_url()
         applied = migrate(url)
         print(f"migrations applied: {applied or 'none'}; schema version {current_version(url)}")
-        from streamspace.settings_store import apply_install_settings
+        from streamspace.settings.service import apply_install_settings
 
         stored = apply_install_settings()
         if stored:

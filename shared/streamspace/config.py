@@ -33,7 +33,7 @@ class ConfigError(Exception):
 
 
 @dataclass(frozen=True)
-class Settings:
+class Environment:
     env: str
     database_url: str | None  # None: use the embedded PostgreSQL in data_dir
     db_pool_size: int
@@ -46,7 +46,7 @@ class Settings:
     # Ingresses, NetworkPolicies): ownerReferences never cross namespaces. Defaults to `namespace`.
     sessions_namespace: str
     # The install's values of the settings ingress.domain / ingress.class (INGRESS_DOMAIN, INGRESS_CLASS):
-    # `migrate` stores them while no admin has changed the setting (settings_store.apply_install_settings).
+    # `migrate` stores them while no admin has changed the setting (settings.service.apply_install_settings).
     ingress_domain: str
     ingress_class: str
     ingress_controller: str  # traefik | nginx: which forward-auth headers to read, which annotations to write
@@ -498,7 +498,7 @@ def _namespace(env: Mapping[str, str], name: str, default: str) -> str:
     return value
 
 
-def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+def load_environment(env: Mapping[str, str] | None = None) -> Environment:
     env = os.environ if env is None else env
     app_env = _choice(env, "STREAMSPACE_ENV", "development", ("development", "production"))
     production = app_env == "production"
@@ -525,7 +525,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     namespace = _namespace(env, "STREAMSPACE_NAMESPACE", "streamspace")
     sessions_namespace = _namespace(env, "SESSIONS_NAMESPACE", namespace)
     controller = _choice(env, "INGRESS_CONTROLLER", "traefik", INGRESS_CONTROLLERS)
-    return Settings(
+    return Environment(
         env=app_env,
         database_url=database_url,
         # One connection per serving thread (THREADS is functions-framework's gunicorn setting, 8 in
@@ -593,15 +593,16 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
 
 
 @lru_cache(maxsize=1)
-def settings() -> Settings:
-    """The process's settings; a configuration error ends the process with one line."""
+def environment() -> Environment:
+    """The process environment, read and checked once; a configuration error ends the process with one
+    line. (Platform settings that admins change at run time are `settings.service.platform_settings()`.)"""
     try:
-        return load_settings()
+        return load_environment()
     except ConfigError as exc:
         print(f"streamspace: configuration error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(2) from None
 
 
-def reset_settings() -> None:
-    """Forget the cached settings (tests and the local runner change the environment)."""
-    settings.cache_clear()
+def reset_environment() -> None:
+    """Forget the cached environment (tests and the local runner change it)."""
+    environment.cache_clear()

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from streamspace.config import S3Settings, settings
+from streamspace.config import S3Settings, environment
 from streamspace.domain.errors import DomainError, NotFound, NotImplementedYet, Unavailable
 
 log = logging.getLogger("streamspace.objectstore")
@@ -36,7 +36,7 @@ class Written:
 
 def configured() -> S3Settings:
     """The store's settings; refused (501) when none is configured on this server."""
-    s3 = settings().s3
+    s3 = environment().s3
     if s3 is None:
         raise NotImplementedYet("no object store is configured on this server (S3_BUCKET)",
                                 error="object store not configured")

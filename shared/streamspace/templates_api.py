@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from streamspace import audit, kube
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.db import transaction
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
 from streamspace.domain.names import is_dns_label
@@ -57,10 +57,10 @@ def _all_templates() -> list[dict[str, Any]]:
     from streamspace import kube
     from streamspace.domain.templates import template_to_api
 
-    watched = kube.watched_list("Template", settings().sessions_namespace)
+    watched = kube.watched_list("Template", environment().sessions_namespace)
     snapshot = watched.snapshot()
     if snapshot is None:
-        items = [template_to_api(obj) for obj in kube.list_objects("Template", settings().sessions_namespace)]
+        items = [template_to_api(obj) for obj in kube.list_objects("Template", environment().sessions_namespace)]
         return sorted(items, key=lambda t: t["name"] or "")
     generation, objects = snapshot
     done = _converted
@@ -72,14 +72,14 @@ def _all_templates() -> list[dict[str, Any]]:
 
 
 def get_template(name: str, caller: Principal) -> dict[str, Any]:
-    obj = kube.get("Template", name, settings().sessions_namespace) if _plausible_name(name) else None
+    obj = kube.get("Template", name, environment().sessions_namespace) if _plausible_name(name) else None
     if obj is None or not visible_in_catalog(template_enabled(obj), admin=caller.is_admin):
         raise NotFound(f"template {name!r} not found")
     return template_to_api(obj)
 
 
 def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
-    manifest = template_from_api(body, None, settings().sessions_namespace)
+    manifest = template_from_api(body, None, environment().sessions_namespace)
     name = manifest["metadata"]["name"]
     _check_budget(name, manifest["spec"])
     try:
@@ -96,7 +96,7 @@ def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = 
 def update_template(name: str, patch: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
     """Partial update (merge-patch semantics on the REST fields). The object is replaced under its
     resourceVersion, so an update racing another answers 409 instead of losing either."""
-    namespace = settings().sessions_namespace
+    namespace = environment().sessions_namespace
     current = kube.get("Template", name, namespace) if _plausible_name(name) else None
     if current is None:
         raise NotFound(f"template {name!r} not found")
@@ -120,7 +120,7 @@ def update_template(name: str, patch: Mapping[str, Any], actor: Principal, clien
 
 
 def delete_template(name: str, actor: Principal, client_ip: str = "") -> dict[str, Any]:
-    if not _plausible_name(name) or not kube.delete("Template", name, settings().sessions_namespace):
+    if not _plausible_name(name) or not kube.delete("Template", name, environment().sessions_namespace):
         raise NotFound(f"template {name!r} not found")
     _audit(actor, "template.delete", name, client_ip)
     return {"message": f"template {name} deleted"}
@@ -129,14 +129,14 @@ def delete_template(name: str, actor: Principal, client_ip: str = "") -> dict[st
 def _check_budget(name: str, spec: Mapping[str, Any]) -> None:
     """A warm pool must fit the platform budget next to every other Template's (400 naming it)."""
     from streamspace.domain.warm import over_budget, peak_size
-    from streamspace.settings_store import WARM_POOL_BUDGET, get_config
+    from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
 
     size = peak_size(spec.get("warmPool"))  # a scheduled pool must fit at its largest
     if size <= 0:
         return
     sizes = {str(t["metadata"]["name"]): peak_size((t.get("spec") or {}).get("warmPool"))
-             for t in kube.list_objects("Template", settings().sessions_namespace)}
-    problem = over_budget(sizes, name, size, int(get_config()[WARM_POOL_BUDGET]))
+             for t in kube.list_objects("Template", environment().sessions_namespace)}
+    problem = over_budget(sizes, name, size, int(platform_settings()[WARM_POOL_BUDGET]))
     if problem is not None:
         raise ValidationError("warmPool.size", problem)
 

@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def set_env(**values: str | None) -> dict[str, str | None]:
     """Set (or unset, with None) environment variables, forget cached settings; returns the old values."""
-    from streamspace.config import reset_settings
+    from streamspace.config import reset_environment
 
     old = {key: os.environ.get(key) for key in values}
     for key, value in values.items():
@@ -25,7 +25,7 @@ def set_env(**values: str | None) -> dict[str, str | None]:
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-    reset_settings()
+    reset_environment()
     return old
 
 

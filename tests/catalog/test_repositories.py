@@ -63,7 +63,7 @@ def test_bad_repository_input_is_refused(base, admin, user, tmp_path):
 def test_secrets_are_encrypted_at_rest_and_never_returned(base, admin, sink):
     from cryptography.fernet import Fernet
 
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     from .conftest import one as fetch_one
 
@@ -78,7 +78,7 @@ def test_secrets_are_encrypted_at_rest_and_never_returned(base, admin, sink):
         assert token not in text and "authSecret" not in text and "auth_secret" not in text
     raw = fetch_one("SELECT auth_secret FROM repositories WHERE id = %s", (repository_id,))["auth_secret"]
     assert token.encode() not in bytes(raw)
-    assert Fernet(str(settings().secret_key).encode()).decrypt(bytes(raw)).decode() == token
+    assert Fernet(str(environment().secret_key).encode()).decrypt(bytes(raw)).decode() == token
     audit = fetch_one("SELECT details::text AS d FROM audit_log WHERE action = 'catalog.repository.add'"
                       " AND target = 'private'")
     assert token not in audit["d"]

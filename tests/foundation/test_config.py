@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from streamspace.config import ConfigError, load_settings
+from streamspace.config import ConfigError, load_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"JWT_SECRET": "s" * 40, "STREAMSPACE_DATA_DIR": "/tmp/streamspace-config-test"}
 
 
 def test_defaults_follow_the_deployment_guide() -> None:
-    cfg = load_settings(BASE)
+    cfg = load_environment(BASE)
     assert cfg.api_port == 8000
     assert cfg.sync_interval_seconds == 3600
     assert cfg.namespace == "streamspace"
@@ -24,20 +24,20 @@ def test_defaults_follow_the_deployment_guide() -> None:
 
 
 def test_the_connection_pool_has_one_connection_per_serving_thread_unless_told_otherwise() -> None:
-    assert load_settings({**BASE, "THREADS": "8"}).db_pool_size == 8  # the images' gunicorn threads
-    assert load_settings({**BASE, "THREADS": "500"}).db_pool_size == 50
-    assert load_settings(BASE).db_pool_size == 4
-    assert load_settings({**BASE, "THREADS": "8", "DB_POOL_SIZE": "3"}).db_pool_size == 3
+    assert load_environment({**BASE, "THREADS": "8"}).db_pool_size == 8  # the images' gunicorn threads
+    assert load_environment({**BASE, "THREADS": "500"}).db_pool_size == 50
+    assert load_environment(BASE).db_pool_size == 4
+    assert load_environment({**BASE, "THREADS": "8", "DB_POOL_SIZE": "3"}).db_pool_size == 3
 
 
 def test_db_settings_build_a_database_url_with_escaped_credentials() -> None:
-    cfg = load_settings({**BASE, "DB_HOST": "postgres", "DB_PORT": "5433", "DB_USER": "stream space",
+    cfg = load_environment({**BASE, "DB_HOST": "postgres", "DB_PORT": "5433", "DB_USER": "stream space",
                          "DB_PASSWORD": "p@ss:/word", "DB_NAME": "streamspace"})
     assert cfg.database_url == "postgresql://stream%20space:p%40ss%3A%2Fword@postgres:5433/streamspace?sslmode=prefer"
 
 
 def test_database_url_wins_when_given() -> None:
-    cfg = load_settings({**BASE, "DATABASE_URL": "postgresql://u:p@db:5432/x", "DB_HOST": "ignored"})
+    cfg = load_environment({**BASE, "DATABASE_URL": "postgresql://u:p@db:5432/x", "DB_HOST": "ignored"})
     assert cfg.database_url == "postgresql://u:p@db:5432/x"
 
 
@@ -64,26 +64,26 @@ def test_database_url_wins_when_given() -> None:
 )
 def test_bad_values_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings({**BASE, **env})
+        load_environment({**BASE, **env})
     assert str(caught.value).startswith(variable + ":")
 
 
 def test_the_simulated_kubelet_times_are_seconds_with_fractions() -> None:
-    cfg = load_settings({**BASE, "SIM_IMAGE_PULL_SECONDS": "8", "SIM_START_SECONDS": "0.5"})
+    cfg = load_environment({**BASE, "SIM_IMAGE_PULL_SECONDS": "8", "SIM_START_SECONDS": "0.5"})
     assert (cfg.sim_image_pull_seconds, cfg.sim_start_seconds) == (8.0, 0.5)
-    assert (load_settings(BASE).sim_image_pull_seconds, load_settings(BASE).sim_start_seconds) == (0.0, 0.0)
+    assert (load_environment(BASE).sim_image_pull_seconds, load_environment(BASE).sim_start_seconds) == (0.0, 0.0)
 
 
 def test_sync_interval_accepts_go_durations() -> None:
-    assert load_settings({**BASE, "SYNC_INTERVAL": "30m"}).sync_interval_seconds == 1800
-    assert load_settings({**BASE, "SYNC_INTERVAL": "90s"}).sync_interval_seconds == 90
-    assert load_settings({**BASE, "SYNC_INTERVAL": "1h30m"}).sync_interval_seconds == 5400
+    assert load_environment({**BASE, "SYNC_INTERVAL": "30m"}).sync_interval_seconds == 1800
+    assert load_environment({**BASE, "SYNC_INTERVAL": "90s"}).sync_interval_seconds == 90
+    assert load_environment({**BASE, "SYNC_INTERVAL": "1h30m"}).sync_interval_seconds == 5400
 
 
 def test_development_secret_is_generated_once_and_kept(tmp_path: Path) -> None:
     env = {"STREAMSPACE_DATA_DIR": str(tmp_path)}
-    first = load_settings(env).jwt_keys
-    second = load_settings(env).jwt_keys
+    first = load_environment(env).jwt_keys
+    second = load_environment(env).jwt_keys
     assert first == second and len(first["k1"]) >= 32
     assert oct((tmp_path / "jwt-secret").stat().st_mode & 0o777) == "0o600"
 

@@ -138,9 +138,9 @@ def test_health_is_503_naming_the_database_when_it_is_down(base: str, db_url: st
 
     try:
         use_database("postgresql://nobody@127.0.0.1:1/none?connect_timeout=1")
-        from streamspace.config import settings
+        from streamspace.config import environment
 
-        assert settings().database_url is not None
+        assert environment().database_url is not None
         import flask
 
         api = Api("down")

@@ -27,7 +27,7 @@ def empty_users(db_url: str) -> Iterator[None]:
 @pytest.fixture
 def admin_password_env() -> Iterator:
     """Set ADMIN_PASSWORD for one test (None: unset), restoring it and the settings afterwards."""
-    from streamspace.config import reset_settings
+    from streamspace.config import reset_environment
 
     saved = os.environ.get("ADMIN_PASSWORD")
 
@@ -36,7 +36,7 @@ def admin_password_env() -> Iterator:
             os.environ.pop("ADMIN_PASSWORD", None)
         else:
             os.environ["ADMIN_PASSWORD"] = value
-        reset_settings()
+        reset_environment()
 
     yield set_to
     set_to(saved)

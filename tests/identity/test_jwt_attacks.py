@@ -29,20 +29,20 @@ def victim(url: str) -> dict:
 
 
 def _claims(victim: dict, **overrides) -> dict:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     now = int(time.time())
     claims = {"sub": victim["id"], "username": victim["username"], "role": "admin", "groups": [],
-              "iss": settings().jwt_issuer, "aud": settings().jwt_audience, "iat": now, "exp": now + 600,
+              "iss": environment().jwt_issuer, "aud": environment().jwt_audience, "iat": now, "exp": now + 600,
               "jti": uuid.uuid4().hex, "sid": victim["sid"]}
     claims.update(overrides)
     return {k: v for k, v in claims.items() if v is not None}
 
 
 def _secret() -> tuple[str, str]:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    cfg = settings()
+    cfg = environment()
     return cfg.jwt_signing_kid, cfg.jwt_keys[cfg.jwt_signing_kid]
 
 
@@ -177,15 +177,15 @@ def test_previous_key_still_verifies_after_rotation(url: str, victim: dict) -> N
     """JWT_PREVIOUS_SECRETS: a token signed with the old key (its kid) verifies; a rotated-out key
     (not listed any more) does not."""
     from streamspace.auth.tokens import verify_access_token
-    from streamspace.config import load_settings
+    from streamspace.config import load_environment
     from streamspace.http.errors import Unauthorized
 
     old = "old-secret-" + "o" * 40
     new = "new-secret-" + "n" * 40
     base = {"STREAMSPACE_DATA_DIR": "/tmp/streamspace-identity-rotation"}
-    before = load_settings({**base, "JWT_SECRET": old, "JWT_KEY_ID": "k1"})
-    after = load_settings({**base, "JWT_SECRET": new, "JWT_KEY_ID": "k2", "JWT_PREVIOUS_SECRETS": f"k1:{old}"})
-    later = load_settings({**base, "JWT_SECRET": new, "JWT_KEY_ID": "k2"})
+    before = load_environment({**base, "JWT_SECRET": old, "JWT_KEY_ID": "k1"})
+    after = load_environment({**base, "JWT_SECRET": new, "JWT_KEY_ID": "k2", "JWT_PREVIOUS_SECRETS": f"k1:{old}"})
+    later = load_environment({**base, "JWT_SECRET": new, "JWT_KEY_ID": "k2"})
     from streamspace.auth.tokens import issue_access_token
 
     old_token, _ = issue_access_token(user_id=victim["id"], username="v", role="user", groups=[],

@@ -19,13 +19,13 @@ def two_instances(serve) -> tuple[str, str]:
 
 
 def _max_failures() -> int:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    return settings().login_max_failures
+    return environment().login_max_failures
 
 
 def test_per_username_and_address_throttle_holds_across_instances(two_instances: tuple[str, str]) -> None:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     first, second = two_instances
     make_user("target", password="target-password")
@@ -38,7 +38,7 @@ def test_per_username_and_address_throttle_holds_across_instances(two_instances:
         resp = login(instance, "target", "target-password", ip=ip)
         assert resp.status_code == 429, resp.text
         retry = int(resp.headers["Retry-After"])
-        assert 1 <= retry <= settings().login_window_seconds
+        assert 1 <= retry <= environment().login_window_seconds
         assert resp.json()["error"] == "too many attempts"
 
 
@@ -51,10 +51,10 @@ def test_the_delay_doubles_with_each_further_failure() -> None:
 def test_per_address_limit(two_instances: tuple[str, str]) -> None:
     first, _ = two_instances
     make_user("innocent", password="innocent-password")
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     ip = fresh_ip()
-    for i in range(settings().login_max_address_failures):
+    for i in range(environment().login_max_address_failures):
         assert login(first, f"spray-{i}", "password-spray", ip=ip).status_code == 401
     assert login(first, "innocent", "innocent-password", ip=ip).status_code == 429
     # The same user from another address is fine.
@@ -63,7 +63,7 @@ def test_per_address_limit(two_instances: tuple[str, str]) -> None:
 
 def test_concurrent_guessing_cannot_overshoot_the_limit(two_instances: tuple[str, str]) -> None:
     from streamspace.auth.login import pair_delay
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import fetch_all
 
     first, second = two_instances
@@ -83,7 +83,7 @@ def test_concurrent_guessing_cannot_overshoot_the_limit(two_instances: tuple[str
     assert codes.count(401) == len(failures) and codes.count(429) == 20 - len(failures), codes
     assert len(failures) >= _max_failures(), codes
     for k in range(_max_failures(), len(failures)):
-        delay = timedelta(seconds=pair_delay(k, _max_failures(), settings().login_window_seconds))
+        delay = timedelta(seconds=pair_delay(k, _max_failures(), environment().login_window_seconds))
         assert failures[k] - failures[k - 1] >= delay, (k, failures)
 
 
@@ -123,14 +123,14 @@ def test_a_guess_that_queued_for_the_lock_is_stamped_when_it_was_judged(two_inst
     with its transaction's start instead, a guess that queued for the pair's lock looked as old as
     its wait, and the next guess got through before its delay."""
     from streamspace.auth.login import _lock_key, pair_delay
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import fetch_one, transaction
     from tests.sim.sim_helpers import eventually
 
     first, second = two_instances
     make_user("queued", password="queued-password")
     ip = fresh_ip()
-    free, window = _max_failures(), settings().login_window_seconds
+    free, window = _max_failures(), environment().login_window_seconds
     earlier = free + 2  # failures long enough ago that the next guess may come now
     with transaction() as conn:
         conn.execute("INSERT INTO login_attempts (username, client_ip, succeeded, attempted_at)"

@@ -58,14 +58,14 @@ def servers(db_url: str) -> Iterator[dict[str, str]]:
     a webhook secret configured so that signed routes can check (and refuse) signatures."""
     import os
 
-    from streamspace.config import reset_settings
+    from streamspace.config import reset_environment
     from streamspace.functions import discover
     from streamspace.local.gateway import load_function_app
     from streamspace.local.server import BackgroundServer
 
     saved = os.environ.get("WEBHOOK_SECRET")
     os.environ["WEBHOOK_SECRET"] = "route-access-webhook-secret"
-    reset_settings()
+    reset_environment()
     started = {info.name: BackgroundServer(load_function_app(info.name)).start()
                for info in discover() if info.kind == "http"}
     yield {name: server.url for name, server in started.items()}
@@ -75,7 +75,7 @@ def servers(db_url: str) -> Iterator[dict[str, str]]:
         os.environ.pop("WEBHOOK_SECRET", None)
     else:
         os.environ["WEBHOOK_SECRET"] = saved
-    reset_settings()
+    reset_environment()
 
 
 def test_every_protected_route_answers_401_without_credentials(servers: dict[str, str]) -> None:
@@ -111,12 +111,12 @@ def test_cors_is_an_allowlist(db_url: str) -> None:
     """Only configured origins get CORS headers; preflight from others gets none."""
     import os
 
-    from streamspace.config import reset_settings
+    from streamspace.config import reset_environment
     from streamspace.local.gateway import load_function_app
     from streamspace.local.server import BackgroundServer
 
     os.environ["CORS_ALLOWED_ORIGINS"] = "https://ui.example.com"
-    reset_settings()
+    reset_environment()
     server = BackgroundServer(load_function_app("auth")).start()
     try:
         allowed = requests.options(f"{server.url}/api/v1/auth/login", timeout=10,
@@ -134,4 +134,4 @@ def test_cors_is_an_allowlist(db_url: str) -> None:
     finally:
         server.stop()
         os.environ.pop("CORS_ALLOWED_ORIGINS", None)
-        reset_settings()
+        reset_environment()

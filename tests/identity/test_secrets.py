@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from streamspace.config import ConfigError, load_settings
+from streamspace.config import ConfigError, load_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 PROD = {"STREAMSPACE_ENV": "production", "DATABASE_URL": "postgresql://u:p@127.0.0.1:1/streamspace",
@@ -21,21 +21,21 @@ PROD = {"STREAMSPACE_ENV": "production", "DATABASE_URL": "postgresql://u:p@127.0
 def test_production_requires_a_long_jwt_secret(tmp_path: Path) -> None:
     for env in ({**PROD}, {**PROD, "JWT_SECRET": ""}, {**PROD, "JWT_SECRET": "too-short-31-bytes-xxxxxxxxxxxx"}):
         with pytest.raises(ConfigError, match=r"^JWT_SECRET: "):
-            load_settings({**env, "STREAMSPACE_DATA_DIR": str(tmp_path)})
-    cfg = load_settings({**PROD, "JWT_SECRET": "x" * 32, "STREAMSPACE_DATA_DIR": str(tmp_path)})
+            load_environment({**env, "STREAMSPACE_DATA_DIR": str(tmp_path)})
+    cfg = load_environment({**PROD, "JWT_SECRET": "x" * 32, "STREAMSPACE_DATA_DIR": str(tmp_path)})
     assert cfg.jwt_keys == {"k1": "x" * 32}
     assert not (tmp_path / "jwt-secret").exists()  # production never generates one
 
 
 def test_production_previous_secrets_must_be_long_too(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"^JWT_PREVIOUS_SECRETS: "):
-        load_settings({**PROD, "JWT_SECRET": "x" * 32, "JWT_PREVIOUS_SECRETS": "old:short",
+        load_environment({**PROD, "JWT_SECRET": "x" * 32, "JWT_PREVIOUS_SECRETS": "old:short",
                        "STREAMSPACE_DATA_DIR": str(tmp_path)})
 
 
 def test_development_generates_a_private_secret_once_and_keeps_it(tmp_path: Path) -> None:
-    first = load_settings({"STREAMSPACE_DATA_DIR": str(tmp_path)})
-    second = load_settings({"STREAMSPACE_DATA_DIR": str(tmp_path)})
+    first = load_environment({"STREAMSPACE_DATA_DIR": str(tmp_path)})
+    second = load_environment({"STREAMSPACE_DATA_DIR": str(tmp_path)})
     secret_file = tmp_path / "jwt-secret"
     assert first.jwt_keys == second.jwt_keys == {"k1": secret_file.read_text().strip()}
     assert len(secret_file.read_text().strip()) >= 32

@@ -197,7 +197,7 @@ def test_pre_pull_a_template_and_see_its_nodes_count(admin) -> None:
     """Pre-pull from the templates page: template-reconcile makes the image puller, its events count the
     nodes that have the image into the row; stopping removes the puller."""
     from streamspace import kube, templates_api
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.reconcile.pullers import puller_name
 
     image = f"example.com/pullme-{uuid.uuid4().hex[:6]}:1"
@@ -218,7 +218,7 @@ def test_pre_pull_a_template_and_see_its_nodes_count(admin) -> None:
     admin.check("admin-templates-prepull")
     admin.page.click("button[aria-label='Stop pre-pulling PullMe']")
     assert admin.page.locator(".notice").inner_text().startswith("Pre-pull off")
-    wait_until(lambda: kube.get("DaemonSet", puller_name(image), settings().sessions_namespace) is None,
+    wait_until(lambda: kube.get("DaemonSet", puller_name(image), environment().sessions_namespace) is None,
                "the puller removed")
 
 
@@ -297,13 +297,13 @@ def test_settings_and_audit_log(admin) -> None:
     admin.page.fill("#f-session-defaultIdleTimeout", "soon")
     admin.page.get_by_role("button", name="Save settings").click()
     assert admin.page.locator("#f-session-defaultIdleTimeout-error").is_visible()
-    from streamspace.settings_store import get_config
+    from streamspace.settings.service import platform_settings
 
-    assert get_config()["session.defaultIdleTimeout"] != "soon"
+    assert platform_settings()["session.defaultIdleTimeout"] != "soon"
     admin.page.fill("#f-session-defaultIdleTimeout", "45m")
     admin.page.get_by_role("button", name="Save settings").click()
     assert admin.page.locator(".notice").inner_text() == "Settings saved."
-    assert get_config()["session.defaultIdleTimeout"] == "45m"
+    assert platform_settings()["session.defaultIdleTimeout"] == "45m"
     admin.check("admin-settings")
 
     admin.goto("/admin/audit?action=config")

@@ -104,7 +104,7 @@ def test_a_user_launches_watches_and_ends_a_session(person, base) -> None:
 
 def test_a_refused_launch_and_a_failed_session_are_explained(person, base) -> None:
     from streamspace import kube
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.quotas.service import set_user_quota
 
     make_template("kate", displayName="Kate")
@@ -126,7 +126,7 @@ def test_a_refused_launch_and_a_failed_session_are_explained(person, base) -> No
     me.page.wait_for_url(f"{base}/sessions/{username}-kate-*")
     session = me.page.url.rsplit("/", 1)[1]
     expect(me.page.locator("#phase")).to_have_text("Running", timeout=30_000)
-    kube.delete("Template", "kate", settings().sessions_namespace)  # the template goes away under a live session
+    kube.delete("Template", "kate", environment().sessions_namespace)  # the template goes away under a live session
     me.goto("/sessions")
     me.page.click(f"#hibernate-{session}")
     me.page.click(f"#wake-{session}")
@@ -236,11 +236,11 @@ def test_enrolling_in_two_factor_login_at_login_then_the_recovery_codes(person, 
     import time
 
     from streamspace.mfa.totp import code_at
-    from streamspace.settings_store import AUTH_TOTP_REQUIRED, get_config, update_config
+    from streamspace.settings.service import AUTH_TOTP_REQUIRED, platform_settings, update_platform_settings
 
     username, _ = new_user()
-    before = get_config()[AUTH_TOTP_REQUIRED]
-    update_config({AUTH_TOTP_REQUIRED: "everyone"}, admin_principal())
+    before = platform_settings()[AUTH_TOTP_REQUIRED]
+    update_platform_settings({AUTH_TOTP_REQUIRED: "everyone"}, admin_principal())
     try:
         me = person(headers=_unique_client())
         me.login(username, path="/login?next=/quota")
@@ -256,4 +256,4 @@ def test_enrolling_in_two_factor_login_at_login_then_the_recovery_codes(person, 
         me.page.get_by_role("link", name="Continue").click()
         me.page.wait_for_url(base + "/quota")
     finally:
-        update_config({AUTH_TOTP_REQUIRED: before}, admin_principal())
+        update_platform_settings({AUTH_TOTP_REQUIRED: before}, admin_principal())

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from streamspace import kube
-from streamspace.config import ConfigError, load_settings
+from streamspace.config import ConfigError, load_environment
 
 from .reconcile_helpers import deliver, get, live, session_manifest, template_manifest
 
@@ -77,6 +77,6 @@ def test_a_home_claim_the_storage_class_cannot_give_leaves_the_session_pending_a
 @pytest.mark.parametrize("value", ["ReadWriteSometimes", "rwx", "ReadOnlyMany"])
 def test_an_access_mode_a_home_cannot_use_is_refused_at_start_naming_the_setting(value: str) -> None:
     with pytest.raises(ConfigError) as refused:
-        load_settings({"JWT_SECRET": "s" * 40, "STREAMSPACE_DATA_DIR": "/tmp/streamspace-config-test",
+        load_environment({"JWT_SECRET": "s" * 40, "STREAMSPACE_DATA_DIR": "/tmp/streamspace-config-test",
                        "HOME_ACCESS_MODE": value})
     assert str(refused.value).startswith("HOME_ACCESS_MODE: ") and "\n" not in str(refused.value)

@@ -11,7 +11,7 @@ import pytest
 
 from streamspace import kube
 from streamspace.db import execute
-from streamspace.settings_store import INGRESS_CLASS
+from streamspace.settings.service import INGRESS_CLASS
 
 from .reconcile_helpers import deliver, get, live, ping, session_manifest, template_manifest
 
@@ -116,8 +116,8 @@ def test_an_ingress_made_under_a_supported_class_goes_when_the_class_changes(url
 def test_a_bad_class_list_is_a_one_line_start_up_error() -> None:
     import os
 
-    from streamspace.config import ConfigError, load_settings
+    from streamspace.config import ConfigError, load_environment
 
     with pytest.raises(ConfigError, match="INGRESS_AUTH_CLASSES.*'Not A Class'"):
-        load_settings({**os.environ, "INGRESS_AUTH_CLASSES": "traefik-internal,Not A Class"})
-    assert load_settings({**os.environ, "INGRESS_CONTROLLER": "nginx"}).ingress_auth_classes == ("nginx",)
+        load_environment({**os.environ, "INGRESS_AUTH_CLASSES": "traefik-internal,Not A Class"})
+    assert load_environment({**os.environ, "INGRESS_CONTROLLER": "nginx"}).ingress_auth_classes == ("nginx",)

@@ -445,19 +445,19 @@ def test_failures_that_would_recur_are_refused_not_retried(url, sim, status):
 def test_an_unreachable_database_answers_503(url, sim, db_url):
     import os
 
-    from streamspace.config import reset_settings
+    from streamspace.config import reset_environment
     from streamspace.db import close_pool
 
     session = create("erin-nodb", user="erin")
     close_pool()
     os.environ["DATABASE_URL"] = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=1"
-    reset_settings()
+    reset_environment()
     try:
         assert deliver(url, "add", session) == 503
     finally:
         close_pool()
         os.environ["DATABASE_URL"] = db_url
-        reset_settings()
+        reset_environment()
     assert deliver(url, "add", session) == 200
 
 

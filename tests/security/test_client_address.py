@@ -8,7 +8,7 @@ import ipaddress
 import pytest
 import requests
 
-from streamspace.config import load_settings
+from streamspace.config import load_environment
 from streamspace.http.api import client_address
 from tests.conftest import make_user
 
@@ -22,14 +22,14 @@ def url(serve):
 
 def test_a_fresh_x_forwarded_for_per_request_does_not_dodge_the_address_limit(url, setting):
     setting(TRUSTED_PROXIES="")  # the default: nobody's forwarding headers are believed
-    assert load_settings({"STREAMSPACE_DATA_DIR": "/tmp/sst-sec-default"}).trusted_proxies == ()
-    from streamspace.config import settings
+    assert load_environment({"STREAMSPACE_DATA_DIR": "/tmp/sst-sec-default"}).trusted_proxies == ()
+    from streamspace.config import environment
     from streamspace.db import execute
 
     # (the spraying below throttles 127.0.0.1; other tests' failed logins from it are cleared first,
     # and this test's are undone at the end for the module's other tests)
     execute("DELETE FROM login_attempts WHERE client_ip = '127.0.0.1'")
-    for i in range(settings().login_max_address_failures):
+    for i in range(environment().login_max_address_failures):
         answer = requests.post(url + "/api/v1/auth/login", json={"username": f"spray-{i}", "password": "Spring2026!"},
                                headers={"X-Forwarded-For": f"203.0.113.{i}"}, timeout=10)
         assert answer.status_code == 401

@@ -13,7 +13,7 @@ def login(url: str, username: str, password: str, ip: str) -> requests.Response:
 
 
 def test_failing_logins_from_other_addresses_cannot_lock_the_owner_out(serve, setting):
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import execute
 
     setting(TRUSTED_PROXIES="127.0.0.1/32")
@@ -21,7 +21,7 @@ def test_failing_logins_from_other_addresses_cannot_lock_the_owner_out(serve, se
     make_user("lock-target", role="admin", password="the-right-password")
     attackers = [f"203.0.113.{i}" for i in range(1, 4)]
     codes = [login(url, "lock-target", f"guess-{n}", ip).status_code
-             for ip in attackers for n in range(settings().login_max_failures + 3)]
+             for ip in attackers for n in range(environment().login_max_failures + 3)]
     assert 429 in codes  # each attacking address is slowed down ...
     # ... with a delay that grows: pretend its first delay passed, one more failure doubles it.
     execute("UPDATE login_attempts SET attempted_at = attempted_at - interval '1 second' WHERE client_ip = %s",

@@ -12,7 +12,7 @@ import requests
 
 from streamspace import kube
 from streamspace.reconcile.desired import ReconcileConfig, desired_objects
-from streamspace.settings_store import update_config
+from streamspace.settings.service import update_platform_settings
 from tests.conftest import make_user
 from tests.reconcile.conftest import function_url  # noqa: F401 - the fixture
 from tests.reconcile.reconcile_helpers import deliver, live, template_manifest
@@ -56,23 +56,23 @@ def test_a_template_reads_only_secrets_an_admin_marked_for_templates(template_ur
              {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}]
     phase, message = reconciled_phase(template_url, "marked", wants)
     assert phase == "Invalid" and "templates.envSecrets" in message
-    update_config({"templates.envSecrets": ["app-key"]}, None)
+    update_platform_settings({"templates.envSecrets": ["app-key"]}, None)
     try:
         assert reconciled_phase(template_url, "marked", wants)[0] == "Ready"
     finally:
-        update_config({"templates.envSecrets": []}, None)
+        update_platform_settings({"templates.envSecrets": []}, None)
     # The platform's own Secret cannot be marked at all.
     from streamspace.domain.errors import ValidationError
 
     with pytest.raises(ValidationError):
-        update_config({"templates.envSecrets": ["streamspace-secrets"]}, None)
+        update_platform_settings({"templates.envSecrets": ["streamspace-secrets"]}, None)
 
 
 def test_a_forged_token_without_a_login_family_is_refused(serve, db_url):
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     admin_id = make_user("forge-admin", role="admin")
-    cfg = settings()
+    cfg = environment()
     now = int(time.time())
     claims = {"sub": admin_id, "username": "forge-admin", "role": "admin", "groups": [], "iss": cfg.jwt_issuer,
               "aud": cfg.jwt_audience, "iat": now, "exp": now + 600, "jti": uuid.uuid4().hex}

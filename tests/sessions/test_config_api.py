@@ -31,7 +31,7 @@ def test_admin_only(world: World) -> None:
 
 def test_patch_stores_canonical_values_and_audits_each_change(world: World) -> None:
     from streamspace.db import fetch_all, fetch_one
-    from streamspace.settings_store import get_config
+    from streamspace.settings.service import platform_settings
 
     earlier = fetch_one("SELECT coalesce(max(id), 0) AS id FROM audit_log")  # other tests' changes
     response = world.admin.patch("/api/v1/config", json={
@@ -44,7 +44,7 @@ def test_patch_stores_canonical_values_and_audits_each_change(world: World) -> N
     assert config["session.defaultIdleTimeout"] == "1h30m"
     assert config["session.enableAutoHibernation"] is False
     assert config["resources.defaultCPU"] == "2"
-    assert get_config() == config
+    assert platform_settings() == config
     audit = fetch_all("SELECT actor, target, details FROM audit_log WHERE action = 'config.update' AND id > %s"
                       " ORDER BY id", (earlier["id"],))
     # storage.className was already "": unchanged keys leave no audit row

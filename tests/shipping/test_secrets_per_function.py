@@ -80,7 +80,7 @@ def test_each_function_gets_only_the_keys_it_uses(tree: str, trees: dict[str, li
 @pytest.mark.parametrize("tree", ["kustomize", "chart"])
 def test_each_function_starts_in_production_with_its_keys_alone(tree: str, trees: dict[str, list[dict[str, Any]]],
                                                                tmp_path: Path) -> None:
-    from streamspace.config import load_settings
+    from streamspace.config import load_environment
 
     docs = trees[tree]
     for doc in docs:
@@ -93,7 +93,7 @@ def test_each_function_starts_in_production_with_its_keys_alone(tree: str, trees
                                                   "OIDC_CLIENT_ID": "streamspace",
                                                   "OIDC_REDIRECT_URIS": "https://s.example.com/api/v1/auth/oidc/callback"}
             assert env["STREAMSPACE_ENV"] == "production"
-            settings = load_settings(env)
+            settings = load_environment(env)
             assert bool(settings.jwt_keys) == ("JWT_SECRET" in EXPECTED.get(name, set())), name
             assert bool(settings.secret_key) == ("STREAMSPACE_SECRET_KEY" in EXPECTED.get(name, set())), name
             assert (settings.admin_password is not None) == (doc["kind"] == "Job"), name
@@ -101,19 +101,19 @@ def test_each_function_starts_in_production_with_its_keys_alone(tree: str, trees
 
 
 def test_a_key_the_process_is_told_it_has_must_be_there(tmp_path: Path) -> None:
-    from streamspace.config import ConfigError, load_settings
+    from streamspace.config import ConfigError, load_environment
 
     base = {"STREAMSPACE_ENV": "production", "DB_HOST": "db", "STREAMSPACE_DATA_DIR": str(tmp_path)}
     with pytest.raises(ConfigError, match="JWT_SECRET"):
-        load_settings({**base, "MOUNTED_SECRETS": "DB_PASSWORD,JWT_SECRET"})
+        load_environment({**base, "MOUNTED_SECRETS": "DB_PASSWORD,JWT_SECRET"})
     with pytest.raises(ConfigError, match="STREAMSPACE_SECRET_KEY"):
-        load_settings({**base, "MOUNTED_SECRETS": "STREAMSPACE_SECRET_KEY"})
+        load_environment({**base, "MOUNTED_SECRETS": "STREAMSPACE_SECRET_KEY"})
     with pytest.raises(ConfigError, match="MOUNTED_SECRETS"):
-        load_settings({**base, "MOUNTED_SECRETS": "DB_PASSWORD,AWS_SECRET"})
+        load_environment({**base, "MOUNTED_SECRETS": "DB_PASSWORD,AWS_SECRET"})
     # Without MOUNTED_SECRETS (compose, a whole Secret): everything production needs, as before.
     with pytest.raises(ConfigError, match="JWT_SECRET"):
-        load_settings(base)
-    alone = load_settings({**base, "MOUNTED_SECRETS": "DB_PASSWORD"})
+        load_environment(base)
+    alone = load_environment({**base, "MOUNTED_SECRETS": "DB_PASSWORD"})
     assert alone.jwt_keys == {} and alone.secret_key is None
 
 

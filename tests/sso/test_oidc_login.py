@@ -447,10 +447,10 @@ def _forged(op, claims_override: dict, *, key=None, kid: str | None = None, alg:
 
 
 def _verify(op, token: str):
-    from streamspace.config import settings
+    from streamspace import config
     from streamspace.sso.provider import verify_id_token
 
-    return verify_id_token(settings().oidc, token, nonce="the-nonce")
+    return verify_id_token(config.environment().oidc, token, nonce="the-nonce")
 
 
 def _refused(op, token: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streamspace.config import ConfigError, load_settings
+from streamspace.config import ConfigError, load_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"JWT_SECRET": "s" * 40, "STREAMSPACE_DATA_DIR": "/tmp/streamspace-config-test"}
@@ -18,11 +18,11 @@ GOOD = {"OIDC_ISSUER": "https://login.example.com/realms/main/", "OIDC_CLIENT_ID
 
 
 def test_no_issuer_means_no_single_sign_on() -> None:
-    assert load_settings(BASE).oidc is None
+    assert load_environment(BASE).oidc is None
 
 
 def test_a_complete_group_is_read_with_defaults() -> None:
-    cfg = load_settings({**BASE, **GOOD}).oidc
+    cfg = load_environment({**BASE, **GOOD}).oidc
     assert cfg is not None
     assert cfg.issuer == "https://login.example.com/realms/main"  # trailing slash dropped, as discovery expects
     assert cfg.scopes == ("openid", "profile", "email") and cfg.token_auth_method == "client_secret_basic"
@@ -35,7 +35,7 @@ def test_private_key_jwt_reads_the_key_file(tmp_path: Path) -> None:
     key = tmp_path / "client.pem"
     key.write_text("-----BEGIN PRIVATE KEY-----\nMII...\n-----END PRIVATE KEY-----\n")
     env = {**BASE, **GOOD, "OIDC_CLIENT_SECRET": "", "OIDC_CLIENT_PRIVATE_KEY_FILE": str(key)}
-    cfg = load_settings(env).oidc
+    cfg = load_environment(env).oidc
     assert cfg is not None and cfg.token_auth_method == "private_key_jwt" and cfg.client_secret is None
 
 
@@ -56,22 +56,22 @@ def test_private_key_jwt_reads_the_key_file(tmp_path: Path) -> None:
 ])
 def test_a_bad_setting_is_named(change: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError) as failure:
-        load_settings({**BASE, **GOOD, **change})
+        load_environment({**BASE, **GOOD, **change})
     assert str(failure.value).startswith(variable + ":")
 
 
 def test_settings_without_an_issuer_are_refused() -> None:
     with pytest.raises(ConfigError, match="^OIDC_ISSUER: required when OIDC_CLIENT_ID is set"):
-        load_settings({**BASE, "OIDC_CLIENT_ID": "x"})
+        load_environment({**BASE, "OIDC_CLIENT_ID": "x"})
 
 
 def test_production_wants_https() -> None:
     prod = {**BASE, "STREAMSPACE_ENV": "production", "JWT_SECRET": "p" * 40, "DATABASE_URL": "postgresql://x/y",
             "STREAMSPACE_SECRET_KEY": "k"}
     with pytest.raises(ConfigError, match="^OIDC_ISSUER: expected an https:// URL"):
-        load_settings({**prod, **GOOD, "OIDC_ISSUER": "http://login.example.com"})
+        load_environment({**prod, **GOOD, "OIDC_ISSUER": "http://login.example.com"})
     with pytest.raises(ConfigError, match="^OIDC_REDIRECT_URIS: expected an https:// URL"):
-        load_settings({**prod, **GOOD, "OIDC_REDIRECT_URIS": "http://streamspace.example.com/api/v1/auth/oidc/callback"})
+        load_environment({**prod, **GOOD, "OIDC_REDIRECT_URIS": "http://streamspace.example.com/api/v1/auth/oidc/callback"})
 
 
 def test_the_auth_function_stops_at_start_with_one_line() -> None:

@@ -9,20 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from streamspace.config import ConfigError, load_settings
+from streamspace.config import ConfigError, load_environment
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE = {"JWT_SECRET": "s" * 40, "STREAMSPACE_DATA_DIR": "/tmp/streamspace-config-test"}
 
 
 def test_no_bucket_means_no_object_store_and_the_defaults_keep_a_week_a_month_and_half_a_year() -> None:
-    cfg = load_settings(BASE)
+    cfg = load_environment(BASE)
     assert cfg.s3 is None
     assert (cfg.backup_keep.daily, cfg.backup_keep.weekly, cfg.backup_keep.monthly) == (7, 4, 6)
 
 
 def test_a_full_s3_group_is_read_and_normalised() -> None:
-    cfg = load_settings({**BASE, "S3_BUCKET": "acme-streamspace", "S3_PREFIX": "/prod/eu/", "S3_REGION": "eu-west-1",
+    cfg = load_environment({**BASE, "S3_BUCKET": "acme-streamspace", "S3_PREFIX": "/prod/eu/", "S3_REGION": "eu-west-1",
                          "S3_ENDPOINT_URL": "http://minio:9000/", "S3_SSE": "aws:kms",
                          "S3_KMS_KEY_ID": "arn:aws:kms:eu-west-1:111122223333:key/abc", "BACKUP_KEEP_DAILY": "3"})
     assert cfg.s3 is not None
@@ -31,10 +31,10 @@ def test_a_full_s3_group_is_read_and_normalised() -> None:
     assert (cfg.s3.sse, cfg.s3.kms_key_id) == ("aws:kms", "arn:aws:kms:eu-west-1:111122223333:key/abc")
     assert cfg.backup_keep.daily == 3
     assert (cfg.home_storage, cfg.profile_keep, cfg.profile_url_ttl_seconds) == ("volume", 5, 600)
-    homes = load_settings({**BASE, "S3_BUCKET": "abc", "HOME_STORAGE": "s3", "PROFILE_KEEP": "2",
+    homes = load_environment({**BASE, "S3_BUCKET": "abc", "HOME_STORAGE": "s3", "PROFILE_KEEP": "2",
                            "PROFILE_URL_TTL": "5m"})
     assert (homes.home_storage, homes.profile_keep, homes.profile_url_ttl_seconds) == ("s3", 2, 300)
-    minimal = load_settings({**BASE, "S3_BUCKET": "abc"}).s3
+    minimal = load_environment({**BASE, "S3_BUCKET": "abc"}).s3
     assert minimal is not None and (minimal.sse, minimal.prefix, minimal.region) == ("AES256", "", "us-east-1")
 
 
@@ -64,7 +64,7 @@ def test_a_full_s3_group_is_read_and_normalised() -> None:
 )
 def test_bad_s3_settings_name_the_variable(env: dict[str, str], variable: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        load_settings({**BASE, **env})
+        load_environment({**BASE, **env})
     assert str(caught.value).startswith(variable + ":")
 
 

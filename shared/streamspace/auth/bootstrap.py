@@ -15,10 +15,10 @@ _BOOTSTRAP_LOCK_ID = 0x53544254  # "STBT"
 def bootstrap_admin(announce: Callable[[str], None] = print) -> bool:
     """Create the first admin if no user exists; returns True when it created one."""
     from streamspace.auth.passwords import hash_password
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import transaction
 
-    cfg = settings()
+    cfg = environment()
     with transaction() as conn:
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_BOOTSTRAP_LOCK_ID,))
         row = conn.execute("SELECT EXISTS (SELECT 1 FROM users) AS any").fetchone()

@@ -11,7 +11,7 @@ import hashlib
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from streamspace.config import settings
+from streamspace.config import environment
 
 if TYPE_CHECKING:
     import psycopg
@@ -26,7 +26,7 @@ def new_refresh_token(conn: psycopg.Connection[Any], user_id: str, family_id: st
     conn.execute(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
         " VALUES (%s, %s, %s, now() + %s * interval '1 second')",
-        (hash_token(token), family_id, user_id, settings().refresh_token_ttl_seconds))
+        (hash_token(token), family_id, user_id, environment().refresh_token_ttl_seconds))
     return token
 
 

@@ -85,9 +85,9 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, 
 
     `per_account` also stops the account itself at LOGIN_MAX_FAILURES per window, from any
     addresses: for a second factor, whose guesser already holds the password."""
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    cfg = settings()
+    cfg = environment()
     keys = sorted({_lock_key("user:" + username), _lock_key("ip:" + client_ip)})
     conn.execute("SELECT count(pg_advisory_xact_lock(k)) FROM unnest(%s::bigint[]) AS k", (keys,))
     # Judged and recorded at one instant read under the lock, so the attempts of a pair are stamped

@@ -22,13 +22,13 @@ PROFILES = ("default", "test")
 def hash_profile() -> str:
     """The configured PASSWORD_HASH_PROFILE; a bad or (in production) a `test` value ends the
     process like any configuration error. Functions that hash call this at start."""
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     profile = (os.environ.get("PASSWORD_HASH_PROFILE") or "default").strip()
     error = None
     if profile not in PROFILES:
         error = f"PASSWORD_HASH_PROFILE: expected one of {', '.join(PROFILES)}, got {profile!r}"
-    elif profile == "test" and settings().production:
+    elif profile == "test" and environment().production:
         error = "PASSWORD_HASH_PROFILE: 'test' (weak hashing for the test suite) is refused in production"
     if error is not None:
         import sys

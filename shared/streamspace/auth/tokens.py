@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from streamspace.config import Settings, settings
+from streamspace.config import Environment, environment
 from streamspace.domain.errors import DomainError, Unauthenticated
 
 ALGORITHM = "HS256"
@@ -30,11 +30,11 @@ class AccessClaims:
 
 
 def issue_access_token(*, user_id: str, username: str, role: str, groups: list[str], family_id: str,
-                       cfg: Settings | None = None, now: int | None = None) -> tuple[str, int]:
+                       cfg: Environment | None = None, now: int | None = None) -> tuple[str, int]:
     """Return (token, expiry as a Unix time)."""
     import jwt
 
-    cfg = cfg or settings()
+    cfg = cfg or environment()
     issued = int(time.time()) if now is None else now
     expires = issued + cfg.access_token_ttl_seconds
     claims: dict[str, Any] = {
@@ -64,8 +64,8 @@ _VERIFIED_MAX = 4096
 _verified: dict[tuple[str, int], AccessClaims] = {}
 
 
-def verify_access_token(token: str, cfg: Settings | None = None) -> AccessClaims:
-    cfg = cfg or settings()
+def verify_access_token(token: str, cfg: Environment | None = None) -> AccessClaims:
+    cfg = cfg or environment()
     key = (token, id(cfg))
     cached = _verified.get(key)
     if cached is not None:
@@ -80,7 +80,7 @@ def verify_access_token(token: str, cfg: Settings | None = None) -> AccessClaims
     return claims
 
 
-def _verify(token: str, cfg: Settings) -> AccessClaims:
+def _verify(token: str, cfg: Environment) -> AccessClaims:
     import jwt
 
     try:

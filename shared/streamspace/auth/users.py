@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from streamspace import audit
 from streamspace.auth.families import revoke_user_families
 from streamspace.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, is_common_password
-from streamspace.config import ROLES, settings
+from streamspace.config import ROLES, environment
 from streamspace.db import compose, connection, fetch_one, transaction
 from streamspace.desktop.access import revoke_user as revoke_desktops
 from streamspace.domain.errors import Conflict, Forbidden, NotFound, ValidationError
@@ -294,7 +294,7 @@ def delete_user(actor: Principal, user_id: str, client_ip: str) -> None:
                            error="user has sessions")
         conn.execute("DELETE FROM users WHERE id = %s", (user_id,))  # its profile objects: profile_purges
         audit.record(conn, actor, "user.delete", "user", before["username"], client_ip, {"id": user_id})
-    if settings().s3 is not None:
+    if environment().s3 is not None:
         # The users function holds no store credentials: the backup function deletes the objects now, and
         # its daily tick whatever this event could not reach it for (docs/s3.md).
         emit(PROFILES_PURGE_TYPE, "/streamspace/users", {"userId": user_id}, subject="profiles")

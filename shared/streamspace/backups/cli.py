@@ -31,11 +31,11 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 
 def main(command: str, argv: list[str]) -> int:
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.observability import configure_logging
 
     args = _parser(command).parse_args(argv)
-    configure_logging(settings().log_level)
+    configure_logging(environment().log_level)
     from streamspace.backups import service
 
     try:

@@ -21,7 +21,7 @@ from typing import Any
 
 from streamspace import audit, objectstore
 from streamspace.backups import postgres, store
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.domain.errors import Conflict, DomainError, ErrorKind, Invalid, NotFound
 from streamspace.domain.retention import backups_to_keep
 
@@ -150,7 +150,7 @@ def _remove_quietly(prefix: str) -> None:
 def apply_retention() -> list[str]:
     """Delete the successful backups the policy no longer keeps, and failed runs older than
     FAILED_KEPT_DAYS. Called only after a run succeeded."""
-    keep_policy = settings().backup_keep
+    keep_policy = environment().backup_keep
     done = store.succeeded()
     keep = backups_to_keep([(r["id"], r["started_at"]) for r in done], daily=keep_policy.daily,
                            weekly=keep_policy.weekly, monthly=keep_policy.monthly)
@@ -190,7 +190,7 @@ def export_cluster() -> dict[str, Any]:
     """The Templates and Sessions of the sessions namespace, without server-set fields."""
     from streamspace import kube
 
-    namespace = settings().sessions_namespace
+    namespace = environment().sessions_namespace
     return {
         "format": FORMAT, "namespace": namespace,
         "templates": [_portable(o) for o in kube.list_objects("Template", namespace)],
@@ -260,7 +260,7 @@ def restore(raw_key: str, database_url: str, *, force: bool = False, expected_sh
     announce(f"database restored from {database_key}")
     counts = {"templates": 0, "sessions": 0}
     if apply_cluster:
-        counts = reapply_cluster(exported, namespace or settings().sessions_namespace)
+        counts = reapply_cluster(exported, namespace or environment().sessions_namespace)
         announce(f"re-applied {counts['templates']} Templates and {counts['sessions']} Sessions")
     return {"id": backup_id, **counts}
 
@@ -303,7 +303,7 @@ def last_success_timestamp() -> dict[str, float]:
 
 
 def _bucket_label() -> str:
-    s3 = settings().s3
+    s3 = environment().s3
     return s3.bucket if s3 is not None else ""
 
 
@@ -333,7 +333,7 @@ def handle_event(event: Any) -> None:
         trigger, requested_by = "api", str(requested)[:200] if requested else None
     else:
         raise MalformedEvent(f"backup runs on {PING_TYPE} and {BACKUP_REQUESTED_TYPE} events, not {event_type!r}")
-    if trigger == "schedule" and settings().s3 is None:
+    if trigger == "schedule" and environment().s3 is None:
         log.info("no object store configured (S3_BUCKET): the scheduled backup is skipped")
         return
     try:

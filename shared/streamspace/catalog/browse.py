@@ -122,13 +122,13 @@ def install_template(template_id: str, caller: Principal, client_ip: str, *, ove
     GitOps) would silently undo their change, so that is a Conflict naming the fields unless the admin
     asks to `overwrite`."""
     from streamspace import kube
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.domain.templates import normalise_template_manifest, template_to_api
 
     row = get_template(template_id)
     manifest = normalise_template_manifest(row["manifest"])  # today's rules, even for an old sync
     metadata = manifest["metadata"]
-    metadata["namespace"] = settings().sessions_namespace
+    metadata["namespace"] = environment().sessions_namespace
     labels = dict(metadata.get("labels") or {})
     labels[CATALOG_LABEL] = "true"
     labels["app.kubernetes.io/managed-by"] = "streamspace"

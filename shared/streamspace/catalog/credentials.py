@@ -77,9 +77,9 @@ def check_auth(auth_type: object, secret: object, scheme: str) -> tuple[str, str
 
 
 def _key() -> str:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    conf = settings()
+    conf = environment()
     if conf.secret_key:
         return conf.secret_key
     if conf.production:  # never a key of its own in production: nothing else could read what it encrypted

@@ -51,9 +51,9 @@ def check_branch(branch: object) -> str:
 
 
 def known_hosts_path() -> Path:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    cfg = settings()
+    cfg = environment()
     return cfg.catalog_ssh_known_hosts or cfg.data_dir / "known_hosts"
 
 

@@ -155,13 +155,13 @@ def record_failure(lease: Lease, message: str, errors: list[FileError] | None = 
 
 
 def _fetch_and_parse(lease: Lease, workdir: Path, git_timeout: float) -> tuple[ParseResult, str]:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     row = lease.row
     parsed, addresses = check_repository_url(row["url"])  # again at sync time: DNS answers change
     secret = decrypt(row["auth_secret"]) if row["auth_secret"] is not None else None
     fetched = fetch(parsed, row["branch"], workdir, addresses=addresses, auth_type=row["auth_type"], secret=secret,
-                    allow_file=settings().catalog_allow_file_urls, timeout=git_timeout)
+                    allow_file=environment().catalog_allow_file_urls, timeout=git_timeout)
     return parse_checkout(fetched.checkout), fetched.commit
 
 
@@ -230,9 +230,9 @@ def _sync_each(ids: list[str], budget_seconds: float) -> list[SyncOutcome]:
 
 def sync_due(budget_seconds: float = TICK_BUDGET_SECONDS) -> list[SyncOutcome]:
     """The PingSource tick: every due repository, each on its own."""
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    return _sync_each(due_repositories(settings().sync_interval_seconds), budget_seconds)
+    return _sync_each(due_repositories(environment().sync_interval_seconds), budget_seconds)
 
 
 def sync_all(budget_seconds: float = TICK_BUDGET_SECONDS) -> list[SyncOutcome]:

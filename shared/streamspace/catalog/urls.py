@@ -206,9 +206,9 @@ def resolve_destination(parsed: RepositoryUrl, *, allow_private: bool) -> list[s
 def check_repository_url(url: object, *, resolve: bool = True) -> tuple[RepositoryUrl, list[str]]:
     """The configured rules (CATALOG_ALLOW_FILE_URLS, CATALOG_ALLOW_PRIVATE_URLS) applied to `url`:
     (parsed URL, checked addresses). Raises ValidationError("url", ...)."""
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    conf = settings()
+    conf = environment()
     parsed = parse_repository_url(url, allow_file=conf.catalog_allow_file_urls)
     addresses = resolve_destination(parsed, allow_private=conf.catalog_allow_private_urls) if resolve else []
     return parsed, addresses

@@ -107,9 +107,9 @@ def _branch(data: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def handle_push(read_body: Callable[[], bytes], headers: Any, content_type: str) -> tuple[int, dict[str, Any]]:
     """The webhook route: (status, body). The body is not even read unless a secret is configured."""
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    secret = settings().webhook_secret
+    secret = environment().webhook_secret
     if not secret:
         raise Unavailable("repository webhooks are disabled: WEBHOOK_SECRET is not configured",
                           error="webhooks disabled")

@@ -57,13 +57,13 @@ def _counting_connection_class() -> type[psycopg.Connection[Any]]:
 
 
 def database_url() -> str:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    url = settings().database_url
+    url = environment().database_url
     if url is None:
         from streamspace.db.embedded import embedded_database_url
 
-        url = embedded_database_url(settings().data_dir)
+        url = embedded_database_url(environment().data_dir)
     return url
 
 
@@ -74,9 +74,9 @@ def pool() -> ConnectionPool:
             if _pool is None:
                 from psycopg_pool import ConnectionPool
 
-                from streamspace.config import settings
+                from streamspace.config import environment
 
-                cfg = settings()
+                cfg = environment()
                 size = cfg.db_pool_size
                 _pool = ConnectionPool(
                     database_url(),

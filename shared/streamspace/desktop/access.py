@@ -72,12 +72,12 @@ def open_url(session_url: str, ticket: str) -> str:
 
 def issue_ticket(conn: psycopg.Connection[Any], caller: Principal, namespace: str, session: str) -> str:
     """A new ticket for `caller` to open `session` (inside the caller's transaction)."""
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.desktop import store
 
     ticket = secrets.token_urlsafe(32)
     store.issue_ticket(conn, digest(ticket), caller.user_id, caller.family_id, namespace, session,
-                       settings().desktop_ticket_ttl_seconds)
+                       environment().desktop_ticket_ttl_seconds)
     return ticket
 
 
@@ -122,14 +122,14 @@ def redeem(ticket: str | None, session: str, domain: str, client_ip: str = "") -
     (`session.open`, `session.open.refused` with the reason)."""
     from streamspace import audit
     from streamspace.auth.principal import Principal
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import transaction
     from streamspace.desktop import store
 
     presented = _presented(ticket)
     if presented is None:
         raise _refused()
-    cfg = settings()
+    cfg = environment()
     grant = secrets.token_urlsafe(32)
     with transaction() as conn:
         row = store.take_ticket(conn, digest(presented))
@@ -153,23 +153,23 @@ def redeem(ticket: str | None, session: str, domain: str, client_ip: str = "") -
 def ticket_pending(ticket: str | None, session: str) -> bool:
     """Whether `ticket` could still be redeemed on `session`'s host (read only: the forward-auth
     check lets exactly such a redeem request through to auth-check, which spends it)."""
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.desktop import store
 
     presented = _presented(ticket)
-    return presented is not None and store.ticket_is_live(digest(presented), settings().sessions_namespace, session)
+    return presented is not None and store.ticket_is_live(digest(presented), environment().sessions_namespace, session)
 
 
 def admit(cookie: str | None, session: str, domain: str) -> Admitted:
     """The forward-auth decision for a request to `<session>.<domain>` carrying `cookie`."""
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.desktop import store
 
     presented = _presented(cookie)
     if presented is None:
         raise Unauthenticated("open this desktop from StreamSpace to reach it", error="missing credential",
                               scheme=None)
-    row = store.grant_for_session(digest(presented), settings().sessions_namespace, session)
+    row = store.grant_for_session(digest(presented), environment().sessions_namespace, session)
     if row is None or row["ended"] or row["revoked"]:
         # No grant for THIS session (forged, copied from another session's host, logged out, ended).
         raise Unauthenticated("open this desktop from StreamSpace to reach it", error="invalid credential",

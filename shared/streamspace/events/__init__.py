@@ -16,7 +16,7 @@ from typing import Any
 
 from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnprocessableEntity
 
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.domain.errors import DomainError
 from streamspace.observability import configure_logging, function_var, metrics, request_id_var
 
@@ -103,7 +103,7 @@ def event_function(function: str) -> Callable[[Callable[[Any], Any]], Callable[[
     """Wrap a CloudEvent handler: logs with the event id, metrics, and the delivery outcome codes."""
 
     def decorate(handler: Callable[[Any], Any]) -> Callable[[Any], None]:
-        configure_logging(settings().log_level)
+        configure_logging(environment().log_level)
 
         @functools.wraps(handler)
         def wrapper(event: Any) -> None:
@@ -180,7 +180,7 @@ def send_to_broker(headers: dict[str, str], body: bytes) -> bool:
     import urllib.request
 
     event_type = headers.get("ce-type", "")
-    sink = settings().k_sink
+    sink = environment().k_sink
     if not sink:
         log.info("no K_SINK configured; event not emitted", extra={"type": event_type})
         return False

@@ -170,10 +170,10 @@ class Request:
     def client_ip(self) -> str:
         """The caller's address, always a parsed IP ('' when there is none): see `client_address`."""
         if self._client_ip is None:
-            from streamspace.config import settings
+            from streamspace.config import environment
 
             self._client_ip = client_address(self.raw.remote_addr, self.raw.headers.get("X-Forwarded-For"),
-                                             settings().trusted_proxies)
+                                             environment().trusted_proxies)
         return self._client_ip
 
     def param(self, name: str) -> str:
@@ -268,11 +268,11 @@ class Api:
     """One HTTP function's routes plus the built-in health, version, metrics and OpenAPI routes."""
 
     def __init__(self, function: str, *, health: Callable[[], dict[str, str]] | None = None) -> None:
-        from streamspace.config import settings
+        from streamspace.config import environment
 
         self.function = function
-        self.settings = settings()  # a configuration error ends the process here, at start
-        configure_logging(self.settings.log_level)
+        self.environment = environment()  # a configuration error ends the process here, at start
+        configure_logging(self.environment.log_level)
         self.routes: list[Route] = []
         self._health_check = health
         self._schema_current = False  # checked by /health until it holds, then never again
@@ -405,7 +405,7 @@ class Api:
                     raise Invalid("the path or query contains a NUL character", error="invalid request")
                 route, params = self.match(request.method, request.path)
                 route_label = route.path
-                req = Request(request, route, params, request_id, self.settings.max_body_bytes)
+                req = Request(request, route, params, request_id, self.environment.max_body_bytes)
                 if route.access.needs_token:
                     self._authorize(req, route)
                 result = route.handler(req)
@@ -445,7 +445,7 @@ class Api:
 
     def _cors_headers(self, request: flask.Request) -> dict[str, str]:
         origin = (request.headers.get("Origin") or "").rstrip("/")
-        if not origin or origin not in self.settings.cors_allowed_origins:
+        if not origin or origin not in self.environment.cors_allowed_origins:
             return {}
         return {
             "Access-Control-Allow-Origin": origin,

@@ -52,12 +52,12 @@ class Gateway:
     @classmethod
     def for_http_functions(cls, desktops: Any = None) -> Gateway:
         """Every HTTP function; with `desktops` (a simulated cluster's SimDesktops), session hosts too."""
-        from streamspace.config import settings
+        from streamspace.config import environment
         from streamspace.functions import discover
         from streamspace.local.ingress import SessionIngress
 
         apps = {info.name: load_function_app(info.name) for info in discover() if info.kind == "http"}
-        ingress = (SessionIngress(apps["auth-check"], desktops, settings().sessions_namespace)
+        ingress = (SessionIngress(apps["auth-check"], desktops, environment().sessions_namespace)
                    if desktops is not None else None)
         return cls(apps, ingress)
 
@@ -90,9 +90,9 @@ def _not_found(start_response: Callable[..., Any], message: str) -> list[bytes]:
 
 
 def _under_ingress_domain(name: str) -> bool:
-    from streamspace.settings_store import INGRESS_DOMAIN, get_config
+    from streamspace.settings.service import INGRESS_DOMAIN, platform_settings
 
-    return name.endswith("." + str(get_config()[INGRESS_DOMAIN]))
+    return name.endswith("." + str(platform_settings()[INGRESS_DOMAIN]))
 
 
 def serve_with_gunicorn(host: str, port: int) -> None:

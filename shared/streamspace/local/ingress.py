@@ -111,7 +111,7 @@ class SessionIngress:
     def _forward_auth(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         """The controller's forward-auth request: GET the check with the request's headers and the
         ones the configured controller (INGRESS_CONTROLLER) adds."""
-        from streamspace.config import settings
+        from streamspace.config import environment
 
         query = environ.get("QUERY_STRING") or ""
         sub = {k: v for k, v in environ.items() if k.startswith("HTTP_") and k not in _HOP_BY_HOP}
@@ -124,7 +124,7 @@ class SessionIngress:
             "wsgi.multiprocess": False, "wsgi.run_once": False,
         })
         uri = (environ.get("PATH_INFO") or "/") + (f"?{query}" if query else "")
-        if settings().ingress_controller == "nginx":  # ingress-nginx's auth location (nginx.tmpl)
+        if environment().ingress_controller == "nginx":  # ingress-nginx's auth location (nginx.tmpl)
             sub["HTTP_X_ORIGINAL_URL"] = f"{sub['wsgi.url_scheme']}://{environ.get('HTTP_HOST', '')}{uri}"
             sub["HTTP_X_ORIGINAL_METHOD"] = environ.get("REQUEST_METHOD", "GET")
         else:  # Traefik's ForwardAuth (forward.go, writeHeader)

@@ -44,11 +44,11 @@ class LocalStack:
 
     def start(self) -> LocalStack:
         from streamspace.auth.bootstrap import bootstrap_admin
-        from streamspace.config import reset_settings, settings
+        from streamspace.config import environment, reset_environment
         from streamspace.db import database_url
         from streamspace.db.migrate import migrate
 
-        cfg = settings()
+        cfg = environment()
         url = database_url()
         os.environ["DATABASE_URL"] = url  # every in-process function shares the one database
         # ... and one connection pool: size it for all of them, not for one function's threads.
@@ -57,7 +57,7 @@ class LocalStack:
         where = f"embedded PostgreSQL in {cfg.data_dir}" if cfg.database_url is None else "configured"
         self.announce(f"database: {where} (migrations applied: {applied or 'none'})")
         self._start_cluster(cfg.data_dir)
-        reset_settings()
+        reset_environment()
         bootstrap_admin(announce=self.announce)
         self._start_functions()
         return self
@@ -76,14 +76,14 @@ class LocalStack:
                 if mode == "kube":
                     message = f"streamspace: STREAMSPACE_CLUSTER=kube but no cluster answers: {exc.message}"
                     raise SystemExit(message) from None
-        from streamspace.config import settings
+        from streamspace.config import environment
         from streamspace.sim import SimCluster
         from streamspace.sim.scheduler import NodeSpec
 
         state = data_dir / SIM_STATE_FILE
         nodes = [NodeSpec(f"sim-node-{i}", cpu=self.sim_node_cpu, memory=self.sim_node_memory)
                  for i in range(1, self.sim_nodes + 1)]
-        cfg = settings()
+        cfg = environment()
         self.sim = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=self.kubelet_delay,
                               state_path=state, nodes=nodes, compaction_interval=300.0,
                               image_pull_seconds=cfg.sim_image_pull_seconds, start_seconds=cfg.sim_start_seconds)
@@ -104,19 +104,19 @@ class LocalStack:
         self.announce(f"cluster state: {state} ({self.sim.restored} objects restored; delete the file to start empty)")
 
     def _start_functions(self) -> None:
-        from streamspace.config import reset_settings, settings
+        from streamspace.config import environment, reset_environment
         from streamspace.functions import discover
         from streamspace.local.gateway import Gateway, load_function_app
         from streamspace.local.relay import Relay
         from streamspace.local.server import BackgroundServer, GunicornServer
 
         event_urls: dict[str, str] = {}
-        relay = Relay(event_urls, settings().sessions_namespace, settings().namespace)
+        relay = Relay(event_urls, environment().sessions_namespace, environment().namespace)
         self.relay = relay
         broker = BackgroundServer(relay.wsgi_app).start()
         self.servers.append(broker)
         os.environ["K_SINK"] = broker.url  # what a SinkBinding injects in the cluster
-        reset_settings()
+        reset_environment()
         for info in discover():
             if info.kind == "cloudevent":
                 server = BackgroundServer(load_function_app(info.name)).start()
@@ -126,24 +126,24 @@ class LocalStack:
         gateway = Gateway.for_http_functions(desktops)
         api: BackgroundServer | GunicornServer
         hosts_port = 0
-        if settings().api_server == "gunicorn":
+        if environment().api_server == "gunicorn":
             # The production server, as in the images (compose). The simulated desktops live in this
             # process, so their session hosts get their own port here (API_PORT + 1).
-            api = GunicornServer(host=settings().api_host, port=self.api_port).start()
+            api = GunicornServer(host=environment().api_host, port=self.api_port).start()
             if desktops is not None:
-                hosts = BackgroundServer(gateway, host=settings().api_host,
+                hosts = BackgroundServer(gateway, host=environment().api_host,
                                          port=self.api_port + 1 if self.api_port else 0).start()
                 self.servers.append(hosts)
                 hosts_port = hosts.port
         else:
-            api = BackgroundServer(gateway, host=settings().api_host, port=self.api_port).start()
+            api = BackgroundServer(gateway, host=environment().api_host, port=self.api_port).start()
             hosts_port = api.port
         self.servers.append(api)
         self.api_url = api.url
         relay.start(watch=self.watch, schedule=self.schedule)
         if self.watch and not relay.wait_watching(30):
             self.announce("events: the cluster watches are not established yet; changes made now may wait for a resync")
-        self.announce(f"API: {api.url} ({settings().api_server}; functions: {', '.join(sorted(gateway.apps))})")
+        self.announce(f"API: {api.url} ({environment().api_server}; functions: {', '.join(sorted(gateway.apps))})")
         if desktops is not None:
             self._serve_session_hosts(hosts_port)
         self.announce(f"events: local relay (broker {broker.url}) delivering to {', '.join(sorted(event_urls))}")
@@ -152,9 +152,9 @@ class LocalStack:
         """With the simulated cluster, desktops are reached on this machine: session hosts are
         `<session>.localhost:<port>` (browsers resolve *.localhost to the loopback address), served
         by the gateway's simulated ingress through the same forward-auth check as on a cluster."""
-        from streamspace.settings_store import INGRESS_DOMAIN, INGRESS_PORT, update_config
+        from streamspace.settings.service import INGRESS_DOMAIN, INGRESS_PORT, update_platform_settings
 
-        update_config({INGRESS_DOMAIN: "localhost", INGRESS_PORT: port}, None)
+        update_platform_settings({INGRESS_DOMAIN: "localhost", INGRESS_PORT: port}, None)
         self.announce(f"desktops: http://<session>.localhost:{port}/ (SIMULATED stand-in pages behind the"
                       " forward-auth check; open them with the openUrl of GET /api/v1/sessions/{id}/connect)")
 
@@ -171,7 +171,7 @@ class LocalStack:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.observability import configure_logging
 
     parser = argparse.ArgumentParser(prog="python -m streamspace run", description=__doc__)
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sim-node-cpu", default="8", help="cpu of each simulated node")
     parser.add_argument("--sim-node-memory", default="32Gi", help="memory of each simulated node")
     options = parser.parse_args(argv)
-    cfg = settings()
+    cfg = environment()
     configure_logging(cfg.log_level)
     stack = LocalStack(api_port=cfg.api_port if options.port is None else options.port, cluster=cfg.cluster_mode,
                        kubelet_delay=options.kubelet_delay, sim_nodes=options.sim_nodes,

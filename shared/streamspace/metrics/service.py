@@ -7,7 +7,7 @@ from typing import Any
 
 from streamspace.auth.principal import Principal
 from streamspace.cluster.service import cpu_millicores, memory_bytes
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.dead_letters.service import counts as dead_letter_counts
 from streamspace.domain.quantity import format_cpu, format_memory
 from streamspace.kube import KubeError
@@ -19,7 +19,7 @@ __all__ = ["cluster_summary", "dead_letter_counts", "platform_summary"]
 
 def platform_summary(caller: Principal) -> dict[str, Any]:
     everything = caller.role in ("operator", "admin")
-    row = store.platform_counts(everything, caller.user_id, settings().heartbeat_window_seconds)
+    row = store.platform_counts(everything, caller.user_id, environment().heartbeat_window_seconds)
     return {
         "sessions": {"running": row.get("running", 0), "hibernated": row.get("hibernated", 0),
                      "total": row.get("total", 0)},

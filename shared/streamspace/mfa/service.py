@@ -33,9 +33,9 @@ CODE_FIELDS = frozenset({"code"})
 
 
 def policy() -> str:
-    from streamspace.settings_store import AUTH_TOTP_REQUIRED, get_config
+    from streamspace.settings.service import AUTH_TOTP_REQUIRED, platform_settings
 
-    return str(get_config()[AUTH_TOTP_REQUIRED])
+    return str(platform_settings()[AUTH_TOTP_REQUIRED])
 
 
 def required_for(role: str, provider: str, current_policy: str) -> bool:

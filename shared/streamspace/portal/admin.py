@@ -30,7 +30,7 @@ def register(portal: Portal) -> None:
     portal.page("/admin/repositories/{id}", access=ADMIN, methods=("GET", "POST"))(repository_details)
     portal.page("/admin/templates", access=ADMIN, methods=("GET", "POST"))(templates)
     portal.page("/admin/nodes", access=ADMIN, methods=("GET", "POST"))(nodes)
-    portal.page("/admin/settings", access=ADMIN, methods=("GET", "POST"))(platform_settings)
+    portal.page("/admin/settings", access=ADMIN, methods=("GET", "POST"))(settings_page)
     portal.page("/admin/audit", access=ADMIN)(audit_log)
 
 
@@ -235,7 +235,7 @@ def repository_details(page: Page) -> Any:
 def templates(page: Page) -> Any:
     from streamspace import templates_api
     from streamspace.catalog import browse
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.sessions import warm
 
     errors: dict[str, str] = {}
@@ -261,7 +261,7 @@ def templates(page: Page) -> Any:
     catalog = browse.list_templates(category=None, tag=None, q=q, repository=None, limit=200, offset=0)
     return page.render("admin/templates.html", status=status,
                        installed=templates_api.list_templates(page.caller, limit=1000)["templates"],
-                       pools=warm.pool_reports(settings().sessions_namespace),
+                       pools=warm.pool_reports(environment().sessions_namespace),
                        catalog=catalog["templates"], q=q or "", errors=errors, done=page.done)
 
 
@@ -298,12 +298,12 @@ def nodes(page: Page) -> Any:
                        form=page.form, done=page.done)
 
 
-def platform_settings(page: Page) -> Any:
-    from streamspace.settings_store import get_config, update_config
+def settings_page(page: Page) -> Any:
+    from streamspace.settings.service import platform_settings, update_platform_settings
 
     errors: dict[str, str] = {}
     status = 200
-    current = get_config()
+    current = platform_settings()
     if page.raw.method == "POST":
         changes: dict[str, Any] = {}
         for key, value in current.items():
@@ -311,7 +311,8 @@ def platform_settings(page: Page) -> Any:
                 changes[key] = page.form.get(key) == "on"
             elif key in page.form:
                 changes[key] = _setting_from_form(page.form[key].strip(), value)
-        reply, errors, status = _submit(page, lambda: update_config(changes, page.caller, page.client_ip), "saved")
+        reply, errors, status = _submit(
+            page, lambda: update_platform_settings(changes, page.caller, page.client_ip), "saved")
         if reply is not None:
             return reply
     return page.render("admin/settings.html", status=status, config=current, errors=errors, form=page.form,

@@ -128,9 +128,9 @@ _SSO_REFUSALS = {
 
 
 def sso_refusal(code: str) -> tuple[int, str]:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    cfg = settings().oidc
+    cfg = environment().oidc
     status, words = _SSO_REFUSALS.get(code, _SSO_REFUSALS["refused"])
     return status, words.format(provider=cfg.provider_name if cfg else "The identity provider")
 

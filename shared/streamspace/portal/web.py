@@ -124,7 +124,7 @@ class Page:
         from streamspace.http.api import client_address
 
         return client_address(self.raw.remote_addr, self.raw.headers.get("X-Forwarded-For"),
-                              self.portal.settings.trusted_proxies)
+                              self.portal.environment.trusted_proxies)
 
     def param(self, name: str) -> str:
         return self.params[name]
@@ -175,10 +175,10 @@ class Portal:
 
         self.function = function
         self.api = Api(function)  # the built-in JSON routes every function has: health, version, metrics
-        self.settings = self.api.settings
+        self.environment = self.api.environment
         self.routes: list[PageRoute] = []
-        self.access_cookie, self.refresh_cookie = cookie_names(self.settings.production)
-        key_source = self.settings.secret_key or self.settings.jwt_keys[self.settings.jwt_signing_kid]
+        self.access_cookie, self.refresh_cookie = cookie_names(self.environment.production)
+        key_source = self.environment.secret_key or self.environment.jwt_keys[self.environment.jwt_signing_kid]
         self._csrf_key = hashlib.sha256(b"streamspace portal csrf\0" + key_source.encode()).digest()
         self.static_versions = {path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]
                                 for path in STATIC_DIR.iterdir() if path.suffix in STATIC_TYPES}
@@ -247,12 +247,12 @@ class Portal:
         return authenticate(None, alternate_token=tokens["token"])
 
     def _set_cookies(self, response: flask.Response, tokens: dict[str, str]) -> None:
-        secure = self.settings.production
+        secure = self.environment.production
         if not tokens:
             for name in (self.access_cookie, self.refresh_cookie):
                 response.set_cookie(name, "", max_age=0, path="/", secure=secure, httponly=True, samesite="Lax")
             return
-        lifetime = self.settings.refresh_token_ttl_seconds
+        lifetime = self.environment.refresh_token_ttl_seconds
         response.set_cookie(self.access_cookie, tokens["token"], max_age=lifetime, path="/", secure=secure,
                             httponly=True, samesite="Lax")
         response.set_cookie(self.refresh_cookie, tokens["refreshToken"], max_age=lifetime, path="/",

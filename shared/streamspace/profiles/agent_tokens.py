@@ -11,13 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-from streamspace.config import settings
+from streamspace.config import environment
 
 PREFIX = "ssp1"
 
 
 def _token_key() -> bytes:
-    cfg = settings()
+    cfg = environment()
     return hmac.new(cfg.jwt_keys[cfg.jwt_signing_kid].encode(), b"streamspace profile agent", hashlib.sha256).digest()
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from streamspace import audit, objectstore
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.db import transaction
 from streamspace.domain.errors import (
     Conflict,
@@ -60,10 +60,10 @@ def agent_of(token: str | None, session_stands: SessionStands) -> tuple[str, str
     namespace, session, user_id = subject
     if not store.user_active(user_id):  # a deleted or deactivated user's sessions save nothing more
         raise Unauthenticated("a profile agent token is required")
-    grace = settings().profile_agent.save_grace_seconds + AGENT_GRACE_MARGIN_SECONDS
+    grace = environment().profile_agent.save_grace_seconds + AGENT_GRACE_MARGIN_SECONDS
     if not session_stands(namespace, session, user_id, grace):
         raise Unauthenticated("this profile agent's session has ended", error="session ended")
-    if settings().home_storage != "s3":
+    if environment().home_storage != "s3":
         raise NotImplementedYet("homes are volumes on this server (HOME_STORAGE=volume): no profile agents",
                                 error="profiles not enabled")
     return namespace, session, user_id
@@ -72,7 +72,7 @@ def agent_of(token: str | None, session_stands: SessionStands) -> tuple[str, str
 # -- what the agent does ----------------------------------------------------------------------------
 
 def _url_ttl() -> int:
-    return settings().profile_url_ttl_seconds
+    return environment().profile_url_ttl_seconds
 
 
 def current_for_agent(user_id: str) -> dict[str, Any]:
@@ -141,7 +141,7 @@ def commit(user_id: str, profile_id: str, body: dict[str, Any]) -> dict[str, Any
         expired = store.superseded(conn, user_id, row["session"], profile_id)
         for old in expired:
             store.delete(old["id"], conn)
-        retired = store.older_than_newest(conn, user_id, settings().profile_keep)
+        retired = store.older_than_newest(conn, user_id, environment().profile_keep)
         for old in retired:
             store.delete(old["id"], conn)
         expired += retired
@@ -202,7 +202,7 @@ PURGE_BATCH = 1000  # keys per request to the store (S3's most)
 def purge_deleted_users() -> dict[str, int]:
     """Delete from the store the objects of deleted users' profiles (recorded when each user was deleted).
     What the store refuses stays recorded with the reason, for the next run; nothing is raised."""
-    if settings().s3 is None:
+    if environment().s3 is None:
         return {"purged": 0, "failed": 0}
     purged = failed = 0
     while keys := [row["object_key"] for row in store.pending_purges(PURGE_BATCH)]:
@@ -264,7 +264,7 @@ def list_profiles(caller: Any, limit: int) -> dict[str, Any]:
 def saved_home(user_id: str) -> dict[str, Any]:
     """What the portal's page shows a user: whether homes are profiles here, their versions (newest first)
     and their recent failed restores and saves."""
-    return {"enabled": settings().home_storage == "s3",
+    return {"enabled": environment().home_storage == "s3",
             "versions": [describe(r) for r in store.list_for(user_id, 100)],
             "failures": store.recent_failures(user_id, 5)}
 

@@ -111,9 +111,9 @@ def _redeem_request(headers: Any, controller: str, session: str) -> bool:
 def check(headers: Any, cookies: Any) -> Admitted | None:
     """Admit the owner of the session the forwarded host names, or an admin, holding that
     session's cookie; raise otherwise. None: a ticket's redeem request, let through without a user."""
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    cfg = settings()
+    cfg = environment()
     host = forwarded_host(headers, cfg.ingress_controller)
     session, _, domain = host.partition(".")
     if session and domain and _redeem_request(headers, cfg.ingress_controller, session):
@@ -130,11 +130,11 @@ def redeem_reply(host: str, ticket: str | None, client_ip: str = "") -> Reply:
     """`GET /.streamspace/auth?ticket=` on a session host: spend the ticket, set the host's cookie,
     send the browser to the desktop. The session comes from the request's own Host, which the
     Ingress matched against this session's rule (a client-set X-Forwarded-Host is never read)."""
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     session, domain = session_host_parts(plain_host(host))
     grant, lifetime = redeem(ticket, session, domain, client_ip)
     return Reply(None, status=303, headers={
-        "Location": "/", "Set-Cookie": set_cookie_header(grant, lifetime, settings().production),
+        "Location": "/", "Set-Cookie": set_cookie_header(grant, lifetime, environment().production),
         # The ticket is in this URL: never let it leak on to the next page's Referer.
         "Referrer-Policy": "no-referrer"})

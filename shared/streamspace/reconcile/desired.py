@@ -91,7 +91,7 @@ IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImag
 
 @dataclass(frozen=True)
 class ReconcileConfig:
-    """The configuration a reconcile needs (from settings_store.get_config() and the settings)."""
+    """The configuration a reconcile needs (from settings.service.platform_settings() and the settings)."""
 
     ingress_domain: str = "streamspace.local"
     ingress_port: int | None = None  # in session URLs; None: the scheme's own

@@ -24,9 +24,9 @@ KIND_KEYS = {("stream.space", "Session"): "Session", ("stream.space", "Template"
 
 
 def sessions_namespace() -> str:
-    from streamspace.config import settings
+    from streamspace.config import environment
 
-    return settings().sessions_namespace
+    return environment().sessions_namespace
 
 
 def served(namespace: str | None) -> bool:

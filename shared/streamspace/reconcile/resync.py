@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streamspace import kube
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.db import execute, fetch_all
 from streamspace.domain.names import home_claim_name, owned_name
 from streamspace.domain.warm import peak_size
@@ -51,7 +51,7 @@ def _name(obj: dict[str, Any]) -> str:
 
 
 def run_resync(namespace: str | None = None) -> ResyncResult:
-    ns = namespace or settings().sessions_namespace
+    ns = namespace or environment().sessions_namespace
     result = ResyncResult()
 
     # Templates first: Sessions resolve them from the index.

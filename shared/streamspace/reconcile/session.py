@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any
 
 from streamspace import kube
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import owned_name
 from streamspace.domain.warm import ANN_WARM_POD, POOL_PREFIX, pod_ready
@@ -143,7 +143,7 @@ def _session_gone(namespace: str, name: str, uid: str) -> Outcome:
     Only objects this Session controls, each by its own uid: a Session of the same name created
     since keeps its objects, and its index row (context.forget_session)."""
     owned = owned_name(name)
-    for kind in delete_order(settings().home_storage):
+    for kind in delete_order(environment().home_storage):
         try:
             obj = kube.get(kind, owned, namespace)
             if obj is not None and _controller_uid(obj) == uid:
@@ -287,7 +287,7 @@ def _terminate(session: Mapping[str, Any], deployment: DeploymentView, force_app
     """A terminated Session keeps no objects (its home volume stays); the status says why it ended."""
     meta, spec = session["metadata"], session["spec"]
     if deployment is not None or force_apply:
-        for kind in delete_order(settings().home_storage):  # the Deployment last: once it is gone, everything is
+        for kind in delete_order(environment().home_storage):  # the Deployment last: once it is gone, everything is
             kube.delete(kind, owned_name(meta["name"]), meta["namespace"])
     exceeded = (meta.get("annotations") or {}).get(ANN_TERMINATION_REASON) == "MaxSessionDurationExceeded"
     if exceeded:  # never an arbitrary annotation value as a reason
@@ -349,7 +349,7 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
         # class goes as on termination (the home volume stays), so no desktop runs that nobody can reach
         # safely, and a supported class later applies the whole set again.
         if isinstance(deployment, dict) or force_apply:
-            for kind in delete_order(settings().home_storage):  # the Deployment last: once it is gone, everything is
+            for kind in delete_order(environment().home_storage):  # the Deployment last: once it is gone, everything is
                 kube.delete(kind, owned_name(name), namespace)
         return Observation("Failed", INGRESS_CLASS_UNSUPPORTED, refusal, ingress_refused=True)
     warm_pod = _warm_pod(session, state)

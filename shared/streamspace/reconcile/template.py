@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from streamspace import kube
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.domain.conversion import LEGACY_API_VERSION
 from streamspace.domain.templates import review_template_spec
 from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
@@ -129,7 +129,7 @@ def sync_pullers(namespace: str, templates: list[dict[str, Any]] | None = None) 
 def daemonset_changed(action: str, obj: Mapping[str, Any], namespace: str) -> str:
     """An image puller changed (its status counts nodes) or went: re-make what is wanted and refresh the
     pre-pull status of the Templates of its image."""
-    if namespace != settings().sessions_namespace or not pullers.is_puller(obj):
+    if namespace != environment().sessions_namespace or not pullers.is_puller(obj):
         return "ignored"  # not ours: the source's label selector should not have sent it
     templates = kube.list_objects("Template", namespace)
     live = sync_pullers(namespace, templates)

@@ -29,13 +29,13 @@ _DEFAULT_POINTS = 48
 
 def record_sample() -> dict[str, Any] | None:
     """The tick's part: keep the counts of now and drop samples past SESSION_HISTORY_DAYS."""
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import transaction
     from streamspace.sessions import store as session_store
 
     with transaction() as conn:
         row = store.insert(conn, session_store.live_counts_by_state(conn))
-        store.delete_older_than(conn, settings().session_history_days)
+        store.delete_older_than(conn, environment().session_history_days)
     return row
 
 
@@ -47,10 +47,10 @@ def default_step(hours: int) -> int:
 
 def history(hours: int, step_seconds: int | None = None, *, now: datetime | None = None) -> dict[str, Any]:
     """{"from", "to", "stepSeconds", "retentionDays", "states", "points": [{"at", "sampledAt", <state>: n}]}."""
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.db import connection
 
-    days = settings().session_history_days
+    days = environment().session_history_days
     if not 1 <= hours <= days * 24:
         raise ValidationError("hours", f"expected 1 to {days * 24} (SESSION_HISTORY_DAYS is {days})")
     step = default_step(hours) if step_seconds is None else step_seconds

@@ -143,10 +143,10 @@ class StreamSlots:
         self._open = 0
 
     def try_take(self) -> bool:
-        from streamspace.config import settings
+        from streamspace.config import environment
 
         with self._lock:
-            if self._open >= settings().live_streams:
+            if self._open >= environment().live_streams:
                 return False
             self._open += 1
             return True
@@ -206,7 +206,7 @@ def updates(caller: Principal, seconds: float) -> Iterator[dict[str, Any] | None
 def event_stream(caller: Principal) -> str | Iterator[str]:
     """The SSE body: a stream of `sessions_update` messages, or, when every slot is taken, one
     snapshot and a slower `retry:`."""
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     if not slots.try_take():
         return f"retry: {BUSY_RETRY_MS}\n" + _sse(_snapshot(caller)[0])
@@ -214,7 +214,7 @@ def event_stream(caller: Principal) -> str | Iterator[str]:
     def stream() -> Iterator[str]:
         try:
             yield f"retry: {RECONNECT_MS}\n\n"
-            for message in updates(caller, settings().live_stream_seconds):
+            for message in updates(caller, environment().live_stream_seconds):
                 yield ": keep-alive\n\n" if message is None else _sse(message)
         finally:
             slots.give_back()
@@ -227,7 +227,7 @@ def websocket_stream(caller: Principal, environ: dict[str, Any]) -> Any:
     response to hand back once it closed."""
     from simple_websocket import ConnectionClosed
 
-    from streamspace.config import settings
+    from streamspace.config import environment
     from streamspace.domain.errors import Invalid, Unavailable
     from streamspace.http.websocket import accept, close_quietly, finished_response, is_upgrade
 
@@ -240,7 +240,7 @@ def websocket_stream(caller: Principal, environ: dict[str, Any]) -> Any:
     try:
         ws = accept(environ, ping_interval=KEEPALIVE_SECONDS)
         try:
-            for message in updates(caller, settings().live_stream_seconds):
+            for message in updates(caller, environment().live_stream_seconds):
                 if not ws.connected:
                     break
                 if message is not None:

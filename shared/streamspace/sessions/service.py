@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from streamspace import audit, kube
 from streamspace.auth.principal import Claimant
 from streamspace.auth.users import load_user, parse_uuid, user_by_username
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.db import connection, transaction
 from streamspace.desktop.access import issue_ticket, open_url
 from streamspace.domain.duration import format_duration, parse_duration
@@ -53,13 +53,13 @@ from streamspace.quotas.service import check_and_reserve
 from streamspace.reconcile.context import load_config
 from streamspace.reconcile.desired import session_url
 from streamspace.sessions import store, warm
-from streamspace.settings_store import (
+from streamspace.settings.service import (
     RESOURCES_CPU,
     RESOURCES_MEMORY,
     SESSION_IDLE_TIMEOUT,
     SESSION_MAX_DURATION,
     STORAGE_DEFAULT_SIZE,
-    get_config,
+    platform_settings,
 )
 
 if TYPE_CHECKING:
@@ -151,7 +151,7 @@ def _listing(claimant: Claimant, filters: dict[str, str | None], limit: int,
     """One page of the sessions the claimant may see that match `filters`. The scope (everyone's or
     the caller's own) follows the role the token claims; when the database says the role changed
     since, the other scope's statement runs (once)."""
-    namespace = settings().sessions_namespace
+    namespace = environment().sessions_namespace
     scope = "admin" if claimant.role == "admin" else "own"
     standing, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset)
     caller = claimant.standing(standing)
@@ -169,12 +169,12 @@ def _owned(caller: Principal, name: str) -> dict[str, Any]:
     indexed here, so every route sees it the same way."""
     if not is_dns_label(name, SESSION_NAME_MAX):
         raise _not_found(name)
-    row = store.listed_row(settings().sessions_namespace, name)
+    row = store.listed_row(environment().sessions_namespace, name)
     if row is not None:
         if not caller.may_access(row["user_id"]):
             raise _not_found(name)
         return row
-    obj = kube.get("Session", name, settings().sessions_namespace)
+    obj = kube.get("Session", name, environment().sessions_namespace)
     if obj is None:
         raise _not_found(name)
     owner = (obj.get("spec") or {}).get("user")
@@ -182,7 +182,7 @@ def _owned(caller: Principal, name: str) -> dict[str, Any]:
         raise _not_found(name)
     with transaction() as conn:
         store.upsert_from_object(conn, obj)
-    row = store.listed_row(settings().sessions_namespace, name)
+    row = store.listed_row(environment().sessions_namespace, name)
     if row is None or not caller.may_access(row["user_id"]):
         raise _not_found(name)
     return row
@@ -199,7 +199,7 @@ def _with_index_status(api: dict[str, Any], row: Mapping[str, Any]) -> dict[str,
 
 def get_session(caller: Principal, name: str) -> dict[str, Any]:
     row = _owned(caller, name)
-    obj = kube.get("Session", name, settings().sessions_namespace)
+    obj = kube.get("Session", name, environment().sessions_namespace)
     if obj is None:
         raise _not_found(name)
     return _with_index_status(session_to_api(obj, int(row["active_connections"])), row)
@@ -226,7 +226,7 @@ def _owner(caller: Principal, user: object) -> tuple[str, str]:
 def _usable_template(name: object) -> dict[str, Any]:
     if not isinstance(name, str) or not is_dns_label(name):
         raise ValidationError("template", f"expected a Template name (a DNS-1123 label), got {name!r}")
-    template = kube.get("Template", name, settings().sessions_namespace)
+    template = kube.get("Template", name, environment().sessions_namespace)
     if template is None:
         raise ValidationError("template", f"unknown template {name!r}; GET /api/v1/templates lists the templates")
     ensure_launchable(template)
@@ -260,7 +260,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
     template = _usable_template(template_name)
     if not isinstance(template_name, str):  # _usable_template refused anything else
         raise ValidationError("template", "expected a Template name")
-    config = get_config()
+    config = platform_settings()
     resolved = resolve_resources(body.get("resources"), (template.get("spec") or {}).get("defaultResources"),
                                  {"memory": config[RESOURCES_MEMORY], "cpu": config[RESOURCES_CPU]})
     resources = canonical_resources(resolved)  # type: ignore[arg-type]
@@ -275,7 +275,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
         raise ValidationError("persistentHome", f"expected true or false, got {persistent_home!r}")
     tags = parse_tags(body.get("tags"))
     home_size = parse_memory(config[STORAGE_DEFAULT_SIZE], STORAGE_DEFAULT_SIZE)
-    namespace = settings().sessions_namespace
+    namespace = environment().sessions_namespace
 
     manifest: dict[str, Any] | None = None
     for _ in range(_NAME_ATTEMPTS):
@@ -422,7 +422,7 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
     if tags is not None:
         spec["tags"] = tags
 
-    namespace = settings().sessions_namespace
+    namespace = environment().sessions_namespace
     row = _owned(caller, name)
     obj, previous = _patch_spec(name, namespace, spec, row["state"])
     waking = state == "running" and previous == "hibernated"
@@ -485,7 +485,7 @@ def delete_session(caller: Principal, name: str, client_ip: str = "") -> dict[st
     """Delete the Session (its owned objects go with it by ownerReference) and its index row,
     which releases its quota."""
     _owned(caller, name)
-    namespace = settings().sessions_namespace
+    namespace = environment().sessions_namespace
     kube.delete("Session", name, namespace)
     with transaction() as conn:
         store.remove(conn, namespace, name)
@@ -511,7 +511,7 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
     opens the desktop in a browser: a single-use ticket on the session's own host
     (streamspace.desktop.access)."""
     row = _owned(caller, name)
-    namespace = settings().sessions_namespace
+    namespace = environment().sessions_namespace
     obj = kube.get("Session", name, namespace)
     if obj is None:
         raise _not_found(name)
@@ -552,7 +552,7 @@ def heartbeat(claimant: Claimant, name: str, connection_id: str | None) -> tuple
     Returns the caller as it stands and the answer; 401/403 for a caller who may not act (nothing
     written), 404 for an unknown, expired or someone else's connection."""
     cid = _connection_id(connection_id)
-    row = store.heartbeat(settings().sessions_namespace, name, cid, claimant.params)
+    row = store.heartbeat(environment().sessions_namespace, name, cid, claimant.params)
     caller = claimant.standing(row)
     if row is None:  # standing() refused a caller without a row
         raise RuntimeError("invariant broken: row is None")
@@ -564,7 +564,7 @@ def heartbeat(claimant: Claimant, name: str, connection_id: str | None) -> tuple
 
 def disconnect(caller: Principal, name: str, connection_id: str | None) -> dict[str, Any]:
     cid = _connection_id(connection_id)
-    row = store.disconnect(settings().sessions_namespace, name, cid, None if caller.is_admin else caller.user_id)
+    row = store.disconnect(environment().sessions_namespace, name, cid, None if caller.is_admin else caller.user_id)
     if not row["found"]:
         raise _not_found(name)
     if not row["disconnected"]:
@@ -575,7 +575,7 @@ def disconnect(caller: Principal, name: str, connection_id: str | None) -> dict[
 def list_connections(caller: Principal, name: str) -> dict[str, Any]:
     """The session's live connections (heartbeat inside the window, not disconnected)."""
     _owned(caller, name)
-    rows = store.live_connections(settings().sessions_namespace, name)
+    rows = store.live_connections(environment().sessions_namespace, name)
     connections = [{"id": r["id"], "user": r["username"], "clientIp": r["client_ip"], "userAgent": r["user_agent"],
                     "connectedAt": r["connected_at"], "lastHeartbeat": r["last_heartbeat"]} for r in rows]
     return {"connections": connections, "total": len(connections)}

@@ -22,7 +22,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from streamspace.auth.principal import STANDING_COLUMNS, STANDING_CTE
-from streamspace.config import settings
+from streamspace.config import environment
 from streamspace.db import fetch_all, fetch_one
 from streamspace.desktop import store as desktop_store
 from streamspace.domain.duration import DurationError, parse_duration
@@ -50,7 +50,7 @@ _GENERATION_NOT_OLDER = "(%(gen)s::bigint IS NULL OR generation IS NULL OR gener
 
 
 def heartbeat_window() -> int:
-    return settings().heartbeat_window_seconds
+    return environment().heartbeat_window_seconds
 
 
 def _amounts(spec: Mapping[str, Any]) -> tuple[tuple[int, int], tuple[int, int]]:

@@ -131,14 +131,14 @@ def pool_report(namespace: str, name: str) -> dict[str, Any]:
     from streamspace.domain.errors import NotFound
     from streamspace.domain.names import is_dns_label
     from streamspace.domain.warm import pool_name
-    from streamspace.settings_store import WARM_POOL_BUDGET, get_config
+    from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
 
     obj = kube.get("Template", name, namespace) if is_dns_label(name) else None
     if obj is None:
         raise NotFound(f"template {name!r} not found")
     pool = (obj.get("spec") or {}).get("warmPool") or {}
     deployment = kube.get("Deployment", pool_name(name), namespace) if peak_size(pool) else None
-    return _report(obj, deployment, warm_store.counters(namespace), int(get_config()[WARM_POOL_BUDGET]))
+    return _report(obj, deployment, warm_store.counters(namespace), int(platform_settings()[WARM_POOL_BUDGET]))
 
 
 def pool_reports(namespace: str) -> list[dict[str, Any]]:
@@ -146,7 +146,7 @@ def pool_reports(namespace: str) -> list[dict[str, Any]]:
     one of pool Deployments and one counter query, whatever the number of pools."""
     from streamspace import kube
     from streamspace.domain.warm import pool_name
-    from streamspace.settings_store import WARM_POOL_BUDGET, get_config
+    from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
 
     pooled = [t for t in kube.list_objects("Template", namespace)
               if peak_size((t.get("spec") or {}).get("warmPool")) or _pool_condition(t)]
@@ -154,7 +154,7 @@ def pool_reports(namespace: str) -> list[dict[str, Any]]:
         return []
     deployments = {str(d["metadata"]["name"]): d for d in kube.list_objects(
         "Deployment", namespace, label_selector=f"{APP_NAME}={WARM_APP}")}
-    counted, budget = warm_store.counters(namespace), int(get_config()[WARM_POOL_BUDGET])
+    counted, budget = warm_store.counters(namespace), int(platform_settings()[WARM_POOL_BUDGET])
     reports = [_report(t, deployments.get(pool_name(str(t["metadata"]["name"]))), counted, budget) for t in pooled]
     return sorted(reports, key=lambda r: str(r["template"]))
 

@@ -20,7 +20,7 @@ import hashlib
 import secrets
 from typing import TYPE_CHECKING, Any
 
-from streamspace.config import OidcSettings, settings
+from streamspace.config import OidcSettings, environment
 from streamspace.domain.errors import (
     Conflict,
     DomainError,
@@ -64,7 +64,7 @@ SAML_MESSAGE = ("SAML is not supported; configure your identity provider's OpenI
 
 
 def oidc_settings() -> OidcSettings:
-    cfg = settings().oidc
+    cfg = environment().oidc
     if cfg is None:
         raise NotImplementedYet("single sign-on is not configured on this server (OIDC_ISSUER); log in with a"
                                 " username and password", error="sso not configured")
@@ -353,7 +353,7 @@ def exchange(code: object, browser: str | None, client_ip: str) -> dict[str, Any
 
 def cleared_browser_cookie() -> str:
     """The Set-Cookie that removes the binding cookie once its login is redeemed (or refused)."""
-    cfg = settings().oidc
+    cfg = environment().oidc
     return browser_cookie("", cfg.redirect_uris[0] if cfg else "")
 
 
@@ -362,7 +362,7 @@ def end_session_url(user_id: str) -> str | None:
     from streamspace.db import connection
     from streamspace.sso import provider, store
 
-    cfg = settings().oidc
+    cfg = environment().oidc
     if cfg is None:
         return None
     with connection() as conn:
@@ -374,7 +374,7 @@ def end_session_url(user_id: str) -> str | None:
 def password_login_refusal(username: str, role: str | None = None) -> str | None:
     """Why a password login is refused when local password login is disabled for all but the
     break-glass admin (checked before the password, by name; and after it, by role), or None."""
-    cfg = settings().oidc
+    cfg = environment().oidc
     if cfg is None or not cfg.disable_password_login:
         return None
     if username == cfg.break_glass_admin and role in (None, "admin"):
@@ -384,7 +384,7 @@ def password_login_refusal(username: str, role: str | None = None) -> str | None
 
 def login_methods() -> dict[str, Any]:
     """What the portal's login page offers."""
-    cfg = settings().oidc
+    cfg = environment().oidc
     if cfg is None:
         return {"password": True, "oidc": None}
     return {"password": not cfg.disable_password_login,

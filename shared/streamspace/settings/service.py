@@ -1,24 +1,26 @@
-"""Platform configuration kept in Postgres (table `configuration`), edited through /api/v1/config.
+"""Platform settings kept in Postgres (table `configuration`), edited through /api/v1/config; the
+process environment is another thing (`config.environment()`).
 
-`get_config()` is the one read (one query) that the sessions API and the reconcile functions use:
-it answers every known key, the stored value or the documented default. Writes go through
-`update_config`, which validates every key's type first (all or nothing) and records one audit row
-per changed key in the same transaction.
+`platform_settings()` is the one read (one query) that the sessions API and the reconcile functions
+use: it answers every known key, the stored value or the documented default. Writes go through
+`update_platform_settings`, which validates every key's type first (all or nothing) and records one
+audit row per changed key in the same transaction.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit
+from streamspace.config import environment
+from streamspace.db import transaction
 from streamspace.domain.errors import Unprocessable, ValidationError
 from streamspace.domain.sessions import DEFAULT_EGRESS_DENY
+from streamspace.settings import store
 
 if TYPE_CHECKING:
-    import psycopg
-
     from streamspace.auth.principal import Principal
 
 INGRESS_DOMAIN = "ingress.domain"
@@ -76,10 +78,10 @@ def _dns_name(value: object, field: str, *, allow_empty: bool = False) -> str:
 def _ingress_class(value: object, field: str) -> str:
     """An IngressClass the configured controller serves: only there do the forward-auth annotations
     the session reconciler writes take effect (any other class would publish desktops open)."""
-    from streamspace.config import settings
+    from streamspace.config import environment
 
     name = _dns_name(value, field)
-    cfg = settings()
+    cfg = environment()
     if name not in cfg.ingress_auth_classes:
         raise Unprocessable(
             f"{field}: {name!r} is not served by the {cfg.ingress_controller} ingress controller"
@@ -200,40 +202,23 @@ def validate_changes(changes: Mapping[str, object]) -> dict[str, Any]:
     return result
 
 
-def get_config() -> dict[str, Any]:
-    """Every configuration key -> its value (stored, else the default). One query."""
-    from streamspace.db import fetch_all
-
-    config = dict(DEFAULTS)
-    for row in fetch_all("SELECT key, value FROM configuration"):
-        config[row["key"]] = row["value"]
-    return config
+def platform_settings() -> dict[str, Any]:
+    """Every platform setting -> its value (stored, else the default). One query."""
+    return {**DEFAULTS, **store.stored_values()}
 
 
-def update_config(changes: Mapping[str, object], actor: Principal | None, client_ip: str = "") -> dict[str, Any]:
-    """Validate and store `changes`; one audit row per key whose value changed. Returns the new config."""
-    from streamspace import audit
-    from streamspace.db import transaction
-
+def update_platform_settings(changes: Mapping[str, object], actor: Principal | None,
+                             client_ip: str = "") -> dict[str, Any]:
+    """Validate and store `changes`; one audit row per key whose value changed. Returns the new settings."""
     values = validate_changes(changes)
     with transaction() as conn:
-        old = _current(conn, list(values))
+        old = store.lock_values(conn, list(values))
         for key, value in values.items():
-            conn.execute(
-                "INSERT INTO configuration (key, value, updated_at, updated_by) VALUES (%s, %s::jsonb, now(), %s)"
-                " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now(),"
-                " updated_by = EXCLUDED.updated_by",
-                (key, json.dumps(value), actor.username if actor else "system"),
-            )
+            store.put(conn, key, value, actor.username if actor else "system")
             previous = old.get(key, DEFAULTS.get(key))
             if previous != value:
                 audit.record(conn, actor, "config.update", "config", key, client_ip, {"old": previous, "new": value})
-    return get_config()
-
-
-def _current(conn: psycopg.Connection[Any], keys: list[str]) -> dict[str, Any]:
-    rows = conn.execute("SELECT key, value FROM configuration WHERE key = ANY(%s) FOR UPDATE", (keys,)).fetchall()
-    return {row["key"]: row["value"] for row in rows}
+    return platform_settings()
 
 
 INSTALL_PREFIX = "env:"  # updated_by of a value the install set (never a username: ':' is in none)
@@ -243,21 +228,14 @@ def apply_install_settings() -> list[str]:
     """Store the install's INGRESS_CLASS and INGRESS_DOMAIN (Helm values, the ConfigMap) as the settings
     ingress.class / ingress.domain, unless an admin has changed the setting through the API since: the
     migration Job runs this on every install and upgrade. Returns the keys changed."""
-    from streamspace.config import settings
-    from streamspace.db import transaction
-
-    cfg = settings()
-    wanted = {key: value for key, value in ((INGRESS_CLASS, cfg.ingress_class), (INGRESS_DOMAIN, cfg.ingress_domain))
+    env = environment()
+    wanted = {key: value for key, value in ((INGRESS_CLASS, env.ingress_class), (INGRESS_DOMAIN, env.ingress_domain))
               if value}
     values = validate_changes(wanted) if wanted else {}
     changed = []
     with transaction() as conn:
         for key, value in values.items():
             env_name = "INGRESS_CLASS" if key == INGRESS_CLASS else "INGRESS_DOMAIN"
-            row = conn.execute(
-                "UPDATE configuration SET value = %s::jsonb, updated_at = now(), updated_by = %s"
-                " WHERE key = %s AND (updated_by IS NULL OR updated_by LIKE %s) AND value <> %s::jsonb RETURNING 1",
-                (json.dumps(value), INSTALL_PREFIX + env_name, key, INSTALL_PREFIX + "%", json.dumps(value))).fetchone()
-            if row is not None:
+            if store.put_unless_changed_by_admin(conn, key, value, INSTALL_PREFIX + env_name, INSTALL_PREFIX):
                 changed.append(key)
     return changed
