@@ -58,5 +58,5 @@ def cluster_summary() -> dict[str, Any]:
                       "memory": format_memory(int(row.get("memory_bytes", 0)))},
         "users": {"total": row.get("users", 0), "active": row.get("active_users", 0)},
         # Per pooled Template: launches that took a warm desktop, found none, and desktops recycled.
-        "warmPools": warm_store.counters(settings().sessions_namespace),
+        "warmPools": warm_store.counters(environment().sessions_namespace),
     }
