@@ -52,7 +52,7 @@ def logout(req: Request) -> dict:
 
 @api.get("/api/v1/auth/me", access=Access.USER, summary="The current user")
 def me(req: Request) -> dict:
-    from streamspace.auth.users import get_user
+    from streamspace.auth.users.service import get_user
 
     return get_user(req.caller.user_id)
 

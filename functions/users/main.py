@@ -21,13 +21,13 @@ LIMITS = {"maxSessions": "integer", "maxCPU": "quantity", "maxMemory": "quantity
 
 
 def _user_id(req: Request, name: str = "id") -> str:
-    from streamspace.auth.users import parse_uuid
+    from streamspace.auth.users.service import parse_uuid
 
     return parse_uuid(req.param(name), "user")
 
 
 def _group_id(req: Request) -> str:
-    from streamspace.auth.users import parse_uuid
+    from streamspace.auth.users.service import parse_uuid
 
     return parse_uuid(req.param("id"), "group")
 
@@ -36,14 +36,14 @@ def _group_id(req: Request) -> str:
 
 @api.get("/api/v1/users/me", access=Access.USER, summary="The current user")
 def users_me(req: Request) -> dict:
-    from streamspace.auth.users import get_user
+    from streamspace.auth.users.service import get_user
 
     return get_user(req.caller.user_id)
 
 
 @api.get("/api/v1/users", access=ADMIN, summary="List users", query=("role", "provider", "active", "limit", "offset"))
 def list_users(req: Request) -> dict:
-    from streamspace.auth.users import list_users as do_list
+    from streamspace.auth.users.service import list_users as do_list
 
     limit, offset = req.page()
     return do_list(role=req.query("role"), provider=req.query("provider"), active=req.query_bool("active"),
@@ -54,8 +54,8 @@ def list_users(req: Request) -> dict:
           body=_schema(("username", "email", "password"), username="string", email="string", fullName="string",
                        password="string", role="string"))
 def create_user(req: Request) -> dict:
-    from streamspace.auth.users import CREATE_FIELDS
-    from streamspace.auth.users import create_user as do_create
+    from streamspace.auth.users.service import CREATE_FIELDS
+    from streamspace.auth.users.service import create_user as do_create
 
     body = req.json(allowed=CREATE_FIELDS, required=("username", "email", "password"))
     return do_create(req.caller, body, req.client_ip)
@@ -63,7 +63,7 @@ def create_user(req: Request) -> dict:
 
 @api.get("/api/v1/users/{id}", access=ADMIN, summary="A user")
 def get_user(req: Request) -> dict:
-    from streamspace.auth.users import get_user as do_get
+    from streamspace.auth.users.service import get_user as do_get
 
     return do_get(_user_id(req))
 
@@ -71,15 +71,15 @@ def get_user(req: Request) -> dict:
 @api.patch("/api/v1/users/{id}", access=ADMIN, summary="Update a user (email, fullName, role, active, password)",
            body=_schema(email="string", fullName="string", role="string", active="boolean", password="string"))
 def update_user(req: Request) -> dict:
-    from streamspace.auth.users import UPDATE_FIELDS
-    from streamspace.auth.users import update_user as do_update
+    from streamspace.auth.users.service import UPDATE_FIELDS
+    from streamspace.auth.users.service import update_user as do_update
 
     return do_update(req.caller, _user_id(req), req.json(allowed=UPDATE_FIELDS), req.client_ip)
 
 
 @api.delete("/api/v1/users/{id}", access=ADMIN, summary="Delete a user")
 def delete_user(req: Request) -> dict:
-    from streamspace.auth.users import delete_user as do_delete
+    from streamspace.auth.users.service import delete_user as do_delete
 
     do_delete(req.caller, _user_id(req), req.client_ip)
     return {"message": "user deleted"}
@@ -112,7 +112,7 @@ def put_user_quota(req: Request) -> dict:
 
 @api.get("/api/v1/users/{id}/groups", access=ADMIN, summary="The groups of a user")
 def user_groups(req: Request) -> dict:
-    from streamspace.auth.groups import user_groups as do_groups
+    from streamspace.auth.groups.service import user_groups as do_groups
 
     return do_groups(_user_id(req))
 
@@ -129,7 +129,7 @@ def reset_totp(req: Request) -> dict:
 
 @api.get("/api/v1/groups", access=ADMIN, summary="List groups", query=("type", "parentId", "limit", "offset"))
 def list_groups(req: Request) -> dict:
-    from streamspace.auth.groups import list_groups as do_list
+    from streamspace.auth.groups.service import list_groups as do_list
 
     limit, offset = req.page()
     return do_list(type_=req.query("type"), parent_id=req.query("parentId"), limit=limit, offset=offset)
@@ -139,15 +139,15 @@ def list_groups(req: Request) -> dict:
           body=_schema(("name",), name="string", displayName="string", description="string", type="string",
                        parentId="string"))
 def create_group(req: Request) -> dict:
-    from streamspace.auth.groups import CREATE_FIELDS
-    from streamspace.auth.groups import create_group as do_create
+    from streamspace.auth.groups.service import CREATE_FIELDS
+    from streamspace.auth.groups.service import create_group as do_create
 
     return do_create(req.caller, req.json(allowed=CREATE_FIELDS, required=("name",)), req.client_ip)
 
 
 @api.get("/api/v1/groups/{id}", access=ADMIN, summary="A group")
 def get_group(req: Request) -> dict:
-    from streamspace.auth.groups import get_group as do_get
+    from streamspace.auth.groups.service import get_group as do_get
 
     return do_get(_group_id(req))
 
@@ -155,15 +155,15 @@ def get_group(req: Request) -> dict:
 @api.patch("/api/v1/groups/{id}", access=ADMIN, summary="Update a group",
            body=_schema(displayName="string", description="string", type="string", parentId="string"))
 def update_group(req: Request) -> dict:
-    from streamspace.auth.groups import UPDATE_FIELDS
-    from streamspace.auth.groups import update_group as do_update
+    from streamspace.auth.groups.service import UPDATE_FIELDS
+    from streamspace.auth.groups.service import update_group as do_update
 
     return do_update(req.caller, _group_id(req), req.json(allowed=UPDATE_FIELDS), req.client_ip)
 
 
 @api.delete("/api/v1/groups/{id}", access=ADMIN, summary="Delete a group (its memberships and quota go with it)")
 def delete_group(req: Request) -> dict:
-    from streamspace.auth.groups import delete_group as do_delete
+    from streamspace.auth.groups.service import delete_group as do_delete
 
     do_delete(req.caller, _group_id(req), req.client_ip)
     return {"message": "group deleted"}
@@ -171,7 +171,7 @@ def delete_group(req: Request) -> dict:
 
 @api.get("/api/v1/groups/{id}/members", access=ADMIN, summary="Members of a group", query=("limit", "offset"))
 def list_members(req: Request) -> dict:
-    from streamspace.auth.groups import list_members as do_list
+    from streamspace.auth.groups.service import list_members as do_list
 
     limit, offset = req.page()
     return do_list(_group_id(req), limit, offset)
@@ -180,8 +180,8 @@ def list_members(req: Request) -> dict:
 @api.post("/api/v1/groups/{id}/members", access=ADMIN, status=201, summary="Add a member",
           body=_schema(("userId",), userId="string", role="string"))
 def add_member(req: Request) -> dict:
-    from streamspace.auth.groups import MEMBER_FIELDS
-    from streamspace.auth.groups import add_member as do_add
+    from streamspace.auth.groups.service import MEMBER_FIELDS
+    from streamspace.auth.groups.service import add_member as do_add
 
     return do_add(req.caller, _group_id(req), req.json(allowed=MEMBER_FIELDS, required=("userId",)), req.client_ip)
 
@@ -189,7 +189,7 @@ def add_member(req: Request) -> dict:
 @api.patch("/api/v1/groups/{id}/members/{userId}", access=ADMIN, summary="Change a member's role",
            body=_schema(("role",), role="string"))
 def update_member(req: Request) -> dict:
-    from streamspace.auth.groups import update_member as do_update
+    from streamspace.auth.groups.service import update_member as do_update
 
     body = req.json(allowed={"role"}, required=("role",))
     return do_update(req.caller, _group_id(req), _user_id(req, "userId"), body, req.client_ip)
@@ -197,7 +197,7 @@ def update_member(req: Request) -> dict:
 
 @api.delete("/api/v1/groups/{id}/members/{userId}", access=ADMIN, summary="Remove a member")
 def remove_member(req: Request) -> dict:
-    from streamspace.auth.groups import remove_member as do_remove
+    from streamspace.auth.groups.service import remove_member as do_remove
 
     do_remove(req.caller, _group_id(req), _user_id(req, "userId"), req.client_ip)
     return {"message": "member removed"}

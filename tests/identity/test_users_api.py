@@ -162,7 +162,7 @@ def test_the_last_active_admin_cannot_be_demoted_disabled_or_deleted(url: str, a
     """Only reachable in a race (two admins demoting each other): an admin whose request was
     authorised just before it was itself demoted. The guard runs under a lock in the transaction."""
     from streamspace.auth.principal import Principal
-    from streamspace.auth.users import delete_user, update_user
+    from streamspace.auth.users.service import delete_user, update_user
     from streamspace.db import execute
     from streamspace.http.errors import Conflict
 

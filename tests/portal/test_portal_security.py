@@ -148,7 +148,7 @@ def test_content_security_policy_and_no_inline_script_on_every_page(base, victim
 
 
 def test_user_and_catalog_strings_are_escaped(person, base, stack) -> None:
-    from streamspace.auth.users import update_user
+    from streamspace.auth.users.service import update_user
 
     hostile = '<img src=x onerror="alert(1)">'
     make_template("hostile", displayName=f"Evil {hostile}", description=f"<script>alert(2)</script>{hostile}",
@@ -196,7 +196,7 @@ def test_pages_are_scoped_like_the_api(base, victim) -> None:
 
 
 def test_a_disabled_user_is_logged_out_of_the_portal(base) -> None:
-    from streamspace.auth.users import update_user
+    from streamspace.auth.users.service import update_user
 
     username, user_id = new_user()
     http = _login(base, username)

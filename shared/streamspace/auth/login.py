@@ -203,7 +203,7 @@ def change_password(caller: Principal, body: dict[str, Any], client_ip: str) -> 
     from streamspace import audit
     from streamspace.auth.families import revoke_user_families
     from streamspace.auth.passwords import hash_password, verify_password
-    from streamspace.auth.users import valid_password
+    from streamspace.auth.users.service import valid_password
     from streamspace.db import transaction
     from streamspace.desktop.access import revoke_user as revoke_desktops
 

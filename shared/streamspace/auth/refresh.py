@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from streamspace import audit
 from streamspace.auth.families import hash_token, new_refresh_token, revoke_family, revoke_user_families
 from streamspace.auth.tokens import issue_access_token
-from streamspace.auth.users import load_user, user_to_api
+from streamspace.auth.users.service import load_user, user_to_api
 from streamspace.db import transaction
 from streamspace.domain.errors import Forbidden, Unauthenticated
 

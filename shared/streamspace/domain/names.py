@@ -69,7 +69,7 @@ def user_label(username: str, max_len: int = DNS_LABEL_MAX) -> str:
     any other is normalised and given a hash of the original. So ``Alice`` and ``alice`` never
     share a home volume, and neither do ``a.b`` (``a-b-2e7336dc8e``) and the user literally named
     ``a-b-2e7336dc8e`` (who gets ``a-b-2e7336dc8e-<hash of that name>``). Two hashed labels could
-    only meet on a hash collision, which user creation refuses (auth.users.create_user).
+    only meet on a hash collision, which user creation refuses (auth.users.service.create_user).
     Every existing user keeps its label except one whose name has that hashed shape: the only
     names that could have shared a volume, which get a new one (the old claim is left in place).
     """

@@ -156,7 +156,7 @@ def disable(caller: Principal, code: object, client_ip: str) -> dict[str, Any]:
 def reset(actor: Principal, user_id: str, client_ip: str) -> dict[str, Any]:
     """Admin: remove a user's TOTP (lost phone and codes); they enrol again (at next login if required)."""
     from streamspace import audit
-    from streamspace.auth.users import parse_uuid
+    from streamspace.auth.users.service import parse_uuid
     from streamspace.db import transaction
     from streamspace.mfa import store
 

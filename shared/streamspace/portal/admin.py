@@ -95,7 +95,7 @@ def dashboard(page: Page) -> Any:
 # -- users ----------------------------------------------------------------------------------------
 
 def users(page: Page) -> Any:
-    from streamspace.auth.users import create_user, list_users
+    from streamspace.auth.users.service import create_user, list_users
 
     errors: dict[str, str] = {}
     status = 200
@@ -114,8 +114,8 @@ def users(page: Page) -> Any:
 
 
 def user_details(page: Page) -> Any:
-    from streamspace.auth.groups import user_groups
-    from streamspace.auth.users import get_user, parse_uuid, update_user
+    from streamspace.auth.groups.service import user_groups
+    from streamspace.auth.users.service import get_user, parse_uuid, update_user
     from streamspace.quotas.service import set_user_quota, user_quota
 
     user_id = parse_uuid(page.param("id"), "user")
@@ -146,7 +146,7 @@ def user_details(page: Page) -> Any:
 # -- groups ---------------------------------------------------------------------------------------
 
 def groups(page: Page) -> Any:
-    from streamspace.auth.groups import create_group, list_groups
+    from streamspace.auth.groups.service import create_group, list_groups
 
     errors: dict[str, str] = {}
     status = 200
@@ -165,8 +165,8 @@ def groups(page: Page) -> Any:
 
 
 def group_details(page: Page) -> Any:
-    from streamspace.auth.groups import add_member, get_group, list_members, remove_member
-    from streamspace.auth.users import list_users, parse_uuid
+    from streamspace.auth.groups.service import add_member, get_group, list_members, remove_member
+    from streamspace.auth.users.service import list_users, parse_uuid
     from streamspace.quotas.service import group_quota, set_group_quota
 
     group_id = parse_uuid(page.param("id"), "group")

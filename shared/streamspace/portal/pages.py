@@ -344,7 +344,7 @@ def quota(page: Page) -> Any:
 
 def profile(page: Page) -> Any:
     from streamspace.auth.login import change_password
-    from streamspace.auth.users import get_user
+    from streamspace.auth.users.service import get_user
 
     errors: dict[str, str] = {}
     done = page.query("done")

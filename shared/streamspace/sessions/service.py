@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamspace import audit, kube
 from streamspace.auth.principal import Claimant
-from streamspace.auth.users import load_user, parse_uuid, user_by_username
+from streamspace.auth.users.service import load_user, parse_uuid, user_by_username
 from streamspace.config import environment
 from streamspace.db import connection, transaction
 from streamspace.desktop.access import issue_ticket, open_url

@@ -240,7 +240,8 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
     import psycopg
 
     from streamspace import audit
-    from streamspace.auth.users import EMAIL_RE, USERNAME_RE, _lock_admins, label_is_taken
+    from streamspace.auth.users.service import EMAIL_RE, USERNAME_RE, label_is_taken
+    from streamspace.auth.users.store import lock_admins
     from streamspace.db import transaction
     from streamspace.sso import store
 
@@ -257,7 +258,7 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
         with transaction() as conn:
             # The admins lock first, like every user update takes it, so a login that may change
             # a role and an admin editing the same user cannot deadlock on the row lock below.
-            _lock_admins(conn)
+            lock_admins(conn)
             user = store.user_of_identity(conn, cfg.issuer, subject)
             created = False
             if user is None:
@@ -295,14 +296,14 @@ def _sync(conn: psycopg.Connection[Any], cfg: OidcSettings, user: dict[str, Any]
           client_ip: str, created: bool) -> None:
     """Role and mapped group memberships from the groups claim, at every login."""
     from streamspace import audit
-    from streamspace.auth.users import _active_admins_other_than
+    from streamspace.auth.users.store import active_admins_other_than
     from streamspace.sso import store
 
     roles, wanted, managed = store.mapped(conn, _claim_values(claims, cfg.groups_claim))
     role = max(roles | {"user"}, key=_ROLE_RANK.__getitem__)
     kept = None
     if user["role"] == "admin" and role != "admin":  # the caller holds the admins lock
-        if _active_admins_other_than(conn, user["id"]) == 0:
+        if active_admins_other_than(conn, user["id"]) == 0:
             role, kept = "admin", "last active admin"  # never leave the platform without an admin
     added, removed = store.sync_memberships(conn, user["id"], wanted, managed)
     store.update_oidc_user(conn, user["id"], role)
@@ -411,7 +412,7 @@ def create_mapping(actor: Principal, body: dict[str, Any], client_ip: str) -> di
     import psycopg
 
     from streamspace import audit
-    from streamspace.auth.users import parse_uuid
+    from streamspace.auth.users.service import parse_uuid
     from streamspace.db import transaction
     from streamspace.sso import store
 
@@ -445,7 +446,7 @@ def create_mapping(actor: Principal, body: dict[str, Any], client_ip: str) -> di
 
 def delete_mapping(actor: Principal, mapping_id: str, client_ip: str) -> dict[str, Any]:
     from streamspace import audit
-    from streamspace.auth.users import parse_uuid
+    from streamspace.auth.users.service import parse_uuid
     from streamspace.db import transaction
     from streamspace.sso import store
 

@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Any
 from streamspace import audit
 from streamspace.auth.families import revoke_user_families
 from streamspace.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, is_common_password
+from streamspace.auth.users import store
 from streamspace.config import ROLES, environment
-from streamspace.db import compose, connection, fetch_one, transaction
+from streamspace.db import connection, transaction
 from streamspace.desktop.access import revoke_user as revoke_desktops
 from streamspace.domain.errors import Conflict, Forbidden, NotFound, ValidationError
 from streamspace.domain.names import dns_label, is_username_label, user_label
@@ -31,11 +32,6 @@ EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[A-Za-z0-9]([A-Za-z0-9-]{0,62})"
                       r"(\.[A-Za-z0-9]([A-Za-z0-9-]{0,62}))*\.[A-Za-z]{2,63}$")
 MAX_PASSWORD_LENGTH = 1024
 MAX_NAME_LENGTH = 200
-
-# Fixed SQL fragments composed with psycopg.sql (never with values: those are always parameters).
-USER_COLUMNS = """u.id::text AS id, u.username, u.email, u.full_name, u.role, u.provider, u.active,
-       u.created_at, u.updated_at, u.last_login,
-       ARRAY(SELECT gm.group_id::text FROM group_members gm WHERE gm.user_id = u.id ORDER BY gm.group_id) AS groups"""
 
 CREATE_FIELDS = frozenset({"username", "email", "fullName", "password", "role"})
 UPDATE_FIELDS = frozenset({"email", "fullName", "role", "active", "password"})
@@ -117,16 +113,14 @@ def user_to_api(row: dict[str, Any]) -> dict[str, Any]:
 
 def user_by_username(username: str) -> dict[str, Any] | None:
     """{id, username, active} of the user of that name, or None."""
-    return fetch_one("SELECT id::text AS id, username, active FROM users WHERE username = %s", (username,))
+    return store.by_username(username)
 
 
 def load_user(conn: psycopg.Connection[Any], user_id: str, *, lock: bool = False) -> dict[str, Any]:
-    query = compose("SELECT {cols} FROM users u WHERE u.id = %s {lock}", cols=USER_COLUMNS,
-                    lock="FOR UPDATE OF u" if lock else "")
-    row = conn.execute(query, (user_id,)).fetchone()
+    row = store.load(conn, user_id, lock=lock)
     if row is None:
         raise NotFound("no such user", error="not found")
-    return dict(row)
+    return row
 
 
 def get_user(user_id: str) -> dict[str, Any]:
@@ -138,50 +132,25 @@ def list_users(*, role: str | None, provider: str | None, active: bool | None, l
                offset: int) -> dict[str, Any]:
     if role is not None:
         valid_role(role)
-    where = ("(%(role)s::text IS NULL OR u.role = %(role)s)"
-             " AND (%(provider)s::text IS NULL OR u.provider = %(provider)s)"
-             " AND (%(active)s::boolean IS NULL OR u.active = %(active)s)")
-    params = {"role": role, "provider": provider, "active": active, "limit": limit, "offset": offset}
     with connection() as conn:
-        total = conn.execute(compose("SELECT count(*) AS n FROM users u WHERE {where}", where=where), params).fetchone()
-        rows = conn.execute(compose("SELECT {cols} FROM users u WHERE {where} ORDER BY u.username"
-                                    " LIMIT %(limit)s OFFSET %(offset)s", cols=USER_COLUMNS, where=where),
-                            params).fetchall()
-    return {"users": [user_to_api(r) for r in rows], "total": int(total["n"]) if total else 0}
+        rows, total = store.page(conn, role=role, provider=provider, active=active, limit=limit, offset=offset)
+    return {"users": [user_to_api(r) for r in rows], "total": total}
 
 
 # -- writing ------------------------------------------------------------------------------------
 
-def _duplicate(exc: Any) -> Conflict:
-    constraint = getattr(exc.diag, "constraint_name", "") or ""
-    if "email" in constraint:
-        return Conflict("a user with this email already exists", error="email taken")
-    return Conflict("a user with this username already exists", error="username taken")
-
-
 def create_user(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
-    import psycopg
-
-
     username = valid_username(body.get("username"))
     email = valid_email(body.get("email"))
     full_name = valid_text(body.get("fullName", ""), "fullName")
     password = valid_password(body.get("password"), username=username)
     role = valid_role(body.get("role", "user"))
     password_hash = hash_password(password)  # before the transaction: no lock held while hashing
-    try:
-        with transaction() as conn:
-            _refuse_label_collision(conn, username)
-            row = conn.execute(
-                "INSERT INTO users (username, email, full_name, role, provider, password_hash)"
-                " VALUES (%s, %s, %s, %s, 'local', %s) RETURNING id::text AS id",
-                (username, email, full_name, role, password_hash)).fetchone()
-            if row is None:
-                raise RuntimeError("invariant broken: row is None")
-            audit.record(conn, actor, "user.create", "user", username, client_ip, {"id": row["id"], "role": role})
-            return user_to_api(load_user(conn, row["id"]))
-    except psycopg.errors.UniqueViolation as exc:
-        raise _duplicate(exc) from None
+    with transaction() as conn:
+        _refuse_label_collision(conn, username)
+        user_id = store.insert_local(conn, username, email, full_name, role, password_hash)
+        audit.record(conn, actor, "user.create", "user", username, client_ip, {"id": user_id, "role": role})
+        return user_to_api(load_user(conn, user_id))
 
 
 def _refuse_label_collision(conn: psycopg.Connection[Any], username: str) -> None:
@@ -198,29 +167,10 @@ def label_is_taken(conn: psycopg.Connection[Any], username: str) -> bool:
     label = user_label(username)
     if is_username_label(label):
         return False  # a name used as is: no other user's label can equal it
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x5353554C,))  # "SSUL": one label check at a time
-    prefix = dns_label(username)[:8]
-    rows = conn.execute("SELECT username FROM users WHERE regexp_replace(username, '[^a-z0-9]+', '-', 'g')"
-                        " LIKE %s", (prefix.replace("%", "").replace("_", r"\_") + "%",)).fetchall()
-    return any(user_label(row["username"]) == label for row in rows)
-
-
-def _active_admins_other_than(conn: psycopg.Connection[Any], user_id: str) -> int:
-    row = conn.execute("SELECT count(*) AS n FROM users WHERE role = 'admin' AND active AND id <> %s",
-                       (user_id,)).fetchone()
-    return int(row["n"]) if row else 0
-
-
-def _lock_admins(conn: psycopg.Connection[Any]) -> None:
-    """Serialise every change that could remove an active admin (two admins demoting each other
-    at once must not leave none)."""
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (0x53544144,))  # "STAD"
+    return any(user_label(name) == label for name in store.usernames_normalising_like(conn, dns_label(username)[:8]))
 
 
 def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
-    import psycopg
-
-
     user_id = parse_uuid(user_id)
     changes: dict[str, Any] = {}
     if "email" in body:
@@ -232,9 +182,7 @@ def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip:
     if "active" in body:
         changes["active"] = valid_bool(body["active"], "active")
     if "password" in body:
-        from streamspace.db import fetch_one
-
-        owner = fetch_one("SELECT username, provider FROM users WHERE id = %s", (user_id,))
+        owner = store.name_and_provider(user_id)
         if owner and owner["provider"] != "local":
             # A password would let the account sign in past its provider (its MFA, its
             # deprovisioning): the provider is the only one that authenticates it.
@@ -247,35 +195,26 @@ def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip:
         raise Forbidden("you cannot change your own role or active state", error="forbidden")
     if not changes:
         return get_user(user_id)
-    try:
-        with transaction() as conn:
-            if "role" in changes or "active" in changes:
-                _lock_admins(conn)
-            before = load_user(conn, user_id, lock=True)
-            stays_admin = changes.get("role", before["role"]) == "admin" and changes.get("active", before["active"])
-            if before["role"] == "admin" and before["active"] and not stays_admin \
-                    and _active_admins_other_than(conn, user_id) == 0:
-                raise Conflict("this is the last active admin; make another admin first", error="last admin")
-            if changes:
-                from psycopg import sql
-
-                assignments = sql.SQL(", ").join(
-                    sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in changes)
-                conn.execute(sql.SQL("UPDATE users SET {}, updated_at = now() WHERE id = %(id)s").format(assignments),
-                             {**changes, "id": user_id})
-            if changes.get("active") is False or "password_hash" in changes:
-                revoke_user_families(conn, user_id, "disabled" if changes.get("active") is False else "password reset")
-                revoke_desktops(conn, user_id)
-            details = {k: v for k, v in changes.items() if k != "password_hash"}
-            if "password_hash" in changes:
-                details["password"] = "reset"
-            if "role" in changes and changes["role"] != before["role"]:
-                audit.record(conn, actor, "user.role", "user", before["username"], client_ip,
-                             {"from": before["role"], "to": changes["role"]})
-            audit.record(conn, actor, "user.update", "user", before["username"], client_ip, details)
-            return user_to_api(load_user(conn, user_id))
-    except psycopg.errors.UniqueViolation as exc:
-        raise _duplicate(exc) from None
+    with transaction() as conn:
+        if "role" in changes or "active" in changes:
+            store.lock_admins(conn)
+        before = load_user(conn, user_id, lock=True)
+        stays_admin = changes.get("role", before["role"]) == "admin" and changes.get("active", before["active"])
+        if before["role"] == "admin" and before["active"] and not stays_admin \
+                and store.active_admins_other_than(conn, user_id) == 0:
+            raise Conflict("this is the last active admin; make another admin first", error="last admin")
+        store.update(conn, user_id, changes)
+        if changes.get("active") is False or "password_hash" in changes:
+            revoke_user_families(conn, user_id, "disabled" if changes.get("active") is False else "password reset")
+            revoke_desktops(conn, user_id)
+        details = {k: v for k, v in changes.items() if k != "password_hash"}
+        if "password_hash" in changes:
+            details["password"] = "reset"
+        if "role" in changes and changes["role"] != before["role"]:
+            audit.record(conn, actor, "user.role", "user", before["username"], client_ip,
+                         {"from": before["role"], "to": changes["role"]})
+        audit.record(conn, actor, "user.update", "user", before["username"], client_ip, details)
+        return user_to_api(load_user(conn, user_id))
 
 
 def delete_user(actor: Principal, user_id: str, client_ip: str) -> None:
@@ -283,16 +222,15 @@ def delete_user(actor: Principal, user_id: str, client_ip: str) -> None:
     if user_id == actor.user_id:
         raise Forbidden("you cannot delete your own account", error="forbidden")
     with transaction() as conn:
-        _lock_admins(conn)
+        store.lock_admins(conn)
         before = load_user(conn, user_id, lock=True)
-        if before["role"] == "admin" and before["active"] and _active_admins_other_than(conn, user_id) == 0:
+        if before["role"] == "admin" and before["active"] and store.active_admins_other_than(conn, user_id) == 0:
             raise Conflict("this is the last active admin; make another admin first", error="last admin")
-        held = conn.execute("SELECT count(*) AS n FROM sessions WHERE user_id = %s AND state <> 'terminated'",
-                            (user_id,)).fetchone()
-        if held and held["n"]:
-            raise Conflict(f"the user has {held['n']} session(s) that are not terminated; delete them first",
+        held = store.unterminated_sessions(conn, user_id)
+        if held:
+            raise Conflict(f"the user has {held} session(s) that are not terminated; delete them first",
                            error="user has sessions")
-        conn.execute("DELETE FROM users WHERE id = %s", (user_id,))  # its profile objects: profile_purges
+        store.delete(conn, user_id)  # its profile objects: profile_purges
         audit.record(conn, actor, "user.delete", "user", before["username"], client_ip, {"id": user_id})
     if environment().s3 is not None:
         # The users function holds no store credentials: the backup function deletes the objects now, and

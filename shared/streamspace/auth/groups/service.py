@@ -6,8 +6,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from streamspace import audit
-from streamspace.auth.users import load_user, parse_uuid, valid_text
-from streamspace.db import compose, connection, transaction
+from streamspace.auth.groups import store
+from streamspace.auth.users.service import load_user, parse_uuid, valid_text
+from streamspace.db import connection, transaction
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
 
 if TYPE_CHECKING:
@@ -18,10 +19,6 @@ if TYPE_CHECKING:
 GROUP_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 GROUP_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
 MEMBER_ROLES = ("member", "admin", "owner")
-
-GROUP_COLUMNS = """g.id::text AS id, g.name, g.display_name, g.description, g.type, g.parent_id::text AS parent_id,
-       g.created_at, g.updated_at,
-       (SELECT count(*) FROM group_members c WHERE c.group_id = g.id) AS member_count"""
 
 CREATE_FIELDS = frozenset({"name", "displayName", "description", "type", "parentId"})
 UPDATE_FIELDS = frozenset({"displayName", "description", "type", "parentId"})
@@ -63,28 +60,19 @@ def _parent_id(conn: psycopg.Connection[Any], value: object, group_id: str | Non
         parent = parse_uuid(value, "group")
     except NotFound:
         raise ValidationError("parentId", "no such group") from None
-    if conn.execute("SELECT 1 FROM groups WHERE id = %s", (parent,)).fetchone() is None:
+    if not store.exists(conn, parent):
         raise ValidationError("parentId", "no such group")
-    if group_id is not None:
-        # Walk up from the new parent: reaching this group would make a cycle.
-        row = conn.execute(
-            "WITH RECURSIVE up(id, parent_id) AS ("
-            "  SELECT id, parent_id FROM groups WHERE id = %(parent)s"
-            "  UNION SELECT g.id, g.parent_id FROM groups g JOIN up ON g.id = up.parent_id)"
-            " SELECT EXISTS (SELECT 1 FROM up WHERE id = %(group)s) AS cycle",
-            {"parent": parent, "group": group_id}).fetchone()
-        if row and row["cycle"]:
-            raise ValidationError("parentId", "a group cannot be its own ancestor")
+    # Walk up from the new parent: reaching this group would make a cycle.
+    if group_id is not None and store.is_at_or_above(conn, group_id, parent):
+        raise ValidationError("parentId", "a group cannot be its own ancestor")
     return parent
 
 
 def load_group(conn: psycopg.Connection[Any], group_id: str, *, lock: bool = False) -> dict[str, Any]:
-    query = compose("SELECT {cols} FROM groups g WHERE g.id = %s {lock}", cols=GROUP_COLUMNS,
-                    lock="FOR UPDATE OF g" if lock else "")
-    row = conn.execute(query, (parse_uuid(group_id, "group"),)).fetchone()
+    row = store.load(conn, parse_uuid(group_id, "group"), lock=lock)
     if row is None:
         raise NotFound("no such group", error="not found")
-    return dict(row)
+    return row
 
 
 def list_groups(*, type_: str | None, parent_id: str | None, limit: int, offset: int) -> dict[str, Any]:
@@ -93,15 +81,9 @@ def list_groups(*, type_: str | None, parent_id: str | None, limit: int, offset:
             parent_id = parse_uuid(parent_id, "group")
         except NotFound:
             raise ValidationError("parentId", "expected a group id") from None
-    where = "(%(type)s::text IS NULL OR g.type = %(type)s) AND (%(parent)s::uuid IS NULL OR g.parent_id = %(parent)s)"
-    params = {"type": type_, "parent": parent_id, "limit": limit, "offset": offset}
     with connection() as conn:
-        total = conn.execute(compose("SELECT count(*) AS n FROM groups g WHERE {where}", where=where),
-                             params).fetchone()
-        query = compose("SELECT {cols} FROM groups g WHERE {where} ORDER BY g.name LIMIT %(limit)s OFFSET %(offset)s",
-                        cols=GROUP_COLUMNS, where=where)
-        rows = conn.execute(query, params).fetchall()
-    return {"groups": [group_to_api(r) for r in rows], "total": int(total["n"]) if total else 0}
+        rows, total = store.page(conn, type_=type_, parent_id=parent_id, limit=limit, offset=offset)
+    return {"groups": [group_to_api(r) for r in rows], "total": total}
 
 
 def get_group(group_id: str) -> dict[str, Any]:
@@ -109,36 +91,19 @@ def get_group(group_id: str) -> dict[str, Any]:
         return group_to_api(load_group(conn, group_id))
 
 
-def _name_taken(exc: Exception) -> Conflict:
-    return Conflict("a group with this name already exists", error="group name taken")
-
-
 def create_group(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
-    import psycopg
-
-
     name = valid_group_name(body.get("name"))
     display_name = valid_text(body.get("displayName", "") or "", "displayName")
     description = valid_text(body.get("description", "") or "", "description", 2000)
     type_ = valid_group_type(body.get("type", "team"))
-    try:
-        with transaction() as conn:
-            parent = _parent_id(conn, body.get("parentId"), None)
-            row = conn.execute(
-                "INSERT INTO groups (name, display_name, description, type, parent_id) VALUES (%s, %s, %s, %s, %s)"
-                " RETURNING id::text AS id", (name, display_name, description, type_, parent)).fetchone()
-            if row is None:
-                raise RuntimeError("invariant broken: row is None")
-            audit.record(conn, actor, "group.create", "group", name, client_ip, {"id": row["id"], "type": type_})
-            return group_to_api(load_group(conn, row["id"]))
-    except psycopg.errors.UniqueViolation as exc:
-        raise _name_taken(exc) from None
+    with transaction() as conn:
+        parent = _parent_id(conn, body.get("parentId"), None)
+        group_id = store.insert(conn, name, display_name, description, type_, parent)
+        audit.record(conn, actor, "group.create", "group", name, client_ip, {"id": group_id, "type": type_})
+        return group_to_api(load_group(conn, group_id))
 
 
 def update_group(actor: Principal, group_id: str, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
-    from psycopg import sql
-
-
     changes: dict[str, Any] = {}
     if "displayName" in body:
         changes["display_name"] = valid_text(body["displayName"] or "", "displayName")
@@ -152,10 +117,7 @@ def update_group(actor: Principal, group_id: str, body: dict[str, Any], client_i
             changes["parent_id"] = _parent_id(conn, body["parentId"], before["id"])
         if not changes:
             return group_to_api(before)
-        assignments = sql.SQL(", ").join(
-            sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in changes)
-        conn.execute(sql.SQL("UPDATE groups SET {}, updated_at = now() WHERE id = %(id)s").format(assignments),
-                     {**changes, "id": before["id"]})
+        store.update(conn, before["id"], changes)
         audit.record(conn, actor, "group.update", "group", before["name"], client_ip, changes)
         return group_to_api(load_group(conn, before["id"]))
 
@@ -163,7 +125,7 @@ def update_group(actor: Principal, group_id: str, body: dict[str, Any], client_i
 def delete_group(actor: Principal, group_id: str, client_ip: str) -> None:
     with transaction() as conn:
         before = load_group(conn, group_id, lock=True)
-        conn.execute("DELETE FROM groups WHERE id = %s", (before["id"],))
+        store.delete(conn, before["id"])
         audit.record(conn, actor, "group.delete", "group", before["name"], client_ip,
                      {"id": before["id"], "memberCount": int(before["member_count"])})
 
@@ -175,15 +137,10 @@ def _member_to_api(row: dict[str, Any]) -> dict[str, Any]:
             "fullName": row["full_name"], "role": row["role"], "joinedAt": row["created_at"]}
 
 
-_MEMBER_SQL = ("SELECT m.user_id::text AS user_id, u.username, u.email, u.full_name, m.role, m.created_at"
-               "  FROM group_members m JOIN users u ON u.id = m.user_id WHERE m.group_id = %s")
-
-
 def list_members(group_id: str, limit: int, offset: int) -> dict[str, Any]:
     with connection() as conn:
         group = load_group(conn, group_id)
-        rows = conn.execute(_MEMBER_SQL + " ORDER BY u.username LIMIT %s OFFSET %s",
-                            (group["id"], limit, offset)).fetchall()
+        rows = store.members_page(conn, group["id"], limit, offset)
     return {"members": [_member_to_api(r) for r in rows], "total": int(group["member_count"])}
 
 
@@ -201,14 +158,11 @@ def add_member(actor: Principal, group_id: str, body: dict[str, Any], client_ip:
     with transaction() as conn:
         group = load_group(conn, group_id, lock=True)
         user = _user_for_member(conn, body.get("userId"))
-        inserted = conn.execute(
-            "INSERT INTO group_members (group_id, user_id, role) VALUES (%s, %s, %s)"
-            " ON CONFLICT (group_id, user_id) DO NOTHING RETURNING 1", (group["id"], user["id"], role)).fetchone()
-        if inserted is None:
+        if not store.add_member(conn, group["id"], user["id"], role):
             raise Conflict(f"{user['username']} is already a member of {group['name']}", error="already a member")
         audit.record(conn, actor, "group.member.add", "group", group["name"], client_ip,
                      {"userId": user["id"], "username": user["username"], "role": role})
-        row = conn.execute(_MEMBER_SQL + " AND m.user_id = %s", (group["id"], user["id"])).fetchone()
+        row = store.member(conn, group["id"], user["id"])
         if row is None:
             raise RuntimeError("invariant broken: row is None")
         return _member_to_api(row)
@@ -219,12 +173,10 @@ def update_member(actor: Principal, group_id: str, user_id: str, body: dict[str,
     role = valid_member_role(body.get("role"))
     with transaction() as conn:
         group = load_group(conn, group_id, lock=True)
-        before = conn.execute(_MEMBER_SQL + " AND m.user_id = %s FOR UPDATE OF m",
-                              (group["id"], parse_uuid(user_id))).fetchone()
+        before = store.member(conn, group["id"], parse_uuid(user_id), lock=True)
         if before is None:
             raise NotFound("no such member of this group", error="not found")
-        conn.execute("UPDATE group_members SET role = %s WHERE group_id = %s AND user_id = %s",
-                     (role, group["id"], before["user_id"]))
+        store.set_member_role(conn, group["id"], before["user_id"], role)
         audit.record(conn, actor, "group.member.role", "group", group["name"], client_ip,
                      {"userId": before["user_id"], "username": before["username"], "from": before["role"],
                       "to": role})
@@ -234,17 +186,15 @@ def update_member(actor: Principal, group_id: str, user_id: str, body: dict[str,
 def remove_member(actor: Principal, group_id: str, user_id: str, client_ip: str) -> None:
     with transaction() as conn:
         group = load_group(conn, group_id, lock=True)
-        row = conn.execute("DELETE FROM group_members WHERE group_id = %s AND user_id = %s"
-                           " RETURNING user_id::text AS user_id", (group["id"], parse_uuid(user_id))).fetchone()
-        if row is None:
+        removed = store.remove_member(conn, group["id"], parse_uuid(user_id))
+        if removed is None:
             raise NotFound("no such member of this group", error="not found")
-        audit.record(conn, actor, "group.member.remove", "group", group["name"], client_ip, {"userId": row["user_id"]})
+        audit.record(conn, actor, "group.member.remove", "group", group["name"], client_ip, {"userId": removed})
 
 
 def user_groups(user_id: str) -> dict[str, Any]:
     user_id = parse_uuid(user_id)
     with connection() as conn:
         load_user(conn, user_id)
-        rows = conn.execute(compose("SELECT {cols} FROM groups g JOIN group_members m ON m.group_id = g.id"
-                                    " WHERE m.user_id = %s ORDER BY g.name", cols=GROUP_COLUMNS), (user_id,)).fetchall()
+        rows = store.of_user(conn, user_id)
     return {"groups": [group_to_api(r) for r in rows], "total": len(rows)}

@@ -1,0 +1,1 @@
+"""Groups and memberships: the admin operations (`service`) over `groups` and `group_members` (`store`)."""
