@@ -65,7 +65,7 @@ def run() -> dict:
     benchmark_database()
     from streamspace import kube
     from streamspace.db import fetch_all, statement_count
-    from streamspace.reconcile.context import load_config
+    from streamspace.reconcile.index import load_config
     from streamspace.reconcile.sweep import _FIND_SQL, MAX_PER_TICK, run_idle_sweep
     from streamspace.sim import SimCluster
     from streamspace.sim.scheduler import NodeSpec

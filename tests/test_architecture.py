@@ -43,7 +43,7 @@ NOT_YET_THROUGH_THE_STORE = {
     "desktop/store.py",  # tickets and grants join the session they open
     "metrics/store.py",  # one read-only statement over several indexes (the summary in one round trip)
     "quotas/store.py",  # usage is derived from the session rows (the sessions package sits above quotas)
-    "reconcile/context.py",  # the reconcile's one-statement context
+    "reconcile/index.py",  # the reconcile's one-statement context
     "reconcile/resync.py",
     "reconcile/sweep.py",
 }

@@ -8,8 +8,8 @@ from streamspace.domain.names import (
     dns_label,
     home_claim_name,
     is_dns_label,
-    owned_name,
     session_name,
+    session_object_name,
     shorten,
     user_label,
 )
@@ -55,7 +55,7 @@ def test_session_name_fits_owned_prefix(user, template):
     name = session_name(user, template, "k3x9q")
     assert is_dns_label(name, SESSION_NAME_MAX)
     assert name.endswith("-k3x9q")
-    assert is_dns_label(owned_name(name)) and owned_name(name) == f"ss-{name}"
+    assert is_dns_label(session_object_name(name)) and session_object_name(name) == f"ss-{name}"
 
 
 def test_session_name_shape():

@@ -84,15 +84,15 @@ def test_a_late_event_from_before_terminate_never_opens_the_desktop_again(api, r
 def test_a_reconcile_that_read_the_session_before_terminate_cannot_write_running_after_it(api, reconcile, sim):
     """The reconcile of the pre-PATCH copy was already past its reads when the API terminated the
     session: its index write comes last and must not win."""
-    from streamspace.reconcile import context
+    from streamspace.reconcile import index
 
     owner, name, _ = launched(api, reconcile, "mona")
     running = live("Session", name)
     uid = running["metadata"]["uid"]
-    slower = context.load_session_context(NS, name, uid, "firefox")  # the slower reconcile's view
+    slower = index.load_session_context(NS, name, uid, "firefox")  # the slower reconcile's view
     grant = desktop_cookie(owner.user_id, owner.username, name)
     assert owner.patch(f"/api/v1/sessions/{name}", json={"state": "terminated"}).status_code == 200
-    context.write_index(slower.row, running, running["status"])
+    index.write_index(slower.row, running, running["status"])
     assert row(name)["state"] == "terminated"
     assert desktop_check(api, name, grant) == REFUSED
 
@@ -173,17 +173,17 @@ def test_index_writes_and_forgets_of_an_earlier_session_leave_its_successors_row
     (its reconcile loaded the index before the successor existed) changes nothing of the successor's
     row, even while the successor's row is still the API's reservation without a uid."""
     from streamspace.db import execute
-    from streamspace.reconcile import context
+    from streamspace.reconcile import index
 
     earlier, successor = _recreated(reconcile, "rita-again", "rita")
     uid = earlier["metadata"]["uid"]
-    slower = context.load_session_context(NS, "rita-again", successor["metadata"]["uid"], "firefox")
+    slower = index.load_session_context(NS, "rita-again", successor["metadata"]["uid"], "firefox")
     slower_row = {**(slower.row or {}), "uid": uid}  # as loaded while the row was still the earlier one's
     objects = owned_specs("rita-again")
-    assert context.write_index(slower_row, earlier, {**earlier["status"], "phase": "Running"}) is False
+    assert index.write_index(slower_row, earlier, {**earlier["status"], "phase": "Running"}) is False
     _untouched("rita-again", successor, objects)
     execute("UPDATE sessions SET uid = NULL WHERE namespace = %s AND name = %s", (NS, "rita-again"))
-    context.forget_session(NS, "rita-again", uid)
+    index.forget_session(NS, "rita-again", uid)
     assert row("rita-again") is not None, "the earlier Session's forget removed the successor's reservation"
 
 

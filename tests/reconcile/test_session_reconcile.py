@@ -301,18 +301,18 @@ def test_a_session_deleted_before_its_event_is_handled_leaves_nothing_behind(url
 def test_a_reconcile_that_finishes_after_the_delete_event_does_not_restore_the_index_row(url, sim):
     """Events are delivered concurrently: a reconcile that loaded its context before the Session's
     delete event was handled writes its index row after the row was removed."""
-    from streamspace.reconcile import context
+    from streamspace.reconcile import index
     from streamspace.reconcile.session import session_deleted
 
     session = create("alice-race")
     assert deliver(url, "add", session) == 200
     running = live("Session", "alice-race")
     uid = running["metadata"]["uid"]
-    stale = context.load_session_context(NS, "alice-race", uid, "firefox")  # the slower reconcile's view
+    stale = index.load_session_context(NS, "alice-race", uid, "firefox")  # the slower reconcile's view
     kube.delete("Session", "alice-race", NS)
     assert session_deleted(NS, "alice-race", uid) == "deleted"
     assert row("alice-race") is None
-    context.write_index(stale.row, running, {**running["status"], "message": "late"})
+    index.write_index(stale.row, running, {**running["status"], "message": "late"})
     assert row("alice-race") is None
 
 

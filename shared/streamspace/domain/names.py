@@ -97,7 +97,7 @@ def validate_session_name(name: str, field: str = "name") -> str:
     return name
 
 
-def owned_name(session: str) -> str:
+def session_object_name(session: str) -> str:
     """Name of the Deployment, Service, Ingress and NetworkPolicy a session owns: ``ss-<session>``."""
     return shorten(f"{OWNED_PREFIX}{session}")
 

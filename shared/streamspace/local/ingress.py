@@ -88,7 +88,7 @@ class SessionIngress:
         return backend(clean, start_response)
 
     def _auth_service(self) -> str:
-        from streamspace.reconcile.context import load_config
+        from streamspace.reconcile.index import load_config
 
         return load_config().auth_service
 

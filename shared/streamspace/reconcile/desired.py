@@ -38,7 +38,7 @@ from streamspace.domain.labels import (
     MANAGER_NAME,
     SESSION_APP,
 )
-from streamspace.domain.names import dns_label, home_claim_name, owned_name
+from streamspace.domain.names import dns_label, home_claim_name, session_object_name
 from streamspace.domain.resources import ResourceRequirements
 from streamspace.domain.sessions import DEFAULT_EGRESS_DENY, resolve_resources
 from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec, env_reference_problems
@@ -350,7 +350,7 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec, config: 
     if port is None:  # a parsed TemplateSpec always has a stream port
         raise RuntimeError("invariant broken: port is None")
     resources = session_resources(session, template, config)
-    owned = owned_name(name)
+    owned = session_object_name(name)
     labels = {
         APP_NAME: SESSION_APP,
         MANAGED_BY: MANAGER_NAME,

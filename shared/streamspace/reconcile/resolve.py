@@ -14,7 +14,7 @@ from typing import Any
 from streamspace import kube
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.templates import env_reference_problems, parse_template_spec, validate_template_spec
-from streamspace.reconcile import context
+from streamspace.reconcile import index
 
 MESSAGE_LIMIT = 32768
 
@@ -33,7 +33,7 @@ def validate(spec: object) -> tuple[str, str]:
     env entries reading a Secret or ConfigMap an admin has not marked for templates)."""
     problems = validate_template_spec(spec)
     if not problems:
-        config = context.load_config()
+        config = index.load_config()
         problems = env_reference_problems(parse_template_spec(spec).env, config.env_secrets,
                                           config.env_config_maps)
     if problems:
@@ -50,7 +50,7 @@ def resolve_for_session(namespace: str, name: str, row: Mapping[str, Any] | None
             return Resolution(None, "TemplateMissing", f"template {name!r} does not exist in namespace {namespace}")
         meta = obj.get("metadata") or {}
         phase, message = validate(obj.get("spec"))
-        context.upsert_template(namespace, name, str(meta.get("uid") or ""), int(meta.get("generation") or 0),
+        index.upsert_template(namespace, name, str(meta.get("uid") or ""), int(meta.get("generation") or 0),
                                 obj.get("spec"), phase, message)
         row = {"spec": obj.get("spec"), "phase": phase, "message": message}
     if row.get("phase") != "Ready":

@@ -19,10 +19,10 @@ from typing import Any
 from streamspace import kube
 from streamspace.config import environment
 from streamspace.db import execute, fetch_all
-from streamspace.domain.names import home_claim_name, owned_name
+from streamspace.domain.names import home_claim_name, session_object_name
 from streamspace.domain.warm import peak_size
 from streamspace.events import RetryLater
-from streamspace.reconcile import context
+from streamspace.reconcile import index
 from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
 from streamspace.reconcile.session import Source, reconcile_session
 from streamspace.reconcile.template import reconcile_template, refresh_prepull_status, sync_pullers
@@ -85,12 +85,12 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
     listed = {_name(t) for t in templates}
     for name in template_rows:
         if name not in listed:
-            context.delete_template(ns, name)
+            index.delete_template(ns, name)
             result.templates_dropped.append(name)
 
     managed = f"{MANAGED_BY}=streamspace"
     selector = f"{APP_NAME}={SESSION_APP},{managed}"
-    config = context.load_config()
+    config = index.load_config()
     # Not the profile agent's Secret (HOME_STORAGE=s3): resync may not read Secrets. One deleted by hand
     # comes back with the next apply of the whole set (deleting the Deployment starts one).
     owned = {kind: {_name(o): o for o in kube.list_objects(kind, ns, label_selector=selector)} for kind in OWNED_KINDS}
@@ -114,7 +114,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
         if not isinstance(spec.get("user"), str) or not isinstance(spec.get("template"), str):
             continue
         result.sessions_checked += 1
-        child = owned_name(name)
+        child = session_object_name(name)
         state = spec.get("state") or "running"
         present = [kind for kind in OWNED_KINDS if child in owned[kind]]
         if state == "terminated":
@@ -125,7 +125,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
                            and home_claim_name(spec["user"]) not in claims)
             # A missing Deployment is re-applied anyway; anything else missing needs the whole set.
             force = needs_claim or bool(missing and missing != ["Deployment"])
-        ctx = context.SessionContext(row=rows.get(name), template=template_rows.get(spec["template"]),
+        ctx = index.SessionContext(row=rows.get(name), template=template_rows.get(spec["template"]),
                                      tombstoned=False, config=config)
         before = (session.get("status") or {}, rows.get(name))
         try:
@@ -147,7 +147,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
                          " AND created_at < now() - %s * interval '1 second'",
                          (ns, name, ORPHAN_ROW_GRACE_SECONDS))
         if gone and kube.get("Session", name, ns) is None:
-            context.forget_session(ns, name, row.get("uid"))
+            index.forget_session(ns, name, row.get("uid"))
             result.rows_removed.append(name)
     execute("DELETE FROM session_tombstones WHERE deleted_at < now() - %s * interval '1 day'", (TOMBSTONE_DAYS,))
     if result.failed:

@@ -24,11 +24,11 @@ from typing import Any
 from streamspace import kube
 from streamspace.config import environment
 from streamspace.domain.errors import ValidationError
-from streamspace.domain.names import owned_name
+from streamspace.domain.names import session_object_name
 from streamspace.domain.warm import ANN_WARM_POD, POOL_PREFIX, pod_ready
 from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
 from streamspace.profiles.agent_tokens import agent_token
-from streamspace.reconcile import context, namespaces
+from streamspace.reconcile import index, namespaces
 from streamspace.reconcile.desired import (
     ANN_HIBERNATION_REASON,
     ANN_TERMINATION_REASON,
@@ -133,7 +133,7 @@ def session_deleted(namespace: str, name: str, uid: str) -> Outcome:
     live = kube.get("Session", name, namespace)
     if live is not None and str((live.get("metadata") or {}).get("uid") or "") != uid:
         return reconcile_session(live, source=Source.READ)
-    context.forget_session(namespace, name, uid or None)
+    index.forget_session(namespace, name, uid or None)
     return Outcome.DELETED
 
 
@@ -141,8 +141,8 @@ def _session_gone(namespace: str, name: str, uid: str) -> Outcome:
     """The Session vanished while being reconciled: remove what this reconcile may have created
     (garbage collection would, but not before the next status write fails again) and forget it.
     Only objects this Session controls, each by its own uid: a Session of the same name created
-    since keeps its objects, and its index row (context.forget_session)."""
-    owned = owned_name(name)
+    since keeps its objects, and its index row (index.forget_session)."""
+    owned = session_object_name(name)
     for kind in delete_order(environment().home_storage):
         try:
             obj = kube.get(kind, owned, namespace)
@@ -151,7 +151,7 @@ def _session_gone(namespace: str, name: str, uid: str) -> Outcome:
         except kube.KubeError as exc:
             log.warning("could not remove an object of a deleted session",
                         extra={"session": name, "kind": kind, "reason": exc.message})
-    context.forget_session(namespace, name, uid or None)
+    index.forget_session(namespace, name, uid or None)
     return Outcome.DELETED
 
 
@@ -174,7 +174,7 @@ def _checked(session: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment: DeploymentView = UNREAD,
-                      force_apply: bool = False, ctx: context.SessionContext | None = None,
+                      force_apply: bool = False, ctx: index.SessionContext | None = None,
                       pods: list[dict[str, Any]] | None = None) -> Outcome:
     """Bring one Session's objects, status and index row in line with its spec.
 
@@ -189,7 +189,7 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
     if meta.get("deletionTimestamp"):
         return Outcome.DELETING
     if ctx is None:
-        ctx = context.load_session_context(namespace, name, uid, spec["template"], spec["user"])
+        ctx = index.load_session_context(namespace, name, uid, spec["template"], spec["user"])
     if ctx.tombstoned:
         return Outcome.DELETED
     # Even a copy just read may be older than what the index knows (read before the API changed or
@@ -209,7 +209,7 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
         return Outcome.UNCHANGED  # the echo of our own status write: nothing else can have changed
 
     if deployment is UNREAD and ctx.reconciled(uid):
-        deployment = kube.get("Deployment", owned_name(name), namespace)
+        deployment = kube.get("Deployment", session_object_name(name), namespace)
     # Every write to the Session is made on exactly the version reconciled: a change since (or another
     # Session of the same name, which never has this resourceVersion) answers 409 and is not touched.
     version = meta.get("resourceVersion")
@@ -245,12 +245,12 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
     before = (ctx.row or {}).get("phase") if (ctx.row or {}).get("uid") == uid else None
     if new_status.get("phase") == "Running" and before != "Running":
         _record_start(session, new_status.get("podName"), waking=before == "Hibernated")
-    if context.index_differs(ctx.row, session, new_status):
-        context.write_index(ctx.row, session, new_status)
+    if index.index_differs(ctx.row, session, new_status):
+        index.write_index(ctx.row, session, new_status)
     return Outcome.RECONCILED
 
 
-def _current_copy(session: Mapping[str, Any], ctx: context.SessionContext,
+def _current_copy(session: Mapping[str, Any], ctx: index.SessionContext,
                   force_apply: bool) -> Mapping[str, Any] | Outcome:
     """The copy of the Session to reconcile when an event brought it: the event's own, or the one on
     the cluster now when the event may be stale (the index knows a newer incarnation or generation).
@@ -288,7 +288,7 @@ def _terminate(session: Mapping[str, Any], deployment: DeploymentView, force_app
     meta, spec = session["metadata"], session["spec"]
     if deployment is not None or force_apply:
         for kind in delete_order(environment().home_storage):  # the Deployment last: once it is gone, everything is
-            kube.delete(kind, owned_name(meta["name"]), meta["namespace"])
+            kube.delete(kind, session_object_name(meta["name"]), meta["namespace"])
     exceeded = (meta.get("annotations") or {}).get(ANN_TERMINATION_REASON) == "MaxSessionDurationExceeded"
     if exceeded:  # never an arbitrary annotation value as a reason
         return Observation("Terminated", "MaxSessionDurationExceeded",
@@ -335,7 +335,7 @@ def _index_records(row: Mapping[str, Any] | None, uid: str, status: Mapping[str,
             and (row.get("message") or None) == (status.get("message") or None))
 
 
-def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContext, deployment: DeploymentView,
+def _converge(session: Mapping[str, Any], state: str, ctx: index.SessionContext, deployment: DeploymentView,
               force_apply: bool, pods: list[dict[str, Any]] | None) -> Observation:
     """Apply what differs from the desired set (running or hibernated) and observe the result."""
     meta, spec = session["metadata"], session["spec"]
@@ -350,7 +350,7 @@ def _converge(session: Mapping[str, Any], state: str, ctx: context.SessionContex
         # safely, and a supported class later applies the whole set again.
         if isinstance(deployment, dict) or force_apply:
             for kind in delete_order(environment().home_storage):  # the Deployment last: once it is gone, everything is
-                kube.delete(kind, owned_name(name), namespace)
+                kube.delete(kind, session_object_name(name), namespace)
         return Observation("Failed", INGRESS_CLASS_UNSUPPORTED, refusal, ingress_refused=True)
     warm_pod = _warm_pod(session, state)
     profile_token = None

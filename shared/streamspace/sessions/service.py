@@ -50,8 +50,8 @@ from streamspace.domain.sessions import (
 from streamspace.domain.templates import ensure_launchable, validate_template_spec
 from streamspace.domain.warm import ANN_WARM_POD
 from streamspace.quotas.service import check_and_reserve
-from streamspace.reconcile.context import load_config
 from streamspace.reconcile.desired import session_url
+from streamspace.reconcile.index import load_config
 from streamspace.sessions import store, warm
 from streamspace.settings.service import (
     RESOURCES_CPU,
@@ -162,7 +162,7 @@ def _listing(claimant: Claimant, filters: dict[str, str | None], limit: int,
     return caller, {"sessions": [row_to_api(r) for r in rows], "total": total}
 
 
-def _owned(caller: Principal, name: str) -> dict[str, Any]:
+def _reachable_session_row(caller: Principal, name: str) -> dict[str, Any]:
     """The index row of a session the caller may reach; 404 otherwise.
 
     A Session on the cluster that has no row yet (applied with kubectl, not indexed yet) is
@@ -198,7 +198,7 @@ def _with_index_status(api: dict[str, Any], row: Mapping[str, Any]) -> dict[str,
 
 
 def get_session(caller: Principal, name: str) -> dict[str, Any]:
-    row = _owned(caller, name)
+    row = _reachable_session_row(caller, name)
     obj = kube.get("Session", name, environment().sessions_namespace)
     if obj is None:
         raise _not_found(name)
@@ -207,7 +207,7 @@ def get_session(caller: Principal, name: str) -> dict[str, Any]:
 
 # -- create ---------------------------------------------------------------------------------------
 
-def _owner(caller: Principal, user: object) -> tuple[str, str]:
+def _new_session_owner(caller: Principal, user: object) -> tuple[str, str]:
     """(user id, username) the new session belongs to."""
     if user is None or user == caller.username:
         return caller.user_id, caller.username
@@ -255,7 +255,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
     import psycopg.errors
 
 
-    owner_id, owner_name = _owner(caller, body.get("user"))
+    owner_id, owner_name = _new_session_owner(caller, body.get("user"))
     template_name = body.get("template")
     template = _usable_template(template_name)
     if not isinstance(template_name, str):  # _usable_template refused anything else
@@ -423,7 +423,7 @@ def patch_session(caller: Principal, name: str, body: Mapping[str, Any], client_
         spec["tags"] = tags
 
     namespace = environment().sessions_namespace
-    row = _owned(caller, name)
+    row = _reachable_session_row(caller, name)
     obj, previous = _patch_spec(name, namespace, spec, row["state"])
     waking = state == "running" and previous == "hibernated"
     # The cluster took the change: record it in the store. No lock is held across the Kubernetes call
@@ -484,7 +484,7 @@ def _patch_spec(name: str, namespace: str, spec: dict[str, Any], indexed_state: 
 def delete_session(caller: Principal, name: str, client_ip: str = "") -> dict[str, Any]:
     """Delete the Session (its owned objects go with it by ownerReference) and its index row,
     which releases its quota."""
-    _owned(caller, name)
+    _reachable_session_row(caller, name)
     namespace = environment().sessions_namespace
     kube.delete("Session", name, namespace)
     with transaction() as conn:
@@ -510,7 +510,7 @@ def connect(caller: Principal, name: str, client_ip: str = "", user_agent: str =
     """Open a connection record; a hibernated session is woken (spec.state -> running). `openUrl`
     opens the desktop in a browser: a single-use ticket on the session's own host
     (streamspace.desktop.access)."""
-    row = _owned(caller, name)
+    row = _reachable_session_row(caller, name)
     namespace = environment().sessions_namespace
     obj = kube.get("Session", name, namespace)
     if obj is None:
@@ -574,7 +574,7 @@ def disconnect(caller: Principal, name: str, connection_id: str | None) -> dict[
 
 def list_connections(caller: Principal, name: str) -> dict[str, Any]:
     """The session's live connections (heartbeat inside the window, not disconnected)."""
-    _owned(caller, name)
+    _reachable_session_row(caller, name)
     rows = store.live_connections(environment().sessions_namespace, name)
     connections = [{"id": r["id"], "user": r["username"], "clientIp": r["client_ip"], "userAgent": r["user_agent"],
                     "connectedAt": r["connected_at"], "lastHeartbeat": r["last_heartbeat"]} for r in rows]

@@ -1,4 +1,4 @@
-"""What the reconcilers read from and write to Postgres.
+"""The reconcilers' index layer: what they read from and write to Postgres.
 
 A session reconcile starts with ONE statement (`load_session_context`): the session's index row,
 its Template as last validated, whether the Session was already deleted (tombstone), and the
