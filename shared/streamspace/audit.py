@@ -17,6 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
+from streamspace.db import fetch_all
 from streamspace.encoding import json_default
 
 if TYPE_CHECKING:
@@ -76,7 +77,6 @@ def search(*, actor: str | None = None, action: str | None = None, since: Any = 
            limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
     """Audit rows, newest first. `action` matches itself and its sub-actions (`session` finds
     `session.create`, `session.hibernated`, ...); `since`/`until` are datetimes (until exclusive)."""
-    from streamspace.db import fetch_all
 
     prefix = None if action is None else action.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return fetch_all(_SEARCH, {"actor": actor, "action": action,
@@ -87,7 +87,6 @@ def search(*, actor: str | None = None, action: str | None = None, since: Any = 
 
 def hourly_counts(prefix: str, hours: int = 24) -> list[dict[str, Any]]:
     """How many `prefix*` actions of each kind happened in each of the last `hours` hours."""
-    from streamspace.db import fetch_all
 
     return fetch_all(
         "SELECT date_trunc('hour', at) AS hour, action, count(*) AS n FROM audit_log"

@@ -9,14 +9,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+from streamspace.auth.passwords import hash_password
+from streamspace.config import environment
+from streamspace.db import transaction
+
 _BOOTSTRAP_LOCK_ID = 0x53544254  # "STBT"
 
 
 def bootstrap_admin(announce: Callable[[str], None] = print) -> bool:
     """Create the first admin if no user exists; returns True when it created one."""
-    from streamspace.auth.passwords import hash_password
-    from streamspace.config import environment
-    from streamspace.db import transaction
 
     cfg = environment()
     with transaction() as conn:

@@ -18,6 +18,14 @@ import hashlib
 import math
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit
+from streamspace.auth.families import revoke_user_families, start_family
+from streamspace.auth.passwords import hash_password, verify_password
+from streamspace.auth.principal import Principal
+from streamspace.auth.refresh import token_response
+from streamspace.auth.users.service import valid_password
+from streamspace.config import environment
+from streamspace.db import transaction
 from streamspace.domain.errors import Forbidden, RateLimited, Unauthenticated, ValidationError
 
 if TYPE_CHECKING:
@@ -85,7 +93,6 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, 
 
     `per_account` also stops the account itself at LOGIN_MAX_FAILURES per window, from any
     addresses: for a second factor, whose guesser already holds the password."""
-    from streamspace.config import environment
 
     cfg = environment()
     keys = sorted({_lock_key("user:" + username), _lock_key("ip:" + client_ip)})
@@ -134,12 +141,6 @@ def _find_user(conn: psycopg.Connection[Any], *, username: str | None = None,
 def login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     """`{username, password}` -> `{token, refreshToken, expiresAt, user}`, or, when the user must
     also give a TOTP code, `{mfaRequired, mfaToken, enrolled, expiresAt}` (mfa.service)."""
-    from streamspace import audit
-    from streamspace.auth.families import start_family
-    from streamspace.auth.passwords import verify_password
-    from streamspace.auth.principal import Principal
-    from streamspace.auth.refresh import token_response
-    from streamspace.db import transaction
     from streamspace.mfa.service import second_step
     from streamspace.sso.service import password_login_refusal
 
@@ -188,9 +189,6 @@ def login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
 
 
 def _refuse_password_login(username: str, message: str, client_ip: str) -> None:
-    from streamspace import audit
-    from streamspace.db import transaction
-
     with transaction() as conn:
         audit.record(conn, None, "auth.login.denied", "user", username, client_ip,
                      {"reason": "password login disabled"}, actor_name="anonymous")
@@ -200,11 +198,6 @@ def _refuse_password_login(username: str, message: str, client_ip: str) -> None:
 def change_password(caller: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     """`{oldPassword, newPassword}`: checks the old one (rate limited like a login), stores the
     new one, and ends every other login of the user (the caller's own stays) and every desktop cookie."""
-    from streamspace import audit
-    from streamspace.auth.families import revoke_user_families
-    from streamspace.auth.passwords import hash_password, verify_password
-    from streamspace.auth.users.service import valid_password
-    from streamspace.db import transaction
     from streamspace.desktop.access import revoke_user as revoke_desktops
 
     old = _text(body.get("oldPassword"), "oldPassword")

@@ -11,6 +11,9 @@ import os
 from functools import lru_cache
 from typing import Any
 
+from streamspace.config import environment
+from streamspace.domain.errors import ValidationError
+
 MIN_PASSWORD_LENGTH = 8
 # A fixed hash to verify against when the user does not exist, so both paths cost the same time.
 _DUMMY_PASSWORD = "streamspace-timing-equaliser"
@@ -22,7 +25,6 @@ PROFILES = ("default", "test")
 def hash_profile() -> str:
     """The configured PASSWORD_HASH_PROFILE; a bad or (in production) a `test` value ends the
     process like any configuration error. Functions that hash call this at start."""
-    from streamspace.config import environment
 
     profile = (os.environ.get("PASSWORD_HASH_PROFILE") or "default").strip()
     error = None
@@ -49,7 +51,6 @@ def _hasher() -> Any:
 
 def hash_password(password: str) -> str:
     if len(password) < MIN_PASSWORD_LENGTH:
-        from streamspace.domain.errors import ValidationError
 
         raise ValidationError("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
     return str(_hasher().hash(password))

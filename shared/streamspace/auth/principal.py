@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from streamspace.auth.tokens import verify_access_token
+from streamspace.db import fetch_one
 from streamspace.domain.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
@@ -97,7 +99,6 @@ def verified_claims(token: str) -> AccessClaims:
     well-formed (they go into SQL as uuids)."""
     import uuid
 
-    from streamspace.auth.tokens import verify_access_token
 
     claims = verify_access_token(token)
     try:
@@ -130,7 +131,6 @@ def claimant(authorization: str | None, alternate_token: str | None = None) -> C
 def authenticate(authorization: str | None, alternate_token: str | None = None) -> Principal:
     """Resolve the caller from a bearer token (or a token from a cookie or query parameter),
     refusing disabled users and revoked logins even while the token itself has not expired."""
-    from streamspace.db import fetch_one
 
     claimed = claimant(authorization, alternate_token)
     row = fetch_one(_CALLER_SQL, claimed.params)
@@ -144,7 +144,6 @@ def authenticate(authorization: str | None, alternate_token: str | None = None) 
 def still_standing(caller: Principal) -> bool:
     """Whether an already authenticated caller may still act: user active, login not revoked (a
     long-lived stream asks again before it sends more)."""
-    from streamspace.db import fetch_one
 
     row = fetch_one(_CALLER_SQL, {"caller_sub": caller.user_id, "caller_sid": caller.family_id})
     return row is not None and not row["revoked"] and bool(row["active"])

@@ -19,11 +19,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from streamspace import audit, objectstore
+from streamspace import audit, kube, objectstore
 from streamspace.backups import postgres, store
 from streamspace.config import environment
-from streamspace.domain.errors import Conflict, DomainError, ErrorKind, Invalid, NotFound
+from streamspace.db import DatabaseUnavailable, database_url, transaction
+from streamspace.domain.errors import Conflict, DomainError, ErrorKind, Invalid, NotFound, Unavailable
 from streamspace.domain.retention import backups_to_keep
+from streamspace.events import PING_TYPE, MalformedEvent, emit
 
 log = logging.getLogger("streamspace.backups")
 
@@ -82,7 +84,6 @@ def _lease_connection() -> Any:
     import psycopg
     from psycopg.rows import dict_row
 
-    from streamspace.db import DatabaseUnavailable, database_url
 
     try:
         return psycopg.connect(database_url(), autocommit=True, row_factory=dict_row, connect_timeout=10)
@@ -106,8 +107,6 @@ def run_backup(trigger: str, requested_by: str | None = None) -> dict[str, Any]:
 
 
 def _run(trigger: str, requested_by: str | None) -> dict[str, Any]:
-    from streamspace.db import database_url
-
     store.mark_interrupted()
     backup_id = new_id()
     base = folder(backup_id)
@@ -188,7 +187,6 @@ def _portable(obj: dict[str, Any]) -> dict[str, Any]:
 
 def export_cluster() -> dict[str, Any]:
     """The Templates and Sessions of the sessions namespace, without server-set fields."""
-    from streamspace import kube
 
     namespace = environment().sessions_namespace
     return {
@@ -200,7 +198,6 @@ def export_cluster() -> dict[str, Any]:
 
 def reapply_cluster(exported: dict[str, Any], namespace: str) -> dict[str, int]:
     """Server-side apply the exported Templates, then Sessions, into `namespace`."""
-    from streamspace import kube
 
     counts = {}
     for plural in ("templates", "sessions"):
@@ -312,7 +309,6 @@ def _bucket_label() -> str:
 def handle_event(event: Any) -> None:
     """The backup function: a PingSource tick for task `backup`, or a backup-requested event. A trigger
     while a run holds the lease is acknowledged and skipped (the running one is the backup)."""
-    from streamspace.events import PING_TYPE, MalformedEvent
 
     try:
         event_type = event["type"]
@@ -359,8 +355,6 @@ def list_backups(limit: int = 100) -> list[dict[str, Any]]:
 
 
 def delete_backup(raw_id: str, caller: Any, client_ip: str) -> None:
-    from streamspace.db import transaction
-
     backup_id = parse_id(raw_id)
     row = store.get(backup_id)
     if row is None:
@@ -376,9 +370,6 @@ def delete_backup(raw_id: str, caller: Any, client_ip: str) -> None:
 
 def request_backup(caller: Any, client_ip: str) -> dict[str, Any]:
     """POST /admin/backups: ask the backup function for a run now (a CloudEvent through the broker)."""
-    from streamspace.db import transaction
-    from streamspace.domain.errors import Unavailable
-    from streamspace.events import emit
 
     objectstore.configured()
     if store.lease_held_elsewhere():

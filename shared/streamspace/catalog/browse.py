@@ -11,11 +11,13 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from streamspace import audit
+from streamspace import audit, kube
 from streamspace.catalog.repositories import parse_id
+from streamspace.config import environment
 from streamspace.db import fetch_all, fetch_one, transaction
 from streamspace.domain.conversion import CONVERSION_NOTES_ANNOTATION, ORIGINAL_NAME_ANNOTATION
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
+from streamspace.domain.templates import normalise_template_manifest, template_to_api
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -121,9 +123,6 @@ def install_template(template_id: str, caller: Principal, client_ip: str, *, ove
     The apply is not forced: installing again over a Template someone changed by other means (kubectl,
     GitOps) would silently undo their change, so that is a Conflict naming the fields unless the admin
     asks to `overwrite`."""
-    from streamspace import kube
-    from streamspace.config import environment
-    from streamspace.domain.templates import normalise_template_manifest, template_to_api
 
     row = get_template(template_id)
     manifest = normalise_template_manifest(row["manifest"])  # today's rules, even for an old sync

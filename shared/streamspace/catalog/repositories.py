@@ -17,6 +17,7 @@ from streamspace.catalog.git import check_branch
 from streamspace.catalog.urls import check_repository_url
 from streamspace.db import fetch_all, fetch_one, transaction
 from streamspace.domain.errors import Conflict, NotFound, Unavailable, ValidationError
+from streamspace.events import SYNC_REQUESTED_TYPE, emit
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -161,7 +162,6 @@ def mark_sync_requested(repository_ids: list[str] | None) -> list[str]:
 
 def announce_sync(repository_id: str | None, source: str = EVENT_SOURCE) -> bool:
     """Tell catalog-sync now (a hint: the recorded request is what counts)."""
-    from streamspace.events import SYNC_REQUESTED_TYPE, emit
 
     data: dict[str, Any] = {"repositoryId": repository_id} if repository_id else {"all": True}
     return emit(SYNC_REQUESTED_TYPE, source, data, subject=f"repositories/{repository_id or 'all'}")

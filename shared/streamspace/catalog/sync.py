@@ -31,8 +31,10 @@ from streamspace.catalog.credentials import SecretUnavailable, decrypt
 from streamspace.catalog.git import FetchError, fetch
 from streamspace.catalog.parse import CheckoutRefused, FileError, ParseResult, parse_checkout
 from streamspace.catalog.urls import check_repository_url
+from streamspace.config import environment
 from streamspace.db import DatabaseUnavailable, fetch_all, fetch_one, transaction
 from streamspace.domain.errors import ValidationError
+from streamspace.events import PING_TYPE, SYNC_REQUESTED_TYPE, MalformedEvent
 
 log = logging.getLogger("streamspace.catalog")
 
@@ -155,8 +157,6 @@ def record_failure(lease: Lease, message: str, errors: list[FileError] | None = 
 
 
 def _fetch_and_parse(lease: Lease, workdir: Path, git_timeout: float) -> tuple[ParseResult, str]:
-    from streamspace.config import environment
-
     row = lease.row
     parsed, addresses = check_repository_url(row["url"])  # again at sync time: DNS answers change
     secret = decrypt(row["auth_secret"]) if row["auth_secret"] is not None else None
@@ -230,7 +230,6 @@ def _sync_each(ids: list[str], budget_seconds: float) -> list[SyncOutcome]:
 
 def sync_due(budget_seconds: float = TICK_BUDGET_SECONDS) -> list[SyncOutcome]:
     """The PingSource tick: every due repository, each on its own."""
-    from streamspace.config import environment
 
     return _sync_each(due_repositories(environment().sync_interval_seconds), budget_seconds)
 
@@ -243,7 +242,6 @@ def sync_all(budget_seconds: float = TICK_BUDGET_SECONDS) -> list[SyncOutcome]:
 
 def handle_event(event: Any) -> list[SyncOutcome]:
     """The catalog-sync function: a PingSource tick or a sync-requested event."""
-    from streamspace.events import PING_TYPE, SYNC_REQUESTED_TYPE, MalformedEvent
 
     event_type = str(event["type"])
     if event_type == PING_TYPE:

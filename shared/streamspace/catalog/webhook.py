@@ -25,8 +25,10 @@ from urllib.parse import parse_qs
 
 from streamspace.catalog.repositories import announce_sync, mark_sync_requested
 from streamspace.catalog.urls import normalize_url
+from streamspace.config import environment
 from streamspace.db import fetch_all
 from streamspace.domain.errors import Invalid, Unauthenticated, Unavailable
+from streamspace.encoding import loads
 
 EVENT_SOURCE = "/streamspace/webhooks"
 SIGNATURE_HEADERS = ("X-Hub-Signature-256", "X-Gitea-Signature", "X-Gogs-Signature")
@@ -57,8 +59,6 @@ def verify_signature(secret: str, body: bytes, headers: Any) -> None:
 
 
 def _payload(body: bytes, content_type: str) -> dict[str, Any]:
-    from streamspace.encoding import loads
-
     try:
         if content_type.startswith("application/x-www-form-urlencoded"):
             form = parse_qs(body.decode(), max_num_fields=10)
@@ -107,7 +107,6 @@ def _branch(data: dict[str, Any]) -> tuple[str | None, str | None]:
 
 def handle_push(read_body: Callable[[], bytes], headers: Any, content_type: str) -> tuple[int, dict[str, Any]]:
     """The webhook route: (status, body). The body is not even read unless a secret is configured."""
-    from streamspace.config import environment
 
     secret = environment().webhook_secret
     if not secret:

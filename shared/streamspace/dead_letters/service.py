@@ -14,8 +14,10 @@ import base64
 import json
 from typing import Any
 
+from streamspace import audit
+from streamspace.db import connection, transaction
 from streamspace.domain.errors import Conflict, NotFound, Unavailable, ValidationError
-from streamspace.events import APISERVER_PREFIX
+from streamspace.events import APISERVER_PREFIX, send_to_broker
 from streamspace.events.dead_letter import DeadLetter, parse_dead_letter, resend_headers
 from streamspace.observability import metrics
 
@@ -26,7 +28,6 @@ NOTE_MAX = 2000
 
 def record(event: Any) -> str:
     """Keep the dead CloudEvent `event` (as functions-framework parsed it): recorded | duplicate | reopened."""
-    from streamspace.db import transaction
 
     letter = parse_dead_letter(event)
     with transaction() as conn:
@@ -65,7 +66,6 @@ def status_filter(value: str | None) -> str | None:
 
 def list_dead_letters(status: str | None, limit: int, offset: int) -> dict[str, Any]:
     """A page of dead letters, newest death first, without their data (GET one for it)."""
-    from streamspace.db import connection
 
     with connection() as conn:
         total, rows = store.page(conn, status_filter(status), limit, offset)
@@ -74,23 +74,17 @@ def list_dead_letters(status: str | None, limit: int, offset: int) -> dict[str, 
 
 
 def get_dead_letter(letter_id: int) -> dict[str, Any]:
-    from streamspace.db import connection
-
     with connection() as conn:
         return to_api(_existing(conn, letter_id), with_data=True)
 
 
 def counts() -> dict[str, int]:
-    from streamspace.db import connection
-
     with connection() as conn:
         return store.counts(conn)
 
 
 def mark_handled(actor: Any, letter_id: int, note: object, client_ip: str) -> dict[str, Any]:
     """An admin dealt with the cause: the letter leaves the open list (kept for the record)."""
-    from streamspace import audit
-    from streamspace.db import transaction
 
     text = _note(note)
     with transaction() as conn:
@@ -105,9 +99,6 @@ def mark_handled(actor: Any, letter_id: int, note: object, client_ip: str) -> di
 
 def retry(actor: Any, letter_id: int, client_ip: str) -> dict[str, Any]:
     """Send the event back to the main broker. Nothing changes when the broker does not take it."""
-    from streamspace import audit
-    from streamspace.db import transaction
-    from streamspace.events import send_to_broker
 
     with transaction() as conn:
         row = _existing(conn, letter_id, lock=True)

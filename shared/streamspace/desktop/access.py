@@ -23,7 +23,13 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit
+from streamspace.auth.principal import Principal
+from streamspace.config import environment
+from streamspace.db import transaction
+from streamspace.desktop import store
 from streamspace.domain.errors import Forbidden, Unauthenticated
+from streamspace.domain.names import user_label
 
 if TYPE_CHECKING:
     import psycopg
@@ -72,8 +78,6 @@ def open_url(session_url: str, ticket: str) -> str:
 
 def issue_ticket(conn: psycopg.Connection[Any], caller: Principal, namespace: str, session: str) -> str:
     """A new ticket for `caller` to open `session` (inside the caller's transaction)."""
-    from streamspace.config import environment
-    from streamspace.desktop import store
 
     ticket = secrets.token_urlsafe(32)
     store.issue_ticket(conn, digest(ticket), caller.user_id, caller.family_id, namespace, session,
@@ -83,7 +87,6 @@ def issue_ticket(conn: psycopg.Connection[Any], caller: Principal, namespace: st
 
 def _may_reach(row: dict[str, Any], user_id: str) -> bool:
     """The user is the session's owner (by id, or by name for a Session applied with kubectl) or an admin."""
-    from streamspace.domain.names import user_label
 
     if row["role"] == "admin":
         return True
@@ -120,11 +123,6 @@ def redeem(ticket: str | None, session: str, domain: str, client_ip: str = "") -
     """Exchange a ticket presented on the host `<session>.<domain>` for a grant: (grant secret,
     lifetime in seconds). The ticket is spent even when it is refused; both outcomes are audited
     (`session.open`, `session.open.refused` with the reason)."""
-    from streamspace import audit
-    from streamspace.auth.principal import Principal
-    from streamspace.config import environment
-    from streamspace.db import transaction
-    from streamspace.desktop import store
 
     presented = _presented(ticket)
     if presented is None:
@@ -153,8 +151,6 @@ def redeem(ticket: str | None, session: str, domain: str, client_ip: str = "") -
 def ticket_pending(ticket: str | None, session: str) -> bool:
     """Whether `ticket` could still be redeemed on `session`'s host (read only: the forward-auth
     check lets exactly such a redeem request through to auth-check, which spends it)."""
-    from streamspace.config import environment
-    from streamspace.desktop import store
 
     presented = _presented(ticket)
     return presented is not None and store.ticket_is_live(digest(presented), environment().sessions_namespace, session)
@@ -162,8 +158,6 @@ def ticket_pending(ticket: str | None, session: str) -> bool:
 
 def admit(cookie: str | None, session: str, domain: str) -> Admitted:
     """The forward-auth decision for a request to `<session>.<domain>` carrying `cookie`."""
-    from streamspace.config import environment
-    from streamspace.desktop import store
 
     presented = _presented(cookie)
     if presented is None:
@@ -186,6 +180,5 @@ def admit(cookie: str | None, session: str, domain: str) -> Admitted:
 
 def revoke_user(conn: psycopg.Connection[Any], user_id: str) -> int:
     """End every desktop cookie of a user (password change or reset, disable)."""
-    from streamspace.desktop import store
 
     return store.revoke_user_grants(conn, user_id)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from streamspace.db import fetch_one
+
 if TYPE_CHECKING:
     import psycopg
 
@@ -72,8 +74,6 @@ def take_ticket(conn: psycopg.Connection[Any], digest: bytes) -> dict[str, Any] 
 
 
 def ticket_is_live(digest: bytes, namespace: str, session: str) -> bool:
-    from streamspace.db import fetch_one
-
     return fetch_one(_PEEK_TICKET_SQL, {"hash": digest, "ns": namespace, "session": session}) is not None
 
 
@@ -84,8 +84,6 @@ def add_grant(conn: psycopg.Connection[Any], digest: bytes, user_id: str, family
 
 
 def grant_for_session(digest: bytes, namespace: str, session: str) -> dict[str, Any] | None:
-    from streamspace.db import fetch_one
-
     return fetch_one(_GRANT_CHECK_SQL, {"hash": digest, "ns": namespace, "session": session})
 
 

@@ -18,6 +18,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from streamspace.auth.principal import authenticate, claimant
+from streamspace.buildinfo import build_info
+from streamspace.config import environment
+from streamspace.db import DatabaseUnavailable, fetch_one
+from streamspace.db.migrate import available_migrations
 from streamspace.domain.errors import Forbidden, Invalid, NotFound
 from streamspace.encoding import dumps, loads
 from streamspace.http.errors import (
@@ -28,6 +33,7 @@ from streamspace.http.errors import (
     UnsupportedMediaType,
     to_http,
 )
+from streamspace.http.openapi import published_document
 from streamspace.observability import configure_logging, function_var, metrics, request_id_var
 
 if TYPE_CHECKING:
@@ -170,7 +176,6 @@ class Request:
     def client_ip(self) -> str:
         """The caller's address, always a parsed IP ('' when there is none): see `client_address`."""
         if self._client_ip is None:
-            from streamspace.config import environment
 
             self._client_ip = client_address(self.raw.remote_addr, self.raw.headers.get("X-Forwarded-For"),
                                              environment().trusted_proxies)
@@ -252,8 +257,6 @@ def _schema_behind() -> str:
     """Why the database schema is older than this build's migrations ("" when it is current)."""
     import psycopg
 
-    from streamspace.db import fetch_one
-    from streamspace.db.migrate import available_migrations
 
     wanted = max((m.version for m in available_migrations()), default=0)
     try:
@@ -268,8 +271,6 @@ class Api:
     """One HTTP function's routes plus the built-in health, version, metrics and OpenAPI routes."""
 
     def __init__(self, function: str, *, health: Callable[[], dict[str, str]] | None = None) -> None:
-        from streamspace.config import environment
-
         self.function = function
         self.environment = environment()  # a configuration error ends the process here, at start
         configure_logging(self.environment.log_level)
@@ -339,8 +340,6 @@ class Api:
             self._openapi)
 
     def _health(self, _: Request) -> Reply:
-        from streamspace.db import DatabaseUnavailable, fetch_one
-
         try:
             fetch_one("SELECT 1 AS ok", timeout=3)  # a probe must answer before the prober gives up
         except DatabaseUnavailable as exc:
@@ -362,8 +361,6 @@ class Api:
         return Reply({"status": "healthy", "service": "streamspace-api"})
 
     def _version(self, _: Request) -> dict[str, str]:
-        from streamspace.buildinfo import build_info
-
         return build_info().as_json()
 
     def _metrics(self, _: Request) -> Reply:
@@ -371,8 +368,6 @@ class Api:
         return Reply(payload, content_type=content_type)
 
     def _openapi(self, _: Request) -> Reply:
-        from streamspace.http.openapi import published_document
-
         return Reply(published_document())
 
     # -- dispatch ----------------------------------------------------------------------------
@@ -429,8 +424,6 @@ class Api:
         return response
 
     def _authorize(self, req: Request, route: Route) -> None:
-        from streamspace.auth.principal import authenticate, claimant
-
         query_token = req.raw.args.get("token") if route.token_in_query else None
         if route.standing_in_statement:
             req._claimant = claimant(req.raw.headers.get("Authorization"), alternate_token=query_token)

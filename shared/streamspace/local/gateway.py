@@ -11,7 +11,12 @@ import json
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from streamspace.config import environment
+from streamspace.functions import by_name, discover
+from streamspace.local.ingress import SessionIngress
 from streamspace.local.routing import route_path
+from streamspace.reconcile.authcheck import plain_host
+from streamspace.settings.service import INGRESS_DOMAIN, platform_settings
 
 if TYPE_CHECKING:
     from streamspace.local.ingress import SessionIngress
@@ -22,7 +27,6 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 def load_function_app(name: str) -> WsgiApp:
     from functions_framework import create_app
 
-    from streamspace.functions import by_name
 
     info = by_name(name)
     return create_app(target=info.target, source=str(info.source))  # type: ignore[no-any-return]
@@ -32,7 +36,6 @@ def _may_be_session_host(host: str) -> bool:
     """A name with a dot that is not an IP literal (the API itself is reached as 127.0.0.1 or localhost)."""
     import ipaddress
 
-    from streamspace.reconcile.authcheck import plain_host
 
     name = plain_host(host)
     if "." not in name:
@@ -52,9 +55,6 @@ class Gateway:
     @classmethod
     def for_http_functions(cls, desktops: Any = None) -> Gateway:
         """Every HTTP function; with `desktops` (a simulated cluster's SimDesktops), session hosts too."""
-        from streamspace.config import environment
-        from streamspace.functions import discover
-        from streamspace.local.ingress import SessionIngress
 
         apps = {info.name: load_function_app(info.name) for info in discover() if info.kind == "http"}
         ingress = (SessionIngress(apps["auth-check"], desktops, environment().sessions_namespace)
@@ -64,8 +64,6 @@ class Gateway:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         host = environ.get("HTTP_HOST") or ""
         if self.ingress is not None and _may_be_session_host(host):
-            from streamspace.reconcile.authcheck import plain_host
-
             found = self.ingress.rule_for(plain_host(host))
             if found is not None:
                 return self.ingress.serve(environ, start_response, found)
@@ -90,8 +88,6 @@ def _not_found(start_response: Callable[..., Any], message: str) -> list[bytes]:
 
 
 def _under_ingress_domain(name: str) -> bool:
-    from streamspace.settings.service import INGRESS_DOMAIN, platform_settings
-
     return name.endswith("." + str(platform_settings()[INGRESS_DOMAIN]))
 
 

@@ -20,6 +20,11 @@ import sys
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
+from streamspace import kube
+from streamspace.config import environment
+from streamspace.reconcile.desired import NGINX_AUTH_URL, TRAEFIK_MIDDLEWARES
+from streamspace.reconcile.index import load_config
+
 if TYPE_CHECKING:
     from streamspace.sim.desktops import SimDesktops
 
@@ -47,7 +52,6 @@ class SessionIngress:
 
     def rule_for(self, host: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
         """(Ingress, rule) whose rule names `host` exactly, else None."""
-        from streamspace import kube
 
         for ingress in kube.list_objects("Ingress", self.namespace):
             for rule in (ingress.get("spec") or {}).get("rules") or []:
@@ -58,7 +62,6 @@ class SessionIngress:
     def serve(self, environ: dict[str, Any], start_response: Callable[..., Any],
               found: tuple[dict[str, Any], dict[str, Any]]) -> Iterable[bytes]:
         """Answer a request whose host matched `found` (from `rule_for`)."""
-        from streamspace.reconcile.desired import NGINX_AUTH_URL, TRAEFIK_MIDDLEWARES
 
         host_header = environ.get("HTTP_HOST") or ""
         ingress, rule = found
@@ -88,8 +91,6 @@ class SessionIngress:
         return backend(clean, start_response)
 
     def _auth_service(self) -> str:
-        from streamspace.reconcile.index import load_config
-
         return load_config().auth_service
 
     @staticmethod
@@ -111,7 +112,6 @@ class SessionIngress:
     def _forward_auth(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
         """The controller's forward-auth request: GET the check with the request's headers and the
         ones the configured controller (INGRESS_CONTROLLER) adds."""
-        from streamspace.config import environment
 
         query = environ.get("QUERY_STRING") or ""
         sub = {k: v for k, v in environ.items() if k.startswith("HTTP_") and k not in _HOP_BY_HOP}

@@ -24,9 +24,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from streamspace import kube
 from streamspace.events.apiserver import apiserver_event, ping_event
 from streamspace.events.dead_letter import dead_letter_event
+from streamspace.local.identities import SOURCE_IDENTITY
 from streamspace.local.routing import MAIN_BROKER, Schedule, dead_letter_sink, route_event, schedules
+from streamspace.observability import function_var
 
 log = logging.getLogger("streamspace.relay")
 
@@ -196,9 +199,6 @@ class Relay:
         """ApiServerSource: list to learn the resourceVersion, then stream changes as events, as the
         sources' own ServiceAccount (never the harness administrator), so a verb their Role lacks fails
         here as it would fail the adapter in a cluster."""
-        from streamspace import kube
-        from streamspace.local.identities import SOURCE_IDENTITY
-        from streamspace.observability import function_var
 
         function_var.set(SOURCE_IDENTITY)  # this thread's calls go through the sources' kubeconfig context
 

@@ -18,7 +18,15 @@ import secrets
 import time
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit
+from streamspace.auth.families import start_family
+from streamspace.auth.principal import Principal
+from streamspace.auth.refresh import rfc3339, token_response
+from streamspace.auth.users.service import parse_uuid
+from streamspace.catalog.credentials import decrypt, encrypt
+from streamspace.db import connection, transaction
 from streamspace.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationError
+from streamspace.settings.service import AUTH_TOTP_REQUIRED, platform_settings
 
 if TYPE_CHECKING:
     import psycopg
@@ -33,8 +41,6 @@ CODE_FIELDS = frozenset({"code"})
 
 
 def policy() -> str:
-    from streamspace.settings.service import AUTH_TOTP_REQUIRED, platform_settings
-
     return str(platform_settings()[AUTH_TOTP_REQUIRED])
 
 
@@ -51,7 +57,6 @@ def _enrolment(secret: str, username: str) -> dict[str, Any]:
 
 
 def _new_pending_secret(conn: psycopg.Connection[Any], user_id: str) -> str:
-    from streamspace.catalog.credentials import encrypt
     from streamspace.mfa import store
     from streamspace.mfa.totp import new_secret
 
@@ -82,7 +87,6 @@ def _local_only(provider: str) -> None:
 # -- the signed-in user ---------------------------------------------------------------------------
 
 def status(caller: Principal) -> dict[str, Any]:
-    from streamspace.db import connection
     from streamspace.mfa import store
 
     with connection() as conn:
@@ -97,7 +101,6 @@ def status(caller: Principal) -> dict[str, Any]:
 
 
 def enroll(caller: Principal) -> dict[str, Any]:
-    from streamspace.db import transaction
     from streamspace.mfa import store
 
     with transaction() as conn:
@@ -111,9 +114,6 @@ def enroll(caller: Principal) -> dict[str, Any]:
 
 def confirm(caller: Principal, code: object, client_ip: str) -> dict[str, Any]:
     """A first valid code turns the pending secret on; answers the ten recovery codes (shown once)."""
-    from streamspace import audit
-    from streamspace.catalog.credentials import decrypt
-    from streamspace.db import transaction
     from streamspace.mfa import store
     from streamspace.mfa.totp import matching_step
 
@@ -134,9 +134,6 @@ def confirm(caller: Principal, code: object, client_ip: str) -> dict[str, Any]:
 
 def disable(caller: Principal, code: object, client_ip: str) -> dict[str, Any]:
     """Turn one's own TOTP off with a current code, unless the policy requires it."""
-    from streamspace import audit
-    from streamspace.catalog.credentials import decrypt
-    from streamspace.db import transaction
     from streamspace.mfa import store
     from streamspace.mfa.totp import matching_step
 
@@ -155,9 +152,6 @@ def disable(caller: Principal, code: object, client_ip: str) -> dict[str, Any]:
 
 def reset(actor: Principal, user_id: str, client_ip: str) -> dict[str, Any]:
     """Admin: remove a user's TOTP (lost phone and codes); they enrol again (at next login if required)."""
-    from streamspace import audit
-    from streamspace.auth.users.service import parse_uuid
-    from streamspace.db import transaction
     from streamspace.mfa import store
 
     user_id = parse_uuid(user_id)
@@ -176,7 +170,6 @@ def reset(actor: Principal, user_id: str, client_ip: str) -> dict[str, Any]:
 def second_step(conn: psycopg.Connection[Any], user_id: str, role: str, provider: str) -> dict[str, Any] | None:
     """Inside a password login's transaction: the first-step answer when this user must also give a
     code (enrolled, or required by the policy), else None (the login completes)."""
-    from streamspace.auth.refresh import rfc3339
     from streamspace.mfa import store
 
     cred = store.credential(conn, user_id)
@@ -208,7 +201,6 @@ def _live_challenge(conn: psycopg.Connection[Any], token: object) -> dict[str, A
 def enroll_at_login(body: dict[str, Any]) -> dict[str, Any]:
     """A user the policy requires to have TOTP, but who has none: a secret to enrol with, bound to
     the first-step token (the code sent to /login/totp confirms it)."""
-    from streamspace.db import transaction
 
     with transaction() as conn:
         found = _live_challenge(conn, body.get("mfaToken"))
@@ -219,13 +211,7 @@ def enroll_at_login(body: dict[str, Any]) -> dict[str, Any]:
 def complete_login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     """`{mfaToken, code}` or `{mfaToken, recoveryCode}` -> a login (plus `recoveryCodes` when this
     code confirmed an enrolment made during the login)."""
-    from streamspace import audit
-    from streamspace.auth.families import start_family
     from streamspace.auth.login import begin_attempt
-    from streamspace.auth.principal import Principal
-    from streamspace.auth.refresh import token_response
-    from streamspace.catalog.credentials import decrypt
-    from streamspace.db import transaction
     from streamspace.mfa import store
     from streamspace.mfa.totp import matching_step, recovery_code_hash
 

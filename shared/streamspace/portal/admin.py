@@ -12,9 +12,31 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from streamspace import audit, templates_api
+from streamspace.auth.groups.service import (
+    add_member,
+    create_group,
+    get_group,
+    list_groups,
+    list_members,
+    remove_member,
+    user_groups,
+)
+from streamspace.auth.users.service import create_user, get_user, list_users, parse_uuid, update_user
+from streamspace.catalog import browse
+from streamspace.catalog import repositories as repos
+from streamspace.cluster import service as cluster
+from streamspace.config import environment
+from streamspace.domain.errors import ValidationError
 from streamspace.http.api import Access
+from streamspace.metrics.service import platform_summary
 from streamspace.portal import views
 from streamspace.portal.web import Page, Portal, refusal
+from streamspace.quotas.service import group_quota, set_group_quota, set_user_quota, user_quota
+from streamspace.session_history.service import history
+from streamspace.sessions import warm
+from streamspace.sessions.service import list_sessions
+from streamspace.settings.service import platform_settings, update_platform_settings
 
 ADMIN = Access.ADMIN
 SESSION_STATES = ("running", "hibernated", "terminated")
@@ -58,12 +80,6 @@ def _int_or_text(value: str) -> Any:
 # -- dashboard ------------------------------------------------------------------------------------
 
 def dashboard(page: Page) -> Any:
-    from streamspace import audit
-    from streamspace.cluster import service as cluster
-    from streamspace.metrics.service import platform_summary
-    from streamspace.session_history.service import history
-    from streamspace.sessions.service import list_sessions
-
     summary = platform_summary(page.caller)
     sessions = list_sessions(page.caller, limit=1000)["sessions"]
     live = [s for s in sessions if s["state"] != "terminated"]
@@ -95,8 +111,6 @@ def dashboard(page: Page) -> Any:
 # -- users ----------------------------------------------------------------------------------------
 
 def users(page: Page) -> Any:
-    from streamspace.auth.users.service import create_user, list_users
-
     errors: dict[str, str] = {}
     status = 200
     if page.raw.method == "POST":
@@ -114,10 +128,6 @@ def users(page: Page) -> Any:
 
 
 def user_details(page: Page) -> Any:
-    from streamspace.auth.groups.service import user_groups
-    from streamspace.auth.users.service import get_user, parse_uuid, update_user
-    from streamspace.quotas.service import set_user_quota, user_quota
-
     user_id = parse_uuid(page.param("id"), "user")
     errors: dict[str, str] = {}
     status = 200
@@ -146,8 +156,6 @@ def user_details(page: Page) -> Any:
 # -- groups ---------------------------------------------------------------------------------------
 
 def groups(page: Page) -> Any:
-    from streamspace.auth.groups.service import create_group, list_groups
-
     errors: dict[str, str] = {}
     status = 200
     if page.raw.method == "POST":
@@ -165,10 +173,6 @@ def groups(page: Page) -> Any:
 
 
 def group_details(page: Page) -> Any:
-    from streamspace.auth.groups.service import add_member, get_group, list_members, remove_member
-    from streamspace.auth.users.service import list_users, parse_uuid
-    from streamspace.quotas.service import group_quota, set_group_quota
-
     group_id = parse_uuid(page.param("id"), "group")
     errors: dict[str, str] = {}
     status = 200
@@ -199,8 +203,6 @@ def group_details(page: Page) -> Any:
 # -- template repositories and templates ----------------------------------------------------------
 
 def repositories(page: Page) -> Any:
-    from streamspace.catalog import repositories as repos
-
     errors: dict[str, str] = {}
     status = 200
     if page.raw.method == "POST":
@@ -215,8 +217,6 @@ def repositories(page: Page) -> Any:
 
 
 def repository_details(page: Page) -> Any:
-    from streamspace.catalog import repositories as repos
-
     repository_id = page.param("id")
     errors: dict[str, str] = {}
     status = 200
@@ -233,11 +233,6 @@ def repository_details(page: Page) -> Any:
 
 
 def templates(page: Page) -> Any:
-    from streamspace import templates_api
-    from streamspace.catalog import browse
-    from streamspace.config import environment
-    from streamspace.sessions import warm
-
     errors: dict[str, str] = {}
     status = 200
     if page.raw.method == "POST":
@@ -268,8 +263,6 @@ def templates(page: Page) -> Any:
 # -- nodes, settings, audit -----------------------------------------------------------------------
 
 def nodes(page: Page) -> Any:
-    from streamspace.cluster import service as cluster
-
     errors: dict[str, str] = {}
     status = 200
     if page.raw.method == "POST":
@@ -299,8 +292,6 @@ def nodes(page: Page) -> Any:
 
 
 def settings_page(page: Page) -> Any:
-    from streamspace.settings.service import platform_settings, update_platform_settings
-
     errors: dict[str, str] = {}
     status = 200
     current = platform_settings()
@@ -330,8 +321,6 @@ def _setting_from_form(text: str, current: Any) -> Any:
 
 
 def _day(value: str | None, field: str) -> datetime | None:
-    from streamspace.domain.errors import ValidationError
-
     if not value:
         return None
     try:
@@ -341,8 +330,6 @@ def _day(value: str | None, field: str) -> datetime | None:
 
 
 def audit_log(page: Page) -> Any:
-    from streamspace import audit
-
     filters = {"user": page.query("user") or "", "action": page.query("action") or "",
                "from": page.query("from") or "", "to": page.query("to") or ""}
     errors: dict[str, str] = {}

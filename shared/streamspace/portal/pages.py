@@ -8,10 +8,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamspace.auth.refresh import end_all_logins, end_login
+from streamspace.auth.users.service import get_user
+from streamspace.domain.errors import DomainError
 from streamspace.http.api import Access
 from streamspace.http.errors import NotFound
 from streamspace.portal import views
 from streamspace.portal.web import Page, Portal, local_path, refusal
+from streamspace.quotas.service import user_quota
+from streamspace.sessions import service
+from streamspace.sessions.live import event_stream
+from streamspace.sessions.service import create_session, get_session, list_sessions
+from streamspace.templates_api import get_template, list_templates
 
 # What the session actions of the page do, as the API's PATCH body (one rule: the service's).
 SESSION_ACTIONS = {"hibernate": {"state": "hibernated"}, "wake": {"state": "running"},
@@ -130,7 +138,6 @@ def single_sign_on_landing(page: Page) -> Any:
     """Where the API's single sign-on callback sends the browser back: `ssoCode` is redeemed for a
     login (with this browser's binding cookie, so a code pushed into another browser is worthless),
     or `ssoError` says in words why there is none."""
-    from streamspace.domain.errors import DomainError
     from streamspace.sso.service import BROWSER_COOKIE, cleared_browser_cookie, exchange, refusal_code
 
     target = local_path(page.query("next"))
@@ -166,15 +173,11 @@ def _signed_out(page: Page, user_id: str, notice: str | None) -> Any:  # notice:
 
 
 def logout(page: Page) -> Any:
-    from streamspace.auth.refresh import end_login
-
     end_login(page.caller, page.raw.cookies.get(page.portal.refresh_cookie), page.client_ip)
     return _signed_out(page, page.caller.user_id, None)
 
 
 def logout_everywhere(page: Page) -> Any:
-    from streamspace.auth.refresh import end_all_logins
-
     end_all_logins(page.caller, page.client_ip)
     return _signed_out(page, page.caller.user_id, "logged-out-everywhere")
 
@@ -182,8 +185,6 @@ def logout_everywhere(page: Page) -> Any:
 # -- catalog and launch ---------------------------------------------------------------------------
 
 def catalog(page: Page) -> Any:
-    from streamspace.templates_api import list_templates
-
     category, q = page.query("category"), (page.query("q") or "").strip()
     everything = list_templates(page.caller, limit=1000)["templates"]  # users: the enabled ones
     categories = sorted({t["category"] for t in everything if t["category"]}, key=str.lower)
@@ -196,15 +197,12 @@ def catalog(page: Page) -> Any:
 
 
 def _template(page: Page) -> dict[str, Any]:
-    from streamspace.templates_api import get_template
-
     return get_template(page.param("name"), page.caller)
 
 
 def _launch_choices(page: Page, template: dict[str, Any]) -> tuple[list[dict[str, Any]], list[views.Bar]]:
     """The sizes a user may pick: the template's default and the standard sizes, each marked with
     whether it fits in what is left of the user's quota (the service checks again at launch)."""
-    from streamspace.quotas.service import user_quota
 
     bars = views.quota_bars(user_quota(page.caller.user_id))
     left = {bar.label: (None if bar.limit is None else bar.limit - bar.used) for bar in bars}
@@ -231,8 +229,6 @@ def template_details(page: Page, errors: dict[str, str] | None = None, status: i
 
 
 def launch(page: Page) -> Any:
-    from streamspace.sessions.service import create_session
-
     template = _template(page)
     size = page.field("size") or "0"
     body: dict[str, Any] = {"template": template["name"]}
@@ -253,8 +249,6 @@ def launch(page: Page) -> Any:
 # -- my sessions ----------------------------------------------------------------------------------
 
 def _my_sessions(page: Page) -> list[dict[str, Any]]:
-    from streamspace.sessions.service import list_sessions
-
     user = None if not page.caller.is_admin else page.caller.username  # the portal's list is "mine"
     return list_sessions(page.caller, user=user, limit=200)["sessions"]
 
@@ -273,8 +267,6 @@ def sessions_fragment(page: Page) -> Any:
 
 
 def _session(page: Page) -> dict[str, Any]:
-    from streamspace.sessions.service import get_session
-
     return get_session(page.caller, page.param("id"))
 
 
@@ -292,8 +284,6 @@ def session_fragment(page: Page) -> Any:
 
 
 def session_action(page: Page) -> Any:
-    from streamspace.sessions import service
-
     name, action = page.param("id"), page.param("action")
     back = local_path(page.form.get("back"), f"/sessions/{name}")
     try:
@@ -328,7 +318,6 @@ def events(page: Page) -> Any:
     in the URL."""
     import flask
 
-    from streamspace.sessions.live import event_stream
 
     stream = event_stream(page.caller)
     return flask.Response(stream, content_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
@@ -337,14 +326,11 @@ def events(page: Page) -> Any:
 # -- quota and profile ----------------------------------------------------------------------------
 
 def quota(page: Page) -> Any:
-    from streamspace.quotas.service import user_quota
-
     return page.render("quota.html", bars=views.quota_bars(user_quota(page.caller.user_id)))
 
 
 def profile(page: Page) -> Any:
     from streamspace.auth.login import change_password
-    from streamspace.auth.users.service import get_user
 
     errors: dict[str, str] = {}
     done = page.query("done")

@@ -7,7 +7,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from streamspace.config import environment
+from streamspace.domain.duration import parse_duration
 from streamspace.domain.errors import ValidationError
+from streamspace.domain.quantity import cpu_millis, parse_memory
+from streamspace.http.api import dumps
 
 
 def parse_time(value: object) -> datetime | None:
@@ -40,8 +44,6 @@ def human_seconds(seconds: float | None) -> str:
 
 
 def _duration_seconds(text: object) -> int | None:
-    from streamspace.domain.duration import parse_duration
-
     try:
         return parse_duration(text, "duration")
     except ValidationError:
@@ -128,8 +130,6 @@ _SSO_REFUSALS = {
 
 
 def sso_refusal(code: str) -> tuple[int, str]:
-    from streamspace.config import environment
-
     cfg = environment().oidc
     status, words = _SSO_REFUSALS.get(code, _SSO_REFUSALS["refused"])
     return status, words.format(provider=cfg.provider_name if cfg else "The identity provider")
@@ -174,8 +174,6 @@ class Bar:
 
 
 def _amount(resource: str, text: object) -> float | None:
-    from streamspace.domain.quantity import cpu_millis, parse_memory
-
     if text in (None, "", "unlimited"):
         return None
     try:
@@ -274,7 +272,6 @@ def live_version(data: Any) -> str:
     changed (the clocks in it tick in the browser), so a control is never replaced under the user."""
     import hashlib
 
-    from streamspace.http.api import dumps
 
     return hashlib.sha256(dumps(data)).hexdigest()[:16]
 

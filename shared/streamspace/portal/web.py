@@ -29,9 +29,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlsplit
 
-from streamspace.http.api import Access, role_allows
+from streamspace.auth.principal import authenticate
+from streamspace.auth.refresh import refresh
+from streamspace.http.api import Access, Api, as_http_error, client_address, request_id_of, role_allows
 from streamspace.http.errors import Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from streamspace.observability import metrics, request_id_var
+from streamspace.portal import views
 
 if TYPE_CHECKING:
     import flask
@@ -82,7 +85,6 @@ def refusal(exc: Exception) -> tuple[dict[str, str], int]:
     """A service's refusal of a form as (`{field: message}`, HTTP status) for the form that caused
     it ("" = the whole form). Services raise ValidationError(field, ...), which the shared mapping
     turns into 400 `invalid <field>`; every other refusal (quota, conflict, ...) is the form's."""
-    from streamspace.http.api import as_http_error
 
     error = as_http_error(exc, "portal")
     if error.status >= 500:
@@ -121,7 +123,6 @@ class Page:
     @cached_property
     def client_ip(self) -> str:
         """The caller's address exactly as the API reads it (only trusted proxies' headers count)."""
-        from streamspace.http.api import client_address
 
         return client_address(self.raw.remote_addr, self.raw.headers.get("X-Forwarded-For"),
                               self.portal.environment.trusted_proxies)
@@ -171,8 +172,6 @@ class Portal:
     """The portal's pages, their access, and the per-request checks around them."""
 
     def __init__(self, function: str = "portal") -> None:
-        from streamspace.http.api import Api
-
         self.function = function
         self.api = Api(function)  # the built-in JSON routes every function has: health, version, metrics
         self.environment = self.api.environment
@@ -191,7 +190,6 @@ class Portal:
                                  undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         env.globals["nav"] = ""
         env.globals["static"] = lambda name: f"/assets/{name}?v={self.static_versions.get(name, '0')}"
-        from streamspace.portal import views
 
         env.filters.update(views.FILTERS)
         return env
@@ -229,9 +227,6 @@ class Portal:
 
     # -- the login cookie ----------------------------------------------------------------------
     def _resolve_caller(self, page: Page) -> Principal:
-        from streamspace.auth.principal import authenticate
-        from streamspace.auth.refresh import refresh
-
         access = page.raw.cookies.get(self.access_cookie)
         if access:
             try:
@@ -279,8 +274,6 @@ class Portal:
 
     # -- dispatch ----------------------------------------------------------------------------
     def __call__(self, request: flask.Request) -> flask.Response:
-        from streamspace.http.api import request_id_of
-
         started = time.perf_counter()
         request_id = request_id_of(request)
         token = request_id_var.set(request_id)
@@ -338,7 +331,6 @@ class Portal:
     def _error_page(self, request: flask.Request, exc: Exception, page: Page | None = None) -> flask.Response:
         import flask
 
-        from streamspace.http.api import as_http_error
 
         error = as_http_error(exc, self.function)
         if page is None:

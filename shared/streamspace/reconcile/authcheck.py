@@ -31,6 +31,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from streamspace.config import environment
 from streamspace.desktop.access import (
     AUTH_PATH,
     Admitted,
@@ -111,7 +112,6 @@ def _redeem_request(headers: Any, controller: str, session: str) -> bool:
 def check(headers: Any, cookies: Any) -> Admitted | None:
     """Admit the owner of the session the forwarded host names, or an admin, holding that
     session's cookie; raise otherwise. None: a ticket's redeem request, let through without a user."""
-    from streamspace.config import environment
 
     cfg = environment()
     host = forwarded_host(headers, cfg.ingress_controller)
@@ -130,7 +130,6 @@ def redeem_reply(host: str, ticket: str | None, client_ip: str = "") -> Reply:
     """`GET /.streamspace/auth?ticket=` on a session host: spend the ticket, set the host's cookie,
     send the browser to the desktop. The session comes from the request's own Host, which the
     Ingress matched against this session's rule (a client-set X-Forwarded-Host is never read)."""
-    from streamspace.config import environment
 
     session, domain = session_host_parts(plain_host(host))
     grant, lifetime = redeem(ticket, session, domain, client_ip)

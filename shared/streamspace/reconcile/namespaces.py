@@ -16,6 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from streamspace import kube
+from streamspace.config import environment
+from streamspace.events import now_rfc3339
+
 NOT_SERVED = "NamespaceNotServed"
 # kube.KINDS key of each (apiVersion group, kind) answered here.
 KIND_KEYS = {("stream.space", "Session"): "Session", ("stream.space", "Template"): "Template",
@@ -24,8 +28,6 @@ KIND_KEYS = {("stream.space", "Session"): "Session", ("stream.space", "Template"
 
 
 def sessions_namespace() -> str:
-    from streamspace.config import environment
-
     return environment().sessions_namespace
 
 
@@ -65,8 +67,6 @@ def not_served_status(obj: Mapping[str, Any], served_namespace: str, now: str) -
 def answer_not_served(api_version: str, kind: str, namespace: str, name: str) -> str:
     """Write the not-served status on the object as it is now (level-triggered); nothing when it is
     already there or the object is gone."""
-    from streamspace import kube
-    from streamspace.events import now_rfc3339
 
     key = KIND_KEYS[(api_version.partition("/")[0], kind)]
     live = kube.get(key, name, namespace)

@@ -33,6 +33,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from streamspace.auth.principal import still_standing
+from streamspace.config import environment
+from streamspace.db import database_url
+from streamspace.domain.errors import Invalid, Unavailable
+from streamspace.encoding import dumps
+from streamspace.sessions.service import sessions_update
+
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
 
@@ -100,7 +107,6 @@ class ChangeFeed:
     def _run(self) -> None:
         import psycopg
 
-        from streamspace.db import database_url
 
         while self._targets():
             try:
@@ -143,8 +149,6 @@ class StreamSlots:
         self._open = 0
 
     def try_take(self) -> bool:
-        from streamspace.config import environment
-
         with self._lock:
             if self._open >= environment().live_streams:
                 return False
@@ -166,22 +170,18 @@ slots = StreamSlots()
 
 def _snapshot(caller: Principal) -> tuple[dict[str, Any], Any]:
     """(the contract's message, what is compared to decide whether to send it again)."""
-    from streamspace.sessions.service import sessions_update
 
     message = sessions_update(caller)
     return message, (message["sessions"], message["count"])
 
 
 def _sse(message: dict[str, Any]) -> str:
-    from streamspace.encoding import dumps
-
     return f"event: message\ndata: {dumps(message).decode()}\n\n"
 
 
 def updates(caller: Principal, seconds: float) -> Iterator[dict[str, Any] | None]:
     """The caller's sessions now, then again after every change of them, for `seconds`;
     None when KEEPALIVE_SECONDS passed without a change."""
-    from streamspace.auth.principal import still_standing
 
     subscriber = _feed.subscribe(None if caller.is_admin else caller.user_id)
     try:
@@ -206,7 +206,6 @@ def updates(caller: Principal, seconds: float) -> Iterator[dict[str, Any] | None
 def event_stream(caller: Principal) -> str | Iterator[str]:
     """The SSE body: a stream of `sessions_update` messages, or, when every slot is taken, one
     snapshot and a slower `retry:`."""
-    from streamspace.config import environment
 
     if not slots.try_take():
         return f"retry: {BUSY_RETRY_MS}\n" + _sse(_snapshot(caller)[0])
@@ -227,8 +226,6 @@ def websocket_stream(caller: Principal, environ: dict[str, Any]) -> Any:
     response to hand back once it closed."""
     from simple_websocket import ConnectionClosed
 
-    from streamspace.config import environment
-    from streamspace.domain.errors import Invalid, Unavailable
     from streamspace.http.websocket import accept, close_quietly, finished_response, is_upgrade
 
     if not is_upgrade(environ):
@@ -244,7 +241,6 @@ def websocket_stream(caller: Principal, environ: dict[str, Any]) -> Any:
                 if not ws.connected:
                     break
                 if message is not None:
-                    from streamspace.encoding import dumps
 
                     ws.send(dumps(message).decode())
             close_quietly(ws, 1001, "stream time is up; reconnect")

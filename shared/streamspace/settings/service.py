@@ -16,8 +16,11 @@ from typing import TYPE_CHECKING, Any
 from streamspace import audit
 from streamspace.config import environment
 from streamspace.db import transaction
+from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Unprocessable, ValidationError
+from streamspace.domain.quantity import cpu_millis, format_cpu, parse_memory
 from streamspace.domain.sessions import DEFAULT_EGRESS_DENY
+from streamspace.domain.templates import PLATFORM_OBJECT_PREFIX
 from streamspace.settings import store
 
 if TYPE_CHECKING:
@@ -78,8 +81,6 @@ def _dns_name(value: object, field: str, *, allow_empty: bool = False) -> str:
 def _ingress_class(value: object, field: str) -> str:
     """An IngressClass the configured controller serves: only there do the forward-auth annotations
     the session reconciler writes take effect (any other class would publish desktops open)."""
-    from streamspace.config import environment
-
     name = _dns_name(value, field)
     cfg = environment()
     if name not in cfg.ingress_auth_classes:
@@ -92,21 +93,15 @@ def _ingress_class(value: object, field: str) -> str:
 
 
 def _duration(value: object, field: str) -> str:
-    from streamspace.domain.duration import format_duration, parse_duration
-
     return format_duration(parse_duration(value, field))
 
 
 def _memory(value: object, field: str) -> str:
-    from streamspace.domain.quantity import parse_memory
-
     parse_memory(value, field)
     return value if isinstance(value, str) else str(value)
 
 
 def _cpu(value: object, field: str) -> str:
-    from streamspace.domain.quantity import cpu_millis, format_cpu
-
     millis = cpu_millis(value, field)
     return value if isinstance(value, str) else format_cpu(millis)
 
@@ -141,8 +136,6 @@ def _totp_policy(value: object, field: str) -> str:
 
 
 def _template_objects(value: object, field: str) -> list[str]:
-    from streamspace.domain.templates import PLATFORM_OBJECT_PREFIX
-
     if not isinstance(value, list) or len(value) > 100:
         raise ValidationError(field, f"expected a list of at most 100 names, got {value!r}")
     names = [_dns_name(item, field) for item in value]

@@ -20,7 +20,14 @@ import hashlib
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from streamspace import audit
+from streamspace.auth.families import start_family
+from streamspace.auth.principal import Principal
+from streamspace.auth.refresh import token_response
+from streamspace.auth.users.service import EMAIL_RE, USERNAME_RE, label_is_taken, parse_uuid
+from streamspace.auth.users.store import active_admins_other_than, lock_admins
 from streamspace.config import OidcSettings, environment
+from streamspace.db import connection, transaction
 from streamspace.domain.errors import (
     Conflict,
     DomainError,
@@ -73,8 +80,6 @@ def oidc_settings() -> OidcSettings:
 
 def _refuse(error: DomainError, reason: str, client_ip: str, target: str = "", **details: Any) -> DomainError:
     """Audit a refused single sign-on and return the error to raise."""
-    from streamspace import audit
-    from streamspace.db import transaction
 
     with transaction() as conn:
         audit.record(conn, None, "auth.oidc.refused", "user", target, client_ip,
@@ -130,7 +135,6 @@ def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str,
 
 
 def _start_login(redirect_uri: str | None, return_to: str | None, client_ip: str) -> tuple[str, str]:
-    from streamspace.db import transaction
     from streamspace.sso import provider, store
 
     cfg = oidc_settings()
@@ -161,7 +165,6 @@ def callback(params: dict[str, str | None], browser: str | None, client_ip: str,
     (like an authorization code: single use, 60 s, so a server-rendered page can redeem it).
     For a browser's navigation a refusal is not raised but answered as where to go: the return
     path with `ssoError=<code>` (`refusal_location`)."""
-    from streamspace.db import transaction
     from streamspace.sso import store
 
     request: dict[str, Any] | None = None
@@ -186,7 +189,6 @@ def _finish_login(cfg: OidcSettings, request: dict[str, Any], params: dict[str, 
                   client_ip: str) -> str:
     import hmac
 
-    from streamspace.db import transaction
     from streamspace.sso import provider, store
 
     if not browser or not hmac.compare_digest(bytes(request["browser_hash"] or b""), store.digest(browser)):
@@ -239,10 +241,6 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
     account, a disabled user."""
     import psycopg
 
-    from streamspace import audit
-    from streamspace.auth.users.service import EMAIL_RE, USERNAME_RE, label_is_taken
-    from streamspace.auth.users.store import lock_admins
-    from streamspace.db import transaction
     from streamspace.sso import store
 
     subject = str(claims["sub"])
@@ -295,8 +293,6 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
 def _sync(conn: psycopg.Connection[Any], cfg: OidcSettings, user: dict[str, Any], claims: dict[str, Any],
           client_ip: str, created: bool) -> None:
     """Role and mapped group memberships from the groups claim, at every login."""
-    from streamspace import audit
-    from streamspace.auth.users.store import active_admins_other_than
     from streamspace.sso import store
 
     roles, wanted, managed = store.mapped(conn, _claim_values(claims, cfg.groups_claim))
@@ -317,11 +313,6 @@ def _sync(conn: psycopg.Connection[Any], cfg: OidcSettings, user: dict[str, Any]
 def exchange(code: object, browser: str | None, client_ip: str) -> dict[str, Any]:
     """A callback's one-time code, presented with the binding cookie of the browser that did the
     login (`browser`) -> `{token, refreshToken, expiresAt, user}` (a new login family)."""
-    from streamspace import audit
-    from streamspace.auth.families import start_family
-    from streamspace.auth.principal import Principal
-    from streamspace.auth.refresh import token_response
-    from streamspace.db import transaction
     from streamspace.sso import store
 
     oidc_settings()
@@ -360,7 +351,6 @@ def cleared_browser_cookie() -> str:
 
 def end_session_url(user_id: str) -> str | None:
     """After our logout of an OIDC user: the provider's end-session URL, when it offers one."""
-    from streamspace.db import connection
     from streamspace.sso import provider, store
 
     cfg = environment().oidc
@@ -400,7 +390,6 @@ def mapping_to_api(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_mappings() -> dict[str, Any]:
-    from streamspace.db import connection
     from streamspace.sso import store
 
     with connection() as conn:
@@ -411,9 +400,6 @@ def list_mappings() -> dict[str, Any]:
 def create_mapping(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     import psycopg
 
-    from streamspace import audit
-    from streamspace.auth.users.service import parse_uuid
-    from streamspace.db import transaction
     from streamspace.sso import store
 
     value = body.get("claimValue")
@@ -445,9 +431,6 @@ def create_mapping(actor: Principal, body: dict[str, Any], client_ip: str) -> di
 
 
 def delete_mapping(actor: Principal, mapping_id: str, client_ip: str) -> dict[str, Any]:
-    from streamspace import audit
-    from streamspace.auth.users.service import parse_uuid
-    from streamspace.db import transaction
     from streamspace.sso import store
 
     mapping_id = parse_uuid(mapping_id, "mapping")
