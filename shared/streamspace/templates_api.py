@@ -93,25 +93,40 @@ def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = 
     return template_to_api(created)
 
 
+# A status write between our read and our write costs one more round; a controller writing status more
+# often than that is a bug of its own, reported as a conflict.
+STATUS_RACE_RETRIES = 3
+
+
 def update_template(name: str, patch: Mapping[str, Any], actor: Principal, client_ip: str = "") -> dict[str, Any]:
     """Partial update (merge-patch semantics on the REST fields). The object is replaced under its
-    resourceVersion, so an update racing another answers 409 instead of losing either."""
+    resourceVersion, so an update racing another person's answers 409 instead of losing either. A race
+    with a status write only (template-reconcile reports pools and pre-pull nodes all the time; the
+    spec's generation is unchanged) is retried on the fresh copy: the admin changed nothing of it."""
     namespace = environment().sessions_namespace
     current = kube.get("Template", name, namespace) if _plausible_name(name) else None
     if current is None:
         raise NotFound(f"template {name!r} not found")
-    updated = merge_template_patch(current, patch)
-    updated.pop("status", None)
-    _check_budget(name, updated["spec"])
-    try:
-        stored = kube.request("PUT", kube.KINDS["Template"].path(namespace, name), body=updated)
-    except kube.KubeError as exc:
-        if exc.conflict:
-            raise Conflict(f"template {name!r} was changed by someone else; read it again and retry",
-                           error="conflict") from None
-        if exc.not_found:
-            raise NotFound(f"template {name!r} not found") from None
-        raise
+    read_generation = current["metadata"].get("generation")
+    for attempt in range(STATUS_RACE_RETRIES + 1):
+        updated = merge_template_patch(current, patch)
+        updated.pop("status", None)
+        _check_budget(name, updated["spec"])
+        try:
+            stored = kube.request("PUT", kube.KINDS["Template"].path(namespace, name), body=updated)
+            break
+        except kube.KubeError as exc:
+            if exc.not_found:
+                raise NotFound(f"template {name!r} not found") from None
+            if not exc.conflict:
+                raise
+            fresh = kube.get("Template", name, namespace)
+            if fresh is None:
+                raise NotFound(f"template {name!r} not found") from None
+            if fresh["metadata"].get("generation") != read_generation or attempt == STATUS_RACE_RETRIES:
+                raise Conflict(f"template {name!r} was changed by someone else; read it again and retry",
+                               error="conflict") from None
+            current = fresh
     details: dict[str, Any] = {"fields": sorted(patch)}
     if "enabled" in patch:  # taking a template out of use (or back) is what an auditor looks for
         details["enabled"] = template_to_api(stored)["enabled"]

@@ -114,17 +114,49 @@ def test_list_filters(world: World) -> None:
     assert status == {"phase": "Ready", "message": ""}
 
 
-def test_stale_update_is_a_conflict(world: World, sim: Any) -> None:
-    put_template("krita")
-    # Another writer changes the object between our read and our write: the replace carries the
-    # resourceVersion we read, so the API server refuses it.
-    sim.inject_failure(method="PUT", path_regex=r"/templates/krita$", status=409, reason="Conflict",
-                       message="the object has been modified")
+def _patch_while_another_write_lands(world: World, sim: Any, name: str, other_write: Any) -> Any:
+    """PATCH the Template through the API with `other_write` landing between its read and its replace."""
+    import threading
+
+    held = sim.hold_requests("PUT", rf"/templates/{name}$")
+    answers: list[Any] = []
+    change = threading.Thread(target=lambda: answers.append(
+        world.admin.patch(f"/api/v1/templates/{name}", json={"description": "changed"})))
+    change.start()
     try:
-        response = world.admin.patch("/api/v1/templates/krita", json={"description": "changed"})
+        assert held.arrived.wait(60), "the replace never reached the API server"
+        other_write()
     finally:
-        sim.clear_failures()
+        held.release()
+        change.join(60)
+    assert answers, "the PATCH never answered"
+    return answers[0]
+
+
+def test_an_update_racing_only_a_status_write_is_applied_on_the_fresh_copy(world: World, sim: Any) -> None:
+    """template-reconcile writes pool and pre-pull status all the time; an admin's change must not be
+    refused because a status write landed between the API's read and its write."""
+    from streamspace import kube
+
+    put_template("krita")
+    response = _patch_while_another_write_lands(world, sim, "krita", lambda: kube.merge_patch(
+        "Template", "krita", {"status": {"message": "a controller's report"}}, NAMESPACE, subresource="status"))
+    assert response.status_code == 200, response.text
+    stored = kube.get("Template", "krita", NAMESPACE)
+    assert stored is not None and stored["spec"]["description"] == "changed"
+    assert stored["status"]["message"] == "a controller's report"
+
+
+def test_an_update_racing_another_spec_change_is_still_a_conflict(world: World, sim: Any) -> None:
+    from streamspace import kube
+
+    put_template("krita")
+    response = _patch_while_another_write_lands(world, sim, "krita", lambda: kube.merge_patch(
+        "Template", "krita", {"spec": {"displayName": "Someone else's name"}}, NAMESPACE))
     assert response.status_code == 409 and "read it again" in response.json()["message"]
+    stored = kube.get("Template", "krita", NAMESPACE)
+    assert stored is not None and stored["spec"]["displayName"] == "Someone else's name"
+    assert stored["spec"].get("description") != "changed"
 
 
 def test_the_api_refuses_names_the_crd_refuses_and_says_how_to_fix_them(world: World) -> None:
