@@ -350,6 +350,19 @@ def test_home_volume_is_charged_once_per_user(world: World) -> None:
         world.alice.delete(f"/api/v1/sessions/{name}")
 
 
+def test_a_home_kept_as_an_s3_profile_reserves_no_volume(world: World) -> None:
+    """HOME_STORAGE=s3: the home is an emptyDir restored from the profile, whose saved bytes count
+    against the storage quota when they are saved (tests/storage); there is no volume to reserve."""
+    from streamspace.db import fetch_one
+    from tests.conftest import environment
+
+    with environment(HOME_STORAGE="s3", S3_BUCKET="profiles"):
+        name = create(world.alice)["name"]
+    row = fetch_one("SELECT storage_bytes, persistent_home FROM sessions WHERE name = %s", (name,))
+    assert row is not None and (row["storage_bytes"], row["persistent_home"]) == (0, True)
+    world.alice.delete(f"/api/v1/sessions/{name}")
+
+
 def test_the_session_body_shows_requests_and_limits_and_v02_clients_still_read_the_limits(world: World) -> None:
     """Issue 17: what the scheduler reserves (requests) and the ceiling (limits), in the created
     body, the single read and the list (served from the index alone); the flat keys v0.2 clients

@@ -276,6 +276,9 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
     tags = parse_tags(body.get("tags"))
     home_size = parse_memory(config[STORAGE_DEFAULT_SIZE], STORAGE_DEFAULT_SIZE)
     namespace = environment().sessions_namespace
+    # With HOME_STORAGE=s3 the home is a saved profile (its bytes are charged when saved), not a volume:
+    # reserving a volume's size too would charge the same home twice.
+    volume_home = persistent_home and environment().home_storage != "s3"
 
     manifest: dict[str, Any] | None = None
     for _ in range(_NAME_ATTEMPTS):
@@ -287,7 +290,7 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
         try:
             with transaction() as conn:
                 check_and_reserve(conn, owner_id, Usage(1, cpu, memory, 0))
-                storage = store.home_storage_request(conn, owner_id, persistent_home, home_size)
+                storage = store.home_storage_request(conn, owner_id, volume_home, home_size)
                 if storage:  # the first holding session with a home volume carries its size
                     check_and_reserve(conn, owner_id, Usage(0, 0, 0, storage))
                 store.insert(conn, namespace=namespace, name=name, user_id=owner_id, username=owner_name,
