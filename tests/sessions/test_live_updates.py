@@ -26,10 +26,7 @@ def _no_stream_left(ceiling: float = 180.0) -> None:
     a keepalive write finds the client gone). These tests count slots from zero."""
     from streamspace.sessions.live import slots
 
-    deadline = time.monotonic() + ceiling
-    while slots.taken and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert slots.taken == 0, f"{slots.taken} live streams of an earlier test never ended"
+    assert slots.wait_all_given_back(ceiling), f"{slots.taken} live streams of an earlier test never ended"
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -145,11 +145,11 @@ class StreamSlots:
     """At most `limit` live streams per process (each holds a worker thread)."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._changed = threading.Condition()
         self._open = 0
 
     def try_take(self) -> bool:
-        with self._lock:
+        with self._changed:
             if self._open >= environment().live_streams:
                 return False
             self._open += 1
@@ -157,12 +157,18 @@ class StreamSlots:
 
     @property
     def taken(self) -> int:
-        with self._lock:
+        with self._changed:
             return self._open
 
     def give_back(self) -> None:
-        with self._lock:
+        with self._changed:
             self._open -= 1
+            self._changed.notify_all()
+
+    def wait_all_given_back(self, timeout: float) -> bool:
+        """Block until no stream holds a slot (True), or `timeout` seconds pass (False)."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._open == 0, timeout)
 
 
 slots = StreamSlots()
