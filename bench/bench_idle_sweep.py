@@ -65,8 +65,8 @@ def run() -> dict:
     benchmark_database()
     from streamspace import kube
     from streamspace.db import fetch_all, statement_count
-    from streamspace.reconcile.index import load_config
     from streamspace.reconcile.sweep import _FIND_SQL, MAX_PER_TICK, run_idle_sweep
+    from streamspace.settings.effective import load_config
     from streamspace.sim import SimCluster
     from streamspace.sim.scheduler import NodeSpec
 

@@ -143,9 +143,9 @@ def make_user(username: str, *, role: str = "user", password: str) -> str:
 def run() -> dict[str, Any]:
     from bench.support import benchmark_database
     from streamspace import templates_api
-    from streamspace.auth.login import login
     from streamspace.auth.principal import Principal
     from streamspace.local.runner import LocalStack
+    from streamspace.login.service import login
     from streamspace.sessions.service import create_session
 
     os.environ.setdefault("PASSWORD_HASH_PROFILE", "test")

@@ -4,7 +4,7 @@ redeem of desktop tickets on a session's own host."""
 import functions_framework
 
 from streamspace.http import Access, Api, Reply, Request
-from streamspace.reconcile.authcheck import USER_HEADER, check, redeem_reply
+from streamspace.reconcile.authcheck import USER_HEADER, check, redeem_headers
 
 api = Api("auth-check")
 
@@ -25,7 +25,7 @@ def session_check(req: Request) -> Reply:
          summary="Redeem a desktop ticket on the session's own host (from connect's openUrl): sets the session "
                  "host's cookie and redirects to /; 401 for a used, expired or foreign ticket")
 def redeem(req: Request) -> Reply:
-    return redeem_reply(req.raw.host, req.query("ticket"), req.client_ip)
+    return Reply(None, status=303, headers=redeem_headers(req.raw.host, req.query("ticket"), req.client_ip))
 
 
 @functions_framework.http

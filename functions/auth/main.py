@@ -21,8 +21,8 @@ def _schema(required: tuple[str, ...], **props: str) -> dict:
 @api.post("/api/v1/auth/login", access=Access.PUBLIC, summary="Log in with a username and password",
           body=_schema(("username", "password"), username="string", password="string"))
 def login(req: Request) -> dict:
-    from streamspace.auth.login import LOGIN_FIELDS
-    from streamspace.auth.login import login as do_login
+    from streamspace.login.service import LOGIN_FIELDS
+    from streamspace.login.service import login as do_login
 
     return do_login(req.json(allowed=LOGIN_FIELDS, required=("username", "password")), req.client_ip)
 
@@ -60,7 +60,7 @@ def me(req: Request) -> dict:
 @api.post("/api/v1/auth/password", access=Access.USER, summary="Change the current user's password",
           body=_schema(("oldPassword", "newPassword"), oldPassword="string", newPassword="string"))
 def password(req: Request) -> dict:
-    from streamspace.auth.login import PASSWORD_FIELDS, change_password
+    from streamspace.login.service import PASSWORD_FIELDS, change_password
 
     body = req.json(allowed=PASSWORD_FIELDS, required=("oldPassword", "newPassword"))
     return change_password(req.caller, body, req.client_ip)

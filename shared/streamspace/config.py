@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from streamspace import __version__
+from streamspace.domain.duration import DurationError, parse_duration
 
 ROLES = ("user", "operator", "admin")
 INGRESS_CONTROLLERS = ("traefik", "nginx")
@@ -344,8 +345,6 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
 
 
 def _duration(env: Mapping[str, str], name: str, default: str, minimum: int = 1, maximum: int | None = None) -> int:
-    from streamspace.domain.duration import DurationError, parse_duration
-
     raw = env.get(name) or default
     try:
         seconds = parse_duration(raw, name)

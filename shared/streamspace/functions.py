@@ -14,6 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
+from streamspace.buildinfo import build_info
+
 
 @dataclass(frozen=True)
 class FunctionInfo:
@@ -85,7 +87,6 @@ def run_entry_point(source: str, argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     options = parser.parse_args(sys.argv[1:] if argv is None else argv)
     if options.version:
-        from streamspace.buildinfo import build_info
 
         print(build_info().banner())
         return 0

@@ -43,7 +43,7 @@ def test_per_username_and_address_throttle_holds_across_instances(two_instances:
 
 
 def test_the_delay_doubles_with_each_further_failure() -> None:
-    from streamspace.auth.login import pair_delay
+    from streamspace.auth.attempts import pair_delay
 
     assert [pair_delay(n, 5, 300) for n in range(4, 15)] == [0, 1, 2, 4, 8, 16, 32, 64, 128, 256, 300]
 
@@ -62,7 +62,7 @@ def test_per_address_limit(two_instances: tuple[str, str]) -> None:
 
 
 def test_concurrent_guessing_cannot_overshoot_the_limit(two_instances: tuple[str, str]) -> None:
-    from streamspace.auth.login import pair_delay
+    from streamspace.auth.attempts import pair_delay
     from streamspace.config import environment
     from streamspace.db import fetch_all
 
@@ -122,7 +122,7 @@ def test_a_guess_that_queued_for_the_lock_is_stamped_when_it_was_judged(two_inst
     """The next guess of a pair waits its delay from the moment the previous one was judged. Stamped
     with its transaction's start instead, a guess that queued for the pair's lock looked as old as
     its wait, and the next guess got through before its delay."""
-    from streamspace.auth.login import _lock_key, pair_delay
+    from streamspace.auth.attempts import _lock_key, pair_delay
     from streamspace.config import environment
     from streamspace.db import fetch_one, transaction
     from tests.sim.sim_helpers import eventually

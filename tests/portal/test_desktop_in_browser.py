@@ -44,8 +44,8 @@ def _running_session(username: str, user_id: str) -> str:
 def _open_url(username: str, user_id: str, session: str) -> str:
     """What "Open" hands the browser: a URL on the session's host with a fresh single-use ticket
     (of a login of its own: tickets belong to a login, and end with it)."""
-    from streamspace.auth.login import login
     from streamspace.auth.principal import authenticate
+    from streamspace.login.service import login
     from streamspace.sessions.service import connect
 
     token = login({"username": username, "password": PASSWORD}, "127.0.0.1")["token"]

@@ -11,7 +11,6 @@ from streamspace.domain.templates import parse_template_spec
 from streamspace.reconcile.desired import (
     ANN_HASHES,
     Observation,
-    ReconcileConfig,
     applied_hashes,
     deployment_ready,
     desired_objects,
@@ -19,6 +18,7 @@ from streamspace.reconcile.desired import (
     session_status,
     status_differs,
 )
+from streamspace.settings.effective import ReconcileConfig
 
 CONFIG = ReconcileConfig()
 FIREFOX = parse_template_spec({

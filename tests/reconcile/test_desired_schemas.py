@@ -18,7 +18,8 @@ from referencing import Registry, Resource
 
 from streamspace.config import ProfileAgentSettings
 from streamspace.domain.templates import parse_template_spec
-from streamspace.reconcile.desired import ReconcileConfig, desired_objects
+from streamspace.reconcile.desired import desired_objects
+from streamspace.settings.effective import ReconcileConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = sorted((ROOT / "crds" / "samples").glob("template-*.yaml"))

@@ -11,7 +11,8 @@ import pytest
 import requests
 
 from streamspace import kube
-from streamspace.reconcile.desired import ReconcileConfig, desired_objects
+from streamspace.reconcile.desired import desired_objects
+from streamspace.settings.effective import ReconcileConfig
 from streamspace.settings.service import update_platform_settings
 from tests.conftest import make_user
 from tests.reconcile.conftest import function_url  # noqa: F401 - the fixture

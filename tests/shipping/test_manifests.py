@@ -85,7 +85,7 @@ def test_the_traefik_middleware_comes_only_with_traefik_session_ingresses(kubect
     # Beside the session Ingresses (Traefik refuses cross-namespace references by default), under the
     # name the reconciler writes on each of them: <namespace>-<name>@kubernetescrd.
     assert middleware["metadata"]["namespace"] == "streamspace-sessions"
-    from streamspace.reconcile.desired import ReconcileConfig
+    from streamspace.settings.effective import ReconcileConfig
 
     named = ReconcileConfig.from_values({}, "streamspace", sessions_namespace="streamspace-sessions")
     assert named.traefik_middleware == "streamspace-sessions-streamspace-auth@kubernetescrd"

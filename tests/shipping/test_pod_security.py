@@ -11,7 +11,8 @@ import yaml
 
 from streamspace.domain.pod_security import violations
 from streamspace.domain.templates import parse_template_spec
-from streamspace.reconcile.desired import ReconcileConfig, desired_objects
+from streamspace.reconcile.desired import desired_objects
+from streamspace.settings.effective import ReconcileConfig
 from tests.conftest import ROOT
 from tests.shipping.conftest import helm_template, kustomize
 

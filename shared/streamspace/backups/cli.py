@@ -6,7 +6,11 @@ import argparse
 import json
 import sys
 
+from streamspace.backups import service
+from streamspace.config import environment
+from streamspace.db import database_url
 from streamspace.domain.errors import DomainError
+from streamspace.observability import configure_logging
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
@@ -31,12 +35,8 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 
 def main(command: str, argv: list[str]) -> int:
-    from streamspace.config import environment
-    from streamspace.observability import configure_logging
-
     args = _parser(command).parse_args(argv)
     configure_logging(environment().log_level)
-    from streamspace.backups import service
 
     try:
         if command == "backup":
@@ -45,7 +45,6 @@ def main(command: str, argv: list[str]) -> int:
             for item in service.list_stored():
                 print(f"{item['id']}  {item['lastModified']}  {item['key']}")
         else:
-            from streamspace.db import database_url
 
             sha = args.sha256.strip().lower() if args.sha256 else None
             if sha is not None and (len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha)):

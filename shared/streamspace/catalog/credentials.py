@@ -17,6 +17,7 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from streamspace.config import environment
 from streamspace.domain.errors import DomainError, ValidationError
 
 if TYPE_CHECKING:
@@ -77,8 +78,6 @@ def check_auth(auth_type: object, secret: object, scheme: str) -> tuple[str, str
 
 
 def _key() -> str:
-    from streamspace.config import environment
-
     conf = environment()
     if conf.secret_key:
         return conf.secret_key

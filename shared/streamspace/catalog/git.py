@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from streamspace.catalog.urls import RepositoryUrl
+from streamspace.config import environment
 from streamspace.domain.errors import ValidationError
 
 GIT_TIMEOUT_SECONDS = 120
@@ -51,8 +52,6 @@ def check_branch(branch: object) -> str:
 
 
 def known_hosts_path() -> Path:
-    from streamspace.config import environment
-
     cfg = environment()
     return cfg.catalog_ssh_known_hosts or cfg.data_dir / "known_hosts"
 

@@ -23,6 +23,7 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
+from streamspace.config import environment
 from streamspace.domain.errors import ValidationError
 
 FIELD = "url"
@@ -206,7 +207,6 @@ def resolve_destination(parsed: RepositoryUrl, *, allow_private: bool) -> list[s
 def check_repository_url(url: object, *, resolve: bool = True) -> tuple[RepositoryUrl, list[str]]:
     """The configured rules (CATALOG_ALLOW_FILE_URLS, CATALOG_ALLOW_PRIVATE_URLS) applied to `url`:
     (parsed URL, checked addresses). Raises ValidationError("url", ...)."""
-    from streamspace.config import environment
 
     conf = environment()
     parsed = parse_repository_url(url, allow_file=conf.catalog_allow_file_urls)

@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from streamspace.config import environment
+from streamspace.db.embedded import embedded_database_url
 from streamspace.domain.errors import Unavailable
 
 if TYPE_CHECKING:  # psycopg costs ~100 ms to import: only paths that touch the database pay it
@@ -57,11 +59,8 @@ def _counting_connection_class() -> type[psycopg.Connection[Any]]:
 
 
 def database_url() -> str:
-    from streamspace.config import environment
-
     url = environment().database_url
     if url is None:
-        from streamspace.db.embedded import embedded_database_url
 
         url = embedded_database_url(environment().data_dir)
     return url
@@ -74,7 +73,6 @@ def pool() -> ConnectionPool:
             if _pool is None:
                 from psycopg_pool import ConnectionPool
 
-                from streamspace.config import environment
 
                 cfg = environment()
                 size = cfg.db_pool_size

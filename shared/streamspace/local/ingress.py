@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 from streamspace import kube
 from streamspace.config import environment
 from streamspace.reconcile.desired import NGINX_AUTH_URL, TRAEFIK_MIDDLEWARES
-from streamspace.reconcile.index import load_config
+from streamspace.settings.effective import load_config
 
 if TYPE_CHECKING:
     from streamspace.sim.desktops import SimDesktops

@@ -19,6 +19,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from streamspace import audit
+from streamspace.auth.attempts import begin_attempt
 from streamspace.auth.families import start_family
 from streamspace.auth.principal import Principal
 from streamspace.auth.refresh import rfc3339, token_response
@@ -26,6 +27,15 @@ from streamspace.auth.users.service import parse_uuid
 from streamspace.catalog.credentials import decrypt, encrypt
 from streamspace.db import connection, transaction
 from streamspace.domain.errors import Conflict, Forbidden, NotFound, Unauthenticated, ValidationError
+from streamspace.mfa import store
+from streamspace.mfa.totp import (
+    matching_step,
+    new_recovery_codes,
+    new_secret,
+    provisioning_uri,
+    qr_svg,
+    recovery_code_hash,
+)
 from streamspace.settings.service import AUTH_TOTP_REQUIRED, platform_settings
 
 if TYPE_CHECKING:
@@ -49,17 +59,12 @@ def required_for(role: str, provider: str, current_policy: str) -> bool:
 
 
 def _enrolment(secret: str, username: str) -> dict[str, Any]:
-    from streamspace.mfa.totp import provisioning_uri, qr_svg
-
     uri = provisioning_uri(secret, username)
     return {"secret": secret, "otpauthUri": uri, "qrSvg": qr_svg(uri),
             "message": "scan the QR code with an authenticator app, then send a first code to confirm"}
 
 
 def _new_pending_secret(conn: psycopg.Connection[Any], user_id: str) -> str:
-    from streamspace.mfa import store
-    from streamspace.mfa.totp import new_secret
-
     existing = store.credential(conn, user_id, lock=True)
     if existing and existing["confirmed"]:
         raise Conflict("two-factor login is already set up; disable it (or ask an admin to reset it) first",
@@ -70,9 +75,6 @@ def _new_pending_secret(conn: psycopg.Connection[Any], user_id: str) -> str:
 
 
 def _issue_recovery_codes(conn: psycopg.Connection[Any], user_id: str) -> list[str]:
-    from streamspace.mfa import store
-    from streamspace.mfa.totp import new_recovery_codes, recovery_code_hash
-
     codes = new_recovery_codes()
     store.replace_recovery_codes(conn, user_id, [recovery_code_hash(c) for c in codes])
     return codes
@@ -87,8 +89,6 @@ def _local_only(provider: str) -> None:
 # -- the signed-in user ---------------------------------------------------------------------------
 
 def status(caller: Principal) -> dict[str, Any]:
-    from streamspace.mfa import store
-
     with connection() as conn:
         cred = store.credential(conn, caller.user_id)
         user = store.user_role_and_provider(conn, caller.user_id)
@@ -101,8 +101,6 @@ def status(caller: Principal) -> dict[str, Any]:
 
 
 def enroll(caller: Principal) -> dict[str, Any]:
-    from streamspace.mfa import store
-
     with transaction() as conn:
         user = store.user_role_and_provider(conn, caller.user_id)
         if user is None:
@@ -114,8 +112,6 @@ def enroll(caller: Principal) -> dict[str, Any]:
 
 def confirm(caller: Principal, code: object, client_ip: str) -> dict[str, Any]:
     """A first valid code turns the pending secret on; answers the ten recovery codes (shown once)."""
-    from streamspace.mfa import store
-    from streamspace.mfa.totp import matching_step
 
     with transaction() as conn:
         cred = store.credential(conn, caller.user_id, lock=True)
@@ -134,8 +130,6 @@ def confirm(caller: Principal, code: object, client_ip: str) -> dict[str, Any]:
 
 def disable(caller: Principal, code: object, client_ip: str) -> dict[str, Any]:
     """Turn one's own TOTP off with a current code, unless the policy requires it."""
-    from streamspace.mfa import store
-    from streamspace.mfa.totp import matching_step
 
     if required_for(caller.role, "local", policy()):
         raise Forbidden("two-factor login is required for your account", error="totp required")
@@ -152,7 +146,6 @@ def disable(caller: Principal, code: object, client_ip: str) -> dict[str, Any]:
 
 def reset(actor: Principal, user_id: str, client_ip: str) -> dict[str, Any]:
     """Admin: remove a user's TOTP (lost phone and codes); they enrol again (at next login if required)."""
-    from streamspace.mfa import store
 
     user_id = parse_uuid(user_id)
     with transaction() as conn:
@@ -170,7 +163,6 @@ def reset(actor: Principal, user_id: str, client_ip: str) -> dict[str, Any]:
 def second_step(conn: psycopg.Connection[Any], user_id: str, role: str, provider: str) -> dict[str, Any] | None:
     """Inside a password login's transaction: the first-step answer when this user must also give a
     code (enrolled, or required by the policy), else None (the login completes)."""
-    from streamspace.mfa import store
 
     cred = store.credential(conn, user_id)
     enrolled = bool(cred and cred["confirmed"])
@@ -185,8 +177,6 @@ def second_step(conn: psycopg.Connection[Any], user_id: str, role: str, provider
 
 
 def _live_challenge(conn: psycopg.Connection[Any], token: object) -> dict[str, Any]:
-    from streamspace.mfa import store
-
     if not isinstance(token, str) or not token or len(token) > 128:
         raise ValidationError("mfaToken", "expected the mfaToken of the password step")
     found = store.challenge(conn, token)
@@ -211,9 +201,6 @@ def enroll_at_login(body: dict[str, Any]) -> dict[str, Any]:
 def complete_login(body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     """`{mfaToken, code}` or `{mfaToken, recoveryCode}` -> a login (plus `recoveryCodes` when this
     code confirmed an enrolment made during the login)."""
-    from streamspace.auth.login import begin_attempt
-    from streamspace.mfa import store
-    from streamspace.mfa.totp import matching_step, recovery_code_hash
 
     code, recovery = body.get("code"), body.get("recoveryCode")
     if (code is None) == (recovery is None):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from streamspace.portal import admin, pages, saved_home
 from streamspace.portal.web import Portal
 
 
 def build_portal() -> Portal:
-    from streamspace.portal import admin, pages, saved_home
-
     portal = Portal("portal")
     pages.register(portal)
     admin.register(portal)

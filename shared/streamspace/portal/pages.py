@@ -13,12 +13,23 @@ from streamspace.auth.users.service import get_user
 from streamspace.domain.errors import DomainError
 from streamspace.http.api import Access
 from streamspace.http.errors import NotFound
+from streamspace.login.service import change_password
+from streamspace.login.service import login as do_login
+from streamspace.mfa.service import complete_login, enroll_at_login
 from streamspace.portal import views
 from streamspace.portal.web import Page, Portal, local_path, refusal
 from streamspace.quotas.service import user_quota
 from streamspace.sessions import service
 from streamspace.sessions.live import event_stream
 from streamspace.sessions.service import create_session, get_session, list_sessions
+from streamspace.sso.service import (
+    BROWSER_COOKIE,
+    cleared_browser_cookie,
+    end_session_url,
+    exchange,
+    login_methods,
+    refusal_code,
+)
 from streamspace.templates_api import get_template, list_templates
 
 # What the session actions of the page do, as the API's PATCH body (one rule: the service's).
@@ -55,7 +66,6 @@ def _login_page(page: Page, target: str, *, status: int = 200, errors: dict[str,
     <provider>" link that starts it at the API and comes back to `/login/sso` (then to `target`)."""
     from urllib.parse import urlencode
 
-    from streamspace.sso.service import login_methods
 
     methods = login_methods()
     sso = None
@@ -72,8 +82,6 @@ def _login_page(page: Page, target: str, *, status: int = 200, errors: dict[str,
 
 
 def login(page: Page) -> Any:
-    from streamspace.auth.login import login as do_login
-
     target = local_path(page.query("next") or page.form.get("next"))
     if page.raw.method == "GET":
         return _login_page(page, target, reason=views.login_notice(page.query("reason")))
@@ -100,7 +108,6 @@ def _second_step(page: Page, step: dict[str, Any], target: str, errors: dict[str
     """The password was right and the account has (or must set up) two-factor login: ask for a code."""
     import base64
 
-    from streamspace.mfa.service import enroll_at_login
 
     enrolment = None
     if not step.get("enrolled"):
@@ -112,8 +119,6 @@ def _second_step(page: Page, step: dict[str, Any], target: str, errors: dict[str
 
 
 def login_second_step(page: Page) -> Any:
-    from streamspace.mfa.service import complete_login
-
     target = local_path(page.form.get("next"))
     body: dict[str, Any] = {"mfaToken": page.form.get("mfaToken", "")}
     if page.field("recoveryCode"):
@@ -138,7 +143,6 @@ def single_sign_on_landing(page: Page) -> Any:
     """Where the API's single sign-on callback sends the browser back: `ssoCode` is redeemed for a
     login (with this browser's binding cookie, so a code pushed into another browser is worthless),
     or `ssoError` says in words why there is none."""
-    from streamspace.sso.service import BROWSER_COOKIE, cleared_browser_cookie, exchange, refusal_code
 
     target = local_path(page.query("next"))
     failed = page.query("ssoError")
@@ -163,7 +167,6 @@ def _signed_out(page: Page, user_id: str, notice: str | None) -> Any:  # notice:
     lead), else the login page."""
     from urllib.parse import quote
 
-    from streamspace.sso.service import end_session_url
 
     page.log_out()
     provider_logout = end_session_url(user_id)
@@ -330,8 +333,6 @@ def quota(page: Page) -> Any:
 
 
 def profile(page: Page) -> Any:
-    from streamspace.auth.login import change_password
-
     errors: dict[str, str] = {}
     done = page.query("done")
     status = 200

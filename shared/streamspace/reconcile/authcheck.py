@@ -19,7 +19,7 @@ bearer token, no API cookie. The desktop container receives whatever the browser
 must never be handed a credential wider than its own session. One request is let through without
 the cookie: `GET /.streamspace/auth?ticket=...` with a ticket that can still be redeemed on this
 very session; the Ingress routes that exact path to auth-check, which spends the ticket and sets
-the cookie (`redeem_reply`).
+the cookie (`redeem_headers`).
 
 Answer: 200 (with `X-Auth-Request-User`) for the session's owner or an admin, 401 without a valid
 cookie for this session, 403 for anyone else, with ONE message whether or not the session exists
@@ -42,11 +42,10 @@ from streamspace.desktop.access import (
     ticket_pending,
 )
 from streamspace.domain.errors import Forbidden, Unauthenticated
-from streamspace.http.api import Reply
 
 USER_HEADER = "X-Auth-Request-User"
 
-__all__ = ["USER_HEADER", "Admitted", "check", "forwarded_host", "plain_host", "redeem_reply", "session_host_parts"]
+__all__ = ["USER_HEADER", "Admitted", "check", "forwarded_host", "plain_host", "redeem_headers", "session_host_parts"]
 
 
 def _url_host(value: str) -> str:
@@ -126,14 +125,13 @@ def check(headers: Any, cookies: Any) -> Admitted | None:
     return admit(cookie, session, domain)
 
 
-def redeem_reply(host: str, ticket: str | None, client_ip: str = "") -> Reply:
-    """`GET /.streamspace/auth?ticket=` on a session host: spend the ticket, set the host's cookie,
-    send the browser to the desktop. The session comes from the request's own Host, which the
-    Ingress matched against this session's rule (a client-set X-Forwarded-Host is never read)."""
-
+def redeem_headers(host: str, ticket: str | None, client_ip: str = "") -> dict[str, str]:
+    """`GET /.streamspace/auth?ticket=` on a session host: spend the ticket; the headers of the 303
+    that sets the host's cookie and sends the browser to the desktop. The session comes from the
+    request's own Host, which the Ingress matched against this session's rule (a client-set
+    X-Forwarded-Host is never read)."""
     session, domain = session_host_parts(plain_host(host))
     grant, lifetime = redeem(ticket, session, domain, client_ip)
-    return Reply(None, status=303, headers={
-        "Location": "/", "Set-Cookie": set_cookie_header(grant, lifetime, environment().production),
-        # The ticket is in this URL: never let it leak on to the next page's Referer.
-        "Referrer-Policy": "no-referrer"})
+    return {"Location": "/", "Set-Cookie": set_cookie_header(grant, lifetime, environment().production),
+            # The ticket is in this URL: never let it leak on to the next page's Referer.
+            "Referrer-Policy": "no-referrer"}

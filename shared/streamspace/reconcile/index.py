@@ -15,12 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streamspace.config import environment
 from streamspace.db import execute, fetch_all, fetch_one, transaction
 from streamspace.domain.duration import DurationError, parse_duration
-from streamspace.reconcile.desired import ReconcileConfig
 from streamspace.sessions import store as session_store
-from streamspace.settings.service import DEFAULTS, platform_settings
+from streamspace.settings.effective import ReconcileConfig, config_from_values
 
 
 @dataclass(frozen=True)
@@ -58,20 +56,6 @@ SELECT (SELECT to_jsonb(s) FROM sessions s WHERE s.namespace = %(ns)s AND s.name
        (SELECT id::text FROM users WHERE username = %(user)s) AS user_id,
        (SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) FROM configuration) AS config
 """
-
-
-def config_from_values(values: Mapping[str, Any]) -> ReconcileConfig:
-    return ReconcileConfig.from_values({**DEFAULTS, **values}, environment().namespace,
-                                       controller=environment().ingress_controller,
-                                       auth_classes=environment().ingress_auth_classes,
-                                       sessions_namespace=environment().sessions_namespace,
-                                       home_storage=environment().home_storage,
-                                       profile_agent=environment().profile_agent,
-                                       home_access_mode=environment().home_access_mode)
-
-
-def load_config() -> ReconcileConfig:
-    return config_from_values(platform_settings())
 
 
 def load_session_context(namespace: str, name: str, uid: str, template: str, user: str = "") -> SessionContext:

@@ -15,6 +15,7 @@ from streamspace import kube
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.templates import env_reference_problems, parse_template_spec, validate_template_spec
 from streamspace.reconcile import index
+from streamspace.settings.effective import load_config
 
 MESSAGE_LIMIT = 32768
 
@@ -33,7 +34,7 @@ def validate(spec: object) -> tuple[str, str]:
     env entries reading a Secret or ConfigMap an admin has not marked for templates)."""
     problems = validate_template_spec(spec)
     if not problems:
-        config = index.load_config()
+        config = load_config()
         problems = env_reference_problems(parse_template_spec(spec).env, config.env_secrets,
                                           config.env_config_maps)
     if problems:

@@ -26,6 +26,7 @@ from streamspace.reconcile import index
 from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
 from streamspace.reconcile.session import Source, reconcile_session
 from streamspace.reconcile.template import reconcile_template, refresh_prepull_status, sync_pullers
+from streamspace.settings.effective import load_config
 
 log = logging.getLogger("streamspace.reconcile.resync")
 
@@ -90,7 +91,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
 
     managed = f"{MANAGED_BY}=streamspace"
     selector = f"{APP_NAME}={SESSION_APP},{managed}"
-    config = index.load_config()
+    config = load_config()
     # Not the profile agent's Secret (HOME_STORAGE=s3): resync may not read Secrets. One deleted by hand
     # comes back with the next apply of the whole set (deleting the Deployment starts one).
     owned = {kind: {_name(o): o for o in kube.list_objects(kind, ns, label_selector=selector)} for kind in OWNED_KINDS}

@@ -23,8 +23,8 @@ from streamspace.db import transaction
 from streamspace.domain.conversion import API_VERSION
 from streamspace.events import RetryLater, now_rfc3339
 from streamspace.reconcile.desired import ANN_HIBERNATION_REASON, ANN_TERMINATION_REASON
-from streamspace.reconcile.index import load_config
 from streamspace.sessions import store as session_store
+from streamspace.settings.effective import load_config
 
 log = logging.getLogger("streamspace.reconcile.sweep")
 

@@ -39,6 +39,7 @@ from streamspace.db import database_url
 from streamspace.domain.errors import Invalid, Unavailable
 from streamspace.encoding import dumps
 from streamspace.sessions.service import sessions_update
+from streamspace.websocket import accept, close_quietly, finished_response, is_upgrade
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -232,7 +233,6 @@ def websocket_stream(caller: Principal, environ: dict[str, Any]) -> Any:
     response to hand back once it closed."""
     from simple_websocket import ConnectionClosed
 
-    from streamspace.http.websocket import accept, close_quietly, finished_response, is_upgrade
 
     if not is_upgrade(environ):
         raise Invalid("this is a WebSocket endpoint: send an upgrade request (or use /api/v1/events/sessions)",

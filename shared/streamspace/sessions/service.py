@@ -34,7 +34,7 @@ from streamspace.db import connection, transaction
 from streamspace.desktop.access import issue_ticket, open_url
 from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Conflict, Forbidden, Invalid, NotFound, ValidationError
-from streamspace.domain.names import SESSION_NAME_MAX, is_dns_label, user_label
+from streamspace.domain.names import SESSION_NAME_MAX, is_dns_label, session_name, user_label
 from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
 from streamspace.domain.quotas import Usage
 from streamspace.domain.resources import canonical_resources
@@ -50,9 +50,8 @@ from streamspace.domain.sessions import (
 from streamspace.domain.templates import ensure_launchable, validate_template_spec
 from streamspace.domain.warm import ANN_WARM_POD
 from streamspace.quotas.service import check_and_reserve
-from streamspace.reconcile.desired import session_url
-from streamspace.reconcile.index import load_config
 from streamspace.sessions import store, warm
+from streamspace.settings.effective import load_config, session_url
 from streamspace.settings.service import (
     RESOURCES_CPU,
     RESOURCES_MEMORY,
@@ -282,8 +281,6 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
 
     manifest: dict[str, Any] | None = None
     for _ in range(_NAME_ATTEMPTS):
-        from streamspace.domain.names import session_name
-
         name = session_name(owner_name, template_name, _random_suffix())
         manifest = session_manifest(name, namespace, owner_name, template_name, "running", resources,
                                     persistent_home, idle_text, max_text, tags)

@@ -49,7 +49,7 @@ class SimDesktops:
         session = str((pod["metadata"].get("labels") or {}).get("stream.space/session") or "")
 
         def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-            from streamspace.http.websocket import is_upgrade
+            from streamspace.websocket import is_upgrade
 
             if is_upgrade(environ):
                 return _echo(environ, start_response)
@@ -68,7 +68,7 @@ def _echo(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterab
     """A WebSocket that sends back what it receives, until the client closes (or 5 idle minutes)."""
     from simple_websocket import ConnectionClosed
 
-    from streamspace.http.websocket import accept, close_quietly, finished_response
+    from streamspace.websocket import accept, close_quietly, finished_response
 
     ws = accept(environ)
     try:

@@ -38,6 +38,7 @@ from streamspace.domain.errors import (
     NotImplementedYet,
     ValidationError,
 )
+from streamspace.sso import provider, store
 
 if TYPE_CHECKING:
     import psycopg
@@ -135,8 +136,6 @@ def start_login(redirect_uri: str | None, return_to: str | None, client_ip: str,
 
 
 def _start_login(redirect_uri: str | None, return_to: str | None, client_ip: str) -> tuple[str, str]:
-    from streamspace.sso import provider, store
-
     cfg = oidc_settings()
     chosen = redirect_uri or cfg.redirect_uris[0]
     if chosen not in cfg.redirect_uris:
@@ -165,7 +164,6 @@ def callback(params: dict[str, str | None], browser: str | None, client_ip: str,
     (like an authorization code: single use, 60 s, so a server-rendered page can redeem it).
     For a browser's navigation a refusal is not raised but answered as where to go: the return
     path with `ssoError=<code>` (`refusal_location`)."""
-    from streamspace.sso import store
 
     request: dict[str, Any] | None = None
     try:
@@ -189,7 +187,6 @@ def _finish_login(cfg: OidcSettings, request: dict[str, Any], params: dict[str, 
                   client_ip: str) -> str:
     import hmac
 
-    from streamspace.sso import provider, store
 
     if not browser or not hmac.compare_digest(bytes(request["browser_hash"] or b""), store.digest(browser)):
         raise _refuse(Invalid("this login was started in another browser (or its cookie was blocked); start"
@@ -241,7 +238,6 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
     account, a disabled user."""
     import psycopg
 
-    from streamspace.sso import store
 
     subject = str(claims["sub"])
     raw_username = claims.get(cfg.username_claim)
@@ -293,7 +289,6 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
 def _sync(conn: psycopg.Connection[Any], cfg: OidcSettings, user: dict[str, Any], claims: dict[str, Any],
           client_ip: str, created: bool) -> None:
     """Role and mapped group memberships from the groups claim, at every login."""
-    from streamspace.sso import store
 
     roles, wanted, managed = store.mapped(conn, _claim_values(claims, cfg.groups_claim))
     role = max(roles | {"user"}, key=_ROLE_RANK.__getitem__)
@@ -313,7 +308,6 @@ def _sync(conn: psycopg.Connection[Any], cfg: OidcSettings, user: dict[str, Any]
 def exchange(code: object, browser: str | None, client_ip: str) -> dict[str, Any]:
     """A callback's one-time code, presented with the binding cookie of the browser that did the
     login (`browser`) -> `{token, refreshToken, expiresAt, user}` (a new login family)."""
-    from streamspace.sso import store
 
     oidc_settings()
     if not isinstance(code, str) or not code or len(code) > 256:
@@ -351,7 +345,6 @@ def cleared_browser_cookie() -> str:
 
 def end_session_url(user_id: str) -> str | None:
     """After our logout of an OIDC user: the provider's end-session URL, when it offers one."""
-    from streamspace.sso import provider, store
 
     cfg = environment().oidc
     if cfg is None:
@@ -390,8 +383,6 @@ def mapping_to_api(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def list_mappings() -> dict[str, Any]:
-    from streamspace.sso import store
-
     with connection() as conn:
         rows = store.list_mappings(conn)
     return {"mappings": [mapping_to_api(r) for r in rows], "total": len(rows)}
@@ -400,7 +391,6 @@ def list_mappings() -> dict[str, Any]:
 def create_mapping(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
     import psycopg
 
-    from streamspace.sso import store
 
     value = body.get("claimValue")
     if not isinstance(value, str) or not value or len(value) > 256 or any(ord(c) < 32 for c in value):
@@ -431,8 +421,6 @@ def create_mapping(actor: Principal, body: dict[str, Any], client_ip: str) -> di
 
 
 def delete_mapping(actor: Principal, mapping_id: str, client_ip: str) -> dict[str, Any]:
-    from streamspace.sso import store
-
     mapping_id = parse_uuid(mapping_id, "mapping")
     with transaction() as conn:
         before = store.load_mapping(conn, mapping_id)

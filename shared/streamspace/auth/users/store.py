@@ -39,6 +39,25 @@ def name_and_provider(user_id: str) -> dict[str, Any] | None:
     return fetch_one("SELECT username, provider FROM users WHERE id = %s", (user_id,))
 
 
+def credentials(conn: Conn, *, username: str | None = None, user_id: str | None = None) -> dict[str, Any] | None:
+    """What a login checks: {id, username, role, active, provider, password_hash}, by name or id."""
+    row = conn.execute("SELECT id::text AS id, username, role, active, provider, password_hash FROM users"
+                       " WHERE username = %s OR id = %s::uuid", (username, user_id)).fetchone()
+    return dict(row) if row else None
+
+
+def set_password_hash(conn: Conn, user_id: str, password_hash: str, *, changed: bool = False) -> None:
+    """A new hash: `changed` for a new password (the row's updated_at moves), not for a rehash of the same one."""
+    if changed:
+        conn.execute("UPDATE users SET password_hash = %s, updated_at = now() WHERE id = %s", (password_hash, user_id))
+    else:
+        conn.execute("UPDATE users SET password_hash = %s WHERE id = %s", (password_hash, user_id))
+
+
+def mark_login(conn: Conn, user_id: str) -> None:
+    conn.execute("UPDATE users SET last_login = now() WHERE id = %s", (user_id,))
+
+
 def load(conn: Conn, user_id: str, *, lock: bool = False) -> dict[str, Any] | None:
     query = compose("SELECT {cols} FROM users u WHERE u.id = %s {lock}", cols=USER_COLUMNS,
                     lock="FOR UPDATE OF u" if lock else "")
