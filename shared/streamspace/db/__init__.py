@@ -135,6 +135,18 @@ def compose(template: str, **fragments: str) -> Any:
     return sql.SQL(template).format(**{k: sql.SQL(v) for k, v in fragments.items()})  # type: ignore[arg-type]
 
 
+def update_by_id(conn: psycopg.Connection[Any], table: str, row_id: str, changes: dict[str, Any]) -> None:
+    """`UPDATE table SET <column> = <value>, ..., updated_at = now() WHERE id = row_id`. The table and
+    column names are the calling store's constants, never input; the values are bound parameters."""
+    from psycopg import sql
+
+    assignments = sql.SQL(", ").join(
+        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in changes)
+    conn.execute(sql.SQL("UPDATE {} SET {}, updated_at = now() WHERE id = %(id)s").format(sql.Identifier(table),
+                                                                                         assignments),
+                 {**changes, "id": row_id})
+
+
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
               timeout: float | None = None) -> dict[str, Any] | None:
     with connection(timeout) as conn:

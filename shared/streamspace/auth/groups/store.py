@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from streamspace.db import compose
+from streamspace.db import compose, update_by_id
 from streamspace.domain.errors import Conflict
 
 if TYPE_CHECKING:
@@ -82,12 +82,7 @@ def insert(conn: Conn, name: str, display_name: str, description: str, type_: st
 
 def update(conn: Conn, group_id: str, changes: dict[str, Any]) -> None:
     """Set the given columns (names from the service, never from a client)."""
-    from psycopg import sql
-
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in changes)
-    conn.execute(sql.SQL("UPDATE groups SET {}, updated_at = now() WHERE id = %(id)s").format(assignments),
-                 {**changes, "id": group_id})
+    update_by_id(conn, "groups", group_id, changes)
 
 
 def delete(conn: Conn, group_id: str) -> None:

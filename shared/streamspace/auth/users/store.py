@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from streamspace.db import compose, fetch_one
+from streamspace.db import compose, fetch_one, update_by_id
 from streamspace.domain.errors import Conflict
 
 if TYPE_CHECKING:
@@ -94,13 +94,9 @@ def insert_local(conn: Conn, username: str, email: str, full_name: str, role: st
 def update(conn: Conn, user_id: str, changes: dict[str, Any]) -> None:
     """Set the given columns (names from the service, never from a client). A taken email is 409."""
     import psycopg
-    from psycopg import sql
 
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in changes)
     try:
-        conn.execute(sql.SQL("UPDATE users SET {}, updated_at = now() WHERE id = %(id)s").format(assignments),
-                     {**changes, "id": user_id})
+        update_by_id(conn, "users", user_id, changes)
     except psycopg.errors.UniqueViolation as exc:
         raise _duplicate(exc) from None
 
