@@ -25,7 +25,6 @@ from typing import Any
 
 from streamspace.desktop.access import AUTH_PATH as DESKTOP_AUTH_PATH
 from streamspace.domain.conversion import API_VERSION
-from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.labels import (
     APP_NAME,
@@ -39,7 +38,7 @@ from streamspace.domain.labels import (
 )
 from streamspace.domain.names import dns_label, home_claim_name, session_object_name
 from streamspace.domain.resources import ResourceRequirements
-from streamspace.domain.sessions import DEFAULT_EGRESS_DENY, resolve_resources
+from streamspace.domain.sessions import resolve_resources
 from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec, env_reference_problems
 from streamspace.settings.effective import ReconcileConfig, session_host, session_url
 

@@ -85,7 +85,7 @@ def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict
     from the live Template (one list of the namespace's Templates, which the shared budget needs
     anyway), so a late event never rolls the pool back to an older spec."""
     from streamspace import kube
-    from streamspace.reconcile.index import load_config
+    from streamspace.settings.effective import load_config
 
     meta = template_obj.get("metadata") or {}
     name, namespace = str(meta["name"]), str(meta["namespace"])
