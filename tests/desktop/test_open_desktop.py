@@ -191,6 +191,21 @@ def test_disabling_the_user_ends_the_desktop(base):
     assert check(base, url, cookie) == 401
 
 
+def test_an_admins_password_reset_ends_the_users_desktop(base):
+    """The reset ends the user's logins, and the desktop cookie and unused tickets opened from them."""
+    gail = log_in(base, "gail")
+    admin = log_in(base, "root3", role="admin")
+    session = launch(gail)
+    url = open_url(gail, session)
+    cookie = redeem(base, url)
+    unused = open_url(gail, session)
+    assert on_host(base, host_url(url), cookie).status_code == 200
+    assert admin.patch(f"/api/v1/users/{gail.user_id}", {"password": "a-reset-password-1"}).status_code == 200
+    assert on_host(base, host_url(url), cookie).status_code == 401
+    assert check(base, url, cookie) == 401
+    assert on_host(base, unused).status_code == 401
+
+
 def test_terminating_the_session_ends_its_cookie(base):
     fay = log_in(base, "fay")
     session = launch(fay)

@@ -16,7 +16,6 @@ from streamspace.auth.passwords import MIN_PASSWORD_LENGTH, hash_password, is_co
 from streamspace.auth.users import store
 from streamspace.config import ROLES, environment
 from streamspace.db import connection, transaction
-from streamspace.desktop.access import revoke_user as revoke_desktops
 from streamspace.domain.errors import Conflict, Forbidden, NotFound, ValidationError
 from streamspace.domain.names import dns_label, is_username_label, user_label
 from streamspace.events import PROFILES_PURGE_TYPE, emit
@@ -205,8 +204,9 @@ def update_user(actor: Principal, user_id: str, body: dict[str, Any], client_ip:
             raise Conflict("this is the last active admin; make another admin first", error="last admin")
         store.update(conn, user_id, changes)
         if changes.get("active") is False or "password_hash" in changes:
+            # Every login of the user ends, and with them every desktop ticket and cookie: each belongs
+            # to the login it was opened from (desktop/store.py counts one of a revoked login as revoked).
             revoke_user_families(conn, user_id, "disabled" if changes.get("active") is False else "password reset")
-            revoke_desktops(conn, user_id)
         details = {k: v for k, v in changes.items() if k != "password_hash"}
         if "password_hash" in changes:
             details["password"] = "reset"
