@@ -42,9 +42,9 @@ def _plan(params: dict) -> list[str]:
     import json
 
     from streamspace.db import fetch_one
-    from streamspace.reconcile.sweep import _FIND_SQL
+    from streamspace.sessions.index_store import DUE_SQL
 
-    row = fetch_one("EXPLAIN (FORMAT JSON) " + _FIND_SQL, params)
+    row = fetch_one("EXPLAIN (FORMAT JSON) " + DUE_SQL, params)
     assert row is not None
     plan = row["QUERY PLAN"]
     if isinstance(plan, str):
@@ -65,7 +65,8 @@ def run() -> dict:
     benchmark_database()
     from streamspace import kube
     from streamspace.db import fetch_all, statement_count
-    from streamspace.reconcile.sweep import _FIND_SQL, MAX_PER_TICK, run_idle_sweep
+    from streamspace.reconcile.sweep import MAX_PER_TICK, run_idle_sweep
+    from streamspace.sessions.index_store import DUE_SQL
     from streamspace.settings.effective import load_config
     from streamspace.sim import SimCluster
     from streamspace.sim.scheduler import NodeSpec
@@ -88,7 +89,7 @@ def run() -> dict:
         find_ms = []
         for _ in range(20):
             started = time.perf_counter()
-            due = fetch_all(_FIND_SQL, params)
+            due = fetch_all(DUE_SQL, params)
             find_ms.append((time.perf_counter() - started) * 1000)
         plan = _plan(params)
 

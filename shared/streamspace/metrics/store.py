@@ -1,6 +1,7 @@
 """The metrics store: the read-only statements behind the platform summary. Each is one statement
 over the indexes (sessions, connections, repositories, catalog, users), so a summary costs one
-round trip however many tables it counts; nothing here writes."""
+round trip however many tables it counts; nothing here writes. The sessions' and connections' parts
+are the sessions store's constants (the only code that speaks SQL to those tables)."""
 
 from __future__ import annotations
 
@@ -8,34 +9,21 @@ from typing import Any
 
 from streamspace import kube
 from streamspace.db import fetch_one
+from streamspace.sessions import store as session_store
 
-_SUMMARY_SQL = """
-SELECT
-  (SELECT count(*) FILTER (WHERE state = 'running') FROM sessions s WHERE %(all)s OR s.user_id = %(uid)s::uuid)
-    AS running,
-  (SELECT count(*) FILTER (WHERE state = 'hibernated') FROM sessions s WHERE %(all)s OR s.user_id = %(uid)s::uuid)
-    AS hibernated,
-  (SELECT count(*) FILTER (WHERE state <> 'terminated') FROM sessions s WHERE %(all)s OR s.user_id = %(uid)s::uuid)
-    AS total,
-  (SELECT count(*) FROM connections c
-     WHERE c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)
-       AND (%(all)s OR c.user_id = %(uid)s::uuid)) AS connections,
-  (SELECT count(*) FROM repositories) AS repositories,
-  (SELECT count(*) FROM catalog_templates) AS templates
-"""
+# Sessions and live connections from the sessions store's constants; values are always bound parameters.
+_SUMMARY_SQL = (
+    "SELECT " + session_store.SUMMARY_COLUMNS + ","  # noqa: S608
+    "  (SELECT count(*) FROM repositories) AS repositories,"
+    "  (SELECT count(*) FROM catalog_templates) AS templates"
+)
 
 # The cluster block (operators and admins): every session, the resources running sessions hold, users.
-_CLUSTER_SQL = """
-SELECT
-  count(*) FILTER (WHERE state = 'running') AS running,
-  count(*) FILTER (WHERE state = 'hibernated') AS hibernated,
-  count(*) FILTER (WHERE state <> 'terminated') AS total,
-  coalesce(sum(cpu_millis) FILTER (WHERE state = 'running'), 0) AS cpu_millis,
-  coalesce(sum(memory_bytes) FILTER (WHERE state = 'running'), 0) AS memory_bytes,
-  (SELECT count(*) FROM users) AS users,
-  (SELECT count(*) FROM users WHERE active) AS active_users
-FROM sessions
-"""
+_CLUSTER_SQL = (
+    "SELECT s.*, (SELECT count(*) FROM users) AS users,"  # noqa: S608
+    "       (SELECT count(*) FROM users WHERE active) AS active_users"
+    "  FROM (" + session_store.CLUSTER_TOTALS_SQL + ") AS s"
+)
 
 
 def platform_counts(everything: bool, user_id: str, heartbeat_window: int) -> dict[str, Any]:

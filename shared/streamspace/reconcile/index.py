@@ -15,8 +15,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streamspace.db import execute, fetch_all, fetch_one, transaction
+from streamspace.db import execute, fetch_one, transaction
 from streamspace.domain.duration import DurationError, parse_duration
+from streamspace.sessions import index_store
 from streamspace.sessions import store as session_store
 from streamspace.settings.effective import ReconcileConfig, config_from_values
 
@@ -49,13 +50,16 @@ class SessionContext:
                 and self.row.get("observed_generation") is not None)
 
 
-_CONTEXT_SQL = """
-SELECT (SELECT to_jsonb(s) FROM sessions s WHERE s.namespace = %(ns)s AND s.name = %(name)s) AS row,
-       (SELECT to_jsonb(t) FROM template_index t WHERE t.namespace = %(ns)s AND t.name = %(template)s) AS template,
-       EXISTS (SELECT 1 FROM session_tombstones WHERE uid = %(uid)s) AS tombstoned,
-       (SELECT id::text FROM users WHERE username = %(user)s) AS user_id,
-       (SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) FROM configuration) AS config
-"""
+# Composed from the stores' constants (the session's parts from sessions.index_store); values are
+# always bound parameters.
+_CONTEXT_SQL = (
+    "SELECT " + index_store.ROW_SUBQUERY + " AS row,"  # noqa: S608
+    "       (SELECT to_jsonb(t) FROM template_index t WHERE t.namespace = %(ns)s AND t.name = %(template)s)"
+    "        AS template,"
+    "       " + index_store.TOMBSTONED_SUBQUERY + " AS tombstoned,"
+    "       (SELECT id::text FROM users WHERE username = %(user)s) AS user_id,"
+    "       (SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) FROM configuration) AS config"
+)
 
 
 def load_session_context(namespace: str, name: str, uid: str, template: str, user: str = "") -> SessionContext:
@@ -125,9 +129,9 @@ def write_index(row: Mapping[str, Any] | None, session: Mapping[str, Any], statu
     waking = row is not None and row.get("state") == "hibernated" and (spec.get("state") or "running") == "running"
     obj = {**session, "status": dict(status)}
     with transaction() as conn:
-        _lock_session_name(conn, namespace, name)
+        index_store.lock_name(conn, namespace, name)
         uid = meta.get("uid")
-        if uid and conn.execute("SELECT 1 FROM session_tombstones WHERE uid = %s", (uid,)).fetchone():
+        if uid and index_store.is_tombstoned(conn, uid):
             return False  # deleted while this reconcile ran (events are delivered concurrently): no row again
         replaces = row.get("uid") if row is not None and row.get("uid") != uid else None
         if not session_store.upsert_from_object(conn, obj, replaces=replaces):
@@ -144,21 +148,12 @@ def forget_session(namespace: str, name: str, uid: str | None) -> None:
     one whose uid is not recorded yet (None: the caller knows no uid and checked that no Session of
     the name exists, as resync does)."""
     with transaction() as conn:
-        _lock_session_name(conn, namespace, name)
+        index_store.lock_name(conn, namespace, name)
         if uid:
-            conn.execute("INSERT INTO session_tombstones (uid, namespace, name) VALUES (%s, %s, %s)"
-                         " ON CONFLICT (uid) DO NOTHING", (uid, namespace, name))
-        row = conn.execute("SELECT uid FROM sessions WHERE namespace = %s AND name = %s FOR UPDATE",
-                           (namespace, name)).fetchone()
-        if row is not None and (not uid or row["uid"] == uid):
+            index_store.bury(conn, uid, namespace, name)
+        found, row_uid = index_store.locked_uid(conn, namespace, name)
+        if found and (not uid or row_uid == uid):
             session_store.remove(conn, namespace, name)
-
-
-def _lock_session_name(conn: Any, namespace: str, name: str) -> None:
-    """Serialise index writes and forgets of one Session name until the transaction ends: a reconcile
-    that loaded its context before the Session's delete event was handled must not write the row
-    back after it was removed (a row lock cannot do this: the row may not exist)."""
-    conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"session-index/{namespace}/{name}",))
 
 
 # -- the template index -------------------------------------------------------------------------------
@@ -186,7 +181,3 @@ def delete_template(namespace: str, name: str, uid: str | None = None) -> bool:
     return execute("DELETE FROM template_index WHERE namespace = %s AND name = %s"
                    " AND (%s::text IS NULL OR uid IS NULL OR uid = %s)", (namespace, name, uid, uid)) > 0
 
-
-def sessions_of_template(namespace: str, template: str) -> list[str]:
-    return [r["name"] for r in fetch_all("SELECT name FROM sessions WHERE namespace = %s AND template = %s",
-                                         (namespace, template))]

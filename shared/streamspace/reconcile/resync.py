@@ -18,7 +18,7 @@ from typing import Any
 
 from streamspace import kube
 from streamspace.config import environment
-from streamspace.db import execute, fetch_all
+from streamspace.db import fetch_all
 from streamspace.domain.names import home_claim_name, session_object_name
 from streamspace.domain.warm import peak_size
 from streamspace.events import RetryLater
@@ -26,6 +26,7 @@ from streamspace.reconcile import index
 from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
 from streamspace.reconcile.session import Source, reconcile_session
 from streamspace.reconcile.template import reconcile_template, refresh_prepull_status, sync_pullers
+from streamspace.sessions import index_store
 from streamspace.settings.effective import load_config
 
 log = logging.getLogger("streamspace.reconcile.resync")
@@ -103,8 +104,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
         if session_label:
             pods[session_label].append(pod)
     sessions = kube.list_objects("Session", ns)
-    rows = {r["s"]["name"]: r["s"] for r in fetch_all(
-        "SELECT to_jsonb(s) AS s FROM sessions s WHERE namespace = %s", (ns,))}
+    rows = index_store.rows_of_namespace(ns)
     template_rows = {r["t"]["name"]: r["t"] for r in fetch_all(
         "SELECT to_jsonb(t) AS t FROM template_index t WHERE namespace = %s", (ns,))}
 
@@ -144,13 +144,10 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
     for name, row in rows.items():
         if name in live:
             continue
-        gone = fetch_all("SELECT 1 FROM sessions WHERE namespace = %s AND name = %s"
-                         " AND created_at < now() - %s * interval '1 second'",
-                         (ns, name, ORPHAN_ROW_GRACE_SECONDS))
-        if gone and kube.get("Session", name, ns) is None:
+        if index_store.row_older_than(ns, name, ORPHAN_ROW_GRACE_SECONDS) and kube.get("Session", name, ns) is None:
             index.forget_session(ns, name, row.get("uid"))
             result.rows_removed.append(name)
-    execute("DELETE FROM session_tombstones WHERE deleted_at < now() - %s * interval '1 day'", (TOMBSTONE_DAYS,))
+    index_store.drop_tombstones_older_than(TOMBSTONE_DAYS)
     if result.failed:
         raise RetryLater(f"resync could not repair: {', '.join(result.failed)}")
     return result

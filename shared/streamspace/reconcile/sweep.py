@@ -23,6 +23,7 @@ from streamspace.db import transaction
 from streamspace.domain.conversion import API_VERSION
 from streamspace.events import RetryLater, now_rfc3339
 from streamspace.reconcile.desired import ANN_HIBERNATION_REASON, ANN_TERMINATION_REASON
+from streamspace.sessions import index_store
 from streamspace.sessions import store as session_store
 from streamspace.settings.effective import load_config
 
@@ -30,44 +31,6 @@ log = logging.getLogger("streamspace.reconcile.sweep")
 
 MAX_PER_TICK = 1000  # the rest waits for the next tick (a minute later)
 COMPONENT = "streamspace-idle-sweep"
-
-# Four branches, each served by a partial index: own idle timeout (sessions_idle_deadline), default
-# idle timeout (sessions_running_activity), own maximum duration (sessions_max_deadline), default
-# maximum duration (sessions_running_created). Termination wins over hibernation.
-_FIND_SQL = """
-WITH due AS (
-    SELECT namespace, name, state, 'terminate' AS action FROM sessions
-     WHERE state <> 'terminated' AND max_duration_seconds > 0
-       AND streamspace_deadline(created_at, max_duration_seconds) < now()
-    UNION ALL
-    SELECT namespace, name, state, 'terminate' FROM sessions
-     WHERE state <> 'terminated' AND max_duration_seconds IS NULL AND %(max)s > 0
-       AND created_at < now() - %(max)s * interval '1 second'
-    UNION ALL
-    SELECT namespace, name, state, 'hibernate' FROM sessions
-     WHERE %(auto)s AND state = 'running' AND idle_timeout_seconds > 0
-       AND streamspace_deadline(last_activity, idle_timeout_seconds) < now()
-    UNION ALL
-    SELECT namespace, name, state, 'hibernate' FROM sessions
-     WHERE %(auto)s AND state = 'running' AND idle_timeout_seconds IS NULL AND %(idle)s > 0
-       AND last_activity < now() - %(idle)s * interval '1 second'
-)
-SELECT DISTINCT ON (namespace, name) namespace, name, state, action
-  FROM due
- ORDER BY namespace, name, action DESC
- LIMIT %(limit)s
-"""
-
-# Claim: move the rows' state, unless it changed since the find (a concurrent sweep or a wake).
-_CLAIM_SQL = """
-UPDATE sessions s SET state = d.target, updated_at = now()
-  FROM unnest(%(ns)s::text[], %(name)s::text[], %(previous)s::text[], %(target)s::text[])
-       AS d(namespace, name, previous, target)
- WHERE s.namespace = d.namespace AND s.name = d.name AND s.state = d.previous
-RETURNING s.namespace, s.name, s.uid, s.username, s.user_id, d.previous, d.target,
-          s.last_activity, s.created_at, s.idle_timeout_seconds, s.max_duration_seconds
-"""
-
 
 @dataclass
 class SweepResult:
@@ -85,19 +48,12 @@ def run_idle_sweep() -> SweepResult:
     config = load_config()
     result = SweepResult()
     with transaction() as conn:
-        due = conn.execute(_FIND_SQL, {"auto": config.auto_hibernation, "idle": config.default_idle_timeout_seconds,
-                                       "max": config.default_max_duration_seconds,
-                                       "limit": MAX_PER_TICK}).fetchall()
-        if not due:
-            return result
-        for row in due:
-            if row["action"] == "terminate":  # hand its home-volume quota charge on first
-                session_store.release(conn, row["namespace"], row["name"])
-        claimed = conn.execute(_CLAIM_SQL, {
-            "ns": [r["namespace"] for r in due], "name": [r["name"] for r in due],
-            "previous": [r["state"] for r in due],
-            "target": ["terminated" if r["action"] == "terminate" else "hibernated" for r in due],
-        }).fetchall()
+        claimed = index_store.claim_due(conn, auto_hibernation=config.auto_hibernation,
+                                        default_idle_seconds=config.default_idle_timeout_seconds,
+                                        default_max_seconds=config.default_max_duration_seconds,
+                                        limit=MAX_PER_TICK)
+    if not claimed:
+        return result
     done, undo, gone = [], [], []
     for row in claimed:
         outcome = _transition(row)
@@ -177,5 +133,4 @@ def _record(done: list[dict[str, Any]], gone: list[dict[str, Any]], undo: list[d
         for row in gone:
             session_store.remove(conn, row["namespace"], row["name"])
         for row in undo:
-            conn.execute("UPDATE sessions SET state = %s WHERE namespace = %s AND name = %s AND state = %s",
-                         (row["previous"], row["namespace"], row["name"], row["target"]))
+            index_store.unclaim(conn, row["namespace"], row["name"], row["previous"], row["target"])

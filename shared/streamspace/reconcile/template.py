@@ -29,6 +29,7 @@ from streamspace.reconcile import index, legacy, namespaces, pullers, warm
 from streamspace.reconcile.desired import APP_NAME, LABEL_TEMPLATE
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
 from streamspace.reconcile.session import Source, reconcile_session
+from streamspace.sessions import index_store
 
 log = logging.getLogger("streamspace.reconcile.template")
 
@@ -256,7 +257,7 @@ def reconcile_sessions_of(namespace: str, template: str) -> int:
     lack the label). One failing Session does not stop the others; the event is retried after."""
     sessions = {str((s.get("metadata") or {}).get("name")): s
                 for s in kube.list_objects("Session", namespace, label_selector=f"{LABEL_TEMPLATE}={template}")}
-    for name in index.sessions_of_template(namespace, template):
+    for name in index_store.names_of_template(namespace, template):
         if name not in sessions:
             found = kube.get("Session", name, namespace)
             if found is not None and (found.get("spec") or {}).get("template") == template:

@@ -167,6 +167,30 @@ def live_counts_by_state(conn: Conn) -> dict[str, int]:
     return {key: int(value) for key, value in row.items()}
 
 
+# The platform summary's session columns (metrics/store.py composes them into its one statement):
+# sessions by state and live connections, everyone's (%(all)s) or the user %(uid)s's, connections
+# live inside %(window)s seconds.
+SUMMARY_COLUMNS = """
+  (SELECT count(*) FILTER (WHERE state = 'running') FROM sessions s WHERE %(all)s OR s.user_id = %(uid)s::uuid)
+    AS running,
+  (SELECT count(*) FILTER (WHERE state = 'hibernated') FROM sessions s WHERE %(all)s OR s.user_id = %(uid)s::uuid)
+    AS hibernated,
+  (SELECT count(*) FILTER (WHERE state <> 'terminated') FROM sessions s WHERE %(all)s OR s.user_id = %(uid)s::uuid)
+    AS total,
+  (SELECT count(*) FROM connections c
+     WHERE c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)
+       AND (%(all)s OR c.user_id = %(uid)s::uuid)) AS connections"""
+
+# Every session by state and the cpu and memory running sessions hold: one row (the cluster block).
+CLUSTER_TOTALS_SQL = """
+SELECT count(*) FILTER (WHERE state = 'running') AS running,
+       count(*) FILTER (WHERE state = 'hibernated') AS hibernated,
+       count(*) FILTER (WHERE state <> 'terminated') AS total,
+       coalesce(sum(cpu_millis) FILTER (WHERE state = 'running'), 0) AS cpu_millis,
+       coalesce(sum(memory_bytes) FILTER (WHERE state = 'running'), 0) AS memory_bytes
+  FROM sessions"""
+
+
 def remove(conn: Conn, namespace: str, name: str) -> bool:
     """Drop a Session's row (and its connections). False: there was none."""
     release(conn, namespace, name)
