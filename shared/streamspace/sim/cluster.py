@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import ssl
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -102,8 +103,9 @@ class SimCluster:
                 names.append(doc["metadata"]["name"])
         return names
 
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        url = self.server.start(host, port)
+    def start(self, host: str = "127.0.0.1", port: int = 0, tls: ssl.SSLContext | None = None) -> str:
+        """Serve the API; over HTTPS with `tls` (see SimServer.start), as a real API server always does."""
+        url = self.server.start(host, port, tls)
         self.kubelet.start()
         self.daemonsets.resync()
         self.volumes.resync()

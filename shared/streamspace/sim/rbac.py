@@ -149,7 +149,16 @@ class Rbac:
             self._tokens[token] = service_account_user(namespace, service_account)
         return token
 
-    def authenticate(self, authorization: str | None) -> User:
+    def authenticate(self, authorization: str | None, certificate: dict[str, Any] | None = None) -> User:
+        """The request's user: a verified client certificate's subject first (the x509 authenticator
+        precedes the token ones in the API server's union: common name the user, organizations its
+        groups), else the bearer token; a request with neither is the harness administrator."""
+        if certificate is not None:
+            subject = [attribute for rdn in certificate.get("subject") or () for attribute in rdn]
+            names = [value for key, value in subject if key == "commonName"]
+            if names:
+                groups = tuple(value for key, value in subject if key == "organizationName")
+                return User(names[0], (*groups, "system:authenticated"))
         if not authorization:
             return ADMIN_USER
         scheme, _, token = authorization.partition(" ")

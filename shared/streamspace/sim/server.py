@@ -8,6 +8,7 @@ import queue
 import re
 import select
 import socket
+import ssl
 import threading
 import time
 import uuid
@@ -85,15 +86,20 @@ class SimServer:
 
     # ------------------------------------------------------------ lifecycle
 
-    def start(self, host: str, port: int) -> str:
+    def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> str:
+        """Serve on host:port; over TLS with `tls` (a server context: its certificate, and the client CA
+        whose certificates authenticate their subject, when it verifies clients)."""
         handler = _make_handler(self)
         httpd = ThreadingHTTPServer((host, port), handler)
         httpd.daemon_threads = True
         httpd.block_on_close = False
+        if tls is not None:
+            # the handshake happens in each connection's thread (Handler.handle), not in the accept loop
+            httpd.socket = tls.wrap_socket(httpd.socket, server_side=True, do_handshake_on_connect=False)
         self.httpd = httpd
         bound_host, bound_port = httpd.server_address[:2]
         host_text = bound_host.decode() if isinstance(bound_host, bytes) else str(bound_host)
-        self.url = f"http://{host_text}:{bound_port}"
+        self.url = f"{'https' if tls is not None else 'http'}://{host_text}:{bound_port}"
         self._thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.1},
                                         name="streamspace-sim-http", daemon=True)
         self._thread.start()
@@ -224,6 +230,16 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
             log.debug("sim %s", format % args)
 
+        def handle(self) -> None:
+            if isinstance(self.connection, ssl.SSLSocket):
+                try:
+                    self.connection.do_handshake()
+                except (ssl.SSLError, OSError) as exc:  # e.g. a client that does not trust our CA
+                    log.debug("sim TLS handshake failed: %s", exc)
+                    self.close_connection = True
+                    return
+            super().handle()
+
         def do_GET(self) -> None:
             self._handle("GET")
 
@@ -310,7 +326,8 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
 
         def _dispatch(self, method: str, path: str, query: dict[str, str], raw: bytes) -> None:
             segments = [s for s in path.split("/") if s]
-            user = sim.rbac.authenticate(self.headers.get("Authorization"))
+            certificate = self.connection.getpeercert() if isinstance(self.connection, ssl.SSLSocket) else None
+            user = sim.rbac.authenticate(self.headers.get("Authorization"), certificate or None)
             if method == "GET":
                 doc = self._discovery(segments)
                 if doc is not None:
@@ -585,6 +602,8 @@ def _make_handler(sim: SimServer) -> type[BaseHTTPRequestHandler]:
                 readable, _, _ = select.select([conn], [], [], 0)
                 if not readable:
                     return False
+                if isinstance(conn, ssl.SSLSocket):  # no peeking through TLS; a watcher sends nothing
+                    return True  # more, so a readable socket is its close_notify or end of stream
                 return conn.recv(1, socket.MSG_PEEK) == b""
             except (OSError, ValueError):
                 return True

@@ -1,8 +1,9 @@
 """Kubernetes access: the one module that owns the client.
 
 Config: in-cluster when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config),
-which in local runs and tests points at the simulated API server. The `kubernetes` package costs
-~0.2-0.4 s to import, so only functions that call the cluster pay for it, on first use.
+which in local runs and tests points at the simulated API server. The transport is our own
+(`kube.client`, on urllib3), not the official `kubernetes` package, whose import alone cost the
+functions that call the cluster 0.3-0.5 s of their cold start.
 
 Every call is plain REST on the resource path (one code path for built-in kinds and our custom
 resources), answering dicts. Server-side apply uses one field manager, so the fields we stop
@@ -25,7 +26,7 @@ from streamspace.domain.errors import DomainError, ErrorKind
 from streamspace.observability import function_var
 
 if TYPE_CHECKING:
-    from kubernetes.client import ApiClient
+    from streamspace.kube.client import Client
 
 log = logging.getLogger("streamspace.kube")
 FIELD_MANAGER = "streamspace"
@@ -116,7 +117,7 @@ class ClusterUnavailable(KubeError):
 CONTEXT_PREFIX = "streamspace/"
 
 _lock = threading.Lock()
-_clients: dict[str, ApiClient] = {}
+_clients: dict[str, Client] = {}
 _contexts: frozenset[str] | None = None
 
 
@@ -125,7 +126,7 @@ def function_context(function: str) -> str:
     return CONTEXT_PREFIX + function
 
 
-def api_client() -> ApiClient:
+def api_client() -> Client:
     """The client of the running function's identity.
 
     In a cluster each function is its own pod with its ServiceAccount's token (in-cluster config). When
@@ -149,32 +150,27 @@ def _context_for(function: str) -> str:
     if not function or os.environ.get("KUBERNETES_SERVICE_HOST"):
         return ""
     if _contexts is None:
-        from kubernetes import config
+        from streamspace.kube.client import ConfigError, kubeconfig_contexts
 
         try:
-            listed, _ = config.list_kube_config_contexts(config_file=os.environ.get("KUBECONFIG") or None)
-            _contexts = frozenset(str(c.get("name")) for c in listed or ())
-        except Exception:  # noqa: BLE001 - no kubeconfig: _load_client reports it
+            _contexts = kubeconfig_contexts()
+        except ConfigError:  # no kubeconfig: _load_client reports it
             _contexts = frozenset()
     wanted = function_context(function)
     return wanted if wanted in _contexts else ""
 
 
-def _load_client(context: str | None) -> ApiClient:
-    from kubernetes import client, config
+def _load_client(context: str | None) -> Client:
+    # urllib3 (and PyYAML for a kubeconfig) only in functions that call the cluster, on first use
+    from streamspace.kube.client import ConfigError, from_kubeconfig, in_cluster
 
-    configuration = client.Configuration()
     try:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
-            config.load_incluster_config(client_configuration=configuration)
-        else:
-            # KUBECONFIG is read now, not when the kubernetes package was first imported (its default
-            # path is frozen at import), so a process that switches clusters gets the new one.
-            config.load_kube_config(config_file=os.environ.get("KUBECONFIG") or None, context=context,
-                                    client_configuration=configuration)
-    except Exception as exc:  # noqa: BLE001 - every config failure means "no cluster"
+            return in_cluster()
+        # KUBECONFIG is read now, so a process that switches clusters gets the new one.
+        return from_kubeconfig(context=context)
+    except ConfigError as exc:  # every config failure means "no cluster"
         raise ClusterUnavailable(f"no Kubernetes configuration: {exc}") from exc
-    return client.ApiClient(configuration)
 
 
 def reset_client() -> None:
@@ -211,22 +207,13 @@ def request_text(method: str, path: str, *, query: dict[str, Any] | None = None,
 def _call(method: str, path: str, body: Any, query: dict[str, Any] | None, content_type: str, accept: str,
           timeout: float) -> bytes:
     import urllib3
-    from kubernetes.client.exceptions import ApiException
 
-    client = api_client()
-    params = client.param_serialize(
-        method=method,
-        resource_path=path,
-        query_params=[(k, v) for k, v in (query or {}).items() if v is not None],
-        header_params={"Content-Type": content_type, "Accept": accept},
-        body=body,
-        auth_settings=["BearerToken"],
-    )
+    headers = {"Accept": accept}
+    if body is not None:
+        headers["Content-Type"] = content_type
     try:
-        response = client.call_api(*params, _request_timeout=timeout)
-        response.read()
-    except ApiException as exc:
-        raise _kube_error(exc.status or 500, exc.body) from None
+        response = api_client().request(method, path, query=list((query or {}).items()), body=body,
+                                         headers=headers, timeout=timeout)
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise ClusterUnavailable(f"Kubernetes API unreachable: {exc}") from exc
     if response.status >= 400:
@@ -376,17 +363,13 @@ def watch(path: str, resource_version: str, *, label_selector: str | None = None
     """Stream a watch of the collection at `path` from `resource_version` as decoded watch events
     (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR), as the running function's identity.
     `opened`, when given, receives the open response (another thread may shut it down)."""
-    client = api_client()
     query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(timeout_seconds))]
     if resource_version:
         query.append(("resourceVersion", resource_version))
     if label_selector:
         query.append(("labelSelector", label_selector))
-    params = client.param_serialize(method="GET", resource_path=path, query_params=query,
-                                    header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-    method, url, headers, _body, _post = params
-    response = client.rest_client.pool_manager.request(method, url, headers=headers, preload_content=False,
-                                                       timeout=read_timeout)
+    response = api_client().request("GET", path, query=query, headers={"Accept": "application/json"},
+                                    timeout=read_timeout, preload_content=False)
     if opened is not None:
         opened.append(response)
     try:
