@@ -90,8 +90,9 @@ def _functions_framework() -> str:
 class Served:
     """One app served by functions-framework in its own process tree on 127.0.0.1."""
 
-    def __init__(self, source: Path, env: dict[str, str]) -> None:
+    def __init__(self, source: Path, env: dict[str, str], stderr_to: Path | None = None) -> None:
         self.source = source
+        self.stderr_to = stderr_to  # a file for the server's stderr (e.g. -X importtime's report), else a pipe
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**env, **image_serving_env(), "PORT": str(self.port)}
@@ -99,11 +100,14 @@ class Served:
         self.started_at = 0.0
 
     def spawn(self) -> Served:
+        stderr = self.stderr_to.open("wb") if self.stderr_to is not None else subprocess.PIPE
         self.started_at = time.perf_counter()
         self.process = subprocess.Popen(
             [_functions_framework(), "--source", str(self.source), "--target", "handle",
              "--host", "127.0.0.1", "--port", str(self.port)],
-            env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            env=self.env, stdout=subprocess.DEVNULL, stderr=stderr)
+        if self.stderr_to is not None:
+            stderr.close()  # type: ignore[union-attr]
         return self
 
     def start(self, ready_path: str = "/health", timeout: float = 60.0) -> Served:
