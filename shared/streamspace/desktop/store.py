@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from streamspace.db import fetch_one
+from streamspace.db import HotStatement, fetch_one
 
 if TYPE_CHECKING:
     import psycopg
@@ -83,8 +83,12 @@ def add_grant(conn: psycopg.Connection[Any], digest: bytes, user_id: str, family
                                   "session": session, "ttl": ttl_seconds})
 
 
+# The forward-auth check runs this before every request to a desktop: a hot statement.
+_GRANT_CHECK = HotStatement("grant_check", _GRANT_CHECK_SQL)
+
+
 def grant_for_session(digest: bytes, namespace: str, session: str) -> dict[str, Any] | None:
-    return fetch_one(_GRANT_CHECK_SQL, {"hash": digest, "ns": namespace, "session": session})
+    return _GRANT_CHECK.fetch_one({"hash": digest, "ns": namespace, "session": session})
 
 
 def revoke_user_grants(conn: psycopg.Connection[Any], user_id: str) -> int:

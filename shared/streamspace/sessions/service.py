@@ -21,7 +21,7 @@ from __future__ import annotations
 import secrets
 import string
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -91,31 +91,35 @@ def _resources_text(cpu: int | None, memory: int | None) -> dict[str, str | None
     return {"memory": _memory_text(memory) if memory else None, "cpu": _cpu_text(cpu) if cpu else None}
 
 
-def row_to_api(row: Mapping[str, Any]) -> dict[str, Any]:
-    """An index row -> the contract's Session object (status from the row: phase, url, podName,
-    lastActivity; usage and conditions live on the Session object only). Timestamps arrive as
-    RFC 3339 text from the query; this runs per listed session, so it stays lean."""
-    idle, longest = row["idle_timeout_seconds"], row["max_duration_seconds"]
-    limits = _resources_text(row["cpu_millis"], row["memory_bytes"])
+def row_to_api(row: Sequence[Any]) -> dict[str, Any]:
+    """A listed index row (store.SESSION_FIELDS, in that order) -> the contract's Session object
+    (status from the row: phase, url, podName, lastActivity; usage and conditions live on the
+    Session object only). Timestamps arrive as RFC 3339 text from the query; this runs per listed
+    session, so it stays lean."""
+    (namespace, name, _, username, template, state, phase, url, pod_name, message, cpu, memory, cpu_request,
+     memory_request, persistent_home, idle, longest, tags, start_kind, expected_ready, created_at, last_activity,
+     active_connections) = row[:_FIELDS]
+    limits = _resources_text(cpu, memory)
     return {
-        "name": row["name"],
-        "namespace": row["namespace"],
-        "user": _user_label(row["username"]),
-        "template": row["template"],
-        "state": row["state"],
-        "persistentHome": row["persistent_home"],
+        "name": name,
+        "namespace": namespace,
+        "user": _user_label(username),
+        "template": template,
+        "state": state,
+        "persistentHome": persistent_home,
         "idleTimeout": DEFAULT_IDLE_TIMEOUT if idle is None else _duration_text(idle),
         "maxSessionDuration": DEFAULT_MAX_SESSION_DURATION if longest is None else _duration_text(longest),
-        "resources": {**limits, "requests": _resources_text(row["cpu_request_millis"], row["memory_request_bytes"]),
-                      "limits": limits},
-        "tags": row["tags"] or [],
-        "status": {"phase": row["phase"], "podName": row["pod_name"], "url": row["url"],
-                   "lastActivity": row["last_activity"], "resourceUsage": {"memory": None, "cpu": None},
-                   "conditions": [], "message": row["message"], "startKind": row["start_kind"],
-                   "expectedReadySeconds": row["expected_ready_seconds"]},
-        "createdAt": row["created_at"],
-        "activeConnections": row["active_connections"],
+        "resources": {**limits, "requests": _resources_text(cpu_request, memory_request), "limits": limits},
+        "tags": tags or [],
+        "status": {"phase": phase, "podName": pod_name, "url": url, "lastActivity": last_activity,
+                   "resourceUsage": {"memory": None, "cpu": None}, "conditions": [], "message": message,
+                   "startKind": start_kind, "expectedReadySeconds": expected_ready},
+        "createdAt": created_at,
+        "activeConnections": active_connections,
     }
+
+
+_FIELDS = len(store.SESSION_FIELDS)
 
 
 def list_sessions(caller: Principal, *, user: str | None = None, state: str | None = None,

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamspace.auth.principal import STANDING_COLUMNS, STANDING_CTE
 from streamspace.config import environment
-from streamspace.db import fetch_all, fetch_one
+from streamspace.db import HotStatement, connection, fetch_all, fetch_one
 from streamspace.desktop import store as desktop_store
 from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.domain.errors import ValidationError
@@ -293,7 +293,8 @@ def _may_overwrite(current: Mapping[str, Any], uid: str | None, generation: int 
 
 # -- the API's reads --------------------------------------------------------------------------
 
-# The columns of one listed session, shared by the list and the single-row read.
+# The columns of one listed session, shared by the list and the single-row read, in the order of
+# SESSION_FIELDS (the list's rows are tuples in this order).
 _SESSION_COLUMNS = (
     "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
     " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.cpu_request_millis, s.memory_request_bytes,"
@@ -305,6 +306,10 @@ _SESSION_COLUMNS = (
     "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s))"
     " AS active_connections"
 )
+SESSION_FIELDS = ("namespace", "name", "user_id", "username", "template", "state", "phase", "url", "pod_name",
+                  "message", "cpu_millis", "memory_bytes", "cpu_request_millis", "memory_request_bytes",
+                  "persistent_home", "idle_timeout_seconds", "max_duration_seconds", "tags", "start_kind",
+                  "expected_ready_seconds", "created_at", "last_activity", "active_connections")
 
 # The list's optional filters: a statement holds only the conditions of the filters given, so each
 # combination is its own prepared statement and a generic plan can still use an index (it cannot for
@@ -322,20 +327,34 @@ _LIST_FILTERS = (
     ("template", "s.template = %(template)s::text"),
 )
 LIST_SCOPES = {"admin": "standing.role = 'admin'", "own": "s.user_id = %(caller_sub)s::uuid"}
+# After a page row's SESSION_FIELDS: the standing (STANDING_COLUMNS), the total, and which part of
+# the answer the row is (0: the one head row, 1: a session).
+_LIST_HEAD = ("caller_exists", "caller_username", "caller_role", "caller_active", "caller_revoked", "total")
 
 
 @lru_cache(maxsize=len(LIST_SCOPES) * 2 ** len(_LIST_FILTERS))
+def _list_statement(scope: str, given: frozenset[str]) -> HotStatement:
+    """The page statement of `scope` with the filters `given`, as a hot statement (every list runs one)."""
+    name = "_".join(("session_list", scope, *(n for n, _ in _LIST_FILTERS if n in given)))
+    return HotStatement(name, _list_sql(scope, given))
+
+
 def _list_sql(scope: str, given: frozenset[str]) -> str:
-    """The page statement of `scope` with the filters `given`. It answers at least one row: every row
-    carries the caller's standing (STANDING_COLUMNS) and the total; a row's `name` is null when no
-    session is on the page. Composed from constants only, every value is a bound parameter."""
+    """The page statement of `scope` with the filters `given`. It answers one head row first (the
+    caller's standing, STANDING_COLUMNS, and the total; its session fields null), then the page's
+    sessions (their head fields null): what is the same for every row is sent once. Composed from
+    constants only, every value is a bound parameter."""
     where = (" WHERE s.namespace = %(ns)s AND " + LIST_SCOPES[scope]
              + "".join(f" AND {cond}" for name, cond in _LIST_FILTERS if name in given))
+    head_nulls = ", ".join(f"NULL AS {name}" for name in _LIST_HEAD)
+    session_nulls = ", ".join(f"NULL AS {name}" for name in SESSION_FIELDS)
     return ("WITH " + STANDING_CTE + ", page AS (SELECT " + _SESSION_COLUMNS  # noqa: S608
             + " FROM sessions s, standing" + where
             + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s)"
-            " SELECT " + STANDING_COLUMNS + ", (SELECT count(*) FROM sessions s, standing" + where + ") AS total,"
-            " page.* FROM (SELECT 1) AS one LEFT JOIN page ON true ORDER BY page.created_at DESC, page.name")
+            " SELECT " + session_nulls + ", " + STANDING_COLUMNS + ", (SELECT count(*) FROM sessions s, standing"
+            + where + ") AS total, 0 AS part"
+            " UNION ALL SELECT page.*, " + head_nulls + ", 1 AS part FROM page"
+            " ORDER BY part, created_at DESC, name")
 
 
 _ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
@@ -344,16 +363,22 @@ _ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
 
 def listed_page(namespace: str, standing: Mapping[str, str | None], scope: str,
                 filters: Mapping[str, str | None], limit: int,
-                offset: int) -> tuple[dict[str, Any], list[dict[str, Any]], int]:
+                offset: int) -> tuple[dict[str, Any], list[tuple[Any, ...]], int]:
     """ONE statement: (the caller's standing row, one page of rows as the API lists them, the total
     matching) for the caller `standing` names (its Claimant.params), read in `scope` (LIST_SCOPES)
-    with the filters given (uid, username, state, template; None: not filtered)."""
+    with the filters given (uid, username, state, template; None: not filtered). A page row is a
+    tuple that starts with SESSION_FIELDS, in that order (tuples: a dict per row costs as much as
+    reading the row)."""
     params = {**standing, **{name: filters.get(name) for name, _ in _LIST_FILTERS}, "ns": namespace,
               "limit": limit, "offset": offset, "window": heartbeat_window()}
-    rows = fetch_all(_list_sql(scope, frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None)), params)
-    if not rows:  # the outer SELECT answers one row whatever matched
-        raise RuntimeError("invariant broken: the list statement answered no row")
-    return rows[0], [r for r in rows if r["name"] is not None], int(rows[0]["total"])
+    statement = _list_statement(scope, frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None))
+    with connection() as conn:
+        rows = statement.run(conn, params)
+    if not rows or rows[0][-1] != 0 or statement.columns != (*SESSION_FIELDS, *_LIST_HEAD, "part"):
+        raise RuntimeError("invariant broken: the list statement answered no head row, or other columns")
+    fields = len(SESSION_FIELDS)
+    head = dict(zip(_LIST_HEAD, rows[0][fields:-1], strict=True))
+    return head, rows[1:], int(head["total"])
 
 
 def listed_row(namespace: str, name: str) -> dict[str, Any] | None:
@@ -429,6 +454,7 @@ _HEARTBEAT_SQL = (
     "        (SELECT count(*) FROM c) AS updated, (SELECT count(*) FROM a) AS touched,"
     "        (SELECT mode FROM commit_mode) AS commit_mode"
 )
+_HEARTBEAT = HotStatement("session_heartbeat", _HEARTBEAT_SQL)
 
 
 def heartbeat(namespace: str, name: str, connection_id: str,
@@ -436,8 +462,8 @@ def heartbeat(namespace: str, name: str, connection_id: str,
     """Keep a live connection of the session alive, for the caller `standing` names (its
     Claimant.params). The row holds STANDING_COLUMNS (the caller as it stands) and `updated` (1: the
     connection was live and is the caller's to keep, or the caller is an admin)."""
-    return fetch_one(_HEARTBEAT_SQL, {**standing, "ns": namespace, "name": name, "cid": connection_id,
-                                      "window": heartbeat_window(), "resolution": ACTIVITY_RESOLUTION_SECONDS})
+    return _HEARTBEAT.fetch_one({**standing, "ns": namespace, "name": name, "cid": connection_id,
+                                 "window": heartbeat_window(), "resolution": ACTIVITY_RESOLUTION_SECONDS})
 
 
 _DISCONNECT_SQL = (
