@@ -46,6 +46,19 @@ def handle(event):
     return None
 '''
 
+# The floor of any function that reads Postgres on its first request: hello world plus the driver's import.
+HELLO_PSYCOPG = '''
+import functions_framework
+
+
+@functions_framework.http
+def handle(request):
+    import psycopg  # noqa: F401
+    import psycopg_pool  # noqa: F401
+
+    return "Hello, World!"
+'''
+
 SERVING_SETTINGS = ("WORKERS", "THREADS", "CLOUD_RUN_TIMEOUT_SECONDS")
 
 
