@@ -7,6 +7,9 @@ from __future__ import annotations
 from kubernetes import client
 from sim_helpers import eventually
 
+from streamspace.sim import SimCluster
+from streamspace.sim.scheduler import NodeSpec
+
 
 def _claim(name: str, mode: str = "ReadWriteOnce", storage_class: str | None = None) -> dict:
     spec: dict = {"accessModes": [mode], "resources": {"requests": {"storage": "2Gi"}}}
@@ -62,6 +65,30 @@ def test_the_default_class_is_kinds_local_path_that_waits_for_the_first_consumer
         "affinity conflict. preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling.")
     core.create_namespaced_pod(ns, _pod_with("beside", "home"))
     assert core.read_namespaced_pod("beside", ns).spec.node_name == pod.spec.node_name
+
+
+def test_a_full_node_is_reported_full_before_its_volume_conflict():
+    """kube-scheduler's default profile filters NodeResourcesFit before VolumeBinding and names each
+    node's first refusal: a node that is full and also far from the claim's volume is reported full."""
+    nodes = [NodeSpec("near", cpu="2", memory="4Gi"), NodeSpec("far", cpu="2", memory="4Gi")]
+    with SimCluster(kubelet_delay=0, nodes=nodes) as cluster, cluster.api_client() as api_client:
+        core = client.CoreV1Api(api_client)
+        core.create_namespaced_persistent_volume_claim("default", _claim("home"))
+        core.create_namespaced_pod("default", _pod_with("first", "home", nodeSelector={
+            "kubernetes.io/hostname": "near"}))
+        assert core.read_namespaced_pod("first", "default").spec.node_name == "near"  # the volume lives there
+        for node in ("near", "far"):
+            core.create_namespaced_pod("default", {"metadata": {"name": f"fill-{node}"}, "spec": {
+                "nodeSelector": {"kubernetes.io/hostname": node},
+                "containers": [{"name": "main", "image": "nginx:1.27", "resources": {"requests": {"cpu": "2"}}}]}})
+            assert core.read_namespaced_pod(f"fill-{node}", "default").spec.node_name == node
+        pod = _pod_with("second", "home")
+        pod["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "1"}}
+        core.create_namespaced_pod("default", pod)
+        waiting = _scheduled(core.read_namespaced_pod("second", "default"))
+        assert waiting.status == "False" and waiting.message == (
+            "0/2 nodes are available: 2 Insufficient cpu. preemption: 0/2 nodes are available: "
+            "2 No preemption victims found for incoming pod.")
 
 
 def test_a_read_write_many_claim_of_the_local_path_class_stays_pending_with_provisioning_failed(core, ns):

@@ -6,9 +6,12 @@ Checked against the Kubernetes source (kubernetes/kubernetes):
   unless the pod tolerates `node.kubernetes.io/unschedulable:NoSchedule`), TaintToleration
   (`plugins/tainttoleration/taint_toleration.go`: NoSchedule and NoExecute taints must be tolerated,
   "node(s) had untolerated taint {key: value}"), NodeAffinity (`plugins/nodeaffinity/node_affinity.go`:
-  nodeSelector and required node affinity, "node(s) didn't match Pod's node affinity/selector") and
+  nodeSelector and required node affinity, "node(s) didn't match Pod's node affinity/selector"),
   NodeResourcesFit (`plugins/noderesources/fit.go`: the sum of the requests of the node's non-terminal
-  pods plus the pod's must fit `status.allocatable`, "Insufficient cpu", "Too many pods").
+  pods plus the pod's must fit `status.allocatable`, "Insufficient cpu", "Too many pods"; terminating pods
+  still count until they are gone) and VolumeBinding (`plugins/volumebinding`: a bound local volume's node
+  affinity, "node(s) had volume node affinity conflict"), in the Filter order of the default profile
+  (`pkg/scheduler/apis/config/v1/default_plugins.go`: NodeResourcesFit before VolumeBinding).
 - A pod's request is the sum of its containers' requests, or its largest init container's if larger
   (`k8s.io/component-helpers/resource/helpers.go` PodRequests).
 - When no node fits, the scheduler writes `PodScheduled=False`, reason `Unschedulable`, with the
@@ -237,9 +240,6 @@ def judge(pod: Mapping[str, Any], nodes: list[dict[str, Any]], pods: list[dict[s
         if not _affinity_matches(spec, node):
             reasons[name] = ["node(s) didn't match Pod's node affinity/selector"]
             continue
-        if volumes is not None and not volumes.fits(node):
-            reasons[name] = ["node(s) had volume node affinity conflict"]
-            continue
         allocatable = {k: quantity(v) for k, v in ((node.get("status") or {}).get("allocatable") or {}).items()}
         bound = [p for p in pods if (p.get("spec") or {}).get("nodeName") == name and not _terminal(p)]
         used: dict[str, Decimal] = {}
@@ -254,6 +254,11 @@ def judge(pod: Mapping[str, Any], nodes: list[dict[str, Any]], pods: list[dict[s
                 insufficient.append(f"Insufficient {resource}")
         if insufficient:
             reasons[name] = insufficient
+            continue
+        # VolumeBinding filters after NodeResourcesFit (the default profile's order), so a full node is
+        # reported full even when its volumes would not fit either.
+        if volumes is not None and not volumes.fits(node):
+            reasons[name] = ["node(s) had volume node affinity conflict"]
             continue
         share = Decimal(0)
         for resource in ("cpu", "memory"):
