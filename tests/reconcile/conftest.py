@@ -4,8 +4,11 @@ against the simulated API server and a real Postgres."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
+
+from .reconcile_helpers import add_template
 
 
 @pytest.fixture(scope="module")
@@ -24,3 +27,10 @@ def function_url(db_url: str, sim: object) -> Iterator[Callable[[str], str]]:
     yield url
     for server in servers.values():
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def firefox(function_url: Callable[[str], str]) -> dict[str, Any]:
+    """The module's `firefox` Template (reconcile_helpers.template_manifest), created and delivered to
+    template-reconcile, so Sessions of the module can resolve it."""
+    return add_template(function_url("template-reconcile"), "firefox")

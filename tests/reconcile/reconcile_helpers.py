@@ -62,6 +62,15 @@ def deliver(url: str, action: str, obj: dict[str, Any]) -> int:
     return status
 
 
+def add_template(template_reconcile: str, name: str, **manifest: Any) -> dict[str, Any]:
+    """Create a Template (`template_manifest(name, **manifest)`) and deliver its add event to
+    template-reconcile at `template_reconcile`, which must accept it; returns the created object."""
+    template = kube.create(template_manifest(name, **manifest))
+    template.setdefault("kind", "Template")
+    assert deliver(template_reconcile, "add", template) == 200
+    return template
+
+
 def ping(url: str, name: str) -> int:
     headers, body = ping_event(NS, name, json.dumps({"task": name}))
     return post(url, headers, body)[0]

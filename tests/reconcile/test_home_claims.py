@@ -12,7 +12,7 @@ import pytest
 from streamspace import kube
 from streamspace.config import ConfigError, load_environment
 
-from .reconcile_helpers import deliver, get, live, session_manifest, template_manifest
+from .reconcile_helpers import deliver, get, live, session_manifest
 
 
 @pytest.fixture(scope="module")
@@ -20,11 +20,7 @@ def url(function_url: Any, sim: Any) -> str:
     return function_url("session-reconcile")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def firefox(function_url: Any, sim: Any) -> None:
-    template = kube.create(template_manifest("firefox"))
-    template.setdefault("kind", "Template")
-    assert deliver(function_url("template-reconcile"), "add", template) == 200
+pytestmark = pytest.mark.usefixtures("firefox")  # the Template every Session here runs
 
 
 def _start(url: str, name: str, user: str) -> dict[str, Any]:

@@ -10,16 +10,14 @@ import pytest
 from streamspace import kube
 from streamspace.db import execute, fetch_all, fetch_one
 
-from .reconcile_helpers import NS, deliver, get, live, ping, post, session_manifest, template_manifest
+from .reconcile_helpers import NS, add_template, deliver, get, live, ping, post, session_manifest
 
 
 @pytest.fixture(scope="module")
 def urls(function_url, sim):
     urls = {"sweep": function_url("idle-sweep"), "session": function_url("session-reconcile"),
             "template": function_url("template-reconcile")}
-    template = kube.create(template_manifest("firefox"))
-    template.setdefault("kind", "Template")
-    assert deliver(urls["template"], "add", template) == 200
+    add_template(urls["template"], "firefox")
     return urls
 
 

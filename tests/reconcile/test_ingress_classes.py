@@ -13,7 +13,7 @@ from streamspace import kube
 from streamspace.db import execute
 from streamspace.settings.service import INGRESS_CLASS
 
-from .reconcile_helpers import deliver, get, live, ping, session_manifest, template_manifest
+from .reconcile_helpers import deliver, get, live, ping, session_manifest
 
 
 @pytest.fixture(scope="module")
@@ -21,11 +21,7 @@ def url(function_url: Any, sim: Any) -> str:
     return function_url("session-reconcile")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def firefox(function_url: Any, sim: Any) -> None:
-    template = kube.create(template_manifest("firefox"))
-    template.setdefault("kind", "Template")
-    assert deliver(function_url("template-reconcile"), "add", template) == 200
+pytestmark = pytest.mark.usefixtures("firefox")  # the Template every Session here runs
 
 
 @pytest.fixture

@@ -17,15 +17,12 @@ from streamspace.db import fetch_one
 from tests.conftest import client_for, desktop_cookie
 from tests.sim.sim_helpers import eventually
 
-from .reconcile_helpers import NS, deliver, get, live, owned_specs, session_manifest, template_manifest
+from .reconcile_helpers import NS, add_template, deliver, get, live, owned_specs, session_manifest
 from .test_auth_check import PATH, check, cookie, host
 
 
 @pytest.fixture(scope="module")
-def reconcile(function_url, sim):
-    template = kube.create(template_manifest("firefox"))
-    template.setdefault("kind", "Template")
-    assert deliver(function_url("template-reconcile"), "add", template) == 200
+def reconcile(function_url, sim, firefox):
     return function_url("session-reconcile")
 
 
@@ -199,9 +196,7 @@ def test_an_older_copy_of_a_template_never_moves_its_index_back(function_url, si
     from streamspace.reconcile.template import reconcile_template
 
     url = function_url("template-reconcile")
-    first = kube.create(template_manifest("gimp-late", image="example.org/gimp:2.10-vulnerable"))
-    first.setdefault("kind", "Template")
-    assert deliver(url, "add", first) == 200
+    add_template(url, "gimp-late", image="example.org/gimp:2.10-vulnerable")
     older = live("Template", "gimp-late")
     patched = kube.merge_patch("Template", "gimp-late", {"spec": {"baseImage": "example.org/gimp:2.10.38"}}, NS)
     patched.setdefault("kind", "Template")
@@ -216,15 +211,11 @@ def test_an_older_copy_of_a_template_never_moves_its_index_back(function_url, si
 
 def test_a_deleted_templates_late_event_never_replaces_its_successor_of_the_same_name(function_url, sim):
     url = function_url("template-reconcile")
-    first = kube.create(template_manifest("inkscape-again", image="example.org/inkscape:old"))
-    first.setdefault("kind", "Template")
-    assert deliver(url, "add", first) == 200
+    add_template(url, "inkscape-again", image="example.org/inkscape:old")
     earlier = kube.merge_patch("Template", "inkscape-again", {"spec": {"displayName": "Old Inkscape"}}, NS)
     earlier.setdefault("kind", "Template")  # generation 2: newer-looking than its successor's 1
     kube.delete("Template", "inkscape-again", NS)  # its events are still on their way
-    second = kube.create(template_manifest("inkscape-again", image="example.org/inkscape:new"))
-    second.setdefault("kind", "Template")
-    assert deliver(url, "add", second) == 200
+    second = add_template(url, "inkscape-again", image="example.org/inkscape:new")
     assert deliver(url, "update", earlier) == 200
     indexed = template_row("inkscape-again")
     assert (indexed["uid"], indexed["spec"]["baseImage"]) == (second["metadata"]["uid"], "example.org/inkscape:new")

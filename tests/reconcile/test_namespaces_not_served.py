@@ -17,7 +17,7 @@ from kubernetes import client
 from streamspace import kube
 from streamspace.db import fetch_one
 
-from .reconcile_helpers import NS, deliver, session_manifest, template_manifest, writes
+from .reconcile_helpers import NS, add_template, deliver, session_manifest, template_manifest, writes
 
 ELSEWHERE = "workspaces"
 EARLIER = Path(__file__).resolve().parents[1] / "upgrade" / "earlier"
@@ -94,7 +94,5 @@ def test_the_earlier_projects_files_applied_as_they_are_are_told_where_to_go(obj
 
 
 def test_the_served_namespace_is_served_as_before(urls):
-    created = kube.create(template_manifest("served-here"))
-    created.setdefault("kind", "Template")
-    assert deliver(urls["template"], "add", created) == 200
+    add_template(urls["template"], "served-here")
     assert condition(kube.get("Template", "served-here", NS), "Ready")["reason"] == "SpecValid"

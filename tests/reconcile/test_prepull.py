@@ -14,7 +14,7 @@ from kubernetes import client
 from streamspace import kube
 from streamspace.reconcile.pullers import CONDITION, puller_name, wanted_image, wanted_images
 
-from .reconcile_helpers import NS, deliver, live, session_manifest, template_manifest
+from .reconcile_helpers import NS, add_template, deliver, live, session_manifest
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,7 @@ def _image(tag: str) -> str:
 
 
 def _template(urls: dict, name: str, image: str, **spec: Any) -> dict[str, Any]:
-    obj = kube.create(template_manifest(name, image=image, **spec))
-    obj.setdefault("kind", "Template")
-    assert deliver(urls["template"], "add", obj) == 200
+    add_template(urls["template"], name, image=image, **spec)
     return live("Template", name)
 
 

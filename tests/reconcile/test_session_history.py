@@ -13,7 +13,7 @@ from streamspace import kube
 from streamspace.db import execute, fetch_all
 from tests.conftest import make_user, token_for
 
-from .reconcile_helpers import NS, deliver, live, ping, session_manifest, template_manifest
+from .reconcile_helpers import NS, add_template, deliver, live, ping, session_manifest
 
 STATES = ("pending", "running", "hibernated", "failed")
 
@@ -24,9 +24,7 @@ def urls(function_url, sim):
             "template": function_url("template-reconcile"), "metrics": function_url("metrics")}
     for name, image in (("firefox", "lscr.io/linuxserver/firefox:latest"),
                         ("broken", "registry.example.com/invalid/app:1")):
-        template = kube.create(template_manifest(name, image=image))
-        template.setdefault("kind", "Template")
-        assert deliver(urls["template"], "add", template) == 200
+        add_template(urls["template"], name, image=image)
     return urls
 
 

@@ -14,6 +14,7 @@ from tests.sim.sim_helpers import eventually
 
 from .reconcile_helpers import (
     NS,
+    add_template,
     deliver,
     get,
     live,
@@ -21,7 +22,6 @@ from .reconcile_helpers import (
     post,
     reads,
     session_manifest,
-    template_manifest,
     writes,
 )
 
@@ -33,12 +33,7 @@ def url(function_url, sim):
     return function_url("session-reconcile")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def firefox(function_url, sim):
-    template = kube.create(template_manifest("firefox"))
-    template.setdefault("kind", "Template")
-    assert deliver(function_url("template-reconcile"), "add", template) == 200
-    return template
+pytestmark = pytest.mark.usefixtures("firefox")  # the Template every Session here runs
 
 
 @pytest.fixture(autouse=True)
@@ -174,9 +169,7 @@ def test_running_only_after_the_deployment_event_shows_the_pod_ready(url, sim):
 
 
 def test_a_pod_that_cannot_pull_its_image_fails_and_never_runs(url, function_url, sim):
-    template = kube.create(template_manifest("broken", image="registry.example.com/invalid/app:1"))
-    template.setdefault("kind", "Template")
-    assert deliver(function_url("template-reconcile"), "add", template) == 200
+    add_template(function_url("template-reconcile"), "broken", image="registry.example.com/invalid/app:1")
     session = create("bob-broken", user="bob", template="broken")
     assert deliver(url, "add", session) == 200
     assert live("Session", "bob-broken")["status"]["phase"] == "Pending"
@@ -192,9 +185,7 @@ def test_a_pod_that_cannot_pull_its_image_fails_and_never_runs(url, function_url
 
 def test_a_pod_no_node_has_room_for_keeps_the_session_pending_with_the_schedulers_reason(url, function_url, sim):
     huge = {"requests": {"cpu": "500m", "memory": "64Gi"}, "limits": {"cpu": "2", "memory": "64Gi"}}
-    template = kube.create(template_manifest("roomy", defaultResources=huge))
-    template.setdefault("kind", "Template")
-    assert deliver(function_url("template-reconcile"), "add", template) == 200
+    add_template(function_url("template-reconcile"), "roomy", defaultResources=huge)
     assert deliver(url, "add", create("frank-roomy", user="frank", template="roomy")) == 200
     assert deliver(url, "update", live("Deployment", "ss-frank-roomy")) == 200
     obj = live("Session", "frank-roomy")

@@ -10,7 +10,7 @@ import pytest
 from streamspace import kube
 from streamspace.db import fetch_one
 
-from .reconcile_helpers import NS, deliver, get, live, post, session_manifest, template_manifest
+from .reconcile_helpers import NS, add_template, deliver, get, live, post, session_manifest, template_manifest
 
 
 @pytest.fixture(scope="module")
@@ -40,17 +40,13 @@ def run_session(urls: dict, name: str, template: str, labels: bool = True) -> No
 
 def ready_template(urls: dict, name: str) -> dict:
     """A Template of this test's own, reconciled Ready (no test relies on an earlier one's objects)."""
-    template = kube.create(template_manifest(name))
-    template.setdefault("kind", "Template")
-    assert deliver(urls["template"], "add", template) == 200
+    template = add_template(urls["template"], name)
     assert live("Template", name)["status"]["phase"] == "Ready"
     return template
 
 
 def test_a_valid_template_becomes_ready_and_its_echo_costs_nothing(urls, sim):
-    template = kube.create(template_manifest("gimp"))
-    template.setdefault("kind", "Template")
-    assert deliver(urls["template"], "add", template) == 200
+    add_template(urls["template"], "gimp")
     obj = live("Template", "gimp")
     assert obj["status"]["phase"] == "Ready"
     assert obj["status"]["observedGeneration"] == obj["metadata"]["generation"]
@@ -100,9 +96,7 @@ def test_a_deleted_template_fails_its_sessions_until_it_returns(urls, sim):
     assert indexed("gimp-del") is None
     assert phase("gina-del") == "Failed"
     assert reason("gina-del", "TemplateResolved") == "TemplateMissing"
-    again = kube.create(template_manifest("gimp-del"))
-    again.setdefault("kind", "Template")
-    assert deliver(urls["template"], "add", again) == 200
+    add_template(urls["template"], "gimp-del")
     assert phase("gina-del") == "Running"
     assert deliver(urls["template"], "delete", last) == 200  # a late delete of the old one: it is back
     assert indexed("gimp-del") is not None
@@ -144,9 +138,7 @@ def test_an_api_failure_answers_503_and_the_retry_converges(urls, sim):
 
 
 def test_free_form_capabilities_of_the_earlier_streamspace_leave_the_template_ready_with_a_warning(urls, sim):
-    template = kube.create(template_manifest("chrome-webgl", capabilities=["Network", "WebGL"]))
-    template.setdefault("kind", "Template")
-    assert deliver(urls["template"], "add", template) == 200
+    add_template(urls["template"], "chrome-webgl", capabilities=["Network", "WebGL"])
     status = live("Template", "chrome-webgl")["status"]
     assert status["phase"] == "Ready"
     conditions = {c["type"]: c for c in status["conditions"]}

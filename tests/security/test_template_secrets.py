@@ -16,7 +16,7 @@ from streamspace.settings.effective import ReconcileConfig
 from streamspace.settings.service import update_platform_settings
 from tests.conftest import make_user
 from tests.reconcile.conftest import function_url  # noqa: F401 - the fixture
-from tests.reconcile.reconcile_helpers import deliver, live, template_manifest
+from tests.reconcile.reconcile_helpers import add_template, live, template_manifest
 
 
 @pytest.fixture(scope="module")
@@ -28,9 +28,7 @@ def reconciled_phase(url: str, name: str, env: list) -> tuple[str, str]:
     existing = kube.get("Template", name, "streamspace")
     if existing is not None:
         kube.delete("Template", name, "streamspace")
-    obj = kube.create(template_manifest(name, env=env))
-    obj.setdefault("kind", "Template")
-    assert deliver(url, "add", obj) == 200
+    add_template(url, name, env=env)
     status = live("Template", name)["status"]
     return status["phase"], status["message"]
 

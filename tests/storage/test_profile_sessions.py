@@ -22,7 +22,7 @@ import requests
 
 from streamspace import kube
 from tests.conftest import environment, make_user
-from tests.reconcile.reconcile_helpers import NS, deliver, get, live, session_manifest, template_manifest
+from tests.reconcile.reconcile_helpers import NS, add_template, deliver, get, live, session_manifest
 from tests.storage.conftest import S3Store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -37,9 +37,7 @@ def urls(db_url: str, s3_store: S3Store, sim: Any, serve: Callable[..., str]) ->
     with environment(HOME_STORAGE="s3", PROFILE_SAVE_GRACE="90s"):
         reconcile = BackgroundServer(load_function_app("session-reconcile")).start()
         templates = BackgroundServer(load_function_app("template-reconcile")).start()
-        template = kube.create(template_manifest("roaming-desk"))
-        template.setdefault("kind", "Template")
-        assert deliver(templates.url, "add", template) == 200
+        add_template(templates.url, "roaming-desk")
         try:
             yield {"reconcile": reconcile.url, "storage": serve("storage")}
         finally:
