@@ -53,7 +53,8 @@ def dump(database_url: str) -> Iterator[bytes]:
         process = subprocess.Popen([tool("pg_dump"), "--format=custom", "--compress=6", "--no-password",
                                     f"--dbname={database_url}"], stdout=subprocess.PIPE, stderr=errors,
                                    stdin=subprocess.DEVNULL)
-        assert process.stdout is not None
+        if process.stdout is None:
+            raise RuntimeError("invariant broken: process.stdout is None")
         try:
             while chunk := process.stdout.read(CHUNK):
                 yield chunk
@@ -90,7 +91,8 @@ def restore(database_url: str, chunks: Iterable[bytes], *, clean: bool) -> None:
         command[1:1] = ["--clean", "--if-exists"]
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=errors)
-        assert process.stdin is not None
+        if process.stdin is None:
+            raise RuntimeError("invariant broken: process.stdin is None")
         try:
             for chunk in chunks:
                 process.stdin.write(chunk)

@@ -135,7 +135,8 @@ def _run(trigger: str, requested_by: str | None) -> dict[str, Any]:
     log.info("backup succeeded", extra={"backup": backup_id, "bytes": database.size + cluster.size})
     removed = apply_retention()
     row = store.get(backup_id)
-    assert row is not None
+    if row is None:
+        raise RuntimeError("invariant broken: row is None")
     return {**describe(row), "retentionRemoved": removed}
 
 

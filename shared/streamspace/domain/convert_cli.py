@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from streamspace.domain.conversion import Conversion
+from streamspace.domain.conversion import API_VERSION, LEGACY_API_VERSION, Conversion
 from streamspace.domain.sessions import SESSION_KIND, convert_session_manifest
 from streamspace.domain.templates import TEMPLATE_KIND, convert_template_manifest
 
@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None, stdin: TextIO | None = None, stdout: Tex
     kind = CONVERTERS[command][0]
     parser = argparse.ArgumentParser(
         prog=f"streamspace {command}",
-        description=f"Convert {kind} manifests (the earlier stream.streamspace.io/v1alpha1 format, or current "
-        f"ones) to canonical stream.space/v1alpha1 manifests, file by file, with a report on stderr.",
+        description=f"Convert {kind} manifests (the earlier {LEGACY_API_VERSION} format, or current "
+        f"ones) to canonical {API_VERSION} manifests, file by file, with a report on stderr.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="YAML file, folder of YAML files, or - for stdin")
     parser.add_argument("-o", "--output", metavar="FILE", help="write the converted objects to FILE, not stdout")

@@ -14,7 +14,8 @@ def insert_uploading(user_id: str, object_key: str, size: int, sha256: str, sess
     row = fetch_one("INSERT INTO profiles (user_id, object_key, status, size_bytes, sha256, session)"
                     " VALUES (%s, %s, 'uploading', %s, %s, %s) RETURNING id::text AS id",
                     (user_id, object_key, size, sha256, session))
-    assert row is not None
+    if row is None:
+        raise RuntimeError("invariant broken: row is None")
     return str(row["id"])
 
 

@@ -199,7 +199,8 @@ def pod_spec_for(template: TemplateSpec, config: ReconcileConfig) -> tuple[dict[
     resources = resolve_resources(None, dict(template.default_resources) if template.default_resources else None,
                                   {"memory": config.default_memory, "cpu": config.default_cpu})
     port = template.stream_port
-    assert port is not None  # a parsed TemplateSpec always has a stream port
+    if port is None:  # a parsed TemplateSpec always has a stream port
+        raise RuntimeError("invariant broken: port is None")
     return _pod_spec(template, resources, port, False, ""), resources
 
 

@@ -73,12 +73,12 @@ def legacy_status(obj: Mapping[str, Any], conversion: Conversion, converted_name
     old = {str(c.get("type")): c for c in (obj.get("status") or {}).get("conditions") or [] if isinstance(c, Mapping)}
     if converted_name is not None:
         value, reason = "True", "Converted"
-        message = f"served as stream.space/v1alpha1 {kind} {converted_name}"
+        message = f"served as {API_VERSION} {kind} {converted_name}"
         if conversion.warnings:
             message += "; changed: " + "; ".join(conversion.warnings)
     else:
         value, reason = "False", "ConversionFailed"
-        message = "cannot be converted to stream.space/v1alpha1: " + "; ".join(conversion.problems)
+        message = f"cannot be converted to {API_VERSION}: " + "; ".join(conversion.problems)
     previous = old.get("Converted")
     since = str(previous["lastTransitionTime"]) if previous and previous.get("status") == value \
         and previous.get("lastTransitionTime") else now

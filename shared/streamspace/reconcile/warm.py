@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from streamspace.domain.conversion import API_VERSION
 from streamspace.domain.warm import LABEL_FIT, WARM_APP, fit_key, over_budget, peak_size, pool_name, recycle, size_at
 from streamspace.reconcile.desired import (
     APP_NAME,
@@ -29,8 +30,6 @@ from streamspace.reconcile.desired import (
 )
 
 log = logging.getLogger("streamspace.reconcile.warm")
-
-TEMPLATE_API_VERSION = "stream.space/v1alpha1"
 
 
 def pool_selector(template: str) -> dict[str, str]:
@@ -45,7 +44,7 @@ def pool_objects(template_obj: Mapping[str, Any], spec: Any, config: ReconcileCo
     pod_spec, resources = pod_spec_for(spec, config)
     fit = fit_key(template_obj.get("spec"), resources)
     labels = {**pool_selector(name), MANAGED_BY: MANAGER_NAME}
-    owner = [{"apiVersion": TEMPLATE_API_VERSION, "kind": "Template", "name": name, "uid": str(meta.get("uid") or ""),
+    owner = [{"apiVersion": API_VERSION, "kind": "Template", "name": name, "uid": str(meta.get("uid") or ""),
               "controller": True, "blockOwnerDeletion": True}]
     common = {"name": pool_name(name), "namespace": namespace, "labels": dict(labels), "ownerReferences": owner}
     return [

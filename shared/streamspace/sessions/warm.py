@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streamspace.domain.conversion import API_VERSION
 from streamspace.domain.labels import APP_NAME, LABEL_SESSION, LABEL_TEMPLATE, LABEL_USER, SESSION_APP
 from streamspace.domain.warm import LABEL_FIT, WARM_APP, claimable, fit_key, peak_size, pod_ready
 from streamspace.sessions import warm_store
@@ -107,7 +108,7 @@ def bind(namespace: str, pod: str, session: Mapping[str, Any]) -> None:
     from streamspace import kube
 
     meta = session.get("metadata") or {}
-    owner = {"apiVersion": str(session.get("apiVersion") or "stream.space/v1alpha1"), "kind": "Session",
+    owner = {"apiVersion": str(session.get("apiVersion") or API_VERSION), "kind": "Session",
              "name": meta.get("name"), "uid": meta.get("uid"), "controller": True, "blockOwnerDeletion": True}
     kube.merge_patch("Pod", pod, {"metadata": {"ownerReferences": [owner]}}, namespace)
 

@@ -528,7 +528,8 @@ class Api:
                     err = conflict(rt.qualified, name, rt.group, rt.plural, "")
                     err.message = f"Apply failed with {len(found)} conflict{'s' if len(found) > 1 else ''}: " + \
                         "; ".join(msgs)
-                    assert err.details is not None
+                    if err.details is None:
+                        raise RuntimeError("invariant broken: err.details is None")
                     err.details["causes"] = [{"reason": "FieldManagerConflict", "message": f'conflict with "{m}"',
                                               "field": p} for m, p in found]
                     raise err
@@ -626,7 +627,8 @@ class Api:
         """pods/binding: set spec.nodeName and PodScheduled=True, as the registry's binding REST does
         (pkg/registry/core/pod/storage/storage.go setPodHostAndAnnotations); a bound pod answers 409."""
         rt = self.registry.get("", "v1", "pods")
-        assert rt is not None
+        if rt is None:
+            raise RuntimeError("invariant broken: rt is None")
         with self.store.txn():
             pod = self._existing(rt, ns, name)
             if pod["metadata"].get("deletionTimestamp"):
@@ -736,7 +738,8 @@ class Api:
 
     def ensure_namespace(self, name: str) -> None:
         rt = self.registry.get("", "v1", "namespaces")
-        assert rt is not None
+        if rt is None:
+            raise RuntimeError("invariant broken: rt is None")
         with self.store.txn():
             if self.store.get(NS_KEY, "", name) is None:
                 self.create(rt, "", {"metadata": {"name": name}})
@@ -744,7 +747,8 @@ class Api:
     def install_crd(self, crd: dict[str, Any]) -> None:
         """Create or replace a CustomResourceDefinition object (which registers its types)."""
         rt = self.registry.get(CRD_GROUP, "v1", "customresourcedefinitions")
-        assert rt is not None
+        if rt is None:
+            raise RuntimeError("invariant broken: rt is None")
         try:
             name = crd["metadata"]["name"]
         except (KeyError, TypeError):

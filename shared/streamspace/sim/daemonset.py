@@ -170,7 +170,8 @@ class DaemonSetController:
     def _types(self) -> tuple[ResourceType, ResourceType]:
         ds_rt = self.api.registry.get("apps", "v1", "daemonsets")
         pod_rt = self.api.registry.get("", "v1", "pods")
-        assert ds_rt is not None and pod_rt is not None
+        if ds_rt is None or pod_rt is None:
+            raise RuntimeError("invariant broken: ds_rt or pod_rt is None")
         return ds_rt, pod_rt
 
     def _state(self, ns: str, name: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]],

@@ -250,7 +250,8 @@ class GarbageCollector:
         with self.store.txn():
             left = [obj for _, obj in self.store.all_objects() if obj["metadata"].get("namespace") == name]
         ns_rt = self._type_of(NS_KEY)
-        assert ns_rt is not None
+        if ns_rt is None:
+            raise RuntimeError("invariant broken: ns_rt is None")
         if left:
             with_finalizers = sorted({f for o in left for f in o["metadata"].get("finalizers") or []})
             conditions = [{"type": "NamespaceContentRemaining", "status": "True", "reason": "SomeResourcesRemain",

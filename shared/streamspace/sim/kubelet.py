@@ -236,7 +236,8 @@ class Kubelet:
     def _types(self) -> tuple[ResourceType, ResourceType]:
         deploy = self.registry.get("apps", "v1", "deployments")
         pod = self.registry.get("", "v1", "pods")
-        assert deploy is not None and pod is not None
+        if deploy is None or pod is None:
+            raise RuntimeError("invariant broken: deploy or pod is None")
         return deploy, pod
 
     def _delete_pod(self, pod_rt: ResourceType, ns: str, name: str, grace: int | None = None) -> None:
@@ -373,7 +374,8 @@ class Kubelet:
     def _record_images(self, node_name: str, images: list[str]) -> None:
         """Add pulled images to the node's status.images, as the kubelet reports them."""
         node_rt = self.registry.get("", "v1", "nodes")
-        assert node_rt is not None
+        if node_rt is None:
+            raise RuntimeError("invariant broken: node_rt is None")
         with self.store.txn():
             node = self.store.get(NODE_KEY, "", node_name)
             if node is None:

@@ -220,7 +220,8 @@ class Registry:
         groups = []
         for group in sorted(g for g in self.group_versions() if g):
             doc = self.group_doc(group)
-            assert doc is not None
+            if doc is None:
+                raise RuntimeError("invariant broken: doc is None")
             doc.pop("kind")
             doc.pop("apiVersion")
             groups.append(doc)

@@ -294,7 +294,8 @@ class Scheduler:
     def ensure_nodes(self, nodes: Iterable[NodeSpec]) -> None:
         """Register the configured nodes (a restored cluster keeps the ones it has)."""
         rt = self.api.registry.get("", "v1", "nodes")
-        assert rt is not None
+        if rt is None:
+            raise RuntimeError("invariant broken: rt is None")
         for index, spec in enumerate(nodes):
             with self.store.txn():
                 if self.store.get(NODE_KEY, "", spec.name) is not None:
@@ -344,7 +345,8 @@ class Scheduler:
             status["conditions"] = conditions
             status["phase"] = "Pending"
             rt = self.api.registry.get("", "v1", "pods")
-            assert rt is not None
+            if rt is None:
+                raise RuntimeError("invariant broken: rt is None")
             body = self.api.out(rt, pod)
             body["status"] = status
             self.api.replace(rt, ns, name, body, subresource="status", manager=SCHEDULER)
@@ -396,7 +398,8 @@ class Scheduler:
     def _select_node(self, ns: str, claims: list[str], node: str) -> None:
         """Annotate the claims with the chosen node: the provisioner makes their volumes there."""
         rt = self.api.registry.get("", "v1", "persistentvolumeclaims")
-        assert rt is not None
+        if rt is None:
+            raise RuntimeError("invariant broken: rt is None")
         for claim_name in claims:
             claim = self.store.get(PVC_KEY, ns, claim_name)
             if claim is None or (claim["metadata"].get("annotations") or {}).get(SELECTED_NODE) == node:
@@ -408,7 +411,8 @@ class Scheduler:
         from .api import now, random_suffix
 
         rt = self.api.registry.get("", "v1", "events")
-        assert rt is not None
+        if rt is None:
+            raise RuntimeError("invariant broken: rt is None")
         meta = pod["metadata"]
         stamp = now()
         body = {

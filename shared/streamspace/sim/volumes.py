@@ -161,7 +161,8 @@ class VolumeController:
 
     def _type(self, group: str, plural: str) -> ResourceType:
         rt = self.registry.get(group, "v1", plural)
-        assert rt is not None
+        if rt is None:
+            raise RuntimeError("invariant broken: rt is None")
         return rt
 
     def _event_once(self, claim: dict[str, Any], reason: str, message: str, component: str,

@@ -242,7 +242,8 @@ class WorkloadControllers:
 
     def _type(self, group: str, plural: str) -> ResourceType:
         rt = self.registry.get(group, "v1", plural)
-        assert rt is not None
+        if rt is None:
+            raise RuntimeError("invariant broken: rt is None")
         return rt
 
     def _read(self, key: tuple[str, str], ns: str, name: str) -> dict[str, Any] | None:
@@ -712,7 +713,8 @@ def record_event(api: Api, registry: Registry, obj: dict[str, Any], reason: str,
                  component: str, kind: str = "Normal", host: str = "", field_path: str | None = None) -> None:
     """A core/v1 Event about `obj`, as the controllers, the scheduler and the kubelet record them."""
     event_rt = registry.get("", "v1", "events")
-    assert event_rt is not None
+    if event_rt is None:
+        raise RuntimeError("invariant broken: event_rt is None")
     meta = obj["metadata"]
     ns = meta.get("namespace", "")
     stamp = now()
