@@ -4,8 +4,7 @@ simulated cluster and its simulated ingress for session hosts), on this module's
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,18 +13,9 @@ import pytest
 import requests
 
 from tests.conftest import environment, make_user
+from tests.sim.sim_helpers import eventually
 
 NS = "streamspace-sessions"  # where `make run` puts Sessions (knative/sessions), apart from the control plane
-
-
-def eventually(predicate: Callable[[], Any], timeout: float = 30.0, what: str = "the condition") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(scope="module")

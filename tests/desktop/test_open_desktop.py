@@ -13,8 +13,9 @@ import requests
 import websocket
 
 from streamspace.db import execute, fetch_one
+from tests.sim.sim_helpers import eventually
 
-from .conftest import NS, eventually, host_url, launch, log_in, on_host, open_url, redeem
+from .conftest import NS, host_url, launch, log_in, on_host, open_url, redeem
 
 
 @pytest.fixture(scope="module")

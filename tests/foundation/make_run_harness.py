@@ -7,12 +7,12 @@ import re
 import signal
 import socket
 import subprocess
-import threading
-import time
 from pathlib import Path
 
 import psutil
 import requests
+
+from tests.sim.sim_helpers import ProcessOutput, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 # Ceilings, not expectations: on a loaded 2-core CI machine starting the embedded Postgres, the
@@ -26,17 +26,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    """Poll until `predicate()` is truthy and return it; fail naming `what` after the ceiling."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def postgres_of(data_dir: Path) -> list[psutil.Process]:
@@ -55,15 +44,12 @@ class MakeRun:
                     "ADMIN_PASSWORD": "", "LOG_LEVEL": "WARNING"})
         self.process = subprocess.Popen(["make", "-s", "run"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True, start_new_session=True)
-        self.lines: list[str] = []
         assert self.process.stdout is not None
-        stdout = self.process.stdout
-        self._reader = threading.Thread(target=lambda: self.lines.extend(iter(stdout.readline, "")), daemon=True)
-        self._reader.start()
+        self.output = ProcessOutput(self.process.stdout)
 
     @property
     def text(self) -> str:
-        return "".join(self.lines)
+        return self.output.text()
 
     def wait_healthy(self, timeout: float = CEILING) -> None:
         def healthy() -> bool:
@@ -74,12 +60,13 @@ class MakeRun:
                 return False
             return response.status_code == 200 and response.json()["status"] == "healthy"
 
-        wait_for(healthy, timeout, "a healthy /health")
+        eventually(healthy, "a healthy /health", timeout)
 
     def printed_password(self) -> str:
-        return wait_for(lambda: next((m.group(1) for line in self.lines
-                                      if (m := re.search(r"username=admin password=(\S+)", line))), None),
-                        CEILING, "the bootstrap password")
+        line = self.output.wait_for_line("username=admin password=")
+        found = re.search(r"username=admin password=(\S+)", line)
+        assert found is not None, line
+        return found.group(1)
 
     def login(self, password: str) -> dict[str, str]:
         login = requests.post(self.base + "/api/v1/auth/login", json={"username": "admin", "password": password},
@@ -99,5 +86,4 @@ class MakeRun:
             os.killpg(self.process.pid, signal.SIGKILL)  # leave nothing behind for the next test
             self.process.wait()
             raise AssertionError(f"make run did not stop within {CEILING:.0f} s of Ctrl-C:\n{self.text}") from None
-        self._reader.join(timeout=CEILING)
-        return self.text
+        return self.output.all_text(CEILING)

@@ -16,7 +16,9 @@ import pytest
 import requests
 import yaml
 
-from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, free_port, postgres_of, wait_for
+from tests.sim.sim_helpers import eventually
+
+from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, free_port, postgres_of
 
 
 def _open_the_simulated_desktop(base: str, host: str, auth: dict[str, str], name: str) -> None:
@@ -78,7 +80,7 @@ def test_make_run_serves_the_api_and_a_session_becomes_running() -> None:
             body = requests.get(f"{base}/api/v1/sessions/{name}", headers=auth, timeout=REQUEST_TIMEOUT).json()
             return body if body["status"]["phase"] == "Running" else None
 
-        session = wait_for(running, CEILING, f"session {name} to be Running")
+        session = eventually(running, f"session {name} to be Running", CEILING)
         host = f"{name}.localhost:{port}"
         assert session["status"]["url"] == f"http://{host}/"
         _open_the_simulated_desktop(base, host, auth, name)
@@ -91,6 +93,6 @@ def test_make_run_serves_the_api_and_a_session_becomes_running() -> None:
     assert "streamspace: stopping" in text and "Traceback" not in text, text
     assert "SIMULATED Kubernetes API server" in text
     assert len(re.findall(r"password=\S+", text)) == 1  # generated, printed exactly once
-    wait_for(lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE], CEILING,
-             "every process make run started to end")
-    wait_for(lambda: not postgres_of(data_dir), CEILING, "the embedded PostgreSQL to stop")
+    eventually(lambda: not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE],
+               "every process make run started to end", CEILING)
+    eventually(lambda: not postgres_of(data_dir), "the embedded PostgreSQL to stop", CEILING)

@@ -13,7 +13,9 @@ import pytest
 import requests
 import yaml
 
-from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, free_port, wait_for
+from tests.sim.sim_helpers import eventually
+
+from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, free_port
 
 # `make run` places Sessions where the kustomize tree does, apart from the control plane (knative/sessions).
 SESSIONS_NAMESPACE = "streamspace-sessions"
@@ -70,7 +72,7 @@ def test_a_restart_keeps_templates_and_running_sessions_and_creates_nothing_twic
             body = requests.get(f"{run.base}/api/v1/sessions/{name}", headers=auth, timeout=REQUEST_TIMEOUT).json()
             return (body.get("status") or {}).get("phase") == wanted
 
-        wait_for(lambda: phase(first, auth, "Running"), CEILING, f"session {name} to be Running")
+        eventually(lambda: phase(first, auth, "Running"), f"session {name} to be Running", CEILING)
         before = _owned(data_dir, name)
         assert len(before["deployments"]) == 1 and len(before["pods"]) == 1, before
     finally:
@@ -96,7 +98,8 @@ def test_a_restart_keeps_templates_and_running_sessions_and_creates_nothing_twic
         hibernate = requests.patch(f"{second.base}/api/v1/sessions/{name}", json={"state": "hibernated"},
                                    headers=auth, timeout=REQUEST_TIMEOUT)
         assert hibernate.status_code == 200, hibernate.text
-        wait_for(lambda: phase(second, auth, "Hibernated"), CEILING, f"session {name} to hibernate after the restart")
+        eventually(lambda: phase(second, auth, "Hibernated"), f"session {name} to hibernate after the restart",
+                   CEILING)
         assert _owned(data_dir, name)["session_rv"] > before["session_rv"]
         assert _owned(data_dir, name)["deployments"] == before["deployments"]
     finally:

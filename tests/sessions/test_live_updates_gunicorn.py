@@ -9,7 +9,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -18,6 +17,7 @@ import websocket
 
 from streamspace.db import execute
 from tests.conftest import make_user, token_for
+from tests.sim.sim_helpers import ProcessOutput, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -40,17 +40,17 @@ def test_websocket_and_sse_under_gunicorn(db_url: str) -> None:
     server = subprocess.Popen([ff, "--source", "functions/sessions/main.py", "--target", "handle", "--port", str(port)],
                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
+    assert server.stdout is not None
+    output = ProcessOutput(server.stdout)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, server.stdout.read() if server.stdout else ""
+        def answers() -> bool:  # functions-framework runs gunicorn at loglevel error: no line says it listens
+            assert server.poll() is None, output.text()
             try:
-                if requests.get(base + "/health", timeout=2).status_code == 200:
-                    break
+                return requests.get(base + "/health", timeout=2).status_code == 200
             except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
-                pass
-            assert time.monotonic() < deadline, "the function did not start"
-            time.sleep(0.2)
+                return False
+
+        eventually(answers, "the function answers /health", timeout=60)
         ws = websocket.create_connection(f"ws://127.0.0.1:{port}/api/v1/ws/sessions?token={token}", timeout=30)
         assert json.loads(ws.recv())["sessions"][0]["status"]["phase"] == "Pending"
         execute("UPDATE sessions SET phase = 'Running' WHERE name = 'gina-firefox-1'")
@@ -63,5 +63,5 @@ def test_websocket_and_sse_under_gunicorn(db_url: str) -> None:
         assert requests.get(base + "/health", timeout=10).status_code == 200  # the worker still serves
     finally:
         server.terminate()
-        output = server.communicate(timeout=30)[0]
-    assert "Traceback" not in output, output
+        server.wait(timeout=30)
+    assert "Traceback" not in output.all_text(), output.text()

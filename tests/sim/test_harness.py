@@ -9,7 +9,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import pytest
 import yaml
 from kubernetes import client, config
 from kubernetes.client.rest import ApiException
-from sim_helpers import GROUP, PLURAL, VERSION, WIDGET_CRD, widget
+from sim_helpers import GROUP, PLURAL, VERSION, WIDGET_CRD, ProcessOutput, widget
 
 from streamspace.sim import SimCluster
 
@@ -160,18 +159,17 @@ def test_cli_runs_until_terminated(tmp_path):
     proc = subprocess.Popen([sys.executable, "-m", "streamspace.sim", "--port", str(port), "--crds", str(WIDGET_CRD),
                              "--kubeconfig", str(kubeconfig), "--kubelet-delay", "0"],
                             stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    err = ProcessOutput(proc.stderr)
     try:
-        deadline = time.monotonic() + 15
-        while not kubeconfig.exists():
-            assert time.monotonic() < deadline and proc.poll() is None, "CLI did not start"
-            time.sleep(0.05)
+        err.wait_for_line(f"kubeconfig written to {kubeconfig}")  # written once the server listens
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/apis/{GROUP}/{VERSION}") as resp:
             assert resp.headers["X-Streamspace-Simulated"] == "true"
     finally:
         proc.terminate()
-        _, err = proc.communicate(timeout=10)
+        proc.wait(timeout=10)
     assert proc.returncode == 0
-    assert "SIMULATED Kubernetes API server (test/demo harness, not a cluster)" in err
+    assert "SIMULATED Kubernetes API server (test/demo harness, not a cluster)" in err.all_text()
 
 
 def test_project_crds_load_and_serve():

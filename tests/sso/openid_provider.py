@@ -13,7 +13,6 @@ import json
 import re
 import socket
 import subprocess
-import time
 import uuid
 from html import unescape
 from pathlib import Path
@@ -21,6 +20,8 @@ from typing import Any
 from urllib.parse import parse_qs, urljoin, urlparse
 
 import requests
+
+from tests.sim.sim_helpers import ProcessOutput
 
 PROVIDER_DIR = Path(__file__).resolve().parent / "provider"
 CLIENT_ID = "streamspace"
@@ -31,18 +32,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def wait_until(condition, what: str, ceiling: float = 30.0):
-    """Poll `condition` until it returns something truthy (no fixed sleeps); fail after `ceiling` s."""
-    deadline = time.monotonic() + ceiling
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def rsa_jwk(kid: str) -> tuple[dict[str, Any], Any]:
@@ -86,18 +75,11 @@ class OpenIDProvider:
         node_modules = PROVIDER_DIR / "node_modules" / "oidc-provider"
         assert node_modules.is_dir(), "run `make test` (npm ci in tests/sso/provider) to install oidc-provider"
         self.process = subprocess.Popen(["node", str(PROVIDER_DIR / "provider.mjs"), str(self.workdir / "config.json")],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_until(self._answers, f"the OpenID Provider at {self.issuer}")
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        assert self.process.stdout is not None
+        self.output = ProcessOutput(self.process.stdout)
+        self.output.wait_for_line(f"listening {self.issuer}")  # printed once the server is bound
         return self
-
-    def _answers(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise AssertionError(f"the OpenID Provider exited with {self.process.returncode}")
-        try:
-            return requests.get(self.issuer + "/.well-known/openid-configuration", timeout=2).ok
-        except requests.ConnectionError:
-            return False
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -115,8 +97,10 @@ class OpenIDProvider:
         if signal and self.process is not None:
             import signal as signals
 
+            mark = len(self.output.lines)
             self.process.send_signal(signals.SIGHUP)
-            wait_until(lambda: kid in self.published_kids(), "the rotated key in the provider's JWKS")
+            self.output.wait_for_line("reloaded", since=mark)  # printed once the new keys are read
+            assert kid in self.published_kids()
         return kid
 
     def published_kids(self) -> set[str]:

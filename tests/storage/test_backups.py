@@ -18,8 +18,8 @@ import pytest
 from streamspace import kube
 from streamspace.events.apiserver import ping_event
 from tests.conftest import Client, create_database, drop_database, make_user, token_for
-from tests.desktop.conftest import eventually
 from tests.reconcile.reconcile_helpers import NS, post, session_manifest, template_manifest
+from tests.sim.sim_helpers import eventually
 from tests.storage.conftest import S3Store, closed_port_url
 
 

@@ -18,8 +18,8 @@ import requests
 
 from streamspace.events.apiserver import ping_event
 from tests.conftest import Client, environment, make_user, token_for
-from tests.desktop.conftest import eventually
 from tests.reconcile.reconcile_helpers import NS, post
+from tests.sim.sim_helpers import eventually
 from tests.storage.conftest import S3Store, closed_port_url
 from tests.storage.test_profiles import AGENT, token
 
