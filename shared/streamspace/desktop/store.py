@@ -1,4 +1,6 @@
 """SQL of the desktop tickets and grants (migration 0008). Values are digests, never the secrets.
+The session a ticket or grant opens is read from `session_owners`, the view the sessions package
+publishes for it (migration 0022): that package sits above desktop access and calls it.
 
 Like every access token, a ticket and a grant belong to a login (token family): one without a live
 login (none recorded, or revoked) counts as revoked."""
@@ -31,7 +33,7 @@ SELECT t.user_id::text AS user_id, t.family_id::text AS family_id, t.session_nam
   FROM t
   JOIN users u ON u.id = t.user_id
   LEFT JOIN token_families f ON f.id = t.family_id
-  LEFT JOIN sessions s ON s.namespace = t.session_namespace AND s.name = t.session_name
+  LEFT JOIN session_owners s ON s.namespace = t.session_namespace AND s.name = t.session_name
 """
 
 _PEEK_TICKET_SQL = """
@@ -56,7 +58,7 @@ SELECT u.username, u.role, u.active, g.user_id::text AS user_id,
        (SELECT c.value #>> '{}' FROM configuration c WHERE c.key = 'ingress.domain') AS domain
   FROM desktop_grants g
   JOIN users u ON u.id = g.user_id
-  JOIN sessions s ON s.namespace = g.session_namespace AND s.name = g.session_name
+  JOIN session_owners s ON s.namespace = g.session_namespace AND s.name = g.session_name
   LEFT JOIN token_families f ON f.id = g.family_id
  WHERE g.grant_hash = %(hash)s AND g.session_namespace = %(ns)s AND g.session_name = %(session)s
 """

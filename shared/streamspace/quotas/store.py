@@ -2,9 +2,9 @@
 usage sums a quota compares against.
 
 Usage is derived from the sessions index, never a counter: a session holds resources while its
-state is `running` or `hibernated`. (These sums still read the `sessions` table here rather than
-through `sessions.store`: the sessions package sits above quotas and calls them, see
-tests/test_architecture.py.) Every function takes the caller's connection.
+state is `running` or `hibernated`. The sums read `session_holdings`, the view the sessions package
+publishes for it (migration 0022): that package sits above quotas and calls them, so quotas cannot
+call its store (tests/test_architecture.py). Every function takes the caller's connection.
 """
 
 from __future__ import annotations
@@ -71,16 +71,15 @@ def user_limits(conn: Conn, user_id: str) -> Limits:
 
 def user_usage(conn: Conn, user_id: str) -> Usage:
     row = conn.execute(
-        compose("SELECT {usage} FROM sessions s WHERE s.user_id = %s AND s.state IN ('running', 'hibernated')",
-                usage=_USAGE_COLUMNS),
+        compose("SELECT {usage} FROM session_holdings s WHERE s.user_id = %s", usage=_USAGE_COLUMNS),
         (user_id,)).fetchone()
     return _usage(row)
 
 
 def group_usage(conn: Conn, group_id: str) -> Usage:
     row = conn.execute(
-        compose("SELECT {usage} FROM sessions s JOIN group_members gm ON gm.user_id = s.user_id"
-                " WHERE gm.group_id = %s AND s.state IN ('running', 'hibernated')", usage=_USAGE_COLUMNS),
+        compose("SELECT {usage} FROM session_holdings s JOIN group_members gm ON gm.user_id = s.user_id"
+                " WHERE gm.group_id = %s", usage=_USAGE_COLUMNS),
         (group_id,)).fetchone()
     return _usage(row)
 
@@ -96,8 +95,7 @@ def groups_of_user(conn: Conn, user_id: str) -> list[tuple[str, str, Limits, Usa
         return []
     usage_rows = conn.execute(
         compose("SELECT gm.group_id::text AS id, {usage}"
-                "  FROM group_members gm JOIN sessions s ON s.user_id = gm.user_id"
-                "   AND s.state IN ('running', 'hibernated')"
+                "  FROM group_members gm JOIN session_holdings s ON s.user_id = gm.user_id"
                 " WHERE gm.group_id = ANY(%s::uuid[]) GROUP BY gm.group_id", usage=_USAGE_COLUMNS),
         ([r["id"] for r in rows],)).fetchall()
     usage_by_group = {r["id"]: _usage(r) for r in usage_rows}
@@ -133,8 +131,7 @@ def user_quota_page(conn: Conn, limit: int, offset: int) -> tuple[list[dict[str,
     rows = conn.execute(
         compose("SELECT u.username, {limits}, used.*"
                 "  FROM users u LEFT JOIN user_quotas q ON q.user_id = u.id"
-                "  CROSS JOIN LATERAL (SELECT {usage} FROM sessions s"
-                "                       WHERE s.user_id = u.id AND s.state IN ('running', 'hibernated')) used"
+                "  CROSS JOIN LATERAL (SELECT {usage} FROM session_holdings s WHERE s.user_id = u.id) used"
                 " ORDER BY u.username LIMIT %s OFFSET %s", limits=_LIMITS, usage=_USAGE_COLUMNS),
         (limit, offset)).fetchall()
     page = [{"username": r["username"], "limits": _limits(r, USER_DEFAULTS), "used": _usage(r),

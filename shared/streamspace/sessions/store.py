@@ -1,5 +1,8 @@
-"""The sessions store: the only code that speaks SQL to the tables `sessions` (one row per Session
-object, kept in step with Kubernetes: the session index) and `connections`.
+"""The sessions store: with `sessions.index_store` (the reconcilers' and the idle sweep's statements),
+the only code that speaks SQL to the tables `sessions` (one row per Session object, kept in step with
+Kubernetes: the session index) and `connections`. Callers above the sessions package call it or
+compose its fragments; the packages it calls (quotas, users, desktop access) read the views it
+publishes for them (migration 0022: `session_holdings`, `session_owners`).
 
 Listing, ownership checks, quotas, the idle sweep and heartbeats read this table and never call
 Kubernetes. The API writes the row when it creates, changes or deletes a Session; the reconcile

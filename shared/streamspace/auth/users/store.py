@@ -127,7 +127,7 @@ def lock_admins(conn: Conn) -> None:
 
 
 def unterminated_sessions(conn: Conn, user_id: str) -> int:
-    # Reads the sessions index directly: the sessions package sits above users (tests/test_architecture.py).
-    held = conn.execute("SELECT count(*) AS n FROM sessions WHERE user_id = %s AND state <> 'terminated'",
-                        (user_id,)).fetchone()
+    """How many of the user's sessions run or hibernate (not terminated: a session holds or has ended).
+    Read from the sessions package's published view (migration 0022): that package sits above users."""
+    held = conn.execute("SELECT count(*) AS n FROM session_holdings WHERE user_id = %s", (user_id,)).fetchone()
     return int(held["n"]) if held else 0
