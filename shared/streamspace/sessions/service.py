@@ -18,6 +18,7 @@ streamspace.sessions.live.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import string
 import uuid
@@ -63,6 +64,8 @@ from streamspace.settings.service import (
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
+
+log = logging.getLogger("streamspace.sessions")
 
 CREATE_FIELDS = frozenset({"user", "template", "resources", "persistentHome", "idleTimeout", "maxSessionDuration",
                            "tags"})
@@ -255,9 +258,6 @@ def _random_suffix() -> str:
 
 
 def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = "") -> dict[str, Any]:
-    import psycopg.errors
-
-
     owner_id, owner_name = _new_session_owner(caller, body.get("user"))
     template_name = body.get("template")
     template = _usable_template(template_name)
@@ -288,20 +288,18 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
         name = session_name(owner_name, template_name, _random_suffix())
         manifest = session_manifest(name, namespace, owner_name, template_name, "running", resources,
                                     persistent_home, idle_text, max_text, tags)
-        try:
-            with transaction() as conn:
-                check_and_reserve(conn, owner_id, Usage(1, cpu, memory, 0))
-                storage = store.home_storage_request(conn, owner_id, volume_home, home_size)
-                if storage:  # the first holding session with a home volume carries its size
-                    check_and_reserve(conn, owner_id, Usage(0, 0, 0, storage))
-                store.insert(conn, namespace=namespace, name=name, user_id=owner_id, username=owner_name,
-                             template=template_name, state="running", cpu_millis=cpu, memory_bytes=memory,
-                             cpu_request_millis=cpu_request, memory_request_bytes=memory_request,
-                             storage_bytes=storage, persistent_home=persistent_home,
-                             idle_timeout_seconds=idle_seconds, max_duration_seconds=max_seconds, tags=tags)
+        with transaction() as conn:
+            check_and_reserve(conn, owner_id, Usage(1, cpu, memory, 0))
+            storage = store.home_storage_request(conn, owner_id, volume_home, home_size)
+            if storage:  # the first holding session with a home volume carries its size
+                check_and_reserve(conn, owner_id, Usage(0, 0, 0, storage))
+            inserted = store.insert(
+                conn, namespace=namespace, name=name, user_id=owner_id, username=owner_name, template=template_name,
+                state="running", cpu_millis=cpu, memory_bytes=memory, cpu_request_millis=cpu_request,
+                memory_request_bytes=memory_request, storage_bytes=storage, persistent_home=persistent_home,
+                idle_timeout_seconds=idle_seconds, max_duration_seconds=max_seconds, tags=tags)
+        if inserted:
             break
-        except psycopg.errors.UniqueViolation:
-            continue
     else:
         raise Conflict("could not find a free session name; try again", error="conflict")
     if manifest is None:
@@ -378,26 +376,20 @@ def _warm_start(namespace: str, template: Mapping[str, Any], persistent_home: bo
 
 def _forget(namespace: str, name: str) -> None:
     """Compensation: drop the index row (the reservation) of a Session that was not created."""
-    import logging
-
-
     try:
         with transaction() as conn:
             store.remove(conn, namespace, name)
     except Exception:  # noqa: BLE001 - the original failure is what the caller must see
-        logging.getLogger("streamspace.sessions").exception(
+        log.exception(
             "could not drop the index row of a Session that was not created", extra={"session": name})
 
 
 def _undo_create(namespace: str, name: str) -> None:
     """Compensation: the Session exists but its index row could not be completed: remove both."""
-    import logging
-
-
     try:
         kube.delete("Session", name, namespace)
     except Exception:  # noqa: BLE001
-        logging.getLogger("streamspace.sessions").exception(
+        log.exception(
             "could not delete a Session whose index row failed", extra={"session": name})
     _forget(namespace, name)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamspace.db import execute, fetch_all
 from streamspace.domain.starts import KINDS, StartRecord
 
 WINDOW = 100  # the latest starts per template and kind that the percentiles read
@@ -12,8 +13,6 @@ RECENT_HOURS = 24
 
 def record(namespace: str, session: str, pod: str, template: str, start: StartRecord) -> None:
     """Keep one start (once per session and pod: a redelivered event records nothing new)."""
-    from streamspace.db import execute
-
     execute(
         "INSERT INTO session_starts (namespace, session, pod, template, kind, scheduled_seconds, pulled_seconds,"
         " started_seconds, ready_seconds) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
@@ -44,8 +43,6 @@ def _seconds(value: Any) -> float | None:
 def percentiles(namespace: str, template: str | None) -> dict[str, dict[str, Any]]:
     """kind -> {n, p50, p95 (request to ready, seconds), phases p50 (scheduled, pulled, started),
     recent (starts in the last day)} over the latest WINDOW starts of each kind; one template or all."""
-    from streamspace.db import fetch_all
-
     rows = fetch_all(_PERCENTILES_SQL, {"ns": namespace, "template": template, "window": WINDOW,
                                         "recent": RECENT_HOURS})
     out: dict[str, dict[str, Any]] = {}

@@ -89,16 +89,18 @@ def _seconds(value: object) -> int | None:
 def insert(conn: Conn, *, namespace: str, name: str, user_id: str, username: str, template: str,
            state: str, cpu_millis: int, memory_bytes: int, cpu_request_millis: int, memory_request_bytes: int,
            storage_bytes: int, persistent_home: bool, idle_timeout_seconds: int | None,
-           max_duration_seconds: int | None, tags: list[str]) -> None:
-    """The row of a Session the API is about to create (after quotas.check_and_reserve).
-    Raises psycopg.errors.UniqueViolation when the name is taken."""
-    conn.execute(
+           max_duration_seconds: int | None, tags: list[str]) -> bool:
+    """The row of a Session the API is about to create (after quotas.check_and_reserve). False: the
+    name is taken (nothing written)."""
+    return conn.execute(
         "INSERT INTO sessions (namespace, name, user_id, username, template, state, cpu_millis, memory_bytes,"
         " cpu_request_millis, memory_request_bytes, storage_bytes, persistent_home, idle_timeout_seconds,"
         " max_duration_seconds, tags)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (namespace, name) DO NOTHING RETURNING 1",
         (namespace, name, user_id, username, template, state, cpu_millis, memory_bytes, cpu_request_millis,
-         memory_request_bytes, storage_bytes, persistent_home, idle_timeout_seconds, max_duration_seconds, tags))
+         memory_request_bytes, storage_bytes, persistent_home, idle_timeout_seconds, max_duration_seconds,
+         tags)).fetchone() is not None
 
 
 def home_storage_request(conn: Conn, user_id: str, persistent_home: bool, home_size_bytes: int) -> int:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from streamspace.db import execute, fetch_all
+
 
 def count(namespace: str, template: str, *, claims: int = 0, misses: int = 0, recycles: int = 0) -> None:
     """Add to a Template's counters (one upsert)."""
-    from streamspace.db import execute
-
     execute(
         "INSERT INTO warm_pool_stats (namespace, template, claims, misses, recycles) VALUES (%s, %s, %s, %s, %s)"
         " ON CONFLICT (namespace, template) DO UPDATE SET claims = warm_pool_stats.claims + EXCLUDED.claims,"
@@ -19,8 +19,6 @@ def count(namespace: str, template: str, *, claims: int = 0, misses: int = 0, re
 
 def counters(namespace: str) -> dict[str, dict[str, int]]:
     """template -> {claims, misses, recycles} for every Template that has counted anything."""
-    from streamspace.db import fetch_all
-
     rows: list[dict[str, Any]] = fetch_all(
         "SELECT template, claims, misses, recycles FROM warm_pool_stats WHERE namespace = %s", (namespace,))
     return {r["template"]: {"claims": int(r["claims"]), "misses": int(r["misses"]), "recycles": int(r["recycles"])}
