@@ -437,8 +437,9 @@ def table(result: dict[str, Any]) -> str:
             continue
         if "ours" in memory and "hello" in memory:
             ours, hello = memory["ours"]["pss_kib"] / 1024, memory["hello"]["pss_kib"] / 1024
-            lines.append(f"| memory {function}: PSS of the process tree after its first request, MiB |"
-                         f" {hello:.1f} | {ours:.1f} | {ours / hello:.2f} | report | - |")
+            rss = f"{memory['hello']['rss_kib'] / 1024:.1f} -> {memory['ours']['rss_kib'] / 1024:.1f}"
+            lines.append(f"| memory {function}: PSS of the process tree after its first request, MiB"
+                         f" [resident (RSS) {rss} MiB] | {hello:.1f} | {ours:.1f} | {ours / hello:.2f} | report | - |")
     warm = result["warm_memory_after_load"]
     for function in ("sessions", "auth-check", "templates") if warm else ():
         ours, hello = warm[function]["pss_kib"] / 1024, warm["hello"]["pss_kib"] / 1024
