@@ -9,6 +9,8 @@ import base64
 import hashlib
 import hmac
 import json
+import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Callable
@@ -128,3 +130,14 @@ def test_padding_or_other_characters_outside_base64url_are_refused() -> None:
     for forged in (token + "=", f"{header}.{payload}=.{signature}", f"{header}.{payload}.{signature[:-1]}+"):
         with pytest.raises(Unauthenticated):
             verify_access_token(forged)
+
+
+def test_issuing_and_checking_a_token_imports_neither_pyjwt_nor_cryptography() -> None:
+    """The cold start this format exists for: every authenticated function's first request checks a
+    token, and `import jwt` would import cryptography's X.509, RSA, EC and cipher modules."""
+    script = ("import sys; import streamspace.http; from streamspace.auth.tokens import issue_access_token,"
+              " verify_access_token; token, _ = issue_access_token(user_id='u', username='n', role='user',"
+              " groups=[], family_id='f'); verify_access_token(token);"
+              " print(sorted(m for m in ('jwt', 'cryptography') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stderr
