@@ -142,11 +142,11 @@ def make_user(username: str, *, role: str = "user", password: str) -> str:
 
 def run() -> dict[str, Any]:
     from bench.support import benchmark_database
-    from streamspace import templates_api
     from streamspace.auth.principal import Principal
     from streamspace.local.runner import LocalStack
     from streamspace.login.service import login
     from streamspace.sessions.service import create_session
+    from streamspace.templates import service as templates
 
     os.environ.setdefault("PASSWORD_HASH_PROFILE", "test")
     benchmark_database()
@@ -154,12 +154,12 @@ def run() -> dict[str, Any]:
     try:
         admin_id = make_user("bench-admin", role="admin", password=PASSWORD)
         admin = Principal(admin_id, "bench-admin", "admin", (), None)
-        templates_api.create_template({"name": "firefox", "displayName": "Firefox", "category": "Browsers",
+        templates.create_template({"name": "firefox", "displayName": "Firefox", "category": "Browsers",
                                        "baseImage": "lscr.io/linuxserver/firefox:latest",
                                        "defaultResources": {"cpu": "1", "memory": "1Gi"},
                                        "vnc": {"enabled": True, "port": 3000}}, admin)
         deadline = time.monotonic() + 30
-        while (templates_api.get_template("firefox", admin)["status"]["phase"] != "Ready"
+        while (templates.get_template("firefox", admin)["status"]["phase"] != "Ready"
                and time.monotonic() < deadline):
             time.sleep(0.1)
         user_id = make_user("bench-user", password=PASSWORD)

@@ -87,13 +87,13 @@ def _together(base: str, launches: list[tuple[str, str]]) -> list[tuple[float, d
 
 
 def _template(admin: Any, name: str, image: str, pool: int = 0) -> None:
-    from streamspace import templates_api
+    from streamspace.templates import service as templates
 
     body: dict[str, Any] = {"name": name, "displayName": name, "baseImage": image,
                             "defaultResources": {"cpu": "1", "memory": "1Gi"}, "vnc": {"enabled": True, "port": 3000}}
     if pool:
         body["warmPool"] = {"size": pool}
-    templates_api.create_template(body, admin)
+    templates.create_template(body, admin)
 
 
 def _wait(what: str, predicate: Any) -> None:

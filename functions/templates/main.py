@@ -2,10 +2,10 @@
 
 import functions_framework
 
-from streamspace import templates_api
 from streamspace.config import environment
 from streamspace.http import Access, Api, Reply, Request
 from streamspace.sessions import starts_store, warm
+from streamspace.templates import service as templates
 
 api = Api("templates")
 
@@ -15,19 +15,19 @@ api = Api("templates")
          summary="List Templates (filters: category, tag, appType, enabled); users see enabled Templates only")
 def list_templates(req: Request) -> dict:
     limit, offset = req.page()
-    return templates_api.list_templates(req.caller, category=req.query("category"), tag=req.query("tag"),
+    return templates.list_templates(req.caller, category=req.query("category"), tag=req.query("tag"),
                                         app_type=req.query("appType"), enabled=req.query_bool("enabled"),
                                         limit=limit, offset=offset)
 
 
 @api.post("/api/v1/templates", access=Access.ADMIN, status=201, summary="Create a Template (409 if it exists)")
 def create_template(req: Request) -> Reply:
-    return Reply(templates_api.create_template(req.json(), req.caller, req.client_ip), status=201)
+    return Reply(templates.create_template(req.json(), req.caller, req.client_ip), status=201)
 
 
 @api.get("/api/v1/templates/{id}", access=Access.USER, summary="One Template (a disabled one: admins only, else 404)")
 def get_template(req: Request) -> dict:
-    return templates_api.get_template(req.param("id"), req.caller)
+    return templates.get_template(req.param("id"), req.caller)
 
 
 @api.get("/api/v1/templates/{id}/warm-pool", access=Access.ADMIN,
@@ -40,7 +40,7 @@ def get_warm_pool(req: Request) -> dict:
          summary="How starts of a Template went: per kind (warm, cached, cold) p50, p95 and the phases")
 def get_start_times(req: Request) -> dict:
     name = req.param("id")
-    templates_api.get_template(name, req.caller)  # 404 for a template that does not exist (or is hidden)
+    templates.get_template(name, req.caller)  # 404 for a template that does not exist (or is hidden)
     return {"template": name, "starts": starts_store.percentiles(environment().sessions_namespace, name)}
 
 
@@ -48,12 +48,12 @@ def get_start_times(req: Request) -> dict:
            summary="Change a Template (partial; 409 on a stale update); enabled=false takes it out of use; "
                    "prePull=true keeps its image on every node")
 def patch_template(req: Request) -> dict:
-    return templates_api.update_template(req.param("id"), req.json(), req.caller, req.client_ip)
+    return templates.update_template(req.param("id"), req.json(), req.caller, req.client_ip)
 
 
 @api.delete("/api/v1/templates/{id}", access=Access.ADMIN, summary="Delete a Template")
 def delete_template(req: Request) -> dict:
-    return templates_api.delete_template(req.param("id"), req.caller, req.client_ip)
+    return templates.delete_template(req.param("id"), req.caller, req.client_ip)
 
 
 @functions_framework.http

@@ -172,14 +172,14 @@ def admin_principal() -> Any:
 
 def make_template(name: str, **spec: Any) -> dict[str, Any]:
     """A Template installed as an admin would (the library's own create), Ready once reconciled."""
-    from streamspace import templates_api
+    from streamspace.templates import service as templates
 
     body = {"name": name, "displayName": spec.pop("displayName", name.title()),
             "description": spec.pop("description", f"The {name} desktop"),
             "category": spec.pop("category", "Desktops"), "baseImage": spec.pop("baseImage", f"example.com/{name}:1"),
             "defaultResources": {"cpu": "1", "memory": "1Gi"}, "vnc": {"enabled": True, "port": 3000}, **spec}
-    created = templates_api.create_template(body, admin_principal())
-    wait_until(lambda: templates_api.get_template(name, admin_principal())["status"]["phase"] == "Ready",
+    created = templates.create_template(body, admin_principal())
+    wait_until(lambda: templates.get_template(name, admin_principal())["status"]["phase"] == "Ready",
                f"template {name} Ready")
     return created
 

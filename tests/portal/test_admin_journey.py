@@ -196,9 +196,10 @@ def test_admins_see_each_warm_pool_with_its_size_ready_desktops_and_counters(adm
 def test_pre_pull_a_template_and_see_its_nodes_count(admin) -> None:
     """Pre-pull from the templates page: template-reconcile makes the image puller, its events count the
     nodes that have the image into the row; stopping removes the puller."""
-    from streamspace import kube, templates_api
+    from streamspace import kube
     from streamspace.config import environment
     from streamspace.reconcile.pullers import puller_name
+    from streamspace.templates import service as templates
 
     image = f"example.com/pullme-{uuid.uuid4().hex[:6]}:1"
     make_template("pullme", displayName="PullMe", baseImage=image)
@@ -207,11 +208,11 @@ def test_pre_pull_a_template_and_see_its_nodes_count(admin) -> None:
     assert admin.page.locator(".notice").inner_text().startswith("Pre-pull on")
 
     def counted() -> bool:
-        pulled = templates_api.get_template("pullme", admin_principal())["status"].get("prePull") or {}
+        pulled = templates.get_template("pullme", admin_principal())["status"].get("prePull") or {}
         return bool(pulled.get("nodesDesired")) and pulled["nodesReady"] == pulled["nodesDesired"]
 
     wait_until(counted, "every node has the image")
-    nodes = templates_api.get_template("pullme", admin_principal())["status"]["prePull"]["nodesDesired"]
+    nodes = templates.get_template("pullme", admin_principal())["status"]["prePull"]["nodesDesired"]
     admin.goto("/admin/templates")
     row = admin.page.locator("tr", has_text="PullMe")
     assert row.locator("[data-testid=prepull-nodes]").inner_text() == f"{nodes} of {nodes} nodes"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from streamspace import audit, templates_api
+from streamspace import audit
 from streamspace.auth.groups.service import (
     add_member,
     create_group,
@@ -37,6 +37,7 @@ from streamspace.session_history.service import history
 from streamspace.sessions import warm
 from streamspace.sessions.service import list_sessions
 from streamspace.settings.service import platform_settings, update_platform_settings
+from streamspace.templates.service import list_templates, update_template
 
 ADMIN = Access.ADMIN
 SESSION_STATES = ("running", "hibernated", "terminated")
@@ -240,12 +241,12 @@ def templates(page: Page) -> Any:
         if action in ("enable", "disable"):  # the API's PATCH {enabled}
             name = page.field("template")
             reply, errors, status = _submit(
-                page, lambda: templates_api.update_template(name, {"enabled": action == "enable"}, page.caller,
+                page, lambda: update_template(name, {"enabled": action == "enable"}, page.caller,
                                                             page.client_ip), f"{action}d")
         elif action in ("prepull", "no-prepull"):  # the API's PATCH {prePull}
             name = page.field("template")
             reply, errors, status = _submit(
-                page, lambda: templates_api.update_template(name, {"prePull": action == "prepull"}, page.caller,
+                page, lambda: update_template(name, {"prePull": action == "prepull"}, page.caller,
                                                             page.client_ip), action)
         else:
             reply, errors, status = _submit(
@@ -255,7 +256,7 @@ def templates(page: Page) -> Any:
     q = page.query("q")
     catalog = browse.list_templates(category=None, tag=None, q=q, repository=None, limit=200, offset=0)
     return page.render("admin/templates.html", status=status,
-                       installed=templates_api.list_templates(page.caller, limit=1000)["templates"],
+                       installed=list_templates(page.caller, limit=1000)["templates"],
                        pools=warm.pool_reports(environment().sessions_namespace),
                        catalog=catalog["templates"], q=q or "", errors=errors, done=page.done)
 

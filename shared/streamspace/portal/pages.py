@@ -30,7 +30,7 @@ from streamspace.sso.service import (
     login_methods,
     refusal_code,
 )
-from streamspace.templates_api import get_template, list_templates
+from streamspace.templates.service import get_template, list_templates
 
 # What the session actions of the page do, as the API's PATCH body (one rule: the service's).
 SESSION_ACTIONS = {"hibernate": {"state": "hibernated"}, "wake": {"state": "running"},

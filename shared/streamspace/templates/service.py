@@ -1,9 +1,9 @@
-"""The /api/v1/templates operations: Template objects in the StreamSpace namespace, in the REST shape.
+"""The /api/v1/templates operations: Template objects in the sessions namespace, in the REST shape.
 
-Kubernetes is the store (there is no Template table). Lists are served from the process's watched
-list of Templates (kube.WatchedList: one LIST, then a watch), filtered here; while that list is not
-in sync a list is one LIST call. Writes are admin-only (declared by the function) and audited; a
-write returns once this process's watch has seen it. A disabled template
+Kubernetes is the store (there is no Template table; `store` calls it). Lists are served from the
+process's watched list of Templates (kube.WatchedList: one LIST, then a watch), filtered here; while
+that list is not in sync a list is one LIST call. Writes are admin-only (declared by the function)
+and audited; a write returns once this process's watch has seen it. A disabled template
 (`spec.enabled: false`) exists for admins only: users neither list nor read it (404).
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from streamspace import audit, kube
+from streamspace import audit
 from streamspace.config import environment
 from streamspace.db import transaction
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
@@ -24,6 +24,10 @@ from streamspace.domain.templates import (
     template_to_api,
     visible_in_catalog,
 )
+from streamspace.domain.warm import over_budget, peak_size
+from streamspace.kube import KubeError
+from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
+from streamspace.templates import store
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -54,13 +58,11 @@ def _all_templates() -> list[dict[str, Any]]:
     """Every Template of the namespace in the REST shape, sorted by name: from the process's
     watched list while it is in sync (converted once per change), else from one LIST."""
     global _converted
-    from streamspace import kube
-    from streamspace.domain.templates import template_to_api
-
-    watched = kube.watched_list("Template", environment().sessions_namespace)
+    namespace = environment().sessions_namespace
+    watched = store.watched(namespace)
     snapshot = watched.snapshot()
     if snapshot is None:
-        items = [template_to_api(obj) for obj in kube.list_objects("Template", environment().sessions_namespace)]
+        items = [template_to_api(obj) for obj in store.list_objects(namespace)]
         return sorted(items, key=lambda t: t["name"] or "")
     generation, objects = snapshot
     done = _converted
@@ -72,7 +74,7 @@ def _all_templates() -> list[dict[str, Any]]:
 
 
 def get_template(name: str, caller: Principal) -> dict[str, Any]:
-    obj = kube.get("Template", name, environment().sessions_namespace) if _plausible_name(name) else None
+    obj = store.read(environment().sessions_namespace, name) if is_dns_label(name) else None
     if obj is None or not visible_in_catalog(template_enabled(obj), admin=caller.is_admin):
         raise NotFound(f"template {name!r} not found")
     return template_to_api(obj)
@@ -83,8 +85,8 @@ def create_template(body: Mapping[str, Any], actor: Principal, client_ip: str = 
     name = manifest["metadata"]["name"]
     _check_budget(name, manifest["spec"])
     try:
-        created = kube.create(manifest)
-    except kube.KubeError as exc:
+        created = store.create(manifest)
+    except KubeError as exc:
         if exc.conflict:
             raise Conflict(f"template {name!r} already exists; PATCH it to change it",
                            error="template exists") from None
@@ -104,7 +106,7 @@ def update_template(name: str, patch: Mapping[str, Any], actor: Principal, clien
     with a status write only (template-reconcile reports pools and pre-pull nodes all the time; the
     spec's generation is unchanged) is retried on the fresh copy: the admin changed nothing of it."""
     namespace = environment().sessions_namespace
-    current = kube.get("Template", name, namespace) if _plausible_name(name) else None
+    current = store.read(namespace, name) if is_dns_label(name) else None
     if current is None:
         raise NotFound(f"template {name!r} not found")
     read_generation = current["metadata"].get("generation")
@@ -113,14 +115,14 @@ def update_template(name: str, patch: Mapping[str, Any], actor: Principal, clien
         updated.pop("status", None)
         _check_budget(name, updated["spec"])
         try:
-            stored = kube.request("PUT", kube.KINDS["Template"].path(namespace, name), body=updated)
+            stored = store.replace(namespace, name, updated)
             break
-        except kube.KubeError as exc:
+        except KubeError as exc:
             if exc.not_found:
                 raise NotFound(f"template {name!r} not found") from None
             if not exc.conflict:
                 raise
-            fresh = kube.get("Template", name, namespace)
+            fresh = store.read(namespace, name)
             if fresh is None:
                 raise NotFound(f"template {name!r} not found") from None
             if fresh["metadata"].get("generation") != read_generation or attempt == STATUS_RACE_RETRIES:
@@ -135,7 +137,7 @@ def update_template(name: str, patch: Mapping[str, Any], actor: Principal, clien
 
 
 def delete_template(name: str, actor: Principal, client_ip: str = "") -> dict[str, Any]:
-    if not _plausible_name(name) or not kube.delete("Template", name, environment().sessions_namespace):
+    if not is_dns_label(name) or not store.delete(environment().sessions_namespace, name):
         raise NotFound(f"template {name!r} not found")
     _audit(actor, "template.delete", name, client_ip)
     return {"message": f"template {name} deleted"}
@@ -143,21 +145,14 @@ def delete_template(name: str, actor: Principal, client_ip: str = "") -> dict[st
 
 def _check_budget(name: str, spec: Mapping[str, Any]) -> None:
     """A warm pool must fit the platform budget next to every other Template's (400 naming it)."""
-    from streamspace.domain.warm import over_budget, peak_size
-    from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
-
     size = peak_size(spec.get("warmPool"))  # a scheduled pool must fit at its largest
     if size <= 0:
         return
     sizes = {str(t["metadata"]["name"]): peak_size((t.get("spec") or {}).get("warmPool"))
-             for t in kube.list_objects("Template", environment().sessions_namespace)}
+             for t in store.list_objects(environment().sessions_namespace)}
     problem = over_budget(sizes, name, size, int(platform_settings()[WARM_POOL_BUDGET]))
     if problem is not None:
         raise ValidationError("warmPool.size", problem)
-
-
-def _plausible_name(name: str) -> bool:
-    return is_dns_label(name)
 
 
 def _audit(actor: Principal, action: str, name: str, client_ip: str, details: Mapping[str, Any] | None = None) -> None:
