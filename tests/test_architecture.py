@@ -9,6 +9,8 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ROOT / "shared" / "streamspace"
 
@@ -68,3 +70,18 @@ def test_only_the_sessions_store_speaks_sql_to_the_sessions_tables() -> None:
 def test_the_views_the_sessions_package_publishes_are_only_read() -> None:
     writing = {path for path, text in _python_sources().items() if _SESSION_VIEW_WRITES.search(text)}
     assert writing == set(), "write sessions through streamspace.sessions.store, never through its views"
+
+
+# Tables whose store is already the only code that speaks SQL to them, with that store.
+_STORE_OF_TABLES = {
+    "templates/store.py": ("template_index",),
+}
+
+
+@pytest.mark.parametrize("store", sorted(_STORE_OF_TABLES))
+def test_only_its_store_speaks_sql_to_a_resources_tables(store: str) -> None:
+    tables = "|".join(_STORE_OF_TABLES[store])
+    pattern = re.compile(rf"\b(FROM|JOIN|UPDATE|INTO)\s+({tables})\b")
+    speaking = {path for path, text in _python_sources().items() if pattern.search(text)}
+    assert store in speaking, "the pattern no longer finds the store's own SQL"
+    assert speaking == {store}, f"read and write {', '.join(_STORE_OF_TABLES[store])} through {store}"

@@ -10,16 +10,16 @@ Kubernetes request at all.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streamspace.db import execute, fetch_one, transaction
+from streamspace.db import fetch_one, transaction
 from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.sessions import index_store
 from streamspace.sessions import store as session_store
 from streamspace.settings.effective import ReconcileConfig, config_from_values
+from streamspace.templates import store as template_store
 
 
 @dataclass(frozen=True)
@@ -50,12 +50,11 @@ class SessionContext:
                 and self.row.get("observed_generation") is not None)
 
 
-# Composed from the stores' constants (the session's parts from sessions.index_store); values are
-# always bound parameters.
+# Composed from the stores' constants (the session's parts from sessions.index_store, the Template's
+# index row from templates.store); values are always bound parameters.
 _CONTEXT_SQL = (
     "SELECT " + index_store.ROW_SUBQUERY + " AS row,"  # noqa: S608
-    "       (SELECT to_jsonb(t) FROM template_index t WHERE t.namespace = %(ns)s AND t.name = %(template)s)"
-    "        AS template,"
+    "       " + template_store.INDEX_ROW_SUBQUERY + " AS template,"
     "       " + index_store.TOMBSTONED_SUBQUERY + " AS tombstoned,"
     "       (SELECT id::text FROM users WHERE username = %(user)s) AS user_id,"
     "       (SELECT coalesce(jsonb_object_agg(key, value), '{}'::jsonb) FROM configuration) AS config"
@@ -68,12 +67,6 @@ def load_session_context(namespace: str, name: str, uid: str, template: str, use
         raise RuntimeError("invariant broken: found is None")
     return SessionContext(row=found["row"], template=found["template"], tombstoned=bool(found["tombstoned"]),
                           config=config_from_values(found["config"] or {}), user_id=found["user_id"])
-
-
-def load_template_row(namespace: str, name: str) -> dict[str, Any] | None:
-    found = fetch_one("SELECT to_jsonb(t) AS t FROM template_index t WHERE namespace = %s AND name = %s",
-                      (namespace, name))
-    return found["t"] if found else None
 
 
 # -- the session index --------------------------------------------------------------------------------
@@ -154,30 +147,3 @@ def forget_session(namespace: str, name: str, uid: str | None) -> None:
         found, row_uid = index_store.locked_uid(conn, namespace, name)
         if found and (not uid or row_uid == uid):
             session_store.remove(conn, namespace, name)
-
-
-# -- the template index -------------------------------------------------------------------------------
-
-def upsert_template(namespace: str, name: str, uid: str | None, generation: int, spec: Any, phase: str,
-                    message: str, *, replaces: str | None = None) -> bool:
-    """Write a Template's index row (what new sessions of it are built from). Keyed by uid and
-    generation: a row of the same Template at a newer generation, or of another Template of the name
-    (unless it is `replaces`, the one the caller found gone from the cluster), is left alone: False."""
-    return execute(
-        "INSERT INTO template_index (namespace, name, uid, generation, spec, phase, message)"
-        " VALUES (%(ns)s, %(name)s, %(uid)s, %(generation)s, %(spec)s::jsonb, %(phase)s, %(message)s)"
-        " ON CONFLICT (namespace, name) DO UPDATE SET uid = EXCLUDED.uid, generation = EXCLUDED.generation,"
-        "  spec = EXCLUDED.spec, phase = EXCLUDED.phase, message = EXCLUDED.message, updated_at = now()"
-        " WHERE (template_index.uid IS NOT DISTINCT FROM EXCLUDED.uid"
-        "        AND template_index.generation <= EXCLUDED.generation)"
-        "    OR (template_index.uid IS DISTINCT FROM EXCLUDED.uid AND template_index.uid = %(replaces)s)",
-        {"ns": namespace, "name": name, "uid": uid, "generation": generation,
-         "spec": json.dumps(spec if spec is not None else {}), "phase": phase, "message": message,
-         "replaces": replaces}) > 0
-
-
-def delete_template(namespace: str, name: str, uid: str | None = None) -> bool:
-    """Drop a Template's index row; with `uid`, only that Template's (not a successor's of the name)."""
-    return execute("DELETE FROM template_index WHERE namespace = %s AND name = %s"
-                   " AND (%s::text IS NULL OR uid IS NULL OR uid = %s)", (namespace, name, uid, uid)) > 0
-

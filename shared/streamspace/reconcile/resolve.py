@@ -14,8 +14,8 @@ from typing import Any
 from streamspace import kube
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.templates import env_reference_problems, parse_template_spec, validate_template_spec
-from streamspace.reconcile import index
 from streamspace.settings.effective import load_config
+from streamspace.templates import store as template_store
 
 MESSAGE_LIMIT = 32768
 
@@ -51,7 +51,7 @@ def resolve_for_session(namespace: str, name: str, row: Mapping[str, Any] | None
             return Resolution(None, "TemplateMissing", f"template {name!r} does not exist in namespace {namespace}")
         meta = obj.get("metadata") or {}
         phase, message = validate(obj.get("spec"))
-        index.upsert_template(namespace, name, str(meta.get("uid") or ""), int(meta.get("generation") or 0),
+        template_store.upsert_index(namespace, name, str(meta.get("uid") or ""), int(meta.get("generation") or 0),
                                 obj.get("spec"), phase, message)
         row = {"spec": obj.get("spec"), "phase": phase, "message": message}
     if row.get("phase") != "Ready":

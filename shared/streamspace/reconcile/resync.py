@@ -18,7 +18,6 @@ from typing import Any
 
 from streamspace import kube
 from streamspace.config import environment
-from streamspace.db import fetch_all
 from streamspace.domain.names import home_claim_name, session_object_name
 from streamspace.domain.warm import peak_size
 from streamspace.events import RetryLater
@@ -28,6 +27,7 @@ from streamspace.reconcile.session import Source, reconcile_session
 from streamspace.reconcile.template import reconcile_template, refresh_prepull_status, sync_pullers
 from streamspace.sessions import index_store
 from streamspace.settings.effective import load_config
+from streamspace.templates import store as template_store
 
 log = logging.getLogger("streamspace.reconcile.resync")
 
@@ -57,8 +57,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
     result = ResyncResult()
 
     # Templates first: Sessions resolve them from the index.
-    template_rows = {r["t"]["name"]: r["t"] for r in fetch_all(
-        "SELECT to_jsonb(t) AS t FROM template_index t WHERE namespace = %s", (ns,))}
+    template_rows = template_store.index_rows(ns)
     templates = kube.list_objects("Template", ns)
     for template in templates:
         meta = template.get("metadata") or {}
@@ -87,7 +86,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
     listed = {_name(t) for t in templates}
     for name in template_rows:
         if name not in listed:
-            index.delete_template(ns, name)
+            template_store.delete_index(ns, name)
             result.templates_dropped.append(name)
 
     managed = f"{MANAGED_BY}=streamspace"
@@ -105,8 +104,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
             pods[session_label].append(pod)
     sessions = kube.list_objects("Session", ns)
     rows = index_store.rows_of_namespace(ns)
-    template_rows = {r["t"]["name"]: r["t"] for r in fetch_all(
-        "SELECT to_jsonb(t) AS t FROM template_index t WHERE namespace = %s", (ns,))}
+    template_rows = template_store.index_rows(ns)
 
 
     for session in sessions:

@@ -25,11 +25,12 @@ from streamspace.config import environment
 from streamspace.domain.conversion import LEGACY_API_VERSION
 from streamspace.domain.templates import review_template_spec
 from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
-from streamspace.reconcile import index, legacy, namespaces, pullers, warm
+from streamspace.reconcile import legacy, namespaces, pullers, warm
 from streamspace.reconcile.desired import APP_NAME, LABEL_TEMPLATE
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
 from streamspace.reconcile.session import Source, reconcile_session
 from streamspace.sessions import index_store
+from streamspace.templates import store as template_store
 
 log = logging.getLogger("streamspace.reconcile.template")
 
@@ -187,7 +188,7 @@ def template_deleted(namespace: str, name: str, uid: str) -> str:
     live = kube.get("Template", name, namespace)  # a delete may be older than a re-create
     if live is not None and not (live.get("metadata") or {}).get("deletionTimestamp"):
         return reconcile_template(live, action="read")
-    index.delete_template(namespace, name, uid or None)
+    template_store.delete_index(namespace, name, uid or None)
     sync_pullers(namespace)  # its image's puller goes unless another Template wants the image
     reconcile_sessions_of(namespace, name)
     return "deleted"
@@ -204,7 +205,7 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
     namespace, name = meta["namespace"], meta["name"]
     uid = str(meta.get("uid") or "")
     generation = int(meta.get("generation") or 0)
-    row = index.load_template_row(namespace, name)
+    row = template_store.index_row(namespace, name)
     if row is not None and ((row.get("uid") and row.get("uid") != uid)
                             or (row.get("uid") == uid and int(row.get("generation") or 0) > generation)):
         # Older than what we validated (a late event, a resync's list taken before a change), or maybe
@@ -245,7 +246,7 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
                         or row.get("message") != message)
     if affects_sessions or row is None or row.get("uid") != uid or int(row.get("generation") or -1) != generation:
         replaces = row.get("uid") if row is not None and row.get("uid") != uid else None
-        if not index.upsert_template(namespace, name, uid, generation, spec, phase, message, replaces=replaces):
+        if not template_store.upsert_index(namespace, name, uid, generation, spec, phase, message, replaces=replaces):
             return "superseded"  # a newer generation, or another Template of the name, was indexed meanwhile
     if cascade and affects_sessions:
         reconcile_sessions_of(namespace, name)
