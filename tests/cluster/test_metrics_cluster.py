@@ -43,3 +43,17 @@ def test_the_cluster_block_says_why_nodes_are_missing_when_the_cluster_does_not_
     block = admin.get("/api/v1/metrics").json()["cluster"]
     assert block["nodes"] is None and "did not answer" in block["nodesError"]
     assert block["sessions"]["total"] >= 0
+
+
+def test_the_summary_counts_repositories_and_catalog_templates(metrics):
+    """The catalog's counts ride in the summary's one statement (the catalog store's fragments)."""
+    alice = client_for(metrics, f"alice-{uuid.uuid4().hex[:6]}")
+    before = alice.get("/api/v1/metrics").json()
+    name = unique("repo")
+    execute("INSERT INTO repositories (name, url, url_normalized) VALUES (%s, %s, %s)",
+            (name, f"https://git.example.com/{name}.git", f"https://git.example.com/{name}"))
+    execute("INSERT INTO catalog_templates (repository_id, name, manifest)"
+            " SELECT id, 'firefox', '{}'::jsonb FROM repositories WHERE name = %s", (name,))
+    after = alice.get("/api/v1/metrics").json()
+    assert after["repositories"] == before["repositories"] + 1
+    assert after["templates"] == before["templates"] + 1

@@ -1,4 +1,5 @@
-"""Browsing the catalog (any user) and installing a catalog template into the cluster (admin).
+"""Browsing the catalog (any user) and installing a catalog template into the cluster (admin): a
+service of the catalog over `catalog.store`.
 
 Search `q`: full text over name, displayName, description and tags through the stored `search`
 tsvector ('simple' configuration: no stemming, so product names match as typed), each word also
@@ -12,9 +13,10 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from streamspace import audit, kube
+from streamspace.catalog import store
 from streamspace.catalog.repositories import parse_id
 from streamspace.config import environment
-from streamspace.db import fetch_all, fetch_one, transaction
+from streamspace.db import transaction
 from streamspace.domain.conversion import CONVERSION_NOTES_ANNOTATION, ORIGINAL_NAME_ANNOTATION
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
 from streamspace.domain.templates import normalise_template_manifest, template_to_api
@@ -25,13 +27,6 @@ if TYPE_CHECKING:
 MAX_QUERY_LENGTH = 200
 MAX_QUERY_WORDS = 8
 CATALOG_LABEL = "stream.space/catalog-template"
-
-_COLUMNS = (
-    "SELECT t.id, t.name, t.display_name, t.description, t.category, t.app_type, t.icon, t.tags, t.manifest,"
-    " t.install_count, t.repository_id, r.name AS repository_name, r.url AS repository_url"
-)
-_FROM = " FROM catalog_templates t JOIN repositories r ON r.id = t.repository_id"
-_SELECT = _COLUMNS + _FROM
 
 
 def template_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -64,53 +59,21 @@ def _text_param(value: str | None, field: str, limit: int = 128) -> str | None:
     return value
 
 
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 def list_templates(*, category: str | None, tag: str | None, q: str | None, repository: str | None,
                    limit: int, offset: int) -> dict[str, Any]:
     """GET /templates -> {templates, total}: one statement (the total rides along as a window count)."""
     category = _text_param(category, "category")
     tag = _text_param(tag, "tag", 64)
     q = _text_param(q, "q", MAX_QUERY_LENGTH)
-    where = ["true"]
-    params: dict[str, Any] = {"limit": limit, "offset": offset}
-    if category is not None:
-        where.append("lower(t.category) = lower(%(category)s)")
-        params["category"] = category
-    if tag is not None:
-        where.append("t.tags @> ARRAY[%(tag)s]::text[]")
-        params["tag"] = tag
-    if repository is not None:
-        where.append("t.repository_id = %(repository)s")
-        params["repository"] = parse_id(repository)
-    if q is not None and q.strip():
-        words = re.findall(r"\w+", q.lower())[:MAX_QUERY_WORDS]
-        clauses = ["t.search @@ websearch_to_tsquery('simple', %(q)s)",
-                   "t.name ILIKE %(like)s", "t.display_name ILIKE %(like)s"]
-        params["q"] = q
-        params["like"] = f"%{_like_escape(q.strip())}%"
-        if words:
-            # Only \w characters reach to_tsquery, so the user cannot inject tsquery operators.
-            clauses.append("t.search @@ to_tsquery('simple', %(prefix)s)")
-            params["prefix"] = " & ".join(f"{w}:*" for w in words)
-        where.append("(" + " OR ".join(clauses) + ")")
-    sql = (_COLUMNS + ", count(*) OVER () AS total" + _FROM + " WHERE " + " AND ".join(where)
-           + " ORDER BY t.install_count DESC, t.name, r.name LIMIT %(limit)s OFFSET %(offset)s")
-    rows = fetch_all(sql, params)
-    if rows:
-        total = rows[0]["total"]
-    elif offset:
-        count = fetch_one("SELECT count(*) AS n" + _FROM + " WHERE " + " AND ".join(where), params)
-        total = count["n"] if count else 0
-    else:
-        total = 0
+    words = re.findall(r"\w+", q.lower())[:MAX_QUERY_WORDS] if q is not None else []
+    rows, total = store.template_page(category=category, tag=tag,
+                                      repository_id=None if repository is None else parse_id(repository),
+                                      query=q, prefixes=words, limit=limit, offset=offset)
     return {"templates": [template_json(r) for r in rows], "total": total}
 
 
 def get_template(template_id: str) -> dict[str, Any]:
-    row = fetch_one(_SELECT + " WHERE t.id = %s", (parse_id(template_id, "catalog template"),))
+    row = store.template(parse_id(template_id, "catalog template"))
     if row is None:
         raise NotFound(f"catalog template {template_id} not found")
     return row
@@ -144,7 +107,7 @@ def install_template(template_id: str, caller: Principal, client_ip: str, *, ove
         raise Conflict(f"Template {metadata['name']} was changed outside the catalog ({exc.message}); install "
                        f"with overwrite=true to replace those changes", error="template changed") from None
     with transaction() as conn:
-        conn.execute("UPDATE catalog_templates SET install_count = install_count + 1 WHERE id = %s", (row["id"],))
+        store.count_install(conn, row["id"])
         audit.record(conn, caller, "catalog.template.install", "template", metadata["name"], client_ip,
                      {"catalogId": str(row["id"]), "repository": row["repository_name"]})
     return template_to_api(applied)

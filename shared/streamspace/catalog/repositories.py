@@ -1,4 +1,5 @@
-"""Template repositories as the admin manages them: records, credentials, sync requests.
+"""Template repositories as the admin manages them: records, credentials, sync requests (a service
+of the catalog over `catalog.store`).
 
 A sync request is recorded in the row (`sync_requested_at`) and then announced with a CloudEvent
 to the broker. The event makes it fast; the row makes it certain: without K_SINK, or when the
@@ -12,11 +13,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from streamspace import audit
+from streamspace.catalog import store
 from streamspace.catalog.credentials import SecretUnavailable, check_auth, encrypt
 from streamspace.catalog.git import check_branch
 from streamspace.catalog.urls import check_repository_url
-from streamspace.db import fetch_all, fetch_one, transaction
-from streamspace.domain.errors import Conflict, NotFound, Unavailable, ValidationError
+from streamspace.db import transaction
+from streamspace.domain.errors import NotFound, Unavailable, ValidationError
 from streamspace.events import SYNC_REQUESTED_TYPE, emit
 
 if TYPE_CHECKING:
@@ -26,12 +28,6 @@ EVENT_SOURCE = "/streamspace/catalog"
 MAX_NAME_LENGTH = 100
 FILE_ERRORS_SHOWN = 100
 REPOSITORY_FIELDS = frozenset({"name", "url", "branch", "authType", "authSecret"})
-
-_COLUMNS = (
-    "id, name, url, branch, auth_type, status, error_message, file_errors, file_error_count, last_sync,"
-    " last_attempt_at, last_commit, template_count, sync_requested_at, created_at, updated_at"
-)
-
 
 def parse_id(value: str, what: str = "repository") -> str:
     """A path id -> canonical UUID text; anything else is simply not found."""
@@ -81,16 +77,13 @@ def repository_summary(row: dict[str, Any]) -> dict[str, Any]:
 
 def list_repositories(limit: int, offset: int, *, details: bool = True) -> dict[str, Any]:
     """A page of repositories: with sync details for admins (`details`), the summary for anyone else."""
-    rows = fetch_all(f"SELECT {_COLUMNS}, count(*) OVER () AS total FROM repositories"  # noqa: S608 - constant
-                     " ORDER BY name LIMIT %s OFFSET %s", (limit, offset))
-    total = rows[0]["total"] if rows else (fetch_one("SELECT count(*) AS n FROM repositories") or {"n": 0})["n"]
+    rows, total = store.repository_page(limit, offset)
     view = repository_json if details else repository_summary
     return {"repositories": [view(r) for r in rows], "total": total}
 
 
 def get_repository(repository_id: str) -> dict[str, Any]:
-    row = fetch_one(f"SELECT {_COLUMNS} FROM repositories WHERE id = %s",  # noqa: S608 - constant
-                    (parse_id(repository_id),))
+    row = store.repository(parse_id(repository_id))
     if row is None:
         raise NotFound(f"repository {repository_id} not found")
     return repository_json(row)
@@ -107,8 +100,6 @@ def _check_name(name: object) -> str:
 
 def add_repository(body: dict[str, Any], caller: Principal, client_ip: str) -> dict[str, Any]:
     """Validate, store (secret encrypted), request the first sync -> {id, message}."""
-    import psycopg
-
     name = _check_name(body.get("name"))
     parsed, _ = check_repository_url(body.get("url"))
     branch = check_branch(body.get("branch"))
@@ -117,23 +108,10 @@ def add_repository(body: dict[str, Any], caller: Principal, client_ip: str) -> d
         sealed = encrypt(secret) if secret else None
     except SecretUnavailable as exc:
         raise Unavailable(str(exc), error="secret key unusable") from None
-    try:
-        with transaction() as conn:
-            row = conn.execute(
-                "INSERT INTO repositories (name, url, url_normalized, branch, auth_type, auth_secret, status,"
-                " sync_requested_at) VALUES (%s, %s, %s, %s, %s, %s, 'pending', now()) RETURNING id",
-                (name, parsed.raw, parsed.normalized, branch, auth_type, sealed),
-            ).fetchone()
-            if row is None:
-                raise RuntimeError("invariant broken: row is None")
-            repository_id = str(row["id"])
-            audit.record(conn, caller, "catalog.repository.add", "repository", name, client_ip,
-                         {"id": repository_id, "url": parsed.raw, "branch": branch, "authType": auth_type})
-    except psycopg.errors.UniqueViolation as exc:
-        constraint = getattr(exc.diag, "constraint_name", "") or ""
-        if "name" in constraint and "url" not in constraint:
-            raise Conflict(f"a repository named {name!r} already exists", error="repository exists") from None
-        raise Conflict(f"branch {branch} of {parsed.raw} is already a repository", error="repository exists") from None
+    with transaction() as conn:
+        repository_id = store.insert_repository(conn, name, parsed.raw, parsed.normalized, branch, auth_type, sealed)
+        audit.record(conn, caller, "catalog.repository.add", "repository", name, client_ip,
+                     {"id": repository_id, "url": parsed.raw, "branch": branch, "authType": auth_type})
     announce_sync(repository_id)
     return {"id": repository_id, "message": f"repository {name} added; sync requested", "status": "pending"}
 
@@ -142,22 +120,12 @@ def delete_repository(repository_id: str, caller: Principal, client_ip: str) -> 
     """Delete the repository and its catalog rows. Templates already installed stay in the cluster."""
     repository_id = parse_id(repository_id)
     with transaction() as conn:
-        row = conn.execute("DELETE FROM repositories WHERE id = %s RETURNING name, url", (repository_id,)).fetchone()
+        row = store.delete_repository(conn, repository_id)
         if row is None:
             raise NotFound(f"repository {repository_id} not found")
         audit.record(conn, caller, "catalog.repository.delete", "repository", row["name"], client_ip,
                      {"id": repository_id, "url": row["url"]})
     return {"message": f"repository {row['name']} deleted"}
-
-
-def mark_sync_requested(repository_ids: list[str] | None) -> list[str]:
-    """Record a sync request on the given repositories (None: all) -> the ids that exist."""
-    if repository_ids is None:
-        rows = fetch_all("UPDATE repositories SET sync_requested_at = now() RETURNING id")
-    else:
-        rows = fetch_all("UPDATE repositories SET sync_requested_at = now() WHERE id = ANY(%s::uuid[]) RETURNING id",
-                         (repository_ids,))
-    return [str(r["id"]) for r in rows]
 
 
 def announce_sync(repository_id: str | None, source: str = EVENT_SOURCE) -> bool:
@@ -169,7 +137,7 @@ def announce_sync(repository_id: str | None, source: str = EVENT_SOURCE) -> bool
 
 def request_sync(repository_id: str | None, caller: Principal, client_ip: str) -> dict[str, Any]:
     """POST /repositories/{id}/sync and POST /sync -> 202 body."""
-    ids = mark_sync_requested(None if repository_id is None else [parse_id(repository_id)])
+    ids = store.request_sync(None if repository_id is None else [parse_id(repository_id)])
     if repository_id is not None and not ids:
         raise NotFound(f"repository {repository_id} not found")
     with transaction() as conn:

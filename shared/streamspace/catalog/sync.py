@@ -1,4 +1,5 @@
-"""Syncing template repositories into the catalog (the catalog-sync function's library).
+"""Syncing template repositories into the catalog (the catalog-sync function's library; a service of
+the catalog over `catalog.store`).
 
 Which repositories: on the PingSource tick, those due (pending, explicitly requested, never
 attempted, or last attempted more than SYNC_INTERVAL ago, and a sync left `syncing` by a crash);
@@ -27,12 +28,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from streamspace.catalog import store
 from streamspace.catalog.credentials import SecretUnavailable, decrypt
 from streamspace.catalog.git import FetchError, fetch
 from streamspace.catalog.parse import CheckoutRefused, FileError, ParseResult, parse_checkout
 from streamspace.catalog.urls import check_repository_url
 from streamspace.config import environment
-from streamspace.db import DatabaseUnavailable, fetch_all, fetch_one, transaction
+from streamspace.db import DatabaseUnavailable
 from streamspace.domain.errors import ValidationError
 from streamspace.events import PING_TYPE, SYNC_REQUESTED_TYPE, MalformedEvent
 
@@ -68,92 +70,29 @@ def new_lease_owner() -> str:
 def acquire_lease(repository_id: str, owner: str, lease_seconds: float = LEASE_SECONDS) -> Lease | None:
     """Take the repository's sync lease when it is free or expired; None when another sync holds it
     (or the repository does not exist)."""
-    row = fetch_one(
-        "UPDATE repositories SET status = 'syncing', lease_owner = %s,"
-        " lease_expires_at = now() + make_interval(secs => %s), updated_at = now()"
-        " WHERE id = %s AND (lease_expires_at IS NULL OR lease_expires_at < now())"
-        " RETURNING id, name, url, branch, auth_type, auth_secret, now() AS lease_started_at",
-        (owner, float(lease_seconds), repository_id),
-    )
+    row = store.take_lease(repository_id, owner, lease_seconds)
     if row is None:
         return None
     return Lease(str(row["id"]), owner, row["lease_started_at"], row)
 
 
-# Every finish (success or failure) releases the lease, stamps the attempt and clears a sync
-# request made before this sync started (one made during it stays, so the next tick syncs again).
-_SUCCESS = (
-    "UPDATE repositories SET status = 'synced', error_message = '', file_errors = %(errors)s::jsonb,"
-    " file_error_count = %(error_count)s, template_count = %(count)s, last_sync = now(), last_commit = %(commit)s,"
-    " lease_owner = NULL, lease_expires_at = NULL, last_attempt_at = now(), updated_at = now(),"
-    " sync_requested_at = CASE WHEN sync_requested_at <= %(started)s THEN NULL ELSE sync_requested_at END"
-    " WHERE id = %(id)s"
-)
-_FAILURE_KEEP_ERRORS = (
-    "UPDATE repositories SET status = 'failed', error_message = %(message)s,"
-    " lease_owner = NULL, lease_expires_at = NULL, last_attempt_at = now(), updated_at = now(),"
-    " sync_requested_at = CASE WHEN sync_requested_at <= %(started)s THEN NULL ELSE sync_requested_at END"
-    " WHERE id = %(id)s AND lease_owner = %(owner)s RETURNING id"
-)
-_FAILURE_WITH_ERRORS = (
-    "UPDATE repositories SET status = 'failed', error_message = %(message)s,"
-    " file_errors = %(errors)s::jsonb, file_error_count = %(error_count)s,"
-    " lease_owner = NULL, lease_expires_at = NULL, last_attempt_at = now(), updated_at = now(),"
-    " sync_requested_at = CASE WHEN sync_requested_at <= %(started)s THEN NULL ELSE sync_requested_at END"
-    " WHERE id = %(id)s AND lease_owner = %(owner)s RETURNING id"
-)
-
-_UPSERT = """
-INSERT INTO catalog_templates (repository_id, name, display_name, description, category, app_type, icon, tags,
-                               manifest, source_path)
-SELECT %(repo)s, t.name, t.display_name, t.description, t.category, t.app_type, t.icon,
-       coalesce(t.tags, '{}'), t.manifest, t.source_path
-  FROM jsonb_to_recordset(%(rows)s::jsonb) AS t(name text, display_name text, description text, category text,
-                                                app_type text, icon text, tags text[], manifest jsonb,
-                                                source_path text)
-ON CONFLICT (repository_id, name) DO UPDATE SET
-    display_name = EXCLUDED.display_name, description = EXCLUDED.description, category = EXCLUDED.category,
-    app_type = EXCLUDED.app_type, icon = EXCLUDED.icon, tags = EXCLUDED.tags, manifest = EXCLUDED.manifest,
-    source_path = EXCLUDED.source_path, updated_at = now()
- WHERE (catalog_templates.manifest, catalog_templates.source_path)
-       IS DISTINCT FROM (EXCLUDED.manifest, EXCLUDED.source_path)
-"""
-
-
-def _errors_json(errors: list[FileError]) -> str:
-    return json.dumps([e.as_json() for e in errors[:FILE_ERRORS_STORED]])
+def _stored_errors(errors: list[FileError]) -> list[dict[str, Any]]:
+    return [e.as_json() for e in errors[:FILE_ERRORS_STORED]]
 
 
 def replace_catalog(lease: Lease, result: ParseResult, commit: str) -> bool:
     """Make the repository's catalog rows exactly `result.templates` (install counts kept), and
     record success, in one transaction. False when the lease was lost (nothing written)."""
-    names = [t.name for t in result.templates]
-    with transaction() as conn:
-        mine = conn.execute("SELECT id FROM repositories WHERE id = %s AND lease_owner = %s FOR UPDATE",
-                            (lease.repository_id, lease.owner)).fetchone()
-        if mine is None:
-            return False
-        conn.execute(_UPSERT, {"repo": lease.repository_id, "rows": json.dumps([t.row() for t in result.templates])})
-        conn.execute("DELETE FROM catalog_templates WHERE repository_id = %s AND NOT (name = ANY(%s::text[]))",
-                     (lease.repository_id, names))
-        conn.execute(
-            _SUCCESS,
-            {"errors": _errors_json(result.errors), "error_count": len(result.errors), "count": len(names),
-             "commit": commit, "started": lease.started_at, "id": lease.repository_id},
-        )
-    return True
+    return store.replace_templates(lease.repository_id, lease.owner, lease.started_at,
+                                   [t.row() for t in result.templates], _stored_errors(result.errors),
+                                   len(result.errors), commit)
 
 
 def record_failure(lease: Lease, message: str, errors: list[FileError] | None = None) -> bool:
     """Record `failed` with the reason; the catalog rows stay as they were."""
-    params: dict[str, Any] = {"message": message[:2000], "started": lease.started_at, "id": lease.repository_id,
-                              "owner": lease.owner}
-    sql = _FAILURE_KEEP_ERRORS
-    if errors is not None:
-        sql = _FAILURE_WITH_ERRORS
-        params.update(errors=_errors_json(errors), error_count=len(errors))
-    row = fetch_one(sql, params)
-    return row is not None
+    return store.record_failure(lease.repository_id, lease.owner, lease.started_at, message[:2000],
+                                None if errors is None else _stored_errors(errors),
+                                0 if errors is None else len(errors))
 
 
 def _fetch_and_parse(lease: Lease, workdir: Path, git_timeout: float) -> tuple[ParseResult, str]:
@@ -170,8 +109,7 @@ def sync_repository(repository_id: str, *, owner: str | None = None, lease_secon
     owner = owner or new_lease_owner()
     lease = acquire_lease(repository_id, owner, lease_seconds)
     if lease is None:
-        exists = fetch_one("SELECT 1 AS x FROM repositories WHERE id = %s", (repository_id,))
-        return SyncOutcome(repository_id, "busy" if exists else "missing")
+        return SyncOutcome(repository_id, "busy" if store.repository_exists(repository_id) else "missing")
     name = lease.row["name"]
     started = time.perf_counter()
     try:
@@ -206,15 +144,7 @@ def sync_repository(repository_id: str, *, owner: str | None = None, lease_secon
 
 
 def due_repositories(interval_seconds: int) -> list[str]:
-    rows = fetch_all(
-        "SELECT id FROM repositories"
-        " WHERE (lease_expires_at IS NULL OR lease_expires_at < now())"
-        "   AND (status IN ('pending', 'syncing') OR sync_requested_at IS NOT NULL OR last_attempt_at IS NULL"
-        "        OR last_attempt_at < now() - make_interval(secs => %s))"
-        " ORDER BY sync_requested_at NULLS LAST, last_attempt_at NULLS FIRST, name LIMIT %s",
-        (float(interval_seconds), MAX_DUE_PER_TICK),
-    )
-    return [str(r["id"]) for r in rows]
+    return store.due_repository_ids(interval_seconds, MAX_DUE_PER_TICK)
 
 
 def _sync_each(ids: list[str], budget_seconds: float) -> list[SyncOutcome]:
@@ -236,8 +166,7 @@ def sync_due(budget_seconds: float = TICK_BUDGET_SECONDS) -> list[SyncOutcome]:
 
 def sync_all(budget_seconds: float = TICK_BUDGET_SECONDS) -> list[SyncOutcome]:
     """A request for all repositories: every one whose lease is free, due or not."""
-    rows = fetch_all("SELECT id FROM repositories ORDER BY name")
-    return _sync_each([str(r["id"]) for r in rows], budget_seconds)
+    return _sync_each(store.all_repository_ids(), budget_seconds)
 
 
 def handle_event(event: Any) -> list[SyncOutcome]:

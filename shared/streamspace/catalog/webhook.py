@@ -1,4 +1,5 @@
-"""Signed push notifications (GitHub, Gitea, GitLab-style JSON) -> sync requests.
+"""Signed push notifications (GitHub, Gitea, GitLab-style JSON) -> sync requests (a service of the
+catalog over `catalog.store`).
 
 - No WEBHOOK_SECRET configured: the route answers 503 and never reads a payload.
 - The signature is checked first, over the RAW body: `X-Hub-Signature-256: sha256=<hex>` (GitHub,
@@ -23,10 +24,10 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qs
 
-from streamspace.catalog.repositories import announce_sync, mark_sync_requested
+from streamspace.catalog import store
+from streamspace.catalog.repositories import announce_sync
 from streamspace.catalog.urls import normalize_url
 from streamspace.config import environment
-from streamspace.db import fetch_all
 from streamspace.domain.errors import Invalid, Unauthenticated, Unavailable
 from streamspace.encoding import loads
 
@@ -122,9 +123,8 @@ def handle_push(read_body: Callable[[], bytes], headers: Any, content_type: str)
     branch, ignored = _branch(data)
     if ignored is not None:
         return 202, {"message": f"ignored: {ignored}", "repositories": 0}
-    rows = fetch_all("SELECT id FROM repositories WHERE url_normalized = ANY(%s::text[])"
-                     " AND (%s::text IS NULL OR branch = %s::text)", (sorted(urls), branch, branch))
-    ids = mark_sync_requested([str(r["id"]) for r in rows]) if rows else []
+    matching = store.repository_ids_by_url(sorted(urls), branch)
+    ids = store.request_sync(matching) if matching else []
     for repository_id in ids:
         announce_sync(repository_id, EVENT_SOURCE)
     if not ids:

@@ -1,21 +1,24 @@
 """The metrics store: the read-only statements behind the platform summary. Each is one statement
 over the indexes (sessions, connections, repositories, catalog, users), so a summary costs one
 round trip however many tables it counts; nothing here writes. The sessions' and connections' parts
-are the sessions store's constants (the only code that speaks SQL to those tables)."""
+are the sessions store's constants, the repositories' and catalog templates' the catalog store's
+(each the only code that speaks SQL to those tables)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from streamspace import kube
+from streamspace.catalog import store as catalog_store
 from streamspace.db import fetch_one
 from streamspace.sessions import store as session_store
 
-# Sessions and live connections from the sessions store's constants; values are always bound parameters.
+# Sessions and live connections from the sessions store's constants, the catalog's counts from the
+# catalog store's; values are always bound parameters.
 _SUMMARY_SQL = (
     "SELECT " + session_store.SUMMARY_COLUMNS + ","  # noqa: S608
-    "  (SELECT count(*) FROM repositories) AS repositories,"
-    "  (SELECT count(*) FROM catalog_templates) AS templates"
+    "  " + catalog_store.REPOSITORY_COUNT_SUBQUERY + " AS repositories,"
+    "  " + catalog_store.TEMPLATE_COUNT_SUBQUERY + " AS templates"
 )
 
 # The cluster block (operators and admins): every session, the resources running sessions hold, users.

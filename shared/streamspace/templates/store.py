@@ -49,8 +49,8 @@ def delete(namespace: str, name: str) -> bool:
 # -- the template index (Postgres) ----------------------------------------------------------------
 
 # The index row of the Template `%(template)s` in namespace `%(ns)s` as one JSON value (NULL: none),
-# for a caller that composes it into a statement of its own (the session reconcile's context, one
-# round trip) with `db.compose`.
+# for a caller that puts it into a statement of its own (the session reconcile's context, one round
+# trip).
 INDEX_ROW_SUBQUERY = ("(SELECT to_jsonb(t) FROM template_index t"
                       " WHERE t.namespace = %(ns)s AND t.name = %(template)s)")
 
