@@ -11,12 +11,13 @@ api = Api("sessions")
 @api.get("/api/v1/sessions", access=Access.USER, query=("user", "state", "template", "limit", "offset"),
          standing_in_statement=True,
          summary="List sessions: the caller's own (an admin: all, or one user's with ?user=)")
-def list_sessions(req: Request) -> dict:
+def list_sessions(req: Request) -> Reply:
     limit, offset = req.page()
-    caller, listing = service.list_claimed_sessions(req.claimant, user=req.query("user"), state=req.query("state"),
-                                                    template=req.query("template"), limit=limit, offset=offset)
+    caller, listing = service.list_claimed_sessions_json(req.claimant, user=req.query("user"),
+                                                         state=req.query("state"), template=req.query("template"),
+                                                         limit=limit, offset=offset)
     req.stand(caller)
-    return listing
+    return Reply(listing)
 
 
 @api.post("/api/v1/sessions", access=Access.USER, status=201,

@@ -607,3 +607,39 @@ def test_a_list_and_a_heartbeat_are_one_sql_statement_each(world: World) -> None
     assert past["sessions"] == [] and past["total"] >= 3
     for name in names:
         alice.delete(f"/api/v1/sessions/{name}")
+
+
+def test_the_list_answers_each_session_as_it_is_now_byte_for_byte_as_the_encoder_writes_it(world: World) -> None:
+    """GET /api/v1/sessions keeps each session's JSON by the digest of the values it was made of:
+    what it answers must be exactly encoding.dumps of the list as the service builds it, and a
+    session that changed (tags, a new connection) must be answered as it is now, never as it was."""
+    from streamspace.auth.principal import Principal
+    from streamspace.auth.tokens import verify_access_token
+    from streamspace.encoding import dumps
+    from streamspace.sessions import service
+
+    alice = world.alice
+    names = [create(alice)["name"] for _ in range(3)]
+    claims = verify_access_token(alice.http.headers["Authorization"].removeprefix("Bearer "))
+    caller = Principal(alice.user_id, "alice", "user", (), claims.family_id)
+
+    def listed(**params: Any) -> dict[str, Any]:
+        answer = alice.get("/api/v1/sessions", params=params)
+        assert answer.status_code == 200, answer.text
+        assert answer.content == dumps(service.list_sessions(caller, **params))
+        return answer.json()
+
+    first = listed()
+    assert listed() == first  # the second time from what the first one rendered
+    assert alice.patch(f"/api/v1/sessions/{names[1]}", json={"tags": ["changed"]}).status_code == 200
+    assert alice.get(f"/api/v1/sessions/{names[2]}/connect").status_code == 200
+    now = {s["name"]: s for s in listed()["sessions"]}
+    before = {s["name"]: s for s in first["sessions"]}
+    assert now[names[1]]["tags"] == ["changed"] and before[names[1]]["tags"] != ["changed"]
+    assert now[names[2]]["activeConnections"] == before[names[2]]["activeConnections"] + 1
+    assert now[names[0]] == before[names[0]]
+    listed(limit=1, offset=1)
+    listed(state="running", template="firefox")
+    assert listed(offset=5000)["sessions"] == []
+    for name in names:
+        alice.delete(f"/api/v1/sessions/{name}")

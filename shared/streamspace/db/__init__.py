@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Container, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -225,6 +225,34 @@ class HotStatement:
     def run(self, conn: psycopg.Connection[Any], params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute on `conn` (from `connection()` or `transaction()`); the rows as tuples, in the
         order of `columns`."""
+        result, transformer = self._execute(conn, params)
+        if result is None:
+            return []
+        try:
+            return transformer.load_rows(0, result.ntuples, tuple)  # type: ignore[no-any-return]
+        finally:
+            transformer.set_pgresult(None)
+
+    def run_keyed(self, conn: psycopg.Connection[Any], params: Mapping[str, Any], key: str,
+                  known: Container[bytes]) -> list[tuple[bytes | None, tuple[Any, ...] | None]]:
+        """Execute like `run`; each row as (the raw bytes of its column `key`, its values), the values
+        left undecoded (None) when the key is in `known`: a caller that already holds what it makes
+        of such a row skips decoding it."""
+        result, transformer = self._execute(conn, params)
+        if result is None:
+            return []
+        column = self.columns.index(key)
+        try:
+            rows: list[tuple[bytes | None, tuple[Any, ...] | None]] = []
+            for index in range(result.ntuples):
+                raw = result.get_value(index, column)
+                rows.append((raw, None if raw is not None and raw in known else transformer.load_row(index, tuple)))
+            return rows
+        finally:
+            transformer.set_pgresult(None)
+
+    def _execute(self, conn: psycopg.Connection[Any], params: Mapping[str, Any]) -> tuple[Any, Any]:
+        """(the result with rows, a decoder set to it) or (None, None) when no row came."""
         import psycopg
         from psycopg import pq
 
@@ -249,17 +277,14 @@ class HotStatement:
                     _raise_for(pgconn, pgconn.prepare(self.name, self.sql, None), conn)
                     result = pgconn.exec_prepared(self.name, values, param_formats=formats)  # type: ignore[arg-type]
             _raise_for(pgconn, result, conn)
-            if result.status != pq.ExecStatus.TUPLES_OK:
-                return []
-            if self._columns is None:
-                self._columns = tuple((result.fname(i) or b"").decode() for i in range(result.nfields))
-            if not result.ntuples:
-                return []
-            transformer.set_pgresult(result)
-            try:
-                return transformer.load_rows(0, result.ntuples, tuple)  # type: ignore[arg-type]
-            finally:
-                transformer.set_pgresult(None)
+        if result.status != pq.ExecStatus.TUPLES_OK:
+            return None, None
+        if self._columns is None:
+            self._columns = tuple((result.fname(i) or b"").decode() for i in range(result.nfields))
+        if not result.ntuples:
+            return None, None
+        transformer.set_pgresult(result)
+        return result, transformer
 
     @property
     def columns(self) -> tuple[str, ...]:

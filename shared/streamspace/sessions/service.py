@@ -22,7 +22,7 @@ import logging
 import secrets
 import string
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Container, Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -50,6 +50,7 @@ from streamspace.domain.sessions import (
 )
 from streamspace.domain.templates import ensure_launchable, validate_template_spec
 from streamspace.domain.warm import ANN_WARM_POD
+from streamspace.encoding import dumps
 from streamspace.quotas.service import check_and_reserve
 from streamspace.sessions import store, warm
 from streamspace.settings.effective import load_config, session_url
@@ -137,35 +138,81 @@ def user_sessions(caller: Principal, user_id: str, limit: int = 100, offset: int
     user_id = parse_uuid(user_id)
     with connection() as conn:
         load_user(conn, user_id)  # 404 for an unknown user
-    return _listing(Claimant.of(caller), {"uid": user_id}, limit, offset)[1]
+    _, rows, total = _listing(Claimant.of(caller), {"uid": user_id}, limit, offset)
+    return _as_listing(rows, total)
 
 
 def list_claimed_sessions(claimant: Claimant, *, user: str | None = None, state: str | None = None,
                           template: str | None = None, limit: int = 100,
                           offset: int = 0) -> tuple[Principal, dict[str, Any]]:
     """`list_sessions` in ONE statement with the caller's standing: (the caller as it stands, the list)."""
+    caller, rows, total = _claimed_rows(claimant, user, state, template, limit, offset, ())
+    return caller, _as_listing(rows, total)
+
+
+def _as_listing(rows: list[tuple[bytes, tuple[Any, ...] | None]], total: int) -> dict[str, Any]:
+    """The list's answer from store.listed_page's rows, every one decoded (nothing was `known`)."""
+    sessions = []
+    for _, values in rows:
+        if values is None:
+            raise RuntimeError("invariant broken: a listed row was not decoded")
+        sessions.append(row_to_api(values))
+    return {"sessions": sessions, "total": total}
+
+
+# The JSON of listed sessions, by the digest of the values it was made of (store.listed_page): a
+# session that did not change since it was last listed is neither decoded nor rendered again. Safe to
+# share between callers: a digest stands for every value the JSON is made of, and the caller's
+# right to see the row is decided by the statement that answered it. Bounded: a full map is dropped
+# for a new one (a miss costs one rendering).
+_RENDERED_MAX = 4096
+_rendered: dict[bytes, bytes] = {}
+
+
+def list_claimed_sessions_json(claimant: Claimant, *, user: str | None = None, state: str | None = None,
+                               template: str | None = None, limit: int = 100,
+                               offset: int = 0) -> tuple[Principal, bytes]:
+    """`list_claimed_sessions` as the JSON bytes the API answers (encoding.dumps of that list, byte
+    for byte), for GET /api/v1/sessions."""
+    global _rendered
+    rendered = _rendered  # this call's map: another thread may replace the module's, never empty this one
+    if len(rendered) >= _RENDERED_MAX:
+        rendered = _rendered = {}
+    caller, rows, total = _claimed_rows(claimant, user, state, template, limit, offset, rendered)
+    parts = []
+    for digest, values in rows:
+        if values is not None:
+            rendered[digest] = dumps(row_to_api(values))
+        parts.append(rendered[digest])
+    return caller, b'{"sessions":[' + b",".join(parts) + b'],"total":' + str(total).encode() + b"}"
+
+
+def _claimed_rows(claimant: Claimant, user: str | None, state: str | None, template: str | None, limit: int,
+                  offset: int,
+                  known: Container[bytes]) -> tuple[Principal, list[tuple[bytes, tuple[Any, ...] | None]], int]:
     if state is not None and state not in STATES:
         raise ValidationError("state", f"expected one of {', '.join(STATES)}, got {state!r}")
-    caller, listing = _listing(claimant, {"username": user, "state": state, "template": template}, limit, offset)
+    caller, rows, total = _listing(claimant, {"username": user, "state": state, "template": template}, limit, offset,
+                                   known)
     if user is not None and user != caller.username and not caller.is_admin:
         raise Forbidden("only an admin may list another user's sessions", error="forbidden")
-    return caller, listing
+    return caller, rows, total
 
 
-def _listing(claimant: Claimant, filters: dict[str, str | None], limit: int,
-             offset: int) -> tuple[Principal, dict[str, Any]]:
-    """One page of the sessions the claimant may see that match `filters`. The scope (everyone's or
-    the caller's own) follows the role the token claims; when the database says the role changed
-    since, the other scope's statement runs (once)."""
+def _listing(claimant: Claimant, filters: dict[str, str | None], limit: int, offset: int,
+             known: Container[bytes] = ()) -> tuple[Principal, list[tuple[bytes, tuple[Any, ...] | None]], int]:
+    """One page of the sessions the claimant may see that match `filters` (store.listed_page's
+    rows). The scope (everyone's or the caller's own) follows the role the token claims; when the
+    database says the role changed since, the other scope's statement runs (once)."""
     namespace = environment().sessions_namespace
     scope = "admin" if claimant.role == "admin" else "own"
-    standing, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset)
+    standing, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset, known)
     caller = claimant.standing(standing)
     if caller.is_admin != (scope == "admin"):
         scope = "admin" if caller.is_admin else "own"
-        standing, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset)
+        standing, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset, known)
         caller = claimant.standing(standing)
-    return caller, {"sessions": [row_to_api(r) for r in rows], "total": total}
+    return caller, rows, total
 
 
 def _reachable_session_row(caller: Principal, name: str) -> dict[str, Any]:

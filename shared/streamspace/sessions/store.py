@@ -20,7 +20,7 @@ another holding session when the one carrying it ends.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Container, Mapping
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -332,8 +332,8 @@ _LIST_FILTERS = (
     ("template", "s.template = %(template)s::text"),
 )
 LIST_SCOPES = {"admin": "standing.role = 'admin'", "own": "s.user_id = %(caller_sub)s::uuid"}
-# After a page row's SESSION_FIELDS: the standing (STANDING_COLUMNS), the total, and which part of
-# the answer the row is (0: the one head row, 1: a session).
+# After a page row's SESSION_FIELDS: the standing (STANDING_COLUMNS), the total, the row's digest,
+# and which part of the answer the row is (0: the one head row, 1: a session).
 _LIST_HEAD = ("caller_exists", "caller_username", "caller_role", "caller_active", "caller_revoked", "total")
 
 
@@ -347,8 +347,9 @@ def _list_statement(scope: str, given: frozenset[str]) -> HotStatement:
 def _list_sql(scope: str, given: frozenset[str]) -> str:
     """The page statement of `scope` with the filters `given`. It answers one head row first (the
     caller's standing, STANDING_COLUMNS, and the total; its session fields null), then the page's
-    sessions (their head fields null): what is the same for every row is sent once. Composed from
-    constants only, every value is a bound parameter."""
+    sessions (their head fields null): what is the same for every row is sent once. Each session
+    row carries `digest`, the SHA-256 of all its listed values (SESSION_FIELDS) as one text: equal
+    digests, equal rows. Composed from constants only, every value is a bound parameter."""
     where = (" WHERE s.namespace = %(ns)s AND " + LIST_SCOPES[scope]
              + "".join(f" AND {cond}" for name, cond in _LIST_FILTERS if name in given))
     head_nulls = ", ".join(f"NULL AS {name}" for name in _LIST_HEAD)
@@ -357,8 +358,8 @@ def _list_sql(scope: str, given: frozenset[str]) -> str:
             + " FROM sessions s, standing" + where
             + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s)"
             " SELECT " + session_nulls + ", " + STANDING_COLUMNS + ", (SELECT count(*) FROM sessions s, standing"
-            + where + ") AS total, 0 AS part"
-            " UNION ALL SELECT page.*, " + head_nulls + ", 1 AS part FROM page"
+            + where + ") AS total, NULL::bytea AS digest, 0 AS part"
+            " UNION ALL SELECT page.*, " + head_nulls + ", sha256(convert_to(page::text, 'UTF8')), 1 FROM page"
             " ORDER BY part, created_at DESC, name")
 
 
@@ -367,23 +368,27 @@ _ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
 
 
 def listed_page(namespace: str, standing: Mapping[str, str | None], scope: str,
-                filters: Mapping[str, str | None], limit: int,
-                offset: int) -> tuple[dict[str, Any], list[tuple[Any, ...]], int]:
+                filters: Mapping[str, str | None], limit: int, offset: int,
+                known: Container[bytes] = ()) -> tuple[dict[str, Any], list[tuple[bytes, tuple[Any, ...] | None]], int]:
     """ONE statement: (the caller's standing row, one page of rows as the API lists them, the total
     matching) for the caller `standing` names (its Claimant.params), read in `scope` (LIST_SCOPES)
-    with the filters given (uid, username, state, template; None: not filtered). A page row is a
-    tuple that starts with SESSION_FIELDS, in that order (tuples: a dict per row costs as much as
-    reading the row)."""
+    with the filters given (uid, username, state, template; None: not filtered).
+
+    A page row is (its digest: equal digests, equal values; its values, a tuple that starts with
+    SESSION_FIELDS in that order, or None when its digest is in `known`, for a caller that kept what
+    it made of that row and need not decode it again). Tuples: a dict per row costs as much as
+    reading the row."""
     params = {**standing, **{name: filters.get(name) for name, _ in _LIST_FILTERS}, "ns": namespace,
               "limit": limit, "offset": offset, "window": heartbeat_window()}
     statement = _list_statement(scope, frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None))
     with connection() as conn:
-        rows = statement.run(conn, params)
-    if not rows or rows[0][-1] != 0 or statement.columns != (*SESSION_FIELDS, *_LIST_HEAD, "part"):
+        rows = statement.run_keyed(conn, params, "digest", known)
+    if not rows or rows[0][0] is not None or rows[0][1] is None or rows[0][1][-1] != 0 \
+            or statement.columns != (*SESSION_FIELDS, *_LIST_HEAD, "digest", "part"):
         raise RuntimeError("invariant broken: the list statement answered no head row, or other columns")
     fields = len(SESSION_FIELDS)
-    head = dict(zip(_LIST_HEAD, rows[0][fields:-1], strict=True))
-    return head, rows[1:], int(head["total"])
+    head = dict(zip(_LIST_HEAD, rows[0][1][fields:-2], strict=True))
+    return head, rows[1:], int(head["total"])  # type: ignore[return-value]  # (page rows have a digest)
 
 
 def listed_row(namespace: str, name: str) -> dict[str, Any] | None:
