@@ -163,6 +163,22 @@ def test_a_failed_patch_answers_503_and_releases_the_session_for_the_next_tick(u
     assert spec_state("hank-idle3") == "hibernated"
 
 
+def test_a_patch_refused_by_rbac_is_not_retried_and_the_next_tick_takes_it_up(urls, sim):
+    """RBAC refusing the patch (403) refuses the tick the same way on every retry: the tick is refused
+    (422, to the dead-letter sink) instead of retried, and the session is released for the next tick."""
+    start(urls, "hank-idle4")
+    set_row("hank-idle4", "last_activity = now() - interval '2 hours'")
+    sim.inject_failure(method="PATCH", path_regex="/sessions/hank-idle4$", status=403, times=1)
+    try:
+        assert ping(urls["sweep"], "idle-sweep") == 422
+    finally:
+        sim.clear_failures()
+    assert row("hank-idle4")["state"] == "running"
+    assert spec_state("hank-idle4") == "running"
+    assert ping(urls["sweep"], "idle-sweep") == 200
+    assert spec_state("hank-idle4") == "hibernated"
+
+
 def test_a_row_whose_session_is_gone_is_dropped(urls, sim):
     start(urls, "hank-vanished")
     kube.delete("Session", "hank-vanished", NS)  # its delete event was lost

@@ -103,3 +103,23 @@ def test_an_api_failure_answers_503(urls, sim):
     finally:
         sim.clear_failures()
     assert ping(urls["resync"], "resync") == 200
+
+
+@pytest.mark.parametrize(("status", "answer"), [(403, 422), (500, 503)])
+def test_a_repair_is_retried_only_when_a_retry_can_help(urls, sim, status, answer):
+    """A Session whose status write RBAC refuses (403) fails the same way on every retry of the tick:
+    the tick is refused (422) and the next one takes it up; a server error (500) asks for a retry
+    (503). Either way the other repairs of the tick are made."""
+    dropped_session(urls, f"ivy-part{status}")
+    dropped_session(urls, f"ivy-other{status}")
+    for name in (f"ivy-part{status}", f"ivy-other{status}"):
+        kube.merge_patch("Session", name, {"spec": {"state": "hibernated"}}, NS)  # the events are lost
+    sim.inject_failure(method="PATCH", path_regex=f"/sessions/ivy-part{status}/status$", status=status, times=1)
+    try:
+        assert ping(urls["resync"], "resync") == answer
+    finally:
+        sim.clear_failures()
+    assert live("Session", f"ivy-other{status}")["status"]["phase"] == "Hibernated"
+    assert live("Session", f"ivy-part{status}")["status"]["phase"] == "Running"
+    assert ping(urls["resync"], "resync") == 200
+    assert live("Session", f"ivy-part{status}")["status"]["phase"] == "Hibernated"

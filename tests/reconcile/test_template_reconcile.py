@@ -151,3 +151,23 @@ def test_free_form_capabilities_of_the_earlier_streamspace_leave_the_template_re
     assert deliver(urls["template"], "update", fixed) == 200
     conditions = {c["type"]: c for c in live("Template", "chrome-webgl")["status"]["conditions"]}
     assert conditions["SpecWarnings"]["status"] == "False"
+
+
+@pytest.mark.parametrize(("status", "answer"), [(403, 422), (500, 503)])
+def test_a_session_failing_under_a_template_change_is_retried_only_when_a_retry_can_help(urls, sim, status, answer):
+    """The Template's change reaches every Session; one whose read RBAC refuses (403) would be refused
+    again on every retry, so the event is refused (422, to the dead-letter sink; resync takes the
+    Session up later) and the others are still changed. A server error (500) may pass: retried (503)."""
+    ready_template(urls, f"gimp-fan{status}")
+    run_session(urls, f"gina-fan{status}a", f"gimp-fan{status}")
+    run_session(urls, f"gina-fan{status}b", f"gimp-fan{status}")
+    changed = kube.merge_patch("Template", f"gimp-fan{status}",
+                               {"spec": {"baseImage": "lscr.io/linuxserver/gimp:3"}}, NS)
+    changed.setdefault("kind", "Template")
+    sim.inject_failure(method="GET", path_regex=f"/deployments/ss-gina-fan{status}a$", status=status, times=1)
+    try:
+        assert deliver(urls["template"], "update", changed) == answer
+    finally:
+        sim.clear_failures()
+    image = "lscr.io/linuxserver/gimp:3"
+    assert live("Deployment", f"ss-gina-fan{status}b")["spec"]["template"]["spec"]["containers"][0]["image"] == image

@@ -7,9 +7,10 @@ that can never succeed, 5xx for "try again later", so the Broker's retry and dea
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnprocessableEntity
 
 from streamspace.config import environment
-from streamspace.domain.errors import DomainError
+from streamspace.domain.errors import DomainError, ErrorKind, Invalid
 from streamspace.observability import configure_logging, function_var, metrics, request_id_var
 
 log = logging.getLogger("streamspace.events")
@@ -29,12 +30,31 @@ SYNC_REQUESTED_TYPE = "io.streamspace.catalog.sync.requested"
 PROFILES_PURGE_TYPE = "io.streamspace.profiles.purge-requested"
 
 
-class MalformedEvent(Exception):
-    """The event can never be processed (answer 4xx: the broker must not retry it)."""
+class MalformedEvent(Invalid):
+    """The event can never be processed (answer 400: the broker must not retry it)."""
+
+    default_error = "malformed event"
 
 
-class RetryLater(Exception):
-    """A transient failure (answer 5xx: the broker retries with backoff)."""
+class BatchFailed(DomainError):
+    """Some items of one event's work failed while the others were done: a Template's Sessions, the
+    idle sweep's due sessions, resync's repairs.
+
+    It is retryable only when one of the failures is (the Kubernetes API or the database could not
+    answer, a write raced another). A retry cannot get past RBAC refusing our account or an object
+    the API server rejects, and would redo the whole batch forever: then the event is refused (to
+    the dead-letter sink), and the next tick or resync takes those items up again once the cause is
+    fixed. Its kind is that of the first failure that decided it."""
+
+    default_error = "batch failed"
+
+    def __init__(self, message: str, failures: Sequence[DomainError]) -> None:
+        if not failures:
+            raise ValueError("a batch fails with at least one failure")
+        retryable = any(f.retryable for f in failures)
+        super().__init__(message, retryable=retryable)
+        self.kind: ErrorKind = next(f for f in failures if f.retryable == retryable).kind
+        self.failures = tuple(failures)
 
 
 @dataclass(frozen=True)
@@ -67,8 +87,6 @@ def parse_resource_event(event: Any) -> ResourceEvent:
         raise MalformedEvent(f"unexpected ApiServerSource action {action!r}")
     data = event.get_data() if hasattr(event, "get_data") else event.data
     if isinstance(data, (bytes, str)):
-        import json
-
         try:
             data = json.loads(data)
         except ValueError:
@@ -117,10 +135,6 @@ def event_function(function: str) -> Callable[[Callable[[Any], Any]], Callable[[
                 outcome = "malformed"
                 log.warning("malformed event refused", extra={"type": event_type, "reason": str(exc)})
                 raise BadRequest(str(exc)) from None
-            except RetryLater as exc:
-                outcome = "retry"
-                log.warning("event will be retried", extra={"type": event_type, "reason": str(exc)})
-                raise ServiceUnavailable(str(exc)) from None
             except DomainError as exc:
                 if exc.retryable:
                     outcome = "retry"

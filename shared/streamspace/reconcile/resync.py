@@ -18,9 +18,10 @@ from typing import Any
 
 from streamspace import kube
 from streamspace.config import environment
+from streamspace.domain.errors import DomainError
 from streamspace.domain.names import home_claim_name, session_object_name
 from streamspace.domain.warm import peak_size
-from streamspace.events import RetryLater
+from streamspace.events import BatchFailed
 from streamspace.reconcile import index
 from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
 from streamspace.reconcile.session import Source, reconcile_session
@@ -43,9 +44,14 @@ class ResyncResult:
     sessions_changed: list[str] = field(default_factory=list)
     rows_removed: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
+    failures: list[DomainError] = field(default_factory=list, repr=False)  # the errors of `failed`, in order
+
+    def fail(self, what: str, error: DomainError) -> None:
+        self.failed.append(what)
+        self.failures.append(error)
 
     def as_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k != "failures"}
 
 
 def _name(obj: dict[str, Any]) -> str:
@@ -73,15 +79,15 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
             try:
                 reconcile_template(template, action="read", cascade=False)
                 result.templates_reconciled.append(_name(template))
-            except (kube.KubeError, RetryLater) as exc:
-                result.failed.append(f"template/{_name(template)}")
+            except DomainError as exc:
+                result.fail(f"template/{_name(template)}", exc)
                 log.warning("template resync failed", extra={"template": _name(template), "reason": str(exc)})
     try:  # image pullers whose events were missed: made, removed and counted again
         pulling = sync_pullers(ns, templates)
         # Those reconciled above wrote their whole status already (the listed copies are older).
         refresh_prepull_status(ns, [t for t in templates if _name(t) not in result.templates_reconciled], pulling)
-    except kube.KubeError as exc:
-        result.failed.append("image-pullers")
+    except DomainError as exc:
+        result.fail("image-pullers", exc)
         log.warning("image puller resync failed", extra={"reason": str(exc)})
     listed = {_name(t) for t in templates}
     for name in template_rows:
@@ -130,8 +136,8 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
         try:
             reconcile_session(session, source=Source.READ, deployment=owned["Deployment"].get(child),
                               force_apply=force, ctx=ctx, pods=pods.get(name, []))
-        except (kube.KubeError, RetryLater) as exc:
-            result.failed.append(f"session/{name}")
+        except DomainError as exc:
+            result.fail(f"session/{name}", exc)
             log.warning("session resync failed", extra={"session": name, "reason": str(exc)})
             continue
         if force or before[1] is None or before[1].get("observed_generation") != (session.get("metadata") or {}).get(
@@ -146,6 +152,6 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
             index.forget_session(ns, name, row.get("uid"))
             result.rows_removed.append(name)
     index_store.drop_tombstones_older_than(TOMBSTONE_DAYS)
-    if result.failed:
-        raise RetryLater(f"resync could not repair: {', '.join(result.failed)}")
+    if result.failures:
+        raise BatchFailed(f"resync could not repair: {', '.join(result.failed)}", result.failures)
     return result

@@ -21,7 +21,7 @@ from typing import Any
 from streamspace import audit, kube
 from streamspace.db import transaction
 from streamspace.domain.conversion import API_VERSION
-from streamspace.events import RetryLater, now_rfc3339
+from streamspace.events import BatchFailed, now_rfc3339
 from streamspace.reconcile.desired import ANN_HIBERNATION_REASON, ANN_TERMINATION_REASON
 from streamspace.sessions import index_store
 from streamspace.sessions import store as session_store
@@ -55,20 +55,24 @@ def run_idle_sweep() -> SweepResult:
     if not claimed:
         return result
     done, undo, gone = [], [], []
+    failures: list[kube.KubeError] = []
     for row in claimed:
-        outcome = _transition(row)
-        if outcome == "done":
-            done.append(row)
-            (result.terminated if row["target"] == "terminated" else result.hibernated).append(row["name"])
-        elif outcome == "gone":
-            gone.append(row)
-            result.gone.append(row["name"])
-        else:
+        try:
+            changed = _transition(row)
+        except kube.KubeError as exc:
             undo.append(row)
             result.failed.append(row["name"])
+            failures.append(exc)
+            continue
+        if changed:
+            done.append(row)
+            (result.terminated if row["target"] == "terminated" else result.hibernated).append(row["name"])
+        else:
+            gone.append(row)
+            result.gone.append(row["name"])
     _record(done, gone, undo)
-    if result.failed:
-        raise RetryLater(f"{len(result.failed)} session(s) could not be changed; released for the next tick")
+    if failures:
+        raise BatchFailed(f"{len(failures)} session(s) could not be changed; released for the next tick", failures)
     return result
 
 
@@ -80,8 +84,9 @@ def _reason(row: dict[str, Any]) -> tuple[str, str]:
     return "IdleTimeout", f"Session {row['name']} was idle longer than its idle timeout: hibernated"
 
 
-def _transition(row: dict[str, Any]) -> str:
-    """Patch the Session's spec.state and post a Kubernetes Event: done | gone | failed."""
+def _transition(row: dict[str, Any]) -> bool:
+    """Patch the Session's spec.state and post a Kubernetes Event; False when the Session is gone.
+    A failed patch raises its `KubeError`."""
     reason, message = _reason(row)
     annotation = ANN_TERMINATION_REASON if row["target"] == "terminated" else ANN_HIBERNATION_REASON
     try:
@@ -91,10 +96,10 @@ def _transition(row: dict[str, Any]) -> str:
         }, row["namespace"])
     except kube.KubeError as exc:
         if exc.not_found:
-            return "gone"
+            return False
         log.warning("could not change a due session", extra={"session": row["name"], "status": exc.status,
                                                                "reason": exc.message})
-        return "failed"
+        raise
     uid = (obj.get("metadata") or {}).get("uid") or row["uid"]
     row["generation"] = (obj.get("metadata") or {}).get("generation")  # recorded with the audit row
     now = now_rfc3339()
@@ -113,7 +118,7 @@ def _transition(row: dict[str, Any]) -> str:
         kube.create(event)
     except kube.KubeError as exc:  # an Event is a courtesy: the change itself happened
         log.warning("could not post a Kubernetes Event", extra={"session": row["name"], "reason": exc.message})
-    return "done"
+    return True
 
 
 def _record(done: list[dict[str, Any]], gone: list[dict[str, Any]], undo: list[dict[str, Any]]) -> None:

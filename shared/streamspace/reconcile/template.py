@@ -23,8 +23,9 @@ from typing import Any
 from streamspace import kube
 from streamspace.config import environment
 from streamspace.domain.conversion import LEGACY_API_VERSION
+from streamspace.domain.errors import DomainError
 from streamspace.domain.templates import review_template_spec
-from streamspace.events import MalformedEvent, RetryLater, now_rfc3339, parse_resource_event
+from streamspace.events import BatchFailed, MalformedEvent, now_rfc3339, parse_resource_event
 from streamspace.reconcile import legacy, namespaces, pullers, warm
 from streamspace.reconcile.desired import APP_NAME, LABEL_TEMPLATE
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
@@ -255,7 +256,8 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
 
 def reconcile_sessions_of(namespace: str, template: str) -> int:
     """Reconcile every Session of a Template (by label, plus index rows: kubectl-made Sessions may
-    lack the label). One failing Session does not stop the others; the event is retried after."""
+    lack the label). One failing Session does not stop the others; the event is retried after when
+    a retry can help (`BatchFailed`)."""
     sessions = {str((s.get("metadata") or {}).get("name")): s
                 for s in kube.list_objects("Session", namespace, label_selector=f"{LABEL_TEMPLATE}={template}")}
     for name in index_store.names_of_template(namespace, template):
@@ -263,16 +265,16 @@ def reconcile_sessions_of(namespace: str, template: str) -> int:
             found = kube.get("Session", name, namespace)
             if found is not None and (found.get("spec") or {}).get("template") == template:
                 sessions[name] = found
-    failed = 0
+    failures: list[DomainError] = []
     for session in sessions.values():
         if (session.get("spec") or {}).get("template") != template:
             continue
         try:
             reconcile_session(session, source=Source.READ)
-        except (kube.KubeError, RetryLater) as exc:
-            failed += 1
-            log.warning("session reconcile failed; the template event will be retried",
-                        extra={"session": (session.get("metadata") or {}).get("name"), "reason": str(exc)})
-    if failed:
-        raise RetryLater(f"{failed} session(s) of template {template} could not be reconciled")
+        except DomainError as exc:
+            failures.append(exc)
+            log.warning("session reconcile failed", extra={"session": (session.get("metadata") or {}).get("name"),
+                                                            "kind": exc.kind.value, "reason": str(exc)})
+    if failures:
+        raise BatchFailed(f"{len(failures)} session(s) of template {template} could not be reconciled", failures)
     return len(sessions)
