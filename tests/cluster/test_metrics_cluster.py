@@ -37,11 +37,15 @@ def test_operators_see_the_cluster_block_and_users_do_not(metrics, core):
     assert mine["sessions"]["running"] == 1
 
 
-def test_the_cluster_block_says_why_nodes_are_missing_when_the_cluster_does_not_answer(metrics, sim):
+@pytest.mark.parametrize(("status", "said"), [(503, "is unavailable (503"), (403, "refused the request (403")])
+def test_the_cluster_block_says_why_nodes_are_missing(metrics, sim, status, said):
+    """An unreachable cluster is said to be unavailable; RBAC refusing the node list is said to be a
+    refusal, naming the RBAC to check, never 'unavailable'."""
     admin = client_for(metrics, f"admin-{uuid.uuid4().hex[:6]}", "admin")
-    sim.inject_failure("GET", r".*/nodes$", status=503, times=1)
+    sim.inject_failure("GET", r".*/nodes$", status=status, times=1)
     block = admin.get("/api/v1/metrics").json()["cluster"]
-    assert block["nodes"] is None and "did not answer" in block["nodesError"]
+    assert block["nodes"] is None and said in block["nodesError"]
+    assert ("RBAC" in block["nodesError"]) == (status == 403)
     assert block["sessions"]["total"] >= 0
 
 

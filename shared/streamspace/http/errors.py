@@ -152,10 +152,7 @@ def _kube_error(exc: KubeError) -> HttpError:
     if exc.status in (400, 422):
         return HttpError(exc.message or "rejected by the Kubernetes API", error="invalid object", status=400)
     if isinstance(exc, ClusterUnavailable) or exc.retryable:
-        return HttpError(f"the Kubernetes API is unavailable ({exc.status} {exc.reason})",
-                         error="cluster unavailable", status=503)
+        return HttpError(exc.describe(), error="cluster unavailable", status=503)
     log.error("the Kubernetes API refused a request", extra={"status": exc.status, "reason": exc.reason,
                                                              "detail": exc.message})
-    hint = "; check the RBAC of the function's service account" if exc.status in (401, 403) else ""
-    return HttpError(f"the Kubernetes API refused the request ({exc.status} {exc.reason}){hint}",
-                     error="cluster refused", status=500)
+    return HttpError(exc.describe(), error="cluster refused", status=500)

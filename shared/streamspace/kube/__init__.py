@@ -108,6 +108,15 @@ class KubeError(DomainError):
     def retryable(self) -> bool:  # type: ignore[override]
         return self.status in (409, 429) or self.status >= 500
 
+    def describe(self) -> str:
+        """What happened, in words for operators and clients: an unreachable, throttled or failing API
+        server is unavailable; anything else is a refusal, and a refusal of our own account (401/403)
+        names the RBAC to check, never "unavailable", which would send people looking in the wrong place."""
+        if self.status == 429 or self.status >= 500:
+            return f"the Kubernetes API is unavailable ({self.status} {self.reason})"
+        hint = "; check the RBAC of the function's service account" if self.status in (401, 403) else ""
+        return f"the Kubernetes API refused the request ({self.status} {self.reason}){hint}"
+
 
 class ClusterUnavailable(KubeError):
     def __init__(self, message: str) -> None:

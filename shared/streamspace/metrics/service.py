@@ -41,7 +41,7 @@ def cluster_summary() -> dict[str, Any]:
     try:
         items = store.nodes()
     except KubeError as exc:
-        nodes_error = f"the cluster did not answer: {exc.message}"
+        nodes_error = f"{exc.describe()}: {exc.message}"  # a 403 is RBAC, not an unreachable cluster
     else:
         ready = [n for n in items if any(c.get("type") == "Ready" and c.get("status") == "True"
                                           for c in (n.get("status") or {}).get("conditions") or [])]
