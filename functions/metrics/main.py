@@ -2,10 +2,15 @@
 
 import functions_framework
 
+from streamspace.config import environment
+from streamspace.dead_letters import service as dead_letters
+from streamspace.domain.duration import parse_duration
+from streamspace.domain.errors import NotFound
 from streamspace.http import Access, Api, Request
 from streamspace.metrics.service import dead_letter_counts, platform_summary
 from streamspace.observability import metrics
 from streamspace.profiles import service as profiles
+from streamspace.session_history.service import history
 
 api = Api("metrics")
 # Prometheus scrapes this function cluster-local: how many dead letters wait, read from Postgres at each scrape.
@@ -31,10 +36,6 @@ def summary(req: Request) -> dict:
          summary="Sessions by state over time: the last sample of each step (hours: default 24; step: a "
                  "duration such as 5m, default 48 points), null where no sample was taken")
 def session_history(req: Request) -> dict:
-    from streamspace.config import environment
-    from streamspace.domain.duration import parse_duration
-    from streamspace.session_history.service import history
-
     step = req.query("step")
     return history(req.query_int("hours", 24, 1, environment().session_history_days * 24),
                    parse_duration(step, "step") if step is not None else None)
@@ -45,40 +46,30 @@ def session_history(req: Request) -> dict:
 @api.get("/api/v1/admin/dead-letters", access=Access.ADMIN, query=("status", "limit", "offset"),
          summary="Dead CloudEvents, newest first (status: open | handled | retried), without their data")
 def list_dead_letters(req: Request) -> dict:
-    from streamspace.dead_letters.service import list_dead_letters as do_list
-
     limit, offset = req.page()
-    return do_list(req.query("status"), limit, offset)
+    return dead_letters.list_dead_letters(req.query("status"), limit, offset)
 
 
 @api.get("/api/v1/admin/dead-letters/{id}", access=Access.ADMIN, summary="One dead CloudEvent with its data")
 def get_dead_letter(req: Request) -> dict:
-    from streamspace.dead_letters.service import get_dead_letter as do_get
-
-    return do_get(_letter_id(req))
+    return dead_letters.get_dead_letter(_letter_id(req))
 
 
 @api.post("/api/v1/admin/dead-letters/{id}/handled", access=Access.ADMIN,
           summary="Mark a dead letter handled (an optional note says how); audited",
           body={"type": "object", "properties": {"note": {"type": "string"}}, "additionalProperties": False})
 def mark_handled(req: Request) -> dict:
-    from streamspace.dead_letters.service import mark_handled as do_mark
-
     body = req.json(allowed={"note"}, optional_body=True)
-    return do_mark(req.caller, _letter_id(req), body.get("note"), req.client_ip)
+    return dead_letters.mark_handled(req.caller, _letter_id(req), body.get("note"), req.client_ip)
 
 
 @api.post("/api/v1/admin/dead-letters/{id}/retry", access=Access.ADMIN,
           summary="Send an open dead letter back to the broker (not ApiServerSource snapshots); audited")
 def retry_dead_letter(req: Request) -> dict:
-    from streamspace.dead_letters.service import retry
-
-    return retry(req.caller, _letter_id(req), req.client_ip)
+    return dead_letters.retry(req.caller, _letter_id(req), req.client_ip)
 
 
 def _letter_id(req: Request) -> int:
-    from streamspace.domain.errors import NotFound
-
     text = req.param("id")
     if not text.isdigit() or len(text) > 18:
         raise NotFound(f"no dead letter {text[:40]!r}", error="dead letter not found")
