@@ -16,7 +16,10 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from streamspace.config import environment
+from streamspace.db import connection, transaction
 from streamspace.domain.errors import ValidationError
+from streamspace.sessions import store as session_store
 
 from . import store
 
@@ -29,10 +32,6 @@ _DEFAULT_POINTS = 48
 
 def record_sample() -> dict[str, Any] | None:
     """The tick's part: keep the counts of now and drop samples past SESSION_HISTORY_DAYS."""
-    from streamspace.config import environment
-    from streamspace.db import transaction
-    from streamspace.sessions import store as session_store
-
     with transaction() as conn:
         row = store.insert(conn, session_store.live_counts_by_state(conn))
         store.delete_older_than(conn, environment().session_history_days)
@@ -47,9 +46,6 @@ def default_step(hours: int) -> int:
 
 def history(hours: int, step_seconds: int | None = None, *, now: datetime | None = None) -> dict[str, Any]:
     """{"from", "to", "stepSeconds", "retentionDays", "states", "points": [{"at", "sampledAt", <state>: n}]}."""
-    from streamspace.config import environment
-    from streamspace.db import connection
-
     days = environment().session_history_days
     if not 1 <= hours <= days * 24:
         raise ValidationError("hours", f"expected 1 to {days * 24} (SESSION_HISTORY_DAYS is {days})")
