@@ -212,8 +212,8 @@ def test_usable_at_390_pixels(person, base) -> None:
 def test_two_factor_login_in_the_browser(person, base) -> None:
     import time
 
-    from streamspace.mfa import service as mfa
     from streamspace.domain.errors import ValidationError
+    from streamspace.mfa import service as mfa
     from streamspace.mfa.totp import STEP_SECONDS, code_at
 
     username, user_id = new_user()
