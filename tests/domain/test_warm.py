@@ -9,7 +9,7 @@ import pytest
 
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.templates import WarmPoolSpec, parse_template_spec
-from streamspace.domain.warm import claimable, fit_key, over_budget, peak_size, recycle, size_at
+from streamspace.domain.warm import claimable, fit_key, over_budget, peak_size, recycle, size_at, wanted_image
 
 SPEC = {"displayName": "Firefox", "baseImage": "lscr.io/linuxserver/firefox:latest", "vnc": {"port": 3000}}
 ONE_CPU = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
@@ -68,10 +68,8 @@ def test_the_budget_counts_every_other_pool():
 
 def test_the_template_warm_pool_field_is_read_and_written_back():
     spec = parse_template_spec({**SPEC, "warmPool": {"size": 3, "maxAge": "90m"}, "prePull": True})
-    assert spec.warm_pool == WarmPoolSpec(3, 5400) and spec.pre_pull and spec.pulls_ahead
+    assert spec.warm_pool == WarmPoolSpec(3, 5400) and spec.pre_pull
     assert spec.to_spec()["warmPool"] == {"size": 3, "maxAge": "1h30m"}
-    assert not parse_template_spec(SPEC).pulls_ahead
-    assert parse_template_spec({**SPEC, "warmPool": {"size": 2}}).pulls_ahead
 
 
 @pytest.mark.parametrize(("pool", "field"), [
@@ -131,8 +129,9 @@ def test_a_schedule_is_written_back_as_read_and_its_peak_is_what_the_budget_hold
     assert peak_size(OFFICE_HOURS) == 5 and peak_size({"size": 2}) == 2
     assert peak_size({"size": 0, "schedule": [{"size": 3}]}) == 3  # pooled even with no base size
     assert peak_size(None) == 0 and peak_size({"size": "many", "schedule": "x"}) == 0
-    pooled_by_schedule = parse_template_spec({**SPEC, "warmPool": {"size": 0, "schedule": OFFICE_HOURS["schedule"]}})
-    assert pooled_by_schedule.pulls_ahead  # its image is pre-pulled like any pooled template's
+    pooled_by_schedule = {"metadata": {"name": "t"}, "spec": {**SPEC, "warmPool": {
+        "size": 0, "schedule": OFFICE_HOURS["schedule"]}}}
+    assert wanted_image(pooled_by_schedule) == SPEC["baseImage"]  # pre-pulled like any pooled template's
 
 
 def _window(**changes: object) -> dict:

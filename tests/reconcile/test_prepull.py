@@ -159,6 +159,9 @@ def test_what_a_template_wants_pulled():
     assert wanted_image(template()) is None
     assert wanted_image(template(prePull="true")) is None  # only a real boolean
     assert wanted_image(template(warmPool={"size": 0})) is None
+    # Pooled only inside a schedule window: pre-pulled all the same (the pool starts at 08:00).
+    window = {"days": ["Mon"], "start": "08:00", "end": "18:00", "size": 2}
+    assert wanted_image(template(warmPool={"size": 0, "schedule": [window]})) == "example.org/a:1"
     assert wanted_image(template(warmPool={"size": True})) is None
     assert wanted_image(template(prePull=True, enabled=False)) is None
     assert wanted_images([template(name="b", prePull=True), template(name="a", warmPool={"size": 1}),

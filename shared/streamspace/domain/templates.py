@@ -196,12 +196,7 @@ class TemplateSpec:
     run_as_group: int | None = None
     enabled: bool = True  # False: hidden from users' catalog and not launchable (`ensure_launchable`)
     warm_pool: WarmPoolSpec | None = None
-    pre_pull: bool = False  # True: the image is kept on every node (reconcile/pullers.py)
-
-    @property
-    def pulls_ahead(self) -> bool:
-        """Whether the image is pre-pulled onto every node."""
-        return self.pre_pull or (self.warm_pool is not None and self.warm_pool.peak > 0)
+    pre_pull: bool = False  # True: the image is kept on every node (domain.warm.wanted_image)
 
     @property
     def stream_port(self) -> int | None:

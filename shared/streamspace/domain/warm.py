@@ -135,6 +135,22 @@ def peak_size(warm_pool: object) -> int:
     return max([0, *(n for n in sizes if isinstance(n, int) and not isinstance(n, bool))])
 
 
+def wanted_image(template: Mapping[str, Any]) -> str | None:
+    """The image a Template (as stored, possibly invalid) wants on every node ahead of any launch, or
+    None: its image when `spec.prePull` is true or it keeps a warm pool at some time (`peak_size`
+    above 0: a pooled desktop, and the one started when the pool is empty, should never wait for a
+    pull); none for a disabled Template (nobody can launch it) or one being deleted. The one rule for
+    both the pre-pull DaemonSets (reconcile/pullers.py) and a launch's predicted start kind."""
+    meta = template.get("metadata") or {}
+    spec = template.get("spec")
+    if not isinstance(spec, Mapping) or meta.get("deletionTimestamp") or spec.get("enabled") is False:
+        return None
+    image = spec.get("baseImage")
+    if not isinstance(image, str) or not image:
+        return None
+    return image if spec.get("prePull") is True or peak_size(spec.get("warmPool")) > 0 else None
+
+
 def over_budget(sizes: Mapping[str, int], template: str, size: int, budget: int) -> str | None:
     """Why `template`'s pool of `size` does not fit the platform budget next to the other pools
     (`sizes`: template -> size), or None when it fits."""

@@ -1,9 +1,9 @@
 """Image pre-pull, computed without any I/O: which images the Templates want on every node, the
 DaemonSet that pulls each, and what a Template's status says about it.
 
-A Template wants its image pre-pulled when `spec.prePull` is true or it keeps a warm pool
-(`spec.warmPool.size` > 0): a pooled desktop, and the one started when the pool is empty, should
-never wait for a pull. A disabled Template wants nothing (nobody can launch it). One DaemonSet per
+A Template wants its image pre-pulled when `spec.prePull` is true or it keeps a warm pool at some
+time (`domain.warm.wanted_image`, the one rule, which a launch's predicted start kind reads too). A
+disabled Template wants nothing (nobody can launch it). One DaemonSet per
 image, shared by every Template of that image, named from the image alone (`puller_name`), so two
 Templates of one image share it and it goes only when the last of them stops wanting it.
 
@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from streamspace.domain.warm import wanted_image
 from streamspace.reconcile.desired import APP_NAME, MANAGED_BY, MANAGER_NAME
 
 PULLER_APP = "streamspace-image-puller"
@@ -40,21 +41,6 @@ CONDITION = "ImagePrePulled"
 NAME_PREFIX = "prepull-"
 PULL_COMMAND = ["/bin/sh", "-c", "echo Pulling complete"]
 _NOBODY = 65534
-
-
-def wanted_image(template: Mapping[str, Any]) -> str | None:
-    """The image a Template wants on every node, or None."""
-    meta = template.get("metadata") or {}
-    spec = template.get("spec")
-    if not isinstance(spec, Mapping) or meta.get("deletionTimestamp") or spec.get("enabled") is False:
-        return None
-    image = spec.get("baseImage")
-    if not isinstance(image, str) or not image:
-        return None
-    pool = spec.get("warmPool")
-    size = pool.get("size") if isinstance(pool, Mapping) else None
-    pooled = isinstance(size, int) and not isinstance(size, bool) and size > 0
-    return image if spec.get("prePull") is True or pooled else None
 
 
 def wanted_images(templates: Iterable[Mapping[str, Any]]) -> dict[str, list[str]]:

@@ -49,7 +49,7 @@ from streamspace.domain.sessions import (
     session_to_api,
 )
 from streamspace.domain.templates import ensure_launchable, validate_template_spec
-from streamspace.domain.warm import ANN_WARM_POD
+from streamspace.domain.warm import ANN_WARM_POD, wanted_image
 from streamspace.encoding import dumps
 from streamspace.quotas.service import check_and_reserve
 from streamspace.sessions import store, warm
@@ -397,15 +397,11 @@ def _expected_start(namespace: str, template: Mapping[str, Any], claimed: bool) 
     """How this start will likely go (warm, cached, cold) and its median time so far, from the
     recorded starts (None until there are enough)."""
     from streamspace.domain.starts import predicted_kind
-    from streamspace.domain.templates import parse_template_spec
     from streamspace.sessions import starts_store
 
     name = str((template.get("metadata") or {}).get("name"))
     own = starts_store.percentiles(namespace, name)
-    try:
-        pulls_ahead = parse_template_spec(template.get("spec")).pulls_ahead
-    except ValidationError:
-        pulls_ahead = False
+    pulls_ahead = wanted_image(template) is not None  # pre-pulled onto every node (reconcile/pullers.py)
     kind = predicted_kind(claimed, pulls_ahead, {k: v["recent"] for k, v in own.items()})
     return kind, starts_store.expected_seconds(namespace, kind, own)
 
