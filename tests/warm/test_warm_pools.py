@@ -99,6 +99,30 @@ def test_of_two_claims_of_one_desktop_listed_at_the_same_time_only_the_first_win
     kube.delete("Pod", pod["metadata"]["name"], NS)
 
 
+def test_a_claim_that_met_only_a_kubelet_status_write_is_retried_and_wins(admin, relay):
+    """The desktop was listed, then the kubelet wrote its status (a probe's result, a restart count):
+    the listed resourceVersion is stale, yet nobody claimed it. The claim is tried again on the fresh
+    copy and wins; it is no lost race (no miss)."""
+    from streamspace.sessions import warm
+
+    template = _pooled(admin, relay, 1)
+    obj = kube.get("Template", template, NS)
+    resources = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"cpu": "100m", "memory": "256Mi"}}
+    (listed,) = warm.candidates(NS, obj, resources)[0]
+    name = listed["metadata"]["name"]
+    pod = kube.get("Pod", name, NS)
+    pod["status"]["containerStatuses"][0]["restartCount"] += 1  # the kubelet's write, still Ready
+    written = kube.request("PUT", f"/api/v1/namespaces/{NS}/pods/{name}/status", body=pod)
+    assert written["metadata"]["resourceVersion"] != listed["metadata"]["resourceVersion"]
+    assert warm.take(NS, listed, "retried-session", "retried") is True
+    claimed = kube.get("Pod", name, NS)
+    assert claimed["metadata"]["labels"]["stream.space/session"] == "retried-session"
+    # A second claim from the same stale listing meets a desktop that is someone's now: a real loss.
+    assert warm.take(NS, listed, "late-session", "late") is False
+    assert kube.get("Pod", name, NS)["metadata"]["labels"]["stream.space/session"] == "retried-session"
+    kube.delete("Pod", name, NS)
+
+
 def test_a_warm_desktop_carries_nothing_of_anyone_until_claimed_and_then_only_its_session(base, admin, relay):
     template = _pooled(admin, relay, 1)
     desktop = ready_pool(template)[0]

@@ -29,6 +29,7 @@ from streamspace.sessions import warm_store
 log = logging.getLogger("streamspace.sessions.warm")
 
 CLAIM_ATTEMPTS = 8  # desktops tried before starting cold (each lost race costs one request)
+TAKE_ATTEMPTS = 4  # patches of one desktop whose 409s came from writes that did not claim it (status)
 
 
 @dataclass(frozen=True)
@@ -65,20 +66,35 @@ def candidates(namespace: str, template: Mapping[str, Any],
 
 def take(namespace: str, pod: Mapping[str, Any], session: str, user_label: str) -> bool:
     """Claim `pod` as listed for `session`: one patch guarded by the resourceVersion it was listed
-    with. False when anyone changed it since (another claim won, or it was recycled)."""
+    with. False when another launch claimed it first (or it was recycled or stopped being Ready).
+
+    Any write bumps a pod's resourceVersion, the kubelet's status writes too (a probe's result, a
+    container restart), so a 409 alone does not say a claim won: the pod is read again and, while it
+    is still an unclaimed, Ready desktop of the same fit, the claim is tried again on that version."""
     from streamspace import kube
 
     meta = pod["metadata"]
-    patch = {"metadata": {"resourceVersion": meta["resourceVersion"], "labels": {
-        APP_NAME: SESSION_APP, LABEL_SESSION: session, LABEL_USER: user_label,
-        LABEL_FIT: None, "pod-template-hash": None}}}
-    try:
-        kube.merge_patch("Pod", meta["name"], patch, namespace)
-    except kube.KubeError as exc:
-        if exc.status in (404, 409):
-            return False
-        raise
-    return True
+    fit = (meta.get("labels") or {}).get(LABEL_FIT)
+    version = meta["resourceVersion"]
+    for _ in range(TAKE_ATTEMPTS):
+        patch = {"metadata": {"resourceVersion": version, "labels": {
+            APP_NAME: SESSION_APP, LABEL_SESSION: session, LABEL_USER: user_label,
+            LABEL_FIT: None, "pod-template-hash": None}}}
+        try:
+            kube.merge_patch("Pod", meta["name"], patch, namespace)
+            return True
+        except kube.KubeError as exc:
+            if exc.status == 404:
+                return False
+            if exc.status != 409:
+                raise
+        # Listed by name (field selector metadata.name): the sessions function may list pods, not get them.
+        fresh = claimable(kube.list_objects("Pod", namespace, field_selector=f"metadata.name={meta['name']}"),
+                          str(fit))
+        if not fresh:
+            return False  # a real lost race: someone else's now (or no longer a ready warm desktop)
+        version = fresh[0]["metadata"]["resourceVersion"]
+    return False
 
 
 def claim(namespace: str, template: Mapping[str, Any], resources: Mapping[str, Any], session: str,
