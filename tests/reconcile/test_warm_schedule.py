@@ -85,3 +85,42 @@ def test_the_budget_holds_a_scheduled_pool_at_its_largest(pooled):
     condition = _condition(name)
     assert condition["reason"] == "OverBudget" and "a warm pool of 50" in condition["message"]
     assert kube.get("Deployment", f"warm-{name}", NS) is None
+
+
+def test_the_minute_tick_resizes_only_the_pools_whose_window_opened_or_closed(pooled):
+    from streamspace.reconcile.template import schedule_tick
+
+    office = pooled(WEEKDAYS_8_TO_18)
+    fixed = pooled({"size": 1})
+    for name in (office, fixed):
+        reconcile_template(live("Template", name), action="read", now=SATURDAY_NOON_BERLIN)
+    assert (_replicas(office), _replicas(fixed)) == (1, 1)
+    # Monday 08:30 in Berlin: the office pool's window is open, and the tick (not the next Template
+    # event, not resync's five-minute tick) gives it its window's size. The pool without a schedule,
+    # and the one in step, are not touched.
+    assert office in schedule_tick(NS, now=MONDAY_0830_BERLIN)
+    assert (_replicas(office), _replicas(fixed)) == (3, 1)
+    assert office not in schedule_tick(NS, now=MONDAY_0830_BERLIN)  # in step: nothing to do
+    assert office in schedule_tick(NS, now=MONDAY_1830_BERLIN)
+    assert _replicas(office) == 1
+
+
+def test_the_warm_schedule_ping_reaches_template_reconcile_and_resizes_a_pool_out_of_step(pooled):
+    from streamspace.local.gateway import load_function_app
+    from streamspace.local.server import BackgroundServer
+
+    from .reconcile_helpers import ping
+
+    always = pooled({"size": 1, "schedule": [{"days": ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"],
+                                              "start": "00:00", "end": "24:00", "size": 2}]})
+    reconcile_template(live("Template", always), action="read")
+    assert _replicas(always) == 2
+    # As it was before the window opened (a window that opened since the last reconcile).
+    kube.merge_patch("Deployment", f"warm-{always}", {"spec": {"replicas": 1}}, NS)
+    server = BackgroundServer(load_function_app("template-reconcile")).start()
+    try:
+        assert ping(server.url, "warm-schedule") == 200  # a PingSource tick in Knative's exact format
+        assert _replicas(always) == 2
+        assert ping(server.url, "resync") == 400  # another schedule's tick is refused, never run here
+    finally:
+        server.stop()

@@ -25,9 +25,11 @@ from streamspace.config import environment
 from streamspace.domain.conversion import LEGACY_API_VERSION
 from streamspace.domain.errors import DomainError
 from streamspace.domain.templates import review_template_spec
-from streamspace.events import BatchFailed, MalformedEvent, now_rfc3339, parse_resource_event
+from streamspace.domain.warm import pool_name, size_at
+from streamspace.events import PING_TYPE, BatchFailed, MalformedEvent, now_rfc3339, parse_resource_event
 from streamspace.reconcile import legacy, namespaces, pullers, warm
 from streamspace.reconcile.desired import APP_NAME, LABEL_TEMPLATE
+from streamspace.reconcile.ping import require_ping
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
 from streamspace.reconcile.session import Source, reconcile_session
 from streamspace.sessions import index_store
@@ -166,6 +168,9 @@ def refresh_prepull_status(namespace: str, templates: list[dict[str, Any]],
 
 
 def handle_template_event(event: Any) -> str:
+    if event["type"] == PING_TYPE:
+        require_ping(event, SCHEDULE_TASK)
+        return f"resized {len(schedule_tick(environment().sessions_namespace))} pool(s)"
     ev = parse_resource_event(event)
     ours = ev.kind == "Template" and ev.api_version.startswith("stream.space/")
     legacy_object = ev.api_version == LEGACY_API_VERSION and ev.kind in legacy.LEGACY_KINDS
@@ -183,6 +188,41 @@ def handle_template_event(event: Any) -> str:
     if ev.action == "delete":
         return template_deleted(ev.namespace, ev.name, str(ev.obj["metadata"].get("uid") or ""))
     return reconcile_template(ev.obj, action=ev.action)
+
+
+SCHEDULE_TASK = "warm-schedule"  # the PingSource that ticks every minute for warm pools' schedules
+
+
+def schedule_tick(namespace: str, now: str | None = None) -> list[str]:
+    """The warm-schedule tick (every minute): reconcile each Template whose pool schedule asks, at
+    `now`, for another size than its pool Deployment keeps, so a window opens and closes within a
+    minute instead of at resync's five-minute tick. One list of Templates and one read of each
+    scheduled pool's Deployment (the verbs warm pools have already); nothing more while in step.
+    Returns the Templates reconciled."""
+    from datetime import datetime
+
+    from streamspace.domain.errors import ValidationError
+
+    now = now or now_rfc3339()
+    instant = datetime.fromisoformat(now.replace("Z", "+00:00"))
+    scheduled = [t for t in kube.list_objects("Template", namespace)
+                 if ((t.get("spec") or {}).get("warmPool") or {}).get("schedule")
+                 and not (t.get("metadata") or {}).get("deletionTimestamp")]
+    if not scheduled:
+        return []
+    done = []
+    for template in scheduled:
+        name = str(template["metadata"]["name"])
+        try:
+            pool = _parsed(template.get("spec")).warm_pool
+        except ValidationError:
+            continue  # its own events report it invalid; it keeps no pool
+        deployment = kube.get("Deployment", pool_name(name), namespace)
+        if deployment is None or int((deployment.get("spec") or {}).get("replicas") or 0) == size_at(pool, instant):
+            continue  # in step, or kept no pool (over budget, invalid env): its events and resync decide
+        reconcile_template(template, action="read", cascade=False, now=now)
+        done.append(name)
+    return done
 
 
 def template_deleted(namespace: str, name: str, uid: str) -> str:
