@@ -284,7 +284,7 @@ def test_eventing_wiring(base_docs: list[dict[str, Any]]) -> None:
         assert delivery["timeout"] and delivery["backoffDelay"]
     binding = next(iter(by_kind(base_docs, "SinkBinding").values()))
     assert binding["spec"]["subject"]["kind"] == "Service"
-    assert set(by_kind(base_docs, "PingSource")) == {"idle-sweep", "resync", "catalog-sync", "backup"}
+    assert set(by_kind(base_docs, "PingSource")) == {"idle-sweep", "resync", "warm-schedule", "catalog-sync", "backup"}
     job = by_kind(base_docs, "Job")["streamspace-migrate"]
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["python", "-m", "streamspace", "migrate",
                                                                           "--bootstrap"]
