@@ -6,6 +6,9 @@ saves it back as a new archive. Python standard library only: its own small imag
     profile_agent.py save      save HOME_DIR once, now
     profile_agent.py sidecar   save every PROFILE_SAVE_INTERVAL seconds when the home changed, and on
                                SIGTERM (the pod stopping: hibernate or terminate)
+    profile_agent.py warm      (a warm desktop's sidecar) hold no token and wait on PROFILE_CLAIM_PORT
+                               for the claim: session-reconcile hands over the session's token, the
+                               agent restores the profile, answers how that went, then runs as sidecar
 
 It never holds storage credentials. It asks the platform (PROFILE_API, authenticated by its session's
 PROFILE_TOKEN, valid for that one session and user) for short-lived presigned URLs of that user's own
@@ -14,12 +17,14 @@ SHA-256 of what arrived (and the quota) before making it current, so an interrup
 replaces the last good profile.
 
 Environment: PROFILE_API (the platform's base URL), PROFILE_TOKEN (or PROFILE_TOKEN_FILE),
-HOME_DIR (default /config), PROFILE_SAVE_INTERVAL (seconds between periodic saves, 0 or unset: none).
+HOME_DIR (default /config), PROFILE_SAVE_INTERVAL (seconds between periodic saves, 0 or unset: none);
+for `warm`: PROFILE_CLAIM_PORT and POD_UID (its pod's uid, from the downward API) instead of a token.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import os
 import signal
@@ -76,7 +81,11 @@ def _call(method: str, url: str, token: str, body: dict | None = None) -> dict:
 
 def restore(api: str, token: str, home: Path) -> str:
     """Extract the current profile into `home`; returns what happened. The stored profile is only read."""
-    answer = _call("GET", f"{api}/api/v1/profiles/agent/current", token)
+    return restore_current(_call("GET", f"{api}/api/v1/profiles/agent/current", token), home)
+
+
+def restore_current(answer: dict, home: Path) -> str:
+    """Extract the profile the platform's answer names (its presigned URL) into `home`."""
     if not answer.get("downloadUrl"):
         return "no profile yet: the home starts empty"
     url = _http_url(answer["downloadUrl"])
@@ -159,11 +168,30 @@ def save(api: str, token: str, home: Path) -> str:
     return f"profile {done.get('id')} saved ({size} bytes) and current"
 
 
+def restore_failed(api: str, token: str, home: Path, exc: BaseException) -> str:
+    """Start anyway, saying so in the home (the stored profile was only read, never changed) and to the
+    platform; returns the words for the user."""
+    message = f"Your profile could not be restored ({exc}). This session started with an empty home " \
+              "and will not be saved over it: your saved profile is unchanged."
+    print(f"profile-agent: {message}", file=sys.stderr, flush=True)
+    report_failure(api, token, "restore", str(exc))
+    home.mkdir(parents=True, exist_ok=True)
+    (home / RESTORE_FAILED_NOTE).write_text(message + "\n")
+    return message
+
+
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else ""
-    if command not in ("restore", "save", "sidecar"):
+    if command not in ("restore", "save", "sidecar", "warm"):
         print(__doc__, file=sys.stderr)
         return 2
+    if command == "warm":
+        try:
+            api, home, port, pod_uid = _warm_settings()
+        except (AgentError, ValueError) as exc:
+            print(f"profile-agent: {exc}", file=sys.stderr)
+            return 2
+        return warm(api, home, port, pod_uid, _interval())
     try:
         api, token, home = _settings()
     except (AgentError, OSError) as exc:
@@ -173,13 +201,7 @@ def main(argv: list[str]) -> int:
         try:
             print(f"profile-agent: {restore(api, token, home)}", flush=True)
         except (AgentError, tarfile.TarError, OSError) as exc:
-            # Start anyway, saying so in the home; the stored profile was only read, never changed.
-            message = f"Your profile could not be restored ({exc}). This session started with an empty home " \
-                      "and will not be saved over it: your saved profile is unchanged."
-            print(f"profile-agent: {message}", file=sys.stderr, flush=True)
-            report_failure(api, token, "restore", str(exc))
-            home.mkdir(parents=True, exist_ok=True)
-            (home / RESTORE_FAILED_NOTE).write_text(message + "\n")
+            restore_failed(api, token, home, exc)
         return 0
     if command == "sidecar":
         return sidecar(api, token, home, _interval())
@@ -209,11 +231,29 @@ def _save_once(api: str, token: str, home: Path) -> bool:
 def sidecar(api: str, token: str, home: Path, interval: int) -> int:
     """Run beside the desktop: a periodic save when the home changed (a node that dies loses at most one
     interval), and the last save on SIGTERM (with native sidecars, after the desktop has stopped)."""
-    stopping = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
-    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    stopping = _stop_on_signals()
     saved = fingerprint(home) if home.exists() else ""  # as restored: nothing new to save yet
     print("profile-agent: waiting for the session to stop", flush=True)
+    return _save_until_stopped(api, token, home, interval, stopping, saved)
+
+
+def _stop_on_signals(*also: threading.Event) -> threading.Event:
+    """An event set by SIGTERM or SIGINT (as are `also`, to wake whoever waits on them)."""
+    stopping = threading.Event()
+
+    def stop(*_: object) -> None:
+        for event in (stopping, *also):
+            event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    return stopping
+
+
+def _save_until_stopped(api: str, token: str, home: Path, interval: int, stopping: threading.Event,
+                        saved: str) -> int:
+    """Save when the home changed from `saved` (its fingerprint as restored), every `interval` seconds,
+    and once more when stopping."""
     while not stopping.wait(interval or None):
         now = fingerprint(home)
         if now != saved and _save_once(api, token, home):
@@ -222,6 +262,121 @@ def sidecar(api: str, token: str, home: Path, interval: int) -> int:
         print("profile-agent: the home is unchanged since the last save: nothing to save", flush=True)
         return 0
     return 0 if _save_once(api, token, home) else 1
+
+
+# -- a warm desktop's agent ---------------------------------------------------------------------------
+
+CLAIM_PATH = "/claim"
+CLAIM_WAIT_LIMIT = 60  # seconds a claim's answer may wait for the restore (the caller says how long)
+
+
+def _warm_settings() -> tuple[str, Path, int, str]:
+    api = os.environ.get("PROFILE_API", "").rstrip("/")
+    port = os.environ.get("PROFILE_CLAIM_PORT", "").strip()
+    pod_uid = os.environ.get("POD_UID", "").strip()
+    if not api.startswith(("http://", "https://")) or not port.isdigit() or not pod_uid:
+        raise AgentError("PROFILE_API (an http(s) URL), PROFILE_CLAIM_PORT and POD_UID are required")
+    return api, Path(os.environ.get("HOME_DIR", "/config")), int(port), pod_uid
+
+
+class Claim:
+    """What the warm agent was handed: nothing until a claim, then its token and how the restore went."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.token: str | None = None
+        self.state = "waiting"  # waiting | restoring | restored | failed
+        self.message = ""
+        self.restored = ""  # the home's fingerprint as restored
+        self.done = threading.Event()  # the restore finished (either way)
+        self.taken = threading.Event()
+        self.wake = threading.Event()  # a claim was taken or the agent is asked to stop
+
+
+def warm(api: str, home: Path, port: int, pod_uid: str, interval: int) -> int:
+    """A warm desktop's agent: it holds no credential and has nobody's files until the claim hands it
+    its session's token (POST /claim {token, pod, wait}, from session-reconcile only: the pool's and the
+    session's NetworkPolicies let nothing else in). The pod's uid must be this pod's (a reused address
+    never receives a token meant for another pod). The token is tried on the platform first: one that
+    is refused is answered 403 and the agent keeps waiting. Then the profile is restored into the home
+    the desktop already runs on, and the agent runs as the sidecar (periodic saves, the last on SIGTERM).
+    Stopped before any claim, it exits with nothing to save."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    claim = Claim()
+    stopping = _stop_on_signals(claim.wake)
+
+    def restore_in_background(answer: dict, token: str) -> None:
+        try:
+            message, state = restore_current(answer, home), "restored"
+            print(f"profile-agent: {message}", flush=True)
+        except (AgentError, tarfile.TarError, OSError) as exc:
+            message, state = restore_failed(api, token, home, exc), "failed"
+        restored = fingerprint(home) if home.exists() else ""  # as restored: nothing new to save yet
+        with claim.lock:
+            claim.state, claim.message, claim.restored = state, message, restored
+        claim.done.set()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *_: object) -> None:  # the agent's own lines only
+            pass
+
+        def _answer(self, status: int, body: dict) -> None:
+            data = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self._answer(200 if self.path == "/healthz" else 404, {"state": claim.state})
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            if self.path != CLAIM_PATH:
+                self._answer(404, {"error": "not found"})
+                return
+            try:
+                body = json.loads(self.rfile.read(min(int(self.headers.get("Content-Length") or 0), 16384)))
+                token, pod, wait = str(body["token"]), str(body["pod"]), float(body.get("wait", 0))
+            except (ValueError, KeyError, TypeError):
+                self._answer(400, {"error": "expected {token, pod, wait}"})
+                return
+            if pod != pod_uid:
+                self._answer(409, {"error": "not this pod"})
+                return
+            with claim.lock:
+                held = claim.token
+                if held is None:
+                    try:  # the platform says whether the token is worth anything (and where the profile is)
+                        answer = _call("GET", f"{api}/api/v1/profiles/agent/current", token)
+                    except AgentError as exc:
+                        self._answer(403, {"error": "token refused", "reason": str(exc)})
+                        return
+                    claim.token, claim.state = token, "restoring"
+                    threading.Thread(target=restore_in_background, args=(answer, token), daemon=True).start()
+                    claim.taken.set()
+                    claim.wake.set()
+                elif not hmac.compare_digest(held, token):
+                    self._answer(409, {"error": "claimed by another session"})
+                    return
+            claim.done.wait(min(max(wait, 0.0), CLAIM_WAIT_LIMIT))
+            with claim.lock:
+                self._answer(200 if claim.done.is_set() else 202, {"state": claim.state, "message": claim.message})
+
+    server = ThreadingHTTPServer(("", port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="claim", daemon=True).start()
+    print(f"profile-agent: warm, waiting for a claim on port {port}", flush=True)
+    claim.wake.wait()
+    if not claim.taken.is_set():
+        server.shutdown()
+        print("profile-agent: stopped before any claim: nothing of anyone to save", flush=True)
+        return 0
+    claim.done.wait()
+    if claim.token is None:
+        raise AgentError("invariant broken: claimed without a token")
+    return _save_until_stopped(api, claim.token, home, interval, stopping, claim.restored)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,8 @@ class ProfileAgentSettings:
     save_interval_seconds: int = 900  # periodic saves while the session runs (0: only when it stops)
     save_grace_seconds: int = 120  # the pod's terminationGracePeriodSeconds: the desktop's stop and the save
     home_uid: int = 1000  # the agent's user (owns what it restores) unless the Template sets runAsUser
+    # Where the agent of a warm desktop waits for its claim (only session-reconcile may reach it).
+    claim_port: int = 8095
 
 
 @dataclass(frozen=True)
@@ -295,6 +297,7 @@ def _profile_agent(env: Mapping[str, str]) -> ProfileAgentSettings:
                                                                           minimum=60),
         save_grace_seconds=_duration(env, "PROFILE_SAVE_GRACE", "2m", minimum=30, maximum=3600),
         home_uid=_int(env, "PROFILE_HOME_UID", 1000, 1, 2**31 - 1),
+        claim_port=_int(env, "PROFILE_CLAIM_PORT", 8095, 1024, 65535),
     )
 
 

@@ -119,6 +119,25 @@ def test_long_and_odd_user_names_stay_within_kubernetes_limits():
     assert len(objects["Deployment"]["metadata"]["labels"]["stream.space/user"]) <= 63
 
 
+def test_a_claimed_warm_desktop_is_ready_only_once_its_profile_is_restored():
+    restoring = session_status(session(), Observation(
+        "Pending", "ProfileRestoring", "restoring the saved home into the desktop", "warm-pod",
+        profile_restore=("Unknown", "Restoring", "restoring the saved home into the desktop")), CONFIG, "t0")
+    conditions = {c["type"]: c for c in restoring["conditions"]}
+    assert restoring["phase"] == "Pending" and conditions["Ready"]["status"] == "False"
+    assert (conditions["ProfileRestored"]["status"], conditions["ProfileRestored"]["reason"]) == ("Unknown",
+                                                                                                  "Restoring")
+    restored = session_status({**session(), "status": restoring}, Observation(
+        "Running", "PodReady", "", "warm-pod", profile_restore=("True", "Restored", "profile p1 restored")),
+        CONFIG, "t1")
+    conditions = {c["type"]: c for c in restored["conditions"]}
+    assert conditions["Ready"]["status"] == "True"
+    assert (conditions["ProfileRestored"]["status"], conditions["ProfileRestored"]["lastTransitionTime"]) == (
+        "True", "t1")
+    assert "ProfileRestored" not in {c["type"] for c in session_status(
+        session(), Observation("Running", "PodReady", "", "own-pod"), CONFIG, "t2")["conditions"]}
+
+
 def test_status_keeps_transition_times_while_a_condition_holds():
     obs = Observation("Running", "PodReady", "", "pod-1")
     first = session_status(session(), obs, CONFIG, "2026-01-01T00:00:00Z")

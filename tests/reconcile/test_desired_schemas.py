@@ -103,3 +103,24 @@ def test_the_image_puller_daemonset_validates_strictly_against_the_official_sche
         errors = [f"{err.message} at {'/'.join(str(p) for p in err.path)}"
                   for err in _validator(version, obj["kind"], obj["apiVersion"]).iter_errors(obj)]
         assert not errors, f"{sample.stem}: " + "\n".join(errors)
+
+
+@pytest.mark.parametrize("version", [OLDEST, E2E, NEWEST])
+def test_warm_pools_and_the_sessions_that_claim_them_validate_strictly_against_the_official_schemas(version):
+    """The pool (its Deployment and NetworkPolicy; with profiles, the agent waiting for its claim, its port
+    and startup probe) and a claimed desktop's session set (its policy letting session-reconcile in)."""
+    from streamspace.reconcile.warm import pool_objects
+
+    problems = []
+    for sample in SAMPLES:
+        template = yaml.safe_load(sample.read_text())
+        template["metadata"].update({"namespace": "streamspace", "uid": "7c1d-uid"})
+        spec = parse_template_spec(template["spec"])
+        for config_name in ("traefik", "profiles in S3"):
+            config = CONFIGS[config_name]
+            claimed = desired_objects(_session(template["metadata"]["name"]), spec, config, PROFILE_TOKEN, warm=True)
+            for obj in [*pool_objects(template, spec, config, 2), *claimed]:
+                problems += [f"{sample.stem}, {config_name}: {obj['kind']}: {err.message} at "
+                             f"{'/'.join(str(p) for p in err.path)}"
+                             for err in _validator(version, obj["kind"], obj["apiVersion"]).iter_errors(obj)]
+    assert not problems, "\n".join(problems)

@@ -40,18 +40,26 @@ NOT_THE_DESKTOP = frozenset({"warmPool", "prePull", "enabled", "displayName", "d
                              "tags"})
 
 
-def fit_key(template_spec: Mapping[str, Any] | None, resources: Mapping[str, Any]) -> str:
+def fit_key(template_spec: Mapping[str, Any] | None, resources: Mapping[str, Any], *,
+            profile_agent: bool = False) -> str:
     """What a launch must match to take a warm desktop: the Template's spec as it was when the
-    desktop started (the fields that shape a desktop), and the resources the session asks. A
-    changed image, port, env or resources gives a new key, so the older desktops never fit again
-    (and the pool replaces them)."""
+    desktop started (the fields that shape a desktop), the resources the session asks, and whether
+    it runs a profile agent waiting for its claim (HOME_STORAGE=s3). A changed image, port, env or
+    resources gives a new key, so the older desktops never fit again (and the pool replaces them)."""
     from streamspace.domain.resources import canonical_resources
 
     shaping = {k: v for k, v in (template_spec or {}).items() if k not in NOT_THE_DESKTOP}
-    text = json.dumps({"template": shaping, "resources": canonical_resources(resources)},
-                      sort_keys=True,
-                      separators=(",", ":"))
+    fit: dict[str, Any] = {"template": shaping, "resources": canonical_resources(resources)}
+    if profile_agent:  # absent otherwise: the desktops of pools without profiles keep their key
+        fit["profileAgent"] = True
+    text = json.dumps(fit, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def profile_agents(home_storage: str, sidecar: str) -> bool:
+    """Whether warm desktops carry a profile agent waiting for its claim: with HOME_STORAGE=s3 and
+    native sidecars (PROFILE_SIDECAR=native: the agent starts, and holds its port, before the desktop)."""
+    return home_storage == "s3" and sidecar == "native"
 
 
 def pod_ready(pod: Mapping[str, Any]) -> bool:

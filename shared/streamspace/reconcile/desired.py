@@ -40,6 +40,7 @@ from streamspace.domain.names import dns_label, home_claim_name, session_object_
 from streamspace.domain.resources import ResourceRequirements
 from streamspace.domain.sessions import resolve_resources
 from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec, env_reference_problems
+from streamspace.domain.warm import profile_agents
 from streamspace.settings.effective import ReconcileConfig, session_host, session_url
 
 # Annotations. On the Deployment: the per-object hashes of the applied set. On the Session (written
@@ -76,6 +77,9 @@ def delete_order(home_storage: str) -> tuple[str, ...]:
 # The profile agent's containers (HOME_STORAGE=s3) and what they mount.
 PROFILE_RESTORE = "profile-restore"
 PROFILE_SIDECAR = "profile-sidecar"
+PROFILE_WARM_AGENT = "profile-agent"  # a warm desktop's agent: waits for the claim, then the sidecar
+PROFILE_CLAIM_PORT_NAME = "profile-claim"
+SESSION_RECONCILE_FUNCTION = "session-reconcile"  # the one caller a warm desktop's agent accepts
 PROFILE_TOKEN_VOLUME = "profile-token"
 PROFILE_TOKEN_DIR = "/var/run/streamspace/profile"
 PROFILE_SCRATCH_VOLUME = "profile-scratch"
@@ -201,7 +205,24 @@ def pod_spec_for(template: TemplateSpec, config: ReconcileConfig) -> tuple[dict[
     port = template.stream_port
     if port is None:  # a parsed TemplateSpec always has a stream port
         raise RuntimeError("invariant broken: port is None")
+    if warm_profiles(config):
+        # An emptyDir home and the agent waiting for its claim: no token, nobody's files until then.
+        return _pod_spec(template, resources, port, True, "", _ProfileHome(None, config)), resources
     return _pod_spec(template, resources, port, False, ""), resources
+
+
+def warm_profiles(config: ReconcileConfig) -> bool:
+    """Whether warm desktops carry a profile agent waiting for its claim (domain.warm.profile_agents)."""
+    return profile_agents(config.home_storage, config.profile_agent.sidecar)
+
+
+def claim_ingress(config: ReconcileConfig) -> dict[str, Any]:
+    """The one way into a warm desktop before and while it is claimed: session-reconcile's pods, to the
+    agent's claim port (the token's hand-over), nothing else."""
+    return {"from": [{"namespaceSelector": {"matchLabels": {
+                          "kubernetes.io/metadata.name": config.control_plane_namespace}},
+                      "podSelector": {"matchLabels": {"serving.knative.dev/service": SESSION_RECONCILE_FUNCTION}}}],
+            "ports": [{"protocol": "TCP", "port": config.profile_agent.claim_port}]}
 
 
 def desired_objects(session: Mapping[str, Any], template: TemplateSpec, config: ReconcileConfig,
@@ -300,7 +321,7 @@ def desired_objects(session: Mapping[str, Any], template: TemplateSpec, config: 
                 "from": [{"namespaceSelector": {"matchLabels": {
                     "kubernetes.io/metadata.name": config.ingress_controller_namespace}}}],
                 "ports": [{"protocol": "TCP", "port": port}],
-            }],
+            }, *([claim_ingress(config)] if warm and profile and warm_profiles(config) else [])],
             "egress": egress_rules(config),
         },
     })
@@ -373,7 +394,7 @@ def _pod_security_context(template: TemplateSpec) -> dict[str, Any]:
 class _ProfileHome:
     """A home restored from and saved to the object store by the profile agent (HOME_STORAGE=s3)."""
 
-    secret: str  # the owned Secret holding the agent's token
+    secret: str | None  # the owned Secret holding the agent's token; None: a warm desktop's (no token yet)
     config: ReconcileConfig
 
 
@@ -382,14 +403,30 @@ def _profile_agent(name: str, command: str, template: TemplateSpec, home: _Profi
     agent = home.config.profile_agent
     uid = template.run_as_user if template.run_as_user is not None else agent.home_uid
     gid = template.run_as_group if template.run_as_group is not None else uid
-    env = [
+    env: list[dict[str, Any]] = [
         {"name": "PROFILE_API", "value": home.config.profile_api_url},
-        {"name": "PROFILE_TOKEN_FILE", "value": f"{PROFILE_TOKEN_DIR}/token"},
+        *([] if home.secret is None else [{"name": "PROFILE_TOKEN_FILE", "value": f"{PROFILE_TOKEN_DIR}/token"}]),
         {"name": "HOME_DIR", "value": template.home_mount_path},
         {"name": "TMPDIR", "value": "/tmp"},  # noqa: S108 - the agent's own emptyDir
     ]
-    if command == "sidecar":
+    if command in ("sidecar", "warm"):
         env.append({"name": "PROFILE_SAVE_INTERVAL", "value": str(agent.save_interval_seconds)})
+    mounts: list[dict[str, Any]] = [
+        {"name": USER_HOME_VOLUME, "mountPath": template.home_mount_path},
+        {"name": PROFILE_TOKEN_VOLUME, "mountPath": PROFILE_TOKEN_DIR, "readOnly": True},
+        {"name": PROFILE_SCRATCH_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - the archive being written
+    ]
+    waiting: dict[str, Any] = {}
+    if home.secret is None:  # a warm desktop's: no token to mount; it waits for the claim on its port
+        mounts = [m for m in mounts if m["name"] != PROFILE_TOKEN_VOLUME]
+        env += [{"name": "PROFILE_CLAIM_PORT", "value": str(agent.claim_port)},
+                {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}}]
+        waiting = {
+            "ports": [{"name": PROFILE_CLAIM_PORT_NAME, "containerPort": agent.claim_port, "protocol": "TCP"}],
+            # The kubelet starts the desktop only once this succeeded: the agent holds its port first, so
+            # the desktop can never listen there and be handed a token.
+            "startupProbe": {"tcpSocket": {"port": agent.claim_port}, "periodSeconds": 1, "failureThreshold": 60},
+        }
     return {
         "name": name,
         "image": agent.image,
@@ -401,11 +438,8 @@ def _profile_agent(name: str, command: str, template: TemplateSpec, home: _Profi
             "runAsNonRoot": True, "runAsUser": uid, "runAsGroup": gid, "allowPrivilegeEscalation": False,
             "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]},
         },
-        "volumeMounts": [
-            {"name": USER_HOME_VOLUME, "mountPath": template.home_mount_path},
-            {"name": PROFILE_TOKEN_VOLUME, "mountPath": PROFILE_TOKEN_DIR, "readOnly": True},
-            {"name": PROFILE_SCRATCH_VOLUME, "mountPath": "/tmp"},  # noqa: S108 - the archive being written
-        ],
+        "volumeMounts": mounts,
+        **waiting,
     }
 
 
@@ -440,7 +474,8 @@ def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int
         # Pod-local: restored by the agent before the desktop starts (no claim, no ReadWriteMany class).
         volumes += [
             {"name": USER_HOME_VOLUME, "emptyDir": {"sizeLimit": profile.config.storage_size}},
-            {"name": PROFILE_TOKEN_VOLUME, "secret": {"secretName": profile.secret, "defaultMode": 0o444}},
+            *([] if profile.secret is None else [
+                {"name": PROFILE_TOKEN_VOLUME, "secret": {"secretName": profile.secret, "defaultMode": 0o444}}]),
             {"name": PROFILE_SCRATCH_VOLUME, "emptyDir": {"sizeLimit": profile.config.storage_size}},
         ]
         mounts.append({"name": USER_HOME_VOLUME, "mountPath": template.home_mount_path})
@@ -482,7 +517,12 @@ def _pod_spec(template: TemplateSpec, resources: ResourceRequirements, port: int
         "containers": [container],
         "volumes": volumes,
     }
-    if profile is not None:
+    if profile is not None and profile.secret is None:
+        # A warm desktop: the agent alone, as a native sidecar started (its port held) before the desktop.
+        pod["initContainers"] = [{**_profile_agent(PROFILE_WARM_AGENT, "warm", template, profile),
+                                  "restartPolicy": "Always"}]
+        pod["terminationGracePeriodSeconds"] = profile.config.profile_agent.save_grace_seconds
+    elif profile is not None:
         restore = _profile_agent(PROFILE_RESTORE, "restore", template, profile)
         sidecar = _profile_agent(PROFILE_SIDECAR, "sidecar", template, profile)
         if profile.config.profile_agent.sidecar == "native":
@@ -533,6 +573,9 @@ class Observation:
     pod_name: str | None = None
     template_problem: str | None = None  # TemplateMissing | TemplateInvalid when the Template failed
     ingress_refused: bool = False  # no Ingress may be made (ingress_refusal): condition IngressProtected False
+    # (status, reason, message) of the ProfileRestored condition while the session runs in a claimed warm
+    # desktop whose agent restores its profile (HOME_STORAGE=s3); None otherwise.
+    profile_restore: tuple[str, str, str] | None = None
 
 
 def deployment_ready(deployment: Mapping[str, Any] | None) -> bool:
@@ -615,6 +658,13 @@ def session_status(session: Mapping[str, Any], observed: Observation, config: Re
     if observed.ingress_refused:
         conditions.append(_condition(old.get("IngressProtected"), "IngressProtected", False,
                                      INGRESS_CLASS_UNSUPPORTED, observed.message, now))
+    if observed.profile_restore is not None:
+        value, reason, message = observed.profile_restore
+        previous = old.get("ProfileRestored")
+        since = str(previous["lastTransitionTime"]) if previous and previous.get("status") == value and previous.get(
+            "lastTransitionTime") else now
+        conditions.append({"type": "ProfileRestored", "status": value, "lastTransitionTime": since,
+                           "reason": reason, "message": message})
     hibernated = phase == "Hibernated"
     conditions.append(_condition(old.get("Hibernated"), "Hibernated", hibernated,
                                  observed.reason if hibernated else "NotHibernated",

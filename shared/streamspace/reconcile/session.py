@@ -26,9 +26,9 @@ from streamspace.config import environment
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.names import session_object_name
 from streamspace.domain.warm import ANN_WARM_POD, POOL_PREFIX, pod_ready
-from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
+from streamspace.events import MalformedEvent, ResourceEvent, RetryLater, now_rfc3339, parse_resource_event
 from streamspace.profiles.agent_tokens import agent_token
-from streamspace.reconcile import index, namespaces
+from streamspace.reconcile import index, namespaces, warm
 from streamspace.reconcile.desired import (
     ANN_HIBERNATION_REASON,
     ANN_TERMINATION_REASON,
@@ -247,6 +247,8 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
         _record_start(session, new_status.get("podName"), waking=before == "Hibernated")
     if index.index_differs(ctx.row, session, new_status):
         index.write_index(ctx.row, session, new_status)
+    if observed.reason == PROFILE_RESTORING:  # asked again at the redelivery, until the agent is done
+        raise RetryLater(f"session {name}: {observed.message}")
     return Outcome.RECONCILED
 
 
@@ -313,10 +315,10 @@ def _record_start(session: Mapping[str, Any], pod_name: object, *, waking: bool)
         pod = kube.get("Pod", pod_name, namespace)
         if pod is None:
             return
-        warm = (meta.get("annotations") or {}).get(ANN_WARM_POD) == pod_name
-        events = [] if warm else kube.list_objects("Event", namespace,
-                                                   field_selector=f"involvedObject.name={pod_name}")
-        record = start_record(session, pod, events, warm=warm, waking=waking, observed_at=datetime.now(UTC))
+        claimed = (meta.get("annotations") or {}).get(ANN_WARM_POD) == pod_name
+        events = [] if claimed else kube.list_objects("Event", namespace,
+                                                      field_selector=f"involvedObject.name={pod_name}")
+        record = start_record(session, pod, events, warm=claimed, waking=waking, observed_at=datetime.now(UTC))
     except kube.KubeError as exc:
         log.warning("could not read the start of a session", extra={"session": meta["name"], "reason": exc.message})
         return
@@ -361,6 +363,11 @@ def _converge(session: Mapping[str, Any], state: str, ctx: index.SessionContext,
                                f"homes are profiles in the object store (HOME_STORAGE=s3), and no user "
                                f"{spec['user']!r} exists to own this session's profile")
         profile_token = agent_token(namespace, name, owner)
+    restore = None
+    if warm_pod is not None and profile_token is not None and pod_ready(warm_pod):
+        restore = _restore_profile(session, warm_pod, profile_token)
+        if restore is None:  # its agent did not take the claim: the session's own pod takes over
+            warm_pod = None
     try:
         desired = desired_objects(session, resolution.spec, ctx.config, profile_token, warm=warm_pod is not None)
     except ValidationError as exc:
@@ -390,6 +397,16 @@ def _converge(session: Mapping[str, Any], state: str, ctx: index.SessionContext,
         return Observation("Hibernated", reason, message)
     if warm_pod is not None:
         desktop = str(warm_pod["metadata"]["name"])
+        if restore is not None and not restore.done:
+            # Ready only once the user's files are in: the portal waits on this phase (and the condition).
+            return Observation("Pending", PROFILE_RESTORING, restore.message, desktop,
+                               profile_restore=("Unknown", "Restoring", restore.message))
+        if restore is not None and not restore.ok:
+            return Observation("Running", "PodReady", restore.message, desktop,
+                               profile_restore=("False", "RestoreFailed", restore.message))
+        if restore is not None:
+            return Observation("Running", "PodReady", "", desktop,
+                               profile_restore=("True", "Restored", restore.message or "the saved home was restored"))
         if pod_ready(warm_pod):
             return Observation("Running", "PodReady", "", desktop)
         return Observation("Pending", "PodNotReady", "waiting for the claimed warm desktop to become ready", desktop)
@@ -415,6 +432,27 @@ def _converge(session: Mapping[str, Any], state: str, ctx: index.SessionContext,
     text = f"waiting for the session's pod to become ready ({waiting})" if waiting else \
         "waiting for the session's pod to become ready"
     return Observation("Pending", "PodNotReady", text, pod_name)
+
+
+PROFILE_RESTORING = "ProfileRestoring"  # a Pending reason: the claimed desktop's agent is restoring the profile
+
+
+def _restore_profile(session: Mapping[str, Any], pod: Mapping[str, Any], token: str) -> warm.Restore | None:
+    """The profile's restore into the claimed warm desktop: as the status already reports it, else as
+    its agent answers when handed the session's token (reconcile/warm.py hand_over). None when the
+    agent did not take it: the desktop is deleted, and the Session's own Deployment starts a desktop
+    whose init container restores the profile (a cold start, never a desktop without the user's files)."""
+    desktop = str(pod["metadata"]["name"])
+    recorded = warm.recorded_restore(session, desktop)
+    if recorded is not None:
+        return recorded
+    try:
+        return warm.hand_over(pod, token)
+    except warm.HandOverFailed as exc:
+        log.warning("a claimed warm desktop's profile agent did not take the claim; starting the session's own "
+                    "desktop", extra={"session": session["metadata"]["name"], "pod": desktop, "reason": str(exc)})
+        kube.delete("Pod", desktop, session["metadata"]["namespace"])
+        return None
 
 
 def _warm_pod(session: Mapping[str, Any], state: str) -> dict[str, Any] | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -25,8 +26,10 @@ from streamspace.reconcile.desired import (
     MANAGED_BY,
     MANAGER_NAME,
     ReconcileConfig,
+    claim_ingress,
     egress_rules,
     pod_spec_for,
+    warm_profiles,
 )
 
 log = logging.getLogger("streamspace.reconcile.warm")
@@ -42,7 +45,7 @@ def pool_objects(template_obj: Mapping[str, Any], spec: Any, config: ReconcileCo
     meta = template_obj.get("metadata") or {}
     name, namespace = str(meta["name"]), str(meta["namespace"])
     pod_spec, resources = pod_spec_for(spec, config)
-    fit = fit_key(template_obj.get("spec"), resources)
+    fit = fit_key(template_obj.get("spec"), resources, profile_agent=warm_profiles(config))
     labels = {**pool_selector(name), MANAGED_BY: MANAGER_NAME}
     owner = [{"apiVersion": API_VERSION, "kind": "Template", "name": name, "uid": str(meta.get("uid") or ""),
               "controller": True, "blockOwnerDeletion": True}]
@@ -51,9 +54,11 @@ def pool_objects(template_obj: Mapping[str, Any], spec: Any, config: ReconcileCo
         {
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": dict(common),
-            # Nobody reaches an unassigned desktop; once claimed, its session's policy applies.
+            # Nobody reaches an unassigned desktop (but session-reconcile its profile agent's claim port,
+            # where there is one); once claimed, its session's policy applies.
             "spec": {"podSelector": {"matchLabels": pool_selector(name)}, "policyTypes": ["Ingress", "Egress"],
-                     "ingress": [], "egress": egress_rules(config)},
+                     "ingress": [claim_ingress(config)] if warm_profiles(config) else [],
+                     "egress": egress_rules(config)},
         },
         {
             "apiVersion": "apps/v1", "kind": "Deployment",
@@ -168,3 +173,74 @@ def recycle_pool(namespace: str, template: str, max_age_seconds: int | None,
     if done:
         warm_store.count(namespace, template, recycles=len(done))
     return done
+
+
+# -- the profile of a claimed desktop (HOME_STORAGE=s3) ------------------------------------------------
+
+CLAIM_WAIT_SECONDS = 20  # how long one hand-over waits for the restore (within the Trigger's 60 s timeout)
+PROFILE_RESTORED = "ProfileRestored"  # the Session's condition while it runs in a claimed warm desktop
+
+
+@dataclass(frozen=True)
+class Restore:
+    """How restoring the profile into a claimed warm desktop went, as its agent answered."""
+
+    done: bool  # finished, either way (False: still restoring)
+    ok: bool  # restored (or there was nothing to restore)
+    message: str  # the agent's words
+
+
+class HandOverFailed(Exception):
+    """The claimed desktop's agent did not take the token (unreachable, not there, refused it)."""
+
+
+def hand_over(pod: Mapping[str, Any], token: str, wait: float = CLAIM_WAIT_SECONDS) -> Restore:
+    """Give the session's profile token to the agent of the warm desktop it claimed, and wait up to
+    `wait` seconds for the restore. The token goes only to that pod's agent: its address as the
+    kubelet reported it, its claim port as its spec declares it, and the pod's uid, which the agent
+    checks against its own (a reused address never gets a token meant for another pod). The
+    NetworkPolicies let only session-reconcile reach that port. Asking again with the same token
+    is answered with the restore's state (idempotent)."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    from streamspace.reconcile.desired import PROFILE_CLAIM_PORT_NAME
+
+    meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
+    port = next((p.get("containerPort") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])
+                 for p in c.get("ports") or [] if p.get("name") == PROFILE_CLAIM_PORT_NAME), None)
+    address = status.get("podIP")
+    if not isinstance(port, int) or not isinstance(address, str) or not address:
+        raise HandOverFailed("the warm desktop has no profile agent waiting for a claim")
+    host = f"[{address}]" if ":" in address else address
+    body = json.dumps({"token": token, "pod": str(meta.get("uid") or ""), "wait": wait}).encode()
+    request = urllib.request.Request(f"http://{host}:{port}/claim", data=body, method="POST",  # noqa: S310
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=wait + 10) as answer:  # noqa: S310 - the pod's own address
+            code, text = answer.status, answer.read()
+    except urllib.error.HTTPError as exc:
+        detail = exc.read().decode(errors="replace")[:300]
+        raise HandOverFailed(f"its profile agent refused the claim: HTTP {exc.code} {detail}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise HandOverFailed(f"its profile agent did not answer: {exc}") from None
+    try:
+        state = json.loads(text)
+    except ValueError:
+        raise HandOverFailed("its profile agent answered something else than JSON") from None
+    if code == 202 or state.get("state") == "restoring":
+        return Restore(False, False, "restoring the saved home into the desktop")
+    return Restore(True, state.get("state") == "restored", str(state.get("message") or ""))
+
+
+def recorded_restore(session: Mapping[str, Any], pod: str) -> Restore | None:
+    """The restore's outcome the Session's status already reports for this desktop (None: not yet)."""
+    status = session.get("status") or {}
+    if status.get("podName") != pod:
+        return None
+    condition = next((c for c in status.get("conditions") or []
+                      if isinstance(c, Mapping) and c.get("type") == PROFILE_RESTORED), None)
+    if condition is None or condition.get("status") not in ("True", "False"):
+        return None
+    return Restore(True, condition.get("status") == "True", str(condition.get("message") or ""))

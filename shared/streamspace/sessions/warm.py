@@ -21,9 +21,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streamspace.config import environment
 from streamspace.domain.conversion import API_VERSION
 from streamspace.domain.labels import APP_NAME, LABEL_SESSION, LABEL_TEMPLATE, LABEL_USER, SESSION_APP
-from streamspace.domain.warm import LABEL_FIT, WARM_APP, claimable, fit_key, peak_size, pod_ready
+from streamspace.domain.warm import LABEL_FIT, WARM_APP, claimable, fit_key, peak_size, pod_ready, profile_agents
 from streamspace.sessions import warm_store
 
 log = logging.getLogger("streamspace.sessions.warm")
@@ -44,13 +45,23 @@ class WarmStart:
 
 
 def why_not(template: Mapping[str, Any], persistent_home: bool) -> str | None:
-    """Why this launch cannot use a warm desktop at all (None: it may)."""
+    """Why this launch cannot use a warm desktop at all (None: it may). A home kept as a profile
+    (HOME_STORAGE=s3) is restored into the claimed desktop by its agent; a home volume cannot be
+    mounted into a running desktop."""
     if peak_size((template.get("spec") or {}).get("warmPool")) <= 0:
         return "the template keeps no warm desktops"
-    if persistent_home:
+    if persistent_home and environment().home_storage == "s3" and not _profile_agents():
+        return ("a session that keeps its home starts its own desktop here: restoring a profile into a warm "
+                "desktop needs native sidecars (PROFILE_SIDECAR=native, Kubernetes 1.29 or later)")
+    if persistent_home and environment().home_storage != "s3":
         return ("a session with a persistent home volume starts its own desktop (a warm desktop cannot mount "
                 "your volume); launch with persistentHome: false to use one")
     return None
+
+
+def _profile_agents() -> bool:
+    env = environment()
+    return profile_agents(env.home_storage, env.profile_agent.sidecar)
 
 
 def candidates(namespace: str, template: Mapping[str, Any],
@@ -61,7 +72,7 @@ def candidates(namespace: str, template: Mapping[str, Any],
 
     template_name = str((template.get("metadata") or {}).get("name"))
     pods = kube.list_objects("Pod", namespace, label_selector=f"{APP_NAME}={WARM_APP},{LABEL_TEMPLATE}={template_name}")
-    return claimable(pods, fit_key(template.get("spec"), resources)), pods
+    return claimable(pods, fit_key(template.get("spec"), resources, profile_agent=_profile_agents())), pods
 
 
 def take(namespace: str, pod: Mapping[str, Any], session: str, user_label: str) -> bool:
