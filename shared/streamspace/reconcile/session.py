@@ -23,10 +23,10 @@ from typing import Any
 
 from streamspace import kube
 from streamspace.config import environment
-from streamspace.domain.errors import ValidationError
+from streamspace.domain.errors import Unavailable, ValidationError
 from streamspace.domain.names import session_object_name
 from streamspace.domain.warm import ANN_WARM_POD, POOL_PREFIX, pod_ready
-from streamspace.events import MalformedEvent, ResourceEvent, RetryLater, now_rfc3339, parse_resource_event
+from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
 from streamspace.profiles.agent_tokens import agent_token
 from streamspace.reconcile import index, namespaces, warm
 from streamspace.reconcile.desired import (
@@ -248,7 +248,7 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
     if index.index_differs(ctx.row, session, new_status):
         index.write_index(ctx.row, session, new_status)
     if observed.reason == PROFILE_RESTORING:  # asked again at the redelivery, until the agent is done
-        raise RetryLater(f"session {name}: {observed.message}")
+        raise Unavailable(f"session {name}: {observed.message}")  # 503: the broker redelivers
     return Outcome.RECONCILED
 
 
