@@ -63,7 +63,7 @@ def test_no_route_answers_a_server_error(method: str, path: str, gateway: str, a
     operation = schema[path][method].ok() if hasattr(schema[path][method], "ok") else schema[path][method]
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
+    @settings(max_examples=6, suppress_health_check=list(HealthCheck), derandomize=True,
               database=None)
     def fuzz(case) -> None:
         for headers in (admin_headers, {}):

@@ -39,7 +39,7 @@ def test_a_policy_of_zero_still_keeps_the_newest_backup() -> None:
 
 
 # No per-example deadline: a loaded 2-core CI machine must not turn a slow example into a failure.
-@settings(deadline=None, max_examples=200)
+@settings(max_examples=200)
 @given(st.lists(st.datetimes(min_value=datetime(2020, 1, 1), max_value=datetime(2030, 1, 1)), max_size=60),
        st.integers(0, 10), st.integers(0, 6), st.integers(0, 6))
 def test_never_more_than_the_policy_allows_and_always_the_newest(times: list[datetime], daily: int, weekly: int,
