@@ -16,6 +16,15 @@ from tests.conftest import client_for
 from .conftest import CEILING, NS, converges, phase, pool_pods, ready_pool, replaced, template_body
 
 
+def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a NetworkPolicy's podSelector selects a pod with `labels` (matchLabels and the In
+    expressions, as the API defines them)."""
+    selector = policy["spec"]["podSelector"]
+    return (selector.get("matchLabels", {}).items() <= labels.items()
+            and all(e["operator"] == "In" and labels.get(e["key"]) in e["values"]
+                    for e in selector.get("matchExpressions", [])))
+
+
 def _unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:6]}"
 
@@ -96,6 +105,10 @@ def test_of_two_claims_of_one_desktop_listed_at_the_same_time_only_the_first_win
     assert warm.take(NS, seen_by_second[0], "second-session", "second") is False
     pod = kube.get("Pod", seen_by_first[0]["metadata"]["name"], NS)
     assert pod["metadata"]["labels"]["stream.space/session"] == "first-session"
+    # Claimed, and no session-reconcile has applied its session's policy yet (none runs here): the
+    # pool's deny-by-default policy still isolates it both ways.
+    policy = kube.get("NetworkPolicy", f"warm-{template}", NS)
+    assert _selects(policy, pod["metadata"]["labels"]) and policy["spec"]["policyTypes"] == ["Ingress", "Egress"]
     kube.delete("Pod", pod["metadata"]["name"], NS)
 
 
@@ -137,7 +150,7 @@ def test_a_warm_desktop_carries_nothing_of_anyone_until_claimed_and_then_only_it
         assert not selector or any(labels.get(k) != v for k, v in selector.items()), service["metadata"]["name"]
     policy = kube.get("NetworkPolicy", f"warm-{template}", NS)
     assert policy["spec"]["ingress"] == [] and "Ingress" in policy["spec"]["policyTypes"]
-    assert policy["spec"]["podSelector"]["matchLabels"].items() <= labels.items()
+    assert _selects(policy, labels)
 
     alice = client_for(base, _unique("alice"))
     session = alice.post("/api/v1/sessions", json={"template": template, "persistentHome": False}).json()
@@ -147,10 +160,14 @@ def test_a_warm_desktop_carries_nothing_of_anyone_until_claimed_and_then_only_it
     mine = kube.get("Session", session["name"], NS)
     assert claimed["metadata"]["labels"]["stream.space/user"] == mine["spec"]["user"]
     assert "stream.space/warm-fit" not in claimed["metadata"]["labels"]
-    # Its session's Service and NetworkPolicy select it now; the pool's policy no longer does.
+    # Its session's Service and NetworkPolicy select it now. The pool's policy still does (it closed
+    # the moment between the claim and the session's policy) and allows nothing the session's does not.
     service = kube.get("Service", f"ss-{session['name']}", NS)
     assert service["spec"]["selector"].items() <= claimed["metadata"]["labels"].items()
-    assert not policy["spec"]["podSelector"]["matchLabels"].items() <= claimed["metadata"]["labels"].items()
+    own = kube.get("NetworkPolicy", f"ss-{session['name']}", NS)
+    assert _selects(own, claimed["metadata"]["labels"]) and _selects(policy, claimed["metadata"]["labels"])
+    assert policy["spec"]["egress"] == own["spec"]["egress"]
+    assert all(rule in own["spec"]["ingress"] for rule in policy["spec"]["ingress"])
     ingress = kube.get("Ingress", f"ss-{session['name']}", NS)
     assert ingress["spec"]["rules"][0]["host"].startswith(f"{session['name']}.")
     # Deleting the session deletes the desktop it claimed (ownerReference, garbage collection).

@@ -25,6 +25,7 @@ from streamspace.reconcile.desired import (
     LABEL_TEMPLATE,
     MANAGED_BY,
     MANAGER_NAME,
+    SESSION_APP,
     ReconcileConfig,
     claim_ingress,
     egress_rules,
@@ -55,8 +56,14 @@ def pool_objects(template_obj: Mapping[str, Any], spec: Any, config: ReconcileCo
             "apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
             "metadata": dict(common),
             # Nobody reaches an unassigned desktop (but session-reconcile its profile agent's claim port,
-            # where there is one); once claimed, its session's policy applies.
-            "spec": {"podSelector": {"matchLabels": pool_selector(name)}, "policyTypes": ["Ingress", "Egress"],
+            # where there is one). It still selects the desktop once claimed (the claim relabels it
+            # app=session, keeping the template label): between the claim and session-reconcile's
+            # apply of the session's own policy no other policy selects it, and a pod no policy
+            # selects is open both ways. It allows nothing the session's policy does not.
+            "spec": {"podSelector": {"matchLabels": {LABEL_TEMPLATE: name, MANAGED_BY: MANAGER_NAME},
+                                     "matchExpressions": [{"key": APP_NAME, "operator": "In",
+                                                           "values": [WARM_APP, SESSION_APP]}]},
+                     "policyTypes": ["Ingress", "Egress"],
                      "ingress": [claim_ingress(config)] if warm_profiles(config) else [],
                      "egress": egress_rules(config)},
         },
