@@ -27,13 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    # Stop on SIGTERM from before the server is announced: a supervisor may terminate it as soon as
+    # it reads the kubeconfig line, and the default action would kill it without stopping the server.
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
     sim = SimCluster(crd_paths=args.crds, kubelet_delay=args.kubelet_delay, nodes=args.nodes,
                      image_pull_seconds=args.image_pull_seconds, start_seconds=args.start_seconds)
     sim.start(args.host, args.port)
     if args.kubeconfig:
         print(f"kubeconfig written to {sim.write_kubeconfig(args.kubeconfig, args.namespace)}", file=sys.stderr)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
     try:
         done.wait()
     except KeyboardInterrupt:
