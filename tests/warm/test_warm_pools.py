@@ -11,18 +11,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from streamspace import kube
+from streamspace.sim.builtin import selector_matches
 from tests.conftest import client_for
 
 from .conftest import CEILING, NS, converges, phase, pool_pods, ready_pool, replaced, template_body
 
 
 def _selects(policy: dict[str, Any], labels: dict[str, str]) -> bool:
-    """Whether a NetworkPolicy's podSelector selects a pod with `labels` (matchLabels and the In
-    expressions, as the API defines them)."""
-    selector = policy["spec"]["podSelector"]
-    return (selector.get("matchLabels", {}).items() <= labels.items()
-            and all(e["operator"] == "In" and labels.get(e["key"]) in e["values"]
-                    for e in selector.get("matchExpressions", [])))
+    return selector_matches(policy["spec"]["podSelector"], labels)
 
 
 def _unique(prefix: str) -> str:
