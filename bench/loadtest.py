@@ -33,8 +33,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from bench.served import free_port
 from bench.support import ROOT
+from streamspace.local.server import unused_port
 
 PASSWORD = "load-test-password-1"  # noqa: S105 - a throwaway local system
 
@@ -138,7 +138,7 @@ def run(users: int = 200, seconds: float = 180, heartbeat_interval: float = 3.0,
     import requests
 
     data_dir = Path(tempfile.mkdtemp(prefix="ssl-", dir="/tmp"))
-    port = free_port()
+    port = unused_port()
     api = f"http://127.0.0.1:{port}"
     # The load generator stands in for the ingress: it is the trusted proxy that reports each user's address.
     env = {**os.environ, "STREAMSPACE_DATA_DIR": str(data_dir), "STREAMSPACE_CLUSTER": "sim",

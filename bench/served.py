@@ -15,7 +15,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.support import ROOT
+from streamspace.local.server import unused_port
 
 HELLO_HTTP = '''
 import functions_framework
@@ -90,11 +90,6 @@ def precompile(*folders: Path) -> None:
         compileall.compile_dir(str(folder), quiet=1)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 def _functions_framework() -> str:
     return str(Path(sys.executable).with_name("functions-framework"))
@@ -106,7 +101,7 @@ class Served:
     def __init__(self, source: Path, env: dict[str, str], stderr_to: Path | None = None) -> None:
         self.source = source
         self.stderr_to = stderr_to  # a file for the server's stderr (e.g. -X importtime's report), else a pipe
-        self.port = free_port()
+        self.port = unused_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {**env, **image_serving_env(), "PORT": str(self.port)}
         self.process: subprocess.Popen[bytes] | None = None

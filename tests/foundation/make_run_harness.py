@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 from pathlib import Path
 
@@ -21,11 +20,6 @@ ROOT = Path(__file__).resolve().parents[2]
 CEILING = 300.0  # seconds for one awaited event (healthy, a phase reached, processes gone)
 REQUEST_TIMEOUT = 60.0  # seconds for one HTTP call to the running stack
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def postgres_of(data_dir: Path) -> list[psutil.Process]:
@@ -79,7 +73,10 @@ class MakeRun:
 
     def stop(self) -> str:
         """Ctrl-C, as a user would; returns everything it printed."""
-        os.killpg(self.process.pid, signal.SIGINT)
+        try:
+            os.killpg(self.process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass  # it has ended already (a failed start): its output says why, and the test reports that
         try:
             self.process.wait(timeout=CEILING)
         except subprocess.TimeoutExpired:

@@ -16,9 +16,10 @@ import pytest
 import requests
 import yaml
 
+from streamspace.local.server import unused_port
 from tests.sim.sim_helpers import eventually
 
-from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, free_port, postgres_of
+from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, postgres_of
 
 
 def _open_the_simulated_desktop(base: str, host: str, auth: dict[str, str], name: str) -> None:
@@ -54,7 +55,7 @@ def _open_the_simulated_desktop(base: str, host: str, auth: dict[str, str], name
 @pytest.mark.slow
 def test_make_run_serves_the_api_and_a_session_becomes_running() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="ssr-", dir="/tmp"))
-    port = free_port()
+    port = unused_port()
     run = MakeRun(data_dir, port)
     base = run.base
     children: list[psutil.Process] = []

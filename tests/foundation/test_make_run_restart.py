@@ -13,9 +13,10 @@ import pytest
 import requests
 import yaml
 
+from streamspace.local.server import unused_port
 from tests.sim.sim_helpers import eventually
 
-from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun, free_port
+from .make_run_harness import CEILING, REQUEST_TIMEOUT, ROOT, MakeRun
 
 # `make run` places Sessions where the kustomize tree does, apart from the control plane (knative/sessions).
 SESSIONS_NAMESPACE = "streamspace-sessions"
@@ -51,7 +52,7 @@ def _owned(data_dir: Path, session: str) -> dict[str, Any]:
 @pytest.mark.slow
 def test_a_restart_keeps_templates_and_running_sessions_and_creates_nothing_twice() -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="ssr-", dir="/tmp"))
-    port = free_port()
+    port = unused_port()
     first = MakeRun(data_dir, port)
     try:
         first.wait_healthy()

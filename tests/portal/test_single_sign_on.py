@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from streamspace.local.server import unused_port
 from tests.portal.conftest import PASSWORD, Pages, make_template, new_user
-from tests.sso.openid_provider import CLIENT_ID, CLIENT_SECRET, OpenIDProvider, free_port
+from tests.sso.openid_provider import CLIENT_ID, CLIENT_SECRET, OpenIDProvider
 
 CALLBACK = "/api/v1/auth/oidc/callback"
 PROVIDER_NAME = "Example IdP"
@@ -169,7 +170,7 @@ def test_a_provider_that_is_down_at_the_start_is_named(person, base, op) -> None
 
     me = _person_at_provider(person)
     me.goto("/login")
-    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    dead = f"http://127.0.0.1:{unused_port()}"  # nothing listens there
     with environment(OIDC_ISSUER=dead):
         forget_cached_metadata()
         answer = _navigation(me.page, lambda: me.page.get_by_role("link", name=f"Sign in with {PROVIDER_NAME}").click())

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import socket
-
 import requests
 
-
-def _closed_port() -> int:
-    with socket.socket() as sock:  # a port nothing listens on: connections are refused at once
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from streamspace.local.server import unused_port
 
 
 def test_with_the_database_down_requests_answer_503_with_retry_after_from_a_short_pool_wait(serve, setting):
@@ -18,7 +12,7 @@ def test_with_the_database_down_requests_answer_503_with_retry_after_from_a_shor
     from streamspace.db import close_pool, pool
 
     base = serve("auth")
-    setting(DATABASE_URL=f"postgresql://nobody@127.0.0.1:{_closed_port()}/gone")
+    setting(DATABASE_URL=f"postgresql://nobody@127.0.0.1:{unused_port()}/gone")
     close_pool()
     try:
         assert environment().db_pool_timeout_seconds == 2

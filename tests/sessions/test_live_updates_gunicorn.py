@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,16 +15,12 @@ import requests
 import websocket
 
 from streamspace.db import execute
+from streamspace.local.server import unused_port
 from tests.conftest import make_user, token_for
 from tests.sim.sim_helpers import ProcessOutput, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
 
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.mark.slow
@@ -34,7 +29,7 @@ def test_websocket_and_sse_under_gunicorn(db_url: str) -> None:
     execute("INSERT INTO sessions (namespace, name, user_id, username, template)"
             " VALUES ('streamspace', 'gina-firefox-1', %s, 'gina', 'firefox')", (user_id,))
     token = token_for(user_id, "gina")
-    port = _free_port()
+    port = unused_port()
     env = {**os.environ, "DATABASE_URL": db_url, "WORKERS": "1", "THREADS": "4", "LIVE_STREAM_SECONDS": "3s"}
     ff = str(Path(sys.executable).with_name("functions-framework"))
     server = subprocess.Popen([ff, "--source", "functions/sessions/main.py", "--target", "handle", "--port", str(port)],

@@ -7,7 +7,6 @@ from __future__ import annotations
 import http.server
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -15,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from streamspace.local.server import unused_port
 
 from .conftest import ROOT, functions_on_disk, run, venv_tool
 
@@ -128,10 +129,7 @@ def test_healthcheck(tmp_path: Path, http_server: tuple[int, list[int]], monkeyp
     assert healthcheck.check("ev", tmp_path)  # TCP only
     status[0] = 503
     assert not healthcheck.check("web", tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        free = s.getsockname()[1]
-    monkeypatch.setenv("PORT", str(free))
+    monkeypatch.setenv("PORT", str(unused_port()))
     assert not healthcheck.check("ev", tmp_path)
 
 

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import urllib.request
@@ -18,6 +17,7 @@ from kubernetes import client, config
 from kubernetes.client.rest import ApiException
 from sim_helpers import GROUP, PLURAL, VERSION, WIDGET_CRD, ProcessOutput, widget
 
+from streamspace.local.server import unused_port
 from streamspace.sim import SimCluster
 
 REPO = Path(__file__).resolve().parents[2]
@@ -152,9 +152,7 @@ def test_kubectl_works_against_the_simulation(sim, tmp_path, ns):
 
 
 def test_cli_runs_until_terminated(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = unused_port()
     kubeconfig = tmp_path / "kc"
     proc = subprocess.Popen([sys.executable, "-m", "streamspace.sim", "--port", str(port), "--crds", str(WIDGET_CRD),
                              "--kubeconfig", str(kubeconfig), "--kubelet-delay", "0"],

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import uuid
 from html import unescape
@@ -21,17 +20,13 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import requests
 
+from streamspace.local.server import unused_port
 from tests.sim.sim_helpers import ProcessOutput
 
 PROVIDER_DIR = Path(__file__).resolve().parent / "provider"
 CLIENT_ID = "streamspace"
 CLIENT_SECRET = "streamspace-test-client-secret-0123456789"
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rsa_jwk(kid: str) -> tuple[dict[str, Any], Any]:
@@ -49,7 +44,7 @@ class OpenIDProvider:
     def __init__(self, workdir: Path, redirect_uris: list[str], *, extra_clients: list[dict[str, Any]] = (),
                  post_logout_redirect_uris: list[str] = ("http://127.0.0.1/logged-out",)):
         self.workdir = workdir
-        self.port = free_port()
+        self.port = unused_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.keys_file = workdir / "keys.json"
         self.accounts_file = workdir / "accounts.json"

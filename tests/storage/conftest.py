@@ -3,7 +3,6 @@ the library reaches through boto3 exactly as it reaches AWS or MinIO (no client-
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -11,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from streamspace.local.server import unused_port
 from tests.conftest import environment
 
 
@@ -53,7 +53,4 @@ def s3_store(s3_server: str) -> Iterator[S3Store]:
 
 def closed_port_url() -> str:
     """An http URL on loopback where nothing listens (a store that is down)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{unused_port()}"

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -25,19 +24,13 @@ import pytest
 import requests
 
 from streamspace import kube
+from streamspace.local.server import unused_port
 from tests.conftest import Client, client_for, environment
 from tests.reconcile.reconcile_helpers import NS, deliver, live, template_manifest
 from tests.storage.conftest import S3Store
 from tests.storage.test_profiles import AGENT, agent, token
 
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-CLAIM_PORT = _free_port()
+CLAIM_PORT = unused_port()
 
 
 @pytest.fixture(scope="module")

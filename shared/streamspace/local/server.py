@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -22,6 +23,36 @@ from werkzeug.serving import BaseWSGIServer, ThreadedWSGIServer, WSGIRequestHand
 
 READ_TIMEOUT = 30.0
 MAX_CONNECTIONS = 256
+_LOWEST_CHOSEN_PORT = 10000
+
+
+def _ephemeral_range_start() -> int:
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as ports:
+            return int(ports.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def unused_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on, for a server that another process will bind.
+
+    Not `bind(0)`: the kernel hands that out from its ephemeral range, the range it also draws the
+    local ports of outgoing connections from, so between releasing the probe and the other process
+    binding it any connection on the machine may take the port ("Address already in use", seen in
+    CI). A port below that range is only ever taken by a deliberate bind. The choice uses the
+    system's randomness because test runners reseed `random` identically in parallel workers."""
+    start = _ephemeral_range_start()
+    chooser = random.SystemRandom()
+    for _ in range(100):
+        port = chooser.randrange(_LOWEST_CHOSEN_PORT, start) if start > _LOWEST_CHOSEN_PORT + 1000 else 0
+        with socket.socket() as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue  # someone listens there: draw again
+            return int(probe.getsockname()[1])
+    raise RuntimeError(f"no unused port on {host} below {start}")
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -100,11 +131,7 @@ class GunicornServer:
     compose `api` service (`API_SERVER=gunicorn`)."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        if port == 0:
-            with socket.socket() as probe:
-                probe.bind((host, 0))
-                port = int(probe.getsockname()[1])
-        self.host, self.port = host, port
+        self.host, self.port = host, port or unused_port(host)
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
