@@ -3,6 +3,7 @@ top-level module, so a new module cannot slip in beside the layers unchecked."""
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -86,3 +87,51 @@ def test_only_its_store_speaks_sql_to_a_resources_tables(store: str) -> None:
     speaking = {path for path, text in _python_sources().items() if pattern.search(text)}
     assert store in speaking, "the pattern no longer finds the store's own SQL"
     assert speaking == {store}, f"read and write {', '.join(_STORE_OF_TABLES[store])} through {store}"
+
+
+# A Template's storage is its object on the API server as much as its index row: the templates store
+# is the only code that calls the Kubernetes API on Templates (issue 13), whoever needs one (the
+# session API and warm pools, the reconcilers, catalog installs, backups).
+TEMPLATES_STORE = "templates/store.py"
+
+
+def _is_template_kind(node: ast.expr) -> bool:
+    if isinstance(node, ast.Constant):
+        return node.value == "Template"
+    return ast.unparse(node).rsplit(".", 1)[-1] == "TEMPLATE_KIND"
+
+
+def _kube_calls_on_templates(source: str) -> list[int]:
+    """Lines where the module calls `streamspace.kube` on the Template kind (`kube.get("Template", ...)`,
+    `get(TEMPLATE_KIND, ...)` imported from kube, `kube.KINDS["Template"]`)."""
+    tree = ast.parse(source)
+    modules: set[str] = set()  # what the module calls streamspace.kube
+    functions: set[str] = set()  # names it imported from streamspace.kube
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module == "streamspace":
+            modules |= {a.asname or a.name for a in node.names if a.name == "kube"}
+        elif isinstance(node, ast.ImportFrom) and node.module == "streamspace.kube":
+            functions |= {a.asname or a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            modules |= {a.asname or a.name for a in node.names if a.name == "streamspace.kube"}
+    kinds_tables = {f"{m}.KINDS" for m in modules} | ({"KINDS"} & functions)
+    lines = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            func = node.func
+            if not ((isinstance(func, ast.Attribute) and ast.unparse(func.value) in modules)
+                    or (isinstance(func, ast.Name) and func.id in functions)):
+                continue
+            if any(_is_template_kind(a) for a in [*node.args, *(k.value for k in node.keywords)]):
+                lines.append(node.lineno)
+        elif isinstance(node, ast.Subscript) and ast.unparse(node.value) in kinds_tables \
+                and _is_template_kind(node.slice):
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_templates_store_calls_the_kubernetes_api_on_templates() -> None:
+    calling = {path: lines for path, text in _python_sources().items() if (lines := _kube_calls_on_templates(text))}
+    assert TEMPLATES_STORE in calling, "the check no longer finds the store's own calls"
+    del calling[TEMPLATES_STORE]
+    assert calling == {}, "read and write Template objects through streamspace.templates.store"

@@ -26,6 +26,7 @@ from streamspace.db import DatabaseUnavailable, database_url, transaction
 from streamspace.domain.errors import Conflict, DomainError, ErrorKind, Invalid, NotFound, Unavailable
 from streamspace.domain.retention import backups_to_keep
 from streamspace.events import PING_TYPE, MalformedEvent, emit
+from streamspace.templates import store as template_store
 
 log = logging.getLogger("streamspace.backups")
 
@@ -192,7 +193,7 @@ def export_cluster() -> dict[str, Any]:
     namespace = environment().sessions_namespace
     return {
         "format": FORMAT, "namespace": namespace,
-        "templates": [_portable(o) for o in kube.list_objects("Template", namespace)],
+        "templates": [_portable(o) for o in template_store.list_objects(namespace)],
         "sessions": [_portable(o) for o in kube.list_objects("Session", namespace)],
     }
 
@@ -200,12 +201,11 @@ def export_cluster() -> dict[str, Any]:
 def reapply_cluster(exported: dict[str, Any], namespace: str) -> dict[str, int]:
     """Server-side apply the exported Templates, then Sessions, into `namespace`."""
 
-    counts = {}
-    for plural in ("templates", "sessions"):
-        for obj in exported.get(plural, []):
-            kube.apply({**obj, "metadata": {**obj["metadata"], "namespace": namespace}})
-        counts[plural] = len(exported.get(plural, []))
-    return counts
+    for obj in exported.get("templates", []):
+        template_store.apply({**obj, "metadata": {**obj["metadata"], "namespace": namespace}}, force=True)
+    for obj in exported.get("sessions", []):
+        kube.apply({**obj, "metadata": {**obj["metadata"], "namespace": namespace}})
+    return {plural: len(exported.get(plural, [])) for plural in ("templates", "sessions")}
 
 
 # -- restore -----------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from streamspace.db import transaction
 from streamspace.domain.conversion import CONVERSION_NOTES_ANNOTATION, ORIGINAL_NAME_ANNOTATION
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
 from streamspace.domain.templates import normalise_template_manifest, template_to_api
+from streamspace.templates import store as template_store
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -100,7 +101,7 @@ def install_template(template_id: str, caller: Principal, client_ip: str, *, ove
     annotations["stream.space/catalog-id"] = str(row["id"])
     metadata["annotations"] = annotations
     try:
-        applied = kube.apply(manifest, force=overwrite)
+        applied = template_store.apply(manifest, force=overwrite)
     except kube.KubeError as exc:
         if exc.status != 409:
             raise

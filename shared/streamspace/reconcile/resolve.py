@@ -11,7 +11,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from streamspace import kube
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.templates import env_reference_problems, parse_template_spec, validate_template_spec
 from streamspace.settings.effective import load_config
@@ -46,7 +45,7 @@ def resolve_for_session(namespace: str, name: str, row: Mapping[str, Any] | None
     """The Template a Session names, from its index row; read from the cluster (and indexed) only
     when template-reconcile has not recorded it yet."""
     if row is None:
-        obj = kube.get("Template", name, namespace)
+        obj = template_store.read(namespace, name)
         if obj is None:
             return Resolution(None, "TemplateMissing", f"template {name!r} does not exist in namespace {namespace}")
         meta = obj.get("metadata") or {}

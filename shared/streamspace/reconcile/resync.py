@@ -64,7 +64,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
 
     # Templates first: Sessions resolve them from the index.
     template_rows = template_store.index_rows(ns)
-    templates = kube.list_objects("Template", ns)
+    templates = template_store.list_objects(ns)
     for template in templates:
         meta = template.get("metadata") or {}
         row = template_rows.get(_name(template))

@@ -110,7 +110,7 @@ def sync_pullers(namespace: str, templates: list[dict[str, Any]] | None = None) 
     """Make the image-puller DaemonSets match what the Templates want (server-side apply of each
     wanted one that differs, delete of each no Template wants); returns image -> its live DaemonSet."""
     if templates is None:
-        templates = kube.list_objects("Template", namespace)
+        templates = template_store.list_objects(namespace)
     wanted = pullers.wanted_images(templates)
     live = {str(o["metadata"]["name"]): o
             for o in kube.list_objects("DaemonSet", namespace, label_selector=f"{APP_NAME}={pullers.PULLER_APP}")}
@@ -136,7 +136,7 @@ def daemonset_changed(action: str, obj: Mapping[str, Any], namespace: str) -> st
     pre-pull status of the Templates of its image."""
     if namespace != environment().sessions_namespace or not pullers.is_puller(obj):
         return "ignored"  # not ours: the source's label selector should not have sent it
-    templates = kube.list_objects("Template", namespace)
+    templates = template_store.list_objects(namespace)
     live = sync_pullers(namespace, templates)
     image = pullers.puller_image(obj)
     refreshed = refresh_prepull_status(namespace, [t for t in templates
@@ -157,8 +157,8 @@ def refresh_prepull_status(namespace: str, templates: list[dict[str, Any]],
         desired = with_prepull(status, template, live.get(pullers.wanted_image(template) or ""), now_rfc3339())
         if _status_differs(status, desired):
             try:  # on exactly the version read: a newer one has its own event
-                kube.apply_status("Template", str(meta.get("name")), namespace, desired,
-                                  resource_version=meta.get("resourceVersion"))
+                template_store.apply_status(namespace, str(meta.get("name")), desired,
+                                            resource_version=meta.get("resourceVersion"))
             except kube.KubeError as exc:
                 if not exc.conflict:
                     raise
@@ -205,7 +205,7 @@ def schedule_tick(namespace: str, now: str | None = None) -> list[str]:
 
     now = now or now_rfc3339()
     instant = datetime.fromisoformat(now.replace("Z", "+00:00"))
-    scheduled = [t for t in kube.list_objects("Template", namespace)
+    scheduled = [t for t in template_store.list_objects(namespace)
                  if ((t.get("spec") or {}).get("warmPool") or {}).get("schedule")
                  and not (t.get("metadata") or {}).get("deletionTimestamp")]
     if not scheduled:
@@ -226,7 +226,7 @@ def schedule_tick(namespace: str, now: str | None = None) -> list[str]:
 
 
 def template_deleted(namespace: str, name: str, uid: str) -> str:
-    live = kube.get("Template", name, namespace)  # a delete may be older than a re-create
+    live = template_store.read(namespace, name)  # a delete may be older than a re-create
     if live is not None and not (live.get("metadata") or {}).get("deletionTimestamp"):
         return reconcile_template(live, action="read")
     template_store.delete_index(namespace, name, uid or None)
@@ -251,7 +251,7 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
                             or (row.get("uid") == uid and int(row.get("generation") or 0) > generation)):
         # Older than what we validated (a late event, a resync's list taken before a change), or maybe
         # of an earlier Template of this name: validate what is there now.
-        fresh = kube.get("Template", name, namespace)
+        fresh = template_store.read(namespace, name)
         if fresh is None:
             return template_deleted(namespace, name, uid)
         obj, action = fresh, "read"
@@ -276,8 +276,8 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
     desired = with_prepull(desired, obj, daemonset, now)
     if _status_differs(status, desired):
         try:  # on exactly the version validated: a change since has its own event, a successor is not ours
-            if not kube.apply_status("Template", name, namespace, desired,
-                                     resource_version=meta.get("resourceVersion")):
+            if not template_store.apply_status(namespace, name, desired,
+                                               resource_version=meta.get("resourceVersion")):
                 return template_deleted(namespace, name, uid)
         except kube.KubeError as exc:
             if not exc.conflict:

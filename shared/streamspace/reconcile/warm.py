@@ -32,6 +32,7 @@ from streamspace.reconcile.desired import (
     pod_spec_for,
     warm_profiles,
 )
+from streamspace.templates import store as template_store
 
 log = logging.getLogger("streamspace.reconcile.warm")
 
@@ -102,7 +103,7 @@ def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict
     name, namespace = str(meta["name"]), str(meta["namespace"])
     if peak_size(_warm_pool(template_obj)) == 0 and _old_condition(template_obj) is None:
         return None
-    templates = {str((t.get("metadata") or {}).get("name")): t for t in kube.list_objects("Template", namespace)}
+    templates = {str((t.get("metadata") or {}).get("name")): t for t in template_store.list_objects(namespace)}
     live = templates.get(name)
     if live is None or (live.get("metadata") or {}).get("uid") != meta.get("uid"):
         return None  # deleted (its pool goes with it) or re-created (its own events follow)

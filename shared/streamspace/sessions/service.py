@@ -62,6 +62,7 @@ from streamspace.settings.service import (
     STORAGE_DEFAULT_SIZE,
     platform_settings,
 )
+from streamspace.templates import store as template_store
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
@@ -279,7 +280,7 @@ def _new_session_owner(caller: Principal, user: object) -> tuple[str, str]:
 def _usable_template(name: object) -> dict[str, Any]:
     if not isinstance(name, str) or not is_dns_label(name):
         raise ValidationError("template", f"expected a Template name (a DNS-1123 label), got {name!r}")
-    template = kube.get("Template", name, environment().sessions_namespace)
+    template = template_store.read(environment().sessions_namespace, name)
     if template is None:
         raise ValidationError("template", f"unknown template {name!r}; GET /api/v1/templates lists the templates")
     ensure_launchable(template)

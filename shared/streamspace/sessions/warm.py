@@ -26,6 +26,7 @@ from streamspace.domain.conversion import API_VERSION
 from streamspace.domain.labels import APP_NAME, LABEL_SESSION, LABEL_TEMPLATE, LABEL_USER, SESSION_APP
 from streamspace.domain.warm import LABEL_FIT, WARM_APP, claimable, fit_key, peak_size, pod_ready, profile_agents
 from streamspace.sessions import warm_store
+from streamspace.templates import store as template_store
 
 log = logging.getLogger("streamspace.sessions.warm")
 
@@ -161,7 +162,7 @@ def pool_report(namespace: str, name: str) -> dict[str, Any]:
     from streamspace.domain.warm import pool_name
     from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
 
-    obj = kube.get("Template", name, namespace) if is_dns_label(name) else None
+    obj = template_store.read(namespace, name) if is_dns_label(name) else None
     if obj is None:
         raise NotFound(f"template {name!r} not found")
     pool = (obj.get("spec") or {}).get("warmPool") or {}
@@ -176,7 +177,7 @@ def pool_reports(namespace: str) -> list[dict[str, Any]]:
     from streamspace.domain.warm import pool_name
     from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
 
-    pooled = [t for t in kube.list_objects("Template", namespace)
+    pooled = [t for t in template_store.list_objects(namespace)
               if peak_size((t.get("spec") or {}).get("warmPool")) or _pool_condition(t)]
     if not pooled:
         return []

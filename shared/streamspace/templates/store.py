@@ -1,5 +1,6 @@
-"""The templates store: the only code of the package that calls the Kubernetes API, and the only
-code of the library that speaks SQL to `template_index`.
+"""The templates store: the only code of the library that speaks to a Template's storage, its object
+on the API server and its `template_index` row (the REST API, the session API and warm pools, the
+reconcilers, catalog installs and backups all come here; `tests/test_architecture.py` keeps it so).
 
 A Template's source of truth is its object on the API server (there is no Template table); the
 `template_index` row is what template-reconcile last validated of it (uid, generation, spec, phase,
@@ -33,6 +34,18 @@ def read(namespace: str, name: str) -> dict[str, Any] | None:
 
 def create(manifest: dict[str, Any]) -> dict[str, Any]:
     return kube.create(manifest)
+
+
+def apply(manifest: dict[str, Any], *, force: bool) -> dict[str, Any]:
+    """Server-side apply of a whole Template manifest (a catalog install, a backup's restore);
+    `force=False`: a field another manager set is a 409 naming it instead of being taken over."""
+    return kube.apply(manifest, force=force)
+
+
+def apply_status(namespace: str, name: str, status: dict[str, Any], *, resource_version: str | None) -> bool:
+    """Server-side apply of a Template's status on exactly `resource_version` (KubeError.conflict when it
+    changed since); False when the Template is gone."""
+    return kube.apply_status("Template", name, namespace, status, resource_version=resource_version)
 
 
 def replace(namespace: str, name: str, obj: dict[str, Any]) -> dict[str, Any]:
