@@ -140,7 +140,8 @@ def event_function(function: str) -> Callable[[Callable[[Any], Any]], Callable[[
                     outcome = "retry"
                     log.warning("event will be retried", extra={"type": event_type, "kind": exc.kind.value,
                                                                 "reason": str(exc)})
-                    raise ServiceUnavailable(f"{exc.kind.value}: {exc}") from None
+                    # Retry-After: Knative's delivery honours it where `retryAfterMax` is set.
+                    raise ServiceUnavailable(f"{exc.kind.value}: {exc}", retry_after=exc.retry_after) from None
                 # The same event would fail the same way again (RBAC refuses us, the object is
                 # invalid): refuse it so the broker hands it to the dead-letter sink instead of
                 # retrying forever. The periodic resync brings the object back once that is fixed.

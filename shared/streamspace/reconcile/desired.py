@@ -694,3 +694,94 @@ def status_differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any]
     current = current or {}
     return any((current.get(key) or None) != (desired.get(key) or None) for key in _COMPARED)
 
+
+# --- the plan: what a reconcile does to a Session's objects ---------------------------------------
+
+
+class _Unread:
+    """The Deployment was not read (a Session never reconciled: nothing of it is expected to exist)."""
+
+
+UNREAD = _Unread()
+DeploymentView = Mapping[str, Any] | None | _Unread  # as read (None: absent), or UNREAD
+
+
+@dataclass(frozen=True)
+class SessionPlan:
+    """What one reconcile does to a Session's objects (`desired_session`), decided without I/O."""
+
+    apply: tuple[dict[str, Any], ...] = ()  # server-side applied in this order (the Deployment last)
+    delete: tuple[str, ...] = ()  # kinds of the owned set, deleted in this order (the Deployment last)
+    # The status when the plan alone decides it (Failed, Terminated, Hibernated); None: what the
+    # cluster shows once the plan is applied (the pod's readiness) decides.
+    settled: Observation | None = None
+    # Whether the warm desktop the Session claimed (if it names one) is looked at: it keeps serving a
+    # running Session and is ended otherwise. Not while the Template or the ingress class refuses
+    # the Session: it is left as it is, like the Session's own objects.
+    claimed_desktop: bool = False
+    home_claim: str | None = None  # the home volume claim the set includes (HOME_STORAGE=volume)
+
+
+def desired_session(session: Mapping[str, Any], template: TemplateSpec | None, config: ReconcileConfig, *,
+                    deployment: DeploymentView, force_apply: bool = False,
+                    template_problem: tuple[str, str] | None = None, profile_token: str | None = None,
+                    warm: bool = False) -> SessionPlan:
+    """The plan that brings a Session's objects in line with its spec (`spec.state`).
+
+    `template`: the parsed spec of its Template, or None with `template_problem` (reason, message).
+    `deployment`: the Session's Deployment as read (its annotation records the hashes of the set
+    applied last), None when absent, UNREAD when the Session was never reconciled.
+    `force_apply`: the whole set, whatever the record says (resync found an owned object missing).
+    `profile_token`: the profile agent's token (HOME_STORAGE=s3); None there means the Session's user
+    is unknown, so no profile can be restored.
+    `warm`: the Session runs in the warm desktop it claimed (alive, ours, its profile handed over).
+    Pure: the same inputs always give the same plan.
+    """
+    meta = session.get("metadata") or {}
+    spec = session.get("spec") or {}
+    state = spec.get("state") or "running"
+    annotations = meta.get("annotations") or {}
+    teardown = delete_order(config.home_storage)
+    if state == "terminated":  # nothing is kept (the home volume stays); the status says why it ended
+        if annotations.get(ANN_TERMINATION_REASON) == "MaxSessionDurationExceeded":  # never a value as a reason
+            ended = Observation("Terminated", "MaxSessionDurationExceeded",
+                                f"terminated: the session exceeded its maximum duration of "
+                                f"{spec.get('maxSessionDuration')}")
+        else:
+            ended = Observation("Terminated", "Requested", "terminated on request")
+        return SessionPlan(delete=teardown if deployment is not None or force_apply else (), settled=ended,
+                           claimed_desktop=True)
+    if template is None:
+        reason, message = template_problem or ("TemplateMissing", "the session's template cannot be resolved")
+        return SessionPlan(settled=Observation("Failed", reason, message, template_problem=reason))
+    refusal = ingress_refusal(config)
+    if refusal is not None:
+        # Never an Ingress the controller would serve without forward auth. A set made under an earlier
+        # class goes as on termination (the home volume stays), so no desktop runs that nobody can reach
+        # safely, and a supported class later applies the whole set again.
+        return SessionPlan(delete=teardown if isinstance(deployment, Mapping) or force_apply else (),
+                           settled=Observation("Failed", INGRESS_CLASS_UNSUPPORTED, refusal, ingress_refused=True))
+    if config.home_storage == "s3" and spec.get("persistentHome", True) is not False and profile_token is None:
+        # The profile is the user's: a Session of no known user has none to restore.
+        return SessionPlan(claimed_desktop=True, settled=Observation(
+            "Failed", "UserUnknown", f"homes are profiles in the object store (HOME_STORAGE=s3), and no user "
+                                     f"{spec.get('user')!r} exists to own this session's profile"))
+    try:
+        desired = desired_objects(session, template, config, profile_token, warm=warm)
+    except ValidationError as exc:
+        return SessionPlan(claimed_desktop=True, settled=Observation(
+            "Failed", "InvalidResources", f"the session's resources are invalid: {exc}"))
+    if isinstance(deployment, Mapping) and not force_apply:
+        todo = objects_to_apply(desired, applied_hashes(deployment))
+        if not todo and deployment_drifted(deployment, desired[-1]):
+            todo = [dict(desired[-1])]  # scaled or edited by hand: the Deployment alone is put back
+    else:
+        todo = list(desired)
+    settled = None
+    if state == "hibernated":
+        idle = annotations.get(ANN_HIBERNATION_REASON) == "IdleTimeout"
+        settled = Observation("Hibernated", "IdleTimeout" if idle else "Requested",
+                              "hibernated after being idle for longer than its idle timeout" if idle
+                              else "hibernated on request")
+    claim = next((str(o["metadata"]["name"]) for o in desired if o["kind"] == "PersistentVolumeClaim"), None)
+    return SessionPlan(apply=tuple(todo), settled=settled, claimed_desktop=True, home_claim=claim)

@@ -24,7 +24,7 @@ from streamspace.domain.warm import peak_size
 from streamspace.events import BatchFailed
 from streamspace.reconcile import index
 from streamspace.reconcile.desired import APP_NAME, HOME_APP, LABEL_SESSION, MANAGED_BY, OWNED_KINDS, SESSION_APP
-from streamspace.reconcile.session import Source, reconcile_session
+from streamspace.reconcile.session import Source, reconcile_session, settled
 from streamspace.reconcile.template import reconcile_template, refresh_prepull_status, sync_pullers
 from streamspace.sessions import index_store
 from streamspace.settings.effective import load_config
@@ -134,8 +134,8 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
                                      tombstoned=False, config=config)
         before = (session.get("status") or {}, rows.get(name))
         try:
-            reconcile_session(session, source=Source.READ, deployment=owned["Deployment"].get(child),
-                              force_apply=force, ctx=ctx, pods=pods.get(name, []))
+            settled(reconcile_session(session, source=Source.READ, deployment=owned["Deployment"].get(child),
+                                      force_apply=force, ctx=ctx, pods=pods.get(name, [])))
         except DomainError as exc:
             result.fail(f"session/{name}", exc)
             log.warning("session resync failed", extra={"session": name, "reason": str(exc)})

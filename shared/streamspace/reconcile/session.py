@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from streamspace import kube
 from streamspace.config import environment
-from streamspace.domain.errors import Unavailable, ValidationError
+from streamspace.domain.errors import Unavailable
 from streamspace.domain.names import session_object_name
 from streamspace.domain.warm import ANN_WARM_POD, POOL_PREFIX, pod_ready
 from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
@@ -31,21 +32,18 @@ from streamspace.profiles.agent_tokens import agent_token
 from streamspace.reconcile import index, namespaces, warm
 from streamspace.reconcile.desired import (
     ANN_HIBERNATION_REASON,
-    ANN_TERMINATION_REASON,
     APP_NAME,
-    INGRESS_CLASS_UNSUPPORTED,
     LABEL_SESSION,
     MANAGED_BY,
     MANAGER_NAME,
     SESSION_APP,
+    UNREAD,
+    DeploymentView,
     Observation,
-    applied_hashes,
+    SessionPlan,
     delete_order,
-    deployment_drifted,
     deployment_ready,
-    desired_objects,
-    ingress_refusal,
-    objects_to_apply,
+    desired_session,
     pod_observation,
     session_status,
     status_differs,
@@ -64,7 +62,7 @@ class Source(StrEnum):
 
 
 class Outcome(StrEnum):
-    """What a reconcile did."""
+    """What a finished reconcile did (controller-runtime's empty Result: done until something changes)."""
 
     RECONCILED = "reconciled"  # objects, status and index are in line with the spec
     UNCHANGED = "unchanged"  # the echo of our own status write: nothing to do
@@ -74,12 +72,27 @@ class Outcome(StrEnum):
     SUPERSEDED = "superseded"  # the Session changed or was replaced since this copy: that change's event follows
 
 
-class _Unread:
-    """The Deployment was not read (a Session never reconciled: nothing of it is expected to exist)."""
+@dataclass(frozen=True)
+class Requeue:
+    """A reconcile that did its part and must look again after `after` seconds, though nothing
+    failed (controller-runtime's Result{RequeueAfter}): a claimed desktop still restoring its
+    profile. The event answers 503 with Retry-After, and the broker redelivers it."""
+
+    after: int
+    reason: str
 
 
-UNREAD = _Unread()
-DeploymentView = dict[str, Any] | None | _Unread
+Result = Outcome | Requeue
+RESTORE_POLL_SECONDS = 2  # how soon a restoring profile is asked again (a hint: the broker's backoff rules)
+
+
+def settled(result: Result) -> Outcome:
+    """A reconcile's result where only "done" can be answered (an event, one item of a batch): a
+    Requeue becomes the retryable error the broker redelivers on."""
+    if isinstance(result, Requeue):
+        raise Unavailable(result.reason, retry_after=result.after)
+    return result
+
 
 # Answers of the API server that mean "this object will never be accepted as it is": the Session
 # is reported Failed (the event is done), instead of retried forever.
@@ -100,7 +113,7 @@ def handle_session_event(event: Any) -> Outcome:
             return Outcome.IGNORED
         if ev.action == "delete":
             return session_deleted(ev.namespace, ev.name, str(ev.obj["metadata"].get("uid") or ""))
-        return reconcile_session(ev.obj, source=Source(ev.action))
+        return settled(reconcile_session(ev.obj, source=Source(ev.action)))
     if ev.kind == "Deployment":
         return _deployment_event(ev) if namespaces.served(ev.namespace) else Outcome.IGNORED
     raise MalformedEvent(f"session-reconcile handles Session and Deployment events, not {ev.kind}")
@@ -124,7 +137,7 @@ def _deployment_event(ev: ResourceEvent) -> Outcome:
     session = kube.get("Session", session_name, ev.namespace)
     if session is None:
         return Outcome.IGNORED  # garbage collection removes what it owned; its delete event cleans the index
-    return reconcile_session(session, source=Source.READ)
+    return settled(reconcile_session(session, source=Source.READ))
 
 
 def session_deleted(namespace: str, name: str, uid: str) -> Outcome:
@@ -132,7 +145,7 @@ def session_deleted(namespace: str, name: str, uid: str) -> Outcome:
     index row goes. The event may be older than a re-create of the same name, so look first."""
     live = kube.get("Session", name, namespace)
     if live is not None and str((live.get("metadata") or {}).get("uid") or "") != uid:
-        return reconcile_session(live, source=Source.READ)
+        return settled(reconcile_session(live, source=Source.READ))
     index.forget_session(namespace, name, uid or None)
     return Outcome.DELETED
 
@@ -175,14 +188,63 @@ def _checked(session: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 
 def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment: DeploymentView = UNREAD,
                       force_apply: bool = False, ctx: index.SessionContext | None = None,
-                      pods: list[dict[str, Any]] | None = None) -> Outcome:
+                      pods: list[dict[str, Any]] | None = None) -> Result:
     """Bring one Session's objects, status and index row in line with its spec.
+
+    The shape of controller-runtime's Reconcile, level-triggered: observe (the copy to reconcile, the
+    index, the Deployment), decide the desired state with a pure function (`desired.desired_session`),
+    apply it (server-side apply, deletes), write the status (conditions and observedGeneration) and
+    the index, and say what is next: an Outcome (done), a Requeue (look again after N seconds), or a
+    raised retryable domain error (retry, with the broker's backoff).
 
     `source`: where `session` comes from (an event's copy, or just read from the API server).
     `deployment`: the Deployment when the caller already has it (resync), else it is read if needed.
     `force_apply`: apply the whole set even if the Deployment's record says it is in place (resync
     found an owned object missing). `ctx`, `pods`: already loaded by the caller (resync).
     """
+    seen = _observe(session, source, deployment, force_apply, ctx)
+    if not isinstance(seen, _Seen):
+        return seen
+    plan, claimed = _plan(seen, force_apply)
+    applied = _apply_plan(seen, plan)
+    if isinstance(applied, Outcome):
+        return applied
+    observed = applied.rejected or plan.settled or _observe_desktop(seen, plan, claimed, applied.deployment,
+                                                                     applied.just_applied, pods)
+    return _report(seen, observed, applied.version)
+
+
+@dataclass(frozen=True)
+class _Seen:
+    """What a reconcile observed before deciding anything."""
+
+    session: Mapping[str, Any]  # the copy reconciled (the event's, or the cluster's when that one was stale)
+    source: Source
+    ctx: index.SessionContext
+    deployment: DeploymentView
+
+
+@dataclass(frozen=True)
+class _Claimed:
+    """The warm desktop the Session runs in, and its profile's restore (None: no restore asked)."""
+
+    pod: dict[str, Any]
+    restore: warm.Restore | None
+
+
+@dataclass(frozen=True)
+class _Applied:
+    deployment: DeploymentView  # as the apply answered it, when the Deployment was applied
+    just_applied: bool
+    version: str | None  # the Session's resourceVersion every write to it is made on
+    rejected: Observation | None = None  # the API server refused an object for good
+
+
+def _observe(session: Mapping[str, Any], source: Source, deployment: DeploymentView, force_apply: bool,
+             ctx: index.SessionContext | None) -> _Seen | Result:
+    """The copy of the Session to reconcile, its index context and, when its objects may exist, its
+    Deployment; a Result when that settles the event (being deleted, gone, stale, the echo of our
+    own status write)."""
     meta, spec = _checked(session)
     namespace, name = meta["namespace"], meta["name"]
     uid = str(meta.get("uid") or "")
@@ -195,7 +257,7 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
     # Even a copy just read may be older than what the index knows (read before the API changed or
     # replaced the Session): nothing is applied from it then.
     current = _current_copy(session, ctx, force_apply)
-    if isinstance(current, Outcome):
+    if not isinstance(current, Mapping):
         return current
     if current is not session:
         session, source = current, Source.READ
@@ -207,34 +269,95 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
             and row.get("observed_generation") == generation and status.get("observedGeneration") == generation
             and row.get("phase") == status.get("phase")):
         return Outcome.UNCHANGED  # the echo of our own status write: nothing else can have changed
-
     if deployment is UNREAD and ctx.reconciled(uid):
         deployment = kube.get("Deployment", session_object_name(name), namespace)
+    return _Seen(session, source, ctx, deployment)
+
+
+def _plan(seen: _Seen, force_apply: bool) -> tuple[SessionPlan, _Claimed | None]:
+    """The desired state (pure: `desired_session`), and the claimed warm desktop it was decided
+    with: a running Session keeps serving from it once its agent took the profile's token."""
+    session, ctx = seen.session, seen.ctx
+    meta, spec = session["metadata"], session["spec"]
+    namespace, name = meta["namespace"], meta["name"]
+    state = spec.get("state") or "running"
+    template, problem = None, None
+    if state != "terminated":
+        resolution = resolve_for_session(namespace, spec["template"], ctx.template)
+        template = resolution.spec
+        problem = None if resolution.problem is None else (resolution.problem, resolution.message)
+    profile_token = None
+    if ctx.config.home_storage == "s3" and spec.get("persistentHome", True) is not False:
+        owner = ctx.owner_id(spec["user"])
+        profile_token = agent_token(namespace, name, owner) if owner is not None else None
+
+    def decide(warm: bool) -> SessionPlan:
+        return desired_session(session, template, ctx.config, deployment=seen.deployment, force_apply=force_apply,
+                               template_problem=problem, profile_token=profile_token, warm=warm)
+
+    plan = decide(False)
+    if not plan.claimed_desktop:
+        return plan, None
+    pod = _warm_pod(session, state)  # no request for a Session that claimed none; ended unless it runs
+    if pod is None or plan.settled is not None:
+        return plan, None
+    restore = None
+    if profile_token is not None and pod_ready(pod):
+        restore = _restore_profile(session, pod, profile_token)
+        if restore is None:  # its agent did not take the claim: the session's own pod takes over
+            return plan, None
+    return decide(True), _Claimed(pod, restore)
+
+
+def _apply_plan(seen: _Seen, plan: SessionPlan) -> _Applied | Outcome:
+    """Make the cluster what the plan says: deletes, server-side applies (stopping at an object the
+    API server refuses for good), and a woken Session's hibernation reason removed."""
+    session = seen.session
+    meta, spec = session["metadata"], session["spec"]
+    namespace, name = meta["namespace"], meta["name"]
+    owned = session_object_name(name)
+    for kind in plan.delete:
+        kube.delete(kind, owned, namespace)
+    deployment, just_applied, rejected = seen.deployment, False, None
+    for obj in plan.apply:
+        try:
+            result = _apply(obj)
+        except kube.KubeError as exc:
+            if exc.status not in REJECTED:
+                raise
+            rejected = Observation("Failed", "ObjectRejected",
+                                   f"the API server refused {obj['kind']} {obj['metadata']['name']}: {exc.message}")
+            break
+        if obj["kind"] == "Deployment":
+            deployment, just_applied = result, True
     # Every write to the Session is made on exactly the version reconciled: a change since (or another
     # Session of the same name, which never has this resourceVersion) answers 409 and is not touched.
     version = meta.get("resourceVersion")
-    state = spec.get("state") or "running"
-    if state == "terminated":
-        _warm_pod(session, state)  # ends a claimed warm desktop
-        observed = _terminate(session, deployment, force_apply)
-    else:
-        observed = _converge(session, state, ctx, deployment, force_apply, pods)
-        if state == "running" and (meta.get("annotations") or {}).get(ANN_HIBERNATION_REASON):
-            # Woken: the idle sweep's reason belongs to the hibernation that just ended.
-            try:
-                woken = kube.merge_patch("Session", name, {"metadata": {
-                    "resourceVersion": version, "annotations": {ANN_HIBERNATION_REASON: None}}}, namespace)
-            except kube.KubeError as exc:
-                if exc.not_found:
-                    return _session_gone(namespace, name, uid)
-                if exc.conflict:
-                    return Outcome.SUPERSEDED
-                raise
-            version = (woken.get("metadata") or {}).get("resourceVersion") or version
+    if (spec.get("state") or "running") == "running" and (meta.get("annotations") or {}).get(ANN_HIBERNATION_REASON):
+        # Woken: the idle sweep's reason belongs to the hibernation that just ended.
+        try:
+            woken = kube.merge_patch("Session", name, {"metadata": {
+                "resourceVersion": version, "annotations": {ANN_HIBERNATION_REASON: None}}}, namespace)
+        except kube.KubeError as exc:
+            if exc.not_found:
+                return _session_gone(namespace, name, str(meta.get("uid") or ""))
+            if exc.conflict:
+                return Outcome.SUPERSEDED
+            raise
+        version = (woken.get("metadata") or {}).get("resourceVersion") or version
+    return _Applied(deployment, just_applied, version, rejected)
 
+
+def _report(seen: _Seen, observed: Observation, version: str | None) -> Result:
+    """Write the status for what was observed (when it changed), the start record of a session that
+    just became Running, and the index row; say what is next."""
+    session, ctx = seen.session, seen.ctx
+    meta = session["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
+    uid = str(meta.get("uid") or "")
     new_status = session_status(session, observed, ctx.config, now_rfc3339())
-    already_written = source is not Source.READ and _index_records(ctx.row, uid, new_status)
-    if status_differs(status, new_status) and not already_written:
+    already_written = seen.source is not Source.READ and _index_records(ctx.row, uid, new_status)
+    if status_differs(session.get("status") or {}, new_status) and not already_written:
         try:
             if not kube.apply_status("Session", name, namespace, new_status, resource_version=version):
                 return _session_gone(namespace, name, uid)
@@ -247,16 +370,16 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
         _record_start(session, new_status.get("podName"), waking=before == "Hibernated")
     if index.index_differs(ctx.row, session, new_status):
         index.write_index(ctx.row, session, new_status)
-    if observed.reason == PROFILE_RESTORING:  # asked again at the redelivery, until the agent is done
-        raise Unavailable(f"session {name}: {observed.message}")  # 503: the broker redelivers
+    if observed.reason == PROFILE_RESTORING:  # asked again until the agent is done
+        return Requeue(RESTORE_POLL_SECONDS, f"session {name}: {observed.message}")
     return Outcome.RECONCILED
 
 
 def _current_copy(session: Mapping[str, Any], ctx: index.SessionContext,
-                  force_apply: bool) -> Mapping[str, Any] | Outcome:
+                  force_apply: bool) -> Mapping[str, Any] | Result:
     """The copy of the Session to reconcile when an event brought it: the event's own, or the one on
     the cluster now when the event may be stale (the index knows a newer incarnation or generation).
-    An Outcome when the question is settled on the way (the Session is gone, or another one of the
+    A Result when the question is settled on the way (the Session is gone, or another one of the
     same name was reconciled instead)."""
     meta, spec = session["metadata"], session["spec"]
     namespace, name, uid = meta["namespace"], meta["name"], str(meta.get("uid") or "")
@@ -283,19 +406,6 @@ def _current_copy(session: Mapping[str, Any], ctx: index.SessionContext,
             return reconcile_session(fresh, source=Source.READ, force_apply=force_apply)
         return fresh
     return session
-
-
-def _terminate(session: Mapping[str, Any], deployment: DeploymentView, force_apply: bool) -> Observation:
-    """A terminated Session keeps no objects (its home volume stays); the status says why it ended."""
-    meta, spec = session["metadata"], session["spec"]
-    if deployment is not None or force_apply:
-        for kind in delete_order(environment().home_storage):  # the Deployment last: once it is gone, everything is
-            kube.delete(kind, session_object_name(meta["name"]), meta["namespace"])
-    exceeded = (meta.get("annotations") or {}).get(ANN_TERMINATION_REASON) == "MaxSessionDurationExceeded"
-    if exceeded:  # never an arbitrary annotation value as a reason
-        return Observation("Terminated", "MaxSessionDurationExceeded",
-                           f"terminated: the session exceeded its maximum duration of {spec.get('maxSessionDuration')}")
-    return Observation("Terminated", "Requested", "terminated on request")
 
 
 def _record_start(session: Mapping[str, Any], pod_name: object, *, waking: bool) -> None:
@@ -337,66 +447,15 @@ def _index_records(row: Mapping[str, Any] | None, uid: str, status: Mapping[str,
             and (row.get("message") or None) == (status.get("message") or None))
 
 
-def _converge(session: Mapping[str, Any], state: str, ctx: index.SessionContext, deployment: DeploymentView,
-              force_apply: bool, pods: list[dict[str, Any]] | None) -> Observation:
-    """Apply what differs from the desired set (running or hibernated) and observe the result."""
-    meta, spec = session["metadata"], session["spec"]
+def _observe_desktop(seen: _Seen, plan: SessionPlan, claimed: _Claimed | None, deployment: DeploymentView,
+                     just_applied: bool, pods: list[dict[str, Any]] | None) -> Observation:
+    """What a running Session's desktop shows once the plan is applied: the claimed warm desktop (and
+    its profile's restore), else the Deployment's readiness, else why its pod is not ready yet."""
+    session, ctx = seen.session, seen.ctx
+    meta = session["metadata"]
     namespace, name = meta["namespace"], meta["name"]
-    resolution = resolve_for_session(namespace, spec["template"], ctx.template)
-    if resolution.problem is not None:
-        return Observation("Failed", resolution.problem, resolution.message, template_problem=resolution.problem)
-    refusal = ingress_refusal(ctx.config)
-    if refusal is not None:
-        # Never an Ingress the controller would serve without forward auth. A set made under an earlier
-        # class goes as on termination (the home volume stays), so no desktop runs that nobody can reach
-        # safely, and a supported class later applies the whole set again.
-        if isinstance(deployment, dict) or force_apply:
-            for kind in delete_order(environment().home_storage):  # the Deployment last: once it is gone, everything is
-                kube.delete(kind, session_object_name(name), namespace)
-        return Observation("Failed", INGRESS_CLASS_UNSUPPORTED, refusal, ingress_refused=True)
-    warm_pod = _warm_pod(session, state)
-    profile_token = None
-    if ctx.config.home_storage == "s3" and spec.get("persistentHome", True) is not False:
-        owner = ctx.owner_id(spec["user"])
-        if owner is None:  # the profile is the user's: a Session of no known user has none to restore
-            return Observation("Failed", "UserUnknown",
-                               f"homes are profiles in the object store (HOME_STORAGE=s3), and no user "
-                               f"{spec['user']!r} exists to own this session's profile")
-        profile_token = agent_token(namespace, name, owner)
-    restore = None
-    if warm_pod is not None and profile_token is not None and pod_ready(warm_pod):
-        restore = _restore_profile(session, warm_pod, profile_token)
-        if restore is None:  # its agent did not take the claim: the session's own pod takes over
-            warm_pod = None
-    try:
-        desired = desired_objects(session, resolution.spec, ctx.config, profile_token, warm=warm_pod is not None)
-    except ValidationError as exc:
-        return Observation("Failed", "InvalidResources", f"the session's resources are invalid: {exc}")
-    if isinstance(deployment, dict) and not force_apply:
-        todo = objects_to_apply(desired, applied_hashes(deployment))
-        if not todo and deployment_drifted(deployment, desired[-1]):
-            todo = [desired[-1]]  # scaled or edited by hand: the Deployment alone is put back
-    else:
-        todo = list(desired)
-    just_applied = False
-    for obj in todo:
-        try:
-            result = _apply(obj)
-        except kube.KubeError as exc:
-            if exc.status in REJECTED:
-                return Observation("Failed", "ObjectRejected",
-                                   f"the API server refused {obj['kind']} {obj['metadata']['name']}: {exc.message}")
-            raise
-        if obj["kind"] == "Deployment":
-            deployment, just_applied = result, True
-    if state == "hibernated":
-        reason = "IdleTimeout" if (meta.get("annotations") or {}).get(ANN_HIBERNATION_REASON) == "IdleTimeout" \
-            else "Requested"
-        message = ("hibernated after being idle for longer than its idle timeout" if reason == "IdleTimeout"
-                   else "hibernated on request")
-        return Observation("Hibernated", reason, message)
-    if warm_pod is not None:
-        desktop = str(warm_pod["metadata"]["name"])
+    if claimed is not None:
+        desktop, restore = str(claimed.pod["metadata"]["name"]), claimed.restore
         if restore is not None and not restore.done:
             # Ready only once the user's files are in: the portal waits on this phase (and the condition).
             return Observation("Pending", PROFILE_RESTORING, restore.message, desktop,
@@ -407,11 +466,11 @@ def _converge(session: Mapping[str, Any], state: str, ctx: index.SessionContext,
         if restore is not None:
             return Observation("Running", "PodReady", "", desktop,
                                profile_restore=("True", "Restored", restore.message or "the saved home was restored"))
-        if pod_ready(warm_pod):
+        if pod_ready(claimed.pod):
             return Observation("Running", "PodReady", "", desktop)
         return Observation("Pending", "PodNotReady", "waiting for the claimed warm desktop to become ready", desktop)
     current = session.get("status") or {}
-    if deployment_ready(deployment if isinstance(deployment, dict) else None):
+    if deployment_ready(deployment if isinstance(deployment, Mapping) else None):
         pod_name = current.get("podName") if current.get("phase") == "Running" else None
         row = ctx.row
         if pod_name is None and row is not None and row.get("uid") == meta.get("uid") and row.get("phase") == "Running":
@@ -425,8 +484,7 @@ def _converge(session: Mapping[str, Any], state: str, ctx: index.SessionContext,
     pod_name, pull_failure, waiting = pod_observation(pods if pods is not None else _pods(namespace, name))
     if pull_failure is not None:
         return Observation("Failed", "ImagePullFailed", pull_failure, pod_name)
-    claim = next((str(o["metadata"]["name"]) for o in desired if o["kind"] == "PersistentVolumeClaim"), None)
-    unbound = _claim_not_bound(namespace, claim) if claim is not None else None
+    unbound = _claim_not_bound(namespace, plan.home_claim) if plan.home_claim is not None else None
     if unbound is not None:
         return Observation("Pending", "HomeVolumePending", unbound, pod_name)
     text = f"waiting for the session's pod to become ready ({waiting})" if waiting else \

@@ -31,7 +31,7 @@ from streamspace.reconcile import legacy, namespaces, pullers, warm
 from streamspace.reconcile.desired import APP_NAME, LABEL_TEMPLATE
 from streamspace.reconcile.ping import require_ping
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
-from streamspace.reconcile.session import Source, reconcile_session
+from streamspace.reconcile.session import Source, reconcile_session, settled
 from streamspace.sessions import index_store
 from streamspace.templates import store as template_store
 
@@ -310,7 +310,7 @@ def reconcile_sessions_of(namespace: str, template: str) -> int:
         if (session.get("spec") or {}).get("template") != template:
             continue
         try:
-            reconcile_session(session, source=Source.READ)
+            settled(reconcile_session(session, source=Source.READ))
         except DomainError as exc:
             failures.append(exc)
             log.warning("session reconcile failed", extra={"session": (session.get("metadata") or {}).get("name"),
