@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamspace.auth.tokens import verify_access_token
-from streamspace.db import fetch_one
+from streamspace.db import HotStatement
 from streamspace.domain.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
@@ -42,6 +42,10 @@ SELECT u.username, u.role, u.active,
   LEFT JOIN token_families f ON f.id = %(caller_sid)s::uuid AND f.user_id = u.id
  WHERE u.id = %(caller_sub)s::uuid
 """
+
+# Every authenticated request but the few that read the standing in their own statement runs this
+# one: straight through libpq (db.HotStatement), prepared once per connection.
+_CALLER = HotStatement("caller_standing", _CALLER_SQL)
 
 # The same standing check as the opening of a route's own statement (one round trip per request):
 # `standing` holds the caller's row (username, role now) when it may act, no row otherwise; the route's
@@ -133,7 +137,7 @@ def authenticate(authorization: str | None, alternate_token: str | None = None) 
     refusing disabled users and revoked logins even while the token itself has not expired."""
 
     claimed = claimant(authorization, alternate_token)
-    row = fetch_one(_CALLER_SQL, claimed.params)
+    row = _CALLER.fetch_one(claimed.params)
     require_standing(row)
     if row is None:
         raise RuntimeError("invariant broken: row is None")
@@ -145,5 +149,5 @@ def still_standing(caller: Principal) -> bool:
     """Whether an already authenticated caller may still act: user active, login not revoked (a
     long-lived stream asks again before it sends more)."""
 
-    row = fetch_one(_CALLER_SQL, {"caller_sub": caller.user_id, "caller_sid": caller.family_id})
+    row = _CALLER.fetch_one({"caller_sub": caller.user_id, "caller_sid": caller.family_id})
     return row is not None and not row["revoked"] and bool(row["active"])
