@@ -18,7 +18,7 @@ import threading
 from typing import TYPE_CHECKING
 
 from streamspace.config import environment
-from streamspace.domain.errors import DomainError, ValidationError
+from streamspace.domain.errors import DomainError, Unavailable, ValidationError
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet
@@ -31,8 +31,12 @@ _lock = threading.Lock()
 _fernet: tuple[str, Fernet] | None = None
 
 
-class SecretUnavailable(Exception):
-    """A stored secret cannot be decrypted (the key changed): the repository must be re-added."""
+class SecretUnavailable(Unavailable):
+    """The secret key is unusable, or a stored secret cannot be decrypted with it (the key changed):
+    trying again does not help until an admin fixes STREAMSPACE_SECRET_KEY or re-adds the repository."""
+
+    default_error = "secret key unusable"
+    retryable = False
 
 
 def check_auth(auth_type: object, secret: object, scheme: str) -> tuple[str, str | None]:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from streamspace.catalog.urls import RepositoryUrl
 from streamspace.config import environment
-from streamspace.domain.errors import ValidationError
+from streamspace.domain.errors import UpstreamRefused, ValidationError
 
 GIT_TIMEOUT_SECONDS = 120
 TOKEN_USER = "x-access-token"
@@ -37,8 +37,20 @@ _PASSED_ENV = ("PATH", "HTTPS_PROXY", "https_proxy", "NO_PROXY", "no_proxy", "AL
 _BRANCH_RE = re.compile(r"^[A-Za-z0-9._/+-]{1,255}$")
 
 
-class FetchError(Exception):
-    """The repository could not be fetched; the message says why in words an admin can act on."""
+class FetchError(UpstreamRefused):
+    """The repository could not be fetched; the message says why in words an admin can act on.
+    Retryable when the host could not be reached in time (a later sync may get through); a refusal
+    (credentials, branch, host key, transport) needs an admin's change first."""
+
+    default_error = "repository fetch failed"
+
+
+# The messages of `_explain` a later attempt can get past: the network or the server, not the settings.
+_UNREACHED = ("took longer than", "cannot be resolved", "cannot connect to")
+
+
+def _fetch_failed(message: str) -> FetchError:
+    return FetchError(message, retryable=any(part in message for part in _UNREACHED))
 
 
 def check_branch(branch: object) -> str:
@@ -190,7 +202,7 @@ def fetch(url: RepositoryUrl, branch: str, workdir: Path, *, addresses: list[str
            "--", url.raw, str(checkout)]
     code, stderr, timed_out = _run(cmd, env, workdir, timeout)
     if code != 0:
-        raise FetchError(_explain(stderr, branch, secret, timed_out, timeout))
+        raise _fetch_failed(_explain(stderr, branch, secret, timed_out, timeout))
     head = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], env=env, capture_output=True,
                           timeout=30, check=False)
     commit = head.stdout.decode(errors="replace").strip()

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from streamspace.domain.errors import ValidationError
+from streamspace.domain.errors import Invalid, ValidationError
 from streamspace.domain.templates import (
     API_VERSION,
     LEGACY_API_VERSION,
@@ -59,8 +59,10 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-class CheckoutRefused(Exception):
+class CheckoutRefused(Invalid):
     """The checkout as a whole is beyond a limit: the sync fails and the previous catalog stays."""
+
+    default_error = "repository refused"
 
 
 @dataclass(frozen=True)

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from streamspace import audit
 from streamspace.catalog import store
-from streamspace.catalog.credentials import SecretUnavailable, check_auth, encrypt
+from streamspace.catalog.credentials import check_auth, encrypt
 from streamspace.catalog.git import check_branch
 from streamspace.catalog.urls import check_repository_url
 from streamspace.db import transaction
-from streamspace.domain.errors import NotFound, Unavailable, ValidationError
+from streamspace.domain.errors import NotFound, ValidationError
 from streamspace.events import SYNC_REQUESTED_TYPE, emit
 
 if TYPE_CHECKING:
@@ -104,10 +104,7 @@ def add_repository(body: dict[str, Any], caller: Principal, client_ip: str) -> d
     parsed, _ = check_repository_url(body.get("url"))
     branch = check_branch(body.get("branch"))
     auth_type, secret = check_auth(body.get("authType"), body.get("authSecret"), parsed.scheme)
-    try:
-        sealed = encrypt(secret) if secret else None
-    except SecretUnavailable as exc:
-        raise Unavailable(str(exc), error="secret key unusable") from None
+    sealed = encrypt(secret) if secret else None  # SecretUnavailable (503) when the key is unusable
     with transaction() as conn:
         repository_id = store.insert_repository(conn, name, parsed.raw, parsed.normalized, branch, auth_type, sealed)
         audit.record(conn, caller, "catalog.repository.add", "repository", name, client_ip,

@@ -116,7 +116,7 @@ def sync_repository(repository_id: str, *, owner: str | None = None, lease_secon
         with tempfile.TemporaryDirectory(prefix="ss-catalog-") as tmp:
             result, commit = _fetch_and_parse(lease, Path(tmp), git_timeout)
     except (ValidationError, FetchError, CheckoutRefused, SecretUnavailable) as exc:
-        message = exc.message if isinstance(exc, ValidationError) else str(exc)
+        message = exc.message
         record_failure(lease, message)
         log.warning("catalog sync failed", extra={"repository": name, "reason": message})
         return SyncOutcome(repository_id, "failed", message=message)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from streamspace.domain.conversion import API_VERSION
+from streamspace.domain.errors import UpstreamRefused
 from streamspace.domain.warm import LABEL_FIT, WARM_APP, fit_key, over_budget, peak_size, pool_name, recycle, size_at
 from streamspace.reconcile.desired import (
     APP_NAME,
@@ -198,8 +199,11 @@ class Restore:
     message: str  # the agent's words
 
 
-class HandOverFailed(Exception):
-    """The claimed desktop's agent did not take the token (unreachable, not there, refused it)."""
+class HandOverFailed(UpstreamRefused):
+    """The claimed desktop's agent did not take the token (unreachable, not there, refused it). Not
+    retried: session-reconcile starts the session's own desktop instead (a cold start)."""
+
+    default_error = "profile hand-over failed"
 
 
 def hand_over(pod: Mapping[str, Any], token: str, wait: float = CLAIM_WAIT_SECONDS) -> Restore:

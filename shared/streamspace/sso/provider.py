@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 from streamspace.config import OidcSettings
-from streamspace.domain.errors import Unavailable, UpstreamRefused
+from streamspace.domain.errors import Invalid, Unavailable, UpstreamRefused
 
 TIMEOUT_SECONDS = 10
 DISCOVERY_TTL_SECONDS = 3600
@@ -29,14 +29,15 @@ CLOCK_SKEW_SECONDS = 60
 ACCEPTED_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 
 
-class ProviderRefused(Exception):
-    """The provider's answer or ID token is not acceptable: `reason` is a short code for the audit
-    log, `message` says what was wrong."""
+class ProviderRefused(Invalid):
+    """The provider's answer or ID token is not acceptable, so the login callback is refused (400):
+    `reason` is a short code for the audit log, `message` says what was wrong."""
+
+    default_error = "sso refused"
 
     def __init__(self, reason: str, message: str) -> None:
         super().__init__(message)
         self.reason = reason
-        self.message = message
 
 
 def unavailable(cfg: OidcSettings, detail: str) -> Unavailable:

@@ -210,7 +210,7 @@ def _finish_login(cfg: OidcSettings, request: dict[str, Any], params: dict[str, 
         claims = provider.with_userinfo(cfg, provider.verify_id_token(cfg, id_token, nonce=request["nonce"]),
                                         access_token)
     except provider.ProviderRefused as exc:
-        raise _refuse(Invalid(exc.message, error="sso refused"), exc.reason, client_ip) from None
+        raise _refuse(exc, exc.reason, client_ip) from None
     except DomainError as exc:
         unavailable = exc.kind is ErrorKind.UNAVAILABLE
         raise _refuse(exc, "provider unavailable" if unavailable else "provider refused client",
