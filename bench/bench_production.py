@@ -51,12 +51,16 @@ FUNCTIONS = [f for f in os.environ.get("BENCH_FUNCTIONS", "").split(",") if f]
 # BENCH_IMPORTTIME=folder: each function's first cold start also runs under `-X importtime`, its report
 # written to folder/<function>.txt (that start is profiled, not counted: the report costs time itself).
 IMPORTTIME = os.environ.get("BENCH_IMPORTTIME", "")
+# BENCH_ROUTES=session-check,list: the throughput rows of these routes only (iterating on one hot path).
+ROUTES = [r for r in os.environ.get("BENCH_ROUTES", "").split(",") if r]
 SESSIONS = 50
 TEMPLATES = 10
 NS = "streamspace"
 
 THROUGHPUT_TARGETS = {"list": 0.5, "heartbeat": 0.6, "session-check": 0.7, "templates": 0.5}
 COLD_START_TARGET = 1.5
+if set(ROUTES) - set(THROUGHPUT_TARGETS):
+    raise SystemExit(f"BENCH_ROUTES names no route: {', '.join(sorted(set(ROUTES) - set(THROUGHPUT_TARGETS)))}")
 REFERENCE = "hello-psycopg"
 
 
@@ -359,7 +363,7 @@ def run() -> dict[str, Any]:
                               "headers": desktop},
             "templates": {"served": templates, "url": templates.url + "/api/v1/templates", "headers": user},
         }
-        throughput = _throughput(hello, cases)
+        throughput = _throughput(hello, {name: case for name, case in cases.items() if not ROUTES or name in ROUTES})
         warm_memory = {"hello": hello.memory_kib(), "sessions": sessions.memory_kib(),
                        "auth-check": authcheck.memory_kib(), "templates": templates.memory_kib()}
         for s in served:
