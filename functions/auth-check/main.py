@@ -9,8 +9,9 @@ from streamspace.reconcile.authcheck import USER_HEADER, check, redeem_headers
 api = Api("auth-check")
 
 
-# upgrades: a controller may pass a WebSocket upgrade's own headers along with its check
-@api.get("/api/v1/auth/session-check", access=Access.PUBLIC, upgrades=True,
+# upgrades: a controller may pass a WebSocket upgrade's own headers along with its check;
+# direct: the ingress asks before every desktop request, so it skips Flask's dispatch (Api.route)
+@api.get("/api/v1/auth/session-check", access=Access.PUBLIC, upgrades=True, direct=True,
          summary="Forward-auth check of a session host (WebSocket upgrades included): 200 for its owner or an "
                  "admin holding that session's cookie, else 401/403 (checks the session host's cookie itself)")
 def session_check(req: Request) -> Reply:

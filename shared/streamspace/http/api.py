@@ -95,6 +95,8 @@ class Route:
     # The handler reads the caller's standing within its own statement (Request.claimant, then
     # Request.stand): one SQL round trip for the hottest routes. Only for Access.USER routes.
     standing_in_statement: bool = False
+    # Answered from the WSGI layer without Flask's request dispatch (Api.route, `direct`).
+    direct: bool = False
 
     @property
     def params(self) -> list[str]:
@@ -277,15 +279,20 @@ class Api:
         self.routes: list[Route] = []
         self._health_check = health
         self._schema_current = False  # checked by /health until it holds, then never again
+        self._direct_paths: set[str] = set()
         self._add_builtin_routes()
 
     # -- declaration -------------------------------------------------------------------------
     def route(self, method: str, path: str, *, access: Access, summary: str = "", status: int = 200,
               body: dict[str, Any] | None = None, query: tuple[str, ...] = (),
               token_in_query: bool = False, upgrades: bool = False,
-              standing_in_statement: bool = False) -> Callable[[Handler], Handler]:
+              standing_in_statement: bool = False, direct: bool = False) -> Callable[[Handler], Handler]:
         """Declare a route. `upgrades`: the route also answers WebSocket upgrade requests.
-        `standing_in_statement`: the handler reads the caller's standing in its own statement."""
+        `standing_in_statement`: the handler reads the caller's standing in its own statement.
+        `direct`: requests for exactly this path reach this Api straight from the WSGI layer of the
+        app functions-framework builds, without Flask's request dispatch (see `DirectLane`): for a
+        route on the hot path of every request somewhere else (the ingress's forward-auth check)
+        whose handler needs nothing of Flask (no flask.request, templates, streaming or WebSocket)."""
         if not isinstance(access, Access):
             raise TypeError(f"{method} {path}: access must be an Access value")
         if standing_in_statement and access is not Access.USER:
@@ -298,10 +305,17 @@ class Api:
 
         if upgrades:
             _let_upgrades_through(path)
+        if direct:
+            if "{" in path:
+                raise TypeError(f"{path}: direct routes take no path parameters")
+            if not self._direct_paths:
+                _answer_directly(self)
+            self._direct_paths.add(path)
 
         def register(handler: Handler) -> Handler:
             self.routes.append(Route(method.upper(), path, handler, access, summary or (handler.__doc__ or "").strip(),
-                                     status, body, query, _compile(path), token_in_query, standing_in_statement))
+                                     status, body, query, _compile(path), token_in_query, standing_in_statement,
+                                     direct))
             return handler
 
         return register
@@ -488,6 +502,46 @@ def _let_upgrades_through(path: str) -> None:
     app.url_map.add(Rule(path, endpoint=endpoint, websocket=True))
     # functions-framework's own view ("run") is registered after the module ran: look it up per call.
     app.view_functions[endpoint] = lambda: app.view_functions["run"](path=path.lstrip("/"))
+
+
+class DirectLane:
+    """WSGI middleware in front of the app functions-framework builds: a request for one of the
+    Api's direct paths goes straight to the Api; everything else to the app as before.
+
+    Why: Flask's request dispatch (request context, URL adapter and matching against
+    functions-framework's catch-all rule, its view wrapper, response finalisation) costs about as
+    much CPU as the whole forward-auth check, which the ingress calls before every request to a
+    desktop. The Api does everything a route needs itself (authentication, errors, headers, request
+    id, logs, metrics), the same code either way, so a direct route answers byte for byte what it
+    answers through Flask. What it skips is what such a route does not use: Flask's request context
+    (flask.request, flask.g), after-request hooks (functions-framework's reads a body this GET
+    route does not have; gunicorn discards an unread body itself) and functions-framework's
+    execution-id log context (LOG_EXECUTION_ID; the Api's own X-Request-Id is there as always).
+    Only the exact path: anything else, a trailing slash included, takes the Flask route."""
+
+    def __init__(self, api: Api, paths: set[str], inner: Callable[..., Any]) -> None:
+        import flask
+
+        self.api = api
+        self.paths = paths
+        self.inner = inner
+        self.request_class = flask.Request
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if environ.get("PATH_INFO") in self.paths:
+            return self.api(self.request_class(environ))(environ, start_response)
+        return self.inner(environ, start_response)
+
+
+def _answer_directly(api: Api) -> None:
+    """Put a DirectLane for `api`'s direct paths in front of the app functions-framework is building
+    (the function's module runs inside that app's context, as for `_let_upgrades_through`)."""
+    import flask
+
+    if not flask.has_app_context():  # the module was imported outside functions-framework
+        return
+    app = flask.current_app._get_current_object()  # type: ignore[attr-defined]
+    app.wsgi_app = DirectLane(api, api._direct_paths, app.wsgi_app)
 
 
 def request_id_of(request: flask.Request) -> str:
