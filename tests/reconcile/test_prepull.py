@@ -87,6 +87,30 @@ def test_a_prepull_template_gets_a_puller_and_its_status_counts_the_nodes(urls, 
     assert _has_image(live("Node", node), image)
 
 
+def test_the_echo_of_a_templates_first_status_counts_what_its_puller_did_meanwhile(urls, sim):
+    """The reconcile that makes a Template's puller counts from the DaemonSet it just created (nothing
+    pulled yet); the puller's own events can all arrive before that status is written, and each skips
+    the Template (not reconciled yet: its own reconcile writes the whole status). The echo of the
+    status write is then the last event: it must count the nodes again, or the Template would say
+    'being set up' until the next resync (test_relay_e2e's pre-pull test stalled so under load)."""
+    image = _image("5")
+    template = _template(urls, "pp-echo", image, prePull=True)
+    ready = live("DaemonSet", puller_name(image))["status"]["numberReady"]
+    assert ready >= 2 and template["status"]["prePull"]["nodesReady"] < ready  # counted before it pulled
+
+    assert deliver(urls["template"], "update", template) == 200  # the echo of that status write
+    template = live("Template", "pp-echo")
+    counts = template["status"]["prePull"]
+    assert (counts["nodesReady"], counts["nodesDesired"]) == (ready, ready)
+    condition = _condition(template)
+    assert condition is not None and (condition["status"], condition["reason"]) == ("True", "OnAllNodes")
+
+    # The echo of that write finds nothing more to count: no event loop.
+    version = template["metadata"]["resourceVersion"]
+    assert deliver(urls["template"], "update", template) == 200
+    assert live("Template", "pp-echo")["metadata"]["resourceVersion"] == version
+
+
 def test_a_session_started_after_the_prepull_pulls_nothing(urls, sim):
     image = _image("2")
     nodes = [n for n in kube.list_objects("Node")]

@@ -11,7 +11,9 @@ Image pre-pull (reconcile/pullers.py): whenever a Template's spec changes or it 
 DaemonSets of the sessions namespace are made to match what all Templates want (one per image; one
 no Template wants any more is deleted). The events of those DaemonSets come here too: each updates
 `status.prePull` (how many nodes have the image) and the ImagePrePulled condition of the Templates
-of that image, and re-creates a puller someone deleted.
+of that image, and re-creates a puller someone deleted. The echo of a Template's own status write
+counts again too: that status was counted before the write, and the puller's events of the meantime
+skipped the Template (not reconciled yet) or lost to the write.
 """
 
 from __future__ import annotations
@@ -167,6 +169,16 @@ def refresh_prepull_status(namespace: str, templates: list[dict[str, Any]],
     return written
 
 
+def recount_prepull(namespace: str, template: Mapping[str, Any]) -> int:
+    """Bring this copy of a reconciled Template's pre-pull counts up to its puller now (one read of
+    the DaemonSet, a status write only where they differ); returns how many were written (0 or 1)."""
+    image = pullers.wanted_image(template)
+    if image is None:
+        return 0
+    daemonset = kube.get("DaemonSet", pullers.puller_name(image), namespace)
+    return refresh_prepull_status(namespace, [dict(template)], {image: daemonset} if daemonset else {})
+
+
 def handle_template_event(event: Any) -> str:
     if event["type"] == PING_TYPE:
         require_ping(event, SCHEDULE_TASK)
@@ -261,7 +273,10 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
     if (action == "update" and row is not None and row.get("uid") == uid
             and int(row.get("generation") or -1) == generation == status.get("observedGeneration")
             and row.get("phase") == status.get("phase")):
-        return "unchanged"  # the echo of our own status write
+        # The echo of our own status write. Its pre-pull counts were read before that write, and the
+        # puller's events that came meanwhile skipped this Template (not reconciled yet) or lost to
+        # the write (conflict): count again, or nothing would until the resync.
+        return "reconciled" if recount_prepull(namespace, obj) else "unchanged"
 
     spec = obj.get("spec")
     phase, message = validate(spec)
