@@ -223,17 +223,32 @@ def test_desktops_older_than_the_maximum_age_are_recycled_and_replaced(admin, re
     assert admin.get(f"/api/v1/templates/{template}/warm-pool").json()["recycles"] == 2
 
 
+def _pull_failed(pod: dict[str, Any]) -> bool:
+    return any(((s.get("state") or {}).get("waiting") or {}).get("reason") in ("ErrImagePull", "ImagePullBackOff")
+               for s in (pod.get("status") or {}).get("containerStatuses") or [])
+
+
 def test_a_desktop_that_cannot_start_is_never_handed_out(base, admin, relay):
     template = _unique("broken")
     created = admin.post("/api/v1/templates", json=template_body(
         template, 1, baseImage="registry.example/invalid-image:1"))
-    assert created.status_code == 201
-    converges(relay, lambda: pool_pods(template), "the pool's desktop created")
+    assert created.status_code == 201, created.text
+    # The launch must meet a desktop that failed, not one still starting (which is not handed out either).
+    converges(relay, lambda: any(_pull_failed(p) for p in pool_pods(template)), "the pool's desktop failed its pull")
     dave = client_for(base, _unique("dave"))
-    session = dave.post("/api/v1/sessions", json={"template": template, "persistentHome": False}).json()
+    answer = dave.post("/api/v1/sessions", json={"template": template, "persistentHome": False})
+    assert answer.status_code == 201, answer.text
+    session = answer.json()
     assert session["warmStart"]["claimed"] is False
     assert "ready" in session["warmStart"]["reason"]
-    assert pool_pods(template)  # still the pool's, unclaimed
+    stats = admin.get(f"/api/v1/templates/{template}/warm-pool").json()
+    assert (stats["claims"], stats["misses"]) == (0, 1)
+    handed = kube.list_objects("Pod", NS, label_selector=f"stream.space/session={session['name']}")
+    assert not [p for p in handed if p["metadata"]["name"].startswith(f"warm-{template}-")]  # a pool desktop
+    # Still the pool's and unclaimed. Waited on: template-reconcile recycles a desktop whose pull
+    # failed whenever it reconciles the Template, and a list taken while the pool's ReplicaSet
+    # replaces it finds none (that snapshot failed once under load).
+    converges(relay, lambda: pool_pods(template), "the pool keeps its desktop")
 
 
 def test_the_budget_refuses_a_pool_too_large_and_changes_nothing(base, admin, relay):
