@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from streamspace.domain.resources import canonical_resources
+
 if TYPE_CHECKING:
     from streamspace.domain.templates import WarmPoolSpec
 
@@ -46,8 +48,6 @@ def fit_key(template_spec: Mapping[str, Any] | None, resources: Mapping[str, Any
     desktop started (the fields that shape a desktop), the resources the session asks, and whether
     it runs a profile agent waiting for its claim (HOME_STORAGE=s3). A changed image, port, env or
     resources gives a new key, so the older desktops never fit again (and the pool replaces them)."""
-    from streamspace.domain.resources import canonical_resources
-
     shaping = {k: v for k, v in (template_spec or {}).items() if k not in NOT_THE_DESKTOP}
     fit: dict[str, Any] = {"template": shaping, "resources": canonical_resources(resources)}
     if profile_agent:  # absent otherwise: the desktops of pools without profiles keep their key

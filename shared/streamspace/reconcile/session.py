@@ -26,6 +26,7 @@ from streamspace import kube
 from streamspace.config import environment
 from streamspace.domain.errors import Unavailable
 from streamspace.domain.names import session_object_name
+from streamspace.domain.starts import start_record
 from streamspace.domain.warm import ANN_WARM_POD, POOL_PREFIX, pod_ready
 from streamspace.events import MalformedEvent, ResourceEvent, now_rfc3339, parse_resource_event
 from streamspace.profiles.agent_tokens import agent_token
@@ -49,6 +50,7 @@ from streamspace.reconcile.desired import (
     status_differs,
 )
 from streamspace.reconcile.resolve import resolve_for_session
+from streamspace.sessions import starts_store
 
 log = logging.getLogger("streamspace.reconcile.session")
 
@@ -413,10 +415,6 @@ def _record_start(session: Mapping[str, Any], pod_name: object, *, waking: bool)
     Events); a start that cannot be read is skipped, never a reason to fail the reconcile."""
     from datetime import UTC, datetime
 
-    from streamspace import kube
-    from streamspace.domain.starts import start_record
-    from streamspace.sessions import starts_store
-
     meta, spec = session["metadata"], session["spec"]
     namespace = meta["namespace"]
     if not isinstance(pod_name, str) or not pod_name:
@@ -517,8 +515,6 @@ def _warm_pod(session: Mapping[str, Any], state: str) -> dict[str, Any] | None:
     """The warm desktop this Session claimed, while it runs in it: alive, labelled for this Session
     and not owned by anything else. Hibernating ends it (the Session's Deployment starts the next
     desktop on wake). No request for a Session that claimed none."""
-    from streamspace import kube
-
     meta = session["metadata"]
     pod_name = (meta.get("annotations") or {}).get(ANN_WARM_POD)
     if not isinstance(pod_name, str) or not pod_name:

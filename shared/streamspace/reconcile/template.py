@@ -25,8 +25,8 @@ from typing import Any
 from streamspace import kube
 from streamspace.config import environment
 from streamspace.domain.conversion import LEGACY_API_VERSION
-from streamspace.domain.errors import DomainError
-from streamspace.domain.templates import review_template_spec
+from streamspace.domain.errors import DomainError, ValidationError
+from streamspace.domain.templates import parse_template_spec, review_template_spec
 from streamspace.domain.warm import pool_name, size_at
 from streamspace.events import PING_TYPE, BatchFailed, MalformedEvent, now_rfc3339, parse_resource_event
 from streamspace.reconcile import legacy, namespaces, pullers, warm
@@ -41,8 +41,6 @@ log = logging.getLogger("streamspace.reconcile.template")
 
 
 def _parsed(spec: object) -> Any:
-    from streamspace.domain.templates import parse_template_spec
-
     return parse_template_spec(spec)
 
 
@@ -212,8 +210,6 @@ def schedule_tick(namespace: str, now: str | None = None) -> list[str]:
     scheduled pool's Deployment (the verbs warm pools have already); nothing more while in step.
     Returns the Templates reconciled."""
     from datetime import datetime
-
-    from streamspace.domain.errors import ValidationError
 
     now = now or now_rfc3339()
     instant = datetime.fromisoformat(now.replace("Z", "+00:00"))

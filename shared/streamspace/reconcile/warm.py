@@ -12,20 +12,24 @@ pulled. The pool's state is reported in the Template's `WarmPool` condition.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from streamspace import kube
 from streamspace.domain.conversion import API_VERSION
-from streamspace.domain.errors import UpstreamRefused
+from streamspace.domain.errors import UpstreamRefused, ValidationError
+from streamspace.domain.templates import env_reference_problems, parse_template_spec
 from streamspace.domain.warm import LABEL_FIT, WARM_APP, fit_key, over_budget, peak_size, pool_name, recycle, size_at
 from streamspace.reconcile.desired import (
     APP_NAME,
     LABEL_TEMPLATE,
     MANAGED_BY,
     MANAGER_NAME,
+    PROFILE_CLAIM_PORT_NAME,
     SESSION_APP,
     ReconcileConfig,
     claim_ingress,
@@ -33,6 +37,8 @@ from streamspace.reconcile.desired import (
     pod_spec_for,
     warm_profiles,
 )
+from streamspace.sessions import warm_store
+from streamspace.settings.effective import load_config
 from streamspace.templates import store as template_store
 
 log = logging.getLogger("streamspace.reconcile.warm")
@@ -97,9 +103,6 @@ def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict
     `template_obj` is the event's copy, which may be older than the Template: the pool is built
     from the live Template (one list of the namespace's Templates, which the shared budget needs
     anyway), so a late event never rolls the pool back to an older spec."""
-    from streamspace import kube
-    from streamspace.settings.effective import load_config
-
     meta = template_obj.get("metadata") or {}
     name, namespace = str(meta["name"]), str(meta["namespace"])
     if peak_size(_warm_pool(template_obj)) == 0 and _old_condition(template_obj) is None:
@@ -146,9 +149,6 @@ def _warm_pool(template_obj: Mapping[str, Any]) -> object:
 
 def _usable(spec: object, config: ReconcileConfig) -> Any:
     """The parsed spec when a session could run it (valid, env only from marked objects), else None."""
-    from streamspace.domain.errors import ValidationError
-    from streamspace.domain.templates import env_reference_problems, parse_template_spec
-
     try:
         parsed = parse_template_spec(spec)
     except ValidationError:
@@ -159,8 +159,6 @@ def _usable(spec: object, config: ReconcileConfig) -> Any:
 
 
 def _remove_pool(namespace: str, template: str) -> None:
-    from streamspace import kube
-
     kube.delete("Deployment", pool_name(template), namespace)
     kube.delete("NetworkPolicy", pool_name(template), namespace)
 
@@ -169,9 +167,6 @@ def recycle_pool(namespace: str, template: str, max_age_seconds: int | None,
                  now: datetime | None = None) -> list[str]:
     """Delete the pool's desktops that are too old at `now` or cannot start (the Deployment
     replaces them); each one counts as a recycle."""
-    from streamspace import kube
-    from streamspace.sessions import warm_store
-
     selector = ",".join(f"{k}={v}" for k, v in pool_selector(template).items())
     pods = kube.list_objects("Pod", namespace, label_selector=selector)
     done = []
@@ -213,11 +208,10 @@ def hand_over(pod: Mapping[str, Any], token: str, wait: float = CLAIM_WAIT_SECON
     checks against its own (a reused address never gets a token meant for another pod). The
     NetworkPolicies let only session-reconcile reach that port. Asking again with the same token
     is answered with the restore's state (idempotent)."""
-    import json
+    # urllib.request (and the tempfile, shutil and lzma it loads) costs every reconcile function's cold
+    # start a few milliseconds; only a claim with HOME_STORAGE=s3 comes here.
     import urllib.error
     import urllib.request
-
-    from streamspace.reconcile.desired import PROFILE_CLAIM_PORT_NAME
 
     meta, spec, status = pod.get("metadata") or {}, pod.get("spec") or {}, pod.get("status") or {}
     port = next((p.get("containerPort") for c in (spec.get("initContainers") or []) + (spec.get("containers") or [])

@@ -35,7 +35,7 @@ from streamspace.db import connection, transaction
 from streamspace.desktop.access import issue_ticket, open_url
 from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Conflict, Forbidden, Invalid, NotFound, ValidationError
-from streamspace.domain.names import SESSION_NAME_MAX, is_dns_label, session_name, user_label
+from streamspace.domain.names import SESSION_NAME_MAX, dns_label, is_dns_label, session_name, user_label
 from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
 from streamspace.domain.quotas import Usage
 from streamspace.domain.resources import canonical_resources
@@ -48,11 +48,12 @@ from streamspace.domain.sessions import (
     session_manifest,
     session_to_api,
 )
+from streamspace.domain.starts import predicted_kind
 from streamspace.domain.templates import ensure_launchable, validate_template_spec
 from streamspace.domain.warm import ANN_WARM_POD, wanted_image
 from streamspace.encoding import dumps
 from streamspace.quotas.service import check_and_reserve
-from streamspace.sessions import store, warm
+from streamspace.sessions import starts_store, store, warm
 from streamspace.settings.effective import load_config, session_url
 from streamspace.settings.service import (
     RESOURCES_CPU,
@@ -397,9 +398,6 @@ def create_session(caller: Principal, body: Mapping[str, Any], client_ip: str = 
 def _expected_start(namespace: str, template: Mapping[str, Any], claimed: bool) -> tuple[str, float | None]:
     """How this start will likely go (warm, cached, cold) and its median time so far, from the
     recorded starts (None until there are enough)."""
-    from streamspace.domain.starts import predicted_kind
-    from streamspace.sessions import starts_store
-
     name = str((template.get("metadata") or {}).get("name"))
     own = starts_store.percentiles(namespace, name)
     pulls_ahead = wanted_image(template) is not None  # pre-pulled onto every node (reconcile/pullers.py)
@@ -410,8 +408,6 @@ def _expected_start(namespace: str, template: Mapping[str, Any], claimed: bool) 
 def _warm_start(namespace: str, template: Mapping[str, Any], persistent_home: bool,
                 resources: Mapping[str, Any], name: str, user: str) -> warm.WarmStart:
     """A warm desktop claimed for this launch, or why none was used (sessions.warm)."""
-    from streamspace.domain.names import dns_label
-
     reason = warm.why_not(template, persistent_home)
     if reason is not None:
         return warm.WarmStart(None, reason)

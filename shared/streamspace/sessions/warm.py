@@ -21,11 +21,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from streamspace import kube
 from streamspace.config import environment
 from streamspace.domain.conversion import API_VERSION
+from streamspace.domain.errors import NotFound
 from streamspace.domain.labels import APP_NAME, LABEL_SESSION, LABEL_TEMPLATE, LABEL_USER, SESSION_APP
-from streamspace.domain.warm import LABEL_FIT, WARM_APP, claimable, fit_key, peak_size, pod_ready, profile_agents
+from streamspace.domain.names import is_dns_label
+from streamspace.domain.warm import (
+    LABEL_FIT,
+    WARM_APP,
+    claimable,
+    fit_key,
+    peak_size,
+    pod_ready,
+    pool_name,
+    profile_agents,
+)
 from streamspace.sessions import warm_store
+from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
 from streamspace.templates import store as template_store
 
 log = logging.getLogger("streamspace.sessions.warm")
@@ -69,8 +82,6 @@ def candidates(namespace: str, template: Mapping[str, Any],
                resources: Mapping[str, Any]) -> tuple[list[Mapping[str, Any]], list[dict[str, Any]]]:
     """(the ready desktops of `template` started with `resources`, oldest first; every desktop of
     its pool), as listed now."""
-    from streamspace import kube
-
     template_name = str((template.get("metadata") or {}).get("name"))
     pods = kube.list_objects("Pod", namespace, label_selector=f"{APP_NAME}={WARM_APP},{LABEL_TEMPLATE}={template_name}")
     return claimable(pods, fit_key(template.get("spec"), resources, profile_agent=_profile_agents())), pods
@@ -83,8 +94,6 @@ def take(namespace: str, pod: Mapping[str, Any], session: str, user_label: str) 
     Any write bumps a pod's resourceVersion, the kubelet's status writes too (a probe's result, a
     container restart), so a 409 alone does not say a claim won: the pod is read again and, while it
     is still an unclaimed, Ready desktop of the same fit, the claim is tried again on that version."""
-    from streamspace import kube
-
     meta = pod["metadata"]
     fit = (meta.get("labels") or {}).get(LABEL_FIT)
     version = meta["resourceVersion"]
@@ -133,8 +142,6 @@ def claim(namespace: str, template: Mapping[str, Any], resources: Mapping[str, A
 
 def bind(namespace: str, pod: str, session: Mapping[str, Any]) -> None:
     """Make the claimed desktop the Session's: deleting the Session deletes it."""
-    from streamspace import kube
-
     meta = session.get("metadata") or {}
     owner = {"apiVersion": str(session.get("apiVersion") or API_VERSION), "kind": "Session",
              "name": meta.get("name"), "uid": meta.get("uid"), "controller": True, "blockOwnerDeletion": True}
@@ -144,8 +151,6 @@ def bind(namespace: str, pod: str, session: Mapping[str, Any]) -> None:
 def release(namespace: str, pod: str) -> None:
     """Compensation: a claimed desktop whose Session could not be created is deleted (it may have
     been shown nothing, but it is no longer anonymous: it carries the user's label)."""
-    from streamspace import kube
-
     try:
         kube.delete("Pod", pod, namespace)
     except kube.KubeError:
@@ -156,12 +161,6 @@ def pool_report(namespace: str, name: str) -> dict[str, Any]:
     """A Template's warm pool for admins: what it keeps now and is asked to (its size, schedule and
     largest size), the ready desktops, the shared budget, the claims, misses and recycles counted so
     far, and the WarmPool condition template-reconcile wrote."""
-    from streamspace import kube
-    from streamspace.domain.errors import NotFound
-    from streamspace.domain.names import is_dns_label
-    from streamspace.domain.warm import pool_name
-    from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
-
     obj = template_store.read(namespace, name) if is_dns_label(name) else None
     if obj is None:
         raise NotFound(f"template {name!r} not found")
@@ -173,10 +172,6 @@ def pool_report(namespace: str, name: str) -> dict[str, Any]:
 def pool_reports(namespace: str) -> list[dict[str, Any]]:
     """`pool_report` of every Template that keeps (or kept) a pool, by name: one list of Templates,
     one of pool Deployments and one counter query, whatever the number of pools."""
-    from streamspace import kube
-    from streamspace.domain.warm import pool_name
-    from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
-
     pooled = [t for t in template_store.list_objects(namespace)
               if peak_size((t.get("spec") or {}).get("warmPool")) or _pool_condition(t)]
     if not pooled:
