@@ -5,7 +5,7 @@ from typing import Any
 import functions_framework
 
 from streamspace.cluster import service as cluster
-from streamspace.http import Access, Api, BadRequest, Request
+from streamspace.http import Access, Api, Request
 
 api = Api("cluster")
 
@@ -29,19 +29,6 @@ DRAIN_BODY = {"type": "object", "additionalProperties": False,
 def _page(req: Request, plural: str, items: list[dict[str, Any]]) -> dict[str, Any]:
     limit, offset = req.page()
     return {plural: items[offset:offset + limit], "total": len(items)}
-
-
-def _namespace(req: Request) -> str | None:
-    """The sessions namespace unless the caller names one (`?namespace=`) or asks for all (`?allNamespaces=true`)."""
-    namespace = req.query("namespace")
-    every = req.query_bool("allNamespaces")
-    if every and namespace is not None:
-        raise BadRequest("give either namespace or allNamespaces=true, not both", error="invalid namespace")
-    if every:
-        return None
-    if namespace is not None:
-        return cluster.validate_dns_label(namespace, "namespace")
-    return api.environment.sessions_namespace
 
 
 # -- /api/v1/admin/nodes -------------------------------------------------------------------------------
@@ -132,7 +119,8 @@ def cluster_nodes(req: Request) -> dict:
 
 def _view(plural: str) -> None:
     def handler(req: Request) -> dict:
-        namespace = None if plural == "namespaces" else _namespace(req)
+        namespace = None if plural == "namespaces" else \
+            cluster.view_namespace(req.query("namespace"), req.query_bool("allNamespaces"))
         return _page(req, plural, cluster.list_view(plural, namespace))
 
     query = ("limit", "offset") if plural == "namespaces" else ("namespace", "allNamespaces", "limit", "offset")

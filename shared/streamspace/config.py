@@ -492,7 +492,7 @@ def _dev_secret(data_dir: Path, name: str) -> str:
         return path.read_text().strip()
 
 
-def _namespace(env: Mapping[str, str], name: str, default: str) -> str:
+def _namespace_setting(env: Mapping[str, str], name: str, default: str) -> str:
     value = env.get(name, "").strip() or default
     if len(value) > 63 or not all(c.islower() or c.isdigit() or c == "-" for c in value) \
             or value.startswith("-") or value.endswith("-"):
@@ -524,8 +524,8 @@ def load_environment(env: Mapping[str, str] | None = None) -> Environment:
     home_storage = _choice(env, "HOME_STORAGE", "volume", ("volume", "s3"))
     if home_storage == "s3" and s3 is None:
         raise ConfigError("HOME_STORAGE: s3 needs the object store (set S3_BUCKET and the other S3_* settings)")
-    namespace = _namespace(env, "STREAMSPACE_NAMESPACE", "streamspace")
-    sessions_namespace = _namespace(env, "SESSIONS_NAMESPACE", namespace)
+    namespace = _namespace_setting(env, "STREAMSPACE_NAMESPACE", "streamspace")
+    sessions_namespace = _namespace_setting(env, "SESSIONS_NAMESPACE", namespace)
     controller = _choice(env, "INGRESS_CONTROLLER", "traefik", INGRESS_CONTROLLERS)
     return Environment(
         env=app_env,

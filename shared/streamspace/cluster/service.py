@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamspace import audit
 from streamspace.cluster import store
+from streamspace.config import environment
 from streamspace.db import transaction
 from streamspace.domain.errors import Invalid, NotFound, ValidationError
 from streamspace.domain.quantity import format_cpu, format_memory
@@ -56,6 +57,18 @@ def validate_dns_label(value: str, field: str) -> str:
         raise ValidationError(field, f"{value[:80]!r} is not a valid DNS label (lowercase letters, digits and '-', "
                                      "starting and ending with a letter or digit, at most 63 characters)")
     return value
+
+
+def view_namespace(namespace: str | None, all_namespaces: bool) -> str | None:
+    """The namespace a cluster view lists: the sessions namespace, unless the caller names one
+    (`?namespace=`) or asks for every namespace (`?allNamespaces=true`: None)."""
+    if all_namespaces and namespace is not None:
+        raise ValidationError("namespace", "give either namespace or allNamespaces=true, not both")
+    if all_namespaces:
+        return None
+    if namespace is not None:
+        return validate_dns_label(namespace, "namespace")
+    return environment().sessions_namespace
 
 
 def validate_dns_subdomain(value: str, field: str) -> str:
