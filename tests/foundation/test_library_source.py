@@ -45,3 +45,48 @@ def test_the_api_group_and_version_are_spelled_in_one_place():
              if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings
              and "stream.space/v1" in node.value]
     assert not found, found
+
+
+# Function-level imports of our own modules that stay, each for a reason (issue 13: a lazy import hid
+# cycles; lazy imports are for heavy third-party packages):
+LAZY_OWN_IMPORTS = {
+    # the kube client loads urllib3, on the first request only
+    ("shared/streamspace/kube/__init__.py", "streamspace.kube.client"),
+    # written by the image build only; absent in a checkout
+    ("shared/streamspace/buildinfo.py", "streamspace._build"),
+}
+# Not yet: the simulated API server's modules (api, scheduler, resources, listtypes, selectors) still
+# import each other inside functions; issue 13 left open.
+LAZY_NOT_YET = "shared/streamspace/sim/"
+# Command lines, where each command imports what it runs (a migration loads psycopg, `run` the
+# simulated cluster and gunicorn): `python -m streamspace version` loads none of it.
+LAZY_COMMAND_MODULES = {"shared/streamspace/__main__.py", "shared/streamspace/local/runner.py"}
+
+
+def _lazy_own_imports() -> list[tuple[str, str, int]]:
+    found = []
+    for path in LIBRARY:
+        where = str(path.relative_to(ROOT))
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, ast.ImportFrom) and node.module == "streamspace":  # from streamspace import x
+                    found += [(where, f"streamspace.{a.name}", node.lineno) for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("streamspace")):
+                    found.append((where, "." * node.level + (node.module or ""), node.lineno))
+                elif isinstance(node, ast.Import):
+                    found += [(where, a.name, node.lineno) for a in node.names if a.name.startswith("streamspace")]
+    return found
+
+
+def test_our_own_modules_are_imported_at_module_level():
+    """A function-level import of our own code hides a cycle from lint-imports' view of the layers and
+    from the reader; the functions' `if __name__ == "__main__"` blocks are module level, not counted."""
+    lazy = [(where, module, line) for where, module, line in _lazy_own_imports()
+            if (where, module) not in LAZY_OWN_IMPORTS and where not in LAZY_COMMAND_MODULES
+            and not where.startswith(LAZY_NOT_YET)]
+    assert lazy == []
+    assert any(where == "shared/streamspace/kube/__init__.py" for where, _, _ in _lazy_own_imports()), \
+        "the check no longer finds the imports it allows"
