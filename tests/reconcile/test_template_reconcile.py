@@ -171,3 +171,43 @@ def test_a_session_failing_under_a_template_change_is_retried_only_when_a_retry_
         sim.clear_failures()
     image = "lscr.io/linuxserver/gimp:3"
     assert live("Deployment", f"ss-gina-fan{status}b")["spec"]["template"]["spec"]["containers"][0]["image"] == image
+
+
+@pytest.mark.parametrize("redelivered", ["the same event", "the echo of its status write"])
+def test_a_template_change_whose_fan_out_failed_part_way_reaches_every_session_at_the_next_delivery(
+        urls, sim, redelivered):
+    """The first delivery indexes the change (Sessions resolve their Template from the index) and then
+    fails on one Session: the broker's retry of that event, or the echo of the status write it made,
+    must finish the fan-out, not find the index up to date and stop until the periodic resync. Once
+    every Session has it, one more delivery changes nothing and the echo costs no request."""
+    suffix = "same" if redelivered == "the same event" else "echo"
+    template = f"gimp-again-{suffix}"
+    ready_template(urls, template)
+    run_session(urls, f"gina-again-{suffix}a", template)
+    run_session(urls, f"gina-again-{suffix}b", template)
+    changed = kube.merge_patch("Template", template, {"spec": {"baseImage": "lscr.io/linuxserver/gimp:4"}}, NS)
+    changed.setdefault("kind", "Template")
+    sim.inject_failure(method="GET", path_regex=f"/deployments/ss-gina-again-{suffix}a$", status=500, times=1)
+    try:
+        assert deliver(urls["template"], "update", changed) == 503
+    finally:
+        sim.clear_failures()
+
+    def image(session: str) -> str:
+        return live("Deployment", f"ss-{session}")["spec"]["template"]["spec"]["containers"][0]["image"]
+
+    new_image = "lscr.io/linuxserver/gimp:4"
+    assert image(f"gina-again-{suffix}a") != new_image  # the first delivery missed it
+    again = changed if redelivered == "the same event" else live("Template", template)
+    assert deliver(urls["template"], "update", again) == 200
+    assert image(f"gina-again-{suffix}a") == new_image
+    assert image(f"gina-again-{suffix}b") == new_image
+
+    versions = {s: live("Deployment", f"ss-{s}")["metadata"]["resourceVersion"]
+                for s in (f"gina-again-{suffix}a", f"gina-again-{suffix}b")}
+    assert deliver(urls["template"], "update", again) == 200
+    assert {s: live("Deployment", f"ss-{s}")["metadata"]["resourceVersion"] for s in versions} == versions
+    echo = live("Template", template)
+    sim.clear_requests()
+    assert deliver(urls["template"], "update", echo) == 200
+    assert sim.requests == []  # the fan-out is recorded done: nothing is left to do

@@ -5,7 +5,8 @@ reader the REST API, catalog sync and the converter use). The result is written 
 status (server-side apply on /status) and to `template_index`, where session-reconcile resolves
 Templates without reading the cluster. When a Template's spec or validity changes, or it
 disappears, the Sessions using it are reconciled: they go Failed with TemplateInvalid /
-TemplateMissing, and recover when it is fixed.
+TemplateMissing, and recover when it is fixed. That fan-out stays due on the index row until it has
+reached every Session, so a retried event (or the Template's next one) completes it.
 
 Image pre-pull (reconcile/pullers.py): whenever a Template's spec changes or it goes, the image-puller
 DaemonSets of the sessions namespace are made to match what all Templates want (one per image; one
@@ -266,7 +267,10 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
         meta = obj.get("metadata") or {}
         uid, generation = str(meta.get("uid") or ""), int(meta.get("generation") or 0)
     status = obj.get("status") or {}
-    if (action == "update" and row is not None and row.get("uid") == uid
+    # The fan-out of what the index holds did not reach every Session yet (it failed part-way): this
+    # event, whatever copy it carries, finishes it.
+    due = bool(row is not None and row.get("sessions_due"))
+    if (action == "update" and row is not None and row.get("uid") == uid and not due
             and int(row.get("generation") or -1) == generation == status.get("observedGeneration")
             and row.get("phase") == status.get("phase")):
         # The echo of our own status write. Its pre-pull counts were read before that write, and the
@@ -293,16 +297,29 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
         except kube.KubeError as exc:
             if not exc.conflict:
                 raise
+            if cascade and due and row is not None:  # the Sessions resolve the index, not this copy
+                _fan_out(namespace, name, row)
             return "superseded"
     affects_sessions = (row is None or row.get("spec") != spec or row.get("phase") != phase
                         or row.get("message") != message)
+    indexed = row
     if affects_sessions or row is None or row.get("uid") != uid or int(row.get("generation") or -1) != generation:
         replaces = row.get("uid") if row is not None and row.get("uid") != uid else None
-        if not template_store.upsert_index(namespace, name, uid, generation, spec, phase, message, replaces=replaces):
+        if not template_store.upsert_index(namespace, name, uid, generation, spec, phase, message, replaces=replaces,
+                                           sessions_due=affects_sessions):
             return "superseded"  # a newer generation, or another Template of the name, was indexed meanwhile
-    if cascade and affects_sessions:
-        reconcile_sessions_of(namespace, name)
+        indexed = {"uid": uid, "spec": spec, "phase": phase, "message": message}
+    if cascade and (affects_sessions or due) and indexed is not None:
+        _fan_out(namespace, name, indexed)
     return "reconciled"
+
+
+def _fan_out(namespace: str, name: str, indexed: Mapping[str, Any]) -> None:
+    """Reconcile the Template's Sessions against the index row `indexed`, and record it done once
+    every one of them was: until then the row stays due, and the event's retry (or the next event
+    of the Template) runs the fan-out again. Idempotent: each Session reconcile is level-triggered."""
+    reconcile_sessions_of(namespace, name)  # BatchFailed when one of them failed: the row stays due
+    template_store.sessions_reconciled(namespace, name, indexed)
 
 
 def reconcile_sessions_of(namespace: str, template: str) -> int:

@@ -11,6 +11,7 @@ service checks them first), so nothing odd is put in a path.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from streamspace import kube
@@ -81,21 +82,37 @@ def index_rows(namespace: str) -> dict[str, dict[str, Any]]:
 
 
 def upsert_index(namespace: str, name: str, uid: str | None, generation: int, spec: Any, phase: str,
-                 message: str, *, replaces: str | None = None) -> bool:
+                 message: str, *, replaces: str | None = None, sessions_due: bool = False) -> bool:
     """Write a Template's index row (what new sessions of it are built from). Keyed by uid and
     generation: a row of the same Template at a newer generation, or of another Template of the name
-    (unless it is `replaces`, the one the caller found gone from the cluster), is left alone: False."""
+    (unless it is `replaces`, the one the caller found gone from the cluster), is left alone: False.
+    `sessions_due`: what its Sessions see of it changed, and they are not all reconciled yet; a
+    due fan-out stays due until `sessions_reconciled` records it done."""
     return execute(
-        "INSERT INTO template_index (namespace, name, uid, generation, spec, phase, message)"
-        " VALUES (%(ns)s, %(name)s, %(uid)s, %(generation)s, %(spec)s::jsonb, %(phase)s, %(message)s)"
+        "INSERT INTO template_index (namespace, name, uid, generation, spec, phase, message, sessions_due)"
+        " VALUES (%(ns)s, %(name)s, %(uid)s, %(generation)s, %(spec)s::jsonb, %(phase)s, %(message)s, %(due)s)"
         " ON CONFLICT (namespace, name) DO UPDATE SET uid = EXCLUDED.uid, generation = EXCLUDED.generation,"
-        "  spec = EXCLUDED.spec, phase = EXCLUDED.phase, message = EXCLUDED.message, updated_at = now()"
+        "  spec = EXCLUDED.spec, phase = EXCLUDED.phase, message = EXCLUDED.message, updated_at = now(),"
+        "  sessions_due = template_index.sessions_due OR EXCLUDED.sessions_due"
         " WHERE (template_index.uid IS NOT DISTINCT FROM EXCLUDED.uid"
         "        AND template_index.generation <= EXCLUDED.generation)"
         "    OR (template_index.uid IS DISTINCT FROM EXCLUDED.uid AND template_index.uid = %(replaces)s)",
         {"ns": namespace, "name": name, "uid": uid, "generation": generation,
          "spec": json.dumps(spec if spec is not None else {}), "phase": phase, "message": message,
-         "replaces": replaces}) > 0
+         "replaces": replaces, "due": sessions_due}) > 0
+
+
+def sessions_reconciled(namespace: str, name: str, indexed: Mapping[str, Any]) -> bool:
+    """Record that every Session of the Template was reconciled against the index row `indexed`
+    (uid, spec, phase, message as the fan-out started from them). A row that changed since is left
+    due: Sessions reconciled before the change may have missed it, and the change's own fan-out runs."""
+    return execute(
+        "UPDATE template_index SET sessions_due = false"
+        " WHERE namespace = %(ns)s AND name = %(name)s AND sessions_due AND uid IS NOT DISTINCT FROM %(uid)s"
+        "   AND spec = %(spec)s::jsonb AND phase = %(phase)s AND message = %(message)s",
+        {"ns": namespace, "name": name, "uid": indexed.get("uid"),
+         "spec": json.dumps(indexed.get("spec") if indexed.get("spec") is not None else {}),
+         "phase": indexed.get("phase"), "message": indexed.get("message")}) > 0
 
 
 def delete_index(namespace: str, name: str, uid: str | None = None) -> bool:
