@@ -8,7 +8,8 @@ from typing import Any
 # Our API group and version (Templates and Sessions), and the earlier StreamSpace's, for both alike.
 API_GROUP = "stream.space"
 API_VERSION = f"{API_GROUP}/v1alpha1"
-LEGACY_API_VERSION = "stream.streamspace.io/v1alpha1"
+LEGACY_API_GROUP = "stream.streamspace.io"
+LEGACY_API_VERSION = f"{LEGACY_API_GROUP}/v1alpha1"
 
 # Set on a converted object whose name had to change to meet the name rule, so people can find it.
 ORIGINAL_NAME_ANNOTATION = "stream.space/original-name"

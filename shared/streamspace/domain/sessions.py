@@ -15,6 +15,7 @@ from streamspace.domain.conversion import (
 )
 from streamspace.domain.duration import parse_duration
 from streamspace.domain.errors import ValidationError
+from streamspace.domain.labels import LABEL_TEMPLATE, LABEL_USER
 from streamspace.domain.names import (
     DNS_LABEL_MAX,
     SESSION_NAME_MAX,
@@ -40,9 +41,6 @@ SESSION_KIND = "Session"
 DEFAULT_EGRESS_DENY = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
                        "fc00::/7", "fe80::/10")
 
-LABEL_USER = "stream.space/user"
-LABEL_TEMPLATE = "stream.space/template"
-LABEL_SESSION = "stream.space/session"
 
 DEFAULT_IDLE_TIMEOUT = "30m"
 DEFAULT_MAX_SESSION_DURATION = "8h"

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from streamspace.domain.conversion import API_VERSION
+from streamspace.domain.conversion import API_VERSION, LEGACY_API_VERSION
 from streamspace.domain.errors import DomainError, ErrorKind
 from streamspace.observability import function_var
 
@@ -71,8 +71,8 @@ KINDS: dict[str, Kind] = {
     "Ingress": Kind("networking.k8s.io/v1", "ingresses"),
     "NetworkPolicy": Kind("networking.k8s.io/v1", "networkpolicies"),
     # The earlier StreamSpace's API group, served again by legacy CRDs (reconcile/legacy.py).
-    "LegacyTemplate": Kind("stream.streamspace.io/v1alpha1", "templates", kind="Template"),
-    "LegacySession": Kind("stream.streamspace.io/v1alpha1", "sessions", kind="Session"),
+    "LegacyTemplate": Kind(LEGACY_API_VERSION, "templates", kind="Template"),
+    "LegacySession": Kind(LEGACY_API_VERSION, "sessions", kind="Session"),
 }
 
 

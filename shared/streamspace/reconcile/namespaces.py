@@ -18,13 +18,14 @@ from typing import Any
 
 from streamspace import kube
 from streamspace.config import environment
+from streamspace.domain.conversion import API_GROUP, LEGACY_API_GROUP
 from streamspace.events import now_rfc3339
 
 NOT_SERVED = "NamespaceNotServed"
 # kube.KINDS key of each (apiVersion group, kind) answered here.
-KIND_KEYS = {("stream.space", "Session"): "Session", ("stream.space", "Template"): "Template",
-             ("stream.streamspace.io", "Session"): "LegacySession",
-             ("stream.streamspace.io", "Template"): "LegacyTemplate"}
+KIND_KEYS = {(API_GROUP, "Session"): "Session", (API_GROUP, "Template"): "Template",
+             (LEGACY_API_GROUP, "Session"): "LegacySession",
+             (LEGACY_API_GROUP, "Template"): "LegacyTemplate"}
 
 
 def sessions_namespace() -> str:
@@ -49,7 +50,7 @@ def not_served_status(obj: Mapping[str, Any], served_namespace: str, now: str) -
     old = {str(c.get("type")): c for c in (obj.get("status") or {}).get("conditions") or []
            if isinstance(c, Mapping)}
     # The legacy CRDs report their outcome in Converted; ours in Ready.
-    ctype = "Converted" if group == "stream.streamspace.io" else "Ready"
+    ctype = "Converted" if group == LEGACY_API_GROUP else "Ready"
     previous = old.get(ctype)
     since = str(previous["lastTransitionTime"]) if previous and previous.get("status") == "False" \
         and previous.get("reason") == NOT_SERVED and previous.get("lastTransitionTime") else now
@@ -58,7 +59,7 @@ def not_served_status(obj: Mapping[str, Any], served_namespace: str, now: str) -
         "conditions": [{"type": ctype, "status": "False", "lastTransitionTime": since, "reason": NOT_SERVED,
                         "message": message}],
     }
-    if group == "stream.space":
+    if group == API_GROUP:
         status["phase"] = "Failed" if kind == "Session" else "Invalid"
         status["message"] = message
     return status

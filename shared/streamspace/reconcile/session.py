@@ -24,6 +24,7 @@ from typing import Any
 
 from streamspace import kube
 from streamspace.config import environment
+from streamspace.domain.conversion import API_GROUP
 from streamspace.domain.errors import Unavailable
 from streamspace.domain.names import session_object_name
 from streamspace.domain.starts import start_record
@@ -107,7 +108,7 @@ def handle_session_event(event: Any) -> Outcome:
     if not ev.namespace:
         raise MalformedEvent(f"{ev.kind} {ev.name}: the event's object has no namespace")
     if ev.kind == "Session":
-        if not ev.api_version.startswith("stream.space/"):
+        if not ev.api_version.startswith(f"{API_GROUP}/"):
             raise MalformedEvent(f"a Session event must carry a stream.space object, not {ev.api_version!r}")
         if not namespaces.served(ev.namespace):  # answered with a condition saying why, nothing more
             if ev.action != "delete":

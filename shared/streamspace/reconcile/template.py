@@ -25,7 +25,7 @@ from typing import Any
 
 from streamspace import kube
 from streamspace.config import environment
-from streamspace.domain.conversion import LEGACY_API_VERSION
+from streamspace.domain.conversion import API_GROUP, LEGACY_API_VERSION
 from streamspace.domain.errors import DomainError, ValidationError
 from streamspace.domain.templates import parse_template_spec, review_template_spec
 from streamspace.domain.warm import pool_name, size_at
@@ -183,7 +183,7 @@ def handle_template_event(event: Any) -> str:
         require_ping(event, SCHEDULE_TASK)
         return f"resized {len(schedule_tick(environment().sessions_namespace))} pool(s)"
     ev = parse_resource_event(event)
-    ours = ev.kind == "Template" and ev.api_version.startswith("stream.space/")
+    ours = ev.kind == "Template" and ev.api_version.startswith(f"{API_GROUP}/")
     legacy_object = ev.api_version == LEGACY_API_VERSION and ev.kind in legacy.LEGACY_KINDS
     if ev.namespace and (ours or legacy_object) and not namespaces.served(ev.namespace):
         return "ignored" if ev.action == "delete" else \
@@ -194,7 +194,7 @@ def handle_template_event(event: Any) -> str:
         return daemonset_changed(ev.action, ev.obj, ev.namespace)
     if ev.kind != "Template":
         raise MalformedEvent(f"template-reconcile handles Template events, not {ev.kind}")
-    if not ev.api_version.startswith("stream.space/") or not ev.namespace:
+    if not ev.api_version.startswith(f"{API_GROUP}/") or not ev.namespace:
         raise MalformedEvent("a Template event must carry a namespaced stream.space object")
     if ev.action == "delete":
         return template_deleted(ev.namespace, ev.name, str(ev.obj["metadata"].get("uid") or ""))
