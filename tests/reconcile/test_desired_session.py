@@ -147,3 +147,19 @@ def test_the_plan_is_a_function_of_its_inputs_only():
     first = desired_session(obj, FIREFOX, CONFIG, deployment=live)
     assert desired_session(copy.deepcopy(obj), FIREFOX, CONFIG, deployment=copy.deepcopy(live)) == first
     assert obj == before  # the event's copy is not changed
+
+
+def test_each_condition_decided_now_names_the_generation_it_was_decided_for():
+    from streamspace.reconcile.desired import Observation, session_status
+
+    running = session()
+    status = session_status(running, Observation("Running", "PodReady"), CONFIG, "2026-01-01T00:00:00Z")
+    assert {c["type"]: c["observedGeneration"] for c in status["conditions"]} == {
+        "Ready": 3, "TemplateResolved": 3, "Hibernated": 3}
+    ended = {**session("terminated"), "status": status}
+    ended["metadata"] = {**ended["metadata"], "generation": 4}
+    later = session_status(ended, Observation("Terminated", "Requested", "terminated on request"), CONFIG,
+                           "2026-01-01T01:00:00Z")
+    conditions = {c["type"]: c for c in later["conditions"]}
+    assert conditions["Terminated"]["observedGeneration"] == 4
+    assert conditions["TemplateResolved"]["observedGeneration"] == 3  # kept as decided, not restamped

@@ -634,13 +634,16 @@ def _condition(old: Mapping[str, Any] | None, ctype: str, ok: bool, reason: str,
 
 def session_status(session: Mapping[str, Any], observed: Observation, config: ReconcileConfig,
                    now: str) -> dict[str, Any]:
-    """The complete status for `observed` (conditions keep their lastTransitionTime while unchanged)."""
+    """The complete status for `observed` (conditions keep their lastTransitionTime while unchanged;
+    each condition decided now carries the generation of the spec it was decided for, as
+    metav1.Condition's observedGeneration)."""
     meta = session.get("metadata") or {}
     spec = session.get("spec") or {}
     old_status = session.get("status") or {}
     old = {str(c.get("type")): c for c in old_status.get("conditions") or [] if isinstance(c, Mapping)}
     name = str(meta.get("name") or "")
     phase = observed.phase
+    kept: dict[str, Any] | None = None
     conditions = [
         _condition(old.get("Ready"), "Ready", phase == "Running",
                    "PodReady" if phase == "Running" else observed.reason,
@@ -650,8 +653,9 @@ def session_status(session: Mapping[str, Any], observed: Observation, config: Re
         conditions.append(_condition(old.get("TemplateResolved"), "TemplateResolved", False,
                                      observed.template_problem, observed.message, now))
     elif phase == "Terminated":
-        if "TemplateResolved" in old:
-            conditions.append(dict(old["TemplateResolved"]))
+        if "TemplateResolved" in old:  # as last decided, for the generation it was decided for
+            kept = dict(old["TemplateResolved"])
+            conditions.append(kept)
     else:
         conditions.append(_condition(old.get("TemplateResolved"), "TemplateResolved", True, "TemplateReady",
                                      f"template {spec.get('template')} is ready", now))
@@ -672,9 +676,13 @@ def session_status(session: Mapping[str, Any], observed: Observation, config: Re
     if phase == "Terminated":
         conditions.append(_condition(old.get("Terminated"), "Terminated", True, observed.reason,
                                      observed.message, now))
+    generation = int(meta.get("generation") or 0)
+    for condition in conditions:
+        if condition is not kept:
+            condition["observedGeneration"] = generation
     status: dict[str, Any] = {
         "phase": phase,
-        "observedGeneration": int(meta.get("generation") or 0),
+        "observedGeneration": generation,
         "message": observed.message,
         "conditions": conditions,
     }
