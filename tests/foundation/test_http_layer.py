@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from streamspace.http import Access, Api, Reply, Request
+from streamspace.http.errors import MethodNotAllowed
 from streamspace.local.server import BackgroundServer
 
 
@@ -172,3 +173,23 @@ def test_standing_in_statement_is_refused_on_routes_with_a_role_rule() -> None:
     api = Api("echo")
     with pytest.raises(TypeError, match="Access.USER routes only"):
         api.get("/api/v1/admin-only", access=Access.ADMIN, standing_in_statement=True)
+
+
+def test_a_route_without_parameters_is_found_by_lookup_only_when_no_earlier_route_takes_its_path() -> None:
+    """Api.match finds a parameterless route by one lookup; the first declared route that fits still wins."""
+    api = Api("match")
+
+    def handler(_: object) -> dict:
+        return {}
+
+    api.get("/api/v1/items/{id}", access=Access.PUBLIC)(handler)
+    api.get("/api/v1/items/stats", access=Access.PUBLIC)(handler)  # shadowed: {id} was declared first
+    api.get("/api/v1/stats", access=Access.PUBLIC)(handler)
+    api.post("/api/v1/stats", access=Access.PUBLIC)(handler)
+    assert api.match("GET", "/api/v1/items/stats")[0].path == "/api/v1/items/{id}"
+    assert api.match("GET", "/api/v1/items/stats")[1] == {"id": "stats"}
+    assert api.match("GET", "/api/v1/stats")[0].path == "/api/v1/stats"
+    assert api.match("HEAD", "/api/v1/stats")[0].method == "GET"
+    assert api.match("GET", "/api/v1/stats/")[0].path == "/api/v1/stats"
+    with pytest.raises(MethodNotAllowed, match="PUT is not allowed"):
+        api.match("PUT", "/api/v1/stats")

@@ -12,8 +12,8 @@ import enum
 import ipaddress
 import logging
 import re
+import secrets
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -280,6 +280,9 @@ class Api:
         self._health_check = health
         self._schema_current = False  # checked by /health until it holds, then never again
         self._direct_paths: set[str] = set()
+        # (method, path) of routes without parameters that no earlier route matches: found by one
+        # lookup instead of trying every route's pattern in turn (`match`)
+        self._static: dict[tuple[str, str], Route] = {}
         self._add_builtin_routes()
 
     # -- declaration -------------------------------------------------------------------------
@@ -313,9 +316,11 @@ class Api:
             self._direct_paths.add(path)
 
         def register(handler: Handler) -> Handler:
-            self.routes.append(Route(method.upper(), path, handler, access, summary or (handler.__doc__ or "").strip(),
-                                     status, body, query, _compile(path), token_in_query, standing_in_statement,
-                                     direct))
+            route = Route(method.upper(), path, handler, access, summary or (handler.__doc__ or "").strip(),
+                          status, body, query, _compile(path), token_in_query, standing_in_statement, direct)
+            if not route.params and not any(earlier.regex.match(path) for earlier in self.routes):
+                self._static[(route.method, path)] = route
+            self.routes.append(route)
             return handler
 
         return register
@@ -386,6 +391,10 @@ class Api:
 
     # -- dispatch ----------------------------------------------------------------------------
     def match(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        """The first declared route whose pattern and method fit (HEAD runs a GET route)."""
+        static = self._static.get((method, path))
+        if static is not None:  # no earlier route's pattern matches its path: the loop would find it first
+            return static, {}
         allowed = []
         for route in self.routes:
             found = route.regex.match(path)
@@ -476,12 +485,11 @@ class Api:
             payload = reply.body
         else:
             payload = dumps(reply.body)
-        response = flask.Response(payload, status=reply.status, content_type=reply.content_type)
-        response.headers["X-Request-Id"] = request_id
-        response.headers["X-Content-Type-Options"] = "nosniff"
-        response.headers["Cache-Control"] = "no-store"
+        response = flask.Response(payload, status=reply.status, headers=[
+            ("Content-Type", reply.content_type), ("X-Request-Id", request_id),
+            ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")])
         for key, value in {**cors, **reply.headers}.items():
-            response.headers[key] = value
+            response.headers[key] = value  # replaces any of the above, whatever its case
         return response
 
 
@@ -544,10 +552,14 @@ def _answer_directly(api: Api) -> None:
     app.wsgi_app = DirectLane(api, api._direct_paths, app.wsgi_app)
 
 
+_PLAUSIBLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
+
+
 def request_id_of(request: flask.Request) -> str:
-    """The caller's X-Request-Id when it is a plausible id, else a new one (it goes into logs)."""
+    """The caller's X-Request-Id when it is a plausible id, else a new one (it goes into logs): 128
+    random bits as 32 hex digits (uuid4's object cost more than the rest of a small request's id work)."""
     request_id = request.headers.get("X-Request-Id", "")
-    return request_id if re.fullmatch(r"[A-Za-z0-9._-]{8,64}", request_id) else uuid.uuid4().hex
+    return request_id if _PLAUSIBLE_REQUEST_ID.fullmatch(request_id) else secrets.token_hex(16)
 
 
 def as_http_error(exc: Exception, function: str) -> HttpError:
