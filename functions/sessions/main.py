@@ -8,8 +8,9 @@ from streamspace.sessions import live, service
 api = Api("sessions")
 
 
+# direct: the portal and every client poll the list; it skips Flask's dispatch (Api.route)
 @api.get("/api/v1/sessions", access=Access.USER, query=("user", "state", "template", "limit", "offset"),
-         standing_in_statement=True,
+         standing_in_statement=True, direct=True,
          summary="List sessions: the caller's own (an admin: all, or one user's with ?user=)")
 def list_sessions(req: Request) -> Reply:
     limit, offset = req.page()

@@ -152,6 +152,7 @@ class Request:
         self._claimant: Claimant | None = None
         self._body: bytes | None = None
         self._client_ip: str | None = None
+        self._query: dict[str, str] | None = None
 
     @property
     def caller(self) -> Principal:
@@ -186,12 +187,19 @@ class Request:
     def param(self, name: str) -> str:
         return self.path_params[name]
 
+    def _query_value(self, name: str) -> str | None:
+        """A query parameter's (first) value. From a plain dict: werkzeug's MultiDict.get raises and
+        catches an exception for every parameter that is absent, and most are."""
+        if self._query is None:
+            self._query = self.raw.args.to_dict()
+        return self._query.get(name)
+
     def query(self, name: str, default: str | None = None) -> str | None:
-        value = self.raw.args.get(name)
+        value = self._query_value(name)
         return default if value is None or value == "" else value
 
     def query_int(self, name: str, default: int, lo: int, hi: int) -> int:
-        raw = self.raw.args.get(name)
+        raw = self._query_value(name)
         if raw is None or raw == "":
             return default
         try:
@@ -205,7 +213,7 @@ class Request:
         return value
 
     def query_bool(self, name: str) -> bool | None:
-        raw = self.raw.args.get(name)
+        raw = self._query_value(name)
         if raw is None or raw == "":
             return None
         if raw.lower() in ("true", "1", "yes"):
