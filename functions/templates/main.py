@@ -10,14 +10,15 @@ from streamspace.templates import service as templates
 api = Api("templates")
 
 
-@api.get("/api/v1/templates", access=Access.USER,
+# direct: every launch dialog and catalog view lists them; it skips Flask's dispatch (Api.route)
+@api.get("/api/v1/templates", access=Access.USER, direct=True,
          query=("category", "tag", "appType", "enabled", "limit", "offset"),
          summary="List Templates (filters: category, tag, appType, enabled); users see enabled Templates only")
-def list_templates(req: Request) -> dict:
+def list_templates(req: Request) -> Reply:
     limit, offset = req.page()
-    return templates.list_templates(req.caller, category=req.query("category"), tag=req.query("tag"),
-                                        app_type=req.query("appType"), enabled=req.query_bool("enabled"),
-                                        limit=limit, offset=offset)
+    return Reply(templates.list_templates_json(req.caller, category=req.query("category"), tag=req.query("tag"),
+                                               app_type=req.query("appType"), enabled=req.query_bool("enabled"),
+                                               limit=limit, offset=offset))
 
 
 @api.post("/api/v1/templates", access=Access.ADMIN, status=201, summary="Create a Template (409 if it exists)")

@@ -25,6 +25,7 @@ from streamspace.domain.templates import (
     visible_in_catalog,
 )
 from streamspace.domain.warm import over_budget, peak_size
+from streamspace.encoding import dumps
 from streamspace.kube import KubeError
 from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
 from streamspace.templates import store
@@ -38,11 +39,44 @@ APP_TYPES = ("desktop", "webapp")
 def list_templates(caller: Principal, *, category: str | None = None, tag: str | None = None,
                    app_type: str | None = None, enabled: bool | None = None, limit: int = 100,
                    offset: int = 0) -> dict[str, Any]:
+    return _selected(_all_templates(), caller.is_admin, category, tag, app_type, enabled, limit, offset)
+
+
+# The JSON answers of the list, for the watched list they were made from (`_converted`'s templates),
+# by the question (admin or not, filters, window): while no Template changes, the same question gets
+# the same bytes without filtering and encoding again. A change makes a new list, and the answers
+# start over. Bounded: the filters are the caller's words.
+_ANSWERS_MAX = 256
+_answers: tuple[object, dict[tuple[Any, ...], bytes]] = (None, {})
+
+
+def list_templates_json(caller: Principal, *, category: str | None = None, tag: str | None = None,
+                        app_type: str | None = None, enabled: bool | None = None, limit: int = 100,
+                        offset: int = 0) -> bytes:
+    """`list_templates` as the JSON bytes the API answers (encoding.dumps of it, byte for byte), for
+    GET /api/v1/templates."""
+    global _answers
+    templates = _all_templates()
+    made_from, answers = _answers
+    if made_from is not templates or len(answers) >= _ANSWERS_MAX:
+        answers = {}
+        if _converted is not None and _converted[2] is templates:  # a LIST outside the watch is not kept
+            _answers = (templates, answers)
+    question = (caller.is_admin, category, tag, app_type, enabled, limit, offset)
+    answer = answers.get(question)
+    if answer is None:
+        answer = answers[question] = dumps(_selected(templates, caller.is_admin, category, tag, app_type, enabled,
+                                                     limit, offset))
+    return answer
+
+
+def _selected(templates: list[dict[str, Any]], admin: bool, category: str | None, tag: str | None,
+              app_type: str | None, enabled: bool | None, limit: int, offset: int) -> dict[str, Any]:
     if app_type is not None and app_type not in APP_TYPES:
         raise ValidationError("appType", f"expected one of {', '.join(APP_TYPES)}, got {app_type!r}")
     selected = [
-        t for t in _all_templates()
-        if visible_in_catalog(t["enabled"], admin=caller.is_admin)
+        t for t in templates
+        if visible_in_catalog(t["enabled"], admin=admin)
         and (category is None or (t["category"] or "").lower() == category.lower())
         and (tag is None or tag in t["tags"])
         and (app_type is None or t["appType"] == app_type)
