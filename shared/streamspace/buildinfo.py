@@ -7,10 +7,11 @@ environment and then to the documented defaults (dev / unknown / empty).
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+
+from streamspace.records import record
 
 
-@dataclass(frozen=True)
+@record
 class BuildInfo:
     version: str
     commit: str

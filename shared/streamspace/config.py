@@ -12,13 +12,14 @@ import re
 import secrets
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import field
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import quote
 
 from streamspace import __version__
 from streamspace.domain.duration import DurationError, parse_duration
+from streamspace.records import record
 
 ROLES = ("user", "operator", "admin")
 INGRESS_CONTROLLERS = ("traefik", "nginx")
@@ -33,7 +34,7 @@ class ConfigError(Exception):
     """A setting is missing or malformed; the message names the variable and the accepted form."""
 
 
-@dataclass(frozen=True)
+@record
 class Environment:
     env: str
     database_url: str | None  # None: use the embedded PostgreSQL in data_dir
@@ -102,7 +103,7 @@ class Environment:
         return self.env == "production"
 
 
-@dataclass(frozen=True)
+@record
 class OidcSettings:
     """Single sign-on with one OpenID Provider (OIDC_*); see docs/sso.md."""
 
@@ -122,7 +123,7 @@ class OidcSettings:
     break_glass_admin: str
 
 
-@dataclass(frozen=True)
+@record
 class S3Settings:
     """The object store of backups and persistent profiles (S3_*); credentials come from the
     standard AWS chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, a web identity on EKS), never from here."""
@@ -135,7 +136,7 @@ class S3Settings:
     kms_key_id: str | None
 
 
-@dataclass(frozen=True)
+@record
 class ProfileAgentSettings:
     """How session pods run the profile agent where HOME_STORAGE=s3 (PROFILE_AGENT_*, PROFILE_SAVE_*;
     docs/s3.md)."""
@@ -152,7 +153,7 @@ class ProfileAgentSettings:
     claim_port: int = 8095
 
 
-@dataclass(frozen=True)
+@record
 class BackupRetention:
     """How many backups to keep: the newest of each of the last `daily` days, `weekly` ISO weeks and
     `monthly` months (a backup may count for several)."""

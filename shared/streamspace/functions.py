@@ -9,15 +9,15 @@ from __future__ import annotations
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from types import ModuleType
 
 from streamspace.buildinfo import build_info
+from streamspace.records import record
 
 
-@dataclass(frozen=True)
+@record
 class FunctionInfo:
     name: str
     source: Path

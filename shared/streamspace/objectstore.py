@@ -11,11 +11,11 @@ import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace.config import S3Settings, environment
 from streamspace.domain.errors import DomainError, NotFound, NotImplementedYet, Unavailable
+from streamspace.records import record
 
 log = logging.getLogger("streamspace.objectstore")
 
@@ -27,7 +27,7 @@ _lock = threading.Lock()
 _clients: dict[S3Settings, Any] = {}
 
 
-@dataclass(frozen=True)
+@record
 class Written:
     key: str
     size: int

@@ -7,18 +7,18 @@ query (primary keys of users and token_families).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamspace.auth.tokens import verify_access_token
 from streamspace.db import HotStatement
 from streamspace.domain.errors import Forbidden, Unauthenticated
+from streamspace.records import record
 
 if TYPE_CHECKING:
     from streamspace.auth.tokens import AccessClaims
 
 
-@dataclass(frozen=True)
+@record
 class Principal:
     user_id: str
     username: str
@@ -58,7 +58,7 @@ STANDING_COLUMNS = ("EXISTS (SELECT 1 FROM caller) AS caller_exists, (SELECT use
                     " (SELECT revoked FROM caller) AS caller_revoked")
 
 
-@dataclass(frozen=True)
+@record
 class Claimant:
     """A caller whose token checked out (signature, expiry, issuer, audience, well-formed ids) but
     whose standing is still to be read, by a route that reads it within its own statement

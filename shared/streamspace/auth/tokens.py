@@ -21,17 +21,17 @@ import json
 import re
 import time
 import uuid
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace.config import Environment, environment
 from streamspace.domain.errors import DomainError, Unauthenticated
+from streamspace.records import record
 
 ALGORITHM = "HS256"
 REQUIRED_CLAIMS = ["exp", "iat", "iss", "aud", "sub", "sid"]
 
 
-@dataclass(frozen=True)
+@record
 class AccessClaims:
     user_id: str
     username: str

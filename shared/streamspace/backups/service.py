@@ -15,7 +15,6 @@ import json
 import logging
 import secrets
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from streamspace.db import DatabaseUnavailable, database_url, transaction
 from streamspace.domain.errors import Conflict, DomainError, ErrorKind, Invalid, NotFound, Unavailable
 from streamspace.domain.retention import backups_to_keep
 from streamspace.events import PING_TYPE, MalformedEvent, emit
+from streamspace.records import record
 from streamspace.templates import store as template_store
 
 log = logging.getLogger("streamspace.backups")
@@ -74,7 +74,7 @@ def folder(backup_id: str) -> str:
 
 # -- one run -----------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record
 class Lease:
     """The held backup lease: a dedicated connection holding a session-level advisory lock."""
 

@@ -23,12 +23,12 @@ import re
 import shlex
 import signal
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
 from streamspace.catalog.urls import RepositoryUrl
 from streamspace.config import environment
 from streamspace.domain.errors import UpstreamRefused, ValidationError
+from streamspace.records import record
 
 GIT_TIMEOUT_SECONDS = 120
 TOKEN_USER = "x-access-token"
@@ -68,7 +68,7 @@ def known_hosts_path() -> Path:
     return cfg.catalog_ssh_known_hosts or cfg.data_dir / "known_hosts"
 
 
-@dataclass(frozen=True)
+@record
 class FetchResult:
     checkout: Path
     commit: str

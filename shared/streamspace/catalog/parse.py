@@ -35,13 +35,14 @@ from streamspace.domain.templates import (
     normalise_template_manifest,
     validate_template_spec,
 )
+from streamspace.records import record
 
 YAML_SUFFIXES = (".yaml", ".yml")
 OUR_GROUPS = tuple(v.split("/", 1)[0] for v in (API_VERSION, LEGACY_API_VERSION))
 _Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     max_file_bytes: int = 256 * 1024
     max_files: int = 2000  # YAML files looked at
@@ -65,7 +66,7 @@ class CheckoutRefused(Invalid):
     default_error = "repository refused"
 
 
-@dataclass(frozen=True)
+@record
 class CatalogEntry:
     name: str
     display_name: str
@@ -91,7 +92,7 @@ class CatalogEntry:
         }
 
 
-@dataclass(frozen=True)
+@record
 class FileError:
     path: str
     message: str

@@ -23,7 +23,6 @@ import socket
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from streamspace.config import environment
 from streamspace.db import DatabaseUnavailable
 from streamspace.domain.errors import ValidationError
 from streamspace.events import PING_TYPE, SYNC_REQUESTED_TYPE, MalformedEvent
+from streamspace.records import record
 
 log = logging.getLogger("streamspace.catalog")
 
@@ -46,7 +46,7 @@ FILE_ERRORS_STORED = 200
 MAX_DUE_PER_TICK = 500
 
 
-@dataclass(frozen=True)
+@record
 class SyncOutcome:
     repository_id: str
     status: str  # synced | failed | busy (another sync holds the lease) | missing | lost (lease taken over)
@@ -55,7 +55,7 @@ class SyncOutcome:
     message: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class Lease:
     repository_id: str
     owner: str

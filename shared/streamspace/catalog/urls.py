@@ -20,11 +20,11 @@ import ipaddress
 import os
 import re
 import socket
-from dataclasses import dataclass
 from urllib.parse import SplitResult, urlsplit
 
 from streamspace.config import environment
 from streamspace.domain.errors import ValidationError
+from streamspace.records import record
 
 FIELD = "url"
 MAX_URL_LENGTH = 2048
@@ -41,7 +41,7 @@ _USER_RE = re.compile(r"^[A-Za-z0-9._~-]{1,64}$")
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-@dataclass(frozen=True)
+@record
 class RepositoryUrl:
     raw: str  # exactly what git is given
     scheme: str  # https | ssh | file

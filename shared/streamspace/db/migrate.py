@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from importlib import resources
+
+from streamspace.records import record
 
 log = logging.getLogger("streamspace.db")
 
@@ -20,7 +21,7 @@ MIGRATION_LOCK_ID = 0x5354524D  # "STRM"
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
-@dataclass(frozen=True)
+@record
 class Migration:
     version: int
     name: str

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamspace import audit
@@ -30,6 +29,7 @@ from streamspace.db import transaction
 from streamspace.desktop import store
 from streamspace.domain.errors import Forbidden, Unauthenticated
 from streamspace.domain.names import user_label
+from streamspace.records import record
 
 if TYPE_CHECKING:
     import psycopg
@@ -42,7 +42,7 @@ COOKIE_BASE_NAME = "streamspace_desktop"
 _MAX_SECRET_LENGTH = 128
 
 
-@dataclass(frozen=True)
+@record
 class Admitted:
     username: str
     session: str

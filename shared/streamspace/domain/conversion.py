@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
+
+from streamspace.records import record
 
 # Our API group and version (Templates and Sessions), and the earlier StreamSpace's, for both alike.
 API_GROUP = "stream.space"
@@ -18,7 +19,7 @@ ORIGINAL_NAME_ANNOTATION = "stream.space/original-name"
 CONVERSION_NOTES_ANNOTATION = "stream.space/conversion-notes"
 
 
-@dataclass(frozen=True)
+@record
 class Conversion:
     """`manifest` is None exactly when `problems` is not empty. Problems and warnings are each
     ``<field>: <message>``; a warning names something accepted but changed (a rename, an unknown

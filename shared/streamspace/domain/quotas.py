@@ -3,16 +3,16 @@ breaks, and the API's text for each amount."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace.domain.errors import Forbidden, ValidationError
 from streamspace.domain.quantity import cpu_millis, format_cpu, format_memory, parse_memory
+from streamspace.records import record
 
 GiB = 2**30
 
 
-@dataclass(frozen=True)
+@record
 class Usage:
     sessions: int
     cpu_millis: int
@@ -23,7 +23,7 @@ class Usage:
 NO_USAGE = Usage(0, 0, 0, 0)
 
 
-@dataclass(frozen=True)
+@record
 class Limits:
     max_sessions: int
     max_cpu_millis: int

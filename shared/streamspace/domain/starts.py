@@ -13,16 +13,17 @@ Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+from streamspace.records import record
 
 KINDS = ("warm", "cached", "cold")
 PULLED_FRESH = "Successfully pulled image"
 PULLED_PRESENT = "already present on machine"
 
 
-@dataclass(frozen=True)
+@record
 class StartRecord:
     kind: str  # warm | cached | cold | unknown
     ready_seconds: float

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import re
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, TypeVar
 
@@ -30,6 +29,7 @@ from streamspace.domain.resources import (
     merge_resources,
     normalise_resources,
 )
+from streamspace.records import record
 
 TEMPLATE_KIND = "Template"
 
@@ -102,14 +102,14 @@ _API_READ_ONLY_FIELDS = frozenset({"name", "namespace", "status", "createdAt"})
 _T = TypeVar("_T")
 
 
-@dataclass(frozen=True)
+@record
 class PortSpec:
     container_port: int
     name: str | None = None
     protocol: str = "TCP"
 
 
-@dataclass(frozen=True)
+@record
 class VolumeMountSpec:
     name: str
     mount_path: str
@@ -117,7 +117,7 @@ class VolumeMountSpec:
     sub_path: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class VncSpec:
     enabled: bool = True
     port: int = DEFAULT_VNC_PORT
@@ -137,7 +137,7 @@ _CLOCK_RE = re.compile(CLOCK_PATTERN)
 _CLOCK_END_RE = re.compile(CLOCK_END_PATTERN)
 
 
-@dataclass(frozen=True)
+@record
 class PoolWindow:
     """A recurring time of the week with its own pool size: on `days` (0 = Monday), from
     `start_minute` to `end_minute` (minutes after local midnight; end exclusive, at most 1440)."""
@@ -148,7 +148,7 @@ class PoolWindow:
     size: int
 
 
-@dataclass(frozen=True)
+@record
 class WarmPoolSpec:
     """How many unassigned, running desktops of a Template to keep, and how old one may get.
 
@@ -166,7 +166,7 @@ class WarmPoolSpec:
         return max([self.size, *(w.size for w in self.schedule)])
 
 
-@dataclass(frozen=True)
+@record
 class WebappSpec:
     enabled: bool = True
     port: int | None = None
@@ -174,7 +174,7 @@ class WebappSpec:
     health_check: str | None = None
 
 
-@dataclass(frozen=True)
+@record
 class TemplateSpec:
     display_name: str
     base_image: str
@@ -705,7 +705,7 @@ def _read_capabilities(r: _Reader, value: object, field: str) -> tuple[tuple[Cap
     return tuple(dict.fromkeys(known)), tuple(dict.fromkeys(other))
 
 
-@dataclass(frozen=True)
+@record
 class TemplateReview:
     """What reading a Template spec found: the typed spec when it is usable, every problem that
     makes it unusable, and every warning (accepted, but changed or ignored), each ``<field>: <message>``."""

@@ -15,11 +15,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from streamspace.domain.resources import canonical_resources
+from streamspace.records import record
 
 if TYPE_CHECKING:
     from streamspace.domain.templates import WarmPoolSpec
@@ -89,7 +89,7 @@ def _created(pod: Mapping[str, Any]) -> datetime | None:
         return None
 
 
-@dataclass(frozen=True)
+@record
 class Recycle:
     pod: str
     reason: str  # MaxAge | Failed

@@ -11,7 +11,6 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +19,7 @@ from werkzeug.exceptions import BadRequest, ServiceUnavailable, UnprocessableEnt
 from streamspace.config import environment
 from streamspace.domain.errors import DomainError, ErrorKind, Invalid
 from streamspace.observability import configure_logging, function_var, metrics, request_id_var
+from streamspace.records import record
 
 log = logging.getLogger("streamspace.events")
 
@@ -57,7 +57,7 @@ class BatchFailed(DomainError):
         self.failures = tuple(failures)
 
 
-@dataclass(frozen=True)
+@record
 class ResourceEvent:
     """An ApiServerSource Resource-mode event: the whole object as the watch saw it."""
 

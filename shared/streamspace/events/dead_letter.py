@@ -17,10 +17,10 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace.events import MalformedEvent, binary_headers
+from streamspace.records import record
 
 ERROR_DEST = "knativeerrordest"
 ERROR_CODE = "knativeerrorcode"
@@ -32,7 +32,7 @@ DELIVERY_EXTENSIONS = frozenset({ERROR_DEST, ERROR_CODE, ERROR_DATA, "knativearr
 _REQUIRED = ("id", "source", "type", "specversion")
 
 
-@dataclass(frozen=True)
+@record
 class DeadLetter:
     """One dead CloudEvent: the original event plus why it died."""
 

@@ -15,7 +15,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
 
 from streamspace.auth.principal import authenticate, claimant
@@ -35,6 +35,7 @@ from streamspace.http.errors import (
 )
 from streamspace.http.openapi import published_document
 from streamspace.observability import configure_logging, function_var, metrics, request_id_var
+from streamspace.records import record
 
 if TYPE_CHECKING:
     import flask
@@ -67,7 +68,7 @@ def role_allows(role: str, access: Access) -> bool:
     return _ROLE_RANK.get(role, 0) >= _ROLE_RANK[access.value]
 
 
-@dataclass(frozen=True)
+@record
 class Reply:
     """A handler's answer when it is not a plain 200 JSON body."""
 
@@ -80,7 +81,7 @@ class Reply:
 Handler = Callable[["Request"], Any]
 
 
-@dataclass(frozen=True)
+@record
 class Route:
     method: str
     path: str  # OpenAPI-style template: /api/v1/sessions/{id}

@@ -18,12 +18,12 @@ import logging
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from streamspace.domain.conversion import API_VERSION, LEGACY_API_VERSION
 from streamspace.domain.errors import DomainError, ErrorKind
 from streamspace.observability import function_var
+from streamspace.records import record
 
 if TYPE_CHECKING:
     from streamspace.kube.client import Client
@@ -32,7 +32,7 @@ log = logging.getLogger("streamspace.kube")
 FIELD_MANAGER = "streamspace"
 
 
-@dataclass(frozen=True)
+@record
 class Kind:
     api_version: str
     plural: str

@@ -20,7 +20,6 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -30,6 +29,7 @@ from streamspace.events.dead_letter import dead_letter_event
 from streamspace.local.identities import SOURCE_IDENTITY
 from streamspace.local.routing import MAIN_BROKER, Schedule, dead_letter_sink, route_event, schedules
 from streamspace.observability import function_var
+from streamspace.records import record
 
 log = logging.getLogger("streamspace.relay")
 
@@ -44,7 +44,7 @@ WATCHED = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Delivery:
     function: str
     headers: dict[str, str]

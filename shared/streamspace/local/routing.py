@@ -9,10 +9,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from streamspace.records import record
 
 
 def knative_dir() -> Path:
@@ -27,7 +28,7 @@ def _documents(path: Path) -> list[dict[str, Any]]:
         return [doc for doc in yaml.safe_load_all(handle) if isinstance(doc, dict)]
 
 
-@dataclass(frozen=True)
+@record
 class PathRule:
     kind: str  # Exact | PathPrefix
     value: str
@@ -73,7 +74,7 @@ def route_path(path: str) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class TriggerRule:
     name: str
     function: str
@@ -137,7 +138,7 @@ def dead_letter_sink(trigger_function: str) -> str | None:
     return DEAD_LETTER_BROKER if MAIN_BROKER in owners else None
 
 
-@dataclass(frozen=True)
+@record
 class Schedule:
     name: str
     cron: str

@@ -3,7 +3,6 @@ bars, plain-words failures, chart geometry. Kept apart so they are tested withou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,6 +11,7 @@ from streamspace.domain.duration import parse_duration
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.quantity import cpu_millis, parse_memory
 from streamspace.http.api import dumps
+from streamspace.records import record
 
 
 def parse_time(value: object) -> datetime | None:
@@ -50,7 +50,7 @@ def _duration_seconds(text: object) -> int | None:
         return None
 
 
-@dataclass(frozen=True)
+@record
 class SessionTimes:
     running_for: float | None  # since creation
     idle_left: float | None  # before the idle sweep hibernates it (running sessions only)
@@ -154,7 +154,7 @@ def phase_of(session: dict[str, Any]) -> str:
     return str((session.get("status") or {}).get("phase") or "Pending")
 
 
-@dataclass(frozen=True)
+@record
 class Bar:
     label: str
     used: float
@@ -199,7 +199,7 @@ def quota_bars(quota: dict[str, Any]) -> list[Bar]:
     return bars
 
 
-@dataclass(frozen=True)
+@record
 class Column:
     label: str
     value: float
@@ -224,14 +224,14 @@ def bar_chart(values: list[tuple[str, float]], *, width: int = 360, height: int 
     return columns
 
 
-@dataclass(frozen=True)
+@record
 class Series:
     state: str
     path: str  # SVG path data: one "M ... L ..." run per stretch of samples, broken where a step has none
     latest: int | None
 
 
-@dataclass(frozen=True)
+@record
 class LineChart:
     series: list[Series]
     top: int  # the y axis' highest value

@@ -23,7 +23,6 @@ import logging
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -35,6 +34,7 @@ from streamspace.http.api import Access, Api, as_http_error, client_address, req
 from streamspace.http.errors import Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from streamspace.observability import metrics, request_id_var
 from streamspace.portal import views
+from streamspace.records import record
 
 if TYPE_CHECKING:
     import flask
@@ -94,7 +94,7 @@ def refusal(exc: Exception) -> tuple[dict[str, str], int]:
     return {"": error.message}, error.status
 
 
-@dataclass(frozen=True)
+@record
 class PageRoute:
     method: str
     path: str

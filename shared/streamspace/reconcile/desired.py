@@ -20,7 +20,6 @@ import copy
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace.desktop.access import AUTH_PATH as DESKTOP_AUTH_PATH
@@ -41,6 +40,7 @@ from streamspace.domain.resources import ResourceRequirements
 from streamspace.domain.sessions import resolve_resources
 from streamspace.domain.templates import USER_HOME_VOLUME, TemplateSpec, env_reference_problems
 from streamspace.domain.warm import profile_agents
+from streamspace.records import record
 from streamspace.settings.effective import ReconcileConfig, session_host, session_url
 
 # Annotations. On the Deployment: the per-object hashes of the applied set. On the Session (written
@@ -390,7 +390,7 @@ def _pod_security_context(template: TemplateSpec) -> dict[str, Any]:
     return context
 
 
-@dataclass(frozen=True)
+@record
 class _ProfileHome:
     """A home restored from and saved to the object store by the profile agent (HOME_STORAGE=s3)."""
 
@@ -563,7 +563,7 @@ def deployment_drifted(live: Mapping[str, Any], desired: Mapping[str, Any]) -> b
 # --- status ----------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Observation:
     """What the cluster showed for a Session, reduced to what its status reports."""
 
@@ -714,7 +714,7 @@ UNREAD = _Unread()
 DeploymentView = Mapping[str, Any] | None | _Unread  # as read (None: absent), or UNREAD
 
 
-@dataclass(frozen=True)
+@record
 class SessionPlan:
     """What one reconcile does to a Session's objects (`desired_session`), decided without I/O."""
 

@@ -11,18 +11,18 @@ Kubernetes request at all.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace.db import fetch_one, transaction
 from streamspace.domain.duration import DurationError, parse_duration
+from streamspace.records import record
 from streamspace.sessions import index_store
 from streamspace.sessions import store as session_store
 from streamspace.settings.effective import ReconcileConfig, config_from_values
 from streamspace.templates import store as template_store
 
 
-@dataclass(frozen=True)
+@record
 class SessionContext:
     row: dict[str, Any] | None  # the sessions index row
     template: dict[str, Any] | None  # the template_index row of spec.template

@@ -8,18 +8,18 @@ Sessions; session-reconcile resolves its Template here, from the index, without 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace.domain.errors import ValidationError
 from streamspace.domain.templates import env_reference_problems, parse_template_spec, validate_template_spec
+from streamspace.records import record
 from streamspace.settings.effective import load_config
 from streamspace.templates import store as template_store
 
 MESSAGE_LIMIT = 32768
 
 
-@dataclass(frozen=True)
+@record
 class Resolution:
     """A Session's Template: its parsed spec, or why there is none."""
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -51,6 +50,7 @@ from streamspace.reconcile.desired import (
     status_differs,
 )
 from streamspace.reconcile.resolve import resolve_for_session
+from streamspace.records import record
 from streamspace.sessions import starts_store
 
 log = logging.getLogger("streamspace.reconcile.session")
@@ -75,7 +75,7 @@ class Outcome(StrEnum):
     SUPERSEDED = "superseded"  # the Session changed or was replaced since this copy: that change's event follows
 
 
-@dataclass(frozen=True)
+@record
 class Requeue:
     """A reconcile that did its part and must look again after `after` seconds, though nothing
     failed (controller-runtime's Result{RequeueAfter}): a claimed desktop still restoring its
@@ -217,7 +217,7 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
     return _report(seen, observed, applied.version)
 
 
-@dataclass(frozen=True)
+@record
 class _Seen:
     """What a reconcile observed before deciding anything."""
 
@@ -227,7 +227,7 @@ class _Seen:
     deployment: DeploymentView
 
 
-@dataclass(frozen=True)
+@record
 class _Claimed:
     """The warm desktop the Session runs in, and its profile's restore (None: no restore asked)."""
 
@@ -235,7 +235,7 @@ class _Claimed:
     restore: warm.Restore | None
 
 
-@dataclass(frozen=True)
+@record
 class _Applied:
     deployment: DeploymentView  # as the apply answered it, when the Deployment was applied
     just_applied: bool

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,6 +36,7 @@ from streamspace.reconcile.desired import (
     pod_spec_for,
     warm_profiles,
 )
+from streamspace.records import record
 from streamspace.sessions import warm_store
 from streamspace.settings.effective import load_config
 from streamspace.templates import store as template_store
@@ -185,7 +185,7 @@ CLAIM_WAIT_SECONDS = 20  # how long one hand-over waits for the restore (within 
 PROFILE_RESTORED = "ProfileRestored"  # the Session's condition while it runs in a claimed warm desktop
 
 
-@dataclass(frozen=True)
+@record
 class Restore:
     """How restoring the profile into a claimed warm desktop went, as its agent answered."""
 

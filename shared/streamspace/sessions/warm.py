@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace import kube
@@ -37,6 +36,7 @@ from streamspace.domain.warm import (
     pool_name,
     profile_agents,
 )
+from streamspace.records import record
 from streamspace.sessions import warm_store
 from streamspace.settings.service import WARM_POOL_BUDGET, platform_settings
 from streamspace.templates import store as template_store
@@ -47,7 +47,7 @@ CLAIM_ATTEMPTS = 8  # desktops tried before starting cold (each lost race costs 
 TAKE_ATTEMPTS = 4  # patches of one desktop whose 409s came from writes that did not claim it (status)
 
 
-@dataclass(frozen=True)
+@record
 class WarmStart:
     """The outcome of looking for a warm desktop: the claimed pod, or why none was used."""
 

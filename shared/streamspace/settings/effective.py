@@ -6,16 +6,16 @@ reconcilers alike)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from streamspace.config import FORWARD_AUTH_CLASSES, ProfileAgentSettings, environment
 from streamspace.domain.duration import DurationError, parse_duration
 from streamspace.domain.sessions import DEFAULT_EGRESS_DENY
+from streamspace.records import record
 from streamspace.settings.service import DEFAULTS, platform_settings
 
 
-@dataclass(frozen=True)
+@record
 class ReconcileConfig:
     """The configuration a reconcile needs (from settings.service.platform_settings() and the settings)."""
 

@@ -32,8 +32,9 @@ import copy
 import secrets
 import threading
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+from streamspace.records import record
 
 from .errors import ApiError
 
@@ -53,7 +54,7 @@ APPLY_TYPES = ("application/apply-patch+yaml", "application/apply-patch+cbor")
 RBAC_KINDS = ("ServiceAccount", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
 
 
-@dataclass(frozen=True)
+@record
 class User:
     name: str
     groups: tuple[str, ...]
@@ -66,7 +67,7 @@ class User:
 ADMIN_USER = User(ADMIN, ("system:masters", "system:authenticated"))
 
 
-@dataclass(frozen=True)
+@record
 class Attributes:
     """One authorization question, as the API server's authorizer.AttributesRecord asks it."""
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
+
+from streamspace.records import record
 
 ALL_VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 CRD_GROUP = "apiextensions.k8s.io"
 
 
-@dataclass(frozen=True)
+@record
 class ResourceType:
     group: str
     version: str

@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from streamspace.records import record
+
 from .errors import ApiError
 from .volumes import PV_KEY, PVC_KEY, SC_KEY, SELECTED_NODE, claim_names
 
@@ -68,7 +70,7 @@ def quantity(value: object) -> Decimal:
     return number.scaleb(max(-30, min(30, exponent)))
 
 
-@dataclass(frozen=True)
+@record
 class NodeSpec:
     """One simulated node: what its kubelet would register."""
 

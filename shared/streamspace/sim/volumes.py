@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import copy
 import logging
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import TYPE_CHECKING, Any
+
+from streamspace.records import record
 
 from .errors import ApiError
 from .workloads import record_event
@@ -42,7 +44,7 @@ HOSTNAME_LABEL = "kubernetes.io/hostname"
 CONTROLLER = "persistentvolume-controller"
 
 
-@dataclass(frozen=True)
+@record
 class Provisioner:
     """What a simulated dynamic provisioner can make."""
     access_modes: frozenset[str]
@@ -60,7 +62,7 @@ PROVISIONERS: dict[str, Provisioner] = {
 }
 
 
-@dataclass(frozen=True)
+@record
 class StorageClassSpec:
     name: str = "standard"
     provisioner: str = "rancher.io/local-path"
