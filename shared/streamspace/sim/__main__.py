@@ -37,7 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.kubeconfig:
         print(f"kubeconfig written to {sim.write_kubeconfig(args.kubeconfig, args.namespace)}", file=sys.stderr)
     try:
-        done.wait()
+        while not done.wait(0.5):  # wake to run a handler whose signal another thread received
+            pass
     except KeyboardInterrupt:
         pass
     finally:
