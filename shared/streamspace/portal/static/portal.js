@@ -40,12 +40,19 @@
     }
   }
 
+  // A navigation underway (a form sent, such as "Log out", or a link followed) decides where this
+  // page goes: a live part answering 401 meanwhile (the logout just ended the login) must not send it
+  // to the login page first and cancel that navigation.
+  var leaving = false;
+  window.addEventListener("beforeunload", function () { leaving = true; });
+  window.addEventListener("pageshow", function () { leaving = false; });  // back from the page cache
+
   function refresh(regions) {
     regions.forEach(function (region) {
       fetch(region.dataset.liveSrc, { headers: HEADERS, credentials: "same-origin", cache: "no-store" })
         .then(function (response) {
           if (response.status === 401) {  // the login ended: log in again and come back here
-            window.location.assign(response.headers.get("X-Login") || "/login");
+            if (!leaving) window.location.assign(response.headers.get("X-Login") || "/login");
             return null;
           }
           if (!response.ok) return null;
