@@ -203,6 +203,10 @@ def test_a_disabled_user_is_logged_out_of_the_portal(base) -> None:
     update_user(admin_principal(), user_id, {"active": False}, "")
     reply = http.get(base + "/sessions", allow_redirects=False, timeout=30)
     assert reply.status_code == 303 and reply.headers["Location"].startswith("/login?next=/sessions")
+    # The page's script refreshing a live part is sent back to that page after the login, not to the part.
+    live = http.get(base + "/fragments/sessions", allow_redirects=False, timeout=30,
+                    headers={"X-Requested-With": "streamspace-portal", "Referer": base + "/sessions"})
+    assert live.status_code == 401 and live.headers["X-Login"] == "/login?next=/sessions", live.headers
     again = requests.post(base + "/login", data={"username": username, "password": PASSWORD}, timeout=30)
     assert again.status_code == 403 and "this account is disabled" in again.text
 

@@ -257,15 +257,16 @@ class Portal:
         """To the login page, back here afterwards; `notice`: a code of views.LOGIN_NOTICES."""
         import flask
 
-        if page.raw.method == "GET":
+        from_script = page.raw.headers.get("X-Requested-With") == "streamspace-portal"
+        if page.raw.method == "GET" and not from_script:
             back = page.raw.full_path.rstrip("?")
-        else:  # a form posted after the login ended: come back to the page it was on
+        else:  # a form posted, or a live part fetched, after the login ended: back to the page it was on
             referer = urlsplit(page.raw.headers.get("Referer", ""))
             back = referer.path if referer.netloc == page.raw.host and referer.path else "/"
         location = "/login?next=" + quote(local_path(back), safe="/")
         if notice:
             location += "&reason=" + quote(notice)
-        if page.raw.headers.get("X-Requested-With") == "streamspace-portal":  # our script: it navigates
+        if from_script:  # our script: it navigates
             response = flask.Response("", status=401, headers={"X-Login": location})
         else:
             response = flask.Response("", status=303, headers={"Location": location})
