@@ -4,6 +4,7 @@ headers, errors, method rule and metrics. Served over real HTTP from a function 
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,8 +30,15 @@ def answer(req: Request) -> Reply:
                   "host": req.raw.headers.get("X-Forwarded-Host")}, headers={"X-Extra": "1"})
 
 
+def take(req: Request) -> Reply:
+    return Reply({"flaskContext": flask.has_request_context(), "fields": sorted(req.json(optional_body=True))},
+                 status=201)
+
+
 api.get("/api/v1/direct", access=Access.PUBLIC, direct=True)(answer)
 api.get("/api/v1/through-flask", access=Access.PUBLIC)(answer)
+api.post("/api/v1/direct", access=Access.PUBLIC)(take)
+api.post("/api/v1/through-flask", access=Access.PUBLIC)(take)
 
 
 @functions_framework.http
@@ -71,13 +79,87 @@ def test_only_the_exact_path_takes_the_direct_lane(base: str) -> None:
     assert _get(base + "/api/v1/direct/").json()["flaskContext"] is True
 
 
+def _same_answer(one: requests.Response, other: requests.Response) -> None:
+    assert one.status_code == other.status_code
+    assert one.content == other.content
+    for name in ("Content-Type", "Content-Length", "X-Content-Type-Options", "Cache-Control", "Allow"):
+        assert one.headers.get(name) == other.headers.get(name), name
+
+
+def test_only_the_direct_routes_own_method_takes_the_direct_lane(base: str) -> None:
+    """The lane is for the hot reads: a write on a direct path (POST /api/v1/sessions, POST
+    /api/v1/templates) goes through Flask like any other route, with everything a handler may need
+    of it (flask.request, the app's config, its WebSocket rules), and answers as it always did."""
+    created = requests.post(base + "/api/v1/direct", json={"a": 1}, timeout=30)
+    assert created.status_code == 201
+    assert created.json() == {"flaskContext": True, "fields": ["a"]}
+    # HEAD runs the GET route and stays on the lane: the same headers, no body.
+    head, through_flask = requests.head(base + "/api/v1/direct", timeout=30), requests.head(
+        base + "/api/v1/through-flask", timeout=30)
+    assert head.status_code == through_flask.status_code == 200 and head.content == b""
+    assert head.headers["Content-Length"] == str(len(requests.get(base + "/api/v1/direct", timeout=30).content))
+
+
+CHUNKED = "chunked"  # the body sent with Transfer-Encoding: chunked, 17 chunks of 64 KiB (over the limit)
+
+
+@pytest.mark.parametrize("method, body, content_type", [
+    ("POST", b'{"a": 1}', "text/plain"),  # 415
+    ("POST", b'{"a":', "application/json"),  # 400
+    ("POST", b"x" * (1024 * 1024 + 1), "application/json"),  # 413 (declared length)
+    ("POST", CHUNKED, "application/json"),  # 413 (no length declared)
+    ("OPTIONS", None, None),  # a CORS preflight
+    ("DELETE", None, None),  # 405
+])
+def test_every_method_on_a_direct_path_is_answered_as_on_any_other_path(base: str, method: str,
+                                                                        body: bytes | str | None,
+                                                                        content_type: str | None) -> None:
+    def call(path: str) -> requests.Response:
+        headers = {"Origin": "http://elsewhere.example", "Access-Control-Request-Method": "POST"}
+        if content_type:
+            headers["Content-Type"] = content_type
+        data = iter([b"x" * 65536] * 17) if body == CHUNKED else body
+        return requests.request(method, base + path, data=data, headers=headers, timeout=30)
+
+    direct, through_flask = call("/api/v1/direct"), call("/api/v1/through-flask")
+    assert direct.status_code in (204, 400, 405, 413, 415), direct.text
+    if direct.status_code == 405:  # its message names the path
+        assert direct.headers["Allow"] == through_flask.headers["Allow"] == "GET, POST"
+    else:
+        _same_answer(direct, through_flask)
+
+
+def test_a_path_spelled_with_an_escaped_slash_is_the_same_path_on_either_lane(base: str) -> None:
+    # The server decodes %2F into the path it hands on (PATH_INFO), for the lane and Flask alike.
+    assert _get(base + "/api/v1%2Fdirect").json()["flaskContext"] is False
+    assert _get(base + "/api/v1%2Fthrough-flask").json()["flaskContext"] is True
+
+
+@pytest.mark.parametrize("path", ["/api/v1/direct", "/api/v1/through-flask"])
+def test_no_more_of_a_body_is_read_than_the_limit_whatever_the_client_declares(base: str, path: str) -> None:
+    """A client declares 50 MB and sends a little more than the 1 MiB limit: the answer (413) comes
+    without the server waiting for the rest. functions-framework's after-request hook reads a whole
+    body into memory after the answer; before the cap it waited for all 50 MB, and a client that
+    kept sending held a worker thread and its memory as long as it liked."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=60) as conn:
+        conn.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+                     f"Content-Length: 50000000\r\n\r\n".encode())
+        conn.sendall(b"x" * (1024 * 1024 + 1))
+        try:
+            head = conn.recv(64)
+        except TimeoutError:
+            pytest.fail("no answer within 60 s: the server waits for the rest of the declared body")
+    assert head.startswith(b"HTTP/1.1 413"), head
+
+
 def test_a_direct_route_refuses_and_maps_errors_as_the_layer_does(base: str) -> None:
     direct, through_flask = _get(base + "/api/v1/direct?refuse=1"), _get(base + "/api/v1/direct/?refuse=1")
     assert direct.status_code == through_flask.status_code == 403
     assert direct.json() == through_flask.json()
     assert direct.json()["error"] == "forbidden"
-    wrong = requests.post(base + "/api/v1/direct", timeout=30)
-    assert wrong.status_code == 405 and wrong.headers["Allow"] == "GET"
+    wrong = requests.put(base + "/api/v1/direct", timeout=30)
+    assert wrong.status_code == 405 and wrong.headers["Allow"] == "GET, POST"
 
 
 def test_a_direct_route_is_counted_in_the_functions_metrics(base: str) -> None:

@@ -16,7 +16,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import field
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from streamspace.auth.principal import authenticate, claimant
 from streamspace.buildinfo import build_info
@@ -264,6 +264,30 @@ class Request:
         return body
 
 
+class CappedBody:
+    """A request's body stream that ends after `cap` bytes, whatever the client declared or keeps
+    sending. No one in the process reads more of a body than the Api's own limit (plus the byte that
+    shows it is over): functions-framework's after-request hook (read_request, on every request that
+    takes the Flask route) reads all of it into memory after the answer, to spare clients of servers
+    that reset a connection with unread data. Uncapped, a client that declared 50 MB, or sent a chunked
+    body without end, held a worker thread and its memory for as long as it kept sending, whatever
+    the route answered (a 401 or a 413 included). gunicorn discards what is left unread itself."""
+
+    def __init__(self, stream: Any, cap: int) -> None:
+        self._stream = stream
+        self._left = cap
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self._left <= 0:
+            return b""
+        data = self._stream.read(self._left if size is None or size < 0 else min(size, self._left))
+        self._left -= len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
 def _schema_behind() -> str:
     """Why the database schema is older than this build's migrations ("" when it is current)."""
     import psycopg
@@ -288,7 +312,8 @@ class Api:
         self.routes: list[Route] = []
         self._health_check = health
         self._schema_current = False  # checked by /health until it holds, then never again
-        self._direct_paths: set[str] = set()
+        # path -> the methods that take the direct lane there: a direct route's own, and HEAD for a GET
+        self._direct: dict[str, frozenset[str]] = {}
         # (method, path) of routes without parameters that no earlier route matches: found by one
         # lookup instead of trying every route's pattern in turn (`match`)
         self._static: dict[tuple[str, str], Route] = {}
@@ -301,10 +326,11 @@ class Api:
               standing_in_statement: bool = False, direct: bool = False) -> Callable[[Handler], Handler]:
         """Declare a route. `upgrades`: the route also answers WebSocket upgrade requests.
         `standing_in_statement`: the handler reads the caller's standing in its own statement.
-        `direct`: requests for exactly this path reach this Api straight from the WSGI layer of the
-        app functions-framework builds, without Flask's request dispatch (see `DirectLane`): for a
-        route on the hot path of every request somewhere else (the ingress's forward-auth check)
-        whose handler needs nothing of Flask (no flask.request, templates, streaming or WebSocket)."""
+        `direct`: requests for exactly this path and method (HEAD too for a GET) reach this Api
+        straight from the WSGI layer of the app functions-framework builds, without Flask's request
+        dispatch (see `DirectLane`): for a route on the hot path of every request somewhere else (the
+        ingress's forward-auth check) whose handler needs nothing of Flask (no flask.request,
+        templates, streaming or WebSocket). The path's other routes still go through Flask."""
         if not isinstance(access, Access):
             raise TypeError(f"{method} {path}: access must be an Access value")
         if standing_in_statement and access is not Access.USER:
@@ -320,9 +346,10 @@ class Api:
         if direct:
             if "{" in path:
                 raise TypeError(f"{path}: direct routes take no path parameters")
-            if not self._direct_paths:
+            if not self._direct:
                 _answer_directly(self)
-            self._direct_paths.add(path)
+            methods = {method.upper(), "HEAD"} if method.upper() == "GET" else {method.upper()}
+            self._direct[path] = self._direct.get(path, frozenset()) | methods
 
         def register(handler: Handler) -> Handler:
             route = Route(method.upper(), path, handler, access, summary or (handler.__doc__ or "").strip(),
@@ -423,6 +450,10 @@ class Api:
         token = request_id_var.set(request_id)
         function_token = function_var.set(self.function)
         route_label = "unmatched"
+        environ = request.environ
+        if environ.get("CONTENT_LENGTH") or "HTTP_TRANSFER_ENCODING" in environ:  # a body may follow
+            # (werkzeug and functions-framework read a body only with read(): IO[bytes] is more than it needs)
+            request.stream = cast("IO[bytes]", CappedBody(request.stream, self.environment.max_body_bytes + 1))
         try:
             cors = self._cors_headers(request)
             if request.method == "OPTIONS":
@@ -534,18 +565,23 @@ class DirectLane:
     (flask.request, flask.g), after-request hooks (functions-framework's reads a body this GET
     route does not have; gunicorn discards an unread body itself) and functions-framework's
     execution-id log context (LOG_EXECUTION_ID; the Api's own X-Request-Id is there as always).
-    Only the exact path: anything else, a trailing slash included, takes the Flask route."""
+    Only the exact path and the direct route's own method (HEAD too for a GET): anything else, a
+    trailing slash included, takes the Flask route. The other methods of a direct path (a POST
+    that creates, CORS preflights) go through Flask as every other route does: what a handler may
+    need of Flask (flask.request, the app's config such as its limits, its WebSocket rules) holds
+    for them, and the lane stays what it was measured and reviewed as, a way for hot reads."""
 
-    def __init__(self, api: Api, paths: set[str], inner: Callable[..., Any]) -> None:
+    def __init__(self, api: Api, direct: dict[str, frozenset[str]], inner: Callable[..., Any]) -> None:
         import flask
 
         self.api = api
-        self.paths = paths
+        self.direct = direct
         self.inner = inner
         self.request_class = flask.Request
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        if environ.get("PATH_INFO") in self.paths:
+        methods = self.direct.get(environ.get("PATH_INFO"))  # type: ignore[arg-type]
+        if methods is not None and environ.get("REQUEST_METHOD") in methods:
             return self.api(self.request_class(environ))(environ, start_response)
         return self.inner(environ, start_response)
 
@@ -558,7 +594,7 @@ def _answer_directly(api: Api) -> None:
     if not flask.has_app_context():  # the module was imported outside functions-framework
         return
     app = flask.current_app._get_current_object()  # type: ignore[attr-defined]
-    app.wsgi_app = DirectLane(api, api._direct_paths, app.wsgi_app)
+    app.wsgi_app = DirectLane(api, api._direct, app.wsgi_app)
 
 
 _PLAUSIBLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
