@@ -499,3 +499,62 @@ def test_an_event_about_an_earlier_session_of_the_same_name_changes_nothing(url,
     assert dep["metadata"]["ownerReferences"][0]["uid"] == second["metadata"]["uid"]
     assert row("erin-again")["uid"] == second["metadata"]["uid"]
     assert live("Session", "erin-again")["status"]["phase"] == "Hibernated"
+
+
+# -- concurrent reconciles --------------------------------------------------------------------------
+
+def _cordon(unschedulable: bool) -> None:
+    for node in kube.list_objects("Node", None):
+        kube.merge_patch("Node", node["metadata"]["name"], {"spec": {"unschedulable": unschedulable or None}})
+
+
+def test_a_reconcile_whose_status_write_loses_a_conflict_still_shows_what_it_saw(url, sim):
+    """Two Deployment events of one Session are reconciled at once: the first saw the pod not ready yet,
+    the second saw it ready. The first writes its status (Pending) and its index row; the second's
+    status write, made on the version it read before, loses that conflict. The echo of the first
+    write is then the last event, and it is answered from the index (the echo of our own write):
+    nothing would show the Session Running until the periodic resync. The losing reconcile must
+    look again at the Session as it is now instead (controller-runtime requeues on a conflict)."""
+    import threading
+
+    name = "gina-race"
+    status_write = pod_list = None
+    _cordon(True)  # the pod waits for a node: its Deployment is not ready until the test lets it
+    try:
+        assert deliver(url, "add", create(name, user="gina")) == 200
+        status_write = sim.hold_requests("PATCH", rf"/sessions/{name}/status$")
+        slow = threading.Thread(target=deliver, args=(url, "update", live("Deployment", f"ss-{name}")))
+        slow.start()  # the first event: sees the pod not ready, and its status write waits
+        assert status_write.arrived.wait(60), "the first reconcile never wrote the Session's status"
+        _cordon(False)
+        eventually(lambda: (get("Deployment", f"ss-{name}") or {}).get("status", {}).get("readyReplicas") == 1,
+                   "the Deployment is ready once its pod has a node")
+        # The second event reads the Session the first has not written yet and waits at its pod list
+        # (it needs a pod name) until the first is done.
+        pod_list = sim.hold_requests("GET", r"/namespaces/[^/]+/pods$")
+        answers: list[int] = []
+        fast = threading.Thread(target=lambda: answers.append(
+            deliver(url, "update", live("Deployment", f"ss-{name}"))))
+        fast.start()
+        assert pod_list.arrived.wait(60), "the second reconcile never listed the Session's pods"
+        status_write.release()
+        slow.join(60)
+        first = live("Session", name)
+        assert first["status"]["phase"] == "Pending" and row(name)["phase"] == "Pending"  # the first one's write
+        sim.clear_requests()
+        pod_list.release()
+        fast.join(60)
+    finally:
+        _cordon(False)
+        for held in (status_write, pod_list):
+            if held is not None:
+                held.release()
+    assert answers == [200]
+    assert any(r.method == "PATCH" and r.path.endswith(f"/sessions/{name}/status") and r.status == 409
+               for r in sim.requests), "the second reconcile's status write did not lose to the first's"
+
+    assert deliver(url, "update", first) == 200  # the echo of the first reconcile's status write
+    session = live("Session", name)
+    assert session["status"]["phase"] == "Running", session["status"]
+    assert condition(session, "Ready")["status"] == "True"
+    assert row(name)["phase"] == "Running"

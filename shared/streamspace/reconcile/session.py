@@ -11,7 +11,9 @@ Requests per event (Kubernetes; Postgres is one context query plus an index writ
   Ingress, Deployment) and one status write;
 - otherwise: one read (the Deployment, whose annotation records the hashes of the applied set),
   then only the objects whose hash changed, a pod list while the pod is not ready, and the status
-  write when the status changed.
+  write when the status changed;
+- a write to the Session that lost a conflict (another reconcile wrote first): one read of the
+  Session, then as above once more (`_look_again`).
 """
 
 from __future__ import annotations
@@ -72,7 +74,7 @@ class Outcome(StrEnum):
     DELETING = "deleting"  # the Session is being deleted; its delete event finishes it
     DELETED = "deleted"  # the Session is gone; its index row was removed
     IGNORED = "ignored"  # the event is about nothing this reconcile manages (or no longer exists)
-    SUPERSEDED = "superseded"  # the Session changed or was replaced since this copy: that change's event follows
+    SUPERSEDED = "superseded"  # the Session was replaced since this copy (or changed again after a second look)
 
 
 @record
@@ -191,7 +193,7 @@ def _checked(session: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
 
 def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment: DeploymentView = UNREAD,
                       force_apply: bool = False, ctx: index.SessionContext | None = None,
-                      pods: list[dict[str, Any]] | None = None) -> Result:
+                      pods: list[dict[str, Any]] | None = None, conflicts_left: int = 1) -> Result:
     """Bring one Session's objects, status and index row in line with its spec.
 
     The shape of controller-runtime's Reconcile, level-triggered: observe (the copy to reconcile, the
@@ -204,7 +206,35 @@ def reconcile_session(session: Mapping[str, Any], *, source: Source, deployment:
     `deployment`: the Deployment when the caller already has it (resync), else it is read if needed.
     `force_apply`: apply the whole set even if the Deployment's record says it is in place (resync
     found an owned object missing). `ctx`, `pods`: already loaded by the caller (resync).
+    `conflicts_left`: how often a write to the Session that loses a conflict is followed by a
+    reconcile of the Session as it is now (`_look_again`).
     """
+    result = _reconcile(session, source, deployment, force_apply, ctx, pods)
+    if result is Outcome.SUPERSEDED and conflicts_left > 0:
+        return _look_again(session, conflicts_left - 1)
+    return result
+
+
+def _look_again(session: Mapping[str, Any], conflicts_left: int) -> Result:
+    """A write to the Session lost a conflict: another write came in between, most often another
+    reconcile's status. That write's echo will likely be answered from the index as our own
+    (`_observe`: nothing else can have changed), so what this reconcile saw and the other did not (a
+    pod that became ready meanwhile) would show nowhere until the periodic resync. Reconcile the
+    Session as the cluster holds it now instead, as controller-runtime requeues on a conflict (one
+    read of the Session, then what any reconcile reads); a Session replaced meanwhile is left to its
+    own events. Only ever reached on a conflict: no request on any other path."""
+    meta = session["metadata"]
+    namespace, name, uid = meta["namespace"], meta["name"], str(meta.get("uid") or "")
+    fresh = kube.get("Session", name, namespace)
+    if fresh is None:
+        return _session_gone(namespace, name, uid)
+    if str((fresh.get("metadata") or {}).get("uid") or "") != uid:
+        return Outcome.SUPERSEDED
+    return reconcile_session(fresh, source=Source.READ, conflicts_left=conflicts_left)
+
+
+def _reconcile(session: Mapping[str, Any], source: Source, deployment: DeploymentView, force_apply: bool,
+               ctx: index.SessionContext | None, pods: list[dict[str, Any]] | None) -> Result:
     seen = _observe(session, source, deployment, force_apply, ctx)
     if not isinstance(seen, _Seen):
         return seen
