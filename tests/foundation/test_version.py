@@ -27,3 +27,6 @@ def test_version_route_reports_the_build(serve, monkeypatch: pytest.MonkeyPatch)
     for path in ("/version", "/api/v1/version"):
         assert requests.get(base + path, timeout=10).json() == {
             "version": "v0.2.0", "commit": "abc1234", "buildDate": "2025-11-14T00:00:00Z", "api": "v1"}
+    # A process reports the build it started as (looked up once, not on every request).
+    monkeypatch.setenv("VERSION", "v9.9.9")
+    assert requests.get(base + "/api/v1/version", timeout=10).json()["version"] == "v0.2.0"

@@ -312,6 +312,9 @@ class Api:
         self.routes: list[Route] = []
         self._health_check = health
         self._schema_current = False  # checked by /health until it holds, then never again
+        # the build this process runs, looked up once (a source checkout's lookup of the build module
+        # that is not there is an import system search, on every request otherwise)
+        self._build = build_info().as_json()
         # path -> the methods that take the direct lane there: a direct route's own, and HEAD for a GET
         self._direct: dict[str, frozenset[str]] = {}
         # (method, path) of routes without parameters that no earlier route matches: found by one
@@ -416,7 +419,7 @@ class Api:
         return Reply({"status": "healthy", "service": "streamspace-api"})
 
     def _version(self, _: Request) -> dict[str, str]:
-        return build_info().as_json()
+        return self._build
 
     def _metrics(self, _: Request) -> Reply:
         payload, content_type = metrics.exposition()
