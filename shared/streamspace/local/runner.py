@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from streamspace.signals import wait_for_stop
+
 log = logging.getLogger("streamspace.runner")
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -170,10 +172,6 @@ class LocalStack:
         close_pool()
 
 
-# How soon a stop signal is acted on at the latest, whichever thread the kernel delivered it to.
-SIGNAL_CHECK_SECONDS = 0.5
-
-
 def main(argv: list[str] | None = None) -> int:
     from streamspace.config import environment
     from streamspace.observability import configure_logging
@@ -202,11 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         stack.start()
         print(f"streamspace: ready. curl {stack.api_url}/health   (Ctrl-C stops everything)", flush=True)
-        # Wake now and then rather than block: Python runs a signal's handler only in the main thread,
-        # and only when that thread runs; a SIGINT the kernel hands to one of the servers' threads
-        # leaves a main thread blocked in a plain wait() asleep (make run once never stopped on Ctrl-C).
-        while not stopped.wait(SIGNAL_CHECK_SECONDS):
-            pass
+        wait_for_stop(stopped)  # the SIGINT may be delivered to one of the servers' threads
     finally:
         print("streamspace: stopping", flush=True)
         stack.stop()

@@ -8,6 +8,8 @@ import signal
 import sys
 import threading
 
+from streamspace.signals import wait_for_stop
+
 from .cluster import SimCluster
 
 
@@ -37,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.kubeconfig:
         print(f"kubeconfig written to {sim.write_kubeconfig(args.kubeconfig, args.namespace)}", file=sys.stderr)
     try:
-        while not done.wait(0.5):  # wake to run a handler whose signal another thread received
-            pass
+        wait_for_stop(done)  # the SIGTERM may be delivered to one of the server's threads
     except KeyboardInterrupt:
         pass
     finally:
