@@ -271,7 +271,9 @@ class CappedBody:
     takes the Flask route) reads all of it into memory after the answer, to spare clients of servers
     that reset a connection with unread data. Uncapped, a client that declared 50 MB, or sent a chunked
     body without end, held a worker thread and its memory for as long as it kept sending, whatever
-    the route answered (a 401 or a 413 included). gunicorn discards what is left unread itself."""
+    the route answered (a 401 or a 413 included). gunicorn discards what is left unread itself.
+    A body over the limit is never taken for a shorter one: `Request.body_bytes` (the Api's only
+    reader of bodies) refuses it on the extra byte."""
 
     def __init__(self, stream: Any, cap: int) -> None:
         self._stream = stream
