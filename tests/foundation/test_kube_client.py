@@ -25,7 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import urllib3
 import yaml
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -33,7 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from streamspace import kube
-from streamspace.kube.client import ConfigError, from_kubeconfig, in_cluster, kubeconfig_contexts
+from streamspace.kube.client import ConfigError, Response, from_kubeconfig, in_cluster, kubeconfig_contexts
 from streamspace.sim import SimCluster
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +127,7 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tls]:
         cluster.stop()
 
 
-def _user_in(response: urllib3.BaseHTTPResponse) -> str:
+def _user_in(response: Response) -> str:
     """Who the API server took the caller for, from its 403 message."""
     assert response.status == 403, response.data
     message = json.loads(response.data)["message"]
@@ -196,10 +195,9 @@ def test_a_server_certificate_from_another_ca_is_refused(tls: Tls, tmp_path: Pat
     account.mkdir()
     _project(account, "2026_01", tls.cluster.token_for("team", "reader"), tls.other_ca.cert)
     client = in_cluster({"KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": str(tls.port)}, account)
-    with pytest.raises(urllib3.exceptions.MaxRetryError) as refused:
+    with pytest.raises(ssl.SSLCertVerificationError) as refused:
         client.request("GET", "/api/v1/namespaces/team/pods")
-    assert isinstance(refused.value.reason, urllib3.exceptions.SSLError)
-    assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value.reason)
+    assert "CERTIFICATE_VERIFY_FAILED" in str(refused.value)
 
 
 # -- kubeconfig --------------------------------------------------------------------------------------
@@ -208,9 +206,9 @@ def test_a_kubeconfig_ca_checks_the_host_name_unless_tls_server_name_says_which(
     ca = {"certificate-authority-data": _b64(tls.ca.cert)}
     token = {"token": tls.cluster.token_for("team", "reader")}
     wrong_name = from_kubeconfig(str(_kubeconfig(tmp_path / "a", f"https://localhost:{tls.port}", token, ca)))
-    with pytest.raises(urllib3.exceptions.MaxRetryError) as refused:
+    with pytest.raises(ssl.SSLCertVerificationError) as refused:
         wrong_name.request("GET", "/api/v1/namespaces/team/pods")
-    assert "localhost" in str(refused.value.reason)
+    assert "localhost" in str(refused.value)
 
     named = from_kubeconfig(str(_kubeconfig(tmp_path / "b", f"https://localhost:{tls.port}", token,
                                             {**ca, "tls-server-name": SERVER_NAME})))
@@ -339,3 +337,152 @@ def test_the_product_never_imports_the_official_kubernetes_package(kube_over_tls
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
                           env={**os.environ}, check=True)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_json_kubeconfig_is_read_without_the_yaml_parser_or_urllib3(tls: Tls, tmp_path: Path) -> None:
+    """A pod reads no YAML (in-cluster config) and the transport is the standard library's: a function's
+    first call to the cluster loads neither PyYAML nor urllib3 (about 50 ms of CPU of its cold start)
+    when its kubeconfig is JSON, which is YAML too and is what kubectl reads as well."""
+    (tmp_path / "ca.crt").write_bytes(tls.ca.cert)
+    (tmp_path / "token").write_text(tls.cluster.token_for("team", "reader"))
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "pod",
+        "clusters": [{"name": "c", "cluster": {"server": f"https://127.0.0.1:{tls.port}",
+                                               "certificate-authority": "ca.crt"}}],
+        "users": [{"name": "u", "user": {"tokenFile": "token"}}],
+        "contexts": [{"name": "pod", "context": {"cluster": "c", "user": "u"}}]}))
+    script = ("import sys; from streamspace import kube; from streamspace.observability import function_var;"
+              " function_var.set('resync'); print(len(kube.list_objects('Pod', 'team')));"
+              " print(sorted(m for m in ('yaml', 'urllib3', 'kubernetes', 'requests') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "KUBECONFIG": str(config)}, check=True)
+    assert done.stdout.split("\n")[:2] == ["0", "[]"], done.stderr
+    # the same file read as YAML, its ServiceAccount's RBAC applied (the reader may list pods, not services)
+    client = from_kubeconfig(str(config))
+    assert client.request("GET", "/api/v1/namespaces/team/pods").status == 200
+    assert _user_in(client.request("GET", "/api/v1/namespaces/team/services")) == "system:serviceaccount:team:reader"
+
+
+class _Connections:
+    """A small HTTP/1.1 server that counts the connections it accepts; with `close_after_answer` it
+    closes each connection after answering without saying so (what an API server's idle timeout
+    does to a kept connection between two requests)."""
+
+    def __init__(self, close_after_answer: bool) -> None:
+        import http.server
+        import threading
+
+        counter = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                with counter.lock:
+                    counter.accepted += 1
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                received = self.rfile.read(length) if length else b""
+                body = json.dumps({"method": self.command, "received": received.decode()}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                if close_after_answer:
+                    self.close_connection = True
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.lock = threading.Lock()
+        self.accepted = 0
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _wait_closed(client: object) -> None:
+    """Until the server's close of the kept connection has reached our side (readable end of stream)."""
+    import select
+    import time
+
+    idle = client._idle  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 30
+    while idle and not select.select([idle[-1].sock], [], [], 0.05)[0]:
+        assert time.monotonic() < deadline, "the server never closed the kept connection"
+
+
+def test_connections_are_kept_and_reused_between_requests() -> None:
+    from streamspace.kube.client import Client
+
+    server = _Connections(close_after_answer=False)
+    client = Client(server.url)
+    try:
+        for method in ("GET", "POST", "GET"):
+            answer = client.request(method, "/x", body={"n": 1} if method == "POST" else None)
+            assert answer.status == 200 and json.loads(answer.data)["method"] == method
+        assert server.accepted == 1
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_a_kept_connection_the_server_closed_is_not_reused() -> None:
+    """Neither a GET nor a POST is sent on a connection the server has closed meanwhile: the request
+    goes out on a new connection and is answered once."""
+    from streamspace.kube.client import Client
+
+    server = _Connections(close_after_answer=True)
+    client = Client(server.url)
+    try:
+        assert client.request("GET", "/a").status == 200
+        _wait_closed(client)
+        posted = client.request("POST", "/b", body={"once": True})
+        assert posted.status == 200 and json.loads(json.loads(posted.data)["received"]) == {"once": True}
+        _wait_closed(client)
+        assert client.request("GET", "/c").status == 200
+        assert server.accepted == 3
+    finally:
+        client.close()
+        server.stop()
+
+
+def test_a_watch_blocked_in_a_read_ends_when_another_thread_shuts_it_down(kube_over_tls: Tls) -> None:
+    """What WatchedList.stop relies on: the watch's thread, waiting for events that do not come, is
+    woken by shutting its answer down from another thread (not after its 300 s read timeout)."""
+    import threading
+    import time
+
+    namespace = f"t-{uuid.uuid4().hex[:8]}"
+    kube.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}})
+    path = f"/api/v1/namespaces/{namespace}/services"
+    version = kube.request("GET", path)["metadata"]["resourceVersion"]
+    opened: list[kube.client.Response] = []
+    ended = threading.Event()
+
+    def follow() -> None:
+        try:
+            for _ in kube.watch(path, version, timeout_seconds=300, read_timeout=300, opened=opened):
+                pass
+        except Exception:  # noqa: BLE001, S110 - a read cut short may raise; only the ending matters here
+            pass
+        ended.set()
+
+    threading.Thread(target=follow, daemon=True).start()
+    deadline = time.monotonic() + 30
+    while not opened:
+        assert time.monotonic() < deadline, "the watch never opened"
+        ended.wait(0.02)
+    opened[0].shutdown()
+    assert ended.wait(30), "the watch still waits for events after its answer was shut down"

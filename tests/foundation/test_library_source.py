@@ -54,8 +54,6 @@ def test_the_api_group_and_version_are_spelled_in_one_place():
 # Function-level imports of our own modules that stay, each for a reason (issue 13: a lazy import hid
 # cycles; lazy imports are for heavy third-party packages):
 LAZY_OWN_IMPORTS = {
-    # the kube client loads urllib3, on the first request only
-    ("shared/streamspace/kube/__init__.py", "streamspace.kube.client"),
     # written by the image build only; absent in a checkout
     ("shared/streamspace/buildinfo.py", "streamspace._build"),
 }
@@ -92,5 +90,5 @@ def test_our_own_modules_are_imported_at_module_level():
             if (where, module) not in LAZY_OWN_IMPORTS and where not in LAZY_COMMAND_MODULES
             and not where.startswith(LAZY_NOT_YET)]
     assert lazy == []
-    assert any(where == "shared/streamspace/kube/__init__.py" for where, _, _ in _lazy_own_imports()), \
+    assert any(where == "shared/streamspace/buildinfo.py" for where, _, _ in _lazy_own_imports()), \
         "the check no longer finds the imports it allows"

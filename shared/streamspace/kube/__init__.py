@@ -2,8 +2,8 @@
 
 Config: in-cluster when running in a pod, else the kubeconfig (KUBECONFIG or ~/.kube/config),
 which in local runs and tests points at the simulated API server. The transport is our own
-(`kube.client`, on urllib3), not the official `kubernetes` package, whose import alone cost the
-functions that call the cluster 0.3-0.5 s of their cold start.
+(`kube.client`, on the standard library's http.client), not the official `kubernetes` package, whose
+import alone cost the functions that call the cluster 0.3-0.5 s of their cold start.
 
 Every call is plain REST on the resource path (one code path for built-in kinds and our custom
 resources), answering dicts. Server-side apply uses one field manager, so the fields we stop
@@ -13,20 +13,19 @@ applying are removed by the API server rather than left behind.
 from __future__ import annotations
 
 import contextvars
+import http.client
 import json
 import logging
 import os
 import threading
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from streamspace.domain.conversion import API_VERSION, LEGACY_API_VERSION
 from streamspace.domain.errors import DomainError, ErrorKind
+from streamspace.kube.client import Client, ConfigError, Kubeconfig, in_cluster, load_kubeconfig
 from streamspace.observability import function_var
 from streamspace.records import record
-
-if TYPE_CHECKING:
-    from streamspace.kube.client import Client
 
 log = logging.getLogger("streamspace.kube")
 FIELD_MANAGER = "streamspace"
@@ -128,6 +127,7 @@ CONTEXT_PREFIX = "streamspace/"
 _lock = threading.Lock()
 _clients: dict[str, Client] = {}
 _contexts: frozenset[str] | None = None
+_kubeconfig: tuple[str | None, Kubeconfig] | None = None  # (the KUBECONFIG it was read for, what it holds)
 
 
 def function_context(function: str) -> str:
@@ -159,32 +159,35 @@ def _context_for(function: str) -> str:
     if not function or os.environ.get("KUBERNETES_SERVICE_HOST"):
         return ""
     if _contexts is None:
-        from streamspace.kube.client import ConfigError, kubeconfig_contexts
-
         try:
-            _contexts = kubeconfig_contexts()
+            _contexts = _read_kubeconfig().contexts
         except ConfigError:  # no kubeconfig: _load_client reports it
             _contexts = frozenset()
     wanted = function_context(function)
     return wanted if wanted in _contexts else ""
 
 
-def _load_client(context: str | None) -> Client:
-    # urllib3 (and PyYAML for a kubeconfig) only in functions that call the cluster, on first use
-    from streamspace.kube.client import ConfigError, from_kubeconfig, in_cluster
+def _read_kubeconfig() -> Kubeconfig:
+    """The kubeconfig, read once for the contexts and the client (again when KUBECONFIG names other files)."""
+    global _kubeconfig
+    named = os.environ.get("KUBECONFIG")
+    if _kubeconfig is None or _kubeconfig[0] != named:
+        _kubeconfig = (named, load_kubeconfig())
+    return _kubeconfig[1]
 
+
+def _load_client(context: str | None) -> Client:
     try:
         if os.environ.get("KUBERNETES_SERVICE_HOST"):
             return in_cluster()
-        # KUBECONFIG is read now, so a process that switches clusters gets the new one.
-        return from_kubeconfig(context=context)
+        return _read_kubeconfig().client(context)
     except ConfigError as exc:  # every config failure means "no cluster"
         raise ClusterUnavailable(f"no Kubernetes configuration: {exc}") from exc
 
 
 def reset_client() -> None:
-    """Forget the clients and the watched lists (tests and the local runner switch clusters)."""
-    global _contexts
+    """Forget the clients, the kubeconfig read and the watched lists (tests and the local runner switch clusters)."""
+    global _contexts, _kubeconfig
     with _lock:
         for watched_list in _watched.values():
             watched_list.stop()
@@ -193,6 +196,7 @@ def reset_client() -> None:
             client.close()
         _clients.clear()
         _contexts = None
+        _kubeconfig = None
 
 
 def request(method: str, path: str, *, body: Any = None, query: dict[str, Any] | None = None,
@@ -215,15 +219,13 @@ def request_text(method: str, path: str, *, query: dict[str, Any] | None = None,
 
 def _call(method: str, path: str, body: Any, query: dict[str, Any] | None, content_type: str, accept: str,
           timeout: float) -> bytes:
-    import urllib3
-
     headers = {"Accept": accept}
     if body is not None:
         headers["Content-Type"] = content_type
     try:
         response = api_client().request(method, path, query=list((query or {}).items()), body=body,
                                          headers=headers, timeout=timeout)
-    except (urllib3.exceptions.HTTPError, OSError) as exc:
+    except (http.client.HTTPException, OSError) as exc:
         raise ClusterUnavailable(f"Kubernetes API unreachable: {exc}") from exc
     if response.status >= 400:
         raise _kube_error(response.status, response.data)
@@ -385,7 +387,7 @@ def watch(path: str, resource_version: str, *, label_selector: str | None = None
         if response.status >= 400:
             raise _kube_error(response.status, response.read())
         buffer = b""
-        for chunk in response.stream(4096, decode_content=True):
+        for chunk in response.stream(4096):
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
