@@ -13,8 +13,11 @@ images' WORKERS/THREADS (bench.served); wrk drives it with CONNECTIONS keep-aliv
 - Hot paths: SQL statements and Kubernetes requests per request, counted in-process on the same
   routes (streamspace.db.statement_count, the simulated API server's request log).
 
-Kubernetes is the project's simulated API server, in this process: only the templates list asks
-it anything on a measured route. Nothing here asserts time: it reports.
+Kubernetes is the project's simulated API server, in this process, served over TLS as a real one
+is; each function calls it as its pod would (its own ServiceAccount's token, the chart's RBAC, the
+cluster CA: the in-cluster configuration's parts, in a JSON kubeconfig). Only the templates list asks
+it anything on a measured throughput route. Access tokens are minted for each cold-start round, so a
+long run on a loaded machine never sends an expired one. Nothing here asserts time: it reports.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import os
 import platform
 import statistics
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.cold_profile import profile as cold_profile
 from bench.served import (
     CONNECTIONS,
     HELLO_PSYCOPG,
@@ -37,7 +42,7 @@ from bench.served import (
     precompile,
     wrk,
 )
-from bench.support import ROOT, benchmark_database, desktop_cookie, login_token
+from bench.support import ROOT, api_server_tls, benchmark_database, desktop_cookie, login_token, pod_kubeconfig
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
@@ -51,6 +56,10 @@ FUNCTIONS = [f for f in os.environ.get("BENCH_FUNCTIONS", "").split(",") if f]
 # BENCH_IMPORTTIME=folder: each function's first cold start also runs under `-X importtime`, its report
 # written to folder/<function>.txt (that start is profiled, not counted: the report costs time itself).
 IMPORTTIME = os.environ.get("BENCH_IMPORTTIME", "")
+# BENCH_CPROFILE=folder: each function's start taken apart in process (bench.cold_profile): the CPU of
+# functions-framework's import, the app's import and the first request, in the table's JSON, and a
+# cProfile of the first request written to folder/<function>.txt.
+CPROFILE = os.environ.get("BENCH_CPROFILE", "")
 # BENCH_ROUTES=session-check,list: the throughput rows of these routes only (iterating on one hot path).
 ROUTES = [r for r in os.environ.get("BENCH_ROUTES", "").split(",") if r]
 SESSIONS = 50
@@ -190,18 +199,120 @@ def _throughput(hello: Served, cases: dict[str, dict[str, Any]]) -> dict[str, di
             for name, s in samples.items()}
 
 
-def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_token: str, admin_token: str,
-                 session: str, desktop: dict[str, str]) -> dict[str, dict[str, Any]]:
+@dataclass(frozen=True)
+class Credentials:
+    """The bench's users, from which each cold-start round mints what it sends (an access token
+    expires: on a loaded machine the cold starts of every function outlast one)."""
+
+    user_id: str
+    admin_id: str
+    session: str
+
+    def headers(self) -> dict[str, dict[str, str]]:
+        user_token = login_token(self.user_id, "bench", "user")
+        admin_token = login_token(self.admin_id, "benchadmin", "admin")
+        return {"user": {"Authorization": f"Bearer {user_token}"},
+                "admin": {"Authorization": f"Bearer {admin_token}"},
+                "portal": {"Cookie": f"streamspace_portal={user_token}"},
+                "desktop": _desktop_cookie(self.user_id, self.session)}
+
+
+def _cold_starts(env: dict[str, str], identities: dict[str, str], hello_http: Path, hello_event: Path,
+                 credentials: Credentials, cluster: Any) -> dict[str, dict[str, Any]]:
+    from streamspace import kube
+
+    session_obj = kube.get("Session", credentials.session, NS)
+    template_obj = kube.get("Template", "firefox", NS)
+    assert session_obj is not None and template_obj is not None
+    # A reference, not a function: hello world importing psycopg and psycopg_pool on its first request,
+    # the floor of every function that reads the database before its first answer.
+    reference = hello_http.parent / "hello_psycopg.py"
+    reference.write_text(HELLO_PSYCOPG)
+    precompile(reference.parent)
+    functions = list(_routes(env, credentials.headers(), session_obj, template_obj, reference))
+    missing = sorted({p.parent.name for p in (ROOT / "functions").glob("*/main.py")} - set(functions))
+    if missing:
+        raise RuntimeError(f"no cold-start route declared for: {', '.join(missing)}")
+    unknown = sorted(set(FUNCTIONS) - set(functions))
+    if unknown:
+        raise SystemExit(f"BENCH_FUNCTIONS names no function: {', '.join(unknown)}")
+    results: dict[str, dict[str, Any]] = {}
+    for function in functions:
+        if FUNCTIONS and function not in FUNCTIONS:
+            continue
+        # each function runs as its own ServiceAccount, as its pod does (the reference as none)
+        ours_env = {**env, "KUBECONFIG": identities.get(function, env["KUBECONFIG"])}
+
+        def route_now() -> dict[str, Any]:
+            """The function's request with credentials minted now."""
+            return _routes(env, credentials.headers(), session_obj, template_obj, reference)[function]
+
+        route = route_now()
+        source = route.get("source") or ROOT / "functions" / function / "main.py"
+        if IMPORTTIME:
+            Path(IMPORTTIME).mkdir(parents=True, exist_ok=True)
+            profiled = Served(source, {**ours_env, "PYTHONPROFILEIMPORTTIME": "1"},
+                              stderr_to=Path(IMPORTTIME) / f"{function}.txt")
+            try:
+                first_success(profiled, route["path"], method=route.get("method", "GET"),
+                              headers=route.get("headers"), body=route.get("body"))
+            finally:
+                profiled.stop()
+        steps: dict[str, Any] = {}
+        if CPROFILE:
+            Path(CPROFILE).mkdir(parents=True, exist_ok=True)
+            steps = cold_profile(source, route, ours_env, Path(CPROFILE) / f"{function}.txt", cluster)
+            route = route_now()
+        hello = hello_event if route.get("kind") == "event" else hello_http
+        pairs: list[tuple[float, float]] = []
+        cpu: dict[str, list[float]] = {"hello": [], "ours": []}
+        memory: dict[str, Any] = {}
+        for round_number in range(COLD_ROUNDS):
+            route = route_now()
+            hello_route = route if route.get("kind") == "event" else {"path": "/"}
+
+            def measure(src: Path, r: dict[str, Any], label: str, served_env: dict[str, str]) -> float:
+                served = Served(src, served_env)
+                try:
+                    seconds = first_success(served, r["path"], method=r.get("method", "GET"),
+                                            headers=r.get("headers"), body=r.get("body"))
+                    # CPU the process tree spent to get there: on a loaded machine the wall clock also
+                    # counts the time it waited for a core, this does not
+                    cpu[label].append(served.cpu_seconds())
+                    if round_number == COLD_ROUNDS - 1:
+                        memory[label] = served.memory_kib()
+                    return seconds
+                finally:
+                    served.stop()
+
+            if round_number % 2 == 0:
+                b = measure(hello, hello_route, "hello", env)
+                o = measure(source, route, "ours", ours_env)
+            else:
+                o = measure(source, route, "ours", ours_env)
+                b = measure(hello, hello_route, "hello", env)
+            pairs.append((b, o))
+        results[function] = {
+            "route": "CloudEvent" if route.get("kind") == "event" else f"{route.get('method', 'GET')} {route['path']}",
+            "hello_ms": statistics.median(b for b, _ in pairs) * 1000,
+            "ours_ms": statistics.median(o for _, o in pairs) * 1000,
+            "ratio": [o / b for b, o in pairs],
+            "hello_cpu_ms": statistics.median(cpu["hello"]) * 1000,
+            "ours_cpu_ms": statistics.median(cpu["ours"]) * 1000,
+            "memory": memory,
+            "steps_cpu_ms": steps,
+        }
+    return results
+
+
+def _routes(env: dict[str, str], credentials: dict[str, dict[str, str]], session_obj: dict[str, Any],
+            template_obj: dict[str, Any], reference: Path) -> dict[str, dict[str, Any]]:
+    """Each function's first request (its main authenticated route, or its first CloudEvent), carrying
+    `credentials` (Credentials.headers)."""
     from streamspace.events.apiserver import apiserver_event, ping_event
     from streamspace.events.dead_letter import dead_letter_event
 
-    user = {"Authorization": f"Bearer {user_token}"}
-    admin = {"Authorization": f"Bearer {admin_token}"}
-    from streamspace import kube
-
-    session_obj = kube.get("Session", session, NS)
-    template_obj = kube.get("Template", "firefox", NS)
-    assert session_obj is not None and template_obj is not None
+    user, admin, desktop = credentials["user"], credentials["admin"], credentials["desktop"]
 
     def event(headers_body: tuple[dict[str, str], bytes]) -> dict[str, Any]:
         headers, body = headers_body
@@ -217,7 +328,7 @@ def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_
         return {"method": "POST", "path": "/webhooks/repository/sync", "body": body,
                 "headers": {"Content-Type": "application/json", "X-Hub-Signature-256": f"sha256={signature}"}}
 
-    routes: dict[str, dict[str, Any]] = {
+    return {
         "auth": {"path": "/api/v1/auth/me", "headers": user},
         "auth-check": {"path": "/api/v1/auth/session-check", "headers": desktop},
         "catalog": {"path": "/api/v1/catalog/templates", "headers": user},
@@ -228,7 +339,7 @@ def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_
         "templates": {"path": "/api/v1/templates", "headers": user},
         "users": {"path": "/api/v1/users/me", "headers": user},
         # the portal's login cookie carries the same access token (its first page after login)
-        "portal": {"path": "/sessions", "headers": {"Cookie": f"streamspace_portal={user_token}"}},
+        "portal": {"path": "/sessions", "headers": credentials["portal"]},
         "webhooks": webhook(),
         "storage": {"path": "/api/v1/profiles", "headers": user},
         "catalog-sync": event(ping_event(NS, "catalog-sync", json.dumps({"task": "catalog-sync"}))),
@@ -243,70 +354,33 @@ def _cold_starts(env: dict[str, str], hello_http: Path, hello_event: Path, user_
         "dead-letter": event(dead_letter_event(*apiserver_event("update", session_obj, "sessions"), code=500,
                                                dest="http://session-reconcile.streamspace.svc.cluster.local",
                                                response_body=b'{"error": "bench"}')),
+        # A reference, not a function: hello world importing psycopg and psycopg_pool on its first
+        # request, the floor of every function that reads the database before its first answer.
+        REFERENCE: {"path": "/", "source": reference},
     }
-    # A reference, not a function: hello world importing psycopg and psycopg_pool on its first request,
-    # the floor of every function that reads the database before its first answer.
-    reference = hello_http.parent / "hello_psycopg.py"
-    reference.write_text(HELLO_PSYCOPG)
-    precompile(reference.parent)
-    routes[REFERENCE] = {"path": "/", "source": reference}
-    missing = sorted({p.parent.name for p in (ROOT / "functions").glob("*/main.py")} - set(routes))
-    if missing:
-        raise RuntimeError(f"no cold-start route declared for: {', '.join(missing)}")
-    unknown = sorted(set(FUNCTIONS) - set(routes))
-    if unknown:
-        raise SystemExit(f"BENCH_FUNCTIONS names no function: {', '.join(unknown)}")
-    results: dict[str, dict[str, Any]] = {}
-    for function, route in routes.items():
-        if FUNCTIONS and function not in FUNCTIONS:
-            continue
-        source = route.get("source") or ROOT / "functions" / function / "main.py"
-        if IMPORTTIME:
-            Path(IMPORTTIME).mkdir(parents=True, exist_ok=True)
-            profiled = Served(source, {**env, "PYTHONPROFILEIMPORTTIME": "1"},
-                              stderr_to=Path(IMPORTTIME) / f"{function}.txt")
-            try:
-                first_success(profiled, route["path"], method=route.get("method", "GET"),
-                              headers=route.get("headers"), body=route.get("body"))
-            finally:
-                profiled.stop()
-        hello = hello_event if route.get("kind") == "event" else hello_http
-        hello_route = route if route.get("kind") == "event" else {"path": "/"}
-        pairs: list[tuple[float, float]] = []
-        cpu: dict[str, list[float]] = {"hello": [], "ours": []}
-        memory: dict[str, Any] = {}
-        for round_number in range(COLD_ROUNDS):
-            def measure(src: Path, r: dict[str, Any], label: str) -> float:
-                served = Served(src, env)
-                try:
-                    seconds = first_success(served, r["path"], method=r.get("method", "GET"),
-                                            headers=r.get("headers"), body=r.get("body"))
-                    # CPU the process tree spent to get there: on a loaded machine the wall clock also
-                    # counts the time it waited for a core, this does not
-                    cpu[label].append(served.cpu_seconds())
-                    if round_number == COLD_ROUNDS - 1:
-                        memory[label] = served.memory_kib()
-                    return seconds
-                finally:
-                    served.stop()
 
-            if round_number % 2 == 0:
-                b = measure(hello, hello_route, "hello")
-                o = measure(source, route, "ours")
-            else:
-                o = measure(source, route, "ours")
-                b = measure(hello, hello_route, "hello")
-            pairs.append((b, o))
-        results[function] = {
-            "route": "CloudEvent" if route.get("kind") == "event" else f"{route.get('method', 'GET')} {route['path']}",
-            "hello_ms": statistics.median(b for b, _ in pairs) * 1000,
-            "ours_ms": statistics.median(o for _, o in pairs) * 1000,
-            "ratio": [o / b for b, o in pairs],
-            "hello_cpu_ms": statistics.median(cpu["hello"]) * 1000,
-            "ours_cpu_ms": statistics.median(cpu["ours"]) * 1000,
-            "memory": memory,
-        }
-    return results
+
+def _function_identities(cluster: Any, ca: Path, folder: Path) -> dict[str, str]:
+    """{function: its kubeconfig}: each function calls the API server as its pod does, over TLS with the
+    cluster CA and its own ServiceAccount's token (the chart's RBAC loaded into the simulated API
+    server), or with no token where its pod mounts none. The kubeconfig holds exactly the in-cluster
+    configuration's three parts, so a function's first call does what it does in a pod (read the token
+    file, load the CA, a TLS handshake) plus reading one small JSON file."""
+    from streamspace.local.identities import function_accounts, knative_documents
+
+    docs = knative_documents(NS, sessions_namespace=NS)  # the bench's sessions live in its one namespace
+    cluster.load_rbac(docs, NS)
+    tokens = folder / "serviceaccount-tokens"
+    tokens.mkdir()
+    identities = {}
+    for function, account in function_accounts(docs, NS).items():
+        token = tokens / function
+        if account is not None:
+            token.write_text(cluster.token_for(*account))
+        else:
+            token = tokens / f"{function}.not-mounted"  # absent: a call to the cluster fails as in its pod
+        identities[function] = pod_kubeconfig(folder / f"kubeconfig-{function}.json", cluster.url, ca, token)
+    return identities
 
 
 def run() -> dict[str, Any]:
@@ -320,9 +394,11 @@ def run() -> dict[str, Any]:
     # One node with room for every session: the bench measures us, not the simulated capacity.
     cluster = SimCluster(crd_paths=sorted((ROOT / "crds").glob("*.yaml")), kubelet_delay=0.0,
                          nodes=[NodeSpec("bench-node", cpu="10000", memory="100Ti", pods=100000)])
-    cluster.start()
-    os.environ["KUBECONFIG"] = cluster.write_kubeconfig(tmp / "kubeconfig")
+    tls, ca = api_server_tls(tmp / "pki")
+    cluster.start(tls=tls)
+    os.environ["KUBECONFIG"] = pod_kubeconfig(tmp / "kubeconfig.json", cluster.url, ca, None)  # the harness
     kube.reset_client()
+    identities = _function_identities(cluster, ca, tmp)
     precompile(ROOT / "functions", ROOT / "shared")
     env = {**os.environ, "DATABASE_URL": url, "WEBHOOK_SECRET": "bench-webhook-secret-" + "y" * 20,
            "PYTHONDONTWRITEBYTECODE": "1", "LOG_LEVEL": "WARNING"}
@@ -333,15 +409,17 @@ def run() -> dict[str, Any]:
         for name in ("firefox", *(f"app{i}" for i in range(1, TEMPLATES))):
             kube.create(_template(name))
         user_id, user_token = _user("bench", "user")
-        _, admin_token = _user("benchadmin", "admin")
+        admin_id, _ = _user("benchadmin", "admin")
 
-        sessions = Served(ROOT / "functions" / "sessions" / "main.py", env).start()
+        def as_function(function: str) -> dict[str, str]:
+            return {**env, "KUBECONFIG": identities[function]}
+
+        sessions = Served(ROOT / "functions" / "sessions" / "main.py", as_function("sessions")).start()
         served.append(sessions)
         # Cold starts first, with one session (reconcile and resync work on what exists: keep it small).
         names = _launch(sessions.url, user_token, 1)
-        desktop = _desktop_cookie(user_id, names[0])
-        cold = {} if ONLY == "throughput" else _cold_starts(env, hello_http, hello_event, user_token, admin_token,
-                                                            names[0], desktop)
+        cold = {} if ONLY == "throughput" else _cold_starts(env, identities, hello_http, hello_event,
+                                                            Credentials(user_id, admin_id, names[0]), cluster)
         if ONLY == "cold":
             return {"machine": before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
                     "serving": image_serving_env(), "connections": CONNECTIONS, "rounds": 0,
@@ -353,8 +431,8 @@ def run() -> dict[str, Any]:
         names += _launch(sessions.url, user_token, SESSIONS - 1)
         connection_id = _connect(sessions.url, user_token, names[0])
         hello = Served(hello_http, env).start("/")
-        authcheck = Served(ROOT / "functions" / "auth-check" / "main.py", env).start()
-        templates = Served(ROOT / "functions" / "templates" / "main.py", env).start()
+        authcheck = Served(ROOT / "functions" / "auth-check" / "main.py", as_function("auth-check")).start()
+        templates = Served(ROOT / "functions" / "templates" / "main.py", as_function("templates")).start()
         served += [hello, authcheck, templates]
         user = {"Authorization": f"Bearer {user_token}"}
         cases = {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import statistics
 import tempfile
 import time
@@ -114,3 +115,52 @@ def desktop_cookie(user_id: str, username: str, session: str) -> str:
         ticket = issue_ticket(conn, Principal(user_id, username, "user", (), family_id),
                               environment().sessions_namespace, session)
     return redeem(ticket, session, "streamspace.local")[0]
+
+
+def api_server_tls(folder: Path) -> tuple[ssl.SSLContext, Path]:
+    """(the server context, the CA file) for serving the simulated API server over TLS on 127.0.0.1, as
+    a real API server always is: a self-signed P-256 certificate that is its own CA (the ca.crt a pod
+    finds beside its ServiceAccount token)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kube-apiserver")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1)).not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("kubernetes.default.svc"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    folder.mkdir(parents=True, exist_ok=True)
+    ca, key_file = folder / "ca.crt", folder / "apiserver.key"
+    ca.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(ca, key_file)
+    return context, ca
+
+
+def pod_kubeconfig(path: Path, server: str, ca: Path, token_file: Path | None) -> str:
+    """A kubeconfig with what a pod's in-cluster configuration holds and nothing else: the API server's
+    https URL, the cluster CA file and a ServiceAccount token file (None: the harness administrator,
+    which sends no credential). Written as JSON (YAML too): a pod parses no YAML, and neither does a
+    function reading this."""
+    import json
+
+    user = {"tokenFile": str(token_file)} if token_file is not None else {}
+    path.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "pod",
+        "clusters": [{"name": "cluster", "cluster": {"server": server, "certificate-authority": str(ca)}}],
+        "users": [{"name": "pod", "user": user}],
+        "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": "pod"}}]}))
+    return str(path)

@@ -1,0 +1,90 @@
+"""One function's cold start taken apart, in process: `python -m bench.cold_profile SPEC_JSON`.
+
+Run in a fresh interpreter with the function's environment (bench_production does, for
+BENCH_CPROFILE=folder). It reports the process CPU of each step up to the first answer, the way
+functions-framework's CLI takes them (import functions-framework, create_app: the function's own
+imports, then the first request through the app), and then writes a cProfile of a SECOND fresh
+start's first request (a profile inflates what it measures: the figures come from the unprofiled
+start). The request goes through Flask's test client, not gunicorn: the same app, minus the socket.
+"""
+
+from __future__ import annotations
+
+import base64
+import cProfile
+import io
+import json
+import os
+import pstats
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+
+def profile(source: Path, request: dict[str, Any], env: dict[str, str], report: Path,
+            cluster: Any = None) -> dict[str, Any]:
+    """{step: CPU ms} of one unprofiled start, and the cProfile of another start's first request in `report`.
+    With the simulated `cluster`: the Kubernetes requests the unprofiled start made, too."""
+    spec = {"source": str(source), "method": request.get("method", "GET"), "path": request["path"],
+            "headers": request.get("headers") or {},
+            "body": base64.b64encode(request.get("body") or b"").decode()}
+    figures: dict[str, Any] = {}
+    if cluster is not None:
+        cluster.clear_requests()
+    for profiled in (False, True):
+        done = subprocess.run([sys.executable, "-m", "bench.cold_profile", json.dumps({**spec, "profile": profiled})],
+                              env=env, capture_output=True, text=True, timeout=300,
+                              cwd=str(Path(__file__).resolve().parents[1]))
+        if done.returncode != 0:
+            raise RuntimeError(f"{source}: profile failed: {done.stderr[-2000:]}")
+        if profiled:
+            report.write_text(done.stdout)
+        else:
+            figures = json.loads(done.stdout)
+            if cluster is not None:
+                figures["kubernetes"] = [f"{r.method} {r.path}{'?' + r.query if r.query else ''} {r.status}"
+                                         for r in cluster.requests]
+    return figures
+
+
+def main(spec: dict[str, Any]) -> int:
+    clock = time.process_time
+    started = clock()
+    import functions_framework
+
+    imported = clock()
+    app = functions_framework.create_app("handle", spec["source"])
+    created = clock()
+    client = app.test_client(use_cookies=False)  # the request's own Cookie header, as sent
+    body = base64.b64decode(spec["body"]) or None
+    profiler = cProfile.Profile() if spec["profile"] else None
+    before = clock()
+    if profiler is not None:
+        profiler.enable()
+    answer = client.open(spec["path"], method=spec["method"], headers=spec["headers"], data=body)
+    if profiler is not None:
+        profiler.disable()
+    answered = clock()
+    if not 200 <= answer.status_code < 300:
+        print(f"{spec['method']} {spec['path']} answered {answer.status_code}: {answer.data[:300]!r}", file=sys.stderr)
+        return 1
+    if profiler is not None:
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out)
+        stats.sort_stats("cumulative").print_stats(60)
+        stats.sort_stats("cumulative").print_stats("streamspace|functions/", 80)  # our own calls
+        stats.sort_stats("tottime").print_stats(40)
+        print(f"first request: {(answered - before) * 1000:.1f} ms CPU under the profiler\n{out.getvalue()}")
+        return 0
+    print(json.dumps({"interpreter_ms": round(started * 1000, 1),
+                      "functions_framework_ms": round((imported - started) * 1000, 1),
+                      "app_import_ms": round((created - imported) * 1000, 1),
+                      "first_request_ms": round((answered - before) * 1000, 1),
+                      "modules": len(sys.modules), "pid": os.getpid()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(json.loads(sys.argv[1])))
