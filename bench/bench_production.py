@@ -42,7 +42,15 @@ from bench.served import (
     precompile,
     wrk,
 )
-from bench.support import ROOT, api_server_tls, benchmark_database, desktop_cookie, login_token, pod_kubeconfig
+from bench.support import (
+    ROOT,
+    api_server_tls,
+    benchmark_database,
+    database_cpu_seconds,
+    desktop_cookie,
+    login_token,
+    pod_kubeconfig,
+)
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
@@ -166,27 +174,31 @@ def _counts(cluster: Any, user_token: str, session: str, connection_id: str, des
 
 def _throughput(hello: Served, cases: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     samples: dict[str, dict[str, list[float]]] = {
-        name: {"hello": [], "ours": [], "ratio": [], "p50": [], "hello_p50": [], "cpu_us": [], "hello_cpu_us": []}
+        name: {"hello": [], "ours": [], "ratio": [], "p50": [], "hello_p50": [], "cpu_us": [], "hello_cpu_us": [],
+               "database_us": []}
         for name in cases}
     for round_number in range(ROUNDS):
         for name, case in cases.items():
-            def measured(served: Served, url: str, **kw: Any) -> tuple[Any, float]:
-                """The wrk run and the server's CPU microseconds per request (less noisy than req/s)."""
-                before = served.cpu_seconds()
+            def measured(served: Served, url: str, **kw: Any) -> tuple[Any, float, float]:
+                """The wrk run, the server's CPU microseconds per request (less noisy than req/s) and
+                the database server's (its processes' CPU during the run, per request)."""
+                before, database = served.cpu_seconds(), database_cpu_seconds()
                 load = wrk(url, seconds=SECONDS, **kw)
-                return load, (served.cpu_seconds() - before) * 1e6 / max(1, load.requests)
+                requests = max(1, load.requests)
+                return (load, (served.cpu_seconds() - before) * 1e6 / requests,
+                        (database_cpu_seconds() - database) * 1e6 / requests)
 
-            def ours() -> tuple[Any, float]:
+            def ours() -> tuple[Any, float, float]:
                 return measured(case["served"], case["url"], method=case.get("method", "GET"),
                                 headers=case.get("headers"))
 
-            def base() -> tuple[Any, float]:
+            def base() -> tuple[Any, float, float]:
                 return measured(hello, hello.url + "/")
 
             if round_number % 2 == 0:
-                (b, b_cpu), (o, o_cpu) = base(), ours()
+                (b, b_cpu, _), (o, o_cpu, o_db) = base(), ours()
             else:
-                (o, o_cpu), (b, b_cpu) = ours(), base()
+                (o, o_cpu, o_db), (b, b_cpu, _) = ours(), base()
             s = samples[name]
             s["hello"].append(b.rps)
             s["ours"].append(o.rps)
@@ -195,6 +207,7 @@ def _throughput(hello: Served, cases: dict[str, dict[str, Any]]) -> dict[str, di
             s["hello_p50"].append(b.p50_us)
             s["cpu_us"].append(o_cpu)
             s["hello_cpu_us"].append(b_cpu)
+            s["database_us"].append(o_db)
     return {name: {key: (statistics.median(v) if key != "ratio" else v) for key, v in s.items()}
             for name, s in samples.items()}
 
@@ -499,7 +512,8 @@ def table(result: dict[str, Any]) -> str:
         c = counts[name]
         lines.append(f"| {_LABELS[name]} [{c['sql']} SQL, {c['kubernetes']} Kubernetes per request;"
                      f" p50 {figures['p50'] / 1000:.1f} ms; server CPU per request {figures['hello_cpu_us']:.0f}"
-                     f" -> {figures['cpu_us']:.0f} us] | {figures['hello']:.0f} | {figures['ours']:.0f} |"
+                     f" -> {figures['cpu_us']:.0f} us, Postgres's {figures['database_us']:.0f} us]"
+                     f" | {figures['hello']:.0f} | {figures['ours']:.0f} |"
                      f" {_ratio_cell(figures['ratio'])} | >= {target} | {'yes' if met else 'NO'} |")
     for function, figures in result["cold_start"].items():
         ratio = statistics.median(figures["ratio"])

@@ -49,6 +49,25 @@ def benchmark_database() -> str:
     return url
 
 
+def database_cpu_seconds() -> float:
+    """User + system CPU used so far by the benchmark database's server: its postmaster and every
+    process it started (the backends serving the measured functions, autovacuum, the WAL writer).
+    Read from /proc like the served process tree's (bench.served.Served.cpu_seconds)."""
+    pgdata = Path(os.environ["STREAMSPACE_DATA_DIR"]) / "pgdata"
+    todo = [int((pgdata / "postmaster.pid").read_text().split()[0])]
+    ticks = 0
+    while todo:
+        pid = todo.pop()
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (OSError, IndexError, ValueError):
+            pass  # a backend that ended meanwhile
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def bench_user_and_session(session: str = "bench-firefox-1") -> str:
     """A user `bench` owning one session index row (no cluster object); returns the user's id."""
     from streamspace.config import environment
