@@ -53,6 +53,7 @@ from streamspace.domain.templates import ensure_launchable, validate_template_sp
 from streamspace.domain.warm import ANN_WARM_POD, wanted_image
 from streamspace.encoding import dumps
 from streamspace.quotas.service import check_and_reserve
+from streamspace.records import record
 from streamspace.sessions import starts_store, store, warm
 from streamspace.settings.effective import load_config, session_url
 from streamspace.settings.service import (
@@ -140,25 +141,27 @@ def user_sessions(caller: Principal, user_id: str, limit: int = 100, offset: int
     user_id = parse_uuid(user_id)
     with connection() as conn:
         load_user(conn, user_id)  # 404 for an unknown user
-    _, rows, total = _listing(Claimant.of(caller), {"uid": user_id}, limit, offset)
-    return _as_listing(rows, total)
+    listed = _listing(Claimant.of(caller), {"uid": user_id}, limit, offset)
+    return _as_listing(listed.rows, listed.total)
 
 
 def list_claimed_sessions(claimant: Claimant, *, user: str | None = None, state: str | None = None,
                           template: str | None = None, limit: int = 100,
                           offset: int = 0) -> tuple[Principal, dict[str, Any]]:
     """`list_sessions` in ONE statement with the caller's standing: (the caller as it stands, the list)."""
-    caller, rows, total = _claimed_rows(claimant, user, state, template, limit, offset, ())
-    return caller, _as_listing(rows, total)
+    listed = _claimed_rows(claimant, user, state, template, limit, offset, ())
+    return listed.caller, _as_listing(listed.rows, listed.total)
 
 
-def _as_listing(rows: list[tuple[bytes, tuple[Any, ...] | None]], total: int) -> dict[str, Any]:
+def _as_listing(rows: list[tuple[bytes, tuple[Any, ...] | None]], total: int | None) -> dict[str, Any]:
     """The list's answer from store.listed_page's rows, every one decoded (nothing was `known`)."""
     sessions = []
     for _, values in rows:
         if values is None:
             raise RuntimeError("invariant broken: a listed row was not decoded")
         sessions.append(row_to_api(values))
+    if total is None:
+        raise RuntimeError("invariant broken: a kept page was answered where none was kept")
     return {"sessions": sessions, "total": total}
 
 
@@ -170,51 +173,106 @@ def _as_listing(rows: list[tuple[bytes, tuple[Any, ...] | None]], total: int) ->
 _RENDERED_MAX = 4096
 _rendered: dict[bytes, bytes] = {}
 
+# Whole answers of a user's list of its own sessions, per question (the caller, the filters, the
+# page, the namespace and heartbeat window), with the (mark, until) of the statement that made them
+# (store._list_sql). The statement that reads the caller's standing also says whether the answer
+# still holds: the owner's change mark is unchanged and no counted live connection has left the
+# heartbeat window since; then Postgres reads no page and the kept bytes are answered, exactly what
+# that statement would make now. Only an answer made for a caller whose standing the same statement
+# accepted is kept, and it is only answered to that caller after its standing was accepted again.
+# An admin's list (everyone's sessions) is never kept: it would need a mark every session write in
+# the platform takes (one row lock for all of them, at every commit) and it would change with any
+# activity of anyone's session. Bounded by size: a full map is dropped for a new one.
+_ANSWERS_MAX_BYTES = 16 * 2**20
+_answers: dict[tuple[Any, ...], tuple[tuple[str, str], bytes]] = {}
+_answers_bytes = 0
+_kept_answers = 0
+
+
+def kept_answer_count() -> int:
+    """How many lists this process answered with a kept answer (tests and benchmarks read it)."""
+    return _kept_answers
+
 
 def list_claimed_sessions_json(claimant: Claimant, *, user: str | None = None, state: str | None = None,
                                template: str | None = None, limit: int = 100,
                                offset: int = 0) -> tuple[Principal, bytes]:
     """`list_claimed_sessions` as the JSON bytes the API answers (encoding.dumps of that list, byte
     for byte), for GET /api/v1/sessions."""
-    global _rendered
+    global _rendered, _answers, _answers_bytes, _kept_answers
     rendered = _rendered  # this call's map: another thread may replace the module's, never empty this one
     if len(rendered) >= _RENDERED_MAX:
         rendered = _rendered = {}
-    caller, rows, total = _claimed_rows(claimant, user, state, template, limit, offset, rendered)
+    question = (claimant.user_id, user, state, template, limit, offset, environment().sessions_namespace,
+                store.heartbeat_window())
+    answers = _answers
+    kept = answers.get(question)
+    listed = _claimed_rows(claimant, user, state, template, limit, offset, rendered,
+                           kept[0] if kept is not None else store.NOTHING_KEPT)
+    if listed.kept:
+        if kept is None:
+            raise RuntimeError("invariant broken: the list statement kept an answer that was not kept")
+        _kept_answers += 1
+        return listed.caller, kept[1]
     parts = []
-    for digest, values in rows:
+    for digest, values in listed.rows:
         if values is not None:
             rendered[digest] = dumps(row_to_api(values))
         parts.append(rendered[digest])
-    return caller, b'{"sessions":[' + b",".join(parts) + b'],"total":' + str(total).encode() + b"}"
+    answer = b'{"sessions":[' + b",".join(parts) + b'],"total":' + str(listed.total).encode() + b"}"
+    if listed.keepable:
+        if _answers_bytes + len(answer) > _ANSWERS_MAX_BYTES:
+            answers = _answers = {}
+            _answers_bytes = 0
+        answers[question] = (listed.mark, answer)
+        _answers_bytes += len(answer)
+    return listed.caller, answer
+
+
+@record
+class _Listed:
+    """One list statement's answer, as the service reads it."""
+
+    caller: Principal
+    rows: list[tuple[bytes, tuple[Any, ...] | None]]
+    total: int | None  # None: `kept`
+    mark: tuple[str, str]  # the owner's change mark and until when the page's live counts hold
+    kept: bool  # the page passed as kept still holds: no rows, no total came
+    keepable: bool  # a page of the caller's own sessions, the caller's standing accepted
 
 
 def _claimed_rows(claimant: Claimant, user: str | None, state: str | None, template: str | None, limit: int,
-                  offset: int,
-                  known: Container[bytes]) -> tuple[Principal, list[tuple[bytes, tuple[Any, ...] | None]], int]:
+                  offset: int, known: Container[bytes], kept: tuple[str, str] = store.NOTHING_KEPT) -> _Listed:
     if state is not None and state not in STATES:
         raise ValidationError("state", f"expected one of {', '.join(STATES)}, got {state!r}")
-    caller, rows, total = _listing(claimant, {"username": user, "state": state, "template": template}, limit, offset,
-                                   known)
+    listed = _listing(claimant, {"username": user, "state": state, "template": template}, limit, offset, known, kept)
+    caller = listed.caller
     if user is not None and user != caller.username and not caller.is_admin:
         raise Forbidden("only an admin may list another user's sessions", error="forbidden")
-    return caller, rows, total
+    return listed
 
 
 def _listing(claimant: Claimant, filters: dict[str, str | None], limit: int, offset: int,
-             known: Container[bytes] = ()) -> tuple[Principal, list[tuple[bytes, tuple[Any, ...] | None]], int]:
+             known: Container[bytes] = (), kept: tuple[str, str] = store.NOTHING_KEPT) -> _Listed:
     """One page of the sessions the claimant may see that match `filters` (store.listed_page's
     rows). The scope (everyone's or the caller's own) follows the role the token claims; when the
-    database says the role changed since, the other scope's statement runs (once)."""
+    database says the role changed since, the other scope's statement runs (once). `kept` (a page of
+    the caller's own sessions kept before) is passed to the own scope's statement only."""
     namespace = environment().sessions_namespace
     scope = "admin" if claimant.role == "admin" else "own"
-    standing, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset, known)
-    caller = claimant.standing(standing)
+    head, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset, known,
+                                          kept if scope == "own" else store.NOTHING_KEPT)
+    caller = claimant.standing(head)
     if caller.is_admin != (scope == "admin"):
         scope = "admin" if caller.is_admin else "own"
-        standing, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset, known)
-        caller = claimant.standing(standing)
-    return caller, rows, total
+        head, rows, total = store.listed_page(namespace, claimant.params, scope, filters, limit, offset, known,
+                                              kept if scope == "own" else store.NOTHING_KEPT)
+        caller = claimant.standing(head)
+    own = scope == "own" and not caller.is_admin
+    if head["kept"] and not own:
+        raise RuntimeError("invariant broken: a list other than the caller's own sessions was answered as kept")
+    return _Listed(caller=caller, rows=rows, total=total, mark=(head["mark"], head["until"] or ""),
+                   kept=bool(head["kept"]), keepable=own and not head["kept"])
 
 
 def _reachable_session_row(caller: Principal, name: str) -> dict[str, Any]:
@@ -627,4 +685,5 @@ def sessions_update(caller: Principal) -> dict[str, Any]:
 
 
 __all__ = ["connect", "create_session", "delete_session", "disconnect", "get_session", "heartbeat",
-           "list_connections", "list_sessions", "patch_session", "row_to_api", "sessions_update", "user_sessions"]
+           "kept_answer_count", "list_connections", "list_sessions", "patch_session", "row_to_api",
+           "sessions_update", "user_sessions"]

@@ -332,9 +332,14 @@ _LIST_FILTERS = (
     ("template", "s.template = %(template)s::text"),
 )
 LIST_SCOPES = {"admin": "standing.role = 'admin'", "own": "s.user_id = %(caller_sub)s::uuid"}
-# After a page row's SESSION_FIELDS: the standing (STANDING_COLUMNS), the total, the row's digest,
-# and which part of the answer the row is (0: the one head row, 1: a session).
-_LIST_HEAD = ("caller_exists", "caller_username", "caller_role", "caller_active", "caller_revoked", "total")
+# After a page row's SESSION_FIELDS: the standing (STANDING_COLUMNS), the total, the owner's change
+# mark, until when a kept page's live counts hold, whether the kept page still holds, the row's
+# digest, and which part of the answer the row is (0: the one head row, 1: a session).
+_LIST_HEAD = ("caller_exists", "caller_username", "caller_role", "caller_active", "caller_revoked", "total",
+              "mark", "until", "kept")
+# What a caller passes when it keeps no page: a mark no owner has (marks are random version-4 UUIDs;
+# an owner without a mark row reads as the nil UUID).
+NOTHING_KEPT = ("ffffffff-ffff-ffff-ffff-ffffffffffff", "-infinity")
 
 
 @lru_cache(maxsize=len(LIST_SCOPES) * 2 ** len(_LIST_FILTERS))
@@ -349,16 +354,39 @@ def _list_sql(scope: str, given: frozenset[str]) -> str:
     caller's standing, STANDING_COLUMNS, and the total; its session fields null), then the page's
     sessions (their head fields null): what is the same for every row is sent once. Each session
     row carries `digest`, the SHA-256 of all its listed values (SESSION_FIELDS) as one text: equal
-    digests, equal rows. Composed from constants only, every value is a bound parameter."""
+    digests, equal rows.
+
+    A caller that kept the page it was answered before passes that answer's `mark` and `until` as
+    %(kept_mark)s and %(kept_until)s (NOTHING_KEPT: none). When the caller stands, its owner mark
+    (migration 0024: every committed change of its sessions and their connections gives it a new
+    value) is still that one, and now() is before `until` (the moment the page's oldest counted
+    live connection leaves the heartbeat window: a live count falls by time alone), the head row
+    says `kept` and Postgres neither reads nor counts the page (a one-time filter: the page's plan
+    is never executed). The mark and the page are read in one snapshot, so a page answered with
+    mark m is the page as of mark m. Composed from constants only, every value is a bound parameter."""
     where = (" WHERE s.namespace = %(ns)s AND " + LIST_SCOPES[scope]
              + "".join(f" AND {cond}" for name, cond in _LIST_FILTERS if name in given))
     head_nulls = ", ".join(f"NULL AS {name}" for name in _LIST_HEAD)
     session_nulls = ", ".join(f"NULL AS {name}" for name in SESSION_FIELDS)
-    return ("WITH " + STANDING_CTE + ", page AS (SELECT " + _SESSION_COLUMNS  # noqa: S608
-            + " FROM sessions s, standing" + where
-            + " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s)"
-            " SELECT " + session_nulls + ", " + STANDING_COLUMNS + ", (SELECT count(*) FROM sessions s, standing"
-            + where + ") AS total, NULL::bytea AS digest, 0 AS part"
+    live = "c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
+    return ("WITH " + STANDING_CTE + ","  # noqa: S608
+            " mark AS (SELECT coalesce((SELECT m.mark FROM session_list_marks m WHERE m.owner = %(caller_sub)s::uuid),"
+            "  '00000000-0000-0000-0000-000000000000') AS mark),"
+            " kept AS (SELECT mark.mark, EXISTS (SELECT 1 FROM standing) AND mark.mark = %(kept_mark)s::uuid"
+            "  AND now() < %(kept_until)s::timestamptz AS kept FROM mark),"
+            " page AS (SELECT " + _SESSION_COLUMNS
+            + " FROM sessions s, standing" + where + " AND NOT (SELECT kept FROM kept)"
+            " ORDER BY s.created_at DESC, s.name LIMIT %(limit)s OFFSET %(offset)s)"
+            " SELECT " + session_nulls + ", " + STANDING_COLUMNS + ","
+            " CASE WHEN (SELECT kept FROM kept) THEN NULL ELSE (SELECT count(*) FROM sessions s, standing"
+            + where + ") END AS total,"
+            " (SELECT mark::text FROM kept) AS mark,"
+            " CASE WHEN (SELECT kept FROM kept) THEN NULL ELSE coalesce(((SELECT min((SELECT min(c.last_heartbeat)"
+            "   FROM connections c WHERE c.session_namespace = page.namespace AND c.session_name = page.name"
+            "    AND " + live + ")) FROM page WHERE page.active_connections > 0)"
+            "  + make_interval(secs => %(window)s))::text, 'infinity') END AS until,"
+            " (SELECT kept FROM kept) AS kept,"
+            " NULL::bytea AS digest, 0 AS part"
             " UNION ALL SELECT page.*, " + head_nulls + ", sha256(convert_to(page::text, 'UTF8')), 1 FROM page"
             " ORDER BY part, created_at DESC, name")
 
@@ -368,8 +396,9 @@ _ROW_SQL = ("SELECT " + _SESSION_COLUMNS  # noqa: S608
 
 
 def listed_page(namespace: str, standing: Mapping[str, str | None], scope: str,
-                filters: Mapping[str, str | None], limit: int, offset: int,
-                known: Container[bytes] = ()) -> tuple[dict[str, Any], list[tuple[bytes, tuple[Any, ...] | None]], int]:
+                filters: Mapping[str, str | None], limit: int, offset: int, known: Container[bytes] = (),
+                kept: tuple[str, str] = NOTHING_KEPT,
+                ) -> tuple[dict[str, Any], list[tuple[bytes, tuple[Any, ...] | None]], int | None]:
     """ONE statement: (the caller's standing row, one page of rows as the API lists them, the total
     matching) for the caller `standing` names (its Claimant.params), read in `scope` (LIST_SCOPES)
     with the filters given (uid, username, state, template; None: not filtered).
@@ -377,9 +406,14 @@ def listed_page(namespace: str, standing: Mapping[str, str | None], scope: str,
     A page row is (its digest: equal digests, equal values; its values, a tuple that starts with
     SESSION_FIELDS in that order, or None when its digest is in `known`, for a caller that kept what
     it made of that row and need not decode it again). Tuples: a dict per row costs as much as
-    reading the row."""
+    reading the row.
+
+    `kept`: the (mark, until) of the head row of a page the caller kept (see _list_sql). The head row
+    holds `mark` and `until` of this answer, and `kept`: True when the kept page still holds, and
+    then no page row and no total (None) came."""
     params = {**standing, **{name: filters.get(name) for name, _ in _LIST_FILTERS}, "ns": namespace,
-              "limit": limit, "offset": offset, "window": heartbeat_window()}
+              "limit": limit, "offset": offset, "window": heartbeat_window(), "kept_mark": kept[0],
+              "kept_until": kept[1]}
     statement = _list_statement(scope, frozenset(k for k, _ in _LIST_FILTERS if params[k] is not None))
     with connection() as conn:
         rows = statement.run_keyed(conn, params, "digest", known)
@@ -388,6 +422,10 @@ def listed_page(namespace: str, standing: Mapping[str, str | None], scope: str,
         raise RuntimeError("invariant broken: the list statement answered no head row, or other columns")
     fields = len(SESSION_FIELDS)
     head = dict(zip(_LIST_HEAD, rows[0][1][fields:-2], strict=True))
+    if head["kept"]:
+        if len(rows) > 1:
+            raise RuntimeError("invariant broken: a kept page came with rows")
+        return head, [], None
     return head, rows[1:], int(head["total"])  # type: ignore[return-value]  # (page rows have a digest)
 
 
