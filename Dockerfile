@@ -45,7 +45,8 @@ RUN python -c 'import sys; open("shared/streamspace/_build.py", "w").write("VERS
  && if [ "${FUNCTION}" = "all" ]; then cp -r /tmp/functions/. /app/functions/; \
     else cp -r "/tmp/functions/${FUNCTION}" "/app/functions/${FUNCTION}"; fi \
  && find /app/functions -name '__pycache__' -prune -exec rm -rf {} + \
- && python -m compileall -q /opt/venv /app/functions
+ && python -m compileall -q /opt/venv /app/functions \
+ && python -m streamspace precompile
 
 # ---------------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS runtime
@@ -77,7 +78,7 @@ COPY --from=builder /app/functions /app/functions
 COPY --chmod=0755 deploy/docker/entrypoint.sh /usr/local/bin/streamspace-entrypoint
 COPY --chmod=0644 deploy/docker/healthcheck.py /usr/local/lib/streamspace-healthcheck.py
 # Read-only root filesystem: nothing writes outside /tmp (HOME, gunicorn's worker heartbeat files,
-# the local system's data dir). Bytecode is precompiled above.
+# the local system's data dir). Bytecode and the portal's templates are precompiled above.
 ENV PATH=/opt/venv/bin:$PATH \
     FUNCTION=${FUNCTION} \
     VERSION=${VERSION} \

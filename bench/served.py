@@ -83,11 +83,15 @@ def hello_sources(directory: Path) -> tuple[Path, Path]:
 
 
 def precompile(*folders: Path) -> None:
-    """The images run `python -m compileall` at build time; do the same for the sources served here."""
+    """The images run `python -m compileall` and `python -m streamspace precompile` (the portal's
+    templates) at build time; do the same for the sources served here."""
     import compileall
+
+    from streamspace.portal.web import precompile_templates
 
     for folder in folders:
         compileall.compile_dir(str(folder), quiet=1)
+    precompile_templates()
 
 
 

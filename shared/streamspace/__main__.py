@@ -7,6 +7,8 @@
   bootstrap               create the first admin user if there are no users
   openapi [--write]       print (or write into the package) the OpenAPI document
   version                 print the build version
+  precompile              compile the portal's templates ahead of time (the images' build runs it after
+                          compileall, so a portal's first page loads compiled templates)
   convert-template PATH   convert Template manifests of the earlier StreamSpace to stream.space/v1alpha1
   convert-session PATH    the same for Session manifests (files, folders or -; a report per file)
   backup                  run one backup of the database and the cluster to the object store (docs/s3.md)
@@ -66,6 +68,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {target}")
         else:
             sys.stdout.write(text)
+        return 0
+    if command == "precompile":
+        from streamspace.portal.web import TEMPLATE_CACHE_DIR, precompile_templates
+
+        print(f"compiled {len(precompile_templates())} portal templates into {TEMPLATE_CACHE_DIR}")
         return 0
     if command == "run":
         from streamspace.local.runner import main as run_main
