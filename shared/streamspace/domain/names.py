@@ -20,6 +20,8 @@ _INVALID_RUN_RE = re.compile(r"[^a-z0-9]+")
 DNS_LABEL_MAX = 63
 OWNED_PREFIX = "ss-"
 HOME_CLAIM_PREFIX = "home-"
+# The platform's own objects (its Secrets, ConfigMaps, ...): a Template may never name one.
+PLATFORM_OBJECT_PREFIX = "streamspace-"
 # Owned objects are named ss-<session>, so a session name leaves room for the prefix.
 SESSION_NAME_MAX = DNS_LABEL_MAX - len(OWNED_PREFIX)
 _HASH_LENGTH = 10

@@ -35,13 +35,6 @@ from streamspace.domain.resources import (
 
 SESSION_KIND = "Session"
 
-# Where a desktop may NOT connect by default: the cluster's internal ranges (private, shared, link-local;
-# the platform's namespace, Postgres and the functions live there). Config key session.egressDenyCidrs.
-# The cloud metadata addresses are denied whatever the configuration says.
-DEFAULT_EGRESS_DENY = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
-                       "fc00::/7", "fe80::/10")
-
-
 DEFAULT_IDLE_TIMEOUT = "30m"
 DEFAULT_MAX_SESSION_DURATION = "8h"
 DEFAULT_PERSISTENT_HOME = True

@@ -22,7 +22,7 @@ from streamspace.domain.conversion import (
 )
 from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Conflict, ValidationError, join_field
-from streamspace.domain.names import DNS_LABEL_PATTERN, dns_label, is_dns_label
+from streamspace.domain.names import DNS_LABEL_PATTERN, PLATFORM_OBJECT_PREFIX, dns_label, is_dns_label
 from streamspace.domain.resources import (
     ResourceRequirements,
     flat_resources,
@@ -416,7 +416,6 @@ SAFE_FIELD_PATHS = frozenset({"metadata.name", "metadata.namespace", "metadata.u
 RESOURCE_FIELDS = frozenset({"limits.cpu", "limits.memory", "limits.ephemeral-storage",
                              "requests.cpu", "requests.memory", "requests.ephemeral-storage"})
 # The platform's own Secrets and ConfigMaps are all named streamspace-*: never readable by a template.
-PLATFORM_OBJECT_PREFIX = "streamspace-"
 _CONFIG_KEY_RE = re.compile(r"[-._a-zA-Z0-9]+")
 _OBJECT_NAME_RE = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")
 _KEY_REFS = {"secretKeyRef": "Secret", "configMapKeyRef": "ConfigMap"}

@@ -10,9 +10,8 @@ from typing import Any
 
 from streamspace.config import FORWARD_AUTH_CLASSES, ProfileAgentSettings, environment
 from streamspace.domain.duration import DurationError, parse_duration
-from streamspace.domain.sessions import DEFAULT_EGRESS_DENY
 from streamspace.records import record
-from streamspace.settings.service import DEFAULTS, platform_settings
+from streamspace.settings.service import DEFAULT_EGRESS_DENY, DEFAULTS, platform_settings
 
 
 @record

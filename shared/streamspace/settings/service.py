@@ -18,13 +18,18 @@ from streamspace.config import environment
 from streamspace.db import transaction
 from streamspace.domain.duration import format_duration, parse_duration
 from streamspace.domain.errors import Unprocessable, ValidationError
+from streamspace.domain.names import PLATFORM_OBJECT_PREFIX
 from streamspace.domain.quantity import cpu_millis, format_cpu, parse_memory
-from streamspace.domain.sessions import DEFAULT_EGRESS_DENY
-from streamspace.domain.templates import PLATFORM_OBJECT_PREFIX
 from streamspace.settings import store
 
 if TYPE_CHECKING:
     from streamspace.auth.principal import Principal
+
+# Where a desktop may NOT connect by default: the cluster's internal ranges (private, shared, link-local;
+# the platform's namespace, Postgres and the functions live there). Setting session.egressDenyCidrs.
+# The cloud metadata addresses are denied whatever the configuration says.
+DEFAULT_EGRESS_DENY = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "169.254.0.0/16",
+                       "fc00::/7", "fe80::/10")
 
 INGRESS_DOMAIN = "ingress.domain"
 INGRESS_CLASS = "ingress.class"
@@ -57,7 +62,7 @@ DEFAULTS: dict[str, Any] = {
     RESOURCES_MEMORY: "2Gi",
     RESOURCES_CPU: "1000m",
     AUTH_TOTP_REQUIRED: "off",
-    # Ranges a desktop may not reach (domain/sessions.DEFAULT_EGRESS_DENY): the cluster's internal ones.
+    # Ranges a desktop may not reach (DEFAULT_EGRESS_DENY): the cluster's internal ones.
     SESSION_EGRESS_DENY: list(DEFAULT_EGRESS_DENY),
     # Secrets / ConfigMaps (by name, in the sessions' namespace) that templates may read in env.
     TEMPLATE_ENV_SECRETS: [],
