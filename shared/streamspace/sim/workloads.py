@@ -30,7 +30,7 @@ import copy
 import hashlib
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from .api import Api, now, random_suffix
@@ -93,6 +93,13 @@ def _deleting(obj: dict[str, Any]) -> bool:
 def _active(pod: dict[str, Any]) -> bool:
     """controller.IsPodActive: not terminating and not finished."""
     return not _deleting(pod) and (pod.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+
+
+def _claim_candidate(obj: dict[str, Any], owner_uid: str, selector: dict[str, Any] | None) -> bool:
+    """Whether ClaimObject could keep, release or adopt `obj` for the owner: it is the owner's, or
+    an orphan the owner's selector matches (one controlled by someone else is never touched)."""
+    ref = controller_ref(obj)
+    return ref.get("uid") == owner_uid if ref is not None else _selects(selector, _labels(obj))
 
 
 def _selects(selector: dict[str, Any] | None, labels: dict[str, Any]) -> bool:
@@ -251,9 +258,18 @@ class WorkloadControllers:
             found = self.store.get(key, ns, name)
             return copy.deepcopy(found) if found is not None else None
 
-    def _items(self, key: tuple[str, str], ns: str) -> list[dict[str, Any]]:
+    def _claimable(self, key: tuple[str, str], owner: dict[str, Any],
+                   keep: Callable[[dict[str, Any]], bool] | None = None) -> list[dict[str, Any]]:
+        """Copies of the objects `_claim` may act on for `owner`: those it controls, and orphans its
+        selector matches (the only ones ClaimObject adopts). Everything else in the namespace is
+        skipped unread, as the controllers' informer caches hand them out without copying: copying
+        every pod and ReplicaSet for every sync made each one cost O(objects in the namespace) and
+        kept `make run`'s simulated cluster busy for minutes with a few hundred sessions."""
+        uid = owner["metadata"]["uid"]
+        selector = (owner.get("spec") or {}).get("selector")
         with self.store.txn():
-            return [copy.deepcopy(o) for o in self.store.items(key, ns)]
+            return [copy.deepcopy(o) for o in self.store.items(key, owner["metadata"].get("namespace", ""))
+                    if (keep is None or keep(o)) and _claim_candidate(o, uid, selector)]
 
     def _claim(self, owner: dict[str, Any], owner_kind: str, rt: ResourceType,
                candidates: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -307,7 +323,7 @@ class WorkloadControllers:
         if rs is None:
             return
         pod_rt = self._type("", "pods")
-        pods = self._claim(rs, "ReplicaSet", pod_rt, [p for p in self._items(POD_KEY, ns) if _active(p)])
+        pods = self._claim(rs, "ReplicaSet", pod_rt, self._claimable(POD_KEY, rs, _active))
         if not _deleting(rs) and (rs.get("spec") or {}).get("selector"):
             diff = len(pods) - _spec_replicas(rs)
             if diff < 0:
@@ -382,7 +398,7 @@ class WorkloadControllers:
         if dep is None or not (dep.get("spec") or {}).get("selector"):
             return
         rs_rt = self._type("apps", "replicasets")
-        rs_list = self._claim(dep, "Deployment", rs_rt, self._items(RS_KEY, ns))
+        rs_list = self._claim(dep, "Deployment", rs_rt, self._claimable(RS_KEY, dep))
         if _deleting(dep) or (dep.get("spec") or {}).get("paused"):
             new_rs, old_rss = self._new_and_old(dep, rs_list, create=False)
             self._sync_status(dep, new_rs, old_rss)
@@ -610,10 +626,13 @@ class WorkloadControllers:
         if sum(_status_count(rs, "replicas") for rs in old_rss):
             return True
         old_uids = {rs["metadata"]["uid"] for rs in old_rss} - ({new_rs["metadata"]["uid"]} if new_rs else set())
+        if not old_uids:
+            return False
         selector = (dep.get("spec") or {}).get("selector")
-        return any((controller_ref(p) or {}).get("uid") in old_uids and _selects(selector, _labels(p))
-                   and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                   for p in self._items(POD_KEY, dep["metadata"].get("namespace", "")))
+        with self.store.txn():  # read in place: nothing here is kept or changed
+            return any((controller_ref(p) or {}).get("uid") in old_uids and _selects(selector, _labels(p))
+                       and (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                       for p in self.store.items(POD_KEY, dep["metadata"].get("namespace", "")))
 
     @staticmethod
     def _complete(dep: dict[str, Any], status: dict[str, Any]) -> bool:
