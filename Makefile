@@ -78,8 +78,12 @@ bench-scale: $(STAMP) wrk ## How cost grows: list at 50/500/5,000 sessions, hear
 	@$(PY) -m bench scale
 
 .PHONY: loadtest
-loadtest: $(STAMP) ## 200 simulated users against `make run` for a bounded time (LOADTEST_ARGS="--users 200 --seconds 180")
+loadtest: $(STAMP) ## 200 simulated users against `make run` for a bounded time, a heartbeat every 30 s (LOADTEST_ARGS="--users 200 --seconds 300")
 	@$(PY) -m bench.loadtest $(LOADTEST_ARGS)
+
+.PHONY: loadtest-stress
+loadtest-stress: $(STAMP) ## The load test with time compressed tenfold: a heartbeat every 3 s (200 users send 2,000's)
+	@$(PY) -m bench.loadtest --heartbeat-interval 3 $(LOADTEST_ARGS)
 
 .PHONY: wrk
 wrk: ## Install the wrk load generator from the system packages when it is missing (apt-get, as root)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.support import ROOT
+from bench.support import ROOT, process_tree, tree_cpu_seconds
 from streamspace.local.server import unused_port
 
 HELLO_HTTP = '''
@@ -145,27 +145,11 @@ class Served:
 
     def pids(self) -> list[int]:
         assert self.process is not None
-        found, todo = [], [self.process.pid]
-        while todo:
-            pid = todo.pop()
-            found.append(pid)
-            for task in Path(f"/proc/{pid}/task").glob("*"):
-                try:
-                    todo += [int(c) for c in (task / "children").read_text().split()]
-                except OSError:
-                    pass
-        return found
+        return process_tree(self.process.pid)
 
     def cpu_seconds(self) -> float:
         """User + system CPU time used so far by the process tree (gunicorn master + workers)."""
-        ticks = 0
-        for pid in self.pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                ticks += int(fields[11]) + int(fields[12])
-            except (OSError, IndexError, ValueError):
-                pass
-        return ticks / os.sysconf("SC_CLK_TCK")
+        return tree_cpu_seconds(self.process.pid if self.process is not None else 0)
 
     def memory_kib(self) -> dict[str, int]:
         """PSS and RSS of the process tree (master + workers), in KiB."""

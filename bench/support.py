@@ -49,23 +49,44 @@ def benchmark_database() -> str:
     return url
 
 
-def database_cpu_seconds() -> float:
-    """User + system CPU used so far by the benchmark database's server: its postmaster and every
-    process it started (the backends serving the measured functions, autovacuum, the WAL writer).
-    Read from /proc like the served process tree's (bench.served.Served.cpu_seconds)."""
-    pgdata = Path(os.environ["STREAMSPACE_DATA_DIR"]) / "pgdata"
-    todo = [int((pgdata / "postmaster.pid").read_text().split()[0])]
-    ticks = 0
+def process_tree(root: int) -> list[int]:
+    """`root` and every process it started, and theirs (Linux /proc)."""
+    found, todo = [], [root]
     while todo:
         pid = todo.pop()
+        found.append(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                todo += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                pass  # ended meanwhile
+    return found
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User + system CPU used so far by `root` and its descendants (0 when `root` is 0)."""
+    ticks = 0
+    for pid in process_tree(root) if root else []:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
             ticks += int(fields[11]) + int(fields[12])
-            for task in Path(f"/proc/{pid}/task").glob("*"):
-                todo += [int(c) for c in (task / "children").read_text().split()]
         except (OSError, IndexError, ValueError):
-            pass  # a backend that ended meanwhile
+            pass  # a process that ended meanwhile
     return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def postmaster_pid(data_dir: Path) -> int:
+    """The embedded Postgres server's pid in `data_dir` (STREAMSPACE_DATA_DIR), 0 when none runs."""
+    try:
+        return int((data_dir / "pgdata" / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def database_cpu_seconds() -> float:
+    """User + system CPU used so far by the benchmark database's server: its postmaster and every
+    process it started (the backends serving the measured functions, autovacuum, the WAL writer)."""
+    return tree_cpu_seconds(postmaster_pid(Path(os.environ["STREAMSPACE_DATA_DIR"])))
 
 
 def bench_user_and_session(session: str = "bench-firefox-1") -> str:
