@@ -104,9 +104,9 @@ class Route:
         return re.findall(r"{(\w+)}", self.path)
 
 
-def _compile(path: str) -> re.Pattern[str]:
+def _compile(path: str, *, trailing_slash: bool = True) -> re.Pattern[str]:
     pattern = re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", re.escape(path).replace(r"\{", "{").replace(r"\}", "}"))
-    return re.compile(f"^{pattern}/?$")
+    return re.compile(f"^{pattern}/?$" if trailing_slash else f"^{pattern}$")
 
 
 def _ip(text: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
@@ -317,8 +317,10 @@ class Api:
         # the build this process runs, looked up once (a source checkout's lookup of the build module
         # that is not there is an import system search, on every request otherwise)
         self._build = build_info().as_json()
-        # path -> the methods that take the direct lane there: a direct route's own, and HEAD for a GET
+        # path -> the methods that take the direct lane there: a direct route's own, and HEAD for a GET;
+        # for paths with parameters, (their pattern, without a trailing slash; the methods) in turn
         self._direct: dict[str, frozenset[str]] = {}
+        self._direct_patterns: list[tuple[re.Pattern[str], frozenset[str]]] = []
         # (method, path) of routes without parameters that no earlier route matches: found by one
         # lookup instead of trying every route's pattern in turn (`match`)
         self._static: dict[tuple[str, str], Route] = {}
@@ -331,11 +333,12 @@ class Api:
               standing_in_statement: bool = False, direct: bool = False) -> Callable[[Handler], Handler]:
         """Declare a route. `upgrades`: the route also answers WebSocket upgrade requests.
         `standing_in_statement`: the handler reads the caller's standing in its own statement.
-        `direct`: requests for exactly this path and method (HEAD too for a GET) reach this Api
-        straight from the WSGI layer of the app functions-framework builds, without Flask's request
-        dispatch (see `DirectLane`): for a route on the hot path of every request somewhere else (the
-        ingress's forward-auth check) whose handler needs nothing of Flask (no flask.request,
-        templates, streaming or WebSocket). The path's other routes still go through Flask."""
+        `direct`: requests for exactly this path (any values of its parameters, no trailing slash)
+        and method (HEAD too for a GET) reach this Api straight from the WSGI layer of the app
+        functions-framework builds, without Flask's request dispatch (see `DirectLane`): for a route
+        on the hot path of every request somewhere else (the ingress's forward-auth check, a
+        desktop's heartbeat) whose handler needs nothing of Flask (no flask.request, templates,
+        streaming or WebSocket). The path's other routes still go through Flask."""
         if not isinstance(access, Access):
             raise TypeError(f"{method} {path}: access must be an Access value")
         if standing_in_statement and access is not Access.USER:
@@ -349,12 +352,13 @@ class Api:
         if upgrades:
             _let_upgrades_through(path)
         if direct:
-            if "{" in path:
-                raise TypeError(f"{path}: direct routes take no path parameters")
-            if not self._direct:
+            if not self._direct and not self._direct_patterns:
                 _answer_directly(self)
-            methods = {method.upper(), "HEAD"} if method.upper() == "GET" else {method.upper()}
-            self._direct[path] = self._direct.get(path, frozenset()) | methods
+            methods = frozenset({method.upper(), "HEAD"} if method.upper() == "GET" else {method.upper()})
+            if "{" in path:
+                self._direct_patterns.append((_compile(path, trailing_slash=False), methods))
+            else:
+                self._direct[path] = self._direct.get(path, frozenset()) | methods
 
         def register(handler: Handler) -> Handler:
             route = Route(method.upper(), path, handler, access, summary or (handler.__doc__ or "").strip(),
@@ -574,32 +578,41 @@ class DirectLane:
     trailing slash included, takes the Flask route. The other methods of a direct path (a POST
     that creates, CORS preflights) go through Flask as every other route does: what a handler may
     need of Flask (flask.request, the app's config such as its limits, its WebSocket rules) holds
-    for them, and the lane stays what it was measured and reviewed as, a way for hot reads."""
+    for them, and the lane stays what it was measured and reviewed as, a way for hot requests
+    that read no body: the reads, and the heartbeat (a POST whose answer is in its path and query;
+    a body is read, if a direct route ever reads one, through the Api's own limit, `CappedBody`).
+    A path with parameters takes the lane when its pattern matches the whole path."""
 
-    def __init__(self, api: Api, direct: dict[str, frozenset[str]], inner: Callable[..., Any]) -> None:
+    def __init__(self, api: Api, inner: Callable[..., Any]) -> None:
         import flask
 
         self.api = api
-        self.direct = direct
+        self.direct = api._direct
+        self.patterns = api._direct_patterns
         self.inner = inner
         self.request_class = flask.Request
 
+    def takes(self, method: str, path: str) -> bool:
+        methods = self.direct.get(path)
+        if methods is not None:
+            return method in methods
+        return any(method in methods and pattern.match(path) for pattern, methods in self.patterns)
+
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        methods = self.direct.get(environ.get("PATH_INFO"))  # type: ignore[arg-type]
-        if methods is not None and environ.get("REQUEST_METHOD") in methods:
+        if self.takes(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")):
             return self.api(self.request_class(environ))(environ, start_response)
         return self.inner(environ, start_response)
 
 
 def _answer_directly(api: Api) -> None:
-    """Put a DirectLane for `api`'s direct paths in front of the app functions-framework is building
+    """Put a DirectLane for `api`'s direct routes in front of the app functions-framework is building
     (the function's module runs inside that app's context, as for `_let_upgrades_through`)."""
     import flask
 
     if not flask.has_app_context():  # the module was imported outside functions-framework
         return
     app = flask.current_app._get_current_object()  # type: ignore[attr-defined]
-    app.wsgi_app = DirectLane(api, api._direct, app.wsgi_app)
+    app.wsgi_app = DirectLane(api, app.wsgi_app)
 
 
 _PLAUSIBLE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
