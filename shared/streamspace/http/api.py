@@ -9,6 +9,7 @@ request ids, logs and metrics happen here, once, for every route.
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import logging
 import re
@@ -16,7 +17,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import field
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, TypeVar, cast
 
 from streamspace.auth.principal import authenticate, claimant
 from streamspace.buildinfo import build_info
@@ -79,6 +80,19 @@ class Reply:
 
 
 Handler = Callable[["Request"], Any]
+# A WSGI application: what the direct lane answers with (a flask.Response is one too)
+WsgiAnswer = Callable[[dict[str, Any], Callable[..., Any]], Any]
+_Answer = TypeVar("_Answer")
+# Headers werkzeug's response rewrites on the way out (get_wsgi_headers): such answers stay its own
+_REWRITTEN_BY_WERKZEUG = frozenset({"location", "content-location"})
+
+
+@functools.cache
+def _status_line(status: int) -> str:
+    """The status line werkzeug's response writes for `status` ("404 NOT FOUND")."""
+    import flask
+
+    return str(flask.Response(status=status).status)
 
 
 @record
@@ -454,6 +468,11 @@ class Api:
         raise NotFound(f"no route for {method} {path}", error="not found")
 
     def __call__(self, request: flask.Request) -> flask.Response:
+        return self.answer(request, self._respond)
+
+    def answer(self, request: flask.Request, respond: Callable[[Reply, str, dict[str, str]], _Answer]) -> _Answer:
+        """Route, authorize, run the handler and map its errors; `respond` makes the answer of its
+        reply (`_respond` through Flask, `_respond_wsgi` on the direct lane)."""
         started = time.perf_counter()
         request_id = request_id_of(request)
         token = request_id_var.set(request_id)
@@ -466,7 +485,7 @@ class Api:
         try:
             cors = self._cors_headers(request)
             if request.method == "OPTIONS":
-                status, response = 204, self._respond(Reply(None, status=204), request_id, cors)
+                status, response = 204, respond(Reply(None, status=204), request_id, cors)
             else:
                 if "\x00" in request.path or b"%00" in request.query_string or b"\x00" in request.query_string:
                     raise Invalid("the path or query contains a NUL character", error="invalid request")
@@ -479,12 +498,12 @@ class Api:
                 if route.access.needs_token and req._caller is None:  # fail closed: standing never read
                     raise RuntimeError(f"{route.method} {route.path} answered without checking its caller's standing")
                 reply = result if isinstance(result, Reply) else Reply(result, status=route.status)
-                status, response = reply.status, self._respond(reply, request_id, cors)
+                status, response = reply.status, respond(reply, request_id, cors)
         except Exception as exc:  # noqa: BLE001 - every failure becomes a contract-shaped answer
             error = self._as_http_error(exc)
             status = error.status
-            response = self._respond(Reply(error.body(), status=error.status, headers=error.headers), request_id,
-                                     self._cors_headers(request))
+            response = respond(Reply(error.body(), status=error.status, headers=error.headers), request_id,
+                               self._cors_headers(request))
         finally:
             request_id_var.reset(token)
             function_var.reset(function_token)
@@ -540,6 +559,39 @@ class Api:
         for key, value in {**cors, **reply.headers}.items():
             response.headers[key] = value  # replaces any of the above, whatever its case
         return response
+
+    def _respond_wsgi(self, reply: Reply, request_id: str, cors: dict[str, str]) -> WsgiAnswer:
+        """`_respond`'s answer as a WSGI application, for the direct lane: a JSON or bytes body is
+        written straight to the server, the same status line, headers (in the same order) and body
+        as the flask.Response `_respond` makes, without building one (werkzeug's response object and
+        its WSGI headers cost about a tenth of a forward-auth check's CPU). Anything else (no body or
+        a streamed one, a status without a body, a Location, a value werkzeug would refuse) is
+        `_respond`'s own response."""
+        body = reply.body
+        headers = {**cors, **reply.headers}
+        if isinstance(body, bytes):
+            payload = body
+        elif isinstance(body, (dict, list)):
+            payload = dumps(body)
+        else:
+            return self._respond(reply, request_id, cors)
+        if not 200 <= reply.status < 600 or reply.status in (204, 304) or any(
+                key.lower() in _REWRITTEN_BY_WERKZEUG or not isinstance(value, str) or "\n" in value or "\r" in value
+                for key, value in headers.items()):
+            return self._respond(reply, request_id, cors)
+        fields = {"content-type": ("Content-Type", reply.content_type), "x-request-id": ("X-Request-Id", request_id),
+                  "x-content-type-options": ("X-Content-Type-Options", "nosniff"),
+                  "cache-control": ("Cache-Control", "no-store"),
+                  "content-length": ("Content-Length", str(len(payload)))}
+        for key, value in headers.items():  # replaces any of the above in its place, whatever its case
+            fields[key.lower()] = (key, value)
+        status = _status_line(reply.status)
+
+        def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            start_response(status, list(fields.values()))
+            return [] if environ.get("REQUEST_METHOD") == "HEAD" else [payload]
+
+        return wsgi
 
 
 def _let_upgrades_through(path: str) -> None:
@@ -600,7 +652,7 @@ class DirectLane:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if self.takes(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")):
-            return self.api(self.request_class(environ))(environ, start_response)
+            return self.api.answer(self.request_class(environ), self.api._respond_wsgi)(environ, start_response)
         return self.inner(environ, start_response)
 
 
