@@ -88,3 +88,18 @@ def test_a_write_returns_only_once_the_writers_watched_list_shows_it(sim: Any) -
         assert next(o for o in snapshot[1] if o["metadata"]["name"] == name)["spec"]["description"] == "patched"
         kube.delete("Template", name, NAMESPACE)
         assert name not in names()
+
+
+def test_the_first_list_of_a_process_is_the_one_its_watch_starts_from(world: World, sim: Any) -> None:
+    """A cold start's first list of Templates waits for the LIST its watched list begins with instead of
+    sending a second one beside it (a cold start asks the API server once, then watches)."""
+    from streamspace import kube
+
+    kube.create(template_manifest("first-listed"))
+    kube.reset_client()  # a new process: no watched list yet
+    sim.clear_requests()
+    assert "first-listed" in _listed(world)
+    lists = [r for r in sim.requests if r.method == "GET" and r.path.endswith(f"/namespaces/{NAMESPACE}/{PLURAL}")
+             and "watch=true" not in r.query]
+    assert len(lists) == 1, lists
+    kube.delete("Template", "first-listed", NAMESPACE)

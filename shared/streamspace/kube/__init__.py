@@ -425,6 +425,7 @@ class WatchedList:
         self._synced = False
         self._relist = False
         self._stopped = threading.Event()
+        self._first_list_done = threading.Event()  # its first LIST answered or failed
         self._responses: list[Any] = []
         context = contextvars.copy_context()  # the starting function's identity (kubeconfig context)
         self._thread = threading.Thread(target=context.run, args=(self._run,), daemon=True,
@@ -441,6 +442,13 @@ class WatchedList:
             if not self._synced:
                 return None
             return self.generation, [self._objects[name] for name in sorted(self._objects)]
+
+    def first_snapshot(self, timeout: float) -> tuple[int, list[dict[str, Any]]] | None:
+        """snapshot(), except that a list whose first LIST is still under way is waited for (at most
+        `timeout`): the first reader of a process gets the list its watch starts from instead of
+        asking for a LIST of its own beside it. Once that LIST has answered or failed, as snapshot()."""
+        self._first_list_done.wait(timeout)
+        return self.snapshot()
 
     def wait_synced(self, timeout: float) -> bool:
         with self._changed:
@@ -471,6 +479,7 @@ class WatchedList:
 
     def stop(self) -> None:
         self._stopped.set()
+        self._first_list_done.set()
         with self._changed:
             self._drop()
         for response in list(self._responses):
@@ -499,6 +508,7 @@ class WatchedList:
                         self._synced = version.isdigit()
                         self._relist = False
                         self._changed.notify_all()
+                    self._first_list_done.set()
                     if not version.isdigit():
                         raise ValueError(f"unexpected list resourceVersion {version!r}")
                 self._responses = []
@@ -511,6 +521,7 @@ class WatchedList:
                         break
                 failures = 0
             except Exception as exc:  # noqa: BLE001 - a gap in the watch: read from the server meanwhile
+                self._first_list_done.set()  # readers ask the API server themselves meanwhile
                 if self._stopped.is_set():
                     return
                 log.warning("watch interrupted", extra={"kind": self.kind, "reason": str(exc)[:200]})

@@ -86,6 +86,9 @@ def _selected(templates: list[dict[str, Any]], admin: bool, category: str | None
 
 
 _converted: tuple[object, int, list[dict[str, Any]]] | None = None  # (watched list, generation, templates)
+# A process's first list waits this long for the LIST its watched list starts with (one request on a cold
+# start, not two side by side); a slower one is not waited for: the list asks the API server itself.
+FIRST_LIST_WAIT = 5.0
 
 
 def _all_templates() -> list[dict[str, Any]]:
@@ -94,7 +97,7 @@ def _all_templates() -> list[dict[str, Any]]:
     global _converted
     namespace = environment().sessions_namespace
     watched = store.watched(namespace)
-    snapshot = watched.snapshot()
+    snapshot = watched.first_snapshot(FIRST_LIST_WAIT)
     if snapshot is None:
         items = [template_to_api(obj) for obj in store.list_objects(namespace)]
         return sorted(items, key=lambda t: t["name"] or "")
