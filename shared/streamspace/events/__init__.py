@@ -20,6 +20,7 @@ from streamspace.config import environment
 from streamspace.domain.errors import DomainError, ErrorKind, Invalid
 from streamspace.observability import configure_logging, function_var, metrics, request_id_var
 from streamspace.records import record
+from streamspace.startup import pause_collector, resume_collector
 
 log = logging.getLogger("streamspace.events")
 
@@ -121,6 +122,7 @@ def event_function(function: str) -> Callable[[Callable[[Any], Any]], Callable[[
     """Wrap a CloudEvent handler: logs with the event id, metrics, and the delivery outcome codes."""
 
     def decorate(handler: Callable[[Any], Any]) -> Callable[[Any], None]:
+        pause_collector()  # until the first answer: what the start allocates lives as long as the process
         configure_logging(environment().log_level)
 
         @functools.wraps(handler)
@@ -153,6 +155,7 @@ def event_function(function: str) -> Callable[[Callable[[Any], Any]], Callable[[
                 metrics.observe_event(function, event_type, outcome)
                 request_id_var.reset(token)
                 function_var.reset(function_token)
+                resume_collector()
 
         return wrapper
 

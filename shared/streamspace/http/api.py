@@ -37,6 +37,7 @@ from streamspace.http.errors import (
 from streamspace.http.openapi import published_document
 from streamspace.observability import configure_logging, function_var, metrics, request_id_var
 from streamspace.records import record
+from streamspace.startup import pause_collector, resume_collector
 
 if TYPE_CHECKING:
     import flask
@@ -323,6 +324,7 @@ class Api:
 
     def __init__(self, function: str, *, health: Callable[[], dict[str, str]] | None = None) -> None:
         self.function = function
+        pause_collector()  # until the first answer: what the start allocates lives as long as the process
         self.environment = environment()  # a configuration error ends the process here, at start
         configure_logging(self.environment.log_level)
         self.routes: list[Route] = []
@@ -512,6 +514,7 @@ class Api:
         if status >= 500:
             log.warning("request failed", extra={"method": request.method, "path": request.path, "status": status,
                                                  "requestId": request_id})
+        resume_collector()
         return response
 
     def _authorize(self, req: Request, route: Route) -> None:

@@ -36,6 +36,7 @@ from streamspace.http.errors import Forbidden, NotFound, PayloadTooLarge, Unauth
 from streamspace.observability import metrics, request_id_var
 from streamspace.portal import views
 from streamspace.records import record
+from streamspace.startup import resume_collector
 
 if TYPE_CHECKING:
     import flask
@@ -337,6 +338,7 @@ class Portal:
         response.headers.setdefault("Cache-Control", "no-store")
         metrics.observe_request(self.function, request.method, label, response.status_code,
                                 time.perf_counter() - started)
+        resume_collector()  # (paused by the Portal's Api until the first answer: streamspace.startup)
         return response
 
     def _dispatch(self, request: flask.Request) -> flask.Response:
