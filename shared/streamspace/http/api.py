@@ -279,30 +279,65 @@ class Request:
         return body
 
 
-class CappedBody:
-    """A request's body stream that ends after `cap` bytes, whatever the client declared or keeps
-    sending. No one in the process reads more of a body than the Api's own limit (plus the byte that
-    shows it is over): functions-framework's after-request hook (read_request, on every request that
-    takes the Flask route) reads all of it into memory after the answer, to spare clients of servers
-    that reset a connection with unread data. Uncapped, a client that declared 50 MB, or sent a chunked
-    body without end, held a worker thread and its memory for as long as it kept sending, whatever
-    the route answered (a 401 or a 413 included). gunicorn discards what is left unread itself.
-    A body over the limit is never taken for a shorter one: `Request.body_bytes` (the Api's only
-    reader of bodies) refuses it on the extra byte."""
+class LimitedBody:
+    """A request's body stream that never reads more of the body than `limit` bytes (plus the one
+    byte that shows it is over), whatever the client declared or keeps sending, and that refuses a
+    longer body rather than passing its first part off as the whole: the read that goes over the
+    limit raises PayloadTooLarge (413, `refusal` its message), and so does every read after it, until
+    `end` (the answer is made); from then on it reads nothing.
 
-    def __init__(self, stream: Any, cap: int) -> None:
+    Why: functions-framework's after-request hook (read_request, on every request that takes the
+    Flask route) reads all of a body into memory after the answer, to spare clients of servers that
+    reset a connection with unread data. Unlimited, a client that declared 50 MB, or sent a chunked
+    body without end, held a worker thread and its memory for as long as it kept sending, whatever
+    the route answered (a 401 or a 413 included). gunicorn discards what is left unread itself. And a
+    reader that cannot tell a body cut at the limit from a short one (werkzeug's form parser: the
+    portal's forms) would otherwise take a truncated form for the whole one."""
+
+    def __init__(self, stream: Any, limit: int, refusal: str) -> None:
         self._stream = stream
-        self._left = cap
+        self._left = limit
+        self._refusal = refusal
+        self._over = False
+        self._ended = False
 
     def read(self, size: int | None = -1) -> bytes:
-        if self._left <= 0:
+        if self._ended:
             return b""
-        data = self._stream.read(self._left if size is None or size < 0 else min(size, self._left))
+        if size is None or size < 0:  # to the end of the body, which must come within the limit
+            parts = []
+            while part := self._read(self._left + 1):
+                parts.append(part)
+            return b"".join(parts)
+        return self._read(min(size, self._left + 1))
+
+    def _read(self, size: int) -> bytes:
+        if self._over:
+            raise PayloadTooLarge(self._refusal)
+        data = self._stream.read(size)
         self._left -= len(data)
+        if self._left < 0:
+            self._over = True
+            raise PayloadTooLarge(self._refusal)
         return data
 
     def readable(self) -> bool:
         return True
+
+    def end(self) -> None:
+        """The answer is made: nothing more of the body is read (the server discards the rest)."""
+        self._ended = True
+
+
+def limit_body(request: flask.Request, limit: int, refusal: str) -> LimitedBody | None:
+    """Put a LimitedBody on `request` when a body may follow (a declared length, or chunked)."""
+    environ = request.environ
+    if not (environ.get("CONTENT_LENGTH") or "HTTP_TRANSFER_ENCODING" in environ):
+        return None
+    body = LimitedBody(request.stream, limit, refusal)
+    # (werkzeug and functions-framework read a body only with read(): IO[bytes] is more than it needs)
+    request.stream = cast("IO[bytes]", body)
+    return body
 
 
 def _schema_behind() -> str:
@@ -327,6 +362,7 @@ class Api:
         pause_collector()  # until the first answer: what the start allocates lives as long as the process
         self.environment = environment()  # a configuration error ends the process here, at start
         configure_logging(self.environment.log_level)
+        self._body_refusal = f"request body is larger than {self.environment.max_body_bytes} bytes"
         self.routes: list[Route] = []
         self._health_check = health
         self._schema_current = False  # checked by /health until it holds, then never again
@@ -480,10 +516,7 @@ class Api:
         token = request_id_var.set(request_id)
         function_token = function_var.set(self.function)
         route_label = "unmatched"
-        environ = request.environ
-        if environ.get("CONTENT_LENGTH") or "HTTP_TRANSFER_ENCODING" in environ:  # a body may follow
-            # (werkzeug and functions-framework read a body only with read(): IO[bytes] is more than it needs)
-            request.stream = cast("IO[bytes]", CappedBody(request.stream, self.environment.max_body_bytes + 1))
+        body = limit_body(request, self.environment.max_body_bytes, self._body_refusal)
         try:
             cors = self._cors_headers(request)
             if request.method == "OPTIONS":
@@ -507,6 +540,8 @@ class Api:
             response = respond(Reply(error.body(), status=error.status, headers=error.headers), request_id,
                                self._cors_headers(request))
         finally:
+            if body is not None:
+                body.end()
             request_id_var.reset(token)
             function_var.reset(function_token)
         elapsed = time.perf_counter() - started
@@ -635,7 +670,7 @@ class DirectLane:
     need of Flask (flask.request, the app's config such as its limits, its WebSocket rules) holds
     for them, and the lane stays what it was measured and reviewed as, a way for hot requests
     that read no body: the reads, and the heartbeat (a POST whose answer is in its path and query;
-    a body is read, if a direct route ever reads one, through the Api's own limit, `CappedBody`).
+    a body is read, if a direct route ever reads one, through the Api's own limit, `LimitedBody`).
     A path with parameters takes the lane when its pattern matches the whole path."""
 
     def __init__(self, api: Api, inner: Callable[..., Any]) -> None:

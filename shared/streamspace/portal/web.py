@@ -31,7 +31,7 @@ from urllib.parse import quote, urlsplit
 
 from streamspace.auth.principal import authenticate
 from streamspace.auth.refresh import refresh
-from streamspace.http.api import Access, Api, as_http_error, client_address, request_id_of, role_allows
+from streamspace.http.api import Access, Api, as_http_error, client_address, limit_body, request_id_of, role_allows
 from streamspace.http.errors import Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from streamspace.observability import metrics, request_id_var
 from streamspace.portal import views
@@ -71,6 +71,9 @@ SECURITY_HEADERS = {
 STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                 ".svg": "image/svg+xml"}
 MAX_FORM_BYTES = 64 * 1024
+# A form over MAX_FORM_BYTES is refused whole (413), never cut to its first part: the error page says so.
+FORM_TOO_LARGE = (f"This form is larger than {MAX_FORM_BYTES // 1024} KiB, the most the portal accepts. "
+                  "Shorten what you entered and send it again.")
 
 
 def cookie_names(production: bool) -> tuple[str, str]:
@@ -327,10 +330,15 @@ class Portal:
         request_id = request_id_of(request)
         token = request_id_var.set(request_id)
         label = "unmatched"
+        # Whatever answers (a page, the error page, a static file, the Api's routes), nothing in the
+        # process reads more of a body than a form may be: see LimitedBody.
+        body = limit_body(request, MAX_FORM_BYTES, FORM_TOO_LARGE)
         try:
             response = self._dispatch(request)
             label = getattr(request, "_portal_route", label)
         finally:
+            if body is not None:
+                body.end()
             request_id_var.reset(token)
         response.headers["X-Request-Id"] = request_id
         for key, value in SECURITY_HEADERS.items():
@@ -356,8 +364,8 @@ class Portal:
         page = Page(self, request, route, params)
         try:
             if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
-                raise PayloadTooLarge(f"the form is larger than {MAX_FORM_BYTES} bytes")
-            request.max_content_length = MAX_FORM_BYTES  # also bounds a body sent without a length
+                raise PayloadTooLarge(FORM_TOO_LARGE)  # before reading any of it (a body without a
+                # declared length is refused at the byte over the limit, by the body's own stream)
             if route.access.needs_token:
                 try:
                     page._caller = self._resolve_caller(page)
