@@ -6,6 +6,12 @@ functions-framework's CLI takes them (import functions-framework, create_app: th
 imports, then the first request through the app), and then writes a cProfile of a SECOND fresh
 start's first request (a profile inflates what it measures: the figures come from the unprofiled
 start). The request goes through Flask's test client, not gunicorn: the same app, minus the socket.
+
+BENCH_PREIMPORT=psycopg,psycopg_pool: these modules are imported right after functions-framework and
+reported apart (`preimport_ms`), so that the app import and the first request show the function's own
+cost without the database driver's. BENCH_CALLGRIND=1: the same start is also counted under callgrind
+(instructions do not depend on the machine's load): the whole start, and the start stopped before the
+app is created; their difference is the function's own cost (`own_instructions`).
 """
 
 from __future__ import annotations
@@ -16,8 +22,10 @@ import io
 import json
 import os
 import pstats
+import re
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -46,7 +54,27 @@ def profile(source: Path, request: dict[str, Any], env: dict[str, str], report: 
             if cluster is not None:
                 figures["kubernetes"] = [f"{r.method} {r.path}{'?' + r.query if r.query else ''} {r.status}"
                                          for r in cluster.requests]
+    if os.environ.get("BENCH_CALLGRIND"):
+        whole = _instructions({**spec, "profile": False}, env)
+        base = _instructions({**spec, "profile": False, "stop_before_app": True}, env)
+        figures.update(instructions=whole, instructions_before_app=base, own_instructions=whole - base)
     return figures
+
+
+def _instructions(spec: dict[str, Any], env: dict[str, str]) -> int:
+    """Instructions callgrind counts for one fresh start of `spec` (the whole process)."""
+    with tempfile.TemporaryDirectory(prefix="ss-callgrind-") as folder:
+        out = Path(folder) / "callgrind.out"
+        done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+                               sys.executable, "-m", "bench.cold_profile", json.dumps(spec)],
+                              env=env, capture_output=True, text=True, timeout=1800,
+                              cwd=str(Path(__file__).resolve().parents[1]))
+        if done.returncode != 0:
+            raise RuntimeError(f"callgrind failed: {done.stderr[-2000:]}")
+        found = re.search(r"^summary:\s*(\d+)", out.read_text(), re.MULTILINE)
+        if found is None:
+            raise RuntimeError(f"no summary in {out}")
+        return int(found.group(1))
 
 
 def main(spec: dict[str, Any]) -> int:
@@ -55,8 +83,16 @@ def main(spec: dict[str, Any]) -> int:
     import functions_framework
 
     imported = clock()
+    for module in filter(None, os.environ.get("BENCH_PREIMPORT", "").split(",")):
+        __import__(module)
+    preimported = clock()
+    if spec.get("stop_before_app"):
+        return 0
     app = functions_framework.create_app("handle", spec["source"])
     created = clock()
+    from streamspace.db import statement_count
+
+    statements = statement_count()
     client = app.test_client(use_cookies=False)  # the request's own Cookie header, as sent
     body = base64.b64decode(spec["body"]) or None
     profiler = cProfile.Profile() if spec["profile"] else None
@@ -80,8 +116,11 @@ def main(spec: dict[str, Any]) -> int:
         return 0
     print(json.dumps({"interpreter_ms": round(started * 1000, 1),
                       "functions_framework_ms": round((imported - started) * 1000, 1),
-                      "app_import_ms": round((created - imported) * 1000, 1),
+                      "preimport_ms": round((preimported - imported) * 1000, 1),
+                      "app_import_ms": round((created - preimported) * 1000, 1),
                       "first_request_ms": round((answered - before) * 1000, 1),
+                      "own_ms": round((created - preimported + answered - before) * 1000, 1),
+                      "sql_statements": statement_count() - statements,
                       "modules": len(sys.modules), "pid": os.getpid()}))
     return 0
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
 
 from streamspace import kube
 from streamspace.db import execute, fetch_one
+from streamspace.reconcile.pullers import CONDITION, puller_name
 
 from .reconcile_helpers import NS, deliver, get, live, ping, session_manifest, template_manifest, writes
 
@@ -58,6 +60,27 @@ def test_a_resync_of_a_converged_namespace_writes_nothing(urls, sim):
     log = sim.requests
     assert not writes(log), log
     assert len(log) <= 9, log  # lists: Templates, Sessions, 4 owned kinds, claims, pods, image pullers
+
+
+def test_templates_no_event_announced_are_reconciled_with_one_list_of_templates_and_of_pullers(urls, sim):
+    """A fresh installation: Templates made before the event source started. One resync validates
+    them all and makes their image pullers, with one list of Templates and one of pullers whatever
+    their number (it listed both again for each Template to reconcile: 2N lists of N)."""
+    images = [f"registry.example/resync/fresh-{uuid.uuid4().hex[:8]}:{i}" for i in range(2)]
+    names = [f"fresh-{uuid.uuid4().hex[:6]}-{i}" for i in range(5)]
+    for i, name in enumerate(names):
+        kube.create(template_manifest(name, image=images[i % 2], prePull=True))
+    sim.clear_requests()
+    assert ping(urls["resync"], "resync") == 200
+    lists = [f"{r.path}?{r.query}" for r in sim.requests
+             if r.method == "GET" and r.path.endswith(("/templates", "/daemonsets")) and "watch" not in r.query]
+    assert sorted(path.split("?")[0].rsplit("/", 1)[1] for path in lists) == ["daemonsets", "templates"], lists
+    for name in names:
+        status = live("Template", name)["status"]
+        assert status["phase"] == "Ready", (name, status)
+        assert any(c["type"] == CONDITION for c in status["conditions"]), (name, status)
+    for image in images:
+        assert get("DaemonSet", puller_name(image)) is not None, image
 
 
 def test_a_missed_state_change_and_a_deleted_service_are_repaired(urls, sim):

@@ -20,7 +20,7 @@ skipped the Template (not reconciled yet) or lost to the write.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from streamspace import kube
@@ -35,6 +35,7 @@ from streamspace.reconcile.desired import APP_NAME, LABEL_TEMPLATE
 from streamspace.reconcile.ping import require_ping
 from streamspace.reconcile.resolve import MESSAGE_LIMIT, validate
 from streamspace.reconcile.session import Source, reconcile_session, settled
+from streamspace.records import record
 from streamspace.sessions import index_store
 from streamspace.templates import store as template_store
 
@@ -105,6 +106,15 @@ def _status_differs(current: Mapping[str, Any] | None, desired: Mapping[str, Any
     current = current or {}
     return any((current.get(k) or None) != (desired.get(k) or None)
                for k in ("phase", "message", "observedGeneration", "conditions", "prePull"))
+
+
+@record
+class Listed:
+    """A namespace's Templates as just listed, and its image pullers as `sync_pullers` made them match
+    those very copies (image -> live DaemonSet)."""
+
+    templates: Sequence[Mapping[str, Any]]
+    pullers: Mapping[str, Mapping[str, Any]]
 
 
 def sync_pullers(namespace: str, templates: list[dict[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
@@ -244,11 +254,15 @@ def template_deleted(namespace: str, name: str, uid: str) -> str:
     return "deleted"
 
 
-def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = True, now: str | None = None) -> str:
+def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = True, now: str | None = None,
+                       listed: Listed | None = None) -> str:
     """Validate one Template, write its status and index row; reconcile its Sessions when what they
     see of it changed. Returns what was done ("unchanged", "reconciled", "deleted", "superseded": the
     Template changed or was replaced since this copy, and that change's own event reconciles it).
-    `now` (RFC 3339, default the clock): the instant its warm pool's schedule is evaluated at."""
+    `now` (RFC 3339, default the clock): the instant its warm pool's schedule is evaluated at.
+    `listed`: what the caller has just listed, `obj` among it (resync): it stands in for the lists of
+    Templates and image pullers this would otherwise make for `obj` (one Template's event reads them
+    itself; a resync of N Templates must not list them N times)."""
     meta = obj.get("metadata") or {}
     if not isinstance(meta.get("name"), str) or not isinstance(meta.get("namespace"), str):
         raise MalformedEvent("the Template has no metadata.name / metadata.namespace")
@@ -264,6 +278,7 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
         if fresh is None:
             return template_deleted(namespace, name, uid)
         obj, action = fresh, "read"
+        listed = None  # not the copy listed: what it wants is read anew
         meta = obj.get("metadata") or {}
         uid, generation = str(meta.get("uid") or ""), int(meta.get("generation") or 0)
     status = obj.get("status") or {}
@@ -281,10 +296,13 @@ def reconcile_template(obj: Mapping[str, Any], *, action: str, cascade: bool = T
     spec = obj.get("spec")
     phase, message = validate(spec)
     now = now or now_rfc3339()
-    pool = warm.reconcile_pool(obj, _parsed(spec) if phase == "Ready" else None, now)
+    pool = warm.reconcile_pool(obj, _parsed(spec) if phase == "Ready" else None, now,
+                               templates=listed.templates if listed is not None else None)
     desired = template_status(obj, phase, message, now, spec_warnings(spec) if phase == "Ready" else "", pool)
     image = pullers.wanted_image(obj)
-    if row is None or row.get("uid") != uid or row.get("spec") != spec:
+    if listed is not None:  # the pullers were made to match this very copy (among all listed) just now
+        daemonset = listed.pullers.get(image or "")
+    elif row is None or row.get("uid") != uid or row.get("spec") != spec:
         daemonset = sync_pullers(namespace).get(image or "")  # what it wants may have changed
     else:
         daemonset = kube.get("DaemonSet", pullers.puller_name(image), namespace) if image else None

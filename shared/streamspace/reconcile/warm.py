@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -96,19 +96,23 @@ def _condition(old: Mapping[str, Any] | None, ok: bool, reason: str, message: st
     return {"type": "WarmPool", "status": value, "lastTransitionTime": since, "reason": reason, "message": message}
 
 
-def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict[str, Any] | None:
+def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str,
+                   templates: Sequence[Mapping[str, Any]] | None = None) -> dict[str, Any] | None:
     """Apply (or remove) a Template's pool; the WarmPool condition to report, or None when the
     Template never had a pool (nothing to say, nothing to remove: no request at all).
 
     `template_obj` is the event's copy, which may be older than the Template: the pool is built
     from the live Template (one list of the namespace's Templates, which the shared budget needs
-    anyway), so a late event never rolls the pool back to an older spec."""
+    anyway), so a late event never rolls the pool back to an older spec. `templates`: that list,
+    when the caller has just made it (resync), instead of a list of its own."""
     meta = template_obj.get("metadata") or {}
     name, namespace = str(meta["name"]), str(meta["namespace"])
     if peak_size(_warm_pool(template_obj)) == 0 and _old_condition(template_obj) is None:
         return None
-    templates = {str((t.get("metadata") or {}).get("name")): t for t in template_store.list_objects(namespace)}
-    live = templates.get(name)
+    if templates is None:
+        templates = template_store.list_objects(namespace)
+    by_name = {str((t.get("metadata") or {}).get("name")): t for t in templates}
+    live = by_name.get(name)
     if live is None or (live.get("metadata") or {}).get("uid") != meta.get("uid"):
         return None  # deleted (its pool goes with it) or re-created (its own events follow)
     old = _old_condition(live)
@@ -121,7 +125,7 @@ def reconcile_pool(template_obj: Mapping[str, Any], spec: Any, now: str) -> dict
         _remove_pool(namespace, name)
         reason = "NoPool" if live_spec is not None else "TemplateInvalid"
         return _condition(old, False, reason, "no warm desktops are kept", now)
-    peaks = {n: peak_size(_warm_pool(t)) for n, t in templates.items()}
+    peaks = {n: peak_size(_warm_pool(t)) for n, t in by_name.items()}
     problem = over_budget(peaks, name, pool.peak, config.warm_pool_budget)
     if problem is not None:
         _remove_pool(namespace, name)
