@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,15 @@ def test_whole_checkout_limits(tmp_path: Path) -> None:
         parse_checkout(tmp_path, Limits(max_templates=2))
     with pytest.raises(CheckoutRefused, match="MiB of YAML"):
         parse_checkout(tmp_path, Limits(max_total_bytes=300))
+
+
+def test_the_yaml_parser_is_loaded_with_the_first_file_read_not_with_catalog_sync() -> None:
+    """catalog-sync's tick usually finds no repository due and reads no file: its start does not pay
+    for PyYAML's import (about a third of its own start), the first file read does."""
+    script = ("import sys; from streamspace.catalog import sync; print('yaml' in sys.modules);"
+              " from streamspace.catalog.parse import parse_text;"
+              " print(parse_text('kind: Template\\napiVersion: stream.space/v1alpha1\\n', 'a.yaml')[1][0].path);"
+              " print('yaml' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env={**os.environ}, check=True)
+    assert done.stdout.split() == ["False", "a.yaml", "True"], done.stderr

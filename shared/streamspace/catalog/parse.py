@@ -23,9 +23,7 @@ import stat
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any
 
 from streamspace.domain.errors import Invalid, ValidationError
 from streamspace.domain.templates import (
@@ -37,9 +35,20 @@ from streamspace.domain.templates import (
 )
 from streamspace.records import record
 
+if TYPE_CHECKING:
+    import yaml
+
 YAML_SUFFIXES = (".yaml", ".yml")
 OUR_GROUPS = tuple(v.split("/", 1)[0] for v in (API_VERSION, LEGACY_API_VERSION))
-_Loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _yaml() -> tuple[Any, Any]:
+    """PyYAML and its safe loader (the C one when built), imported with the first file read: the
+    import is about a third of catalog-sync's own start, and a tick that finds no repository due
+    reads no file."""
+    import yaml
+
+    return yaml, getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @record
@@ -119,8 +128,9 @@ class _TooComplex(Exception):
 
 def _scan(text: str, limits: Limits) -> None:
     """Walk the YAML event stream (no objects built) and stop at the first limit crossed."""
+    yaml, loader = _yaml()
     events = aliases = anchors = depth = documents = 0
-    for event in yaml.parse(text, Loader=_Loader):
+    for event in yaml.parse(text, Loader=loader):
         events += 1
         if events > limits.max_events_per_file:
             raise _TooComplex(f"more than {limits.max_events_per_file} YAML nodes")
@@ -207,9 +217,10 @@ def _entry(doc: Mapping[str, Any], path: str, limits: Limits) -> CatalogEntry:
 
 def parse_text(text: str, path: str, limits: Limits = DEFAULT_LIMITS) -> tuple[list[CatalogEntry], list[FileError]]:
     """One file's Templates and errors. Never raises for bad content."""
+    yaml, loader = _yaml()
     try:
         _scan(text, limits)
-        documents = list(yaml.load_all(text, Loader=_Loader))
+        documents = list(yaml.load_all(text, Loader=loader))
     except _TooComplex as exc:
         return [], [FileError(path, f"refused: {exc}")]
     except yaml.YAMLError as exc:
