@@ -16,7 +16,8 @@ from .reconcile_helpers import NS, deliver, get, live, ping, session_manifest, t
 
 @pytest.fixture(scope="module")
 def urls(function_url, sim):
-    return {"resync": function_url("resync"), "session": function_url("session-reconcile")}
+    return {"resync": function_url("resync"), "session": function_url("session-reconcile"),
+            "template": function_url("template-reconcile")}
 
 
 def row(name: str) -> Any:
@@ -81,6 +82,34 @@ def test_templates_no_event_announced_are_reconciled_with_one_list_of_templates_
         assert any(c["type"] == CONDITION for c in status["conditions"]), (name, status)
     for image in images:
         assert get("DaemonSet", puller_name(image)) is not None, image
+
+
+def due(template: str) -> bool:
+    return fetch_one("SELECT sessions_due FROM template_index WHERE namespace = %s AND name = %s",
+                     (NS, template))["sessions_due"]
+
+
+def test_a_template_resync_reconciled_is_not_left_due_for_its_sessions(urls, sim):
+    """resync reconciles a Template without fanning out to its Sessions (it reconciles every Session
+    itself, against the index it just wrote): it records that fan-out done, so the echo of the status
+    it wrote reconciles no Session again. A Session that failed leaves its Template due."""
+    suffix = uuid.uuid4().hex[:6]
+    kept, failing = f"due-kept-{suffix}", f"due-failing-{suffix}"
+    for template in (kept, failing):
+        kube.create(template_manifest(template))  # no events: as before the event source started
+        kube.create(session_manifest(f"ivy-{template}", user="ivy", template=template))
+    sim.inject_failure(method="PATCH", path_regex=f"/sessions/ivy-{failing}/status$", status=500, times=1)
+    try:
+        assert ping(urls["resync"], "resync") == 503  # the failing Session asks for a retry
+    finally:
+        sim.clear_failures()
+    assert (due(kept), due(failing)) == (False, True)
+    sim.clear_requests()
+    assert deliver(urls["template"], "update", live("Template", kept)) == 200  # the echo of its status
+    assert not [r for r in sim.requests if r.path.endswith("/sessions")], sim.requests
+    assert deliver(urls["template"], "update", live("Template", failing)) == 200  # its fan-out: done now
+    assert live("Session", f"ivy-{failing}")["status"]["observedGeneration"] == 1
+    assert due(failing) is False
 
 
 def test_a_missed_state_change_and_a_deleted_service_are_repaired(urls, sim):

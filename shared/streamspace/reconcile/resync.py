@@ -123,6 +123,7 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
     template_rows = template_store.index_rows(ns)
 
 
+    unsettled: set[str] = set()  # Templates with a Session whose reconcile failed
     for session in sessions:
         name = _name(session)
         spec = session.get("spec") or {}
@@ -148,11 +149,20 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
                                       force_apply=force, ctx=ctx, pods=pods.get(name, [])))
         except DomainError as exc:
             result.fail(f"session/{name}", exc)
+            unsettled.add(spec["template"])
             log.warning("session resync failed", extra={"session": name, "reason": str(exc)})
             continue
         if force or before[1] is None or before[1].get("observed_generation") != (session.get("metadata") or {}).get(
                 "generation"):
             result.sessions_changed.append(name)
+
+    # Every listed Session was reconciled against these rows: the fan-out each due row waits for (the
+    # Templates above were reconciled without one) is done, unless one of its Sessions failed. Left
+    # due, the Template's next event (the echo of the status written above) would reconcile all its
+    # Sessions again. A row changed since it was read stays due (sessions_reconciled compares).
+    for name, template_row in template_rows.items():
+        if template_row.get("sessions_due") and name not in unsettled:
+            template_store.sessions_reconciled(ns, name, template_row)
 
     live = {_name(s) for s in sessions}
     for name, row in rows.items():
