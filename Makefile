@@ -70,7 +70,7 @@ lint: $(STAMP) ## ruff + mypy (shared library) + import-linter (the layers in py
 	@$(VENV)/bin/lint-imports --no-cache
 
 .PHONY: bench
-bench: $(STAMP) wrk ## The production table: functions served by functions-framework, driven by wrk, as ratios to hello world
+bench: $(STAMP) wrk ## The production table: functions served by functions-framework from image-like venvs (.bench-venvs), driven by wrk, as ratios to hello world
 	@$(PY) -m bench $(BENCH_ARGS)
 
 .PHONY: bench-scale

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.cold_profile import profile as cold_profile
+from bench.production_venv import ProductionVenv, all_functions, describe, production_venvs, shared_venv
 from bench.served import (
     CONNECTIONS,
     HELLO_PSYCOPG,
@@ -231,7 +232,7 @@ class Credentials:
 
 
 def _cold_starts(env: dict[str, str], identities: dict[str, str], hello_http: Path, hello_event: Path,
-                 credentials: Credentials, cluster: Any) -> dict[str, dict[str, Any]]:
+                 credentials: Credentials, cluster: Any, venvs: dict[str, ProductionVenv]) -> dict[str, dict[str, Any]]:
     from streamspace import kube
 
     session_obj = kube.get("Session", credentials.session, NS)
@@ -255,6 +256,8 @@ def _cold_starts(env: dict[str, str], identities: dict[str, str], hello_http: Pa
             continue
         # each function runs as its own ServiceAccount, as its pod does (the reference as none)
         ours_env = {**env, "KUBECONFIG": identities.get(function, env["KUBECONFIG"])}
+        # its image's venv, from which its hello world is served too (the reference: the shared one)
+        venv = venvs.get(function) or shared_venv(venvs)
 
         def route_now() -> dict[str, Any]:
             """The function's request with credentials minted now."""
@@ -265,7 +268,7 @@ def _cold_starts(env: dict[str, str], identities: dict[str, str], hello_http: Pa
         if IMPORTTIME:
             Path(IMPORTTIME).mkdir(parents=True, exist_ok=True)
             profiled = Served(source, {**ours_env, "PYTHONPROFILEIMPORTTIME": "1"},
-                              stderr_to=Path(IMPORTTIME) / f"{function}.txt")
+                              stderr_to=Path(IMPORTTIME) / f"{function}.txt", venv=venv)
             try:
                 first_success(profiled, route["path"], method=route.get("method", "GET"),
                               headers=route.get("headers"), body=route.get("body"))
@@ -274,7 +277,8 @@ def _cold_starts(env: dict[str, str], identities: dict[str, str], hello_http: Pa
         steps: dict[str, Any] = {}
         if CPROFILE:
             Path(CPROFILE).mkdir(parents=True, exist_ok=True)
-            steps = cold_profile(source, route, ours_env, Path(CPROFILE) / f"{function}.txt", cluster)
+            steps = cold_profile(source, route, venv.serving_env(ours_env), Path(CPROFILE) / f"{function}.txt",
+                                 cluster, python=venv.python)
             route = route_now()
         hello = hello_event if route.get("kind") == "event" else hello_http
         pairs: list[tuple[float, float]] = []
@@ -285,7 +289,7 @@ def _cold_starts(env: dict[str, str], identities: dict[str, str], hello_http: Pa
             hello_route = route if route.get("kind") == "event" else {"path": "/"}
 
             def measure(src: Path, r: dict[str, Any], label: str, served_env: dict[str, str]) -> float:
-                served = Served(src, served_env)
+                served = Served(src, served_env, venv=venv)
                 try:
                     seconds = first_success(served, r["path"], method=r.get("method", "GET"),
                                             headers=r.get("headers"), body=r.get("body"))
@@ -373,7 +377,7 @@ def _routes(env: dict[str, str], credentials: dict[str, dict[str, str]], session
     }
 
 
-def _settle(resync_env: dict[str, str]) -> None:
+def _settle(resync_env: dict[str, str], venv: ProductionVenv) -> None:
     """Bring the cluster to the state a running installation is in before the cold starts: the resync
     function's tick, twice (the first reconciles the Templates and makes the session's objects, which
     no relay reports here; the second finds its desktop started and reports it). Each event function's
@@ -383,7 +387,7 @@ def _settle(resync_env: dict[str, str]) -> None:
 
     headers, body = ping_event(NS, "resync", json.dumps({"task": "resync"}))
     for _ in range(2):
-        with Served(ROOT / "functions" / "resync" / "main.py", resync_env) as served:
+        with Served(ROOT / "functions" / "resync" / "main.py", resync_env, venv=venv) as served:
             first_success(served, "/", method="POST", headers=headers, body=body)
 
 
@@ -415,6 +419,7 @@ def run() -> dict[str, Any]:
     from streamspace.sim import SimCluster
     from streamspace.sim.scheduler import NodeSpec
 
+    venvs = production_venvs(all_functions())  # first: building them must not age the tokens below
     before = _machine()
     tmp = Path(tempfile.mkdtemp(prefix="ssb-prod-"))
     url = benchmark_database()
@@ -441,17 +446,21 @@ def run() -> dict[str, Any]:
         def as_function(function: str) -> dict[str, str]:
             return {**env, "KUBECONFIG": identities[function]}
 
-        sessions = Served(ROOT / "functions" / "sessions" / "main.py", as_function("sessions")).start()
+        def serve(function: str) -> Served:
+            source = ROOT / "functions" / function / "main.py"
+            return Served(source, as_function(function), venv=venvs[function]).start()
+
+        sessions = serve("sessions")
         served.append(sessions)
         # Cold starts first, with one session (reconcile and resync work on what exists: keep it small).
         names = _launch(sessions.url, user_token, 1)
         if ONLY != "throughput":
-            _settle(as_function("resync"))
+            _settle(as_function("resync"), venvs["resync"])
         cold = {} if ONLY == "throughput" else _cold_starts(env, identities, hello_http, hello_event,
-                                                            Credentials(user_id, admin_id, names[0]), cluster)
+                                                            Credentials(user_id, admin_id, names[0]), cluster, venvs)
         if ONLY == "cold":
             return {"machine": before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
-                    "serving": image_serving_env(), "connections": CONNECTIONS, "rounds": 0,
+                    "serving": image_serving_env(), "venvs": describe(venvs), "connections": CONNECTIONS, "rounds": 0,
                     "seconds_per_run": SECONDS, "cold_rounds": COLD_ROUNDS, "throughput": {},
                     "warm_memory_after_load": {}, "hot_path_counts": {}, "cold_start": cold}
         # A new login: on a loaded machine the cold starts can outlast an access token's lifetime.
@@ -459,9 +468,9 @@ def run() -> dict[str, Any]:
         desktop = _desktop_cookie(user_id, names[0])
         names += _launch(sessions.url, user_token, SESSIONS - 1)
         connection_id = _connect(sessions.url, user_token, names[0])
-        hello = Served(hello_http, env).start("/")
-        authcheck = Served(ROOT / "functions" / "auth-check" / "main.py", as_function("auth-check")).start()
-        templates = Served(ROOT / "functions" / "templates" / "main.py", as_function("templates")).start()
+        hello = Served(hello_http, env, venv=shared_venv(venvs)).start("/")
+        authcheck = serve("auth-check")
+        templates = serve("templates")
         served += [hello, authcheck, templates]
         user = {"Authorization": f"Bearer {user_token}"}
         cases = {
@@ -479,7 +488,7 @@ def run() -> dict[str, Any]:
             s.stop()
         counts = _counts(cluster, user_token, names[0], connection_id, desktop)
         return {"machine": before, "load_average_after": [round(x, 2) for x in os.getloadavg()],
-                "serving": image_serving_env(), "connections": CONNECTIONS, "rounds": ROUNDS,
+                "serving": image_serving_env(), "venvs": describe(venvs), "connections": CONNECTIONS, "rounds": ROUNDS,
                 "seconds_per_run": SECONDS, "cold_rounds": COLD_ROUNDS,
                 "throughput": throughput, "warm_memory_after_load": warm_memory,
                 "hot_path_counts": counts, "cold_start": cold}
@@ -507,6 +516,7 @@ def table(result: dict[str, Any]) -> str:
     """The figures as one Markdown table of ratios, with the targets each meets."""
     machine = result["machine"]
     serving = result["serving"]
+    venvs = result["venvs"]
     lines = [
         f"Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, kernel "
         f"{machine['kernel']}; load average {machine['load_average']} before, {result['load_average_after']} after.",
@@ -514,6 +524,9 @@ def table(result: dict[str, Any]) -> str:
         f" (the Dockerfile's), one process tree per app; load: wrk, {result['connections']} connections,"
         f" {result['rounds']} alternating rounds of {result['seconds_per_run']:g} s; cold start: median of"
         f" {result['cold_rounds']} alternating pairs. Ratio: median of the per-pair ratios (min-max).",
+        f"Served from image-like venvs (bench/production_venv.py: the Dockerfile's requirements per function,"
+        f" compiled): {', '.join(f'{n} {c}' for n, c in venvs['distributions'].items())} distributions;"
+        f" Python {venvs['python']} here, the images' {venvs['image_python']}.",
         "",
         "| measure | hello world | ours | ratio (spread) | target | met |",
         "|---|---:|---:|---|---|---|",

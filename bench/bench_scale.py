@@ -20,6 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from bench.production_venv import production_venvs
 from bench.served import CONNECTIONS, Served, hello_sources, precompile, wrk
 from bench.support import ROOT, benchmark_database
 
@@ -77,6 +78,7 @@ def run() -> dict[str, Any]:
     os.environ["KUBECONFIG"] = cluster.write_kubeconfig(tmp / "kubeconfig")
     kube.reset_client()
     precompile(ROOT / "functions", ROOT / "shared")
+    venvs = production_venvs(["sessions", "session-reconcile"])  # served as make bench serves them
     env = {**os.environ, "DATABASE_URL": url, "PYTHONDONTWRITEBYTECODE": "1", "LOG_LEVEL": "WARNING"}
     _, hello_event = hello_sources(tmp)
     served: list[Served] = []
@@ -85,7 +87,7 @@ def run() -> dict[str, Any]:
         kube.create(_template("firefox"))
         user_id, token = _user("scale", "user")
         auth = {"Authorization": f"Bearer {token}"}
-        sessions = Served(ROOT / "functions" / "sessions" / "main.py", env).start()
+        sessions = Served(ROOT / "functions" / "sessions" / "main.py", env, venv=venvs["sessions"]).start()
         served.append(sessions)
         launched = _launch(sessions.url, token, 1)
         connection = requests.get(f"{sessions.url}/api/v1/sessions/{launched[0]}/connect", headers=auth, timeout=30)
@@ -113,8 +115,9 @@ def run() -> dict[str, Any]:
                                "rps_ratio": round(many["rps"] / few["rps"], 2)}
 
         # session-reconcile: events per second on one process, next to a CloudEvent hello world.
-        reconcile = Served(ROOT / "functions" / "session-reconcile" / "main.py", env).start()
-        hello = Served(hello_event, env).start("/")
+        reconcile = Served(ROOT / "functions" / "session-reconcile" / "main.py", env,
+                           venv=venvs["session-reconcile"]).start()
+        hello = Served(hello_event, env, venv=venvs["session-reconcile"]).start("/")
         served += [reconcile, hello]
         obj = kube.get("Session", launched[0], NS)
         assert obj is not None

@@ -32,7 +32,7 @@ from typing import Any
 
 
 def profile(source: Path, request: dict[str, Any], env: dict[str, str], report: Path,
-            cluster: Any = None) -> dict[str, Any]:
+            cluster: Any = None, python: str = sys.executable) -> dict[str, Any]:
     """{step: CPU ms} of one unprofiled start, and the cProfile of another start's first request in `report`.
     With the simulated `cluster`: the Kubernetes requests the unprofiled start made, too."""
     spec = {"source": str(source), "method": request.get("method", "GET"), "path": request["path"],
@@ -42,9 +42,9 @@ def profile(source: Path, request: dict[str, Any], env: dict[str, str], report: 
     if cluster is not None:
         cluster.clear_requests()
     for profiled in (False, True):
-        done = subprocess.run([sys.executable, "-m", "bench.cold_profile", json.dumps({**spec, "profile": profiled})],
-                              env=env, capture_output=True, text=True, timeout=300,
-                              cwd=str(Path(__file__).resolve().parents[1]))
+        # run as a script (standard library and functions-framework only): `python` may be a venv without the bench
+        done = subprocess.run([python, str(Path(__file__).resolve()), json.dumps({**spec, "profile": profiled})],
+                              env=env, capture_output=True, text=True, timeout=300)
         if done.returncode != 0:
             raise RuntimeError(f"{source}: profile failed: {done.stderr[-2000:]}")
         if profiled:

@@ -2,7 +2,8 @@
 
 - Every app runs in its OWN process under `functions-framework` (gunicorn, gthread), with the
   worker, thread and timeout settings read from the Dockerfile's ENV, so the figures follow the
-  images if those change.
+  images if those change; `make bench` serves each from an image-like venv (bench.production_venv),
+  the detailed benchmarks from the development venv unless given one.
 - Load comes from `wrk` (C, epoll), never from Python in the server's interpreter, at a stated
   number of keep-alive connections.
 - Cold start: process start to the first 2xx on a given request (HTTP) or CloudEvent.
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.production_venv import ProductionVenv
 from bench.support import ROOT, process_tree, tree_cpu_seconds
 from streamspace.local.server import unused_port
 
@@ -94,19 +96,20 @@ def precompile(*folders: Path) -> None:
     precompile_templates()
 
 
-
-def _functions_framework() -> str:
-    return str(Path(sys.executable).with_name("functions-framework"))
-
-
 class Served:
-    """One app served by functions-framework in its own process tree on 127.0.0.1."""
+    """One app served by functions-framework in its own process tree on 127.0.0.1, from `venv`
+    (an image-like venv) or else the development venv this process runs in."""
 
-    def __init__(self, source: Path, env: dict[str, str], stderr_to: Path | None = None) -> None:
+    def __init__(self, source: Path, env: dict[str, str], stderr_to: Path | None = None,
+                 venv: ProductionVenv | None = None) -> None:
         self.source = source
         self.stderr_to = stderr_to  # a file for the server's stderr (e.g. -X importtime's report), else a pipe
         self.port = unused_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        if venv is not None:
+            env = venv.serving_env(env)
+        self.functions_framework = (venv.functions_framework if venv is not None
+                                    else str(Path(sys.executable).with_name("functions-framework")))
         self.env = {**env, **image_serving_env(), "PORT": str(self.port)}
         self.process: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
@@ -115,7 +118,7 @@ class Served:
         stderr = self.stderr_to.open("wb") if self.stderr_to is not None else subprocess.PIPE
         self.started_at = time.perf_counter()
         self.process = subprocess.Popen(
-            [_functions_framework(), "--source", str(self.source), "--target", "handle",
+            [self.functions_framework, "--source", str(self.source), "--target", "handle",
              "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env, stdout=subprocess.DEVNULL, stderr=stderr)
         if self.stderr_to is not None:
