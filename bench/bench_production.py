@@ -27,7 +27,7 @@ import os
 import platform
 import statistics
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,8 @@ from bench.support import (
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))
 SECONDS = float(os.environ.get("BENCH_SECONDS", "2"))
-COLD_ROUNDS = int(os.environ.get("BENCH_COLD_ROUNDS", "3"))
+COLD_ROUNDS = int(os.environ.get("BENCH_COLD_ROUNDS", "7"))
+COLD_WARMUP = 1  # uncounted rounds of cold starts before the counted ones (the page cache)
 # BENCH_ONLY=throughput or cold: one half of the table (iterating on one hot path); default both.
 ONLY = os.environ.get("BENCH_ONLY", "")
 if ONLY not in ("", "throughput", "cold"):
@@ -231,6 +232,22 @@ class Credentials:
                 "desktop": _desktop_cookie(self.user_id, self.session)}
 
 
+@dataclass
+class _ColdPlan:
+    """One function's cold-start row as the rounds fill it."""
+
+    function: str
+    env: dict[str, str]
+    venv: ProductionVenv
+    source: Path = Path()
+    hello: Path = Path()
+    route_name: str = ""
+    steps: dict[str, Any] = field(default_factory=dict)
+    pairs: list[tuple[float, float]] = field(default_factory=list)
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {"hello": [], "ours": []})
+    memory: dict[str, Any] = field(default_factory=dict)
+
+
 def _cold_starts(env: dict[str, str], identities: dict[str, str], hello_http: Path, hello_event: Path,
                  credentials: Credentials, cluster: Any, venvs: dict[str, ProductionVenv]) -> dict[str, dict[str, Any]]:
     from streamspace import kube
@@ -250,76 +267,79 @@ def _cold_starts(env: dict[str, str], identities: dict[str, str], hello_http: Pa
     unknown = sorted(set(FUNCTIONS) - set(functions))
     if unknown:
         raise SystemExit(f"BENCH_FUNCTIONS names no function: {', '.join(unknown)}")
-    results: dict[str, dict[str, Any]] = {}
-    for function in functions:
-        if FUNCTIONS and function not in FUNCTIONS:
-            continue
-        # each function runs as its own ServiceAccount, as its pod does (the reference as none)
-        ours_env = {**env, "KUBECONFIG": identities.get(function, env["KUBECONFIG"])}
-        # its image's venv, from which its hello world is served too (the reference: the shared one)
-        venv = venvs.get(function) or shared_venv(venvs)
-
-        def route_now() -> dict[str, Any]:
-            """The function's request with credentials minted now."""
-            return _routes(env, credentials.headers(), session_obj, template_obj, reference)[function]
-
-        route = route_now()
-        source = route.get("source") or ROOT / "functions" / function / "main.py"
+    chosen = [f for f in functions if not FUNCTIONS or f in FUNCTIONS]
+    plans: dict[str, _ColdPlan] = {}
+    for function in chosen:
+        # each function runs as its own ServiceAccount, as its pod does (the reference as none);
+        # from its image's venv, which serves its hello world too (the reference: the shared one)
+        plan = _ColdPlan(function, {**env, "KUBECONFIG": identities.get(function, env["KUBECONFIG"])},
+                         venvs.get(function) or shared_venv(venvs))
+        plans[function] = plan
+        route = _routes(env, credentials.headers(), session_obj, template_obj, reference)[function]
+        plan.source = route.get("source") or ROOT / "functions" / function / "main.py"
+        plan.hello = hello_event if route.get("kind") == "event" else hello_http
+        plan.route_name = ("CloudEvent" if route.get("kind") == "event"
+                           else f"{route.get('method', 'GET')} {route['path']}")
         if IMPORTTIME:
             Path(IMPORTTIME).mkdir(parents=True, exist_ok=True)
-            profiled = Served(source, {**ours_env, "PYTHONPROFILEIMPORTTIME": "1"},
-                              stderr_to=Path(IMPORTTIME) / f"{function}.txt", venv=venv)
+            profiled = Served(plan.source, {**plan.env, "PYTHONPROFILEIMPORTTIME": "1"},
+                              stderr_to=Path(IMPORTTIME) / f"{function}.txt", venv=plan.venv)
             try:
                 first_success(profiled, route["path"], method=route.get("method", "GET"),
                               headers=route.get("headers"), body=route.get("body"))
             finally:
                 profiled.stop()
-        steps: dict[str, Any] = {}
         if CPROFILE:
             Path(CPROFILE).mkdir(parents=True, exist_ok=True)
-            steps = cold_profile(source, route, venv.serving_env(ours_env), Path(CPROFILE) / f"{function}.txt",
-                                 cluster, python=venv.python)
-            route = route_now()
-        hello = hello_event if route.get("kind") == "event" else hello_http
-        pairs: list[tuple[float, float]] = []
-        cpu: dict[str, list[float]] = {"hello": [], "ours": []}
-        memory: dict[str, Any] = {}
-        for round_number in range(COLD_ROUNDS):
-            route = route_now()
+            plan.steps = cold_profile(plan.source, route, plan.venv.serving_env(plan.env),
+                                      Path(CPROFILE) / f"{function}.txt", cluster, python=plan.venv.python)
+
+    def measure(plan: _ColdPlan, src: Path, route: dict[str, Any], served_env: dict[str, str],
+                label: str | None, last: bool) -> float:
+        """One cold start's seconds to its first 2xx; `label` None for an uncounted warm-up start."""
+        served = Served(src, served_env, venv=plan.venv)
+        try:
+            seconds = first_success(served, route["path"], method=route.get("method", "GET"),
+                                    headers=route.get("headers"), body=route.get("body"))
+            if label is not None:
+                # CPU the process tree spent to get there: on a loaded machine the wall clock also
+                # counts the time it waited for a core, this does not
+                plan.cpu[label].append(served.cpu_seconds())
+                if last:
+                    plan.memory[label] = served.memory_kib()
+            return seconds
+        finally:
+            served.kill()
+
+    # Rounds interleave the functions (each round starts every function once, the order reversed in
+    # every other round), so a burst of another process's load lands on one pair of many functions
+    # rather than on every pair of one. Round -1 is a warm-up, not counted: each side's first start
+    # reads its files from disk into the page cache, and later starts do not.
+    for round_number in range(-COLD_WARMUP, COLD_ROUNDS):
+        for function in chosen if round_number % 2 == 0 else chosen[::-1]:
+            plan = plans[function]
+            route = _routes(env, credentials.headers(), session_obj, template_obj, reference)[function]
             hello_route = route if route.get("kind") == "event" else {"path": "/"}
-
-            def measure(src: Path, r: dict[str, Any], label: str, served_env: dict[str, str]) -> float:
-                served = Served(src, served_env, venv=venv)
-                try:
-                    seconds = first_success(served, r["path"], method=r.get("method", "GET"),
-                                            headers=r.get("headers"), body=r.get("body"))
-                    # CPU the process tree spent to get there: on a loaded machine the wall clock also
-                    # counts the time it waited for a core, this does not
-                    cpu[label].append(served.cpu_seconds())
-                    if round_number == COLD_ROUNDS - 1:
-                        memory[label] = served.memory_kib()
-                    return seconds
-                finally:
-                    served.stop()
-
-            if round_number % 2 == 0:
-                b = measure(hello, hello_route, "hello", env)
-                o = measure(source, route, "ours", ours_env)
+            counted = round_number >= 0
+            last = round_number == COLD_ROUNDS - 1
+            if round_number % 2 == 0:  # within a pair, hello first in even rounds, ours first in odd ones
+                b = measure(plan, plan.hello, hello_route, env, "hello" if counted else None, last)
+                o = measure(plan, plan.source, route, plan.env, "ours" if counted else None, last)
             else:
-                o = measure(source, route, "ours", ours_env)
-                b = measure(hello, hello_route, "hello", env)
-            pairs.append((b, o))
-        results[function] = {
-            "route": "CloudEvent" if route.get("kind") == "event" else f"{route.get('method', 'GET')} {route['path']}",
-            "hello_ms": statistics.median(b for b, _ in pairs) * 1000,
-            "ours_ms": statistics.median(o for _, o in pairs) * 1000,
-            "ratio": [o / b for b, o in pairs],
-            "hello_cpu_ms": statistics.median(cpu["hello"]) * 1000,
-            "ours_cpu_ms": statistics.median(cpu["ours"]) * 1000,
-            "memory": memory,
-            "steps_cpu_ms": steps,
-        }
-    return results
+                o = measure(plan, plan.source, route, plan.env, "ours" if counted else None, last)
+                b = measure(plan, plan.hello, hello_route, env, "hello" if counted else None, last)
+            if counted:
+                plan.pairs.append((b, o))
+    return {function: {
+        "route": plan.route_name,
+        "hello_ms": statistics.median(b for b, _ in plan.pairs) * 1000,
+        "ours_ms": statistics.median(o for _, o in plan.pairs) * 1000,
+        "ratio": [o / b for b, o in plan.pairs],
+        "hello_cpu_ms": statistics.median(plan.cpu["hello"]) * 1000,
+        "ours_cpu_ms": statistics.median(plan.cpu["ours"]) * 1000,
+        "memory": plan.memory,
+        "steps_cpu_ms": plan.steps,
+    } for function, plan in plans.items()}
 
 
 def _routes(env: dict[str, str], credentials: dict[str, dict[str, str]], session_obj: dict[str, Any],
