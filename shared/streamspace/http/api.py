@@ -84,8 +84,22 @@ Handler = Callable[["Request"], Any]
 # A WSGI application: what the direct lane answers with (a flask.Response is one too)
 WsgiAnswer = Callable[[dict[str, Any], Callable[..., Any]], Any]
 _Answer = TypeVar("_Answer")
-# Headers werkzeug's response rewrites on the way out (get_wsgi_headers): such answers stay its own
-_REWRITTEN_BY_WERKZEUG = frozenset({"location", "content-location"})
+# Headers werkzeug's response rewrites on the way out (get_wsgi_headers, and its body's length): such
+# answers stay its own
+_REWRITTEN_BY_WERKZEUG = frozenset({"location", "content-location", "content-length"})
+
+
+def answer_headers(content_type: str, request_id: str, extra: dict[str, str]) -> list[tuple[str, str]]:
+    """The headers every answer of the Api carries, in order: Content-Type, X-Request-Id, nosniff and
+    no-store; each header of `extra` (CORS, the reply's own) replaces the one of the same name in its
+    place, whatever its case, or follows them. Both lanes' answers are made of this list (the body's
+    Content-Length comes after it)."""
+    fields = {"content-type": ("Content-Type", content_type), "x-request-id": ("X-Request-Id", request_id),
+              "x-content-type-options": ("X-Content-Type-Options", "nosniff"),
+              "cache-control": ("Cache-Control", "no-store")}
+    for key, value in extra.items():
+        fields[key.lower()] = (key, value)
+    return list(fields.values())
 
 
 @functools.cache
@@ -370,9 +384,10 @@ class Api:
         # that is not there is an import system search, on every request otherwise)
         self._build = build_info().as_json()
         # path -> the methods that take the direct lane there: a direct route's own, and HEAD for a GET;
-        # for paths with parameters, (their pattern, without a trailing slash; the methods) in turn
+        # for paths with parameters, (the methods; the literal text before the first parameter, which
+        # every path the pattern matches starts with; the pattern, without a trailing slash) in turn
         self._direct: dict[str, frozenset[str]] = {}
-        self._direct_patterns: list[tuple[re.Pattern[str], frozenset[str]]] = []
+        self._direct_patterns: list[tuple[frozenset[str], str, re.Pattern[str]]] = []
         # (method, path) of routes without parameters that no earlier route matches: found by one
         # lookup instead of trying every route's pattern in turn (`match`)
         self._static: dict[tuple[str, str], Route] = {}
@@ -408,7 +423,7 @@ class Api:
                 _answer_directly(self)
             methods = frozenset({method.upper(), "HEAD"} if method.upper() == "GET" else {method.upper()})
             if "{" in path:
-                self._direct_patterns.append((_compile(path, trailing_slash=False), methods))
+                self._direct_patterns.append((methods, path[:path.index("{")], _compile(path, trailing_slash=False)))
             else:
                 self._direct[path] = self._direct.get(path, frozenset()) | methods
 
@@ -591,12 +606,8 @@ class Api:
             payload = reply.body
         else:
             payload = dumps(reply.body)
-        response = flask.Response(payload, status=reply.status, headers=[
-            ("Content-Type", reply.content_type), ("X-Request-Id", request_id),
-            ("X-Content-Type-Options", "nosniff"), ("Cache-Control", "no-store")])
-        for key, value in {**cors, **reply.headers}.items():
-            response.headers[key] = value  # replaces any of the above, whatever its case
-        return response
+        return flask.Response(payload, status=reply.status,
+                              headers=answer_headers(reply.content_type, request_id, {**cors, **reply.headers}))
 
     def _respond_wsgi(self, reply: Reply, request_id: str, cors: dict[str, str]) -> WsgiAnswer:
         """`_respond`'s answer as a WSGI application, for the direct lane: a JSON or bytes body is
@@ -617,16 +628,11 @@ class Api:
                 key.lower() in _REWRITTEN_BY_WERKZEUG or not isinstance(value, str) or "\n" in value or "\r" in value
                 for key, value in headers.items()):
             return self._respond(reply, request_id, cors)
-        fields = {"content-type": ("Content-Type", reply.content_type), "x-request-id": ("X-Request-Id", request_id),
-                  "x-content-type-options": ("X-Content-Type-Options", "nosniff"),
-                  "cache-control": ("Cache-Control", "no-store"),
-                  "content-length": ("Content-Length", str(len(payload)))}
-        for key, value in headers.items():  # replaces any of the above in its place, whatever its case
-            fields[key.lower()] = (key, value)
+        fields = [*answer_headers(reply.content_type, request_id, headers), ("Content-Length", str(len(payload)))]
         status = _status_line(reply.status)
 
         def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-            start_response(status, list(fields.values()))
+            start_response(status, fields)
             return [] if environ.get("REQUEST_METHOD") == "HEAD" else [payload]
 
         return wsgi
@@ -686,7 +692,9 @@ class DirectLane:
         methods = self.direct.get(path)
         if methods is not None:
             return method in methods
-        return any(method in methods and pattern.match(path) for pattern, methods in self.patterns)
+        # the method and the literal prefix first: the Flask lane's requests are spared the patterns
+        return any(method in methods and path.startswith(prefix) and pattern.match(path) is not None
+                   for methods, prefix, pattern in self.patterns)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         if self.takes(environ.get("REQUEST_METHOD", ""), environ.get("PATH_INFO", "")):
