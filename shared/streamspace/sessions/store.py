@@ -47,9 +47,10 @@ HOLDING = ("running", "hibernated")
 _GENERATION_SET = " generation = greatest(generation, %(gen)s::bigint)"
 _GENERATION_NOT_OLDER = "(%(gen)s::bigint IS NULL OR generation IS NULL OR generation <= %(gen)s::bigint)"
 
-# Live connections (computed at read time, never by a background job): no disconnect, and a
-# heartbeat inside the window: c.disconnected_at IS NULL
-#                               AND c.last_heartbeat > now() - make_interval(secs => <window seconds>)
+# A live connection `c` (computed at read time, never by a background job): no disconnect, and a
+# heartbeat inside the window of %(window)s seconds. Every statement that counts or keeps live
+# connections says it with this text.
+LIVE_CONNECTION = "c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
 
 
 def heartbeat_window() -> int:
@@ -183,8 +184,8 @@ SUMMARY_COLUMNS = """
   (SELECT count(*) FILTER (WHERE state <> 'terminated') FROM sessions s WHERE %(all)s OR s.user_id = %(uid)s::uuid)
     AS total,
   (SELECT count(*) FROM connections c
-     WHERE c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)
-       AND (%(all)s OR c.user_id = %(uid)s::uuid)) AS connections"""
+     WHERE """ + LIVE_CONNECTION + """
+       AND (%(all)s OR c.user_id = %(uid)s::uuid)) AS connections"""  # noqa: S608 - constants only
 
 # Every session by state and the cpu and memory running sessions hold: one row (the cluster block).
 CLUSTER_TOTALS_SQL = """
@@ -301,14 +302,14 @@ def _may_overwrite(current: Mapping[str, Any], uid: str | None, generation: int 
 # The columns of one listed session, shared by the list and the single-row read, in the order of
 # SESSION_FIELDS (the list's rows are tuples in this order).
 _SESSION_COLUMNS = (
-    "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"
+    "s.namespace, s.name, s.user_id::text AS user_id, s.username, s.template, s.state, s.phase, s.url,"  # noqa: S608
     " s.pod_name, s.message, s.cpu_millis, s.memory_bytes, s.cpu_request_millis, s.memory_request_bytes,"
     " s.persistent_home, s.idle_timeout_seconds,"
     " s.max_duration_seconds, s.tags, s.start_kind, s.expected_ready_seconds,"
     " to_char(s.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS created_at,"
     " to_char(s.last_activity AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') AS last_activity,"
     " (SELECT count(*) FROM connections c WHERE c.session_namespace = s.namespace AND c.session_name = s.name"
-    "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s))"
+    "   AND " + LIVE_CONNECTION + ")"
     " AS active_connections"
 )
 SESSION_FIELDS = ("namespace", "name", "user_id", "username", "template", "state", "phase", "url", "pod_name",
@@ -368,7 +369,6 @@ def _list_sql(scope: str, given: frozenset[str]) -> str:
              + "".join(f" AND {cond}" for name, cond in _LIST_FILTERS if name in given))
     head_nulls = ", ".join(f"NULL AS {name}" for name in _LIST_HEAD)
     session_nulls = ", ".join(f"NULL AS {name}" for name in SESSION_FIELDS)
-    live = "c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
     return ("WITH " + STANDING_CTE + ","  # noqa: S608
             " mark AS (SELECT coalesce((SELECT m.mark FROM session_list_marks m WHERE m.owner = %(caller_sub)s::uuid),"
             "  '00000000-0000-0000-0000-000000000000') AS mark),"
@@ -383,7 +383,7 @@ def _list_sql(scope: str, given: frozenset[str]) -> str:
             " (SELECT mark::text FROM kept) AS mark,"
             " CASE WHEN (SELECT kept FROM kept) THEN NULL ELSE coalesce(((SELECT min((SELECT min(c.last_heartbeat)"
             "   FROM connections c WHERE c.session_namespace = page.namespace AND c.session_name = page.name"
-            "    AND " + live + ")) FROM page WHERE page.active_connections > 0)"
+            "    AND " + LIVE_CONNECTION + ")) FROM page WHERE page.active_connections > 0)"
             "  + make_interval(secs => %(window)s))::text, 'infinity') END AS until,"
             " (SELECT kept FROM kept) AS kept,"
             " NULL::bytea AS digest, 0 AS part"
@@ -491,7 +491,7 @@ _HEARTBEAT_SQL = (
     "          AND (standing.role = 'admin' OR x.user_id = %(caller_sub)s::uuid)),"
     " c AS (UPDATE connections c SET last_heartbeat = now() FROM s"
     "        WHERE c.id = %(cid)s::uuid AND c.session_namespace = s.namespace AND c.session_name = s.name"
-    "          AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
+    "          AND " + LIVE_CONNECTION +
     "        RETURNING c.session_namespace, c.session_name),"
     " a AS (UPDATE sessions x SET last_activity = now() FROM c"
     "        WHERE x.namespace = c.session_namespace AND x.name = c.session_name"
@@ -515,7 +515,7 @@ def heartbeat(namespace: str, name: str, connection_id: str,
 
 
 _DISCONNECT_SQL = (
-    "WITH s AS (SELECT namespace, name FROM sessions"
+    "WITH s AS (SELECT namespace, name FROM sessions"  # noqa: S608
     "            WHERE namespace = %(ns)s AND name = %(name)s AND (%(admin)s OR user_id = %(uid)s::uuid)),"
     " d AS (UPDATE connections c SET disconnected_at = now() FROM s"
     "        WHERE c.id = %(cid)s::uuid AND c.session_namespace = s.namespace AND c.session_name = s.name"
@@ -524,8 +524,7 @@ _DISCONNECT_SQL = (
     "        WHERE x.namespace = s.namespace AND x.name = s.name RETURNING 1)"
     " SELECT (SELECT count(*) FROM s) AS found, (SELECT count(*) FROM d) AS disconnected,"
     "        (SELECT count(*) FROM connections c, s WHERE c.session_namespace = s.namespace"
-    "          AND c.session_name = s.name AND c.id <> %(cid)s::uuid AND c.disconnected_at IS NULL"
-    "          AND c.last_heartbeat > now() - make_interval(secs => %(window)s)) AS active"
+    "          AND c.session_name = s.name AND c.id <> %(cid)s::uuid AND " + LIVE_CONNECTION + ") AS active"
 )
 
 
@@ -541,9 +540,9 @@ def disconnect(namespace: str, name: str, connection_id: str, owner_id: str | No
 def live_connections(namespace: str, name: str) -> list[dict[str, Any]]:
     """The session's live connections (not closed, a heartbeat inside the window), oldest first."""
     return fetch_all(
-        "SELECT c.id::text AS id, c.username, c.client_ip, c.user_agent, c.connected_at, c.last_heartbeat"
+        "SELECT c.id::text AS id, c.username, c.client_ip, c.user_agent, c.connected_at, c.last_heartbeat"  # noqa: S608
         "  FROM connections c WHERE c.session_namespace = %(ns)s AND c.session_name = %(name)s"
-        "   AND c.disconnected_at IS NULL AND c.last_heartbeat > now() - make_interval(secs => %(window)s)"
+        "   AND " + LIVE_CONNECTION +
         " ORDER BY c.connected_at",
         {"ns": namespace, "name": name, "window": heartbeat_window()})
 
