@@ -278,6 +278,17 @@ def test_a_write_that_rolls_back_keeps_the_answer(owner: Client) -> None:
     assert kept and answer == before == _now_as_built(owner)
 
 
+def test_an_answer_that_replaces_the_same_questions_earlier_one_is_counted_at_its_own_size(owner: Client) -> None:
+    """The kept answers are bounded by their bytes: the count is what is kept, so an answer made
+    anew after a write replaces the earlier answer's size, it is not added to it."""
+    from streamspace.sessions import service
+
+    page = _seen_at_once(owner, lambda: _create(owner))  # the same question's answer, made anew and kept
+    assert page["total"] >= 1
+    kept_now = service._answers  # (the process's kept answers, read as the count must see them)
+    assert service.kept_answers_size() == sum(len(answer) for _, answer in kept_now.values())
+
+
 # -- who is answered a kept answer -----------------------------------------------------------------
 
 def test_a_kept_answer_is_one_statement_and_never_outlives_the_callers_standing(owner: Client) -> None:

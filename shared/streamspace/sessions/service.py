@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import secrets
 import string
+import threading
 import uuid
 from collections.abc import Container, Mapping, Sequence
 from datetime import UTC, datetime
@@ -185,8 +186,11 @@ _rendered: dict[bytes, bytes] = {}
 # activity of anyone's session. Bounded by size: a full map is dropped for a new one.
 _ANSWERS_MAX_BYTES = 16 * 2**20
 _answers: dict[tuple[Any, ...], tuple[tuple[str, str], bytes]] = {}
-_answers_bytes = 0
+_answers_bytes = 0  # the size of the answers in _answers, exactly
 _kept_answers = 0
+# Held while _answers, _answers_bytes or _kept_answers change (the server's threads share them): a
+# few instructions each time, beside a list statement's round trip.
+_answers_lock = threading.Lock()
 
 
 def kept_answer_count() -> int:
@@ -194,25 +198,43 @@ def kept_answer_count() -> int:
     return _kept_answers
 
 
+def kept_answers_size() -> int:
+    """The bytes of the answers this process keeps, as it counts them (tests read it)."""
+    return _answers_bytes
+
+
+def _keep_answer(question: tuple[Any, ...], mark: tuple[str, str], answer: bytes) -> None:
+    """Keep `answer` to `question`, in place of an earlier answer to it; a map that would grow past
+    _ANSWERS_MAX_BYTES is dropped for a new one."""
+    global _answers, _answers_bytes
+    with _answers_lock:
+        earlier = _answers.get(question)
+        size = _answers_bytes - (len(earlier[1]) if earlier is not None else 0) + len(answer)
+        if size > _ANSWERS_MAX_BYTES:
+            _answers, size = {}, len(answer)
+        _answers[question] = (mark, answer)
+        _answers_bytes = size
+
+
 def list_claimed_sessions_json(claimant: Claimant, *, user: str | None = None, state: str | None = None,
                                template: str | None = None, limit: int = 100,
                                offset: int = 0) -> tuple[Principal, bytes]:
     """`list_claimed_sessions` as the JSON bytes the API answers (encoding.dumps of that list, byte
     for byte), for GET /api/v1/sessions."""
-    global _rendered, _answers, _answers_bytes, _kept_answers
+    global _rendered, _kept_answers
     rendered = _rendered  # this call's map: another thread may replace the module's, never empty this one
     if len(rendered) >= _RENDERED_MAX:
         rendered = _rendered = {}
     question = (claimant.user_id, user, state, template, limit, offset, environment().sessions_namespace,
                 store.heartbeat_window())
-    answers = _answers
-    kept = answers.get(question)
+    kept = _answers.get(question)
     listed = _claimed_rows(claimant, user, state, template, limit, offset, rendered,
                            kept[0] if kept is not None else store.NOTHING_KEPT)
     if listed.kept:
         if kept is None:
             raise RuntimeError("invariant broken: the list statement kept an answer that was not kept")
-        _kept_answers += 1
+        with _answers_lock:
+            _kept_answers += 1
         return listed.caller, kept[1]
     parts = []
     for digest, values in listed.rows:
@@ -221,11 +243,7 @@ def list_claimed_sessions_json(claimant: Claimant, *, user: str | None = None, s
         parts.append(rendered[digest])
     answer = b'{"sessions":[' + b",".join(parts) + b'],"total":' + str(listed.total).encode() + b"}"
     if listed.keepable:
-        if _answers_bytes + len(answer) > _ANSWERS_MAX_BYTES:
-            answers = _answers = {}
-            _answers_bytes = 0
-        answers[question] = (listed.mark, answer)
-        _answers_bytes += len(answer)
+        _keep_answer(question, listed.mark, answer)
     return listed.caller, answer
 
 
