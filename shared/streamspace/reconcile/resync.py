@@ -120,8 +120,8 @@ def run_resync(namespace: str | None = None) -> ResyncResult:
             pods[session_label].append(pod)
     sessions = kube.list_objects("Session", ns)
     rows = index_store.rows_of_namespace(ns)
-    template_rows = template_store.index_rows(ns)
-
+    if result.templates_reconciled or result.templates_dropped:  # the index changed: read what it is now
+        template_rows = template_store.index_rows(ns)
 
     unsettled: set[str] = set()  # Templates with a Session whose reconcile failed
     for session in sessions:
