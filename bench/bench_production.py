@@ -35,7 +35,7 @@ from bench.cold_profile import profile as cold_profile
 from bench.production_venv import ProductionVenv, all_functions, describe, production_venvs, shared_venv
 from bench.served import (
     CONNECTIONS,
-    HELLO_PSYCOPG,
+    HELLO_PSYCOPG2,
     Served,
     first_success,
     hello_sources,
@@ -80,7 +80,7 @@ THROUGHPUT_TARGETS = {"list": 0.5, "heartbeat": 0.6, "session-check": 0.7, "temp
 COLD_START_TARGET = 1.5
 if set(ROUTES) - set(THROUGHPUT_TARGETS):
     raise SystemExit(f"BENCH_ROUTES names no route: {', '.join(sorted(set(ROUTES) - set(THROUGHPUT_TARGETS)))}")
-REFERENCE = "hello-psycopg"
+REFERENCE = "hello-psycopg2"
 
 
 def _template(name: str) -> dict[str, Any]:
@@ -255,10 +255,10 @@ def _cold_starts(env: dict[str, str], identities: dict[str, str], hello_http: Pa
     session_obj = kube.get("Session", credentials.session, NS)
     template_obj = kube.get("Template", "firefox", NS)
     assert session_obj is not None and template_obj is not None
-    # A reference, not a function: hello world importing psycopg and psycopg_pool on its first request,
+    # A reference, not a function: hello world importing psycopg2 (the driver) on its first request,
     # the floor of every function that reads the database before its first answer.
-    reference = hello_http.parent / "hello_psycopg.py"
-    reference.write_text(HELLO_PSYCOPG)
+    reference = hello_http.parent / "hello_psycopg2.py"
+    reference.write_text(HELLO_PSYCOPG2)
     precompile(reference.parent)
     functions = list(_routes(env, credentials.headers(), session_obj, template_obj, reference))
     missing = sorted({p.parent.name for p in (ROOT / "functions").glob("*/main.py")} - set(functions))
@@ -391,7 +391,7 @@ def _routes(env: dict[str, str], credentials: dict[str, dict[str, str]], session
         "dead-letter": event(dead_letter_event(*apiserver_event("update", session_obj, "sessions"), code=500,
                                                dest="http://session-reconcile.streamspace.svc.cluster.local",
                                                response_body=b'{"error": "bench"}')),
-        # A reference, not a function: hello world importing psycopg and psycopg_pool on its first
+        # A reference, not a function: hello world importing psycopg2 (the driver) on its first
         # request, the floor of every function that reads the database before its first answer.
         REFERENCE: {"path": "/", "source": reference},
     }
@@ -567,7 +567,7 @@ def table(result: dict[str, Any]) -> str:
     for function, figures in result["cold_start"].items():
         ratio = statistics.median(figures["ratio"])
         if function == REFERENCE:
-            lines.append(f"| cold start, reference: hello world importing psycopg and psycopg_pool on its first"
+            lines.append(f"| cold start, reference: hello world importing psycopg2 (the driver) on its first"
                          f" request, ms [process CPU {figures['hello_cpu_ms']:.0f} -> {figures['ours_cpu_ms']:.0f}"
                          f" ms] | {figures['hello_ms']:.0f} | {figures['ours_ms']:.0f} |"
                          f" {_ratio_cell(figures['ratio'])} | floor | - |")

@@ -7,7 +7,7 @@ imports, then the first request through the app), and then writes a cProfile of 
 start's first request (a profile inflates what it measures: the figures come from the unprofiled
 start). The request goes through Flask's test client, not gunicorn: the same app, minus the socket.
 
-BENCH_PREIMPORT=psycopg,psycopg_pool: these modules are imported right after functions-framework and
+BENCH_PREIMPORT=psycopg2,psycopg2.extensions: these modules are imported right after functions-framework and
 reported apart (`preimport_ms`), so that the app import and the first request show the function's own
 cost without the database driver's. BENCH_CALLGRIND=1: the same start is also counted under callgrind
 (instructions do not depend on the machine's load): the whole start, and the start stopped before the

@@ -95,16 +95,15 @@ def _wait_for(url: str, process: subprocess.Popen[bytes], timeout: float = 120) 
 
 
 def _connection_sampler(data_dir: Path, stop: threading.Event, samples: list[int]) -> None:
-    import psycopg
-
+    from streamspace.db import connect
     from streamspace.db.embedded import start_embedded, with_database
 
     url = with_database(start_embedded(data_dir, cleanup_mode=None), "streamspace")
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url) as conn:
         while not stop.is_set():
-            row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+            row = conn.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database()"
                                " AND backend_type = 'client backend' AND pid <> pg_backend_pid()").fetchone()
-            samples.append(int(row[0]) if row else 0)
+            samples.append(int(row["n"]) if row else 0)
             stop.wait(1.0)
 
 

@@ -50,15 +50,17 @@ def handle(event):
     return None
 '''
 
-# The floor of any function that reads Postgres on its first request: hello world plus the driver's import.
-HELLO_PSYCOPG = '''
+# The floor of any function that reads Postgres on its first request: hello world plus the driver's
+# import, the modules streamspace.db.driver imports (psycopg2 and our own pool).
+HELLO_PSYCOPG2 = '''
 import functions_framework
 
 
 @functions_framework.http
 def handle(request):
-    import psycopg  # noqa: F401
-    import psycopg_pool  # noqa: F401
+    import psycopg2  # noqa: F401
+    import psycopg2.errors  # noqa: F401
+    import psycopg2.extensions  # noqa: F401
 
     return "Hello, World!"
 '''

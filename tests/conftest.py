@@ -62,43 +62,37 @@ def pg_server_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def template_db(pg_server_url: str) -> str:
     """A migrated database that per-module databases are cloned from."""
-    import psycopg
-    from psycopg import sql
-
+    from streamspace.db import connect, identifier
     from streamspace.db.embedded import with_database
     from streamspace.db.migrate import migrate
 
     name = f"{TEMPLATE_DB}_{os.getpid()}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(name)))
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with connect(pg_server_url) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {identifier(name)}")
+        conn.execute(f"CREATE DATABASE {identifier(name)}")
     migrate(with_database(pg_server_url, name))
     return name
 
 
 def create_database(server_url: str, template: str | None) -> str:
-    import psycopg
-    from psycopg import sql
-
+    from streamspace.db import connect, identifier
     from streamspace.db.embedded import with_database
 
     name = "t_" + uuid.uuid4().hex[:16]
-    with psycopg.connect(server_url, autocommit=True) as conn:
+    with connect(server_url) as conn:
         if template:
-            conn.execute(sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(sql.Identifier(name),
-                                                                          sql.Identifier(template)))
+            conn.execute(f"CREATE DATABASE {identifier(name)} TEMPLATE {identifier(template)}")
         else:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+            conn.execute(f"CREATE DATABASE {identifier(name)}")
     return with_database(server_url, name)
 
 
 def drop_database(server_url: str, url: str) -> None:
-    import psycopg
-    from psycopg import sql
+    from streamspace.db import connect, identifier
 
     name = url.rsplit("/", 1)[1].split("?")[0]
-    with psycopg.connect(server_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    with connect(server_url) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {identifier(name)} WITH (FORCE)")
 
 
 def use_database(url: str) -> None:

@@ -21,7 +21,7 @@ from streamspace.db import fetch_all
 from streamspace.encoding import json_default
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
 
 class Actor(Protocol):
@@ -39,7 +39,7 @@ _INSERT = (
 )
 
 
-def record(conn: psycopg.Connection[Any], actor: Actor | None, action: str, target_type: str, target: str,
+def record(conn: Connection, actor: Actor | None, action: str, target_type: str, target: str,
            client_ip: str = "", details: Mapping[str, Any] | None = None, *, actor_name: str | None = None) -> None:
     """Append one audit row on `conn` (the transaction of the change). Never put secrets in details.
 
@@ -51,7 +51,7 @@ def record(conn: psycopg.Connection[Any], actor: Actor | None, action: str, targ
                            json.dumps(dict(details or {}), default=json_default)))
 
 
-def record_many(conn: psycopg.Connection[Any], action_rows: list[tuple[str, str, str, Mapping[str, Any]]], *,
+def record_many(conn: Connection, action_rows: list[tuple[str, str, str, Mapping[str, Any]]], *,
                 actor_name: str) -> None:
     """Append many system rows at once, `(action, target_type, target, details)` each: one pipelined
     round trip however many (the idle sweep records a whole tick's transitions like this)."""

@@ -2,11 +2,12 @@
 
 What a function allocates before its first answer (the rest of its start, gunicorn's, the database
 driver's modules and adapters, the pool and its first connection) lives as long as the process, so
-the collector's passes over it find nothing to free. They are not free: psycopg's import alone spends
-7 % of its instructions in them (callgrind: 28M of 381M, about 10 ms of CPU on the benchmark
+the collector's passes over it find nothing to free. They are not free: psycopg 3's import alone
+spent 7 % of its instructions in them (callgrind: 28M of 381M, about 10 ms of CPU on the benchmark
 machine, 3 % of a hello world's whole cold start), on the path of every function that reads the
-database before its first answer. CPython's documentation of `gc.freeze` gives pre-fork servers the
-same advice: disable the collector early in the parent.
+database before its first answer (the driver is psycopg2 since, far cheaper to import). CPython's
+documentation of `gc.freeze` gives pre-fork servers the same advice: disable the collector early in
+the parent.
 
 Only in a process that functions-framework's command serves (the images' entry point, the
 benchmark): the collector is paused when the function's app is built (`http.Api`,

@@ -27,6 +27,8 @@ NOT_DOMAIN_ERRORS = {
     "streamspace.config.ConfigError",
     # the kube client's own: `kube` turns it into ClusterUnavailable before anyone else sees it
     "streamspace.kube.client.ConfigError",
+    # the connection pool's own: `db.connection()` turns it into DatabaseUnavailable likewise
+    "streamspace.db.driver.PoolTimeout",
 }
 
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import psycopg
-
+from streamspace.db import connect
 from streamspace.db.migrate import available_migrations, current_version, migrate
 
 EXPECTED_TABLES = {
@@ -17,16 +16,16 @@ EXPECTED_TABLES = {
 
 
 def _tables(url: str) -> set[str]:
-    with psycopg.connect(url) as conn:
-        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+    with connect(url) as conn:
+        return {r["tablename"] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
 
 
 def test_migrations_create_the_initial_schema_with_seeded_configuration(empty_db_url: str) -> None:
     applied = migrate(empty_db_url)
     assert applied == [m.version for m in available_migrations()]
     assert EXPECTED_TABLES <= _tables(empty_db_url)
-    with psycopg.connect(empty_db_url) as conn:
-        keys = {r[0] for r in conn.execute("SELECT key FROM configuration")}
+    with connect(empty_db_url) as conn:
+        keys = {r["key"] for r in conn.execute("SELECT key FROM configuration")}
     assert {"ingress.domain", "session.defaultIdleTimeout", "session.enableAutoHibernation"} <= keys
 
 
@@ -46,9 +45,9 @@ def test_two_processes_migrating_at_once_apply_each_version_exactly_once(empty_d
     applied = sorted(out.strip() for out, _ in outputs)
     everything = str([m.version for m in available_migrations()])
     assert applied == sorted(["[]", everything]), applied  # one did the work, the other found it done
-    with psycopg.connect(empty_db_url) as conn:
-        rows = conn.execute("SELECT version, count(*) FROM schema_migrations GROUP BY version").fetchall()
-    assert all(count == 1 for _, count in rows)
+    with connect(empty_db_url) as conn:
+        rows = conn.execute("SELECT version, count(*) AS n FROM schema_migrations GROUP BY version").fetchall()
+    assert rows and all(row["n"] == 1 for row in rows)
 
 
 def test_migration_versions_are_unique_and_ordered() -> None:

@@ -118,9 +118,7 @@ def test_check_and_reserve_refuses_to_run_outside_a_transaction(db_url: str) -> 
 
 def _race(db_url: str, user_ids: list[str], usernames: list[str], attempts: int) -> int:
     """`attempts` threads, each on its own connection: begin, check_and_reserve, insert the row, commit."""
-    import psycopg
-    from psycopg.rows import dict_row
-
+    from streamspace.db import connect
     from streamspace.domain.quotas import QuotaExceeded, Usage
     from streamspace.quotas.service import check_and_reserve
 
@@ -128,7 +126,7 @@ def _race(db_url: str, user_ids: list[str], usernames: list[str], attempts: int)
 
     def attempt(i: int) -> bool:
         uid, username = user_ids[i % len(user_ids)], usernames[i % len(usernames)]
-        with psycopg.connect(db_url, autocommit=True, row_factory=dict_row) as conn:
+        with connect(db_url) as conn:
             barrier.wait()
             try:
                 with conn.transaction():

@@ -265,13 +265,13 @@ def test_a_session_that_changes_owner_leaves_one_list_and_joins_the_other_at_onc
 
 def test_a_write_that_rolls_back_keeps_the_answer(owner: Client) -> None:
     """Marks are written with the change, at commit: nothing committed, nothing to answer anew."""
-    import psycopg
+    import psycopg2.errors
 
     from streamspace.db import transaction
 
     name = _create(owner)
     before = _kept(owner)
-    with pytest.raises(psycopg.errors.RaiseException), transaction() as conn:
+    with pytest.raises(psycopg2.errors.RaiseException), transaction() as conn:
         conn.execute("UPDATE sessions SET message = 'never' WHERE namespace = %s AND name = %s", (NAMESPACE, name))
         conn.execute("DO $$ BEGIN RAISE EXCEPTION 'roll back'; END $$")
     answer, kept = _listed(owner)

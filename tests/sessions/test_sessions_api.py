@@ -482,7 +482,9 @@ def test_a_change_holds_no_row_lock_while_the_cluster_answers(world: World, sim:
     transaction)."""
     import threading
 
-    import psycopg
+    import psycopg2.errors
+
+    from streamspace.db import connect
 
     name = create(world.alice)["name"]
     held = sim.hold_requests("PATCH", rf"/sessions/{name}$")
@@ -492,13 +494,13 @@ def test_a_change_holds_no_row_lock_while_the_cluster_answers(world: World, sim:
     change.start()
     try:
         assert held.arrived.wait(60), "the PATCH never reached the API server"
-        with psycopg.connect(db_url, autocommit=True) as conn:
+        with connect(db_url) as conn:
             conn.execute("SET lock_timeout = '1s'")
             try:
                 locked = False
                 conn.execute("SELECT 1 FROM sessions WHERE namespace = %s AND name = %s FOR UPDATE",
                              (NAMESPACE, name))
-            except psycopg.errors.LockNotAvailable:
+            except psycopg2.errors.LockNotAvailable:
                 locked = True
     finally:
         held.release()

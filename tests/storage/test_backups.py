@@ -12,10 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import redirect_stderr, redirect_stdout
 from typing import Any
 
-import psycopg
 import pytest
 
 from streamspace import kube
+from streamspace.db import connect
 from streamspace.events.apiserver import ping_event
 from tests.conftest import Client, create_database, drop_database, make_user, token_for
 from tests.reconcile.reconcile_helpers import NS, post, session_manifest, template_manifest
@@ -90,15 +90,15 @@ def restore_cli(*args: str) -> tuple[int, str, str]:
 
 def table_fingerprints(url: str) -> dict[str, tuple[int, str]]:
     """Per table of the public schema: its row count and a digest of its rows' text, in a stable order."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        tables = [r[0] for r in conn.execute(
+    with connect(url) as conn:
+        tables = [r["tablename"] for r in conn.execute(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename").fetchall()]
         result = {}
         for table in tables:
-            count, digest = conn.execute(
-                f'SELECT count(*), md5(coalesce(string_agg(t::text, E\'\\n\' ORDER BY t::text), \'\'))'  # noqa: S608
+            row = conn.execute(
+                f'SELECT count(*) AS n, md5(coalesce(string_agg(t::text, E\'\\n\' ORDER BY t::text), \'\')) AS digest'  # noqa: S608
                 f' FROM "{table}" t').fetchone()
-            result[table] = (count, digest)
+            result[table] = (row["n"], row["digest"])
     return result
 
 
@@ -148,10 +148,10 @@ def test_a_backup_restored_into_a_fresh_database_has_every_row_and_re_applies_te
     for table in before:
         if table != "backups":  # the run's own row was dumped while it ran: see below
             assert after[table] == before[table], table
-    with psycopg.connect(fresh_database, autocommit=True) as conn:
+    with connect(fresh_database) as conn:
         restored = conn.execute("SELECT status, sha256 FROM backups WHERE id = %s", (backup["id"],)).fetchone()
-        assert restored == ("succeeded", backup["sha256"])
-        assert conn.execute("SELECT count(*) FROM users WHERE username = 'restored-alice'").fetchone() == (1,)
+        assert restored == {"status": "succeeded", "sha256": backup["sha256"]}
+        assert conn.execute("SELECT count(*) AS n FROM users WHERE username = 'restored-alice'").fetchone() == {"n": 1}
     template = kube.get("Template", "backup-firefox", NS)
     session = kube.get("Session", "backup-session-1", NS)
     assert template is not None and template["spec"]["baseImage"] == "lscr.io/linuxserver/firefox:latest"
@@ -166,18 +166,18 @@ def test_a_non_empty_database_is_refused_unless_forced(backup_url: str, s3_store
     backup_id = rows()[0]["id"]
     occupied = create_database(pg_server_url, template_db)  # a migrated database: not empty
     try:
-        with psycopg.connect(occupied, autocommit=True) as conn:
+        with connect(occupied) as conn:
             conn.execute("INSERT INTO groups (name, display_name) VALUES ('only-here', 'Only here')")
         code, _, err = restore_cli(backup_id, "--database-url", occupied, "--no-cluster")
         assert code == 1 and "not empty" in err and "--force" in err
-        with psycopg.connect(occupied, autocommit=True) as conn:
-            assert conn.execute("SELECT count(*) FROM groups WHERE name = 'only-here'").fetchone() == (1,)
+        with connect(occupied) as conn:
+            assert conn.execute("SELECT count(*) AS n FROM groups WHERE name = 'only-here'").fetchone() == {"n": 1}
 
         code, _, err = restore_cli(backup_id, "--database-url", occupied, "--no-cluster", "--force")
         assert code == 0, err
-        with psycopg.connect(occupied, autocommit=True) as conn:
-            assert conn.execute("SELECT count(*) FROM groups WHERE name = 'only-here'").fetchone() == (0,)
-            assert conn.execute("SELECT count(*) FROM backups WHERE id = %s", (backup_id,)).fetchone() == (1,)
+        with connect(occupied) as conn:
+            assert conn.execute("SELECT count(*) AS n FROM groups WHERE name = 'only-here'").fetchone() == {"n": 0}
+            assert conn.execute("SELECT count(*) AS n FROM backups WHERE id = %s", (backup_id,)).fetchone() == {"n": 1}
     finally:
         drop_database(pg_server_url, occupied)
 
@@ -254,16 +254,17 @@ def test_two_triggers_at_once_run_exactly_one_backup(backup_url: str, admin: Cli
     """The first run is held inside pg_dump (a test transaction locks a table it must read), so the
     second trigger certainly arrives while the first holds the lease."""
     forget_backups()
-    blocker = psycopg.connect(db_url)
+    blocker = connect(db_url)
+    blocker.execute("BEGIN")
     blocker.execute("LOCK TABLE groups IN ACCESS EXCLUSIVE MODE")
     outcome: dict[str, Any] = {}
     first = threading.Thread(target=lambda: outcome.setdefault("first", tick(backup_url)))
     first.start()
     try:
         def dump_waits_on_the_lock() -> bool:
-            with psycopg.connect(db_url, autocommit=True) as conn:
-                return conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump'"
-                                    " AND wait_event_type = 'Lock'").fetchone()[0] == 1
+            with connect(db_url) as conn:
+                return conn.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = 'pg_dump'"
+                                    " AND wait_event_type = 'Lock'").fetchone()["n"] == 1
 
         eventually(dump_waits_on_the_lock, what="the first run's pg_dump waiting for the table")
         assert [r["status"] for r in rows()] == ["running"]
@@ -272,8 +273,7 @@ def test_two_triggers_at_once_run_exactly_one_backup(backup_url: str, admin: Cli
         refused = admin.post("/api/v1/admin/backups")
         assert refused.status_code == 409 and refused.json()["error"] == "backup running"
     finally:
-        blocker.rollback()
-        blocker.close()
+        blocker.close()  # (ends its transaction: the lock goes)
         first.join(timeout=120)
     assert outcome["first"][0] < 300
     assert [r["status"] for r in rows()] == ["succeeded"]

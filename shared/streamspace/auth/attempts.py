@@ -16,13 +16,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from streamspace.config import environment
 from streamspace.domain.errors import RateLimited
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
 # Failures in the window of this username from this address (since the pair's last success), how
 # long ago the last of them was; and the failures of this address, with the moment the oldest one
@@ -68,7 +68,7 @@ def _lock_key(text: str) -> int:
     return int.from_bytes(hashlib.sha256(("streamspace.login:" + text).encode()).digest()[:8], "big", signed=True)
 
 
-def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, *, per_account: bool = False) -> int:
+def begin_attempt(conn: Connection, username: str, client_ip: str, *, per_account: bool = False) -> int:
     """Refuse (429) while this username+address pair must wait, or the address is over its limit;
     otherwise record this attempt as a failure and return its id (flipped on success).
 
@@ -112,6 +112,6 @@ def begin_attempt(conn: psycopg.Connection[Any], username: str, client_ip: str, 
     return int(row["id"])
 
 
-def succeeded(conn: psycopg.Connection[Any], attempt: int) -> None:
+def succeeded(conn: Connection, attempt: int) -> None:
     """The attempt turned out right: it no longer counts as a failure."""
     conn.execute("UPDATE login_attempts SET succeeded = true WHERE id = %s", (attempt,))

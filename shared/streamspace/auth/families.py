@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from streamspace.config import environment
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
 
 def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-def new_refresh_token(conn: psycopg.Connection[Any], user_id: str, family_id: str) -> str:
+def new_refresh_token(conn: Connection, user_id: str, family_id: str) -> str:
     token = secrets.token_urlsafe(32)
     conn.execute(
         "INSERT INTO refresh_tokens (token_hash, family_id, user_id, expires_at)"
@@ -30,7 +30,7 @@ def new_refresh_token(conn: psycopg.Connection[Any], user_id: str, family_id: st
     return token
 
 
-def start_family(conn: psycopg.Connection[Any], user_id: str) -> tuple[str, str]:
+def start_family(conn: Connection, user_id: str) -> tuple[str, str]:
     """A new login: (family id, its first refresh token). Also drops this user's expired tokens."""
     conn.execute("DELETE FROM refresh_tokens WHERE user_id = %s AND expires_at < now()", (user_id,))
     row = conn.execute("INSERT INTO token_families (user_id) VALUES (%s) RETURNING id::text AS id",
@@ -41,13 +41,13 @@ def start_family(conn: psycopg.Connection[Any], user_id: str) -> tuple[str, str]
     return family_id, new_refresh_token(conn, user_id, family_id)
 
 
-def revoke_family(conn: psycopg.Connection[Any], family_id: str, reason: str) -> bool:
+def revoke_family(conn: Connection, family_id: str, reason: str) -> bool:
     row = conn.execute("UPDATE token_families SET revoked_at = now(), revoked_reason = %s"
                        " WHERE id = %s AND revoked_at IS NULL RETURNING id", (reason, family_id)).fetchone()
     return row is not None
 
 
-def revoke_user_families(conn: psycopg.Connection[Any], user_id: str, reason: str,
+def revoke_user_families(conn: Connection, user_id: str, reason: str,
                          keep: str | None = None) -> int:
     """Revoke every live login of a user except `keep` (the caller's own, on a password change)."""
     return conn.execute(

@@ -21,9 +21,8 @@ from streamspace.db import transaction
 from streamspace.domain.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
-    import psycopg
-
     from streamspace.auth.principal import Principal
+    from streamspace.db import Connection
 
 REFRESH_FIELDS = frozenset({"refreshToken", "token"})
 _MAX_TOKEN_LENGTH = 512
@@ -33,7 +32,7 @@ def rfc3339(unix_time: int) -> str:
     return datetime.fromtimestamp(unix_time, UTC).isoformat().replace("+00:00", "Z")
 
 
-def token_response(conn: psycopg.Connection[Any], user_id: str, family_id: str, refresh_token: str) -> dict[str, Any]:
+def token_response(conn: Connection, user_id: str, family_id: str, refresh_token: str) -> dict[str, Any]:
     """`{token, refreshToken, expiresAt, user}`: an access token for the user as it is now."""
     user = user_to_api(load_user(conn, user_id))
     token, expires = issue_access_token(user_id=user["id"], username=user["username"], role=user["role"],
@@ -89,7 +88,7 @@ def refresh(presented: str, client_ip: str) -> dict[str, Any]:
     raise refused
 
 
-def logout(conn: psycopg.Connection[Any], user_id: str, family_id: str | None, presented: str | None) -> int:
+def logout(conn: Connection, user_id: str, family_id: str | None, presented: str | None) -> int:
     """Revoke the caller's login (its token family) and, if given, the family of a refresh token
     that belongs to the same user. Returns how many families were revoked."""
     revoked = 0

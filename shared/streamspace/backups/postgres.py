@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO
 
+from streamspace.db import connect
 from streamspace.domain.errors import Conflict, DomainError, Invalid
 
 CHUNK = 1024 * 1024
@@ -70,16 +71,14 @@ def dump(database_url: str) -> Iterator[bytes]:
 
 def user_objects(database_url: str) -> int:
     """Tables, sequences, views and functions outside the system schemas: 0 means an empty database."""
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with connect(database_url) as conn:
         row = conn.execute(
             "SELECT (SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace"
             "        WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%%'"
             "          AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f'))"
             " + (SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
-            "    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema'))").fetchone()
-    return int(row[0]) if row else 0
+            "    WHERE n.nspname NOT IN ('pg_catalog', 'information_schema')) AS n").fetchone()
+    return int(row["n"]) if row else 0
 
 
 def restore(database_url: str, chunks: Iterable[bytes], *, clean: bool) -> None:

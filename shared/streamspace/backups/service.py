@@ -21,7 +21,7 @@ from typing import Any
 from streamspace import audit, kube, objectstore
 from streamspace.backups import postgres, store
 from streamspace.config import environment
-from streamspace.db import DatabaseUnavailable, database_url, transaction
+from streamspace.db import connect, database_url, transaction
 from streamspace.domain.errors import Conflict, DomainError, ErrorKind, Invalid, NotFound, Unavailable
 from streamspace.domain.retention import backups_to_keep
 from streamspace.events import PING_TYPE, MalformedEvent, emit
@@ -82,14 +82,7 @@ class Lease:
 
 
 def _lease_connection() -> Any:
-    import psycopg
-    from psycopg.rows import dict_row
-
-
-    try:
-        return psycopg.connect(database_url(), autocommit=True, row_factory=dict_row, connect_timeout=10)
-    except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(str(exc).splitlines()[0] if str(exc) else "database unreachable") from exc
+    return connect(database_url(), connect_timeout=10)  # (unreachable: DatabaseUnavailable)
 
 
 def run_backup(trigger: str, requested_by: str | None = None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from streamspace.db import connection, execute, fetch_all, fetch_one
+from streamspace.db import connect, connection, execute, fetch_all, fetch_one
 
 COLUMNS = ("id, status, trigger, requested_by, started_at, finished_at, manifest_key, size_bytes, sha256,"
            " templates, sessions, error")
@@ -91,9 +91,7 @@ def mark_restored_from(database_url: str, backup_id: str, size: int, sha256: str
                        sessions: int) -> None:
     """In a database just restored from a backup: that backup's own row was dumped while it ran;
     record it as it ended, so the restored list shows the backup it came from as succeeded."""
-    import psycopg
-
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    with connect(database_url) as conn:
         conn.execute("UPDATE backups SET status = 'succeeded', finished_at = coalesce(finished_at, now()),"
                      " size_bytes = %s, sha256 = %s, templates = %s, sessions = %s, error = NULL WHERE id = %s",
                      (size, sha256, templates, sessions, backup_id))

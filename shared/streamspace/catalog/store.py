@@ -16,9 +16,9 @@ from streamspace.db import compose, fetch_all, fetch_one, transaction
 from streamspace.domain.errors import Conflict
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
-    Conn = psycopg.Connection[Any]
+    Conn = Connection
 
 # The number of repositories and of catalog templates, each as one value, for a caller that puts them
 # into a statement of its own (the platform summary, one round trip).
@@ -58,7 +58,7 @@ def insert_repository(conn: Conn, name: str, url: str, url_normalized: str, bran
                       sealed_secret: bytes | None) -> str:
     """A new repository, pending, its first sync requested -> its id. A taken name, or a branch of a
     URL that is already a repository, is a Conflict."""
-    import psycopg
+    import psycopg2.errors
 
     try:
         row = conn.execute(
@@ -66,7 +66,7 @@ def insert_repository(conn: Conn, name: str, url: str, url_normalized: str, bran
             " sync_requested_at) VALUES (%s, %s, %s, %s, %s, %s, 'pending', now()) RETURNING id",
             (name, url, url_normalized, branch, auth_type, sealed_secret),
         ).fetchone()
-    except psycopg.errors.UniqueViolation as exc:
+    except psycopg2.errors.UniqueViolation as exc:
         constraint = getattr(exc.diag, "constraint_name", "") or ""
         if "name" in constraint and "url" not in constraint:
             raise Conflict(f"a repository named {name!r} already exists", error="repository exists") from None

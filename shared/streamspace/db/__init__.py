@@ -1,12 +1,16 @@
-"""Postgres access: one small pool per process, opened explicitly on first use.
+"""Postgres access: one small pool per process, opened on first use.
 
-Every statement goes through a counting cursor so tests and benchmarks can state how many SQL
-statements a hot path costs (`statement_count()`); the few statements of the hottest routes are
-`HotStatement`s, counted the same way.
+The driver is psycopg2 behind our own connection, cursor and pool (`streamspace.db.driver`,
+imported on the first use of the database: ~17 ms of CPU, where psycopg 3 and its pool cost
+~130-150 ms of a function's cold start; docs/performance.md). Every statement goes through a
+counting cursor so tests and benchmarks can state how many SQL statements a hot path costs
+(`statement_count()`); the few statements of the hottest routes are `HotStatement`s, counted the
+same way.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 from collections.abc import Container, Iterator, Mapping, Sequence
@@ -17,13 +21,11 @@ from streamspace.config import environment
 from streamspace.db.embedded import embedded_database_url
 from streamspace.domain.errors import Unavailable
 
-if TYPE_CHECKING:  # psycopg costs ~100 ms to import: only paths that touch the database pay it
-    import psycopg
-    from psycopg_pool import ConnectionPool
+if TYPE_CHECKING:  # the driver is imported on the first use of the database, not with this module
+    from streamspace.db.driver import Connection, Pool
 
 _lock = threading.Lock()
-_pool: ConnectionPool | None = None
-_statements = 0
+_pool: Pool | None = None
 
 
 class DatabaseUnavailable(Unavailable):
@@ -33,31 +35,18 @@ class DatabaseUnavailable(Unavailable):
         super().__init__(message, error="database unavailable")
 
 
+def __getattr__(name: str) -> Any:  # `streamspace.db.Connection`, the stores' connection type
+    if name == "Connection":
+        from streamspace.db.driver import Connection
+
+        return Connection
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def statement_count() -> int:
-    return _statements
+    from streamspace.db.driver import statements
 
-
-def _counting_connection_class() -> type[psycopg.Connection[Any]]:
-    import psycopg
-
-    class CountingCursor(psycopg.Cursor[Any]):
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:  # type: ignore[override]
-            global _statements
-            _statements += 1
-            return super().execute(query, params, **kwargs)
-
-        def executemany(self, query: Any, params_seq: Any, **kwargs: Any) -> None:  # type: ignore[override]
-            global _statements
-            _statements += 1
-            super().executemany(query, params_seq, **kwargs)
-
-    class CountingConnection(psycopg.Connection[Any]):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            # psycopg sets cursor_factory on the instance; a class attribute alone is never used.
-            self.cursor_factory = CountingCursor
-
-    return CountingConnection
+    return statements()
 
 
 def database_url() -> str:
@@ -68,37 +57,40 @@ def database_url() -> str:
     return url
 
 
-def pool() -> ConnectionPool:
+def connect(url: str, *, connect_timeout: int | None = None) -> Connection:
+    """A connection of its own, outside the pool (a lease, LISTEN, administration): `with connect(url)
+    as conn:` closes it at the end of the block. Postgres unreachable: DatabaseUnavailable."""
+    from streamspace.db.driver import UNAVAILABLE, error_line
+    from streamspace.db.driver import connect as driver_connect
+
+    try:
+        return driver_connect(url, connect_timeout=connect_timeout)
+    except UNAVAILABLE as exc:
+        raise DatabaseUnavailable(error_line(exc)) from exc
+
+
+def pool() -> Pool:
     global _pool
     if _pool is None:
         with _lock:
             if _pool is None:
-                from psycopg_pool import ConnectionPool
-
+                from streamspace.db.driver import Pool
+                from streamspace.db.driver import connect as driver_connect
 
                 cfg = environment()
-                size = cfg.db_pool_size
-                _pool = ConnectionPool(
-                    database_url(),
-                    min_size=1,
-                    max_size=size,
-                    open=True,
-                    # A request waits at most this long for a connection: with the database down it
-                    # answers 503 (Retry-After) in about 2 s instead of holding its worker for 10 s.
-                    timeout=cfg.db_pool_timeout_seconds,
-                    connection_class=_counting_connection_class(),
-                    kwargs={"autocommit": True, "row_factory": _dict_row(),
-                            "prepare_threshold": 5 if cfg.db_prepared_statements else None,
-                            "connect_timeout": max(1, round(cfg.db_pool_timeout_seconds))},
-                    name="streamspace",
-                )
+                url = database_url()
+                prepares = cfg.db_prepared_statements
+                connect_timeout = max(1, round(cfg.db_pool_timeout_seconds))
+
+                def open_connection() -> Connection:  # (its errors are mapped by connection())
+                    conn = driver_connect(url, connect_timeout=connect_timeout)
+                    conn.prepares = prepares
+                    return conn
+
+                # A request waits at most db_pool_timeout_seconds for a connection: with the database
+                # down it answers 503 (Retry-After) in about 2 s instead of holding its worker.
+                _pool = Pool(open_connection, max_size=cfg.db_pool_size, timeout=cfg.db_pool_timeout_seconds)
     return _pool
-
-
-def _dict_row() -> Any:
-    from psycopg.rows import dict_row
-
-    return dict_row
 
 
 def close_pool() -> None:
@@ -109,79 +101,91 @@ def close_pool() -> None:
             _pool = None
 
 
+def _forget_pool_in_child() -> None:
+    """After os.fork(), in the child (gunicorn forks its worker after importing the app): the
+    inherited pool's sockets are the parent's sessions. Drop it without closing them (closing sends
+    the server a goodbye on the parent's session; psycopg2 never closes a connection of another
+    process when it frees one); the child opens its own."""
+    global _pool, _lock
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool_in_child)
+
+
 @contextmanager
-def connection(timeout: float | None = None) -> Iterator[psycopg.Connection[Any]]:
+def connection(timeout: float | None = None) -> Iterator[Connection]:
     """A pooled autocommit connection; a failure to reach Postgres becomes DatabaseUnavailable."""
-    import psycopg
-    from psycopg_pool import PoolTimeout
+    from streamspace.db.driver import UNAVAILABLE, error_line
 
     try:
         with pool().connection(timeout=timeout) as conn:
             yield conn
-    except (psycopg.OperationalError, PoolTimeout) as exc:
-        raise DatabaseUnavailable(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from exc
+    except UNAVAILABLE as exc:
+        raise DatabaseUnavailable(error_line(exc)) from exc
 
 
 @contextmanager
-def transaction() -> Iterator[psycopg.Connection[Any]]:
+def transaction() -> Iterator[Connection]:
     """A connection inside one transaction: everything in the block commits together or not at all."""
     with connection() as conn, conn.transaction():
         yield conn
 
 
-def compose(template: str, **fragments: str) -> Any:
+def compose(template: str, **fragments: str) -> str:
     """A statement from `template` with `{name}` replaced by fixed SQL fragments (constants of the
     calling module, never input: values are always bound parameters)."""
-    from psycopg import sql
-
-    return sql.SQL(template).format(**{k: sql.SQL(v) for k, v in fragments.items()})  # type: ignore[arg-type]
+    return template.format(**fragments)
 
 
-def update_by_id(conn: psycopg.Connection[Any], table: str, row_id: str, changes: dict[str, Any]) -> None:
+def identifier(name: str) -> str:
+    """A table or column name quoted for SQL (names are the calling store's constants, never input)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def update_by_id(conn: Connection, table: str, row_id: str, changes: dict[str, Any]) -> None:
     """`UPDATE table SET <column> = <value>, ..., updated_at = now() WHERE id = row_id`. The table and
     column names are the calling store's constants, never input; the values are bound parameters."""
-    from psycopg import sql
-
-    assignments = sql.SQL(", ").join(
-        sql.SQL("{} = {}").format(sql.Identifier(column), sql.Placeholder(column)) for column in changes)
-    conn.execute(sql.SQL("UPDATE {} SET {}, updated_at = now() WHERE id = %(id)s").format(sql.Identifier(table),
-                                                                                         assignments),
+    if any(not re.fullmatch(r"\w+", column) for column in changes):
+        raise ValueError(f"update_by_id: column names must be plain names: {sorted(changes)}")
+    assignments = ", ".join(f"{identifier(column)} = %({column})s" for column in changes)
+    conn.execute(f"UPDATE {identifier(table)} SET {assignments}, updated_at = now() WHERE id = %(id)s",  # noqa: S608
                  {**changes, "id": row_id})
 
 
 def fetch_one(sql: str, params: Sequence[Any] | dict[str, Any] | None = None, *,
               timeout: float | None = None) -> dict[str, Any] | None:
     with connection(timeout) as conn:
-        row: dict[str, Any] | None = conn.execute(sql, params).fetchone()  # type: ignore[arg-type]
-        return row
+        return conn.execute(sql, params).fetchone()
 
 
 def fetch_all(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> list[dict[str, Any]]:
     with connection() as conn:
-        return list(conn.execute(sql, params).fetchall())  # type: ignore[arg-type]
+        return conn.execute(sql, params).fetchall()
 
 
 def execute(sql: str, params: Sequence[Any] | dict[str, Any] | None = None) -> int:
     """Run one statement; returns the affected row count."""
     with connection() as conn:
-        return conn.execute(sql, params).rowcount  # type: ignore[arg-type]
+        rowcount: int = conn.execute(sql, params).rowcount
+        return rowcount
 
 
 class HotStatement:
     """A statement of a route that runs on (nearly) every request (forward auth, heartbeat, the
-    session list), run straight through libpq instead of psycopg's cursor.
+    session list), run on psycopg2's C cursor with tuple rows instead of our dict-building counting
+    cursor, and prepared on the server once per connection.
 
-    Why: psycopg's cursor costs some 60-90 us of CPU per statement in our process (cursor and
-    transformer set-up, query conversion, its non-blocking wait loop, dict rows), about as much as
-    everything else our forward-auth check does; libpq's blocking call (it releases the GIL while it
-    waits) with psycopg's own loaders costs about a third of that. Everything else stays psycopg's:
-    the pooled connection, the values' Python types (psycopg's loaders decode the result), its
-    exception classes (a server error raises what the cursor would raise).
+    Why: what each request spends besides its own work is what these routes' throughput is made of;
+    a prepared statement saves Postgres parsing and planning it each time, tuples save building a
+    dict per row. Everything else is the ordinary path's: the pooled connection, the values' Python
+    types (the connection's typecasters), its exception classes, one counted statement per run.
 
-    The SQL is written as for psycopg (`%(name)s`); every parameter goes as text for the server to
-    parse into the type the statement gives it (write a cast where the context does not say), bytes
-    as binary (bytea). With DB_PREPARED_STATEMENTS on (the default) the statement is prepared once
-    per connection under `name`; off (PgBouncer in transaction mode), it is sent unnamed each time.
+    The SQL is written as for any statement (`%(name)s`, `%%` for %). With DB_PREPARED_STATEMENTS on
+    (the default) it is prepared once per connection as `PREPARE streamspace_<name> AS ...` ($1,
+    $2, ... for the parameters: write a cast where the context does not give a parameter's type) and
+    run as `EXECUTE streamspace_<name>(...)`; off (PgBouncer in transaction mode), it is sent as is.
     """
 
     _names: set[str] = set()
@@ -190,7 +194,7 @@ class HotStatement:
         if name in HotStatement._names:
             raise ValueError(f"a hot statement named {name} exists already")
         HotStatement._names.add(name)
-        self.name = f"streamspace_{name}".encode()
+        self.name = f"streamspace_{name}"
         positions: dict[str, int] = {}
 
         def placeholder(match: re.Match[str]) -> str:
@@ -198,99 +202,48 @@ class HotStatement:
 
         if re.search(r"%(?!\()", sql.replace("%%", "")):
             raise ValueError(f"{name}: only %(name)s placeholders are supported")
-        self.sql = re.sub(r"%\((\w+)\)s", placeholder, sql).replace("%%", "%").encode()
+        self._prepare = f"PREPARE {self.name} AS " + re.sub(r"%\((\w+)\)s", placeholder, sql).replace("%%", "%")
         self.parameters = tuple(positions)
+        self._execute = (f"EXECUTE {self.name}(" + ", ".join(["%s"] * len(self.parameters)) + ")"
+                         if self.parameters else f"EXECUTE {self.name}")
+        # Sent as is (prepared statements off): without parameters, psycopg2 leaves %% as it is.
+        self._plain = sql if self.parameters else sql.replace("%%", "%")
         self._columns: tuple[str, ...] | None = None
 
-    def _values(self, params: Mapping[str, Any]) -> tuple[list[bytes | None], list[int]]:
-        values: list[bytes | None] = []
-        formats: list[int] = []
-        for key in self.parameters:
-            value = params[key]
-            if isinstance(value, bytes):
-                values.append(value)
-                formats.append(1)
-                continue
-            if value is None:
-                values.append(None)
-            elif isinstance(value, bool):
-                values.append(b"true" if value else b"false")
-            elif isinstance(value, (str, int)):
-                values.append(str(value).encode())
-            else:
-                raise TypeError(f"{self.name.decode()}: parameter {key} is a {type(value).__name__}")
-            formats.append(0)
-        return values, formats
-
-    def run(self, conn: psycopg.Connection[Any], params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
+    def run(self, conn: Connection, params: Mapping[str, Any]) -> list[tuple[Any, ...]]:
         """Execute on `conn` (from `connection()` or `transaction()`); the rows as tuples, in the
         order of `columns`."""
-        result, transformer = self._execute(conn, params)
-        if result is None:
-            return []
-        try:
-            return transformer.load_rows(0, result.ntuples, tuple)  # type: ignore[no-any-return]
-        finally:
-            transformer.set_pgresult(None)
+        from streamspace.db.driver import count_statement, run_prepared
 
-    def run_keyed(self, conn: psycopg.Connection[Any], params: Mapping[str, Any], key: str,
-                  known: Container[bytes]) -> list[tuple[bytes | None, tuple[Any, ...] | None]]:
-        """Execute like `run`; each row as (the raw bytes of its column `key`, its values), the values
-        left undecoded (None) when the key is in `known`: a caller that already holds what it makes
-        of such a row skips decoding it."""
-        result, transformer = self._execute(conn, params)
-        if result is None:
+        count_statement()
+        if conn.prepares:
+            cursor = run_prepared(conn, self.name, self._prepare, self._execute,
+                                  tuple(params[key] for key in self.parameters))
+        else:
+            cursor = conn.raw
+            cursor.execute(self._plain, {key: params[key] for key in self.parameters} or None)
+        if cursor.description is None:
+            return []
+        if self._columns is None:
+            self._columns = tuple(column.name for column in cursor.description)
+        rows: list[tuple[Any, ...]] = cursor.fetchall()
+        return rows
+
+    def run_keyed(self, conn: Connection, params: Mapping[str, Any], key: str,
+                  known: Container[Any]) -> list[tuple[Any, tuple[Any, ...] | None]]:
+        """Execute like `run`; each row as (the value of its column `key`, its values), the values None
+        when the key is in `known`: a caller that already holds what it makes of such a row uses that."""
+        rows = self.run(conn, params)
+        if not rows:
             return []
         column = self.columns.index(key)
-        try:
-            rows: list[tuple[bytes | None, tuple[Any, ...] | None]] = []
-            for index in range(result.ntuples):
-                raw = result.get_value(index, column)
-                rows.append((raw, None if raw is not None and raw in known else transformer.load_row(index, tuple)))
-            return rows
-        finally:
-            transformer.set_pgresult(None)
-
-    def _execute(self, conn: psycopg.Connection[Any], params: Mapping[str, Any]) -> tuple[Any, Any]:
-        """(the result with rows, a decoder set to it) or (None, None) when no row came."""
-        import psycopg
-        from psycopg import pq
-
-        global _statements
-        _statements += 1
-        values, formats = self._values(params)
-        pgconn = conn.pgconn
-        state: tuple[set[bytes], Any] | None = conn.__dict__.get("_streamspace_hot")
-        if state is None:  # per connection: the statements prepared on it, and a decoder
-            state = conn.__dict__["_streamspace_hot"] = (set(), psycopg.adapt.Transformer(conn))
-        prepared, transformer = state
-        with conn.lock:
-            # (None is SQL NULL for libpq, as psycopg itself passes it; its stubs do not say so)
-            if conn.prepare_threshold is None:
-                result = pgconn.exec_params(self.sql, values, param_formats=formats)  # type: ignore[arg-type]
-            else:
-                if self.name not in prepared:
-                    _raise_for(pgconn, pgconn.prepare(self.name, self.sql, None), conn)
-                    prepared.add(self.name)
-                result = pgconn.exec_prepared(self.name, values, param_formats=formats)  # type: ignore[arg-type]
-                if result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":  # deallocated by someone
-                    _raise_for(pgconn, pgconn.prepare(self.name, self.sql, None), conn)
-                    result = pgconn.exec_prepared(self.name, values, param_formats=formats)  # type: ignore[arg-type]
-            _raise_for(pgconn, result, conn)
-        if result.status != pq.ExecStatus.TUPLES_OK:
-            return None, None
-        if self._columns is None:
-            self._columns = tuple((result.fname(i) or b"").decode() for i in range(result.nfields))
-        if not result.ntuples:
-            return None, None
-        transformer.set_pgresult(result)
-        return result, transformer
+        return [(row[column], None if row[column] is not None and row[column] in known else row) for row in rows]
 
     @property
     def columns(self) -> tuple[str, ...]:
         """The result's column names (known once the statement has run)."""
         if self._columns is None:
-            raise RuntimeError(f"{self.name.decode()} has not run yet")
+            raise RuntimeError(f"{self.name} has not run yet")
         return self._columns
 
     def fetch_one(self, params: Mapping[str, Any], *, timeout: float | None = None) -> dict[str, Any] | None:
@@ -298,15 +251,3 @@ class HotStatement:
         with connection(timeout) as conn:
             rows = self.run(conn, params)
         return dict(zip(self.columns, rows[0], strict=True)) if rows else None
-
-
-def _raise_for(pgconn: Any, result: Any, conn: psycopg.Connection[Any]) -> None:
-    """Raise what psycopg's cursor would for a failed `result`."""
-    import psycopg
-    from psycopg import pq
-
-    if result.status in (pq.ExecStatus.TUPLES_OK, pq.ExecStatus.COMMAND_OK):
-        return
-    if pgconn.status != pq.ConnStatus.OK:  # the server went away: the pool replaces this connection
-        raise psycopg.OperationalError(pgconn.get_error_message() or "the connection to the server was lost")
-    raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)

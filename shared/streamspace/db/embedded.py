@@ -35,15 +35,16 @@ def start_embedded(data_dir: Path, *, cleanup_mode: str | None = "stop") -> str:
 
 def ensure_database(server_url: str, name: str = "streamspace") -> str:
     """Create database `name` on the server if missing; return its URL."""
-    import psycopg
-    from psycopg import sql
+    import psycopg2.errors
 
-    with psycopg.connect(server_url, autocommit=True) as conn:
+    from streamspace.db.driver import connect
+
+    with connect(server_url) as conn:
         exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
         if not exists:
             try:
-                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-            except psycopg.errors.DuplicateDatabase:
+                conn.execute('CREATE DATABASE "{}"'.format(name.replace('"', '""')))
+            except psycopg2.errors.DuplicateDatabase:
                 pass  # a concurrent starter created it first
     return with_database(server_url, name)
 

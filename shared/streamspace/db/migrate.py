@@ -12,6 +12,7 @@ import logging
 import re
 from importlib import resources
 
+from streamspace.db import connect
 from streamspace.records import record
 
 log = logging.getLogger("streamspace.db")
@@ -43,10 +44,8 @@ def available_migrations() -> list[Migration]:
 
 def migrate(url: str) -> list[int]:
     """Apply every pending migration; returns the versions applied by this call."""
-    import psycopg
-
     applied_now: list[int] = []
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK_ID,))
         try:
             conn.execute(
@@ -54,12 +53,12 @@ def migrate(url: str) -> list[int]:
                 " version integer PRIMARY KEY, name text NOT NULL,"
                 " applied_at timestamptz NOT NULL DEFAULT now())"
             )
-            done = {row[0] for row in conn.execute("SELECT version FROM schema_migrations")}
+            done = {row["version"] for row in conn.execute("SELECT version FROM schema_migrations")}
             for migration in available_migrations():
                 if migration.version in done:
                     continue
                 with conn.transaction():
-                    conn.execute(migration.sql.encode())
+                    conn.execute(migration.sql)  # no parameters: a script of statements, sent as it is
                     conn.execute(
                         "INSERT INTO schema_migrations (version, name) VALUES (%s, %s)",
                         (migration.version, migration.name),
@@ -72,11 +71,11 @@ def migrate(url: str) -> list[int]:
 
 
 def current_version(url: str) -> int:
-    import psycopg
+    import psycopg2.errors
 
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url) as conn:
         try:
-            row = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        except psycopg.errors.UndefinedTable:
+            row = conn.execute("SELECT max(version) AS version FROM schema_migrations").fetchone()
+        except psycopg2.errors.UndefinedTable:
             return 0
-        return int(row[0] or 0) if row else 0
+        return int(row["version"] or 0) if row else 0

@@ -6,7 +6,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
 STATUSES = ("open", "handled", "retried")
 
@@ -15,7 +15,7 @@ _COLUMNS = ("id, event_id, event_source, event_type, subject, event_time, attrib
             " resolved_at, note")
 
 
-def insert(conn: psycopg.Connection[Any], row: dict[str, Any]) -> str:
+def insert(conn: Connection, row: dict[str, Any]) -> str:
     """Record one dead letter; returns what happened: recorded | duplicate | reopened.
 
     Idempotent by (source, id): the same dead letter delivered twice is one row. Only a letter an admin
@@ -38,7 +38,7 @@ def insert(conn: psycopg.Connection[Any], row: dict[str, Any]) -> str:
     return "recorded" if found["inserted"] else "reopened"
 
 
-def page(conn: psycopg.Connection[Any], status: str | None, limit: int,
+def page(conn: Connection, status: str | None, limit: int,
          offset: int) -> tuple[int, list[dict[str, Any]]]:
     """(total, rows) newest death first, optionally of one status."""
     total = conn.execute("SELECT count(*) AS n FROM dead_letters WHERE %(status)s::text IS NULL OR status = %(status)s",
@@ -50,18 +50,18 @@ def page(conn: psycopg.Connection[Any], status: str | None, limit: int,
     return (int(total["n"]) if total else 0), [dict(r) for r in rows]
 
 
-def get(conn: psycopg.Connection[Any], letter_id: int, *, lock: bool = False) -> dict[str, Any] | None:
+def get(conn: Connection, letter_id: int, *, lock: bool = False) -> dict[str, Any] | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM dead_letters WHERE id = %s"  # noqa: S608
                        + (" FOR UPDATE" if lock else ""), (letter_id,)).fetchone()
     return dict(row) if row else None
 
 
-def resolve(conn: psycopg.Connection[Any], letter_id: int, status: str, actor: str, note: str) -> None:
+def resolve(conn: Connection, letter_id: int, status: str, actor: str, note: str) -> None:
     conn.execute("UPDATE dead_letters SET status = %s, resolved_by = %s, resolved_at = now(), note = %s"
                  " WHERE id = %s", (status, actor, note, letter_id))
 
 
-def counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+def counts(conn: Connection) -> dict[str, int]:
     """How many dead letters there are in each status (every status named, zero when none)."""
     rows = conn.execute("SELECT status, count(*) AS n FROM dead_letters GROUP BY status").fetchall()
     found = {str(r["status"]): int(r["n"]) for r in rows}

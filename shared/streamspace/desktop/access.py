@@ -32,9 +32,8 @@ from streamspace.domain.names import user_label
 from streamspace.records import record
 
 if TYPE_CHECKING:
-    import psycopg
-
     from streamspace.auth.principal import Principal
+    from streamspace.db import Connection
 
 AUTH_PATH = "/.streamspace/auth"
 NOT_YOURS = "you may not reach this session"
@@ -76,7 +75,7 @@ def open_url(session_url: str, ticket: str) -> str:
     return f"{session_url.rstrip('/')}{AUTH_PATH}?ticket={ticket}"
 
 
-def issue_ticket(conn: psycopg.Connection[Any], caller: Principal, namespace: str, session: str) -> str:
+def issue_ticket(conn: Connection, caller: Principal, namespace: str, session: str) -> str:
     """A new ticket for `caller` to open `session` (inside the caller's transaction)."""
 
     ticket = secrets.token_urlsafe(32)
@@ -178,7 +177,7 @@ def admit(cookie: str | None, session: str, domain: str) -> Admitted:
     return Admitted(username=row["username"], session=session, admin=row["role"] == "admin")
 
 
-def revoke_user(conn: psycopg.Connection[Any], user_id: str) -> int:
+def revoke_user(conn: Connection, user_id: str) -> int:
     """End every desktop cookie of a user (password change or reset, disable)."""
 
     return store.revoke_user_grants(conn, user_id)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from streamspace.db import HotStatement, fetch_one
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
 # A ticket: inserted by connect; the user's expired tickets are dropped in the same statement.
 _ISSUE_TICKET_SQL = """
@@ -64,13 +64,13 @@ SELECT u.username, u.role, u.active, g.user_id::text AS user_id,
 """
 
 
-def issue_ticket(conn: psycopg.Connection[Any], digest: bytes, user_id: str, family_id: str | None,
+def issue_ticket(conn: Connection, digest: bytes, user_id: str, family_id: str | None,
                  namespace: str, session: str, ttl_seconds: int) -> None:
     conn.execute(_ISSUE_TICKET_SQL, {"hash": digest, "uid": user_id, "fid": family_id, "ns": namespace,
                                      "session": session, "ttl": ttl_seconds})
 
 
-def take_ticket(conn: psycopg.Connection[Any], digest: bytes) -> dict[str, Any] | None:
+def take_ticket(conn: Connection, digest: bytes) -> dict[str, Any] | None:
     """Delete the ticket and answer what it said (None: no such ticket, or already used)."""
     return conn.execute(_TAKE_TICKET_SQL, {"hash": digest}).fetchone()  # type: ignore[no-any-return]
 
@@ -79,7 +79,7 @@ def ticket_is_live(digest: bytes, namespace: str, session: str) -> bool:
     return fetch_one(_PEEK_TICKET_SQL, {"hash": digest, "ns": namespace, "session": session}) is not None
 
 
-def add_grant(conn: psycopg.Connection[Any], digest: bytes, user_id: str, family_id: str | None,
+def add_grant(conn: Connection, digest: bytes, user_id: str, family_id: str | None,
               namespace: str, session: str, ttl_seconds: int) -> None:
     conn.execute(_ADD_GRANT_SQL, {"hash": digest, "uid": user_id, "fid": family_id, "ns": namespace,
                                   "session": session, "ttl": ttl_seconds})
@@ -93,14 +93,14 @@ def grant_for_session(digest: bytes, namespace: str, session: str) -> dict[str, 
     return _GRANT_CHECK.fetch_one({"hash": digest, "ns": namespace, "session": session})
 
 
-def revoke_user_grants(conn: psycopg.Connection[Any], user_id: str) -> int:
+def revoke_user_grants(conn: Connection, user_id: str) -> int:
     """End every desktop cookie of a user (and drop its unused tickets)."""
     conn.execute("DELETE FROM desktop_tickets WHERE user_id = %s", (user_id,))
     return conn.execute("UPDATE desktop_grants SET revoked_at = now() WHERE user_id = %s AND revoked_at IS NULL",
                         (user_id,)).rowcount
 
 
-def end_session_access(conn: psycopg.Connection[Any], namespace: str, session: str) -> None:
+def end_session_access(conn: Connection, namespace: str, session: str) -> None:
     """A session stops holding (terminated, removed): its unused tickets go and its cookies are
     revoked, for good (a row that says running again later does not bring them back)."""
     conn.execute("DELETE FROM desktop_tickets WHERE session_namespace = %s AND session_name = %s",

@@ -356,13 +356,12 @@ def limit_body(request: flask.Request, limit: int, refusal: str) -> LimitedBody 
 
 def _schema_behind() -> str:
     """Why the database schema is older than this build's migrations ("" when it is current)."""
-    import psycopg
-
+    import psycopg2.errors
 
     wanted = max((m.version for m in available_migrations()), default=0)
     try:
         row = fetch_one("SELECT max(version) AS version FROM schema_migrations", timeout=3)
-    except psycopg.errors.UndefinedTable:
+    except psycopg2.errors.UndefinedTable:
         row = None
     have = int((row or {}).get("version") or 0)
     return "" if have >= wanted else f"schema version {have}, this build needs {wanted}: migrations have not run yet"

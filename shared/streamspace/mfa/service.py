@@ -39,9 +39,8 @@ from streamspace.mfa.totp import (
 from streamspace.settings.service import AUTH_TOTP_REQUIRED, platform_settings
 
 if TYPE_CHECKING:
-    import psycopg
-
     from streamspace.auth.principal import Principal
+    from streamspace.db import Connection
 
 CHALLENGE_TTL_SECONDS = 300
 MAX_CHALLENGE_ATTEMPTS = 5
@@ -64,7 +63,7 @@ def _enrolment(secret: str, username: str) -> dict[str, Any]:
             "message": "scan the QR code with an authenticator app, then send a first code to confirm"}
 
 
-def _new_pending_secret(conn: psycopg.Connection[Any], user_id: str) -> str:
+def _new_pending_secret(conn: Connection, user_id: str) -> str:
     existing = store.credential(conn, user_id, lock=True)
     if existing and existing["confirmed"]:
         raise Conflict("two-factor login is already set up; disable it (or ask an admin to reset it) first",
@@ -74,7 +73,7 @@ def _new_pending_secret(conn: psycopg.Connection[Any], user_id: str) -> str:
     return secret
 
 
-def _issue_recovery_codes(conn: psycopg.Connection[Any], user_id: str) -> list[str]:
+def _issue_recovery_codes(conn: Connection, user_id: str) -> list[str]:
     codes = new_recovery_codes()
     store.replace_recovery_codes(conn, user_id, [recovery_code_hash(c) for c in codes])
     return codes
@@ -160,7 +159,7 @@ def reset(actor: Principal, user_id: str, client_ip: str) -> dict[str, Any]:
 
 # -- the two-step login ----------------------------------------------------------------------------
 
-def second_step(conn: psycopg.Connection[Any], user_id: str, role: str, provider: str) -> dict[str, Any] | None:
+def second_step(conn: Connection, user_id: str, role: str, provider: str) -> dict[str, Any] | None:
     """Inside a password login's transaction: the first-step answer when this user must also give a
     code (enrolled, or required by the policy), else None (the login completes)."""
 
@@ -176,7 +175,7 @@ def second_step(conn: psycopg.Connection[Any], user_id: str, role: str, provider
             if enrolled else "two-factor login is required: enrol at /api/v1/auth/login/totp/enroll first"}
 
 
-def _live_challenge(conn: psycopg.Connection[Any], token: object) -> dict[str, Any]:
+def _live_challenge(conn: Connection, token: object) -> dict[str, Any]:
     if not isinstance(token, str) or not token or len(token) > 128:
         raise ValidationError("mfaToken", "expected the mfaToken of the password step")
     found = store.challenge(conn, token)

@@ -26,10 +26,10 @@ from streamspace.domain.quotas import LIMIT_FIELDS, Usage, exceeded, limits_to_a
 from streamspace.quotas import store
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
 
-def check_and_reserve(conn: psycopg.Connection[Any], user_id: str, requested: Usage) -> None:
+def check_and_reserve(conn: Connection, user_id: str, requested: Usage) -> None:
     """Inside the caller's open transaction: serialise with every other create for this user and
     its groups, then raise QuotaExceeded if `requested` does not fit the user's quota or any of its
     groups' quotas. The caller inserts the sessions row in the same transaction right after."""
@@ -53,7 +53,7 @@ def _user_quota_to_api(row: dict[str, Any]) -> dict[str, Any]:
             "createdAt": row["created_at"], "updatedAt": row["updated_at"]}
 
 
-def user_quota_on(conn: psycopg.Connection[Any], user_id: str) -> dict[str, Any]:
+def user_quota_on(conn: Connection, user_id: str) -> dict[str, Any]:
     """The contract's UserQuota object: `{username, limits, used, createdAt, updatedAt}`."""
     row = store.user_quota_row(conn, user_id)
     if row is None:
@@ -61,7 +61,7 @@ def user_quota_on(conn: psycopg.Connection[Any], user_id: str) -> dict[str, Any]
     return _user_quota_to_api(row)
 
 
-def group_quota_on(conn: psycopg.Connection[Any], group_id: str) -> dict[str, Any]:
+def group_quota_on(conn: Connection, group_id: str) -> dict[str, Any]:
     """A group's quota in the same shape: `{groupId, name, limits, used, createdAt, updatedAt}`."""
     row = store.group_quota_row(conn, group_id)
     if row is None:
@@ -87,7 +87,7 @@ def list_user_quotas(limit: int, offset: int) -> dict[str, Any]:
     return {"quotas": [_user_quota_to_api(row) for row in page], "total": total}
 
 
-def user_id_by_name(conn: psycopg.Connection[Any], username: object) -> str:
+def user_id_by_name(conn: Connection, username: object) -> str:
     if not isinstance(username, str) or not username:
         raise ValidationError("username", "expected a username")
     user_id = store.user_id_by_name(conn, username)

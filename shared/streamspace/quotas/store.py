@@ -12,15 +12,15 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from streamspace.db import compose
+from streamspace.db import compose, identifier
 from streamspace.domain.quotas import GROUP_DEFAULTS, LIMIT_COLUMNS, NO_USAGE, USER_DEFAULTS, Limits, Usage
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
-    Conn = psycopg.Connection[Any]
+    Conn = Connection
 
-# A fixed SQL fragment, composed with psycopg.sql (values are always parameters).
+# A fixed SQL fragment, composed with streamspace.db.compose (values are always parameters).
 _USAGE_COLUMNS = ("count(*) AS sessions, coalesce(sum(s.cpu_millis), 0) AS cpu_millis,"
                   " coalesce(sum(s.memory_bytes), 0) AS memory_bytes,"
                   " coalesce(sum(s.storage_bytes), 0) AS storage_bytes")
@@ -43,9 +43,7 @@ def _usage(row: dict[str, Any] | None) -> Usage:
 
 
 def in_transaction(conn: Conn) -> bool:
-    from psycopg import pq
-
-    return conn.info.transaction_status != pq.TransactionStatus.IDLE
+    return conn.in_transaction()
 
 
 def group_ids_of(conn: Conn, user_id: str) -> list[str]:
@@ -140,17 +138,12 @@ def user_quota_page(conn: Conn, limit: int, offset: int) -> tuple[list[dict[str,
 
 
 def _set_limits(conn: Conn, table: str, key_column: str, key: str, limits: dict[str, int | None]) -> None:
-    from psycopg import sql
-
     columns = [c for c in LIMIT_COLUMNS if c in limits]
-    insert_cols = [sql.Identifier(key_column), *(sql.Identifier(c) for c in columns)]
-    updates: list[Any] = [sql.SQL("{} = EXCLUDED.{}").format(sql.Identifier(c), sql.Identifier(c)) for c in columns]
-    updates.append(sql.SQL("updated_at = now()"))
-    template = "INSERT INTO {table} ({cols}) VALUES ({vals}) ON CONFLICT ({key}) DO UPDATE SET {updates}"
-    statement = sql.SQL(template).format(
-        table=sql.Identifier(table), cols=sql.SQL(", ").join(insert_cols),
-        vals=sql.SQL(", ").join(sql.Placeholder() for _ in insert_cols), key=sql.Identifier(key_column),
-        updates=sql.SQL(", ").join(updates))
+    insert_cols = [identifier(key_column), *(identifier(c) for c in columns)]
+    updates = [*(f"{identifier(c)} = EXCLUDED.{identifier(c)}" for c in columns), "updated_at = now()"]
+    statement = compose("INSERT INTO {table} ({cols}) VALUES ({vals}) ON CONFLICT ({key}) DO UPDATE SET {updates}",
+                        table=identifier(table), cols=", ".join(insert_cols), vals=", ".join(["%s"] * len(insert_cols)),
+                        key=identifier(key_column), updates=", ".join(updates))
     conn.execute(statement, (key, *(limits[c] for c in columns)))
 
 

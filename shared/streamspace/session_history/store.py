@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
 STATES = ("pending", "running", "hibernated", "failed")
 
@@ -27,18 +27,18 @@ ORDER BY bucket, sampled_at DESC
 """
 
 
-def insert(conn: psycopg.Connection[Any], counts: dict[str, int]) -> dict[str, Any] | None:
+def insert(conn: Connection, counts: dict[str, int]) -> dict[str, Any] | None:
     """Keep one sample: {state: count} of STATES, taken now."""
     row = conn.execute(_INSERT_SQL, counts).fetchone()
     return dict(row) if row else None
 
 
-def delete_older_than(conn: psycopg.Connection[Any], days: int) -> int:
+def delete_older_than(conn: Connection, days: int) -> int:
     return conn.execute("DELETE FROM session_state_samples WHERE sampled_at < now() - make_interval(days => %s)",
                         (days,)).rowcount
 
 
-def last_per_bucket(conn: psycopg.Connection[Any], start: datetime, end: datetime,
+def last_per_bucket(conn: Connection, start: datetime, end: datetime,
                     step_seconds: int) -> list[dict[str, Any]]:
     """{bucket index -> the last sample in [start + i*step, start + (i+1)*step)} for samples in [start, end)."""
     return [dict(r) for r in conn.execute(_RANGE_SQL, {"start": start, "end": end, "step": step_seconds})]

@@ -21,9 +21,9 @@ from streamspace.db import execute, fetch_all, fetch_one
 from streamspace.sessions.store import release
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
-    Conn = psycopg.Connection[Any]
+    Conn = Connection
 
 # -- the session reconcile's context ------------------------------------------------------------------
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from streamspace.auth.principal import still_standing
 from streamspace.config import environment
-from streamspace.db import database_url
+from streamspace.db import connect, database_url
 from streamspace.domain.errors import Invalid, Unavailable
 from streamspace.encoding import dumps
 from streamspace.sessions.service import sessions_update
@@ -106,13 +106,10 @@ class ChangeFeed:
             return list(self._subscribers)
 
     def _run(self) -> None:
-        import psycopg
-
-
         while self._targets():
             try:
                 url = database_url()
-                with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
+                with connect(url, connect_timeout=5) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
                     if self._listening.is_set():
                         for subscriber in self._targets():  # reconnected: changes may have been missed
@@ -122,8 +119,8 @@ class ChangeFeed:
                     # database changed (tests give each module its own) would otherwise keep
                     # listening to the old one while an earlier stream keeps the feed alive.
                     while self._targets() and database_url() == url:
-                        for note in conn.notifies(timeout=1.0):
-                            self._dispatch(note.payload)
+                        for payload in conn.notifications(timeout=1.0):
+                            self._dispatch(payload)
             except Exception:  # noqa: BLE001 - the feed must outlive a database restart
                 log.warning("session change feed lost its connection; reconnecting", exc_info=True)
                 time.sleep(_LISTEN_RETRY_SECONDS)

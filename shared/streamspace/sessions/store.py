@@ -35,9 +35,9 @@ from streamspace.domain.quantity import cpu_millis, parse_memory
 from streamspace.domain.resources import normalise_resources
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
-    Conn = psycopg.Connection[Any]
+    Conn = Connection
 
 HOLDING = ("running", "hibernated")
 

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 from streamspace.db import fetch_all
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
-    Conn = psycopg.Connection[Any]
+    Conn = Connection
 
 
 def stored_values() -> dict[str, Any]:

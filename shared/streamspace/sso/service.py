@@ -41,9 +41,8 @@ from streamspace.domain.errors import (
 from streamspace.sso import provider, store
 
 if TYPE_CHECKING:
-    import psycopg
-
     from streamspace.auth.principal import Principal
+    from streamspace.db import Connection
 
 LOGIN_REQUEST_TTL_SECONDS = 600
 BROWSER_COOKIE = "streamspace_oidc"
@@ -236,7 +235,7 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
     """The StreamSpace user of these verified claims, created on first login, with its role and
     mapped groups re-synced. Refused: an invalid username claim, a collision with an existing
     account, a disabled user."""
-    import psycopg
+    import psycopg2.errors
 
 
     subject = str(claims["sub"])
@@ -276,7 +275,7 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
                 refusal = (Forbidden("this account is disabled", error="account disabled"), "account disabled")
             if refusal is None and user is not None:
                 _sync(conn, cfg, user, claims, client_ip, created)
-    except psycopg.errors.UniqueViolation:  # a concurrent first login of the same name or email
+    except psycopg2.errors.UniqueViolation:  # a concurrent first login of the same name or email
         refusal = (Conflict("an account with this username or email already exists", error="account exists"),
                    "account collision")
     if refusal is not None:
@@ -286,7 +285,7 @@ def _provision(cfg: OidcSettings, claims: dict[str, Any], client_ip: str) -> dic
     return user
 
 
-def _sync(conn: psycopg.Connection[Any], cfg: OidcSettings, user: dict[str, Any], claims: dict[str, Any],
+def _sync(conn: Connection, cfg: OidcSettings, user: dict[str, Any], claims: dict[str, Any],
           client_ip: str, created: bool) -> None:
     """Role and mapped group memberships from the groups claim, at every login."""
 
@@ -389,7 +388,7 @@ def list_mappings() -> dict[str, Any]:
 
 
 def create_mapping(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[str, Any]:
-    import psycopg
+    import psycopg2.errors
 
 
     value = body.get("claimValue")
@@ -415,7 +414,7 @@ def create_mapping(actor: Principal, body: dict[str, Any], client_ip: str) -> di
             mapping = store.insert_mapping(conn, value, group_id, role)
             audit.record(conn, actor, "auth.oidc.mapping.create", "oidc-mapping", mapping["id"], client_ip,
                          {"claimValue": value, "groupId": group_id, "role": role})
-    except psycopg.errors.UniqueViolation:
+    except psycopg2.errors.UniqueViolation:
         raise Conflict("this mapping already exists", error="mapping exists") from None
     return mapping_to_api(mapping)
 

@@ -10,7 +10,7 @@ import hashlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
 
 def digest(secret: str) -> bytes:
@@ -19,7 +19,7 @@ def digest(secret: str) -> bytes:
 
 # -- authorization requests (state, nonce, PKCE verifier) ---------------------------------------
 
-def save_login_request(conn: psycopg.Connection[Any], *, state: str, browser: str, nonce: str, code_verifier: str,
+def save_login_request(conn: Connection, *, state: str, browser: str, nonce: str, code_verifier: str,
                        redirect_uri: str, return_to: str, ttl_seconds: int) -> None:
     conn.execute("DELETE FROM oidc_login_requests WHERE expires_at < now()")
     conn.execute("INSERT INTO oidc_login_requests (state_hash, browser_hash, nonce, code_verifier, redirect_uri,"
@@ -27,7 +27,7 @@ def save_login_request(conn: psycopg.Connection[Any], *, state: str, browser: st
                  (digest(state), digest(browser), nonce, code_verifier, redirect_uri, return_to, ttl_seconds))
 
 
-def take_login_request(conn: psycopg.Connection[Any], state: str) -> dict[str, Any] | None:
+def take_login_request(conn: Connection, state: str) -> dict[str, Any] | None:
     """The request of `state`, deleted as it is read: a state works once, and only before it expires."""
     row = conn.execute("DELETE FROM oidc_login_requests WHERE state_hash = %s"
                        " RETURNING browser_hash, nonce, code_verifier, redirect_uri, return_to,"
@@ -38,14 +38,14 @@ def take_login_request(conn: psycopg.Connection[Any], state: str) -> dict[str, A
 
 # -- handoff codes ------------------------------------------------------------------------------
 
-def save_handoff(conn: psycopg.Connection[Any], code: str, user_id: str, browser: str, ttl_seconds: int) -> None:
+def save_handoff(conn: Connection, code: str, user_id: str, browser: str, ttl_seconds: int) -> None:
     conn.execute("DELETE FROM oidc_handoffs WHERE expires_at < now()")
     conn.execute("INSERT INTO oidc_handoffs (code_hash, user_id, browser_hash, expires_at)"
                  " VALUES (%s, %s, %s, now() + %s * interval '1 second')",
                  (digest(code), user_id, digest(browser), ttl_seconds))
 
 
-def take_handoff(conn: psycopg.Connection[Any], code: str, browser: str | None) -> str | None:
+def take_handoff(conn: Connection, code: str, browser: str | None) -> str | None:
     """The user of a live handoff code presented by the browser that did the login; the code is
     spent by any attempt (a wrong browser cannot try again with it)."""
     import hmac
@@ -60,14 +60,14 @@ def take_handoff(conn: psycopg.Connection[Any], code: str, browser: str | None) 
 
 # -- users and identities -----------------------------------------------------------------------
 
-def user_of_identity(conn: psycopg.Connection[Any], issuer: str, subject: str) -> dict[str, Any] | None:
+def user_of_identity(conn: Connection, issuer: str, subject: str) -> dict[str, Any] | None:
     row = conn.execute("SELECT id::text AS id, username, role, active, provider FROM users"
                        " WHERE id = (SELECT user_id FROM oidc_identities WHERE issuer = %s AND subject = %s)"
                        " FOR UPDATE", (issuer, subject)).fetchone()
     return dict(row) if row else None
 
 
-def account_holding(conn: psycopg.Connection[Any], username: str, email: str | None) -> dict[str, Any] | None:
+def account_holding(conn: Connection, username: str, email: str | None) -> dict[str, Any] | None:
     """An existing account with this username or (case-insensitively) this email."""
     row = conn.execute("SELECT id::text AS id, username FROM users WHERE username = %s"
                        " OR (%s::text IS NOT NULL AND lower(email) = lower(%s)) LIMIT 1",
@@ -75,7 +75,7 @@ def account_holding(conn: psycopg.Connection[Any], username: str, email: str | N
     return dict(row) if row else None
 
 
-def create_oidc_user(conn: psycopg.Connection[Any], *, username: str, email: str | None, full_name: str,
+def create_oidc_user(conn: Connection, *, username: str, email: str | None, full_name: str,
                      issuer: str, subject: str) -> dict[str, Any]:
     row = conn.execute("INSERT INTO users (username, email, full_name, role, provider, password_hash)"
                        " VALUES (%s, %s, %s, 'user', 'oidc', NULL) RETURNING id::text AS id, username, role, active,"
@@ -87,7 +87,7 @@ def create_oidc_user(conn: psycopg.Connection[Any], *, username: str, email: str
     return dict(row)
 
 
-def user_provider(conn: psycopg.Connection[Any], user_id: str) -> str | None:
+def user_provider(conn: Connection, user_id: str) -> str | None:
     row = conn.execute("SELECT provider FROM users WHERE id = %s", (user_id,)).fetchone()
     return str(row["provider"]) if row else None
 
@@ -101,11 +101,11 @@ _MAPPINGS = """SELECT m.id::text AS id, m.claim_value, m.group_id::text AS group
  ORDER BY m.claim_value, g.name NULLS FIRST, m.role"""
 
 
-def list_mappings(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def list_mappings(conn: Connection) -> list[dict[str, Any]]:
     return [dict(r) for r in conn.execute(_MAPPINGS, {"id": None}).fetchall()]
 
 
-def insert_mapping(conn: psycopg.Connection[Any], claim_value: str, group_id: str | None,
+def insert_mapping(conn: Connection, claim_value: str, group_id: str | None,
                    role: str | None) -> dict[str, Any]:
     row = conn.execute("INSERT INTO oidc_claim_mappings (claim_value, group_id, role) VALUES (%s, %s, %s)"
                        " RETURNING id::text AS id", (claim_value, group_id, role)).fetchone()
@@ -114,20 +114,20 @@ def insert_mapping(conn: psycopg.Connection[Any], claim_value: str, group_id: st
     return load_mapping(conn, row["id"]) or {}
 
 
-def load_mapping(conn: psycopg.Connection[Any], mapping_id: str) -> dict[str, Any] | None:
+def load_mapping(conn: Connection, mapping_id: str) -> dict[str, Any] | None:
     row = conn.execute(_MAPPINGS, {"id": mapping_id}).fetchone()
     return dict(row) if row else None
 
 
-def delete_mapping(conn: psycopg.Connection[Any], mapping_id: str) -> bool:
+def delete_mapping(conn: Connection, mapping_id: str) -> bool:
     return conn.execute("DELETE FROM oidc_claim_mappings WHERE id = %s", (mapping_id,)).rowcount > 0
 
 
-def group_exists(conn: psycopg.Connection[Any], group_id: str) -> bool:
+def group_exists(conn: Connection, group_id: str) -> bool:
     return conn.execute("SELECT 1 FROM groups WHERE id = %s", (group_id,)).fetchone() is not None
 
 
-def mapped(conn: psycopg.Connection[Any], values: list[str]) -> tuple[set[str], set[str], set[str]]:
+def mapped(conn: Connection, values: list[str]) -> tuple[set[str], set[str], set[str]]:
     """(roles mapped from these claim values, groups mapped from them, every group any mapping manages)."""
     rows = conn.execute("SELECT claim_value = ANY(%s) AS matched, group_id::text AS group_id, role"
                         " FROM oidc_claim_mappings", (values,)).fetchall()
@@ -137,7 +137,7 @@ def mapped(conn: psycopg.Connection[Any], values: list[str]) -> tuple[set[str], 
     return roles, groups, managed
 
 
-def sync_memberships(conn: psycopg.Connection[Any], user_id: str, wanted: set[str],
+def sync_memberships(conn: Connection, user_id: str, wanted: set[str],
                      managed: set[str]) -> tuple[list[str], list[str]]:
     """Make the user's memberships among the `managed` groups exactly `wanted`; memberships in
     groups no mapping names are left as admins set them. Returns (added, removed) group ids."""
@@ -150,6 +150,6 @@ def sync_memberships(conn: psycopg.Connection[Any], user_id: str, wanted: set[st
     return sorted(added), sorted(removed)
 
 
-def update_oidc_user(conn: psycopg.Connection[Any], user_id: str, role: str) -> None:
+def update_oidc_user(conn: Connection, user_id: str, role: str) -> None:
     conn.execute("UPDATE users SET role = %s, last_login = now(), updated_at = now() WHERE id = %s",
                  (role, user_id))

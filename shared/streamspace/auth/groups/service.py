@@ -12,9 +12,8 @@ from streamspace.db import connection, transaction
 from streamspace.domain.errors import Conflict, NotFound, ValidationError
 
 if TYPE_CHECKING:
-    import psycopg
-
     from streamspace.auth.principal import Principal
+    from streamspace.db import Connection
 
 GROUP_NAME_RE = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
 GROUP_TYPE_RE = re.compile(r"^[a-z][a-z0-9-]{0,31}$")
@@ -50,7 +49,7 @@ def valid_member_role(value: object) -> str:
     return str(value)
 
 
-def _parent_id(conn: psycopg.Connection[Any], value: object, group_id: str | None) -> str | None:
+def _parent_id(conn: Connection, value: object, group_id: str | None) -> str | None:
     """Validate a parentId: null, or an existing group that is not this group nor below it."""
     if value is None:
         return None
@@ -68,7 +67,7 @@ def _parent_id(conn: psycopg.Connection[Any], value: object, group_id: str | Non
     return parent
 
 
-def load_group(conn: psycopg.Connection[Any], group_id: str, *, lock: bool = False) -> dict[str, Any]:
+def load_group(conn: Connection, group_id: str, *, lock: bool = False) -> dict[str, Any]:
     row = store.load(conn, parse_uuid(group_id, "group"), lock=lock)
     if row is None:
         raise NotFound("no such group", error="not found")
@@ -144,7 +143,7 @@ def list_members(group_id: str, limit: int, offset: int) -> dict[str, Any]:
     return {"members": [_member_to_api(r) for r in rows], "total": int(group["member_count"])}
 
 
-def _user_for_member(conn: psycopg.Connection[Any], value: object) -> dict[str, Any]:
+def _user_for_member(conn: Connection, value: object) -> dict[str, Any]:
     if not isinstance(value, str):
         raise ValidationError("userId", "expected a user id")
     try:

@@ -9,11 +9,11 @@ from streamspace.db import compose, update_by_id
 from streamspace.domain.errors import Conflict
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
-    Conn = psycopg.Connection[Any]
+    Conn = Connection
 
-# Fixed SQL fragments composed with psycopg.sql (never with values: those are always parameters).
+# Fixed SQL fragments composed with streamspace.db.compose (never with values: those are always parameters).
 GROUP_COLUMNS = """g.id::text AS id, g.name, g.display_name, g.description, g.type, g.parent_id::text AS parent_id,
        g.created_at, g.updated_at,
        (SELECT count(*) FROM group_members c WHERE c.group_id = g.id) AS member_count"""
@@ -67,13 +67,13 @@ def of_user(conn: Conn, user_id: str) -> list[dict[str, Any]]:
 
 def insert(conn: Conn, name: str, display_name: str, description: str, type_: str, parent: str | None) -> str:
     """A new group's row; its id. A taken name is 409."""
-    import psycopg
+    import psycopg2.errors
 
     try:
         row = conn.execute(
             "INSERT INTO groups (name, display_name, description, type, parent_id) VALUES (%s, %s, %s, %s, %s)"
             " RETURNING id::text AS id", (name, display_name, description, type_, parent)).fetchone()
-    except psycopg.errors.UniqueViolation:
+    except psycopg2.errors.UniqueViolation:
         raise _name_taken() from None
     if row is None:
         raise RuntimeError("invariant broken: row is None")

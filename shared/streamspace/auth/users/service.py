@@ -21,9 +21,8 @@ from streamspace.domain.names import dns_label, is_username_label, user_label
 from streamspace.events import PROFILES_PURGE_TYPE, emit
 
 if TYPE_CHECKING:
-    import psycopg
-
     from streamspace.auth.principal import Principal
+    from streamspace.db import Connection
 
 # The users.username CHECK constraint, exactly.
 USERNAME_RE = re.compile(r"^[a-z0-9]([a-z0-9._-]{0,61}[a-z0-9])?$")
@@ -115,7 +114,7 @@ def user_by_username(username: str) -> dict[str, Any] | None:
     return store.by_username(username)
 
 
-def load_user(conn: psycopg.Connection[Any], user_id: str, *, lock: bool = False) -> dict[str, Any]:
+def load_user(conn: Connection, user_id: str, *, lock: bool = False) -> dict[str, Any]:
     row = store.load(conn, user_id, lock=lock)
     if row is None:
         raise NotFound("no such user", error="not found")
@@ -152,13 +151,13 @@ def create_user(actor: Principal, body: dict[str, Any], client_ip: str) -> dict[
         return user_to_api(load_user(conn, user_id))
 
 
-def _refuse_label_collision(conn: psycopg.Connection[Any], username: str) -> None:
+def _refuse_label_collision(conn: Connection, username: str) -> None:
     if label_is_taken(conn, username):
         raise Conflict(f"username {username!r} is not available (its label is another user's)",
                        error="username taken")
 
 
-def label_is_taken(conn: psycopg.Connection[Any], username: str) -> bool:
+def label_is_taken(conn: Connection, username: str) -> bool:
     """Whether a new user's Kubernetes label (home volume, sessions) is another user's: only
     possible for two hashed labels on a hash collision, checked among the names that normalise alike.
     Every way a user is created asks this (here and single sign-on's provisioning), inside the

@@ -10,11 +10,11 @@ from streamspace.db import compose, fetch_one, update_by_id
 from streamspace.domain.errors import Conflict
 
 if TYPE_CHECKING:
-    import psycopg
+    from streamspace.db import Connection
 
-    Conn = psycopg.Connection[Any]
+    Conn = Connection
 
-# Fixed SQL fragments composed with psycopg.sql (never with values: those are always parameters).
+# Fixed SQL fragments composed with streamspace.db.compose (never with values: those are always parameters).
 USER_COLUMNS = """u.id::text AS id, u.username, u.email, u.full_name, u.role, u.provider, u.active,
        u.created_at, u.updated_at, u.last_login,
        ARRAY(SELECT gm.group_id::text FROM group_members gm WHERE gm.user_id = u.id ORDER BY gm.group_id) AS groups"""
@@ -77,14 +77,14 @@ def page(conn: Conn, *, role: str | None, provider: str | None, active: bool | N
 
 def insert_local(conn: Conn, username: str, email: str, full_name: str, role: str, password_hash: str) -> str:
     """A local user's row; its id. A taken username or email is 409."""
-    import psycopg
+    import psycopg2.errors
 
     try:
         row = conn.execute(
             "INSERT INTO users (username, email, full_name, role, provider, password_hash)"
             " VALUES (%s, %s, %s, %s, 'local', %s) RETURNING id::text AS id",
             (username, email, full_name, role, password_hash)).fetchone()
-    except psycopg.errors.UniqueViolation as exc:
+    except psycopg2.errors.UniqueViolation as exc:
         raise _duplicate(exc) from None
     if row is None:
         raise RuntimeError("invariant broken: row is None")
@@ -93,11 +93,11 @@ def insert_local(conn: Conn, username: str, email: str, full_name: str, role: st
 
 def update(conn: Conn, user_id: str, changes: dict[str, Any]) -> None:
     """Set the given columns (names from the service, never from a client). A taken email is 409."""
-    import psycopg
+    import psycopg2.errors
 
     try:
         update_by_id(conn, "users", user_id, changes)
-    except psycopg.errors.UniqueViolation as exc:
+    except psycopg2.errors.UniqueViolation as exc:
         raise _duplicate(exc) from None
 
 
