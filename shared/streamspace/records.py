@@ -7,14 +7,16 @@ dataclass to `dataclasses.fields`, `replace`, `asdict` and `is_dataclass`.
 
 Why not dataclass itself: before Python 3.13, dataclass compiles each generated method with its own
 `exec`, about 1 ms of CPU per frozen class, and a function imports 30 or more of them before its
-first answer (issue 12's cold start). Here dataclass only collects the fields (no method made), and
-the methods are compiled together from one source text. Not supported, and refused: `InitVar`,
+first answer (issue 12's cold start). Here dataclass only collects the fields (no method made), the
+other methods are closures over the field names, and `__init__`, the one compiled method, is
+compiled on its first call. Not supported, and refused: `InitVar`,
 `__post_init__`, `kw_only`, `slots`, `order`, and a record inheriting from another dataclass.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import operator
 import reprlib
 from collections.abc import Callable
@@ -92,9 +94,9 @@ def _make(cls: type[_T], eq: bool) -> type[_T]:
             args.append(f.name)
             value = f.name
         body.append(f"  __object_setattr__(self, {f.name!r}, {value})")
-    exec(f"def __init__(self{''.join(', ' + a for a in args)}):\n" + "\n".join(body or ["  pass"]), env)  # noqa: S102
     if "__init__" not in own:
-        _attach(cls, "__init__", env["__init__"])
+        source = f"def __init__(self{''.join(', ' + a for a in args)}):\n" + "\n".join(body or ["  pass"])
+        _attach(cls, "__init__", _deferred_init(cls, source, env, fields))
     # The other methods read the fields by name: closures, nothing to compile.
     shown = [f.name for f in fields if f.repr]
     if "__repr__" not in own:
@@ -109,6 +111,32 @@ def _make(cls: type[_T], eq: bool) -> type[_T]:
             _attach(cls, "__eq__", _eq_of(compared))
         _attach(cls, "__hash__", _hash_of(hashed))
     return cls
+
+
+def _deferred_init(cls: type, source: str, env: dict[str, Any], fields: list[dataclasses.Field[Any]]
+                   ) -> Callable[..., None]:
+    """The record's `__init__`, compiled from `source` on its first call, when it also takes this
+    one's place on the class. Compiling it was about half of what making a record cost, and most of
+    the records a function declares are not made before its first answer, some never (issue 12's
+    cold start). Its signature is the compiled one's from the start (`inspect.signature`)."""
+    compiled: Callable[..., None] | None = None
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        nonlocal compiled
+        if compiled is None:  # two threads may both compile it: the same function, either one kept
+            exec(source, env)  # noqa: S102
+            compiled = env["__init__"]
+            _attach(cls, "__init__", compiled)
+        compiled(self, *args, **kwargs)
+
+    parameter = inspect.Parameter
+    __init__.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        [parameter("self", parameter.POSITIONAL_OR_KEYWORD)]
+        + [parameter(f.name, parameter.POSITIONAL_OR_KEYWORD,
+                     default=f.default if f.default is not dataclasses.MISSING
+                     else _NO_FACTORY if f.default_factory is not dataclasses.MISSING else parameter.empty)
+           for f in fields])
+    return __init__
 
 
 def _attach(cls: type, name: str, function: Any) -> None:
