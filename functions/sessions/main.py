@@ -3,7 +3,7 @@
 import functions_framework
 
 from streamspace.http import Access, Api, Reply, Request
-from streamspace.sessions import live, service
+from streamspace.sessions import listing, live, service
 
 api = Api("sessions")
 
@@ -14,11 +14,11 @@ api = Api("sessions")
          summary="List sessions: the caller's own (an admin: all, or one user's with ?user=)")
 def list_sessions(req: Request) -> Reply:
     limit, offset = req.page()
-    caller, listing = service.list_claimed_sessions_json(req.claimant, user=req.query("user"),
-                                                         state=req.query("state"), template=req.query("template"),
-                                                         limit=limit, offset=offset)
+    caller, answer = listing.list_claimed_sessions_json(req.claimant, user=req.query("user"),
+                                                        state=req.query("state"), template=req.query("template"),
+                                                        limit=limit, offset=offset)
     req.stand(caller)
-    return Reply(listing)
+    return Reply(answer)
 
 
 @api.post("/api/v1/sessions", access=Access.USER, status=201,

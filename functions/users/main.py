@@ -10,7 +10,7 @@ from streamspace.domain.quotas import LIMIT_FIELDS
 from streamspace.http import Access, Api, Reply, Request
 from streamspace.mfa import service as mfa
 from streamspace.quotas import service as quotas
-from streamspace.sessions import service as sessions
+from streamspace.sessions import listing as sessions
 
 api = Api("users")
 hash_profile()  # a bad PASSWORD_HASH_PROFILE ends the process at start, like any configuration error

@@ -40,19 +40,19 @@ def _caller(client: Client) -> Any:
 def _now_as_built(client: Client, **params: Any) -> bytes:
     """The list as the service builds it from the database now: what the answer must be."""
     from streamspace.encoding import dumps
-    from streamspace.sessions import service
+    from streamspace.sessions import listing
 
-    return dumps(service.list_sessions(_caller(client), **params))
+    return dumps(listing.list_sessions(_caller(client), **params))
 
 
 def _listed(client: Client, **params: Any) -> tuple[bytes, bool]:
     """(the answer's bytes, whether it was a kept answer)."""
-    from streamspace.sessions import service
+    from streamspace.sessions import listing
 
-    before = service.kept_answer_count()
+    before = listing.kept_answer_count()
     response = client.get("/api/v1/sessions", params=params)
     assert response.status_code == 200, response.text
-    return response.content, service.kept_answer_count() == before + 1
+    return response.content, listing.kept_answer_count() == before + 1
 
 
 def _kept(client: Client, **params: Any) -> bytes:
@@ -281,12 +281,12 @@ def test_a_write_that_rolls_back_keeps_the_answer(owner: Client) -> None:
 def test_an_answer_that_replaces_the_same_questions_earlier_one_is_counted_at_its_own_size(owner: Client) -> None:
     """The kept answers are bounded by their bytes: the count is what is kept, so an answer made
     anew after a write replaces the earlier answer's size, it is not added to it."""
-    from streamspace.sessions import service
+    from streamspace.sessions import listing
 
     page = _seen_at_once(owner, lambda: _create(owner))  # the same question's answer, made anew and kept
     assert page["total"] >= 1
-    kept_now = service._answers  # (the process's kept answers, read as the count must see them)
-    assert service.kept_answers_size() == sum(len(answer) for _, answer in kept_now.values())
+    kept_now = listing._answers  # (the process's kept answers, read as the count must see them)
+    assert listing.kept_answers_size() == sum(len(answer) for _, answer in kept_now.values())
 
 
 # -- who is answered a kept answer -----------------------------------------------------------------

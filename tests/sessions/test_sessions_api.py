@@ -618,7 +618,7 @@ def test_the_list_answers_each_session_as_it_is_now_byte_for_byte_as_the_encoder
     from streamspace.auth.principal import Principal
     from streamspace.auth.tokens import verify_access_token
     from streamspace.encoding import dumps
-    from streamspace.sessions import service
+    from streamspace.sessions import listing
 
     alice = world.alice
     names = [create(alice)["name"] for _ in range(3)]
@@ -628,7 +628,7 @@ def test_the_list_answers_each_session_as_it_is_now_byte_for_byte_as_the_encoder
     def listed(**params: Any) -> dict[str, Any]:
         answer = alice.get("/api/v1/sessions", params=params)
         assert answer.status_code == 200, answer.text
-        assert answer.content == dumps(service.list_sessions(caller, **params))
+        assert answer.content == dumps(listing.list_sessions(caller, **params))
         return answer.json()
 
     first = listed()

@@ -35,7 +35,7 @@ from streamspace.portal.web import Page, Portal, refusal
 from streamspace.quotas.service import group_quota, set_group_quota, set_user_quota, user_quota
 from streamspace.session_history.service import history
 from streamspace.sessions import warm
-from streamspace.sessions.service import list_sessions
+from streamspace.sessions.listing import list_sessions
 from streamspace.settings.service import platform_settings, update_platform_settings
 from streamspace.templates.service import list_templates, update_template
 

@@ -20,8 +20,9 @@ from streamspace.portal import views
 from streamspace.portal.web import Page, Portal, local_path, refusal
 from streamspace.quotas.service import user_quota
 from streamspace.sessions import service
+from streamspace.sessions.listing import list_sessions
 from streamspace.sessions.live import event_stream
-from streamspace.sessions.service import create_session, get_session, list_sessions
+from streamspace.sessions.service import create_session, get_session
 from streamspace.sso.service import (
     BROWSER_COOKIE,
     cleared_browser_cookie,

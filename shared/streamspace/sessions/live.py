@@ -38,7 +38,7 @@ from streamspace.config import environment
 from streamspace.db import connect, database_url
 from streamspace.domain.errors import Invalid, Unavailable
 from streamspace.encoding import dumps
-from streamspace.sessions.service import sessions_update
+from streamspace.sessions.listing import sessions_update
 from streamspace.websocket import accept, close_quietly, finished_response, is_upgrade
 
 if TYPE_CHECKING:
