@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -31,7 +30,16 @@ from urllib.parse import quote, urlsplit
 
 from streamspace.auth.principal import authenticate
 from streamspace.auth.refresh import refresh
-from streamspace.http.api import Access, Api, as_http_error, client_address, limit_body, request_id_of, role_allows
+from streamspace.http.api import (
+    Access,
+    Api,
+    PathPattern,
+    as_http_error,
+    client_address,
+    limit_body,
+    request_id_of,
+    role_allows,
+)
 from streamspace.http.errors import Forbidden, NotFound, PayloadTooLarge, Unauthorized
 from streamspace.observability import metrics, request_id_var
 from streamspace.portal import views
@@ -156,7 +164,7 @@ class PageRoute:
     path: str
     handler: Callable[[Page], Any]
     access: Access
-    regex: re.Pattern[str]
+    pattern: PathPattern
 
 
 class Page:
@@ -248,7 +256,7 @@ class Portal:
     # -- declaration -------------------------------------------------------------------------
     def page(self, path: str, *, access: Access, methods: tuple[str, ...] = ("GET",)
              ) -> Callable[[Callable[[Page], Any]], Callable[[Page], Any]]:
-        pattern = re.compile("^" + re.sub(r"{(\w+)}", r"(?P<\1>[^/]+)", path) + "/?$")
+        pattern = PathPattern(path)
 
         def register(handler: Callable[[Page], Any]) -> Callable[[Page], Any]:
             for method in methods:
@@ -259,7 +267,7 @@ class Portal:
 
     def match(self, method: str, path: str) -> tuple[PageRoute, dict[str, str]] | None:
         for route in self.routes:
-            found = route.regex.match(path)
+            found = route.pattern.match(path)
             if found and (route.method == method or (method == "HEAD" and route.method == "GET")):
                 return route, found.groupdict()
         return None
@@ -355,7 +363,7 @@ class Portal:
         if request.path.startswith("/assets/"):
             return self._static(request.path.removeprefix("/assets/"))
         found = self.match(request.method, request.path)
-        if found is None and any(route.regex.match(request.path) for route in self.api.routes):
+        if found is None and any(route.pattern.match(request.path) for route in self.api.routes):
             return self.api(request)
         if found is None:
             return self._error_page(request, NotFound("there is no page at this address"))
