@@ -55,20 +55,19 @@ def profile(source: Path, request: dict[str, Any], env: dict[str, str], report: 
                 figures["kubernetes"] = [f"{r.method} {r.path}{'?' + r.query if r.query else ''} {r.status}"
                                          for r in cluster.requests]
     if os.environ.get("BENCH_CALLGRIND"):
-        whole = _instructions({**spec, "profile": False}, env)
-        base = _instructions({**spec, "profile": False, "stop_before_app": True}, env)
+        whole = _instructions({**spec, "profile": False}, env, python)
+        base = _instructions({**spec, "profile": False, "stop_before_app": True}, env, python)
         figures.update(instructions=whole, instructions_before_app=base, own_instructions=whole - base)
     return figures
 
 
-def _instructions(spec: dict[str, Any], env: dict[str, str]) -> int:
+def _instructions(spec: dict[str, Any], env: dict[str, str], python: str) -> int:
     """Instructions callgrind counts for one fresh start of `spec` (the whole process)."""
     with tempfile.TemporaryDirectory(prefix="ss-callgrind-") as folder:
         out = Path(folder) / "callgrind.out"
         done = subprocess.run(["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-                               sys.executable, "-m", "bench.cold_profile", json.dumps(spec)],
-                              env=env, capture_output=True, text=True, timeout=1800,
-                              cwd=str(Path(__file__).resolve().parents[1]))
+                               python, str(Path(__file__).resolve()), json.dumps(spec)],
+                              env=env, capture_output=True, text=True, timeout=1800)
         if done.returncode != 0:
             raise RuntimeError(f"callgrind failed: {done.stderr[-2000:]}")
         found = re.search(r"^summary:\s*(\d+)", out.read_text(), re.MULTILINE)
