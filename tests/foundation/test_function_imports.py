@@ -33,19 +33,21 @@ SESSION_OPERATIONS = ("streamspace.sessions.service", "streamspace.sessions.live
                       "streamspace.reconcile")
 # A CloudEvent function answers no HTTP route of the API.
 HTTP_LAYER = ("streamspace.http",)
+# The Kubernetes client, for the functions whose routes never call the cluster.
+CLUSTER = ("streamspace.kube",)
 
 NOT_IMPORTED: dict[str, tuple[str, ...]] = {
-    "auth": (*PORTAL, *SESSION_OPERATIONS),
+    "auth": (*PORTAL, *CLUSTER, *SESSION_OPERATIONS),
     # the forward-auth check and the ticket's redeem: the desktop access rules only
-    "auth-check": (*PORTAL, *SESSION_OPERATIONS[:-1], "streamspace.sessions", "streamspace.catalog",
+    "auth-check": (*PORTAL, *CLUSTER, *SESSION_OPERATIONS[:-1], "streamspace.sessions", "streamspace.catalog",
                    "streamspace.sso", "streamspace.mfa", "streamspace.events"),
     "backup": (*PORTAL, *HTTP_LAYER, "streamspace.reconcile", "streamspace.sessions"),
     "catalog": (*PORTAL, "streamspace.reconcile", "streamspace.sessions"),
     "catalog-sync": (*PORTAL, *HTTP_LAYER, "streamspace.reconcile", "streamspace.sessions",
-                     "streamspace.kube"),
+                     *CLUSTER),
     "cluster": (*PORTAL, *SESSION_OPERATIONS, "streamspace.sessions"),
-    "config": (*PORTAL, *SESSION_OPERATIONS, "streamspace.sessions", "streamspace.catalog"),
-    "dead-letter": (*PORTAL, *HTTP_LAYER, *SESSION_OPERATIONS, "streamspace.sessions", "streamspace.kube"),
+    "config": (*PORTAL, *CLUSTER, *SESSION_OPERATIONS, "streamspace.sessions", "streamspace.catalog"),
+    "dead-letter": (*PORTAL, *HTTP_LAYER, *CLUSTER, *SESSION_OPERATIONS, "streamspace.sessions"),
     "idle-sweep": (*PORTAL, *HTTP_LAYER, "streamspace.sessions.service", "streamspace.sessions.live"),
     "metrics": (*PORTAL, *SESSION_OPERATIONS),
     "portal": (),
@@ -56,8 +58,8 @@ NOT_IMPORTED: dict[str, tuple[str, ...]] = {
     "template-reconcile": (*PORTAL, *HTTP_LAYER, "streamspace.sessions.service", "streamspace.sessions.live"),
     "templates": (*PORTAL, "streamspace.reconcile", "streamspace.sessions.service", "streamspace.catalog"),
     # users, groups, quotas and MFA; one route lists a user's sessions (sessions.listing), none launches
-    "users": (*PORTAL, *SESSION_OPERATIONS),
-    "webhooks": (*PORTAL, *SESSION_OPERATIONS, "streamspace.sessions"),
+    "users": (*PORTAL, *CLUSTER, *SESSION_OPERATIONS),
+    "webhooks": (*PORTAL, *CLUSTER, *SESSION_OPERATIONS, "streamspace.sessions"),
 }
 
 IMPORT = """

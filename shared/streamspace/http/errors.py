@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from streamspace.db import DatabaseUnavailable
 from streamspace.domain.errors import (
@@ -28,7 +28,9 @@ from streamspace.domain.errors import (
     Unavailable,
     UpstreamRefused,
 )
-from streamspace.kube import ClusterUnavailable, KubeError
+
+if TYPE_CHECKING:
+    from streamspace.kube import KubeError
 
 log = logging.getLogger("streamspace.http")
 
@@ -84,11 +86,14 @@ class UnsupportedMediaType(HttpError):
 # -- the registry ---------------------------------------------------------------------------------
 
 E = TypeVar("E", bound=BaseException)
-_handlers: dict[type[BaseException], Callable[[Any], HttpError]] = {}
+_handlers: dict[type[BaseException] | str, Callable[[Any], HttpError]] = {}
 
 
-def exception_handler(exc_type: type[E]) -> Callable[[Callable[[E], HttpError]], Callable[[E], HttpError]]:
-    """Register the HTTP answer for `exc_type` and its subclasses (a subclass's own handler wins)."""
+def exception_handler(exc_type: type[E] | str) -> Callable[[Callable[[E], HttpError]], Callable[[E], HttpError]]:
+    """Register the HTTP answer for `exc_type` and its subclasses (a subclass's own handler wins).
+    `exc_type` may be the class's full name instead ("streamspace.kube.KubeError"): then the HTTP
+    layer does not import that class's module, which a function whose routes never raise it would
+    otherwise load at start for nothing (the Kubernetes client, in functions that never call it)."""
 
     def register(handler: Callable[[E], HttpError]) -> Callable[[E], HttpError]:
         _handlers[exc_type] = handler
@@ -100,7 +105,7 @@ def exception_handler(exc_type: type[E]) -> Callable[[Callable[[E], HttpError]],
 def to_http(exc: BaseException) -> HttpError | None:
     """The HTTP answer for `exc`, or None when no handler knows it (an unexpected error: 500)."""
     for cls in type(exc).__mro__:
-        handler = _handlers.get(cls)
+        handler = _handlers.get(cls) or _handlers.get(f"{cls.__module__}.{cls.__qualname__}")
         if handler is not None:
             return handler(exc)
     return None
@@ -139,7 +144,7 @@ def _database_unavailable(_: DatabaseUnavailable) -> HttpError:
                      headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)})
 
 
-@exception_handler(KubeError)
+@exception_handler("streamspace.kube.KubeError")
 def _kube_error(exc: KubeError) -> HttpError:
     """Kubernetes answers as API answers: 404 -> 404, 409 -> 409, 400/422 -> 400 with the server's
     message; unreachable, throttled or 5xx -> 503. Anything else (401/403: the function's RBAC) is
@@ -151,7 +156,7 @@ def _kube_error(exc: KubeError) -> HttpError:
         return HttpError(exc.message or "conflict", error="conflict", status=409)
     if exc.status in (400, 422):
         return HttpError(exc.message or "rejected by the Kubernetes API", error="invalid object", status=400)
-    if isinstance(exc, ClusterUnavailable) or exc.retryable:
+    if exc.retryable:  # (ClusterUnavailable is a 503)
         return HttpError(exc.describe(), error="cluster unavailable", status=503)
     log.error("the Kubernetes API refused a request", extra={"status": exc.status, "reason": exc.reason,
                                                              "detail": exc.message})
