@@ -22,8 +22,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 FUNCTIONS = sorted(p.parent.name for p in (ROOT / "functions").glob("*/main.py"))
 
-# Never in a served function: test and local-run harnesses, the official Kubernetes client (tests only).
-EVERYWHERE = ("streamspace.sim", "streamspace.local", "streamspace.__main__", "kubernetes")
+# Never at start: test and local-run harnesses, the official Kubernetes client (tests only), PyYAML
+# (imported where a catalog checkout or a YAML kubeconfig is parsed, neither before a first answer).
+EVERYWHERE = ("streamspace.sim", "streamspace.local", "streamspace.__main__", "kubernetes", "yaml")
 # The portal's pages, in the portal only.
 PORTAL = ("streamspace.portal",)
 # What launching a session needs (Templates, warm pools, the session operations): only the functions
