@@ -1,4 +1,5 @@
-"""A served function's start without the cyclic garbage collector: from building its app to its first answer.
+"""A served function's start without the cyclic garbage collector: from its first import of the library
+to its first answer.
 
 What a function allocates before its first answer (the rest of its start, gunicorn's, the database
 driver's modules and adapters, the pool and its first connection) lives as long as the process, so
@@ -10,8 +11,11 @@ documentation of `gc.freeze` gives pre-fork servers the same advice: disable the
 the parent.
 
 Only in a process that functions-framework's command serves (the images' entry point, the
-benchmark): the collector is paused when the function's app is built (`http.Api`,
-`events.event_function`) and resumed by its first answer. gunicorn's master, which answers nothing,
+benchmark): the collector is paused when the function first imports the library (`streamspace`'s
+own `__init__`, so its imports run without it: a full pass during them, over everything
+functions-framework and the driver had made, cost a function up to 21M instructions, depending
+only on where the allocation counts happened to cross the thresholds), again where its app is
+built (`http.Api`, `events.event_function`), and resumed by its first answer. gunicorn's master, which answers nothing,
 resumes it as soon as it has forked its worker; the worker keeps the pause until it has answered.
 Anywhere else (tests, `make run`, the command line) `pause_collector` does nothing.
 """

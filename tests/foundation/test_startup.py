@@ -21,6 +21,10 @@ import gc
 
 import functions_framework
 
+import streamspace
+
+IMPORTED_WITH_COLLECTOR = gc.isenabled()  # the function's own imports, before its app is built
+
 from streamspace.http import Access, Api, Request
 
 api = Api("probe")
@@ -28,7 +32,7 @@ api = Api("probe")
 
 @api.get("/collector", access=Access.PUBLIC)
 def collector(req: Request) -> dict:
-    return {"enabled": gc.isenabled()}
+    return {"enabled": gc.isenabled(), "imported_with_collector": IMPORTED_WITH_COLLECTOR}
 
 
 @functions_framework.http
@@ -38,8 +42,8 @@ def handle(request):
 
 FORKED = '''
 import gc, json, os, sys
+from streamspace.startup import pause_collector, resume_collector  # (imported as no served function)
 sys.argv[0] = "/opt/venv/bin/functions-framework"
-from streamspace.startup import pause_collector, resume_collector
 seen = {"before": gc.isenabled()}
 pause_collector()
 seen["paused"] = gc.isenabled()
@@ -85,11 +89,14 @@ def test_a_function_served_by_functions_framework_answers_first_without_the_coll
     output = ProcessOutput(server.stdout)
     url = f"http://127.0.0.1:{port}/collector"
     answers: list[bool] = []
+    imported_with: list[bool] = []
     try:
         def answered() -> bool:
             assert server.poll() is None, output.text()
             try:
-                answers.append(requests.get(url, timeout=5).json()["enabled"])
+                first = requests.get(url, timeout=5).json()
+                answers.append(first["enabled"])
+                imported_with.append(first["imported_with_collector"])
             except (requests.ConnectionError, requests.Timeout):  # not up yet, or slow on a loaded machine
                 return False
             return True
@@ -100,3 +107,4 @@ def test_a_function_served_by_functions_framework_answers_first_without_the_coll
         server.terminate()
         server.wait(timeout=30)
     assert answers == [False, True]
+    assert imported_with == [False]  # paused from the function's first import of the library
