@@ -175,10 +175,11 @@ def test_the_pool_never_opens_more_than_its_size_under_concurrent_checkouts(pool
 
 
 def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(db_url):
-    from streamspace.db import connection
+    from streamspace.db import connect, connection
 
     with connection() as conn:
         parent = _backend(conn)
+        parents_connection = conn  # idle in the pool across the fork: the child's copy of it is freed
     read, write = os.pipe()
     child = os.fork()
     if child == 0:  # the child: the inherited pool is dropped, never closed, never used
@@ -194,5 +195,10 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(db
     _, status = os.waitpid(child, 0)
     assert os.waitstatus_to_exitcode(status) == 0 and child_backend.isdigit()
     assert int(child_backend) != parent
-    with connection() as conn:  # the parent's session outlived the child
-        assert _backend(conn) == parent
+    # The parent's session outlived the child: the server still has it, and the parent's very
+    # connection still answers on it. (Asked of that connection itself, not of the pool's next
+    # checkout: another thread of this process may be holding that one at the moment.)
+    with connect(db_url) as admin:
+        assert admin.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = %s",
+                             (parent,)).fetchone()["n"] == 1
+    assert not parents_connection.closed and _backend(parents_connection) == parent
