@@ -115,7 +115,7 @@ def run() -> dict:
             "per_idle_session_ms": round(elapsed * 1000 / max(1, len(result.hibernated)), 2),
             "sql_statements": statements,
             "sql_statements_note": ("config 1 + find 1 + claim 1"
-                                    " + the audit rows of all transitions in one pipelined batch"),
+                                    " + the audit rows of all transitions in one multi-row INSERT"),
             "kubernetes_requests": sum(methods.values()),
             "kubernetes_requests_by_method": dict(methods),
             "find_query_ms_median": round(statistics.median(find_ms), 2),

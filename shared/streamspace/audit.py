@@ -33,10 +33,10 @@ class Actor(Protocol):
     @property
     def username(self) -> str: ...
 
-_INSERT = (
-    "INSERT INTO audit_log (actor_id, actor, action, target_type, target, client_ip, details)"
-    " VALUES (%s, %s, %s, %s, %s, %s, %s::jsonb)"
-)
+_INSERT_INTO = "INSERT INTO audit_log (actor_id, actor, action, target_type, target, client_ip, details) VALUES "
+_ROW = "(%s, %s, %s, %s, %s, %s, %s::jsonb)"
+_INSERT = _INSERT_INTO + _ROW
+_ROWS_PER_STATEMENT = 500  # record_many's bound on one statement's size
 
 
 def record(conn: Connection, actor: Actor | None, action: str, target_type: str, target: str,
@@ -53,13 +53,14 @@ def record(conn: Connection, actor: Actor | None, action: str, target_type: str,
 
 def record_many(conn: Connection, action_rows: list[tuple[str, str, str, Mapping[str, Any]]], *,
                 actor_name: str) -> None:
-    """Append many system rows at once, `(action, target_type, target, details)` each: one pipelined
-    round trip however many (the idle sweep records a whole tick's transitions like this)."""
-    if not action_rows:
-        return
-    conn.cursor().executemany(_INSERT, [
-        (None, actor_name, action, target_type, str(target), "", json.dumps(dict(details), default=json_default))
-        for action, target_type, target, details in action_rows])
+    """Append many system rows at once, `(action, target_type, target, details)` each: one multi-row
+    INSERT, one round trip, per _ROWS_PER_STATEMENT rows (the idle sweep records a whole tick's
+    transitions like this). Not executemany: psycopg2 runs that as one round trip per row."""
+    rows = [(None, actor_name, action, target_type, str(target), "", json.dumps(dict(details), default=json_default))
+            for action, target_type, target, details in action_rows]
+    for start in range(0, len(rows), _ROWS_PER_STATEMENT):
+        chunk = rows[start:start + _ROWS_PER_STATEMENT]
+        conn.execute(_INSERT_INTO + ", ".join([_ROW] * len(chunk)), [value for row in chunk for value in row])
 
 
 AUDIT_PAGE_MAX = 500
