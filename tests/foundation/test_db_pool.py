@@ -202,3 +202,17 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(db
         assert admin.execute("SELECT count(*) AS n FROM pg_stat_activity WHERE pid = %s",
                              (parent,)).fetchone()["n"] == 1
     assert not parents_connection.closed and _backend(parents_connection) == parent
+
+
+def test_executemany_sends_its_rows_in_one_round_trip_per_100_and_writes_them_all(db_url):
+    from streamspace.db import connection, statement_count
+
+    with connection() as conn:
+        conn.execute("CREATE TEMPORARY TABLE batch (n integer PRIMARY KEY, label text NOT NULL)")
+        before = statement_count()
+        conn.cursor().executemany("INSERT INTO batch (n, label) VALUES (%s, %s)",
+                                  [(n, f"row {n}") for n in range(250)])
+        assert statement_count() - before == 3  # 100 + 100 + 50: one counted round trip each
+        rows = conn.execute("SELECT n, label FROM batch ORDER BY n").fetchall()
+        conn.execute("DROP TABLE batch")
+    assert rows == [{"n": n, "label": f"row {n}"} for n in range(250)]
